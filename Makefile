@@ -1,0 +1,43 @@
+# dbfleet: `make demo` runs the main job end to end, `make test` runs every test,
+# `make bench` runs the benchmarks. Each does the whole setup first (scripts/bootstrap.sh).
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup fleet fleet-status fleet-stop demo test test-unit bench collection clean
+
+setup:
+	@scripts/bootstrap.sh
+
+fleet: setup
+	@$(PY) -m tests.fleet start
+
+fleet-status:
+	@$(PY) -m tests.fleet status
+
+fleet-stop:
+	@$(PY) -m tests.fleet stop
+
+# The main job: gather facts from every server of the local fleet and summarise them.
+demo: fleet
+	ansible-playbook -i inventories/local_fleet.yml playbooks/collect_facts.yml
+
+# pytest's exit code 5 (no tests collected) is a failure here: a suite that ran nothing proves nothing.
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: fleet
+	$(PY) bench/facts.py
+
+collection: setup
+	ansible-galaxy collection build --force --output-path var/
+
+clean:
+	-$(PY) -m tests.fleet stop
+	rm -rf var .pytest_cache

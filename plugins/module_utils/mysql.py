@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: dbfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection handling shared by every dbfleet.mysql module.
+
+One argument spec (documented once in doc_fragments/mysql.py) and one way to connect,
+so that every module accepts the same login options and reports connection failures
+the same way: naming the target, never the password.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+
+try:
+    import pymysql
+    from pymysql.cursors import DictCursor
+    PYMYSQL_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - exercised by the module's missing_required_lib path
+    pymysql = None
+    DictCursor = None
+    PYMYSQL_IMPORT_ERROR = traceback.format_exc()
+
+
+def mysql_common_argument_spec():
+    """The login options every module takes (see the mysql doc fragment)."""
+    return dict(
+        login_user=dict(type='str'),
+        login_password=dict(type='str', no_log=True),
+        login_host=dict(type='str', default='localhost'),
+        login_port=dict(type='int', default=3306),
+        login_unix_socket=dict(type='str'),
+        connect_timeout=dict(type='int', default=30),
+        config_file=dict(type='path', default='~/.my.cnf'),
+        ca_cert=dict(type='path', aliases=['ssl_ca']),
+        client_cert=dict(type='path', aliases=['ssl_cert']),
+        client_key=dict(type='path', aliases=['ssl_key']),
+        check_hostname=dict(type='bool'),
+    )
+
+
+class MySQLConnectError(Exception):
+    """Connecting failed; the message names the target and the reason, never the password."""
+
+    def __init__(self, message, errno=None):
+        super().__init__(message)
+        self.errno = errno
+
+
+def describe_target(params):
+    """'user@host:port' or 'user@socket /path' for messages."""
+    user = params.get('login_user') or '(default user)'
+    if params.get('login_unix_socket'):
+        return '%s@socket %s' % (user, params['login_unix_socket'])
+    return '%s@%s:%s' % (user, params.get('login_host') or 'localhost', params.get('login_port') or 3306)
+
+
+def redact(text, secret):
+    """Remove a secret from a message that may echo input back."""
+    if secret:
+        text = text.replace(secret, '********')
+    return text
+
+
+def _config_file_path(params):
+    config_file = params.get('config_file')
+    if not config_file:
+        return None
+    config_file = os.path.expanduser(os.path.expandvars(config_file))
+    return config_file if os.path.isfile(config_file) else None
+
+
+def connection_kwargs(params):
+    """PyMySQL keyword arguments for the module's login options."""
+    timeout = params.get('connect_timeout') or 30
+    kwargs = dict(
+        connect_timeout=timeout,
+        read_timeout=max(timeout, 60),
+        write_timeout=max(timeout, 60),
+        autocommit=True,
+        charset='utf8mb4',
+        cursorclass=DictCursor,
+    )
+    config_file = _config_file_path(params)
+    if config_file:
+        kwargs['read_default_file'] = config_file
+    if params.get('login_user'):
+        kwargs['user'] = params['login_user']
+    if params.get('login_password') is not None:
+        kwargs['password'] = params['login_password']
+    if params.get('login_unix_socket'):
+        kwargs['unix_socket'] = params['login_unix_socket']
+    else:
+        kwargs['host'] = params.get('login_host') or 'localhost'
+        kwargs['port'] = params.get('login_port') or 3306
+    if params.get('ca_cert'):
+        kwargs['ssl_ca'] = params['ca_cert']
+        kwargs['ssl_verify_cert'] = True
+        if params.get('check_hostname') is not None:
+            kwargs['ssl_verify_identity'] = params['check_hostname']
+    if params.get('client_cert'):
+        kwargs['ssl_cert'] = params['client_cert']
+    if params.get('client_key'):
+        kwargs['ssl_key'] = params['client_key']
+    return kwargs
+
+
+_CONNECT_HINTS = {
+    1045: 'access denied: check login_user / login_password (or the [client] section of config_file)',
+    1044: 'access denied to the database',
+    2002: 'cannot reach the unix socket: check login_unix_socket and that the server runs',
+    2003: 'server unreachable: check login_host / login_port and that the server runs',
+    2013: 'connection lost during the handshake',
+}
+
+
+def mysql_connect(params):
+    """Open a PyMySQL connection from module params, or raise MySQLConnectError."""
+    if pymysql is None:
+        raise MySQLConnectError('PyMySQL is not installed on the host running the module')
+    target = describe_target(params)
+    for path_option in ('login_unix_socket', 'ca_cert', 'client_cert', 'client_key'):
+        path = params.get(path_option)
+        if path and not os.path.exists(path):
+            raise MySQLConnectError('cannot connect to %s: %s %s does not exist' % (target, path_option, path), errno=2002)
+    try:
+        return pymysql.connect(**connection_kwargs(params))
+    except pymysql.err.MySQLError as exc:
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+        hint = _CONNECT_HINTS.get(errno, 'connection failed')
+        message = 'cannot connect to %s: %s (MySQL error %s: %s)' % (target, hint, errno, detail)
+        raise MySQLConnectError(redact(message, params.get('login_password')), errno=errno)
+    except (OSError, ValueError) as exc:
+        message = 'cannot connect to %s: %s' % (target, exc)
+        raise MySQLConnectError(redact(message, params.get('login_password')))
