@@ -19,6 +19,8 @@ command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v shellcheck >/dev/null || missing+=(shellcheck)  # ansible-test sanity checks the shell scripts
+command -v git >/dev/null || missing+=(git)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

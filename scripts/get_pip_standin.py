@@ -15,8 +15,9 @@ GET_PIP_ONLY_FLAGS = {'--no-setuptools', '--no-wheel'}
 def main():
     saved = {key: value for key, value in os.environ.items() if key.startswith('PIP_')}
     import ensurepip
-    ensurepip.bootstrap(upgrade=True)  # clears PIP_* variables from os.environ
-    os.environ.update(saved)  # the package index settings live there
+    ensurepip.bootstrap(upgrade=True)  # clears PIP_* and points PIP_CONFIG_FILE at /dev/null
+    os.environ.pop('PIP_CONFIG_FILE', None)
+    os.environ.update(saved)  # the package index settings live in pip.conf and PIP_* variables
     args = [arg for arg in sys.argv[1:] if arg not in GET_PIP_ONLY_FLAGS]
     subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--upgrade'] + args)
 

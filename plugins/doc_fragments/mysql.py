@@ -73,5 +73,5 @@ requirements:
   - PyMySQL (Python library) on the host that runs the module
 notes:
   - The module needs PyMySQL where it runs. With O(login_host) pointing to a remote server,
-    the module can run on the controller (C(delegate_to: localhost)) or on the database host itself.
+    the module can run on the controller (with O(login_host) set and C(delegate_to) localhost) or on the database host itself.
 '''

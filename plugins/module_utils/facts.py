@@ -260,8 +260,11 @@ def decode_tablespace_name(name):
     if '/' not in name:
         return None, None
     schema, table = name.split('/', 1)
-    decode = lambda text: _FILENAME_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)  # noqa: E731
-    return decode(schema), decode(table.split('#')[0])
+    return _decode_filename(schema), _decode_filename(table.split('#')[0])
+
+
+def _decode_filename(text):
+    return _FILENAME_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
 
 
 def _schema_selected(name, patterns):
@@ -379,7 +382,9 @@ def collect_engines(session):
 
 def collect_users(session):
     accounts = session.rows(session.dialect.user_accounts_query())
-    name = lambda row: '%s@%s' % (row['user'], row['host'])  # noqa: E731
+
+    def name(row):
+        return '%s@%s' % (row['user'], row['host'])
     without_password = sorted(name(row) for row in accounts if row['without_password'])
     wildcard = sorted(name(row) for row in accounts if '%' in (row['host'] or ''))
     anonymous = sorted(name(row) for row in accounts if not row['user'])

@@ -11,16 +11,16 @@ module: mysql_facts
 short_description: Gather facts about a MySQL, MariaDB or Percona server
 version_added: 0.1.0
 description:
-  - Connects to one MySQL/MariaDB/Percona server and returns what it is under C(ansible_facts.mysql):
+  - Connects to one MySQL/MariaDB/Percona server and returns what it is under C(ansible_facts.mysql) -
     flavour and version, uptime, replication role and lag, schema sizes, key variables and status
     counters, engines, account risk indicators, and the uptime of the machine the module runs on.
   - Each subset is gathered independently; a subset that fails (for example for a missing privilege)
     reports its error under C(ansible_facts.mysql.errors) and the other subsets are still returned.
-  - Password hashes are never read: account risk indicators are computed by the server.
+  - Password hashes are never read; account risk indicators are computed by the server.
   - Differences between MySQL 5.7, 8.0, 8.2+, 8.4 and MariaDB 10.5+ (C(SHOW REPLICA STATUS),
     C(SHOW ALL REPLICAS STATUS), C(SHOW BINARY LOG STATUS), renamed columns) are handled by the module.
 author:
-  - dbfleet developers
+  - dbfleet developers (@dbfleet)
 extends_documentation_fragment:
   - dbfleet.mysql.mysql
 attributes:
@@ -256,7 +256,9 @@ ansible_facts:
               type: int
               returned: success
             is_database_host:
-              description: Whether the module ran on the machine the server runs on (C(@@hostname) matches), that is whether the OS facts describe the database host.
+              description:
+                - Whether the module ran on the machine the server runs on (C(@@hostname) matches),
+                  that is whether the OS facts describe the database host.
               type: bool
               returned: success
             clock_skew_seconds:
@@ -417,12 +419,18 @@ ansible_facts:
               type: str
               returned: success
             items:
-              description: Per schema C(tables), C(data_bytes), C(index_bytes), C(total_bytes), C(free_bytes), C(rows_estimate), C(charset), C(engines) (tables and bytes per engine) and, in exact mode, C(disk_bytes).
+              description:
+                - Per schema C(tables), C(data_bytes), C(index_bytes), C(total_bytes), C(free_bytes), C(rows_estimate),
+                  C(charset), C(engines) (tables and bytes per engine) and, in exact mode, C(disk_bytes).
               type: dict
               returned: success
-              sample: {shop: {tables: 3, data_bytes: 24117248, index_bytes: 1589248, total_bytes: 25706496, free_bytes: 4194304, rows_estimate: 100000, charset: utf8mb4, engines: {InnoDB: {tables: 3, bytes: 25706496}}}}
+              sample:
+                shop: {tables: 3, data_bytes: 24117248, index_bytes: 1589248, total_bytes: 25706496, free_bytes: 4194304,
+                       rows_estimate: 100000, charset: utf8mb4, engines: {InnoDB: {tables: 3, bytes: 25706496}}}
             totals:
-              description: Sums over the reported schemas (C(schemas), C(tables), C(data_bytes), C(index_bytes), C(total_bytes), and C(disk_bytes) in exact mode).
+              description:
+                - Sums over the reported schemas (C(schemas), C(tables), C(data_bytes), C(index_bytes), C(total_bytes),
+                  and C(disk_bytes) in exact mode).
               type: dict
               returned: success
               sample: {schemas: 3, tables: 9, data_bytes: 30000000, index_bytes: 2000000, total_bytes: 32000000}
@@ -437,7 +445,9 @@ ansible_facts:
           type: complex
           contains:
             derived:
-              description: C(buffer_pool_hit_ratio), C(connections_used_ratio), C(threads_connected_ratio), C(questions_per_second), C(slow_queries_per_hour), C(aborted_connects_ratio), C(tmp_disk_tables_ratio) (null when undefined).
+              description:
+                - C(buffer_pool_hit_ratio), C(connections_used_ratio), C(threads_connected_ratio), C(questions_per_second),
+                  C(slow_queries_per_hour), C(aborted_connects_ratio), C(tmp_disk_tables_ratio) (null when undefined).
               type: dict
               returned: success
               sample: {buffer_pool_hit_ratio: 0.9991, connections_used_ratio: 0.05}

@@ -83,7 +83,7 @@ def test_gtid_mode_mysql_and_mariadb():
 def test_user_query_never_selects_the_hash():
     for version in ('5.7.44', '8.4.3', '10.11.6-MariaDB'):
         query = Dialect(ServerVersion(version)).user_accounts_query()
-        select_list = query.split(' FROM ')[0]
+        select_list = query.split(' FROM ', maxsplit=1)[0]
         # authentication_string is only compared server side, never returned.
         assert "authentication_string = ''" in select_list
         assert 'authentication_string,' not in select_list and 'Password' not in select_list

@@ -35,7 +35,7 @@ def test_unknown_subset_names_the_valid_ones():
     with pytest.raises(SubsetError) as error:
         resolve_subsets(['schemas', 'bogus'])
     message = str(error.value)
-    assert 'bogus' in message and 'replication' in message and 'schemas,' not in message.split(';')[0]
+    assert 'bogus' in message and 'replication' in message and 'schemas,' not in message.split(';', maxsplit=1)[0]
 
 
 @pytest.mark.parametrize('raw,expected', [

@@ -1,0 +1,91 @@
+"""Shared fixtures: the local MariaDB fleet and a way to run real playbooks against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope='session')
+def fleet():
+    """The local fleet (tests/fleet), started if needed and stopped again if this run started it."""
+    from tests.fleet import Fleet
+
+    fleet = Fleet()
+    info = fleet.start()
+    yield fleet
+    if info.get('started') and not os.environ.get('DBFLEET_KEEP_FLEET'):
+        fleet.stop()
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'),
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_FORCE_COLOR='0',
+        ANSIBLE_RETRY_FILES_ENABLED='0',
+        PATH='%s:%s' % (VENV_BIN, env.get('PATH', '')),
+    )
+    env.update(extra)
+    return env
+
+
+class PlaybookRun:
+    """Result of one ansible-playbook run: exit code, output, and per-host registered results."""
+
+    def __init__(self, completed, results):
+        self.rc = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.results = results
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def facts(self, host):
+        return self.results[host]['ansible_facts']['mysql']
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """Run dbfleet.mysql.mysql_facts through ansible-playbook on inventory hosts and
+    collect each host's result (as registered) from a JSON file the play writes."""
+
+    def run(hosts: dict, module_args: dict | None = None, extra_args=(), module='dbfleet.mysql.mysql_facts'):
+        inventory = {'all': {'vars': {'ansible_connection': 'local',
+                                      'ansible_python_interpreter': sys.executable},
+                             'hosts': hosts}}
+        results_dir = tmp_path / 'results'
+        results_dir.mkdir(exist_ok=True)
+        play = [{
+            'name': 'run the module under test',
+            'hosts': 'all',
+            'gather_facts': False,
+            'tasks': [
+                {'name': 'module', module: module_args or {}, 'register': 'result', 'ignore_errors': True},
+                {'name': 'save', 'ansible.builtin.copy': {
+                    'content': '{{ result | to_json }}',
+                    'dest': '%s/{{ inventory_hostname }}.json' % results_dir}},
+            ],
+        }]
+        (tmp_path / 'inventory.yml').write_text(yaml.safe_dump(inventory))
+        (tmp_path / 'play.yml').write_text(yaml.safe_dump(play, sort_keys=False))
+        completed = subprocess.run(
+            [str(VENV_BIN / 'ansible-playbook'), '-i', str(tmp_path / 'inventory.yml'), str(tmp_path / 'play.yml'),
+             *extra_args],
+            cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600)
+        results = dict((path.stem, json.loads(path.read_text())) for path in results_dir.glob('*.json'))
+        return PlaybookRun(completed, results)
+
+    return run
