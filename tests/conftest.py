@@ -74,7 +74,7 @@ def run_module(tmp_path):
             'gather_facts': False,
             'tasks': [
                 {'name': 'module', module: module_args or {}, 'register': 'result', 'ignore_errors': True},
-                {'name': 'save', 'ansible.builtin.copy': {
+                {'name': 'save', 'check_mode': False, 'ansible.builtin.copy': {
                     'content': '{{ result | to_json }}',
                     'dest': '%s/{{ inventory_hostname }}.json' % results_dir}},
             ],

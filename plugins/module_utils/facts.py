@@ -278,33 +278,32 @@ def collect_schemas(session):
     if exact and dialect.stats_expiry_variable:
         session.rows('SET SESSION %s = 0' % dialect.stats_expiry_variable)
     system = sorted(SYSTEM_SCHEMAS)
-    placeholders = ', '.join(['%s'] * len(system))
-    per_schema = session.rows(
-        'SELECT s.SCHEMA_NAME AS name, s.DEFAULT_CHARACTER_SET_NAME AS charset,'
+    # One pass over information_schema.TABLES (its cost grows with the table count), by schema and engine.
+    rows = session.rows(
+        'SELECT s.SCHEMA_NAME AS name, s.DEFAULT_CHARACTER_SET_NAME AS charset, t.ENGINE AS engine,'
         ' COUNT(t.TABLE_NAME) AS tables,'
         ' COALESCE(SUM(t.DATA_LENGTH), 0) AS data_bytes, COALESCE(SUM(t.INDEX_LENGTH), 0) AS index_bytes,'
         ' COALESCE(SUM(t.DATA_FREE), 0) AS free_bytes, COALESCE(SUM(t.TABLE_ROWS), 0) AS rows_estimate'
         ' FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t'
         "  ON t.TABLE_SCHEMA = s.SCHEMA_NAME AND t.TABLE_TYPE = 'BASE TABLE'"
-        ' WHERE s.SCHEMA_NAME NOT IN (%s) GROUP BY s.SCHEMA_NAME, s.DEFAULT_CHARACTER_SET_NAME' % placeholders,
-        system)
-    engines = session.rows(
-        'SELECT TABLE_SCHEMA AS name, ENGINE AS engine, COUNT(*) AS tables,'
-        ' COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) AS bytes FROM information_schema.TABLES'
-        " WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN (%s) GROUP BY TABLE_SCHEMA, ENGINE" % placeholders,
-        system)
+        ' WHERE s.SCHEMA_NAME NOT IN (%s) GROUP BY s.SCHEMA_NAME, s.DEFAULT_CHARACTER_SET_NAME, t.ENGINE'
+        % ', '.join(['%s'] * len(system)), system)
     patterns = options.get('schema_filter') or []
     items = {}
-    for row in per_schema:
+    for row in rows:
         if not _schema_selected(row['name'], patterns):
             continue
+        item = items.setdefault(row['name'], dict(tables=0, data_bytes=0, index_bytes=0, total_bytes=0, free_bytes=0,
+                                                  rows_estimate=0, charset=row['charset'], engines={}))
         data, index = int(row['data_bytes']), int(row['index_bytes'])
-        items[row['name']] = dict(tables=int(row['tables']), data_bytes=data, index_bytes=index,
-                                  total_bytes=data + index, free_bytes=int(row['free_bytes']),
-                                  rows_estimate=int(row['rows_estimate']), charset=row['charset'], engines={})
-    for row in engines:
-        if row['name'] in items and row['engine']:
-            items[row['name']]['engines'][row['engine']] = dict(tables=int(row['tables']), bytes=int(row['bytes']))
+        item['tables'] += int(row['tables'])
+        item['data_bytes'] += data
+        item['index_bytes'] += index
+        item['total_bytes'] += data + index
+        item['free_bytes'] += int(row['free_bytes'])
+        item['rows_estimate'] += int(row['rows_estimate'])
+        if row['engine']:
+            item['engines'][row['engine']] = dict(tables=int(row['tables']), bytes=data + index)
     if exact:
         _add_disk_bytes(session, items)
     totals = dict(schemas=len(items), tables=sum(s['tables'] for s in items.values()),

@@ -72,8 +72,10 @@ seealso:
   - module: community.mysql.mysql_info
 notes:
   - Least privilege for every subset on MariaDB 10.5+ is C(PROCESS), C(SLAVE MONITOR), C(BINLOG MONITOR),
-    C(SHOW VIEW) on C(*.*) (to see every table in C(information_schema.TABLES)) and C(SELECT) on C(mysql.global_priv)
-    for C(users); see C(tests/fleet/README.md) in the dbfleet repository.
+    C(REPLICATION MASTER ADMIN) (the only privilege that allows C(SHOW REPLICA HOSTS)), C(SHOW VIEW) on C(*.*)
+    (to see every table in C(information_schema.TABLES) without reading rows) and, for C(users), C(SELECT) on the
+    columns C(User), C(Host), C(plugin), C(authentication_string), C(Super_priv), C(is_role) of C(mysql.user);
+    see C(tests/fleet/README.md) in the dbfleet repository.
 '''
 
 EXAMPLES = r'''
