@@ -266,3 +266,45 @@ def test_collect_facts_playbook_prints_a_summary(fleet):
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert re.search(r'mariadb 10\.\S+ \| role replica \| lag \d+ \| data [\d.]+ \w?B', completed.stdout)
     assert 'role primary' in completed.stdout and 'role standalone' in completed.stdout
+
+
+def test_missing_pymysql_is_a_clear_failure(fleet, run_module, tmp_path):
+    import subprocess
+    import sys
+
+    bare = tmp_path / 'bare-venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(bare)], check=True)
+    hosts = {'primary': dict(host_vars('primary'), ansible_python_interpreter=str(bare / 'bin' / 'python'))}
+    run = run_module(hosts, module_args())
+    result = run.results['primary']
+    assert result['failed'] is True
+    assert 'PyMySQL' in result['msg']
+    assert MONITOR_PASSWORD not in run.output
+
+
+def test_multi_source_channels_are_listed_separately(fleet, run_module):
+    """A second, named MariaDB connection (to a server without a binlog, so it cannot work) shows up as its
+    own channel with its error, while the default channel stays healthy."""
+    from tests.fleet.seed import REPL_PASSWORD, REPL_USER
+
+    _set_replica(fleet, ["CHANGE MASTER 'reporting' TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d,"
+                         " MASTER_USER = '%s', MASTER_PASSWORD = '%s', MASTER_CONNECT_RETRY = 1"
+                         % (INSTANCES['analytics'].port, REPL_USER, REPL_PASSWORD),
+                         "START SLAVE 'reporting'"])
+    try:
+        deadline = time.time() + 20
+        while True:
+            run = run_module({'replica': host_vars('replica')}, module_args(gather_subset=['replication']))
+            channels = dict((channel['channel'], channel) for channel in run.facts('replica')['replication']['channels'])
+            if channels.get('reporting', {}).get('last_io_errno') or time.time() > deadline:
+                break
+            time.sleep(1)
+        replication = run.facts('replica')['replication']
+        assert replication['channel_count'] == 2 and set(channels) == {'', 'reporting'}
+        assert channels['']['healthy'] is True and channels['']['source_port'] == INSTANCES['primary'].port
+        assert channels['reporting']['source_port'] == INSTANCES['analytics'].port
+        assert channels['reporting']['io_running'] is False and channels['reporting']['last_io_errno']
+        assert replication['all_channels_healthy'] is False
+        assert REPL_PASSWORD not in run.output
+    finally:
+        _set_replica(fleet, ["STOP SLAVE 'reporting'", "RESET SLAVE 'reporting' ALL"])
