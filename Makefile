@@ -34,6 +34,8 @@ test-unit: setup
 
 bench: fleet
 	$(PY) bench/facts.py
+	$(PY) bench/inventory.py
+	$(PY) bench/rules.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/

@@ -100,7 +100,8 @@ def module_cost(rounds):
         ansible = str(BASELINE_VENV / 'bin' / 'ansible')
 
         def adhoc(module, args):
-            return [ansible, BIG, '-i', str(inventory), '-m', module, '-a', json.dumps(args)]
+            command = [ansible, BIG, '-i', str(inventory), '-m', module]
+            return command + ['-a', json.dumps(args)] if args else command
 
         commands = {'ping': adhoc('ansible.builtin.ping', {})}
         for case, variants in CASES.items():

@@ -1,18 +1,7 @@
-"""Where dbfleet finds its project: playbooks, inventories and the collection."""
+"""Where dbfleet's own files are: the repository root holds the collection, playbooks and inventories."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-# The repository root holds the collection, its playbooks and inventories.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def project_dir() -> Path:
-    """The playbook root (DBFLEET_PROJECT_DIR, default the repository)."""
-    return Path(os.environ.get('DBFLEET_PROJECT_DIR') or REPO_ROOT).resolve()
-
-
-def collections_dir() -> Path:
-    return REPO_ROOT / 'collections'

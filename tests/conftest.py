@@ -89,3 +89,29 @@ def run_module(tmp_path):
         return PlaybookRun(completed, results)
 
     return run
+
+
+SYSTEM_MARIADB_SOCKET = '/run/mysqld/mysqld.sock'
+
+
+@pytest.fixture(params=['sqlite', 'mariadb'])
+def store_url(request, tmp_path):
+    """A fresh, empty store on each backend: a SQLite file, and a new database on the machine's MariaDB
+    (root over its unix socket, which works with both a password-less root and Debian's socket auth)."""
+    if request.param == 'sqlite':
+        yield 'sqlite:///%s' % (tmp_path / 'store.db')
+        return
+    import uuid
+
+    import pymysql
+
+    name = 'dbfleet_test_%s' % uuid.uuid4().hex[:12]
+    admin = pymysql.connect(unix_socket=SYSTEM_MARIADB_SOCKET, user='root', autocommit=True)
+    with admin.cursor() as cursor:
+        cursor.execute('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+    try:
+        yield 'mysql+pymysql://root@localhost/%s?unix_socket=%s&charset=utf8mb4' % (name, SYSTEM_MARIADB_SOCKET)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute('DROP DATABASE IF EXISTS %s' % name)
+        admin.close()

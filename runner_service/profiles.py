@@ -1,0 +1,49 @@
+"""A database's profile: everything dbfleet knows about one host, on one page."""
+
+from __future__ import annotations
+
+from runner_service.store import UnknownHost
+
+# (label, path in ansible_facts.mysql) shown in the facts summary of a profile.
+SUMMARY_FACTS = (
+    ('flavour', 'server.flavour'),
+    ('version', 'server.version.full'),
+    ('role', 'replication.role'),
+    ('lag seconds', 'replication.lag_seconds'),
+    ('read only', 'server.read_only'),
+    ('data bytes', 'schemas.totals.total_bytes'),
+    ('schemas', 'schemas.totals.schemas'),
+    ('tables', 'schemas.totals.tables'),
+    ('mysqld uptime seconds', 'server.uptime_seconds'),
+    ('OS uptime seconds', 'host.uptime_seconds'),
+    ('buffer pool hit ratio', 'status.derived.buffer_pool_hit_ratio'),
+    ('accounts without password', 'users.without_password_count'),
+)
+
+
+def dig(data, path: str):
+    for part in path.split('.'):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def host_profile(store, name: str, history: int = 20) -> dict:
+    host = store.get_host(name)
+    if host is None:
+        raise UnknownHost('no host named %s in the store' % name)
+    latest = store.latest_facts(name)
+    facts = latest['facts'] if latest else {}
+    tags_by_dimension: dict[str, list] = {}
+    for tag, info in sorted(store.host_tags(name).items()):
+        tags_by_dimension.setdefault(info.get('dimension') or 'other', []).append(dict(info, name=tag))
+    return dict(
+        host=host,
+        facts_collected_at=latest['collected_at'] if latest else None,
+        facts=dict((label, dig(facts, path)) for label, path in SUMMARY_FACTS),
+        fact_errors=facts.get('errors') or {},
+        tags=tags_by_dimension,
+        tag_history=store.tag_events(host=name, limit=history),
+        snapshots=len(store.fact_history(name, limit=1000)),
+    )

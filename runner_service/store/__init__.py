@@ -1,0 +1,39 @@
+"""dbfleet's store: the system of record for hosts, facts and tags (SQLAlchemy 2 + Alembic).
+
+    from runner_service.store import open_store
+    store = open_store()            # DBFLEET_STORE_URL, default var/dbfleet.db under the repo
+    store.record_facts('db1', facts)
+
+`open_store` is the front door: it builds the engine, checks that the database is
+reachable and at the schema revision this dbfleet needs (upgrading it on first use unless
+told not to), and returns a Store whose methods each run one short transaction.
+"""
+
+from __future__ import annotations
+
+from runner_service.settings import get_settings
+from runner_service.store.engine import create_store_engine
+from runner_service.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag
+from runner_service.store.migrate import ensure_schema
+from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
+
+__all__ = [
+    'DEFAULT_KEEP_SNAPSHOTS', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated', 'StoreUnavailable',
+    'UnknownHost', 'UnknownTag', 'open_store',
+]
+
+
+def open_store(url: str | None = None, migrate: bool = True, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS) -> Store:
+    """The store at `url` (default: settings' store_url), ready to use.
+
+    migrate=True upgrades an empty or older database to this dbfleet's schema (first use);
+    migrate=False raises StoreNotMigrated naming the command to run instead. A database
+    migrated by a newer dbfleet is always refused. StoreUnavailable when it cannot be reached.
+    """
+    engine = create_store_engine(url or get_settings().store_url)
+    try:
+        ensure_schema(engine, upgrade_if_needed=migrate)
+        return Store(engine, keep_snapshots=keep_snapshots)
+    except BaseException:
+        engine.dispose()
+        raise

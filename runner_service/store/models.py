@@ -1,0 +1,186 @@
+"""The store's tables as SQLAlchemy ORM classes: hosts, fact snapshots, tags, host tags, tag events.
+
+The same schema runs on SQLite and MySQL/MariaDB, so types are chosen to mean the same on
+both: datetimes are stored as naive UTC with microseconds (MySQL's DATETIME drops them
+unless asked) and come back timezone-aware; text keys have lengths (MySQL cannot index
+unbounded text) and compare case-sensitively (utf8mb4_bin), as they do in SQLite.
+
+The tables are created by the Alembic migrations in `migrations/versions`, never by
+`metadata.create_all`; tests check that the two stay identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String,
+                        Text)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+TAG_KINDS = ('manual', 'rule', 'derived')
+TAG_SOURCES = ('manual', 'rule', 'derived')
+EVENT_ACTIONS = ('added', 'removed', 'expired', 'updated')
+NAME_LENGTH = 255
+
+# Constraint names are spelled out so migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    'ix': 'ix_%(table_name)s_%(column_0_N_name)s',
+    'uq': 'uq_%(table_name)s_%(column_0_name)s',
+    'ck': 'ck_%(table_name)s_%(constraint_name)s',
+    'fk': 'fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s',
+    'pk': 'pk_%(table_name)s',
+}
+MYSQL_TABLE_OPTIONS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4', 'mysql_collate': 'utf8mb4_bin'}
+
+
+def utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    if isinstance(value, bytes):
+        return value.decode('utf-8', 'replace')
+    return str(value)
+
+
+def dump_json(value: Any) -> str:
+    """JSON text for a column value; datetimes, decimals and sets become plain JSON values
+    (rule evidence and facts may hold them) instead of failing the whole write."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(',', ':'))
+
+
+def as_json_value(value: Any) -> Any:
+    """The value as it will read back from a JSON column, so 'did it change?' compares like with like."""
+    return json.loads(dump_json(value))
+
+
+class UTCDateTime(TypeDecorator):
+    """Naive UTC in the database (portable), aware UTC in Python (unambiguous)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ('mysql', 'mariadb'):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError('expected a datetime, got %r' % (value,))
+        return utc(value).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return utc(value)
+
+
+# 64-bit ids where rows churn (snapshots are pruned, events accumulate); SQLite only
+# auto-increments a column declared INTEGER.
+BigId = BigInteger().with_variant(Integer(), 'sqlite')
+NullableJSON = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict: JSON()}
+
+
+class Host(Base):
+    __tablename__ = 'hosts'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    address: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    port: Mapped[int | None] = mapped_column(Integer)
+    attributes: Mapped[dict] = mapped_column(JSON())
+    # Copied from the newest snapshot at record_facts time so the inventory reads one
+    # small JSON per host instead of every host's full facts.
+    facts_at: Mapped[dt.datetime | None] = mapped_column()
+    facts_summary: Mapped[dict | None] = mapped_column(NullableJSON)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column()
+
+
+class FactSnapshot(Base):
+    __tablename__ = 'fact_snapshots'
+    __table_args__ = (Index(None, 'host_id', 'collected_at'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey('hosts.id', ondelete='CASCADE'))
+    collected_at: Mapped[dt.datetime] = mapped_column()
+    facts: Mapped[dict] = mapped_column(JSON())
+
+
+class Tag(Base):
+    __tablename__ = 'tags'
+    __table_args__ = (CheckConstraint("kind IN ('manual', 'rule', 'derived')", name='kind'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    dimension: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class HostTag(Base):
+    __tablename__ = 'host_tags'
+    __table_args__ = (
+        CheckConstraint("source IN ('manual', 'rule', 'derived')", name='source'),
+        Index(None, 'tag_id'),
+        Index(None, 'expires_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    host_id: Mapped[int] = mapped_column(ForeignKey('hosts.id', ondelete='CASCADE'), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey('tags.id', ondelete='CASCADE'), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    since: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime | None] = mapped_column()
+    evidence: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    set_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+class TagEvent(Base):
+    """The audit trail. Host and tag are kept by name, so history outlives deleted hosts."""
+
+    __tablename__ = 'tag_events'
+    __table_args__ = (
+        CheckConstraint("action IN ('added', 'removed', 'expired', 'updated')", name='action'),
+        Index(None, 'at'),
+        Index(None, 'host', 'at'),
+        Index(None, 'tag', 'at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column()
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    tag: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    action: Mapped[str] = mapped_column(String(16))
+    old: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    new: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    who: Mapped[str | None] = mapped_column(String(NAME_LENGTH))

@@ -1,0 +1,170 @@
+"""Schema revisions and opening a store: first use, refusals with instructions, unreachable stores."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from runner_service.store import StoreError, StoreNotMigrated, StoreUnavailable, migrate, open_store
+from runner_service.store.engine import create_store_engine
+from runner_service.store.models import Base
+from tests.store.conftest import MARIADB, mariadb_url
+
+TABLES = {'alembic_version', 'hosts', 'fact_snapshots', 'tags', 'host_tags', 'tag_events'}
+
+
+def table_names(url):
+    engine = create_store_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def execute(url, statement):
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_creates_the_schema_at_head(store_url):
+    assert migrate.head() == '0001'
+    assert migrate.current(store_url) is None
+    migrate.upgrade(store_url)
+    assert migrate.current(store_url) == migrate.head()
+    assert table_names(store_url) == TABLES
+    migrate.upgrade(store_url)  # again: nothing to do
+    assert migrate.current(store_url) == migrate.head()
+
+
+def test_migrations_create_exactly_the_models(store_url):
+    migrate.upgrade(store_url)
+    engine = create_store_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={'compare_type': True,
+                                                                   'compare_server_default': True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_and_first_use_upgrade_again(store_url):
+    open_store(store_url).close()
+    engine = create_store_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(migrate.alembic_config(connection), 'base')
+    finally:
+        engine.dispose()
+    assert table_names(store_url) == {'alembic_version'}
+    assert migrate.current(store_url) is None
+    with open_store(store_url) as store:
+        assert store.list_hosts() == []
+    assert migrate.current(store_url) == migrate.head()
+
+
+def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url):
+    with pytest.raises(StoreNotMigrated) as raised:
+        open_store(store_url, migrate=False)
+    message = str(raised.value)
+    assert message == "store %s is at revision None (empty), dbfleet needs 0001: run 'dbfleet store upgrade'" \
+        % sa.make_url(store_url).render_as_string(hide_password=True)
+    assert migrate.current(store_url) is None, 'nothing was created'
+
+    migrate.upgrade(store_url)
+    with open_store(store_url, migrate=False) as store:
+        assert store.list_tags() == []
+
+
+@pytest.mark.parametrize('migrate_if_needed', [True, False])
+def test_a_store_from_a_newer_dbfleet_is_refused(store_url, migrate_if_needed):
+    migrate.upgrade(store_url)
+    execute(store_url, "UPDATE alembic_version SET version_num = '9999_future'")
+    with pytest.raises(StoreNotMigrated, match=r'is at revision 9999_future, which is newer than this dbfleet '
+                                               r'\(it knows up to 0001\): upgrade dbfleet'):
+        open_store(store_url, migrate=migrate_if_needed)
+    assert migrate.current(store_url) == '9999_future', 'left alone'
+
+
+def _open_concurrently(url, barrier):
+    barrier.wait(timeout=60)
+    with open_store(url) as store:
+        store.upsert_host('db1')
+
+
+def test_concurrent_first_use_migrates_once(store_url):
+    context = multiprocessing.get_context('fork')
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_concurrently, args=(store_url, barrier)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+    assert [process.exitcode for process in processes] == [0] * 4
+    assert migrate.current(store_url) == migrate.head()
+    with open_store(store_url, migrate=False) as store:
+        assert [host['name'] for host in store.list_hosts()] == ['db1']
+
+
+# -- unreachable stores ------------------------------------------------------------------
+
+SECRET = 'Pa55-secret-word'
+
+
+@pytest.mark.parametrize('url, cause', [
+    ('mysql+pymysql://dbfleet:%s@127.0.0.1:1/dbfleet' % SECRET, "Can't connect"),
+    ('mysql+pymysql://dbfleet_nosuchuser:%s@%s:%s/dbfleet' % (SECRET, MARIADB['host'], MARIADB['port']),
+     'Access denied'),
+    (mariadb_url('dbfleet_no_such_database'), 'Unknown database'),
+], ids=['closed-port', 'bad-credentials', 'unknown-database'])
+def test_an_unreachable_mariadb_is_reported_without_the_password(url, cause):
+    with pytest.raises(StoreUnavailable) as raised:
+        open_store(url)
+    message = str(raised.value)
+    masked = sa.make_url(url).render_as_string(hide_password=True)
+    assert message.startswith('store %s is unavailable: ' % masked)
+    assert cause in message
+    assert SECRET not in message and '\n' not in message
+    with pytest.raises(StoreUnavailable):
+        migrate.current(url)
+
+
+def test_an_unwritable_sqlite_path_is_reported(tmp_path):
+    blocker = tmp_path / 'not-a-directory'
+    blocker.write_text('')
+    url = 'sqlite:///%s' % (blocker / 'var' / 'dbfleet.db')
+    with pytest.raises(StoreUnavailable, match='store %s is unavailable: cannot create directory' % url):
+        open_store(url)
+
+
+def test_an_unopenable_sqlite_file_is_reported(tmp_path):
+    url = 'sqlite:///%s' % tmp_path  # a directory, not a database file
+    with pytest.raises(StoreUnavailable, match='store %s is unavailable: unable to open database file' % url):
+        open_store(url)
+
+
+def test_urls_dbfleet_cannot_use_are_refused_without_echoing_them():
+    with pytest.raises(StoreError, match='not a valid SQLAlchemy URL') as raised:
+        open_store('not a url %s' % SECRET)
+    assert SECRET not in str(raised.value)
+    with pytest.raises(StoreError, match=r'store postgresql://u:\*\*\*@db/x uses the postgresql backend'):
+        open_store('postgresql://u:%s@db/x' % SECRET)
+
+
+def test_sqlite_connections_are_set_up_for_many_writers(tmp_path):
+    engine = create_store_engine('sqlite:///%s' % (tmp_path / 'dbfleet.db'))
+    try:
+        with engine.connect() as connection:
+            pragma = lambda name: connection.exec_driver_sql('PRAGMA %s' % name).scalar()  # noqa: E731
+            assert (pragma('journal_mode'), pragma('busy_timeout'), pragma('foreign_keys')) == ('wal', 30000, 1)
+    finally:
+        engine.dispose()

@@ -1,0 +1,1 @@
+"""Tag rules and tag filter expressions: pure logic, no servers needed."""
