@@ -379,6 +379,37 @@ class Fleet:
                            self.instance('replica').error_log))
                 time.sleep(0.1)
 
+    @contextlib.contextmanager
+    def replica_sql_stopped(self):
+        """The replica's SQL thread stopped for the duration (replication stopped, lag unknown)."""
+        self.on_replica(['STOP SLAVE SQL_THREAD'])
+        try:
+            yield
+        finally:
+            self.on_replica(['START SLAVE SQL_THREAD'])
+            self.wait_replica_caught_up()
+
+    @contextlib.contextmanager
+    def replica_delayed(self, seconds: int, settle: float = 3):
+        """The replica applying events `seconds` late, with a fresh write on the primary aged `settle`
+        seconds, so the replica reports a lag of about `settle` seconds for the duration."""
+        self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = %d' % seconds, 'START SLAVE'])
+        try:
+            with contextlib.closing(self.admin('primary')) as primary:
+                _execute(primary, ['CREATE DATABASE IF NOT EXISTS lag_probe',
+                                   'CREATE TABLE IF NOT EXISTS lag_probe.beat (id INT PRIMARY KEY, at TIMESTAMP)',
+                                   'REPLACE INTO lag_probe.beat VALUES (1, NOW())'], 'primary')
+            time.sleep(settle)
+            yield
+        finally:
+            self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE'])
+            self.wait_replica_caught_up()
+
+    def on_replica(self, statements):
+        """Run statements on the replica as root (never writes: root bypasses read_only)."""
+        with contextlib.closing(self.admin('replica')) as replica:
+            _execute(replica, statements, 'replica')
+
     # --- start helpers --------------------------------------------------------------------------
 
     @contextlib.contextmanager

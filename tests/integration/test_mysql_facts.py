@@ -124,43 +124,24 @@ def test_schema_filter(fleet, run_module):
     assert names and all(name.startswith('tenant_00') for name in names)
 
 
-def _set_replica(fleet, sql):
-    with fleet.admin('replica').cursor() as cursor:
-        for statement in sql:
-            cursor.execute(statement)
-
-
 def test_lag_is_reported_while_the_replica_is_delayed(fleet, run_module):
-    _set_replica(fleet, ['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 60', 'START SLAVE'])
-    try:
-        with fleet.admin('primary').cursor() as cursor:
-            cursor.execute('CREATE DATABASE IF NOT EXISTS lag_probe')
-            cursor.execute('CREATE TABLE IF NOT EXISTS lag_probe.beat (id INT PRIMARY KEY, at TIMESTAMP)')
-            cursor.execute('REPLACE INTO lag_probe.beat VALUES (1, NOW())')
-        time.sleep(3)
+    with fleet.replica_delayed(60):
         run = run_module({'replica': host_vars('replica')}, module_args(gather_subset=['replication']))
-        assert run.rc == 0, run.output
-        replication = run.facts('replica')['replication']
-        channel = replication['channels'][0]
-        assert channel['sql_delay'] == 60
-        assert replication['lag_seconds'] >= 2
-        assert channel['sql_remaining_delay'] is not None
-    finally:
-        _set_replica(fleet, ['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE'])
-        fleet.wait_replica_caught_up()
+    assert run.rc == 0, run.output
+    replication = run.facts('replica')['replication']
+    channel = replication['channels'][0]
+    assert channel['sql_delay'] == 60
+    assert replication['lag_seconds'] >= 2
+    assert channel['sql_remaining_delay'] is not None
 
 
 def test_stopped_sql_thread_makes_lag_unknown(fleet, run_module):
-    _set_replica(fleet, ['STOP SLAVE SQL_THREAD'])
-    try:
+    with fleet.replica_sql_stopped():
         run = run_module({'replica': host_vars('replica')}, module_args(gather_subset=['replication']))
-        replication = run.facts('replica')['replication']
-        assert replication['lag_seconds'] is None
-        assert replication['channels'][0]['sql_running'] is False
-        assert replication['all_channels_healthy'] is False
-    finally:
-        _set_replica(fleet, ['START SLAVE SQL_THREAD'])
-        fleet.wait_replica_caught_up()
+    replication = run.facts('replica')['replication']
+    assert replication['lag_seconds'] is None
+    assert replication['channels'][0]['sql_running'] is False
+    assert replication['all_channels_healthy'] is False
 
 
 def test_wrong_password_fails_clearly_without_echoing_it(fleet, run_module):
@@ -287,7 +268,7 @@ def test_multi_source_channels_are_listed_separately(fleet, run_module):
     own channel with its error, while the default channel stays healthy."""
     from tests.fleet.seed import REPL_PASSWORD, REPL_USER
 
-    _set_replica(fleet, ["CHANGE MASTER 'reporting' TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d,"
+    fleet.on_replica(["CHANGE MASTER 'reporting' TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d,"
                          " MASTER_USER = '%s', MASTER_PASSWORD = '%s', MASTER_CONNECT_RETRY = 1"
                          % (INSTANCES['analytics'].port, REPL_USER, REPL_PASSWORD),
                          "START SLAVE 'reporting'"])
@@ -307,4 +288,4 @@ def test_multi_source_channels_are_listed_separately(fleet, run_module):
         assert replication['all_channels_healthy'] is False
         assert REPL_PASSWORD not in run.output
     finally:
-        _set_replica(fleet, ["STOP SLAVE 'reporting'", "RESET SLAVE 'reporting' ALL"])
+        fleet.on_replica(["STOP SLAVE 'reporting'", "RESET SLAVE 'reporting' ALL"])
