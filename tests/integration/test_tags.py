@@ -250,3 +250,17 @@ def test_concurrent_inspection_of_many_hosts_loses_no_tag(fleet, store_url, tmp_
     host_vars = roles['all']['children']['mysql']['hosts']
     for host in hosts:
         assert expected_role[host_vars[host['name']]['login_port']] in host['tags'], host
+
+
+def test_fleet_inventory_cache_serves_hosts_without_the_store(inspected, store_url, tmp_path):
+    cached = fleet_inventory(tmp_path, cache=True, cache_plugin='ansible.builtin.jsonfile',
+                             cache_connection=str(tmp_path / 'cache'), cache_timeout=3600)
+    first = ansible_inventory(store_url, cached, '--graph')
+    assert first.returncode == 0, first.stderr
+    # The store is gone; the cached answer still serves, until the cache is flushed.
+    gone = 'sqlite:///%s' % (tmp_path / 'missing' / 'store.db')
+    again = ansible_inventory(gone, cached, '--graph')
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout and '@tag_replica:' in again.stdout
+    flushed = ansible_inventory(gone, cached, '--graph', '--flush-cache')
+    assert flushed.returncode != 0
