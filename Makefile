@@ -20,9 +20,16 @@ fleet-status:
 fleet-stop:
 	@$(PY) -m tests.fleet stop
 
-# The main job: gather facts from every server of the local fleet and summarise them.
+# The main job end to end: facts from every server of the local fleet, tags from the rules
+# into the store (var/dbfleet.db unless DBFLEET_STORE_URL), the store as an inventory with tag
+# groups, and one database's profile.
 demo: fleet
 	ansible-playbook -i inventories/local_fleet.yml playbooks/collect_facts.yml
+	ansible-playbook -i inventories/local_fleet.yml playbooks/inspect.yml
+	ansible-inventory -i inventories/fleet.fleet.yml --graph
+	ansible-playbook -i inventories/fleet.fleet.yml playbooks/collect_facts.yml --limit tag_replica
+	dbfleet hosts list
+	dbfleet hosts profile replica
 
 # pytest's exit code 5 (no tests collected) is a failure here: a suite that ran nothing proves nothing.
 test: setup
