@@ -114,19 +114,36 @@ def ratio(part, whole, digits=4):
     return round(float(part) / float(whole), digits)
 
 
-class Session(object):
-    """One connection plus what every collector needs from it, fetched at most once."""
+# Variables and status counters the collectors read besides the IMPORTANT_* ones.
+SERVER_VARIABLES = (
+    'version', 'server_id', 'server_uuid', 'hostname', 'port', 'socket', 'read_only', 'super_read_only', 'datadir',
+    'log_bin', 'log_bin_basename', 'binlog_format', 'character_set_server', 'collation_server', 'time_zone',
+    'system_time_zone',
+)
+SERVER_STATUS = ('Uptime',)
 
-    def __init__(self, connection, options):
+
+class Session(object):
+    """One connection plus what every collector needs from it, fetched at most once.
+
+    Global variables and status counters are read once each, and only the names the requested
+    subsets use (unless all_variables / all_status ask for everything): a server sends ~1,200 rows
+    for the full lists, which cost more than the rest of a small gather."""
+
+    def __init__(self, connection, options, subsets=None):
         self.connection = connection
         self.options = options
         self._variables = None
         self._status = None
-        self._server_clock = None
         row = self.one('SELECT @@version AS version, @@version_comment AS comment, UNIX_TIMESTAMP() AS now')
         self.version = ServerVersion(row['version'], row['comment'])
         self.dialect = Dialect(self.version)
         self.server_clock = int(row['now'])
+        subsets = SUBSETS if subsets is None else subsets
+        self._variable_names = None if options.get('all_variables') and 'variables' in subsets else sorted(
+            set(SERVER_VARIABLES) | set(self.dialect.gtid_variables()) | set(IMPORTANT_VARIABLES))
+        self._status_names = None if options.get('all_status') and 'status' in subsets else sorted(
+            set(SERVER_STATUS) | set(IMPORTANT_STATUS if 'status' in subsets else ()))
 
     def rows(self, sql, args=None):
         with self.connection.cursor() as cursor:
@@ -137,19 +154,21 @@ class Session(object):
         rows = self.rows(sql, args)
         return rows[0] if rows else None
 
-    def _name_value(self, sql):
-        return dict((row['Variable_name'].lower(), to_number(row['Value'])) for row in self.rows(sql))
+    def _name_value(self, sql, names):
+        if names is not None:
+            sql += ' WHERE Variable_name IN (%s)' % ', '.join(['%s'] * len(names))
+        return dict((row['Variable_name'].lower(), to_number(row['Value'])) for row in self.rows(sql, names))
 
     @property
     def variables(self):
         if self._variables is None:
-            self._variables = self._name_value('SHOW GLOBAL VARIABLES')
+            self._variables = self._name_value('SHOW GLOBAL VARIABLES', self._variable_names)
         return self._variables
 
     @property
     def status(self):
         if self._status is None:
-            self._status = self._name_value('SHOW GLOBAL STATUS')
+            self._status = self._name_value('SHOW GLOBAL STATUS', self._status_names)
         return self._status
 
 
@@ -281,6 +300,27 @@ def _decode_filename(text):
     return _FILENAME_ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), text)
 
 
+def _like(pattern):
+    """A shell pattern as SQL LIKE (None when it has a [class], which LIKE cannot say)."""
+    if '[' in pattern:
+        return None
+    escaped = pattern.replace('\\', '\\\\').replace('%', '\\%').replace('_', '\\_')
+    return escaped.replace('*', '%').replace('?', '_')
+
+
+def _schema_condition(column, patterns):
+    """SQL condition (with its arguments) selecting user schemas that may match `patterns`; the exact
+    match is still _schema_selected's, this only lets the server skip what cannot match."""
+    system = sorted(SYSTEM_SCHEMAS)
+    where = '%s NOT IN (%s)' % (column, ', '.join(['%s'] * len(system)))
+    args = list(system)
+    likes = [_like(pattern) for pattern in patterns]
+    if likes and None not in likes:
+        where += ' AND (%s)' % ' OR '.join(['%s LIKE %%s' % column] * len(likes))
+        args.extend(likes)
+    return where, args
+
+
 def _schema_selected(name, patterns):
     return not patterns or any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
@@ -291,24 +331,28 @@ def collect_schemas(session):
     dialect = session.dialect
     if exact and dialect.stats_expiry_variable:
         session.rows('SET SESSION %s = 0' % dialect.stats_expiry_variable)
-    system = sorted(SYSTEM_SCHEMAS)
-    # One pass over information_schema.TABLES (its cost grows with the table count), by schema and engine.
-    rows = session.rows(
-        'SELECT s.SCHEMA_NAME AS name, s.DEFAULT_CHARACTER_SET_NAME AS charset, t.ENGINE AS engine,'
-        ' COUNT(t.TABLE_NAME) AS tables,'
-        ' COALESCE(SUM(t.DATA_LENGTH), 0) AS data_bytes, COALESCE(SUM(t.INDEX_LENGTH), 0) AS index_bytes,'
-        ' COALESCE(SUM(t.DATA_FREE), 0) AS free_bytes, COALESCE(SUM(t.TABLE_ROWS), 0) AS rows_estimate'
-        ' FROM information_schema.SCHEMATA s LEFT JOIN information_schema.TABLES t'
-        "  ON t.TABLE_SCHEMA = s.SCHEMA_NAME AND t.TABLE_TYPE = 'BASE TABLE'"
-        ' WHERE s.SCHEMA_NAME NOT IN (%s) GROUP BY s.SCHEMA_NAME, s.DEFAULT_CHARACTER_SET_NAME, t.ENGINE'
-        % ', '.join(['%s'] * len(system)), system)
     patterns = options.get('schema_filter') or []
+    where, args = _schema_condition('TABLE_SCHEMA', patterns)
+    schemas = session.rows('SELECT SCHEMA_NAME AS name, DEFAULT_CHARACTER_SET_NAME AS charset'
+                           ' FROM information_schema.SCHEMATA WHERE %s' % where.replace('TABLE_SCHEMA', 'SCHEMA_NAME'),
+                           args)
+    # information_schema.TABLES costs a table open per table it reports: the WHERE on TABLE_SCHEMA lets
+    # the server skip system schemas and, with schema_filter, every schema that cannot match.
+    tables = session.rows(
+        'SELECT TABLE_SCHEMA AS name, ENGINE AS engine, COUNT(*) AS tables,'
+        ' COALESCE(SUM(DATA_LENGTH), 0) AS data_bytes, COALESCE(SUM(INDEX_LENGTH), 0) AS index_bytes,'
+        ' COALESCE(SUM(DATA_FREE), 0) AS free_bytes, COALESCE(SUM(TABLE_ROWS), 0) AS rows_estimate'
+        " FROM information_schema.TABLES WHERE %s AND TABLE_TYPE = 'BASE TABLE' GROUP BY TABLE_SCHEMA, ENGINE" % where,
+        args)
     items = {}
-    for row in rows:
-        if not _schema_selected(row['name'], patterns):
+    for row in schemas:
+        if _schema_selected(row['name'], patterns):
+            items[row['name']] = dict(tables=0, data_bytes=0, index_bytes=0, total_bytes=0, free_bytes=0,
+                                      rows_estimate=0, charset=row['charset'], engines={})
+    for row in tables:
+        item = items.get(row['name'])
+        if item is None:
             continue
-        item = items.setdefault(row['name'], dict(tables=0, data_bytes=0, index_bytes=0, total_bytes=0, free_bytes=0,
-                                                  rows_estimate=0, charset=row['charset'], engines={}))
         data, index = int(row['data_bytes']), int(row['index_bytes'])
         item['tables'] += int(row['tables'])
         item['data_bytes'] += data
@@ -430,7 +474,7 @@ COLLECTORS = dict(
 def gather(connection, subsets, options, error_type=Exception):
     """Run the collectors for `subsets`; each failure is kept under errors[subset]."""
     started = time.time()
-    session = Session(connection, options)
+    session = Session(connection, options, subsets)
     facts = dict(errors={})
     for subset in SUBSETS:
         if subset not in subsets:

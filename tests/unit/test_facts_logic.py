@@ -79,3 +79,20 @@ def test_channel_health_and_numbers():
     broken = _channel_facts({'Connection_name': 'b', 'Slave_IO_Running': 'Connecting', 'Slave_SQL_Running': 'Yes',
                              'Seconds_Behind_Master': None, 'Last_IO_Errno': 2003, 'Last_SQL_Errno': 0})
     assert broken['healthy'] is False and broken['io_running'] is False and broken['channel'] == 'b'
+
+
+@pytest.mark.parametrize('pattern,like', [
+    ('shop', 'shop'), ('tenant_*', 'tenant\\_%'), ('db?', 'db_'), ('100%', '100\\%'), ('a[bc]', None),
+])
+def test_schema_patterns_become_like(pattern, like):
+    from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import _like
+    assert _like(pattern) == like
+
+
+def test_schema_condition_prunes_only_when_every_pattern_translates():
+    from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import _schema_condition
+    where, args = _schema_condition('TABLE_SCHEMA', ['shop', 'tenant_*'])
+    assert where.endswith('AND (TABLE_SCHEMA LIKE %s OR TABLE_SCHEMA LIKE %s)')
+    assert args[-2:] == ['shop', 'tenant\\_%'] and 'mysql' in args
+    where, args = _schema_condition('TABLE_SCHEMA', ['shop', 'a[bc]'])
+    assert 'LIKE' not in where and len(args) == 4
