@@ -1,4 +1,5 @@
-"""The store's tables as SQLAlchemy ORM classes: hosts, fact snapshots, tags, host tags, tag events.
+"""The store's tables as SQLAlchemy ORM classes: hosts, fact snapshots, tags, host tags, tag events;
+and the runner service's jobs, job dependencies, job events, per-host results and audit log.
 
 The same schema runs on SQLite and MySQL/MariaDB, so types are chosen to mean the same on
 both: datetimes are stored as naive UTC with microseconds (MySQL's DATETIME drops them
@@ -16,16 +17,24 @@ import decimal
 import json
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String,
-                        Text)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData,
+                        String, Text, UniqueConstraint, column)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import conv
 from sqlalchemy.types import TypeDecorator
 
 TAG_KINDS = ('manual', 'rule', 'derived')
 TAG_SOURCES = ('manual', 'rule', 'derived')
 EVENT_ACTIONS = ('added', 'removed', 'expired', 'updated')
 NAME_LENGTH = 255
+JOB_STATUSES = ('queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed',
+                'worker_lost')
+INVENTORY_KINDS = ('file', 'tags')
+DEPENDENCY_CONDITIONS = ('success', 'failure', 'always')
+HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
+JOB_ID_LENGTH = 32  # uuid4().hex
+PATH_LENGTH = 512
 
 # Constraint names are spelled out so migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -100,6 +109,13 @@ class UTCDateTime(TypeDecorator):
 # auto-increments a column declared INTEGER.
 BigId = BigInteger().with_variant(Integer(), 'sqlite')
 NullableJSON = JSON(none_as_null=True)
+# MySQL's TEXT stops at 64 KB, and one task's output can be more.
+LongText = Text().with_variant(mysql.MEDIUMTEXT(), 'mysql', 'mariadb')
+
+
+def _in(name: str, values: tuple[str, ...]):
+    """`name IN (values)` for a CHECK constraint, quoted by the dialect (job_dependencies.on is a keyword)."""
+    return column(name).in_(values)
 
 
 class Base(DeclarativeBase):
@@ -184,3 +200,128 @@ class TagEvent(Base):
     old: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
     new: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
     who: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+# -- the runner service's jobs -------------------------------------------------------------
+
+class Job(Base):
+    """One playbook run as the API accepted it, and where it is now. extra_vars arrive already redacted."""
+
+    __tablename__ = 'jobs'
+    __table_args__ = (
+        CheckConstraint(_in('status', JOB_STATUSES), name='status'),
+        CheckConstraint(_in('inventory_kind', INVENTORY_KINDS), name='inventory_kind'),
+        # Each filter comes with the listing's newest-first order.
+        Index(None, 'status', 'created_at'),
+        Index(None, 'created_at', 'id'),
+        Index(None, 'playbook', 'created_at'),
+        Index(None, 'relaunch_of'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH), primary_key=True)
+    playbook: Mapped[str] = mapped_column(String(PATH_LENGTH))
+    inventory: Mapped[str] = mapped_column(Text)
+    inventory_kind: Mapped[str] = mapped_column(String(8))
+    limit_pattern: Mapped[str | None] = mapped_column(Text)
+    extra_vars: Mapped[dict] = mapped_column(JSON())
+    check_mode: Mapped[bool] = mapped_column(Boolean)
+    diff_mode: Mapped[bool] = mapped_column(Boolean)
+    forks: Mapped[int | None] = mapped_column(Integer)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    deadline: Mapped[dt.datetime | None] = mapped_column()
+    queue: Mapped[str] = mapped_column(String(64), default='default')
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(NAME_LENGTH), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column()
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    worker: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    retry_backoff_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    return_code: Mapped[int | None] = mapped_column(Integer)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    relaunch_of: Mapped[str | None] = mapped_column(ForeignKey('jobs.id', ondelete='SET NULL'))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class JobDependency(Base):
+    """job_id runs once depends_on_id has ended as `on` asks (success, failure, always)."""
+
+    __tablename__ = 'job_dependencies'
+    __table_args__ = (
+        CheckConstraint(_in('on', DEPENDENCY_CONDITIONS), name='on'),
+        Index(None, 'depends_on_id'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    job_id: Mapped[str] = mapped_column(ForeignKey('jobs.id', ondelete='CASCADE'), primary_key=True)
+    # No cascade: a job others wait for cannot be deleted from under them.
+    depends_on_id: Mapped[str] = mapped_column(ForeignKey('jobs.id'), primary_key=True)
+    on: Mapped[str] = mapped_column(String(8))
+
+
+class JobEvent(Base):
+    """One ansible-runner event; seq is the runner's counter, uuid its event id (duplicates are dropped)."""
+
+    __tablename__ = 'job_events'
+    __table_args__ = (
+        UniqueConstraint('job_id', 'uuid', name=conv('uq_job_events_job_id_uuid')),
+        Index(None, 'job_id', 'seq'),
+        Index(None, 'job_id', 'host'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey('jobs.id', ondelete='CASCADE'))
+    seq: Mapped[int] = mapped_column(Integer)
+    uuid: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    task: Mapped[str | None] = mapped_column(Text)
+    play: Mapped[str | None] = mapped_column(Text)
+    changed: Mapped[bool | None] = mapped_column(Boolean)
+    failed: Mapped[bool | None] = mapped_column(Boolean)
+    created: Mapped[dt.datetime] = mapped_column()
+    stdout: Mapped[str] = mapped_column(LongText)
+    data: Mapped[dict] = mapped_column(JSON())
+
+
+class JobHostResult(Base):
+    """A job's per-host recap counts (ansible's PLAY RECAP)."""
+
+    __tablename__ = 'job_host_results'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey('jobs.id', ondelete='CASCADE'), primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    ok: Mapped[int] = mapped_column(Integer, default=0)
+    changed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    unreachable: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    rescued: Mapped[int] = mapped_column(Integer, default=0)
+    ignored: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """Who launched, canceled, relaunched what. The target is kept by name or id, so history outlives it."""
+
+    __tablename__ = 'audit_log'
+    __table_args__ = (
+        Index(None, 'at'),
+        Index(None, 'actor', 'at'),
+        Index(None, 'action', 'at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    detail: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
