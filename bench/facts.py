@@ -154,7 +154,7 @@ def fleet_run(hosts, forks):
             play.write_text(json.dumps([{'hosts': 'all', 'gather_facts': False,
                                          'tasks': [{'name': 'facts', module: args}]}]))
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            wall = timed([str(BASELINE_VENV / 'bin' / 'ansible-playbook'), '-i', str(inventory), str(play),
+            wall, _cpu = timed([str(BASELINE_VENV / 'bin' / 'ansible-playbook'), '-i', str(inventory), str(play),
                           '--forks', str(forks)], env)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -42,6 +42,7 @@ class ActionModule(ActionBase):
 
         try:
             from runner_service import inspection
+            from runner_service.tags import tag_group
         except ImportError as exc:
             raise AnsibleActionFail('fleet_tags needs the runner_service package on the controller '
                                     '(pip install dbfleet): %s' % exc)
@@ -78,12 +79,16 @@ class ActionModule(ActionBase):
         if self._task.diff and outcome.changed:
             result['diff'] = dict(before='\n'.join(outcome.before) + '\n', after='\n'.join(outcome.after) + '\n',
                                   before_header='%s tags' % host, after_header='%s tags' % host)
-        if args['add_groups']:
-            # Like group_by: the strategy adds the host to these groups in the running play.
-            # Ansible then sets `changed` from the inventory change; `tags_changed` keeps ours.
-            result['add_host'] = dict(host_name=task_vars.get('inventory_hostname'),
-                                      groups=[args['group_prefix'] + tag for tag in outcome.after],
-                                      host_vars=dict(dbfleet_tags=list(outcome.after)))
+        # Tags in the running play: a fact, so later tasks see them without touching `changed`.
+        result['ansible_facts'] = dict(dbfleet_tags=list(outcome.after))
+        missing = [group for group in (tag_group(args['group_prefix'], tag) for tag in outcome.after)
+                   if group not in task_vars.get('group_names', [])]
+        if args['add_groups'] and missing:
+            # Like group_by: the strategy adds the host to these groups in the running play, and then
+            # sets `changed` itself (the inventory changed); `tags_changed` keeps whether tags did.
+            # Hosts from the fleet inventory are in their tag groups already, so this only happens
+            # when a tag was added.
+            result['add_host'] = dict(host_name=task_vars.get('inventory_hostname'), groups=missing)
         return result
 
 

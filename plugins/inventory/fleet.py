@@ -82,9 +82,6 @@ compose:
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-TAG_GROUP_UNSAFE = str.maketrans({character: '_' for character in ' -.:/@'})
-
-
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     NAME = 'dbfleet.mysql.fleet'
@@ -138,6 +135,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError('fleet inventory: bad tags filter: %s' % exc)
 
     def _populate(self, records):
+        from runner_service.tags import tag_group
         matches = self._host_filter()
         prefix = self.get_option('group_prefix')
         host_group = self.get_option('host_group')
@@ -163,7 +161,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             for variable, value in hostvars.items():
                 self.inventory.set_variable(name, variable, value)
             for tag in record['tags']:
-                group = prefix + tag.translate(TAG_GROUP_UNSAFE)
+                group = tag_group(prefix, tag)
                 if group not in known_groups:
                     self.inventory.add_group(group)
                     known_groups.add(group)

@@ -20,10 +20,12 @@ description:
   - Every change is written to the store's audit trail with O(who).
   - Like M(ansible.builtin.group_by), it adds the host to one group per tag (O(group_prefix) + tag) in the
     running play, so later plays can target C(hosts=tag_critical).
-  - The result's C(tags_changed) is true only when tags were added or removed. Ansible itself marks the task
-    changed when it adds the host to groups it was not in yet in the running play (always the case with a
-    static inventory); use C(changed_when) with C(tags_changed) to report tag changes only, as
-    C(playbooks/inspect.yml) does.
+  - C(changed) and C(tags_changed) are true only when tags were added or removed, with one exception that
+    Ansible imposes: when the task adds the host to a tag group it is not in yet in the running play (with a
+    static inventory, every tag group the first time), Ansible marks the task changed itself. Hosts from the
+    C(dbfleet.mysql.fleet) inventory are already in their tag groups; with other inventories, use
+    C(changed_when) with C(tags_changed), as C(playbooks/inspect.yml) does.
+  - The host's tags are also set as the fact C(dbfleet_tags) for the rest of the play.
 author:
   - dbfleet developers (@dbfleet)
 attributes:
@@ -171,4 +173,21 @@ rule_errors:
   description: Rules that failed on this host and why (the rule counts as false; other rules still apply).
   returned: always
   type: dict
+changes:
+  description:
+    - One entry per added or removed tag with C(host), C(tag), C(dimension), C(change) (C(added) or C(removed)) and
+      C(priority), which orders new risks first, then other additions, removed risks, other removals.
+  returned: always
+  type: list
+  elements: dict
+ansible_facts:
+  description: Facts set for the rest of the play.
+  returned: always
+  type: complex
+  contains:
+    dbfleet_tags:
+      description: The host's tags after the task.
+      type: list
+      elements: str
+      returned: always
 '''

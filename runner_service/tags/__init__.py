@@ -3,9 +3,11 @@
 - rules.py: load, check and order the rules file (RuleSet, RulesError).
 - evaluate.py: run rules against hosts in a sandbox, with evidence and explanations.
 - expression.py: the filter language (`large and not maintenance`) every tool uses to pick hosts.
+- groups.py: the inventory group name of a tag.
 """
 
 from runner_service.tags.evaluate import Evaluation, Explanation, HostContext
+from runner_service.tags.groups import tag_group
 from runner_service.tags.expression import TagExpression, TagExpressionError, is_valid_tag_name, parse_tag_expression
 from runner_service.tags.rules import Rule, RuleSet, RulesError, load_rules, parse_rules
 
@@ -22,4 +24,5 @@ __all__ = [
     'load_rules',
     'parse_rules',
     'parse_tag_expression',
+    'tag_group',
 ]

@@ -264,3 +264,29 @@ def test_fleet_inventory_cache_serves_hosts_without_the_store(inspected, store_u
     assert again.stdout == first.stdout and '@tag_replica:' in again.stdout
     flushed = ansible_inventory(gone, cached, '--graph', '--flush-cache')
     assert flushed.returncode != 0
+
+
+def test_reinspection_through_the_fleet_inventory_reports_no_change(inspected, store_url, tmp_path):
+    """Hosts from the fleet inventory are in their tag groups already: without changed_when, the
+    task is changed only when tags change."""
+    play = tmp_path / 'plain.yml'
+    play.write_text(textwrap.dedent('''\
+        - name: re-inspect
+          hosts: mysql
+          gather_facts: false
+          tasks:
+            - dbfleet.mysql.mysql_facts:
+                login_host: "{{ login_host }}"
+                login_port: "{{ login_port }}"
+                login_user: dbfleet_monitor
+                login_password: monitor-pw-Secret1
+            - dbfleet.mysql.fleet_tags:
+            - ansible.builtin.debug:
+                msg: "TAGS {{ inventory_hostname }} {{ dbfleet_tags | join(',') }}"
+        '''))
+    inventory = fleet_inventory(tmp_path, compose={'ansible_connection': "'local'"})
+    completed = playbook(store_url, '-e', 'ansible_python_interpreter=%s' % (VENV_BIN / 'python'),
+                         inventory=inventory, playbook_path=play)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert 'changed=0' in completed.stdout.split('PLAY RECAP')[1]
+    assert 'TAGS replica read_only,replica,small' in completed.stdout
