@@ -21,7 +21,7 @@ description:
   - Like M(ansible.builtin.group_by), it adds the host to one group per tag (O(group_prefix) + tag) in the
     running play, so later plays can target C(hosts=tag_critical).
   - C(changed) and C(tags_changed) are true only when tags were added or removed, with one exception that
-    Ansible imposes: when the task adds the host to a tag group it is not in yet in the running play (with a
+    Ansible imposes. When the task adds the host to a tag group it is not in yet in the running play (with a
     static inventory, every tag group the first time), Ansible marks the task changed itself. Hosts from the
     C(dbfleet.mysql.fleet) inventory are already in their tag groups; with other inventories, use
     C(changed_when) with C(tags_changed), as C(playbooks/inspect.yml) does.
