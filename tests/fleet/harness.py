@@ -430,17 +430,21 @@ class Fleet:
         """An admin connection that gives up quickly on a hung (e.g. SIGSTOPped) server."""
         return self.admin(instance.name, connect_timeout=2, read_timeout=PROBE_TIMEOUT, write_timeout=PROBE_TIMEOUT)
 
-    def _ping(self, instance: Instance) -> bool:
+    def _probe_run(self, instance: Instance, statement: str) -> bool:
+        """Run one statement over a quick-to-give-up admin connection; False when the server does not answer."""
         try:
             connection = self._probe(instance)
         except pymysql.MySQLError:
             return False
         with contextlib.closing(connection):
             try:
-                _scalar(connection, 'SELECT 1')
-            except pymysql.MySQLError:
+                _execute(connection, [statement], instance.name)
+            except FleetError:
                 return False
         return True
+
+    def _ping(self, instance: Instance) -> bool:
+        return self._probe_run(instance, 'SELECT 1')
 
     def _adopt_or_clean(self, instance: Instance) -> bool:
         """True when a live, answering server for this instance is already running (adopted).
@@ -643,16 +647,7 @@ class Fleet:
         return facts
 
     def _request_shutdown(self, instance: Instance) -> bool:
-        try:
-            connection = self._probe(instance)
-        except pymysql.MySQLError:
-            return False
-        with contextlib.closing(connection):
-            try:
-                _execute(connection, ['SHUTDOWN'], instance.name)
-            except FleetError:
-                return False
-        return True
+        return self._probe_run(instance, 'SHUTDOWN')
 
 
 # --- SQL helpers --------------------------------------------------------------------------------
