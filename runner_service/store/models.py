@@ -32,6 +32,7 @@ JOB_STATUSES = ('queued', 'waiting', 'running', 'successful', 'failed', 'cancele
                 'worker_lost')
 INVENTORY_KINDS = ('file', 'tags')
 DEPENDENCY_CONDITIONS = ('success', 'failure', 'always')
+TOKEN_ROLES = ('viewer', 'operator', 'admin')  # each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
 JOB_ID_LENGTH = 32  # uuid4().hex
 PATH_LENGTH = 512
@@ -247,6 +248,11 @@ class Job(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     relaunch_of: Mapped[str | None] = mapped_column(ForeignKey('jobs.id', ondelete='SET NULL'))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Extra vars whose names look secret, encrypted (runner_service.secrets); never sent out.
+    secret_vars: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
+    runner_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    runner_pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class JobDependency(Base):
@@ -325,3 +331,29 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(NAME_LENGTH))
     detail: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+
+
+class JobTag(Base):
+    """A tag that a tag-expression job names, so jobs can be listed by tag."""
+
+    __tablename__ = 'job_tags'
+    __table_args__ = (Index(None, 'tag'), MYSQL_TABLE_OPTIONS)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey('jobs.id', ondelete='CASCADE'), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+
+
+class ApiToken(Base):
+    """A bearer token for the API: only its SHA-256 is kept, the token itself is shown once."""
+
+    __tablename__ = 'api_tokens'
+    __table_args__ = (CheckConstraint(_in('role', TOKEN_ROLES), name='role'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
