@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from runner_service import __version__
 
@@ -20,10 +21,12 @@ hosts_app = typer.Typer(help='Database hosts and their profiles.', no_args_is_he
 tags_app = typer.Typer(help='Tags: list, add, remove, explain; rules files.', no_args_is_help=True)
 rules_app = typer.Typer(help='Tag rules files.', no_args_is_help=True)
 store_app = typer.Typer(help='The store: migrations.', no_args_is_help=True)
+tokens_app = typer.Typer(help='API bearer tokens: create, list, revoke.', no_args_is_help=True)
 app.add_typer(hosts_app, name='hosts')
 app.add_typer(tags_app, name='tags')
 tags_app.add_typer(rules_app, name='rules')
 app.add_typer(store_app, name='store')
+app.add_typer(tokens_app, name='tokens')
 
 console = Console()
 JSON_OPTION = typer.Option(False, '--json', help='Print JSON instead of a table.')
@@ -281,6 +284,64 @@ def rules_check(path: str, as_json: bool = JSON_OPTION) -> None:
         print_json(ruleset.definitions())
         return
     typer.echo('%s: %d rules OK, evaluation order: %s' % (path, len(ruleset.rules), ', '.join(ruleset.order)))
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+@tokens_app.command('create')
+def tokens_create(name: str = typer.Argument(..., help='A name for people: who or what uses the token.'),
+                  role: str = typer.Option(..., '--role', help='viewer (read), operator (run jobs) or admin.'),
+                  as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
+    """Create an API token. It is printed once: only its hash is kept."""
+    import getpass
+
+    from runner_service.tokens import ROLES, issue
+    if role not in ROLES:
+        fail('--role must be one of %s, got %r' % (', '.join(ROLES), role))
+    with opened_store(store) as opened:
+        try:
+            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser())
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json(dict(record, token=token))
+        return
+    # The note goes to stderr, so TOKEN=$(dbfleet tokens create ...) captures the token alone.
+    typer.echo('token %s (%s) created; it cannot be shown again: keep it now.' % (name, role), err=True)
+    typer.echo(token)
+
+
+@tokens_app.command('list')
+def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revoked tokens.'),
+                as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
+    """API tokens by name, with their role and use (never the tokens or their hashes)."""
+    with opened_store(store) as opened:
+        tokens = opened.list_tokens(include_revoked=show_all)
+    if as_json:
+        print_json(tokens)
+        return
+    rows = table('name', 'role', 'created', 'last used', 'revoked')
+    for token in tokens:
+        # Text, not markup: a name such as '[/x]' is printed as it is.
+        rows.add_row(Text(token['name']), token['role'], _when(token['created_at']), _when(token['last_used_at']),
+                     _when(token['revoked_at']))
+    console.print(rows)
+    console.print('%d token(s)' % len(tokens))
+
+
+@tokens_app.command('revoke')
+def tokens_revoke(name: str, store: Optional[str] = STORE_OPTION) -> None:
+    """Revoke an API token for good (the name is not reused)."""
+    with opened_store(store) as opened:
+        try:
+            record = opened.revoke_token(name)
+        except ValueError as exc:
+            fail(str(exc))
+    typer.echo('token %s revoked at %s' % (name, _when(record['revoked_at'])))
+
+
+def _when(value) -> str:
+    return str(value)[:19] if value is not None else '-'
 
 
 def main() -> None:

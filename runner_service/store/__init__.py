@@ -1,4 +1,4 @@
-"""dbfleet's store: the system of record for hosts, facts, tags and jobs (SQLAlchemy 2 + Alembic).
+"""dbfleet's store: the system of record for hosts, facts, tags, jobs and API tokens (SQLAlchemy 2 + Alembic).
 
     from runner_service.store import open_store
     store = open_store()            # DBFLEET_STORE_URL, default var/dbfleet.db under the repo
@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from runner_service.settings import get_settings
 from runner_service.store.engine import create_store_engine
-from runner_service.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag
+from runner_service.store.errors import (StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag,
+                                         UnknownToken)
 from runner_service.store.jobs import TERMINAL_STATUSES, UnknownJob
 from runner_service.store.migrate import ensure_schema
 from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
+from runner_service.store.tokens import LAST_USED_EVERY
 
 __all__ = [
-    'DEFAULT_KEEP_SNAPSHOTS', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated', 'StoreUnavailable',
-    'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownTag', 'open_store',
+    'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownTag', 'UnknownToken', 'open_store',
 ]
 
 

@@ -37,6 +37,12 @@ class UnknownTag(StoreError, LookupError):
         self.name = name
 
 
+class UnknownToken(StoreError, LookupError):
+    def __init__(self, name: str):
+        super().__init__("no API token named %s in the store: 'dbfleet tokens list --all' shows them all" % name)
+        self.name = name
+
+
 def masked(url: URL) -> str:
     """The URL as it may appear in messages and logs: password replaced by ***."""
     return url.render_as_string(hide_password=True)

@@ -1,5 +1,6 @@
 """The Store: hosts, their fact snapshots, tag definitions, host tags and the tag audit trail;
-the runner service's jobs come from the JobStore mixin (jobs.py).
+the runner service's jobs come from the JobStore mixin (jobs.py), the API's tokens from
+TokenStore (tokens.py).
 
 Every public method is one short transaction and returns plain dicts and lists, so callers
 (the action and inventory plugins, the API, the CLI) never hold ORM objects or sessions.
@@ -31,6 +32,7 @@ from runner_service.store.errors import UnknownHost, driver_reason, is_unreachab
 from runner_service.store.jobs import JobStore
 from runner_service.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent,
                                          as_json_value, utc, utcnow)
+from runner_service.store.tokens import TokenStore
 
 T = TypeVar('T')
 log = logging.getLogger(__name__)
@@ -59,8 +61,8 @@ _RETRY_MYSQL_CODES = {1213, 1205, 1062}
 _RETRY_ATTEMPTS = 12
 
 
-class Store(JobStore):
-    """dbfleet's system of record for hosts, facts, tags and jobs. Build it with `open_store()`."""
+class Store(JobStore, TokenStore):
+    """dbfleet's system of record for hosts, facts, tags, jobs and API tokens. Build it with `open_store()`."""
 
     def __init__(self, engine: Engine, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS):
         if keep_snapshots < 1:

@@ -1,0 +1,372 @@
+"""API tokens on SQLite and MariaDB: the store's TokenStore (create, look up, list, revoke, the
+last-use throttle) and runner_service.tokens (issue, authenticate, roles). Tokens are kept hashed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import multiprocessing
+import re
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from runner_service import tokens
+from runner_service.store import LAST_USED_EVERY, StoreError, UnknownToken, open_store
+from runner_service.store.engine import create_store_engine
+from runner_service.store.models import NAME_LENGTH, TOKEN_ROLES, utcnow
+
+UTC = dt.timezone.utc
+FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at'}
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def rows(url) -> list[dict]:
+    """Every api_tokens row, read past the store."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.text('SELECT * FROM api_tokens ORDER BY name'))]
+    finally:
+        engine.dispose()
+
+
+def assert_no_hash(value, *hashes):
+    """No record carries a hash: neither the key nor any value."""
+    records = value if isinstance(value, list) else [value]
+    for record in records:
+        assert set(record) == FIELDS
+        assert not any(str(field) in hashes for field in record.values())
+
+
+# -- creating and reading ---------------------------------------------------------------------
+
+def test_create_returns_the_record_without_the_hash(store):
+    before = utcnow()
+    record = store.create_token('ci-bot', 'operator', digest('one'), created_by='cli:alice')
+    assert_no_hash(record, digest('one'))
+    assert record['name'] == 'ci-bot' and record['role'] == 'operator' and record['created_by'] == 'cli:alice'
+    assert record['created_at'].tzinfo == UTC and before <= record['created_at'] <= utcnow()
+    assert record['revoked_at'] is None and record['last_used_at'] is None
+    assert isinstance(record['id'], int)
+
+
+def test_every_role_can_be_given(store):
+    for role in TOKEN_ROLES:
+        assert store.create_token('t-' + role, role, digest(role))['role'] == role
+    assert [token['role'] for token in store.list_tokens()] == ['admin', 'operator', 'viewer']
+
+
+def test_token_by_hash_finds_the_live_token(store):
+    created = store.create_token('reader', 'viewer', digest('r'))
+    found = store.token_by_hash(digest('r'))
+    assert_no_hash(found, digest('r'))
+    assert {key: found[key] for key in FIELDS - {'last_used_at'}} == \
+        {key: created[key] for key in FIELDS - {'last_used_at'}}
+    assert store.token_by_hash(digest('unknown')) is None
+
+
+def test_list_is_by_name_and_hides_revoked_tokens_unless_asked(store):
+    for name in ('zeta', 'alpha', 'Mid', 'beta'):
+        store.create_token(name, 'viewer', digest(name))
+    store.revoke_token('beta')
+    listed = store.list_tokens()
+    assert_no_hash(listed, *(digest(name) for name in ('zeta', 'alpha', 'Mid', 'beta')))
+    assert [token['name'] for token in listed] == ['Mid', 'alpha', 'zeta']  # binary order, as on both backends
+    everything = store.list_tokens(include_revoked=True)
+    assert [token['name'] for token in everything] == ['Mid', 'alpha', 'beta', 'zeta']
+    assert [token['name'] for token in everything if token['revoked_at']] == ['beta']
+
+
+def test_an_empty_store_has_no_tokens(store):
+    assert store.list_tokens() == [] and store.list_tokens(include_revoked=True) == []
+
+
+# -- revoking -----------------------------------------------------------------------------------
+
+def test_revoke_is_final_and_idempotent(store):
+    store.create_token('old', 'admin', digest('old'))
+    first = store.revoke_token('old')
+    assert_no_hash(first, digest('old'))
+    assert first['revoked_at'] is not None and first['revoked_at'].tzinfo == UTC
+    assert store.token_by_hash(digest('old')) is None
+    again = store.revoke_token('old')
+    assert again == first, 'revoking again keeps the first revocation time'
+
+
+def test_revoking_an_unknown_token_names_it_and_says_what_to_run(store):
+    with pytest.raises(UnknownToken, match=r"no API token named ghost in the store: 'dbfleet tokens list") as caught:
+        store.revoke_token('ghost')
+    assert isinstance(caught.value, LookupError) and isinstance(caught.value, StoreError)
+    assert caught.value.name == 'ghost'
+
+
+def test_revoke_refuses_a_name_no_token_can_have(store):
+    with pytest.raises(ValueError, match='token name must not contain whitespace'):
+        store.revoke_token('two\nlines')
+
+
+# -- names are never reused ---------------------------------------------------------------------
+
+def test_a_name_is_taken_even_once_revoked(store):
+    store.create_token('deploy', 'operator', digest('d1'))
+    message = r"a token named deploy already exists: pick another name, or revoke it \('dbfleet tokens revoke deploy'\)"
+    with pytest.raises(ValueError, match=message):
+        store.create_token('deploy', 'viewer', digest('d2'))
+    store.revoke_token('deploy')
+    with pytest.raises(ValueError, match=message):
+        store.create_token('deploy', 'viewer', digest('d3'))
+    assert [token['name'] for token in store.list_tokens(include_revoked=True)] == ['deploy']
+
+
+def test_a_hash_is_registered_once(store):
+    store.create_token('first', 'viewer', digest('same'))
+    with pytest.raises(ValueError, match='token second: another token already has this hash') as caught:
+        store.create_token('second', 'viewer', digest('same'))
+    assert digest('same') not in str(caught.value)
+
+
+def test_a_name_lost_to_a_concurrent_insert_is_the_same_error(store, store_url):
+    """The race the checks cannot see: another transaction inserts the name after this one
+    checked it. On MariaDB (READ COMMITTED, no gap locks) the insert goes through and the
+    flush fails on the unique key (create_token turns that into the usual error; were it not
+    to, the store's retry would, its second check seeing the name). SQLite serialises its
+    writers, so it cannot happen there."""
+    if store_url.startswith('sqlite'):
+        pytest.skip('SQLite serialises writers (BEGIN IMMEDIATE): no concurrent insert can come in between')
+    other = create_store_engine(store_url)
+    inserted = []
+
+    def insert_behind_its_back(session, flush_context, instances):
+        if inserted:
+            return
+        inserted.append(True)
+        with other.begin() as connection:
+            connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                       "VALUES ('racy', 'viewer', :hash, :at)"),
+                               {'hash': digest('theirs'), 'at': utcnow().replace(tzinfo=None)})
+
+    sa.event.listen(store._writer, 'before_flush', insert_behind_its_back)
+    try:
+        with pytest.raises(ValueError, match='a token named racy already exists'):
+            store.create_token('racy', 'admin', digest('mine'))
+    finally:
+        sa.event.remove(store._writer, 'before_flush', insert_behind_its_back)
+        other.dispose()
+    assert inserted
+    [token] = store.list_tokens()
+    assert token['role'] == 'viewer' and store.token_by_hash(digest('mine')) is None
+
+
+_barrier = None
+
+
+def _share(barrier):
+    global _barrier
+    _barrier = barrier
+
+
+def _create_named(url, index) -> str:
+    """In a worker process: create token 'shared' once every worker is ready; 'created' or the error."""
+    store = open_store(url)
+    try:
+        _barrier.wait(timeout=120)
+        try:
+            store.create_token('shared', 'viewer', digest('racer-%d' % index))
+            return 'created'
+        except ValueError as error:
+            return str(error)
+    finally:
+        store.close()
+
+
+def test_one_of_many_processes_gets_a_name(store, store_url):
+    context = multiprocessing.get_context('fork')  # a fork pool starts all its workers at once
+    with ProcessPoolExecutor(6, mp_context=context, initializer=_share, initargs=(context.Barrier(6),)) as pool:
+        outcomes = list(pool.map(_create_named, [store_url] * 6, range(6), timeout=300))
+    assert outcomes.count('created') == 1
+    assert all(outcome.startswith('a token named shared already exists') for outcome in outcomes
+               if outcome != 'created')
+    assert len(store.list_tokens()) == 1
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name, message', [
+    ('', 'token name must be a non-empty string of at most 255 characters'),
+    ('n' * (NAME_LENGTH + 1), 'token name must be a non-empty string of at most 255 characters'),
+    (None, 'token name must be a non-empty string'),
+    (42, 'token name must be a non-empty string'),
+    ('ci bot', 'token name must not contain whitespace or control characters'),
+    ('ci\tbot', 'token name must not contain whitespace or control characters'),
+    ('ci\n', 'token name must not contain whitespace or control characters'),
+    ('ci\x00bot', 'token name must not contain whitespace or control characters'),
+    ('ci\x1b[31m', 'token name must not contain whitespace or control characters'),
+    ('ci\u00a0bot', 'token name must not contain whitespace or control characters'),  # no-break space
+    ('ci\u200bbot', 'token name must not contain whitespace or control characters'),  # zero-width space
+])
+def test_bad_names_are_refused(store, name, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        store.create_token(name, 'viewer', digest('x'))
+    assert store.list_tokens() == []
+
+
+def test_the_longest_name_and_other_scripts_are_fine(store):
+    for name in ('n' * NAME_LENGTH, 'équipe-données', 'ci/bot@prod:1'):
+        assert store.create_token(name, 'viewer', digest(name))['name'] == name
+
+
+@pytest.mark.parametrize('role', ['root', 'Admin', '', None, 'viewer '])
+def test_an_unknown_role_is_refused_with_the_roles(store, role):
+    with pytest.raises(ValueError, match=re.escape('token ci: role must be one of viewer, operator, admin, got %r'
+                                                   % (role,))):
+        store.create_token('ci', role, digest('x'))
+
+
+@pytest.mark.parametrize('token_hash', [
+    '', 'abc', digest('x')[:63], digest('x') + '0', digest('x').upper(), 'g' * 64, None, 12,
+    'dbf_' + 'A' * 60,  # a token itself, passed by mistake: refused and not echoed
+])
+def test_a_hash_must_be_64_lowercase_hex_characters(store, token_hash):
+    with pytest.raises(ValueError, match='token_hash must be the SHA-256 hex digest') as caught:
+        store.create_token('ci', 'viewer', token_hash)
+    if token_hash:
+        assert str(token_hash) not in str(caught.value)
+    with pytest.raises(ValueError, match='token_hash must be the SHA-256 hex digest'):
+        store.token_by_hash(token_hash)
+
+
+@pytest.mark.parametrize('created_by', ['', 'w' * (NAME_LENGTH + 1), 7])
+def test_created_by_must_be_a_short_string(store, created_by):
+    with pytest.raises(ValueError, match='token ci: created_by must be a non-empty string of at most 255'):
+        store.create_token('ci', 'viewer', digest('x'), created_by=created_by)
+
+
+# -- last use -----------------------------------------------------------------------------------
+
+def count_writes(store, monkeypatch) -> list[bool]:
+    """The `write` flag of each transaction the store runs from now on."""
+    seen: list[bool] = []
+    original = store._run
+
+    def recording(work, write=False):
+        seen.append(write)
+        return original(work, write=write)
+
+    monkeypatch.setattr(store, '_run', recording)
+    return seen
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(store, monkeypatch):
+    store.create_token('api', 'viewer', digest('api'))
+    start = dt.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    writes = count_writes(store, monkeypatch)
+
+    assert store.token_by_hash(digest('api'), now=start)['last_used_at'] == start
+    assert writes == [False, True], 'first use: a read, then one write'
+
+    writes.clear()
+    for seconds in (1, 30, 59.999):
+        later = start + dt.timedelta(seconds=seconds)
+        assert store.token_by_hash(digest('api'), now=later)['last_used_at'] == start
+    assert writes == [False, False, False], 'uses within a minute are reads only'
+    assert store.list_tokens()[0]['last_used_at'] == start
+
+    writes.clear()
+    next_minute = start + LAST_USED_EVERY
+    assert store.token_by_hash(digest('api'), now=next_minute)['last_used_at'] == next_minute
+    assert writes == [False, True]
+    assert store.list_tokens()[0]['last_used_at'] == next_minute
+
+
+def test_an_earlier_clock_does_not_move_last_use_back(store):
+    store.create_token('api', 'viewer', digest('api'))
+    start = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    store.token_by_hash(digest('api'), now=start)
+    assert store.token_by_hash(digest('api'), now=start - dt.timedelta(hours=1))['last_used_at'] == start
+
+
+def test_each_token_has_its_own_last_use(store):
+    store.create_token('one', 'viewer', digest('one'))
+    store.create_token('two', 'viewer', digest('two'))
+    start = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    store.token_by_hash(digest('one'), now=start)
+    store.token_by_hash(digest('two'), now=start + dt.timedelta(seconds=10))
+    assert {token['name']: token['last_used_at'] for token in store.list_tokens()} == {
+        'one': start, 'two': start + dt.timedelta(seconds=10)}
+
+
+def test_a_revoked_token_is_not_found_and_its_use_is_not_recorded(store):
+    store.create_token('gone', 'admin', digest('gone'))
+    store.revoke_token('gone')
+    assert store.token_by_hash(digest('gone')) is None
+    [token] = store.list_tokens(include_revoked=True)
+    assert token['last_used_at'] is None
+
+
+# -- runner_service.tokens ----------------------------------------------------------------------
+
+def test_issue_shows_the_token_once_and_stores_only_its_hash(store, store_url):
+    token, record = tokens.issue(store, 'ci-bot', 'operator', created_by='cli:alice')
+    assert re.fullmatch(r'dbf_[A-Za-z0-9_-]{43}', token)
+    assert_no_hash(record, tokens.hash_token(token))
+    assert record['name'] == 'ci-bot' and record['role'] == 'operator' and record['created_by'] == 'cli:alice'
+    [row] = rows(store_url)
+    assert row['token_hash'] == tokens.hash_token(token) == digest(token)
+    assert not any(token in str(value) or token[4:] in str(value) for value in row.values()), \
+        'the clear token is nowhere in the table'
+
+
+def test_authenticate_knows_live_tokens_only(store):
+    token, record = tokens.issue(store, 'reader', 'viewer')
+    other, _ = tokens.issue(store, 'writer', 'operator')
+    found = tokens.authenticate(store, token)
+    assert found['name'] == 'reader' and found['id'] == record['id'] and found['last_used_at'] is not None
+    assert tokens.authenticate(store, other)['role'] == 'operator'
+    assert tokens.authenticate(store, tokens.new_token()) is None, 'well formed but unknown'
+    store.revoke_token('reader')
+    assert tokens.authenticate(store, token) is None
+    assert tokens.authenticate(store, other)['name'] == 'writer'
+
+
+@pytest.mark.parametrize('text', [
+    None, '', ' ', 'dbf_', 'Bearer dbf_' + 'a' * 43, 'dbf_' + 'a' * 43 + '\n', ' dbf_' + 'a' * 43, 'dbf_a b',
+    'dbf_' + 'a' * 10_000, 'abc', b'dbf_' + b'a' * 43, 42, ['dbf_x'], {'token': 'x'}, 'dbf_\x00' * 20,
+    'dbf_ééééééééééééééééééééé',
+])
+def test_authenticate_never_raises_for_bad_input(store, text):
+    tokens.issue(store, 'someone', 'admin')
+    assert tokens.authenticate(store, text) is None
+
+
+def test_a_token_differs_on_every_issue(store):
+    made = {tokens.issue(store, 'ci-%d' % index, 'viewer')[0] for index in range(20)}
+    assert len(made) == 20
+    assert_no_hash(store.list_tokens(), *(tokens.hash_token(token) for token in made))
+
+
+def test_hash_token_is_the_sha256_hex_digest():
+    assert tokens.hash_token('abc') == 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    assert re.fullmatch(r'[0-9a-f]{64}', tokens.hash_token(tokens.new_token()))
+
+
+def test_roles_rank_viewer_operator_admin():
+    assert tokens.ROLES == TOKEN_ROLES == ('viewer', 'operator', 'admin')
+    allowed = {(role, needed) for role in tokens.ROLES for needed in tokens.ROLES if tokens.allows(role, needed)}
+    assert allowed == {('viewer', 'viewer'), ('operator', 'viewer'), ('operator', 'operator'),
+                       ('admin', 'viewer'), ('admin', 'operator'), ('admin', 'admin')}
+
+
+@pytest.mark.parametrize('role', [None, '', 'root', 'Admin', ['admin'], 3])
+def test_an_unknown_role_is_allowed_nothing(role):
+    assert not any(tokens.allows(role, needed) for needed in tokens.ROLES)
+
+
+@pytest.mark.parametrize('needed', ['root', '', None, 'Admin'])
+def test_asking_for_an_unknown_role_is_a_bug(needed):
+    with pytest.raises(ValueError, match='unknown role .* needed: use one of viewer, operator, admin'):
+        tokens.allows('admin', needed)
