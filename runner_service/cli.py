@@ -343,6 +343,56 @@ def tokens_revoke(name: str, store: Optional[str] = STORE_OPTION) -> None:
 def _when(value) -> str:
     return str(value)[:19] if value is not None else '-'
 
+# --- the service's processes -------------------------------------------------------------------
+
+QUEUE_OPTION = typer.Option(['default'], '--queue', '-q', help='Queue to work on (repeat for several, in order).')
+
+
+@app.command('api')
+def api(host: str = typer.Option('127.0.0.1', help='Address to listen on.'),
+        port: int = typer.Option(8080, help='Port to listen on.'),
+        log_level: str = typer.Option('info', help='uvicorn log level.')) -> None:
+    """Serve the REST API (/api/v1, /healthz, /openapi.json); reconciles the queues with the store."""
+    from runner_service.processes import run_api
+    run_api(host, port, log_level)
+
+
+@app.command('worker')
+def worker(queues: list[str] = QUEUE_OPTION,
+           processes: int = typer.Option(1, '--processes', '-n', min=1, help='Worker processes (an RQ pool).'),
+           burst: bool = typer.Option(False, help='Stop when the queues are empty.'),
+           name: Optional[str] = typer.Option(None, help='Worker name (default: RQ picks one).')) -> None:
+    """Run jobs from the queues with ansible-runner (RQ worker, RQ scheduler enabled for retries)."""
+    from runner_service.processes import run_worker
+    from runner_service.settings import get_settings
+    run_worker(get_settings().redis_url, queues, processes=processes, burst=burst, name=name)
+
+
+@app.command('up')
+def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = typer.Option(8080, help='API port.'),
+       workers: int = typer.Option(2, '--workers', '-n', min=1, help='Worker processes.'),
+       queues: list[str] = QUEUE_OPTION) -> None:
+    """API and workers on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
+    from runner_service.processes import run_up
+    from runner_service.settings import get_settings
+    try:
+        raise typer.Exit(run_up(host, port, workers, queues, get_settings().var_dir))
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+@app.command('reconcile')
+def reconcile_command() -> None:
+    """One reconciler pass: release waiting jobs, time out overdue ones, mark lost ones, re-enqueue
+    what Redis forgot. The API does this on its own every DBFLEET_RECONCILE_SECONDS."""
+    from runner_service.reconciler import reconcile
+    from runner_service.runtime import Runtime
+    runtime = Runtime()
+    try:
+        print_json(reconcile(runtime))
+    finally:
+        runtime.close()
+
 
 def main() -> None:
     app()

@@ -21,6 +21,22 @@ class Settings(BaseSettings):
     tag_rules: Path = Field(default=REPO_ROOT / 'inventories' / 'tag_rules.yml', description='tag rules file')
     api_url: str = Field(default='http://127.0.0.1:8080', description='where the CLI finds the API')
     token: str | None = Field(default=None, description='bearer token the CLI sends', repr=False)
+    var_dir: Path = Field(default=REPO_ROOT / 'var', description='runtime files: job run directories, secret key')
+    secret_key: str | None = Field(default=None, repr=False,
+                                   description='Fernet key for secret extra vars at rest (else var/secret.key)')
+    keep_runs: int = Field(default=200, ge=1, description='job run directories (ansible-runner artifacts) kept')
+    max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
+    reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
+    lost_after_seconds: float = Field(default=15.0, gt=0,
+                                      description='a running job without a heartbeat this long is worker_lost')
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.var_dir / 'runs'
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.var_dir / 'secret.key'
 
 
 @lru_cache(maxsize=1)

@@ -29,14 +29,14 @@ import uuid
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 from runner_service.store.errors import StoreError
 from runner_service.store.models import (DEPENDENCY_CONDITIONS, HOST_RESULT_COUNTS, INVENTORY_KINDS, JOB_STATUSES,
                                          NAME_LENGTH, PATH_LENGTH, AuditEntry, Job, JobDependency, JobEvent,
-                                         JobHostResult, utc, utcnow)
+                                         JobHostResult, JobTag, utc, utcnow)
 
 TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
 # to_status: the statuses a job may move to it from. Terminal statuses never move again,
@@ -71,7 +71,7 @@ _CHUNK = 500
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
-    relaunch_of=None,
+    relaunch_of=None, secret_vars=None,
 )
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
@@ -95,13 +95,16 @@ class JobStore:
     # -- jobs ------------------------------------------------------------------------------
 
     def create_job(self, spec: dict, depends_on: Iterable[tuple[str, str] | dict] = (),
-                   idempotency_key: str | None = None, created_by: str | None = None) -> tuple[dict, bool]:
+                   idempotency_key: str | None = None, created_by: str | None = None,
+                   tags: Iterable[str] = ()) -> tuple[dict, bool]:
         """Record a job the API accepted; returns (job, created).
 
         spec: playbook and inventory (required), inventory_kind ('file' | 'tags'), limit_pattern,
         extra_vars (already redacted), check_mode, diff_mode, forks, timeout_seconds, deadline,
-        queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of.
+        queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
+        secret_vars (sealed text, runner_service.secrets).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
+        tags: the tag names a tag-expression inventory refers to (list_jobs(tag=...) finds them).
 
         A job with an idempotency_key already used is not created again: that job is returned
         with created=False, also when processes race with the same key. The new job is
@@ -110,6 +113,7 @@ class JobStore:
         """
         values = _check_spec(spec)
         dependencies = _check_dependencies(depends_on)
+        tag_names = sorted({_check_text(tag, 'tag', NAME_LENGTH) for tag in tags})
         if idempotency_key is not None:
             _check_text(idempotency_key, 'idempotency_key', NAME_LENGTH)
         if created_by is not None:
@@ -140,6 +144,7 @@ class JobStore:
             session.flush()  # the job row first: the dependency rows refer to it
             session.add_all(JobDependency(job_id=job.id, depends_on_id=depends_on_id, on=on)
                             for depends_on_id, on in dependencies.items())
+            session.add_all(JobTag(job_id=job.id, tag=tag) for tag in tag_names)
             session.flush()  # a duplicate idempotency key fails here, and _run starts again
             return _job_dicts(session, [job])[0], True
 
@@ -154,9 +159,16 @@ class JobStore:
 
         return self._run(work)
 
+    def job_by_idempotency_key(self, key: str) -> dict | None:
+        def work(session: Session) -> dict | None:
+            job = session.scalar(select(Job).where(Job.idempotency_key == key))
+            return _job_dicts(session, [job])[0] if job else None
+
+        return self._run(work)
+
     def list_jobs(self, status: str | Iterable[str] | None = None, playbook: str | None = None,
                   created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
-                  limit: int = 50, cursor: str | None = None) -> dict:
+                  limit: int = 50, cursor: str | None = None, tag: str | None = None) -> dict:
         """{'jobs': [...], 'next_cursor': str | None}, newest first. created_after is inclusive,
         created_before exclusive. The cursor marks the last job of a page by (created_at, id),
         so later pages neither repeat nor skip jobs when new ones arrive meanwhile."""
@@ -166,6 +178,8 @@ class JobStore:
             query = query.where(Job.status.in_(_check_statuses(status, 'status')))
         if playbook is not None:
             query = query.where(Job.playbook == playbook)
+        if tag is not None:
+            query = query.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
         if created_after is not None:
             query = query.where(Job.created_at >= _check_datetime(created_after, 'created_after'))
         if created_before is not None:
@@ -220,6 +234,39 @@ class JobStore:
             return _job_dicts(session, [job])[0]
 
         return self._run(work, write=True)
+
+    def heartbeat(self, job_id: str, runner_host: str | None = None, runner_pid: int | None = None) -> bool:
+        """The running job's worker is alive (and, once known, where its ansible-playbook runs).
+        False when the job is no longer running: the worker should stop."""
+        values: dict[str, Any] = {'heartbeat_at': utcnow()}
+        if runner_host is not None:
+            values['runner_host'] = _check_text(runner_host, 'runner_host', NAME_LENGTH)
+        if runner_pid is not None:
+            values['runner_pid'] = _check_int(runner_pid, 'runner_pid', minimum=1)
+
+        def work(session: Session) -> bool:
+            result = session.execute(update(Job).where(Job.id == job_id, Job.status == 'running').values(**values))
+            return result.rowcount > 0
+
+        return self._run(work, write=True)
+
+    def stale_running_jobs(self, silent_seconds: float) -> list[dict]:
+        """Running jobs whose worker has not written a heartbeat for `silent_seconds`."""
+        cutoff = utcnow() - dt.timedelta(seconds=silent_seconds)
+        query = select(Job).where(Job.status == 'running', or_(
+            Job.heartbeat_at < cutoff, and_(Job.heartbeat_at.is_(None), Job.started_at < cutoff))).order_by(Job.id)
+        return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
+
+    def overdue_jobs(self, now: dt.datetime | None = None) -> list[dict]:
+        """Waiting or queued jobs whose deadline has passed before they could start."""
+        now = utc(now) or utcnow()
+        query = select(Job).where(Job.status.in_(('waiting', 'queued')), Job.deadline <= now).order_by(Job.id)
+        return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
+
+    def last_event_seq(self, job_id: str) -> int:
+        """The highest event seq stored for the job (0 when none): a retry numbers its events after it."""
+        return self._run(lambda session: session.scalar(
+            select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)) or 0)
 
     def request_cancel(self, job_id: str) -> dict | None:
         """Ask for the job to stop: a queued or waiting job is canceled at once; a running one
@@ -429,7 +476,8 @@ def _move(job: Job, to_status: str, now: dt.datetime, fields: dict[str, Any]) ->
         if retry:
             job.started_at = job.finished_at = job.worker = job.return_code = job.status_reason = None
     elif to_status == 'running':
-        job.started_at = now
+        job.started_at = job.heartbeat_at = now
+        job.runner_host = job.runner_pid = None
         job.attempt += 1
     if to_status in TERMINAL_STATUSES:
         job.finished_at = now
@@ -591,6 +639,8 @@ def _check_spec(spec: Any) -> dict[str, Any]:
     _check_int(values['retry_backoff_seconds'], 'job spec: retry_backoff_seconds', minimum=0)
     if values['relaunch_of'] is not None:
         _check_text(values['relaunch_of'], 'job spec: relaunch_of')
+    if values['secret_vars'] is not None:
+        _check_text(values['secret_vars'], 'job spec: secret_vars')
     return values
 
 

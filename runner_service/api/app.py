@@ -1,0 +1,37 @@
+"""The FastAPI application: `create_app()` wires settings, routes, error bodies and the reconciler."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from runner_service import __version__
+from runner_service.api import errors
+from runner_service.api.routes import health, jobs, tokens
+from runner_service.reconciler import Reconciler
+from runner_service.runtime import Runtime
+
+
+def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAPI:
+    runtime = runtime or Runtime()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        runtime.store  # open (and migrate) the store before the first request
+        reconciler = Reconciler(runtime).start() if reconcile else None
+        try:
+            yield
+        finally:
+            if reconciler is not None:
+                reconciler.stop()
+            runtime.close()
+
+    app = FastAPI(title='dbfleet', version=__version__, lifespan=lifespan,
+                  description='Run dbfleet playbooks as queued jobs. Authenticate with '
+                              '`Authorization: Bearer <token>` (`dbfleet tokens create`).')
+    app.state.runtime = runtime
+    errors.install(app)
+    for module in (health, jobs, tokens):
+        app.include_router(module.router)
+    return app

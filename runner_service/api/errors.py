@@ -1,0 +1,56 @@
+"""Every error the API returns is a JSON body {detail, errors?} with the status that fits."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from runner_service.jobs import JobError
+from runner_service.store import StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+# The error bodies, for each route's OpenAPI `responses`.
+PROBLEM = {'model': None}
+
+
+def problem(status: int, detail: str, errors: list | None = None, headers: dict | None = None) -> JSONResponse:
+    body: dict = {'detail': detail}
+    if errors is not None:
+        body['errors'] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field(error: dict) -> str:
+    location = [str(part) for part in error.get('loc', ()) if part not in ('body', 'query', 'path', 'header')]
+    return '.'.join(location) or 'request'
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = [{'field': _field(error), 'message': error.get('msg', ''), 'type': error.get('type', '')}
+                  for error in exc.errors()]
+        summary = '; '.join('%s: %s' % (error['field'], error['message']) for error in errors[:5])
+        return problem(422, 'invalid request: %s' % summary, errors)
+
+    @app.exception_handler(JobError)
+    async def job_error(request: Request, exc: JobError):
+        return problem(exc.status, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, 'headers', None))
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_down(request: Request, exc: StoreUnavailable):
+        return problem(503, 'the store is unavailable: %s' % exc)
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError):
+        log.exception('store error on %s %s', request.method, request.url.path)
+        return problem(500, 'store error: %s' % exc)

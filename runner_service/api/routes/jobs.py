@@ -1,0 +1,176 @@
+"""/api/v1/jobs: launch, list, show, events (paged or live), stdout, cancel, relaunch."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from runner_service.api.deps import Jobs, Operator, RuntimeDep, Viewer
+from runner_service.api.schemas import (EventPage, JobCreate, JobOut, JobPage, JobStatus, Problem, Relaunch,
+                                        Stdout)
+from runner_service.jobs import JobService
+from runner_service.queue import events_channel
+from runner_service.store import TERMINAL_STATUSES
+
+router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
+JobId = Annotated[str, Path(min_length=1, max_length=32, description='a job id')]
+# How long a live follower waits for news before it looks at the store anyway.
+FOLLOW_POLL_SECONDS = 1.0
+
+
+def job_view(job: dict) -> JobOut:
+    """A store job as the API shows it: secrets and internals left out, links added."""
+    base = '/api/v1/jobs/%s' % job['id']
+    by_file = job['inventory_kind'] == 'file'
+    return JobOut(
+        id=job['id'], status=job['status'], status_reason=job['status_reason'], playbook=job['playbook'],
+        inventory=job['inventory'] if by_file else None, tags=None if by_file else job['inventory'],
+        limit=job['limit_pattern'], extra_vars=job['extra_vars'], check=job['check_mode'], diff=job['diff_mode'],
+        forks=job['forks'], timeout=job['timeout_seconds'], deadline=job['deadline'], depends_on=job['depends_on'],
+        queue=job['queue'], priority=job['priority'], max_retries=job['max_retries'],
+        retry_backoff=job['retry_backoff_seconds'], attempt=job['attempt'], created_at=job['created_at'],
+        enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
+        timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
+        relaunch_of=job['relaunch_of'], cancel_requested=job['cancel_requested'], hosts=job['host_results'],
+        links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
+               'relaunch': base + '/relaunch'},
+    )
+
+
+@router.post('', status_code=201, response_model=JobOut, responses={**ERRORS, 200: {'model': JobOut, 'description':
+             'the job an earlier request with the same idempotency key created'}})
+def launch(body: JobCreate, jobs: Jobs, caller: Operator, response: Response,
+           idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
+    """Queue a playbook run; answers at once with the job's id, status and links."""
+    if idempotency_key and not body.idempotency_key:
+        body = body.model_copy(update={'idempotency_key': idempotency_key})
+    job, created = jobs.launch(body, caller['name'])
+    response.status_code = 201 if created else 200
+    response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
+    return job_view(job)
+
+
+@router.get('', response_model=JobPage, responses=ERRORS)
+def list_jobs(jobs: Jobs, caller: Viewer,
+              status: Annotated[list[JobStatus] | None, Query(description='one or more statuses')] = None,
+              playbook: Annotated[str | None, Query(max_length=512)] = None,
+              tag: Annotated[str | None, Query(max_length=255, description='jobs whose tag expression names it')] = None,
+              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+              cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
+    """Newest first; pass next_cursor back as cursor for the next page."""
+    page = jobs.list(status=status, playbook=playbook, tag=tag, created_after=_aware(created_after),
+                     created_before=_aware(created_before), limit=limit, cursor=cursor)
+    return JobPage(jobs=[job_view(job) for job in page['jobs']], next_cursor=page['next_cursor'])
+
+
+@router.get('/{job_id}', response_model=JobOut, responses=ERRORS)
+def show(job_id: JobId, jobs: Jobs, caller: Viewer) -> JobOut:
+    return job_view(jobs.get(job_id))
+
+
+@router.get('/{job_id}/events', response_model=EventPage, responses={
+    **ERRORS, 200: {'content': {'application/json': {}, 'text/event-stream': {}},
+                    'description': 'a page of events; with Accept: text/event-stream, the live stream'}})
+async def events(request: Request, job_id: JobId, jobs: Jobs, runtime: RuntimeDep, caller: Viewer,
+                 host: Annotated[str | None, Query(max_length=255)] = None,
+                 event: Annotated[list[str] | None, Query(description='event names, e.g. runner_on_failed')] = None,
+                 after: Annotated[int | None, Query(ge=0, le=2**31, description='a next_cursor')] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                 last_event_id: Annotated[str | None, Header(max_length=20)] = None):
+    """The job's events in order. With `Accept: text/event-stream` the response is a live
+    Server-Sent Events stream (each event's id is its seq, so a reconnecting client resumes with
+    Last-Event-ID), ending with an `end` event carrying the job's final status."""
+    if 'text/event-stream' in request.headers.get('accept', ''):
+        await run_in_threadpool(jobs.get, job_id)  # 404 before the stream starts
+        start = after
+        if last_event_id is not None and last_event_id.isdigit():
+            start = int(last_event_id)
+        return StreamingResponse(_follow(request, jobs, runtime, job_id, host, event, start),
+                                 media_type='text/event-stream', headers={'Cache-Control': 'no-cache'})
+    return await run_in_threadpool(jobs.events, job_id, host, event, after, limit)
+
+
+@router.get('/{job_id}/stdout', responses={**ERRORS, 200: {
+    'content': {'text/plain': {}, 'application/json': {'schema': Stdout.model_json_schema()}},
+    'description': 'the output as ansible printed it (secrets masked)'}})
+def stdout(job_id: JobId, jobs: Jobs, caller: Viewer,
+           format: Annotated[Literal['text', 'json'], Query(description='text/plain or JSON')] = 'text'):
+    job, text = jobs.stdout(job_id)
+    if format == 'json':
+        return Stdout(job_id=job_id, status=job['status'], complete=job['status'] in TERMINAL_STATUSES, stdout=text)
+    return PlainTextResponse(text)
+
+
+@router.post('/{job_id}/cancel', status_code=202, response_model=JobOut, responses=ERRORS)
+def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
+    """A queued or waiting job is canceled now; a running one has its processes killed within seconds."""
+    return job_view(jobs.cancel(job_id, caller['name']))
+
+
+@router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)
+def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None = None) -> JobOut:
+    """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones."""
+    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host, names, after):
+    """SSE: stored events after `after`, then new ones as the worker announces its batches."""
+    pubsub = None
+    try:
+        try:
+            pubsub = runtime.async_redis().pubsub()
+            await pubsub.subscribe(events_channel(job_id))
+        except Exception:  # no Redis: poll the store
+            pubsub = None
+        while True:
+            page = await run_in_threadpool(jobs.events, job_id, host, names, after, 500)
+            for item in page['events']:
+                after = item['seq']
+                yield 'id: %d\nevent: %s\ndata: %s\n\n' % (item['seq'], item['event'],
+                                                           json.dumps(item, default=_json_default))
+            if page['next_cursor'] is not None:
+                continue
+            job = await run_in_threadpool(jobs.get, job_id)
+            if job['status'] in TERMINAL_STATUSES and not (job['status'] == 'worker_lost'
+                                                           and job['attempt'] <= job['max_retries']):
+                tail = await run_in_threadpool(jobs.events, job_id, host, names, after, 500)
+                if not tail['events']:
+                    yield 'event: end\ndata: %s\n\n' % json.dumps({'status': job['status'],
+                                                                    'status_reason': job['status_reason']})
+                    return
+                continue
+            if await request.is_disconnected():
+                return
+            if pubsub is not None:
+                try:
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=FOLLOW_POLL_SECONDS)
+                    continue
+                except Exception:
+                    pubsub = None
+            await asyncio.sleep(FOLLOW_POLL_SECONDS / 4)
+    finally:
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except Exception:
+                pass
+
+
+def _json_default(value):
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,181 @@
+"""The API's request and response bodies. The CLI client builds its requests from the same
+classes, so both sides agree on names, defaults and limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
+                    'dependency_failed', 'worker_lost']
+Role = Literal['viewer', 'operator', 'admin']
+
+
+class Dependency(BaseModel):
+    model_config = ConfigDict(extra='forbid', populate_by_name=True)
+
+    job_id: str = Field(min_length=1, max_length=32, description='a job id the API returned')
+    on: Literal['success', 'failure', 'always'] = Field(
+        default='success', description='run when that job succeeded, failed (or timed out, was lost, or its own '
+                                       'dependencies failed), or ended in any way')
+
+
+class JobCreate(BaseModel):
+    """What to run. Give `inventory` (a file under the project) or `tags` (a tag expression over
+    the store, such as `large and not maintenance`), not both."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    playbook: str = Field(min_length=1, max_length=512, description='a playbook under DBFLEET_PROJECT_DIR, '
+                                                                     'e.g. playbooks/inspect.yml')
+    inventory: str | None = Field(default=None, min_length=1, max_length=512,
+                                  description='an inventory file or directory under the project')
+    tags: str | None = Field(default=None, min_length=1, max_length=2000,
+                             description='a tag expression: the hosts of the store that match it')
+    limit: str | None = Field(default=None, min_length=1, max_length=10000, description="ansible's --limit")
+    extra_vars: dict[str, Any] = Field(default_factory=dict, description='variables for the play; values of '
+                                       'names that look secret (password, token, key...) are masked in the store')
+    check: bool = Field(default=False, description='--check: report what would change')
+    diff: bool = Field(default=False, description='--diff')
+    forks: int | None = Field(default=None, ge=1, le=500)
+    timeout: int | None = Field(default=None, ge=1, le=7 * 86400, description='seconds the run may take')
+    deadline: AwareDatetime | None = Field(default=None, description='the run is killed at this time '
+                                           '(with a time zone, e.g. 2026-11-27T03:00:00Z)')
+    depends_on: list[Dependency] = Field(default_factory=list, max_length=100)
+    queue: str = Field(default='default', pattern=r'^[a-z0-9][a-z0-9_-]{0,31}$',
+                       description='the RQ queue (workers listen to the queues they are told)')
+    priority: int = Field(default=0, ge=-100, le=100, description='above 0 goes to the front of its queue')
+    max_retries: int = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
+    retry_backoff: int = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255,
+                                        description='the same key gives back the same job instead of a new one')
+
+    @model_validator(mode='after')
+    def _one_inventory(self):
+        if (self.inventory is None) == (self.tags is None):
+            raise ValueError('give inventory (a file under the project) or tags (a tag expression), exactly one')
+        return self
+
+
+class HostCounts(BaseModel):
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+class Timings(BaseModel):
+    queued_seconds: float | None = None
+    run_seconds: float | None = None
+
+
+class JobOut(BaseModel):
+    id: str
+    status: JobStatus
+    status_reason: str | None = None
+    playbook: str
+    inventory: str | None = None
+    tags: str | None = None
+    limit: str | None = None
+    extra_vars: dict[str, Any]
+    check: bool
+    diff: bool
+    forks: int | None = None
+    timeout: int | None = None
+    deadline: dt.datetime | None = None
+    depends_on: list[Dependency]
+    queue: str
+    priority: int
+    max_retries: int
+    retry_backoff: int
+    attempt: int
+    created_at: dt.datetime
+    enqueued_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    timings: Timings
+    worker: str | None = None
+    return_code: int | None = None
+    created_by: str | None = None
+    relaunch_of: str | None = None
+    cancel_requested: bool
+    hosts: dict[str, HostCounts] = Field(description='per-host recap once the play has ended')
+    links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(description='pass as cursor for the next page; null on the last')
+
+
+class Event(BaseModel):
+    seq: int
+    uuid: str | None = None
+    event: str
+    host: str | None = None
+    task: str | None = None
+    play: str | None = None
+    changed: bool | None = None
+    failed: bool | None = None
+    created: dt.datetime
+    stdout: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_cursor: int | None = Field(description='pass as `after` for the next page; null when there is no more '
+                                                '(yet, while the job runs)')
+
+
+class Stdout(BaseModel):
+    job_id: str
+    status: JobStatus
+    complete: bool = Field(description='the job has ended: no more output will come')
+    stdout: str
+
+
+class Relaunch(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    hosts: Literal['all', 'failed'] = Field(default='all', description='failed: only the hosts that failed or '
+                                                                       'were unreachable')
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    name: str = Field(min_length=1, max_length=255, pattern=r'^\S+$')
+    role: Role
+
+
+class TokenOut(BaseModel):
+    name: str
+    role: Role
+    created_at: dt.datetime
+    created_by: str | None = None
+    revoked_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description='shown once: keep it, dbfleet stores only its hash')
+
+
+class Problem(BaseModel):
+    """Every 4xx and 5xx body."""
+
+    detail: str = Field(description='what was wrong, and what to do')
+    errors: list[dict[str, Any]] | None = Field(default=None, description='each invalid field, for 422')
+
+
+class Health(BaseModel):
+    status: Literal['ok', 'degraded', 'failing']
+    store: dict[str, Any]
+    redis: dict[str, Any]
+    workers: dict[str, Any]

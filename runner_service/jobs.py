@@ -1,0 +1,216 @@
+"""The runner service's front door for jobs: launch, read, follow, cancel, relaunch.
+
+The API routes are thin wrappers over `JobService`; they, the scheduler and anything else that
+starts jobs go through it, so a job is checked, recorded and queued the same way whoever asks.
+Errors a caller can cause are `JobError`s carrying the HTTP status that fits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from runner_service import lifecycle
+from runner_service.api.schemas import JobCreate
+from runner_service.runtime import Runtime
+from runner_service.secrets import split_extra_vars
+from runner_service.store import TERMINAL_STATUSES, UnknownJob
+from runner_service.store.models import utcnow
+from runner_service.tags import TagExpressionError, parse_tag_expression
+
+PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
+
+
+class JobError(Exception):
+    status = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(JobError):
+    status = 400
+
+
+class NotFound(JobError):
+    status = 404
+
+
+class Conflict(JobError):
+    status = 409
+
+
+class TooLarge(JobError):
+    status = 413
+
+
+class JobService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.settings = runtime.settings
+
+    # -- launching -----------------------------------------------------------------------
+
+    def launch(self, request: JobCreate, actor: str, relaunch_of: str | None = None,
+               sealed_secrets: str | None = None) -> tuple[dict, bool]:
+        """Check the request, record the job, queue it; returns (job, created). A known
+        idempotency key returns the job it made before (created False)."""
+        if request.idempotency_key:
+            existing = self._by_key(request.idempotency_key)
+            if existing is not None:
+                return existing, False
+        playbook = self.project_path(request.playbook, 'playbook', playbook=True)
+        tags: list[str] = []
+        if request.tags is not None:
+            expression = self._tag_expression(request.tags)
+            inventory, kind, tags = str(expression), 'tags', sorted(expression.names)
+        else:
+            inventory, kind = self.project_path(request.inventory, 'inventory'), 'file'
+        size = len(json.dumps(request.extra_vars, default=str))
+        if size > self.settings.max_extra_vars_bytes:
+            raise TooLarge('extra_vars is %d bytes as JSON, more than the %d allowed (DBFLEET_MAX_EXTRA_VARS_BYTES): '
+                           'put large data in a file under the project' % (size, self.settings.max_extra_vars_bytes))
+        if request.deadline is not None and request.deadline <= utcnow():
+            raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
+        public, secret = split_extra_vars(request.extra_vars)
+        spec = dict(
+            playbook=playbook, inventory=inventory, inventory_kind=kind, limit_pattern=request.limit,
+            extra_vars=public, check_mode=request.check, diff_mode=request.diff, forks=request.forks,
+            timeout_seconds=request.timeout, deadline=request.deadline, queue=request.queue,
+            priority=request.priority, max_retries=request.max_retries, retry_backoff_seconds=request.retry_backoff,
+            relaunch_of=relaunch_of, secret_vars=sealed_secrets or self.runtime.secrets.seal(secret),
+        )
+        try:
+            job, created = self.store.create_job(
+                spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
+                idempotency_key=request.idempotency_key, created_by=actor, tags=tags)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if created:
+            self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
+                             {'playbook': playbook, 'inventory': inventory, 'relaunch_of': relaunch_of})
+            lifecycle.enqueue(self.runtime, [job])
+        return job, created
+
+    def relaunch(self, job_id: str, hosts: str, actor: str) -> dict:
+        """A new job like `job_id` (same playbook, inventory, vars and secrets), on all its hosts
+        or only on those that failed or were unreachable."""
+        old = self.get(job_id)
+        limit = old['limit_pattern']
+        if hosts == 'failed':
+            failed = sorted(host for host, counts in old['host_results'].items()
+                            if counts['failed'] or counts['unreachable'])
+            if not failed:
+                raise Conflict('job %s has no failed or unreachable host to relaunch (status %s): relaunch with '
+                               'hosts=all' % (job_id, old['status']))
+            limit = ','.join(failed)
+        request = JobCreate(
+            playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
+            diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
+            priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
+            **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
+        job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
+        return job
+
+    def cancel(self, job_id: str, actor: str) -> dict:
+        """A waiting or queued job is canceled at once and leaves its queue; a running one is
+        told to stop (its process group is killed within a second or so)."""
+        before = self.get(job_id)
+        if before['status'] in TERMINAL_STATUSES and not (before['status'] == 'worker_lost'):
+            raise Conflict('job %s has already ended (%s): nothing to cancel' % (job_id, before['status']))
+        job = self.store.request_cancel(job_id)
+        self.store.audit(actor, 'cancel', job_id, {'status': before['status']})
+        if job['status'] == 'canceled':
+            try:
+                self.runtime.queue.remove(job)
+            except Exception:  # the worker skips it anyway: the store says canceled
+                pass
+            lifecycle.released(self.runtime, job_id)
+        elif job['status'] == 'running':
+            try:
+                self.runtime.queue.request_cancel(job_id)
+            except Exception:  # the worker also reads the store's flag, every heartbeat
+                pass
+        return job
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound('no job %s: list jobs with GET /api/v1/jobs' % job_id)
+        return job
+
+    def list(self, status: Iterable[str] | None = None, playbook: str | None = None, tag: str | None = None,
+             created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
+             limit: int = 50, cursor: str | None = None) -> dict:
+        try:
+            return self.store.list_jobs(status=list(status) if status else None, playbook=playbook, tag=tag,
+                                        created_after=created_after, created_before=created_before, limit=limit,
+                                        cursor=cursor)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def events(self, job_id: str, host: str | None = None, event: Iterable[str] | None = None,
+               after: int | None = None, limit: int = 100) -> dict:
+        try:
+            return self.store.list_events(job_id, host=host, event=list(event) if event else None,
+                                          after_seq=after, limit=limit)
+        except UnknownJob:
+            raise NotFound('no job %s' % job_id) from None
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def stdout(self, job_id: str) -> tuple[dict, str]:
+        """(job, the play's output as ansible printed it, redacted)."""
+        job = self.get(job_id)
+        parts = []
+        after = None
+        while True:
+            page = self.events(job_id, after=after, limit=1000)
+            parts.extend(event['stdout'] for event in page['events'] if event['stdout'])
+            if page['next_cursor'] is None:
+                break
+            after = page['next_cursor']
+        return job, '\n'.join(parts) + ('\n' if parts else '')
+
+    # -- checks --------------------------------------------------------------------------
+
+    def project_path(self, name: str, what: str, playbook: bool = False) -> str:
+        """`name` as a clean relative path of a file (or, for inventories, a directory) under
+        the project directory; anything that would leave it is refused."""
+        project = Path(self.settings.project_dir).resolve()
+        if '\x00' in name or '\\' in name:
+            raise BadRequest('%s %r: bad characters in the path' % (what, name))
+        relative = PurePosixPath(name)
+        if relative.is_absolute():
+            raise BadRequest('%s %r: absolute paths are refused; give a path under the project directory (%s)'
+                             % (what, name, project))
+        if '..' in relative.parts:
+            raise BadRequest("%s %r: '..' is refused; give a path under the project directory" % (what, name))
+        resolved = (project / relative).resolve()
+        if not resolved.is_relative_to(project):
+            raise BadRequest('%s %r: leads out of the project directory through a link' % (what, name))
+        if playbook and resolved.suffix not in PLAYBOOK_SUFFIXES:
+            raise BadRequest('playbook %r: not a .yml or .yaml file' % name)
+        if not (resolved.is_file() or (not playbook and resolved.is_dir())):
+            raise BadRequest('%s %r: no such file under the project directory' % (what, name))
+        return relative.as_posix()
+
+    def _tag_expression(self, text: str):
+        try:
+            expression = parse_tag_expression(text)
+        except TagExpressionError as exc:
+            raise BadRequest('tags: %s' % exc) from None
+        matching = [host['name'] for host in self.store.inventory(fact_paths=()) if expression.matches(host['tags'])]
+        if not matching:
+            raise BadRequest('tags %r matches no host in the store: see `dbfleet hosts list` and `dbfleet tags list`'
+                             % text)
+        return expression
+
+    def _by_key(self, key: str) -> dict | None:
+        return self.store.job_by_idempotency_key(key)

@@ -1,0 +1,130 @@
+"""dbfleet's long-running processes: the API, the workers, and `up`, which supervises both.
+
+    dbfleet api                 uvicorn serving runner_service.api (reconciler inside)
+    dbfleet worker              RQ worker(s) on dbfleet's queues, RQ's scheduler enabled (delayed retries)
+    dbfleet up                  API + workers on one machine, restarted when they die; starts a private
+                                redis-server on a unix socket unless DBFLEET_REDIS_URL is set
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runner_service.queue import connect, queue_name
+
+log = logging.getLogger(__name__)
+
+
+def run_api(host: str, port: int, log_level: str = 'info') -> None:
+    import uvicorn
+    uvicorn.run('runner_service.api.app:create_app', factory=True, host=host, port=port, log_level=log_level,
+                proxy_headers=False, access_log=log_level == 'debug')
+
+
+def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: bool = False,
+               name: str | None = None, log_level: str = 'INFO') -> None:
+    """Preloads ansible-runner so each forked work horse starts a play at once."""
+    import ansible_runner  # noqa: F401  (imported for the forks)
+    from rq import Worker
+    from rq.worker_pool import WorkerPool
+
+    import runner_service.execution  # noqa: F401
+
+    redis = connect(redis_url)
+    names = [queue_name(queue) for queue in queues]
+    if processes > 1:
+        WorkerPool(names, connection=redis, num_workers=processes).start(burst=burst, logging_level=log_level)
+    else:
+        Worker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
+
+
+class PrivateRedis:
+    """A redis-server for `dbfleet up` alone: unix socket in a private directory, no TCP, no disk."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.socket = directory / 'redis.sock'
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return 'unix://%s' % self.socket
+
+    def start(self) -> 'PrivateRedis':
+        binary = shutil.which('redis-server')
+        if binary is None:
+            raise RuntimeError('redis-server is not installed: install it (apt-get install redis-server) or set '
+                               'DBFLEET_REDIS_URL to a Redis you run')
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.process = subprocess.Popen(
+            [binary, '--port', '0', '--unixsocket', str(self.socket), '--unixsocketperm', '700', '--save', '',
+             '--appendonly', 'no', '--dir', str(self.directory)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if connect(self.url).ping():
+                    return self
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError('the private redis-server did not start on %s' % self.socket)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path) -> int:
+    """Run API and workers as child processes, restart any that dies, stop all on SIGINT/SIGTERM."""
+    env = dict(os.environ)
+    private = None
+    if not env.get('DBFLEET_REDIS_URL'):
+        private = PrivateRedis(Path(tempfile.mkdtemp(prefix='dbfleet-redis-', dir=var_dir if var_dir.is_dir()
+                                                     else None))).start()
+        env['DBFLEET_REDIS_URL'] = private.url
+        print('dbfleet up: private Redis at %s' % private.url, flush=True)
+    cli = [sys.executable, '-m', 'runner_service.cli']
+    commands = {'api': cli + ['api', '--host', host, '--port', str(port)]}
+    for index in range(workers):
+        commands['worker-%d' % (index + 1)] = cli + ['worker'] + [arg for queue in queues for arg in ('--queue', queue)]
+    children: dict[str, subprocess.Popen] = {}
+    stopping = False
+
+    def stop(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print('dbfleet up: API on http://%s:%d, %d worker(s) on queues %s' % (host, port, workers, ', '.join(queues)),
+          flush=True)
+    try:
+        while not stopping:
+            for name, command in commands.items():
+                child = children.get(name)
+                if child is None or child.poll() is not None:
+                    if child is not None:
+                        print('dbfleet up: %s exited with %s; restarting it' % (name, child.returncode), flush=True)
+                    children[name] = subprocess.Popen(command, env=env)
+            time.sleep(0.5)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if private is not None:
+            private.stop()
+            shutil.rmtree(private.directory, ignore_errors=True)
+    return 0

@@ -1,0 +1,116 @@
+"""dbfleet's side of Redis: the RQ queues jobs wait in, and the few keys the service shares.
+
+Redis holds only what may be lost: a job waiting in an RQ queue is also 'queued' in the store,
+and the reconciler puts it back when Redis forgot it. Every Redis key dbfleet uses is built here.
+The RQ job id is the store's job id, so enqueuing a job twice leaves one entry to run, and the
+worker's compare-and-set (queued -> running) makes a stray duplicate a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
+
+QUEUE_PREFIX = 'dbfleet-'
+# RQ's own timeout stays out of the way: dbfleet enforces timeouts and deadlines itself.
+NO_RQ_TIMEOUT = -1
+# RQ job hashes of finished runs: the store has the history, keep these only briefly.
+RESULT_TTL = 600
+WAITING_STATUSES = ('queued', 'scheduled', 'deferred')
+
+
+def connect(url: str) -> Redis:
+    """redis://host:port/db, rediss://..., or unix:///path/to/socket?db=N."""
+    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def queue_name(queue: str) -> str:
+    return QUEUE_PREFIX + queue
+
+
+def cancel_key(job_id: str) -> str:
+    return 'dbfleet:cancel:%s' % job_id
+
+
+def events_channel(job_id: str) -> str:
+    """Published to after each batch of the job's events is in the store (and when it ends)."""
+    return 'dbfleet:events:%s' % job_id
+
+
+class JobQueue:
+    """Puts store jobs into RQ queues for `runner_service.execution.run_job`."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+
+    def queue(self, name: str) -> Queue:
+        return Queue(queue_name(name), connection=self.redis)
+
+    def enqueue(self, job: dict, delay_seconds: float = 0) -> None:
+        queue = self.queue(job['queue'])
+        self._forget_stale(job)
+        options = dict(job_id=job['id'], job_timeout=NO_RQ_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                       description='dbfleet job %s: %s' % (job['id'], job['playbook']))
+        if delay_seconds > 0:
+            queue.enqueue_in(dt.timedelta(seconds=delay_seconds), 'runner_service.execution.run_job', job['id'],
+                             **options)
+        else:
+            # RQ has no priorities inside a queue: a job above the default goes to the front.
+            queue.enqueue('runner_service.execution.run_job', job['id'], at_front=job.get('priority', 0) > 0,
+                          **options)
+
+    def is_present(self, job: dict) -> bool:
+        """Whether RQ holds this queued store job as waiting, scheduled, or started for this
+        attempt (an RQ job started before the store queued the job again is a dead run's)."""
+        try:
+            found = RQJob.fetch(job['id'], connection=self.redis)
+        except NoSuchJobError:
+            return False
+        status = _status(found)
+        if status == 'started':
+            return found.started_at is not None and _utc(found.started_at) >= job['enqueued_at']
+        return status in WAITING_STATUSES
+
+    def _forget_stale(self, job: dict) -> None:
+        """Drop an RQ job of the same id left by an earlier attempt, registries and all."""
+        try:
+            found = RQJob.fetch(job['id'], connection=self.redis)
+        except NoSuchJobError:
+            return
+        if _status(found) not in WAITING_STATUSES:
+            found.delete()
+
+    def remove(self, job: dict) -> None:
+        """Take a canceled job out of its queue (it would be skipped anyway: the store says canceled)."""
+        self.queue(job['queue']).remove(job['id'])
+        try:
+            RQJob.fetch(job['id'], connection=self.redis).delete()
+        except NoSuchJobError:
+            pass
+
+    def request_cancel(self, job_id: str) -> None:
+        """Tell the worker running the job, at once (it also reads the store's flag, more slowly)."""
+        self.redis.set(cancel_key(job_id), 1, ex=86400)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(cancel_key(job_id)))
+
+    def publish_events(self, job_id: str, last_seq: int) -> None:
+        self.redis.publish(events_channel(job_id), str(last_seq))
+
+    def queue_names(self, queues: Iterable[str]) -> list[str]:
+        return [queue_name(name) for name in queues]
+
+
+def _status(job: RQJob) -> str | None:
+    status = job.get_status(refresh=False)
+    return None if status is None else str(getattr(status, 'value', status))
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value

@@ -1,0 +1,71 @@
+"""Making Redis and the running processes agree with the store, which is the system of record.
+
+One pass (`reconcile`), run when the API starts and then every DBFLEET_RECONCILE_SECONDS:
+- waiting jobs whose dependencies have all ended are queued or failed (a caller may have
+  died between ending a job and releasing its dependents);
+- waiting or queued jobs whose deadline passed are timed_out;
+- running jobs whose worker stopped writing heartbeats are worker_lost (their ansible
+  processes killed when they run on this machine) and retried as their policy says;
+- queued jobs that Redis does not hold (it was flushed or restarted) are enqueued again.
+Every move is a compare-and-set in the store, so two reconcilers at once do no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from runner_service import lifecycle
+from runner_service.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def reconcile(runtime: Runtime) -> dict[str, int]:
+    store = runtime.store
+    counts = {'released': 0, 'timed_out': 0, 'lost': 0, 'enqueued': 0}
+    released = store.ready_dependents()
+    lifecycle.enqueue(runtime, released)
+    counts['released'] = len(released)
+    for job in store.overdue_jobs():
+        if lifecycle.finish(runtime, job['id'], 'timed_out', expect=('waiting', 'queued'),
+                            status_reason='deadline passed before the job could start') is not None:
+            counts['timed_out'] += 1
+    for job in store.stale_running_jobs(runtime.settings.lost_after_seconds):
+        reason = 'no heartbeat from worker %s for %.0f s' % (job['worker'], runtime.settings.lost_after_seconds)
+        if lifecycle.lose(runtime, job, reason) is not None:
+            counts['lost'] += 1
+    for job in store.pending_jobs():
+        if not runtime.queue.is_present(job):
+            lifecycle.enqueue(runtime, [job])
+            counts['enqueued'] += 1
+    return counts
+
+
+class Reconciler:
+    """reconcile() now and then every `interval` seconds on a daemon thread, until stopped."""
+
+    def __init__(self, runtime: Runtime, interval: float | None = None):
+        self.runtime = runtime
+        self.interval = interval or runtime.settings.reconcile_seconds
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name='dbfleet-reconciler', daemon=True)
+
+    def start(self) -> 'Reconciler':
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                counts = reconcile(self.runtime)
+                if any(counts.values()):
+                    log.info('reconciled: %s', counts)
+            except Exception as exc:  # Redis or the store away: try again next time
+                log.warning('reconcile pass failed: %s', exc)
+            if self.stopped.wait(self.interval):
+                return

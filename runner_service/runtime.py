@@ -1,0 +1,67 @@
+"""What every dbfleet process works with: settings, the store, the job queue, the secret box.
+
+One `Runtime` per process (the API, each worker, the reconciler); a forked RQ work horse
+opens its own (database connections do not survive a fork).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from runner_service.queue import JobQueue, connect
+from runner_service.secrets import SecretBox, load_key
+from runner_service.settings import Settings, get_settings
+from runner_service.store import Store, open_store
+
+
+@dataclass
+class Runtime:
+    settings: Settings = field(default_factory=get_settings)
+    store_override: Store | None = None
+
+    @cached_property
+    def store(self) -> Store:
+        return self.store_override or open_store(self.settings.store_url)
+
+    @cached_property
+    def redis(self):
+        return connect(self.settings.redis_url)
+
+    def async_redis(self):
+        """An asyncio client (the API's live streams), one per Runtime."""
+        if 'async_client' not in self.__dict__:
+            from redis.asyncio import Redis as AsyncRedis
+            self.__dict__['async_client'] = AsyncRedis.from_url(self.settings.redis_url, socket_connect_timeout=5)
+        return self.__dict__['async_client']
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        return JobQueue(self.redis)
+
+    @cached_property
+    def secrets(self) -> SecretBox:
+        return SecretBox(load_key(self.settings.secret_key, self.settings.secret_key_file))
+
+    @property
+    def hostname(self) -> str:
+        return socket.gethostname()
+
+    def close(self) -> None:
+        if 'store' in self.__dict__ and self.store_override is None:
+            self.store.close()
+        if 'redis' in self.__dict__:
+            self.redis.close()
+
+
+_process_runtime: tuple[int, Runtime] | None = None
+
+
+def process_runtime() -> Runtime:
+    """This process's Runtime, created on first use and again after a fork."""
+    global _process_runtime
+    if _process_runtime is None or _process_runtime[0] != os.getpid():
+        _process_runtime = (os.getpid(), Runtime())
+    return _process_runtime[1]

@@ -1,0 +1,167 @@
+"""A real dbfleet service for tests: a private redis-server, a SQLite store, `dbfleet api`
+over HTTP on a free port and `dbfleet worker` processes, all started as a user would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from runner_service.processes import PrivateRedis
+from runner_service.queue import connect
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'}
+PLAYBOOKS = 'tests/service/playbooks'
+INVENTORY = 'tests/service/inventory.yml'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1):
+        self.directory = directory
+        self.port = free_port()
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self.redis = PrivateRedis(directory / 'redis')
+        self.store_url = store_url or 'sqlite:///%s' % (directory / 'store.db')
+        self.worker_count = workers
+        self.reconcile_seconds = reconcile_seconds
+        self.api: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.tokens: dict[str, str] = {}
+
+    @property
+    def env(self) -> dict:
+        env = dict(os.environ)
+        env.update(DBFLEET_STORE_URL=self.store_url, DBFLEET_REDIS_URL=self.redis.url,
+                   DBFLEET_PROJECT_DIR=str(REPO), DBFLEET_VAR_DIR=str(self.directory / 'var'),
+                   DBFLEET_RECONCILE_SECONDS=str(self.reconcile_seconds), DBFLEET_LOST_AFTER_SECONDS='6',
+                   DBFLEET_API_URL=self.url, PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
+        return env
+
+    def dbfleet(self, *args, token: str | None = None, check=False, timeout=120) -> subprocess.CompletedProcess:
+        env = self.env
+        if token:
+            env['DBFLEET_TOKEN'] = token
+        return subprocess.run([sys.executable, '-m', 'runner_service.cli', *args], env=env, capture_output=True,
+                              text=True, timeout=timeout, check=check)
+
+    def start(self) -> 'Service':
+        self.redis.start()
+        for role in ('admin', 'operator', 'viewer'):
+            created = self.dbfleet('tokens', 'create', role, '--role', role, '--json', check=True)
+            import json
+            self.tokens[role] = json.loads(created.stdout)['token']
+        self.start_api()
+        for _ in range(self.worker_count):
+            self.start_worker()
+        self.wait_healthy()
+        return self
+
+    def start_api(self) -> None:
+        log = open(self.directory / 'api.log', 'ab')
+        self.api = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'api', '--port', str(self.port)],
+                                    env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_worker(self) -> subprocess.Popen:
+        log = open(self.directory / ('worker-%d.log' % (len(self.workers) + 1)), 'ab')
+        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker'], env=self.env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.workers.append(worker)
+        return worker
+
+    def wait_healthy(self, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                body = httpx.get(self.url + '/healthz', timeout=5).json()
+                if body['status'] == 'ok' and body['workers']['count'] >= len(self.live_workers()):
+                    return body
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError('dbfleet service not healthy after %ss: %s' % (timeout, body))
+
+    def live_workers(self) -> list[subprocess.Popen]:
+        return [worker for worker in self.workers if worker.poll() is None]
+
+    def client(self, role: str = 'operator') -> httpx.Client:
+        headers = {'Authorization': 'Bearer %s' % self.tokens[role]} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def launch(self, playbook: str, role: str = 'operator', **body) -> dict:
+        body.setdefault('inventory', INVENTORY)
+        with self.client(role) as client:
+            response = client.post('/api/v1/jobs', json={'playbook': '%s/%s' % (PLAYBOOKS, playbook), **body})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        with self.client('viewer') as client:
+            response = client.get('/api/v1/jobs/%s' % job_id)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait(self, job_id: str, statuses=TERMINAL, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job['status'] in statuses:
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError('job %s still %s after %ss (%s)' % (job_id, job['status'], timeout,
+                                                                        job['status_reason']))
+            time.sleep(0.2)
+
+    def events(self, job_id: str, **params) -> list[dict]:
+        found, after = [], None
+        with self.client('viewer') as client:
+            while True:
+                response = client.get('/api/v1/jobs/%s/events' % job_id,
+                                      params={**params, 'limit': 1000, **({'after': after} if after else {})})
+                assert response.status_code == 200, response.text
+                page = response.json()
+                found.extend(page['events'])
+                if page['next_cursor'] is None:
+                    return found
+                after = page['next_cursor']
+
+    def redis_client(self):
+        return connect(self.redis.url)
+
+    def stop(self) -> None:
+        for process in self.workers + ([self.api] if self.api else []):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers + ([self.api] if self.api else []):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.redis.stop()
+
+
+def job_processes(job_id: str) -> list[int]:
+    """Processes still carrying the job's DBFLEET_JOB_ID (its ansible-playbook and everything under it)."""
+    marker = ('DBFLEET_JOB_ID=%s' % job_id).encode()
+    found = []
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / 'environ').read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
