@@ -376,9 +376,10 @@ def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = t
     from runner_service.processes import run_up
     from runner_service.settings import get_settings
     try:
-        raise typer.Exit(run_up(host, port, workers, queues, get_settings().var_dir))
-    except RuntimeError as exc:
+        status = run_up(host, port, workers, queues, get_settings().var_dir)
+    except RuntimeError as exc:  # no redis-server, or it did not start
         fail(str(exc))
+    raise typer.Exit(status)
 
 
 @app.command('reconcile')

@@ -113,18 +113,28 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
                 if child is None or child.poll() is not None:
                     if child is not None:
                         print('dbfleet up: %s exited with %s; restarting it' % (name, child.returncode), flush=True)
-                    children[name] = subprocess.Popen(command, env=env)
+                        _signal_group(child, signal.SIGKILL)  # what it forked and left behind
+                    # Each child leads its own process group, so stopping it also stops what it forked
+                    # (RQ's scheduler process), before the private Redis goes away.
+                    children[name] = subprocess.Popen(command, env=env, start_new_session=True)
             time.sleep(0.5)
     finally:
         for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            _signal_group(child, signal.SIGTERM)
         for child in children.values():
             try:
                 child.wait(15)
             except subprocess.TimeoutExpired:
-                child.kill()
+                pass
+            _signal_group(child, signal.SIGKILL)
         if private is not None:
             private.stop()
             shutil.rmtree(private.directory, ignore_errors=True)
     return 0
+
+
+def _signal_group(child: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
