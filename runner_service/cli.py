@@ -372,7 +372,7 @@ def worker(queues: list[str] = QUEUE_OPTION,
 def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = typer.Option(8080, help='API port.'),
        workers: int = typer.Option(2, '--workers', '-n', min=1, help='Worker processes.'),
        queues: list[str] = QUEUE_OPTION) -> None:
-    """API and workers on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
+    """API, workers and scheduler on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
     from runner_service.processes import run_up
     from runner_service.settings import get_settings
     try:
@@ -380,6 +380,16 @@ def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = t
     except RuntimeError as exc:  # no redis-server, or it did not start
         fail(str(exc))
     raise typer.Exit(status)
+
+
+@app.command('scheduler')
+def scheduler_command() -> None:
+    """Fire due schedule slots as jobs (second precision); several may run, each slot fires once."""
+    import logging
+
+    from runner_service.processes import run_scheduler
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    run_scheduler()
 
 
 @app.command('reconcile')

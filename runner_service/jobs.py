@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from runner_service import lifecycle
-from runner_service.api.schemas import JobCreate
+from runner_service.api.schemas import JobCreate, JobTemplate
 from runner_service.runtime import Runtime
 from runner_service.secrets import split_extra_vars
 from runner_service.store import TERMINAL_STATUSES, UnknownJob
@@ -63,6 +63,27 @@ class JobService:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
                 return existing, False
+        spec, tags = self.check_template(request)
+        if request.deadline is not None and request.deadline <= utcnow():
+            raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
+        public, secret = split_extra_vars(request.extra_vars)
+        spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of,
+                    secret_vars=sealed_secrets or self.runtime.secrets.seal(secret))
+        try:
+            job, created = self.store.create_job(
+                spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
+                idempotency_key=request.idempotency_key, created_by=actor, tags=tags)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if created:
+            self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
+                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of})
+            lifecycle.enqueue(self.runtime, [job])
+        return job, created
+
+    def check_template(self, request: JobTemplate) -> tuple[dict, list[str]]:
+        """The store spec of what `request` runs, checked (paths under the project, the tag
+        expression, the extra vars' size), and the tags it names. Secrets not split yet."""
         playbook = self.project_path(request.playbook, 'playbook', playbook=True)
         tags: list[str] = []
         if request.tags is not None:
@@ -74,27 +95,13 @@ class JobService:
         if size > self.settings.max_extra_vars_bytes:
             raise TooLarge('extra_vars is %d bytes as JSON, more than the %d allowed (DBFLEET_MAX_EXTRA_VARS_BYTES): '
                            'put large data in a file under the project' % (size, self.settings.max_extra_vars_bytes))
-        if request.deadline is not None and request.deadline <= utcnow():
-            raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
-        public, secret = split_extra_vars(request.extra_vars)
         spec = dict(
             playbook=playbook, inventory=inventory, inventory_kind=kind, limit_pattern=request.limit,
-            extra_vars=public, check_mode=request.check, diff_mode=request.diff, forks=request.forks,
-            timeout_seconds=request.timeout, deadline=request.deadline, queue=request.queue,
-            priority=request.priority, max_retries=request.max_retries, retry_backoff_seconds=request.retry_backoff,
-            relaunch_of=relaunch_of, secret_vars=sealed_secrets or self.runtime.secrets.seal(secret),
+            check_mode=request.check, diff_mode=request.diff, forks=request.forks, timeout_seconds=request.timeout,
+            queue=request.queue, priority=request.priority, max_retries=request.max_retries,
+            retry_backoff_seconds=request.retry_backoff,
         )
-        try:
-            job, created = self.store.create_job(
-                spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
-                idempotency_key=request.idempotency_key, created_by=actor, tags=tags)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        if created:
-            self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
-                             {'playbook': playbook, 'inventory': inventory, 'relaunch_of': relaunch_of})
-            lifecycle.enqueue(self.runtime, [job])
-        return job, created
+        return spec, tags
 
     def relaunch(self, job_id: str, hosts: str, actor: str) -> dict:
         """A new job like `job_id` (same playbook, inventory, vars and secrets), on all its hosts

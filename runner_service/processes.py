@@ -2,7 +2,8 @@
 
     dbfleet api                 uvicorn serving runner_service.api (reconciler inside)
     dbfleet worker              RQ worker(s) on dbfleet's queues, RQ's scheduler enabled (delayed retries)
-    dbfleet up                  API + workers on one machine, restarted when they die; starts a private
+    dbfleet scheduler           the cron loop: fires due schedule slots as jobs
+    dbfleet up                  API + workers + scheduler on one machine, restarted when they die; starts a private
                                 redis-server on a unix socket unless DBFLEET_REDIS_URL is set
 """
 
@@ -44,6 +45,24 @@ def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: boo
         WorkerPool(names, connection=redis, num_workers=processes).start(burst=burst, logging_level=log_level)
     else:
         Worker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
+
+
+def run_scheduler() -> None:
+    """The cron loop until SIGTERM or SIGINT; any number may run at once (each slot fires once)."""
+    import threading
+
+    from runner_service.runtime import Runtime
+    from runner_service.scheduler import Scheduler
+
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    runtime = Runtime()
+    try:
+        log.info('dbfleet scheduler: firing schedules from %s', runtime.settings.store_url)
+        Scheduler(runtime).run(stopped)
+    finally:
+        runtime.close()
 
 
 class PrivateRedis:
@@ -92,7 +111,7 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
         env['DBFLEET_REDIS_URL'] = private.url
         print('dbfleet up: private Redis at %s' % private.url, flush=True)
     cli = [sys.executable, '-m', 'runner_service.cli']
-    commands = {'api': cli + ['api', '--host', host, '--port', str(port)]}
+    commands = {'api': cli + ['api', '--host', host, '--port', str(port)], 'scheduler': cli + ['scheduler']}
     for index in range(workers):
         commands['worker-%d' % (index + 1)] = cli + ['worker'] + [arg for queue in queues for arg in ('--queue', queue)]
     children: dict[str, subprocess.Popen] = {}

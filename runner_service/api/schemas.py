@@ -22,7 +22,7 @@ class Dependency(BaseModel):
                                        'dependencies failed), or ended in any way')
 
 
-class JobCreate(BaseModel):
+class JobTemplate(BaseModel):
     """What to run. Give `inventory` (a file under the project) or `tags` (a tag expression over
     the store, such as `large and not maintenance`), not both."""
 
@@ -41,22 +41,25 @@ class JobCreate(BaseModel):
     diff: bool = Field(default=False, description='--diff')
     forks: int | None = Field(default=None, ge=1, le=500)
     timeout: int | None = Field(default=None, ge=1, le=7 * 86400, description='seconds the run may take')
-    deadline: AwareDatetime | None = Field(default=None, description='the run is killed at this time '
-                                           '(with a time zone, e.g. 2026-11-27T03:00:00Z)')
-    depends_on: list[Dependency] = Field(default_factory=list, max_length=100)
     queue: str = Field(default='default', pattern=r'^[a-z0-9][a-z0-9_-]{0,31}$',
                        description='the RQ queue (workers listen to the queues they are told)')
     priority: int = Field(default=0, ge=-100, le=100, description='above 0 goes to the front of its queue')
     max_retries: int = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
     retry_backoff: int = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255,
-                                        description='the same key gives back the same job instead of a new one')
 
     @model_validator(mode='after')
     def _one_inventory(self):
         if (self.inventory is None) == (self.tags is None):
             raise ValueError('give inventory (a file under the project) or tags (a tag expression), exactly one')
         return self
+
+
+class JobCreate(JobTemplate):
+    deadline: AwareDatetime | None = Field(default=None, description='the run is killed at this time '
+                                           '(with a time zone, e.g. 2026-11-27T03:00:00Z)')
+    depends_on: list[Dependency] = Field(default_factory=list, max_length=100)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255,
+                                        description='the same key gives back the same job instead of a new one')
 
 
 class HostCounts(BaseModel):
@@ -179,3 +182,88 @@ class Health(BaseModel):
     store: dict[str, Any]
     redis: dict[str, Any]
     workers: dict[str, Any]
+
+
+ScheduleKind = Literal['cron', 'interval', 'once']
+
+
+class SchedulePolicies(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    overlap: Literal['allow', 'forbid', 'replace'] = Field(
+        default='forbid', description='a slot while the last run is still going: run anyway, skip the slot, or '
+                                      'cancel the last run and start')
+    misfire_grace_seconds: int = Field(default=60, ge=0, le=7 * 86400, description='a slot later than this (the '
+                                       'scheduler was down) is missed')
+    catch_up: Literal['skip', 'once'] = Field(default='once', description='after missed slots: run once for the '
+                                              'latest of them, or wait for the next slot')
+    jitter_seconds: int = Field(default=0, ge=0, le=86400, description='delay each slot by up to this, the same '
+                                'for every scheduler (spreads load)')
+    deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed this many '
+                                       'seconds after its slot')
+
+
+class ScheduleCreate(SchedulePolicies):
+    name: str = Field(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
+    kind: ScheduleKind = Field(description='cron: 5 fields, or 6 with seconds first, or @daily...; interval: '
+                                           '90s / 15m / 2h / 1d; once: an ISO time')
+    expression: str = Field(min_length=1, max_length=255)
+    timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of the expression')
+    start_at: AwareDatetime | None = Field(default=None, description='interval: the first fire (default now)')
+    paused: bool = False
+    job: JobTemplate
+
+
+class ScheduleUpdate(BaseModel):
+    """Only the fields given change; a new trigger recomputes the next fire from now."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    name: str | None = Field(default=None, min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
+    kind: ScheduleKind | None = None
+    expression: str | None = Field(default=None, min_length=1, max_length=255)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    start_at: AwareDatetime | None = None
+    overlap: Literal['allow', 'forbid', 'replace'] | None = None
+    misfire_grace_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
+    catch_up: Literal['skip', 'once'] | None = None
+    jitter_seconds: int | None = Field(default=None, ge=0, le=86400)
+    deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400)
+    job: JobTemplate | None = None
+
+
+class ScheduleOut(BaseModel):
+    id: str
+    name: str
+    kind: ScheduleKind
+    expression: str
+    timezone: str
+    job: dict[str, Any]
+    overlap: str
+    misfire_grace_seconds: int
+    catch_up: str
+    jitter_seconds: int
+    deadline_after: int | None = None
+    paused: bool
+    next_fire_at: dt.datetime | None = None
+    last_fire_at: dt.datetime | None = None
+    last_job_id: str | None = None
+    source: dict[str, Any] | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    created_by: str | None = None
+    links: dict[str, str]
+
+
+class Preview(BaseModel):
+    schedule: str
+    timezone: str
+    times: list[dt.datetime] = Field(description='next fire times, in the schedule\'s time zone')
+
+
+class Slot(BaseModel):
+    slot_at: dt.datetime
+    outcome: Literal['fired', 'skipped', 'missed']
+    job_id: str | None = None
+    reason: str | None = None
+    recorded_at: dt.datetime

@@ -32,6 +32,10 @@ JOB_STATUSES = ('queued', 'waiting', 'running', 'successful', 'failed', 'cancele
                 'worker_lost')
 INVENTORY_KINDS = ('file', 'tags')
 DEPENDENCY_CONDITIONS = ('success', 'failure', 'always')
+SCHEDULE_KINDS = ('cron', 'interval', 'once')
+OVERLAP_POLICIES = ('allow', 'forbid', 'replace')
+CATCH_UP_POLICIES = ('skip', 'once')
+SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
 TOKEN_ROLES = ('viewer', 'operator', 'admin')  # each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
 JOB_ID_LENGTH = 32  # uuid4().hex
@@ -357,3 +361,51 @@ class ApiToken(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Schedule(Base):
+    """A trigger, the policies for its slots, and the job each slot launches (extra vars masked;
+    secret ones sealed in secret_vars, as for jobs)."""
+
+    __tablename__ = 'schedules'
+    __table_args__ = (
+        CheckConstraint(_in('kind', SCHEDULE_KINDS), name='kind'),
+        CheckConstraint(_in('overlap', OVERLAP_POLICIES), name='overlap'),
+        CheckConstraint(_in('catch_up', CATCH_UP_POLICIES), name='catch_up'),
+        Index(None, 'paused', 'next_fire_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    expression: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    job: Mapped[dict] = mapped_column(JSON())
+    secret_vars: Mapped[str | None] = mapped_column(Text)
+    overlap: Mapped[str] = mapped_column(String(8))
+    misfire_grace_seconds: Mapped[int] = mapped_column(Integer)
+    catch_up: Mapped[str] = mapped_column(String(8))
+    jitter_seconds: Mapped[int] = mapped_column(Integer)
+    paused: Mapped[bool] = mapped_column(Boolean)
+    next_fire_at: Mapped[dt.datetime | None] = mapped_column()
+    last_fire_at: Mapped[dt.datetime | None] = mapped_column()
+    last_job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
+    source: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    updated_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+class ScheduleSlot(Base):
+    """What one slot of a schedule did. The key (schedule, slot time) admits one record per slot."""
+
+    __tablename__ = 'schedule_slots'
+    __table_args__ = (CheckConstraint(_in('outcome', SLOT_OUTCOMES), name='outcome'), MYSQL_TABLE_OPTIONS)
+
+    schedule_id: Mapped[str] = mapped_column(ForeignKey('schedules.id', ondelete='CASCADE'), primary_key=True)
+    slot_at: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(8))
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
+    reason: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column()

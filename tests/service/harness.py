@@ -29,7 +29,8 @@ def free_port() -> int:
 
 
 class Service:
-    def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1):
+    def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1,
+                 schedulers: int = 0):
         self.directory = directory
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -39,6 +40,8 @@ class Service:
         self.reconcile_seconds = reconcile_seconds
         self.api: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
+        self.scheduler_count = schedulers
+        self.schedulers: list[subprocess.Popen] = []
         self.tokens: dict[str, str] = {}
 
     @property
@@ -66,6 +69,10 @@ class Service:
         self.start_api()
         for _ in range(self.worker_count):
             self.start_worker()
+        for index in range(self.scheduler_count):
+            log = open(self.directory / ('scheduler-%d.log' % (index + 1)), 'ab')
+            self.schedulers.append(subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'scheduler'],
+                                                    env=self.env, stdout=log, stderr=subprocess.STDOUT))
         self.wait_healthy()
         return self
 
@@ -142,10 +149,11 @@ class Service:
         return connect(self.redis.url)
 
     def stop(self) -> None:
-        for process in self.workers + ([self.api] if self.api else []):
+        processes = self.schedulers + self.workers + ([self.api] if self.api else [])
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.workers + ([self.api] if self.api else []):
+        for process in processes:
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:

@@ -1,0 +1,82 @@
+"""/api/v1/schedules: admins create, change, pause, resume and delete; viewers read, preview
+the next fire times and each slot's history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from runner_service.api.deps import Admin, RuntimeDep, Viewer
+from runner_service.api.schemas import Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
+from runner_service.schedules import ScheduleService
+
+router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
+Ref = Annotated[str, Path(min_length=1, max_length=255, description='schedule id or name')]
+
+
+def get_schedules(runtime: RuntimeDep) -> ScheduleService:
+    return ScheduleService(runtime)
+
+
+Schedules = Annotated[ScheduleService, Depends(get_schedules)]
+
+
+def schedule_view(schedule: dict) -> ScheduleOut:
+    job = {key: value for key, value in schedule['job'].items() if key not in ('deadline_after', 'start_at')}
+    base = '/api/v1/schedules/%s' % schedule['id']
+    return ScheduleOut(**{key: value for key, value in schedule.items() if key in ScheduleOut.model_fields
+                          and key not in ('job', 'links', 'deadline_after')},
+                       job=job, deadline_after=schedule['job'].get('deadline_after'),
+                       links={'self': base, 'preview': base + '/preview', 'slots': base + '/slots'})
+
+
+@router.post('', status_code=201, response_model=ScheduleOut, responses=ERRORS)
+def create(body: ScheduleCreate, schedules: Schedules, caller: Admin) -> ScheduleOut:
+    return schedule_view(schedules.create(body, caller['name']))
+
+
+@router.get('', response_model=list[ScheduleOut], responses=ERRORS)
+def list_schedules(schedules: Schedules, caller: Viewer) -> list[ScheduleOut]:
+    return [schedule_view(schedule) for schedule in schedules.store.list_schedules()]
+
+
+@router.get('/{ref}', response_model=ScheduleOut, responses=ERRORS)
+def show(ref: Ref, schedules: Schedules, caller: Viewer) -> ScheduleOut:
+    return schedule_view(schedules.get(ref))
+
+
+@router.patch('/{ref}', response_model=ScheduleOut, responses=ERRORS)
+def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Admin) -> ScheduleOut:
+    return schedule_view(schedules.update(ref, body, caller['name']))
+
+
+@router.delete('/{ref}', response_model=ScheduleOut, responses=ERRORS)
+def delete(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+    return schedule_view(schedules.delete(ref, caller['name']))
+
+
+@router.post('/{ref}/pause', response_model=ScheduleOut, responses=ERRORS)
+def pause(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+    return schedule_view(schedules.pause(ref, caller['name']))
+
+
+@router.post('/{ref}/resume', response_model=ScheduleOut, responses=ERRORS)
+def resume(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+    """Fires from the next slot after now; slots that fell in the pause are not caught up."""
+    return schedule_view(schedules.resume(ref, caller['name']))
+
+
+@router.get('/{ref}/preview', response_model=Preview, responses=ERRORS)
+def preview(ref: Ref, schedules: Schedules, caller: Viewer,
+            n: Annotated[int, Query(ge=1, le=100, description='how many fire times')] = 10) -> Preview:
+    schedule, times = schedules.preview(ref, n)
+    return Preview(schedule=schedule['name'], timezone=schedule['timezone'], times=times)
+
+
+@router.get('/{ref}/slots', response_model=list[Slot], responses=ERRORS)
+def slots(ref: Ref, schedules: Schedules, caller: Viewer,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[Slot]:
+    """What each recent slot did (fired with its job, skipped or missed, and why), newest first."""
+    return [Slot(**slot) for slot in schedules.store.schedule_slots(schedules.get(ref)['id'], limit)]

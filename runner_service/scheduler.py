@@ -1,0 +1,147 @@
+"""The cron loop: fires due schedule slots as jobs, exactly once, whatever runs beside it.
+
+    dbfleet scheduler        # or inside `dbfleet up`
+
+Each pass reads the schedules whose next slot is due from the store. For a slot it decides:
+- late beyond the schedule's misfire grace (the scheduler was down): every slot up to now is
+  recorded missed, and with catch_up 'once' the latest of them fires anyway;
+- the last run still going: overlap 'forbid' skips the slot, 'replace' cancels that run first,
+  'allow' fires anyway;
+- otherwise the slot fires: a job launched through JobService with the idempotency key
+  'schedule:<id>:<slot>'.
+then moves next_fire_at on by compare-and-set. Two schedulers racing on one slot launch the
+same job (the key), record one slot (its primary key) and advance once (the compare-and-set);
+one that dies between launching and advancing finds the slot's job again on restart. Nothing
+is kept in memory between passes, so a restart or a Redis flush loses nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+
+from runner_service.api.schemas import JobCreate, JobTemplate
+from runner_service.jobs import JobError, JobService
+from runner_service.runtime import Runtime
+from runner_service.schedules import trigger_of
+from runner_service.store import TERMINAL_STATUSES
+from runner_service.store.models import utcnow
+from runner_service.triggers import TriggerError
+
+log = logging.getLogger(__name__)
+
+MAX_SLEEP = 0.5  # new and changed schedules are seen within this
+MISSED_RECORDED = 100  # a long outage records its latest missed slots, not thousands
+
+
+def jitter(schedule: dict, slot: dt.datetime) -> dt.timedelta:
+    """The same delay for a slot in every scheduler process (derived, not random)."""
+    if not schedule['jitter_seconds']:
+        return dt.timedelta(0)
+    digest = hashlib.sha256(('%s/%s' % (schedule['id'], slot.isoformat())).encode()).digest()
+    return dt.timedelta(seconds=int.from_bytes(digest[:8], 'big') % (schedule['jitter_seconds'] + 1))
+
+
+class Scheduler:
+    def __init__(self, runtime: Runtime, name: str = 'scheduler'):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.jobs = JobService(runtime)
+        self.name = name
+
+    def run(self, stopped: threading.Event) -> None:
+        while not stopped.is_set():
+            try:
+                self.tick()
+                next_due = self.store.next_due_at()
+            except Exception as exc:  # the store away for a moment: try again shortly
+                log.warning('scheduler pass failed: %s', exc)
+                next_due = None
+            wait = MAX_SLEEP
+            if next_due is not None:
+                wait = min(MAX_SLEEP, max(0.0, (next_due - utcnow()).total_seconds()))
+            stopped.wait(wait)
+
+    def tick(self, now: dt.datetime | None = None) -> list[dict]:
+        """One pass over the due schedules; returns what each slot did."""
+        now = now or utcnow()
+        outcomes = []
+        for schedule in self.store.due_schedules(now):
+            try:
+                outcomes.extend(self._handle(schedule, now))
+            except Exception:
+                log.exception('schedule %s: pass failed', schedule['name'])
+        return outcomes
+
+    def _handle(self, schedule: dict, now: dt.datetime) -> list[dict]:
+        slot = schedule['next_fire_at']
+        if slot + jitter(schedule, slot) > now:
+            return []
+        try:
+            trigger = trigger_of(schedule)
+        except TriggerError as exc:  # e.g. a time zone this machine lacks: stop it, say why
+            self.store.update_schedule(schedule['id'], paused=True)
+            self.store.record_slot(schedule['id'], slot, 'skipped', reason='paused: %s' % exc)
+            return []
+        late = (now - slot - jitter(schedule, slot)).total_seconds()
+        if late <= schedule['misfire_grace_seconds']:
+            outcome = self._fire(schedule, slot, now)
+            following = trigger.next_after(slot)
+            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now)
+            return [outcome]
+        # Missed: every slot up to now.
+        missed = [slot]
+        following = trigger.next_after(slot)
+        while following is not None and following + jitter(schedule, following) <= now:
+            missed.append(following)
+            following = trigger.next_after(following)
+            if len(missed) > 100000:
+                break
+        fire = missed[-1] if schedule['catch_up'] == 'once' else None
+        outcomes = []
+        for old in missed[-MISSED_RECORDED:]:
+            if old != fire:
+                outcomes.append(self._record(schedule, old, 'missed', reason='%.0f s late, beyond the misfire grace of '
+                                             '%d s (was the scheduler down?)' % ((now - old).total_seconds(),
+                                                                                 schedule['misfire_grace_seconds'])))
+        if fire is not None:
+            outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed)))
+        job_id = next((outcome.get('job_id') for outcome in outcomes if outcome.get('outcome') == 'fired'), None)
+        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None)
+        return outcomes
+
+    def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0) -> dict:
+        done = self.store.slot_record(schedule['id'], slot)
+        if done is not None:  # another scheduler got here first
+            return done
+        actor = 'schedule:%s' % schedule['name']
+        previous = self.store.get_job(schedule['last_job_id']) if schedule['last_job_id'] else None
+        if previous is not None and previous['status'] not in TERMINAL_STATUSES:
+            if schedule['overlap'] == 'forbid':
+                return self._record(schedule, slot, 'skipped', reason='the last run %s is still %s (overlap: forbid)'
+                                    % (previous['id'], previous['status']))
+            if schedule['overlap'] == 'replace':
+                try:
+                    self.jobs.cancel(previous['id'], actor)
+                except JobError:  # it ended meanwhile
+                    pass
+        template = {key: value for key, value in schedule['job'].items() if key not in ('deadline_after', 'start_at')}
+        deadline = None
+        if schedule['job'].get('deadline_after'):
+            deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
+        try:
+            request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline,
+                                idempotency_key='schedule:%s:%s' % (schedule['id'], slot.isoformat()))
+            job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
+        except (JobError, ValueError) as exc:
+            return self._record(schedule, slot, 'skipped', reason='could not launch: %s'
+                                % getattr(exc, 'detail', exc))
+        reason = 'catching up: the latest of %d missed slots' % catching_up if catching_up else None
+        return self._record(schedule, slot, 'fired', job_id=job['id'], reason=reason)
+
+    def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,
+                reason: str | None = None) -> dict:
+        record, _ = self.store.record_slot(schedule['id'], slot, outcome, job_id=job_id, reason=reason)
+        return record

@@ -1,0 +1,131 @@
+"""The front door for schedules: create, change, pause, resume, delete, preview. The API routes
+and the CLI call these; the scheduler (runner_service.scheduler) fires what they store."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.jobs import BadRequest, JobService, NotFound
+from runner_service.runtime import Runtime
+from runner_service.secrets import MASK, split_extra_vars
+from runner_service.store import UnknownSchedule
+from runner_service.store.models import utcnow
+from runner_service.triggers import TriggerError, parse_trigger, preview, zone
+
+MAX_PREVIEW = 100
+
+
+def trigger_of(schedule: dict):
+    """The schedule's trigger, as stored (interval schedules anchor at their stored start)."""
+    anchor = schedule['job'].get('start_at')
+    return parse_trigger(schedule['kind'], schedule['expression'], schedule['timezone'],
+                         anchor=dt.datetime.fromisoformat(anchor) if anchor else None)
+
+
+class ScheduleService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.jobs = JobService(runtime)
+
+    def create(self, request: ScheduleCreate, actor: str) -> dict:
+        trigger = self._trigger(request.kind, request.expression, request.timezone, request.start_at)
+        job, sealed = self._template(request.job, request.deadline_after, request.start_at or utcnow()
+                                     if request.kind == 'interval' else None)
+        first = trigger.next_after(utcnow() - dt.timedelta(microseconds=1))
+        if first is None:
+            raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
+        try:
+            schedule = self.store.create_schedule(
+                name=request.name, kind=request.kind, expression=request.expression, timezone=request.timezone,
+                job=job, secret_vars=sealed, overlap=request.overlap,
+                misfire_grace_seconds=request.misfire_grace_seconds, catch_up=request.catch_up,
+                jitter_seconds=request.jitter_seconds, paused=request.paused, next_fire_at=first, source=None,
+                created_by=actor)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        self.store.audit(actor, 'schedule.create', schedule['name'], {'kind': request.kind,
+                                                                       'expression': request.expression})
+        return schedule
+
+    def update(self, ref: str, request: ScheduleUpdate, actor: str) -> dict:
+        current = self.get(ref)
+        changes = request.model_dump(exclude_unset=True)
+        fields: dict = {name: changes[name] for name in ('name', 'overlap', 'misfire_grace_seconds', 'catch_up',
+                                                         'jitter_seconds') if name in changes}
+        timing = {name: changes.get(name, current[name]) for name in ('kind', 'expression', 'timezone')}
+        start_at = request.start_at if 'start_at' in changes else (
+            dt.datetime.fromisoformat(current['job']['start_at']) if current['job'].get('start_at') else None)
+        trigger = self._trigger(timing['kind'], timing['expression'], timing['timezone'], start_at)
+        if request.job is not None or 'deadline_after' in changes or 'start_at' in changes:
+            template = request.job or JobTemplate(**{key: value for key, value in current['job'].items()
+                                                     if key not in ('deadline_after', 'start_at')})
+            deadline_after = changes['deadline_after'] if 'deadline_after' in changes else \
+                current['job'].get('deadline_after')
+            fields['job'], sealed = self._template(template, deadline_after,
+                                                   start_at if timing['kind'] == 'interval' else None,
+                                                   keep=current['secret_vars'])
+            if request.job is not None:
+                fields['secret_vars'] = sealed
+        if set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
+            fields.update(timing)
+            fields['next_fire_at'] = trigger.next_after(utcnow())
+        schedule = self.store.update_schedule(current['id'], **fields)
+        self.store.audit(actor, 'schedule.update', schedule['name'], sorted(changes))
+        return schedule
+
+    def pause(self, ref: str, actor: str) -> dict:
+        schedule = self.store.update_schedule(self.get(ref)['id'], paused=True)
+        self.store.audit(actor, 'schedule.pause', schedule['name'])
+        return schedule
+
+    def resume(self, ref: str, actor: str) -> dict:
+        """Fires again from the next slot after now: slots that fell in the pause are not caught up."""
+        current = self.get(ref)
+        schedule = self.store.update_schedule(current['id'], paused=False,
+                                              next_fire_at=trigger_of(current).next_after(utcnow()))
+        self.store.audit(actor, 'schedule.resume', schedule['name'])
+        return schedule
+
+    def delete(self, ref: str, actor: str) -> dict:
+        schedule = self.store.delete_schedule(self.get(ref)['id'])
+        self.store.audit(actor, 'schedule.delete', schedule['name'])
+        return schedule
+
+    def get(self, ref: str) -> dict:
+        try:
+            return self.store.get_schedule(ref)
+        except UnknownSchedule as exc:
+            raise NotFound(str(exc)) from None
+
+    def preview(self, ref: str, count: int = 10) -> tuple[dict, list[dt.datetime]]:
+        schedule = self.get(ref)
+        tz = zone(schedule['timezone'])
+        start = schedule['next_fire_at']
+        if start is None:
+            return schedule, []
+        times = [start] + preview(trigger_of(schedule), min(count, MAX_PREVIEW) - 1, start)
+        return schedule, [time.astimezone(tz) for time in times[:count]]
+
+    def _trigger(self, kind: str, expression: str, timezone: str, start_at: dt.datetime | None):
+        try:
+            return parse_trigger(kind, expression, timezone, anchor=start_at)
+        except TriggerError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def _template(self, template: JobTemplate, deadline_after: int | None, start_at: dt.datetime | None,
+                  keep: str | None = None) -> tuple[dict, str | None]:
+        """The job template as stored: checked like a launch, secret extra vars masked and sealed.
+        A secret sent back masked (as GET shows it) keeps its sealed value from `keep`."""
+        self.jobs.check_template(template)
+        public, secret = split_extra_vars(template.extra_vars)
+        previous = self.runtime.secrets.open(keep) if keep else {}
+        for name, value in template.extra_vars.items():
+            if value == MASK and name in previous:
+                secret[name] = previous[name]
+        job = template.model_dump(mode='json')
+        job['extra_vars'] = public
+        job['deadline_after'] = deadline_after
+        job['start_at'] = start_at.isoformat() if start_at else None
+        return job, self.runtime.secrets.seal(secret)

@@ -1,0 +1,167 @@
+"""Schedules and their slots in the store (mixed into Store, like JobStore).
+
+The scheduler works with three calls: `due_schedules(now)`, `record_slot(...)` (one record per
+slot: the first writer wins, later ones get the record that is there) and `advance(...)`, a
+compare-and-set of next_fire_at, so two schedulers never move a schedule past a slot twice.
+Checking triggers and job templates is the caller's job (runner_service.schedules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from runner_service.store.errors import StoreError
+from runner_service.store.models import Schedule, ScheduleSlot, utc, utcnow
+
+SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
+                   'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')
+UPDATABLE = tuple(field for field in SCHEDULE_FIELDS if field not in ('created_by',))
+_COLUMNS = tuple(column.key for column in Schedule.__table__.columns)
+
+
+class UnknownSchedule(StoreError, LookupError):
+    def __init__(self, ref: str):
+        super().__init__('no schedule %r in the store: `dbfleet schedules list` shows them' % ref)
+        self.ref = ref
+
+
+class ScheduleStore:
+    _run: Callable[..., Any]
+
+    def create_schedule(self, **fields: Any) -> dict:
+        unknown = sorted(set(fields) - set(SCHEDULE_FIELDS))
+        if unknown:
+            raise ValueError('schedule: unknown field %s' % ', '.join(unknown))
+
+        def work(session: Session) -> dict:
+            if session.scalar(select(Schedule.id).where(Schedule.name == fields['name'])) is not None:
+                raise ValueError('a schedule named %r already exists: pick another name or change that one'
+                                 % fields['name'])
+            now = utcnow()
+            schedule = Schedule(id=uuid.uuid4().hex, created_at=now, updated_at=now, last_fire_at=None,
+                                last_job_id=None, **fields)
+            session.add(schedule)
+            session.flush()
+            return _dict(schedule)
+
+        return self._run(work, write=True)
+
+    def get_schedule(self, ref: str) -> dict:
+        """By id or by name; UnknownSchedule when neither matches."""
+        def work(session: Session) -> dict:
+            return _dict(_find(session, ref))
+
+        return self._run(work)
+
+    def list_schedules(self) -> list[dict]:
+        return self._run(lambda session: [_dict(schedule) for schedule in
+                                          session.scalars(select(Schedule).order_by(Schedule.name))])
+
+    def update_schedule(self, ref: str, **fields: Any) -> dict:
+        unknown = sorted(set(fields) - set(UPDATABLE))
+        if unknown:
+            raise ValueError('schedule: cannot change %s' % ', '.join(unknown))
+
+        def work(session: Session) -> dict:
+            schedule = _find(session, ref, lock=True)
+            if 'name' in fields and fields['name'] != schedule.name and session.scalar(
+                    select(Schedule.id).where(Schedule.name == fields['name'])) is not None:
+                raise ValueError('a schedule named %r already exists' % fields['name'])
+            for name, value in fields.items():
+                setattr(schedule, name, value)
+            schedule.updated_at = utcnow()
+            session.flush()
+            return _dict(schedule)
+
+        return self._run(work, write=True)
+
+    def delete_schedule(self, ref: str) -> dict:
+        def work(session: Session) -> dict:
+            schedule = _find(session, ref, lock=True)
+            gone = _dict(schedule)
+            session.delete(schedule)
+            return gone
+
+        return self._run(work, write=True)
+
+    # -- for the scheduler -----------------------------------------------------------------
+
+    def due_schedules(self, now: dt.datetime) -> list[dict]:
+        query = (select(Schedule).where(Schedule.paused.is_(False), Schedule.next_fire_at <= utc(now))
+                 .order_by(Schedule.next_fire_at, Schedule.id))
+        return self._run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
+
+    def next_due_at(self) -> dt.datetime | None:
+        """The earliest next_fire_at of an active schedule (the scheduler sleeps until then)."""
+        from sqlalchemy import func
+        return self._run(lambda session: session.scalar(
+            select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))))
+
+    def advance(self, schedule_id: str, expected: dt.datetime, to: dt.datetime | None,
+                fired_job: str | None = None, fired_at: dt.datetime | None = None) -> bool:
+        """Move next_fire_at from `expected` to `to` (None: no more fires); False when another
+        scheduler moved it first."""
+        values: dict[str, Any] = {'next_fire_at': to}
+        if fired_job is not None:
+            values.update(last_job_id=fired_job, last_fire_at=fired_at)
+
+        def work(session: Session) -> bool:
+            result = session.execute(update(Schedule).where(Schedule.id == schedule_id,
+                                                            Schedule.next_fire_at == utc(expected)).values(**values))
+            return result.rowcount > 0
+
+        return self._run(work, write=True)
+
+    def record_slot(self, schedule_id: str, slot_at: dt.datetime, outcome: str, job_id: str | None = None,
+                    reason: str | None = None) -> tuple[dict, bool]:
+        """(the slot's record, whether this call wrote it). The first record of a slot stays."""
+        def work(session: Session) -> tuple[dict, bool]:
+            existing = session.get(ScheduleSlot, (schedule_id, utc(slot_at)))
+            if existing is not None:
+                return _slot(existing), False
+            slot = ScheduleSlot(schedule_id=schedule_id, slot_at=utc(slot_at), outcome=outcome, job_id=job_id,
+                                reason=reason, recorded_at=utcnow())
+            session.add(slot)
+            session.flush()  # a racing scheduler's insert fails here, and _run starts again
+            return _slot(slot), True
+
+        return self._run(work, write=True)
+
+    def slot_record(self, schedule_id: str, slot_at: dt.datetime) -> dict | None:
+        def work(session: Session) -> dict | None:
+            slot = session.get(ScheduleSlot, (schedule_id, utc(slot_at)))
+            return _slot(slot) if slot is not None else None
+
+        return self._run(work)
+
+    def schedule_slots(self, schedule_id: str, limit: int = 50) -> list[dict]:
+        """The schedule's most recent slot records, newest first."""
+        query = (select(ScheduleSlot).where(ScheduleSlot.schedule_id == schedule_id)
+                 .order_by(ScheduleSlot.slot_at.desc()).limit(limit))
+        return self._run(lambda session: [_slot(slot) for slot in session.scalars(query)])
+
+
+def _find(session: Session, ref: str, lock: bool = False) -> Schedule:
+    if not isinstance(ref, str) or not ref:
+        raise UnknownSchedule(str(ref))
+    query = select(Schedule).where((Schedule.id == ref) | (Schedule.name == ref))
+    if lock:
+        query = query.with_for_update()
+    schedule = session.scalar(query)
+    if schedule is None:
+        raise UnknownSchedule(ref)
+    return schedule
+
+
+def _dict(schedule: Schedule) -> dict:
+    return {name: getattr(schedule, name) for name in _COLUMNS}
+
+
+def _slot(slot: ScheduleSlot) -> dict:
+    return dict(schedule_id=slot.schedule_id, slot_at=slot.slot_at, outcome=slot.outcome, job_id=slot.job_id,
+                reason=slot.reason, recorded_at=slot.recorded_at)

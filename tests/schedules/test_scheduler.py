@@ -1,0 +1,192 @@
+"""The scheduler against a real store and Redis, with time passed in: slots fire once, policies
+hold, missed slots are caught up as asked, and two schedulers never fire a slot twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from runner_service.api.routes.schedules import schedule_view
+from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.jobs import BadRequest
+from runner_service.scheduler import Scheduler, jitter
+from runner_service.schedules import ScheduleService
+from runner_service.secrets import MASK
+from runner_service.store.models import utcnow
+
+UTC = dt.timezone.utc
+TEMPLATE = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory.yml')
+
+
+def create(runtime, name='every-10s', expression='*/10 * * * * *', **options):
+    request = ScheduleCreate(name=name, kind=options.pop('kind', 'cron'), expression=expression,
+                             job=options.pop('job', TEMPLATE), **options)
+    return ScheduleService(runtime).create(request, 'admin')
+
+
+def slot_jobs(runtime, schedule_id):
+    return [slot for slot in runtime.store.schedule_slots(schedule_id, limit=1000) if slot['outcome'] == 'fired']
+
+
+def test_a_due_slot_fires_one_job_and_moves_on(runtime):
+    schedule = create(runtime)
+    slot = schedule['next_fire_at']
+    assert slot.second % 10 == 0 and slot.microsecond == 0 and slot > utcnow() - dt.timedelta(seconds=1)
+    scheduler = Scheduler(runtime)
+    assert scheduler.tick(slot - dt.timedelta(milliseconds=1)) == []
+    [outcome] = scheduler.tick(slot + dt.timedelta(milliseconds=50))
+    assert outcome['outcome'] == 'fired'
+    job = runtime.store.get_job(outcome['job_id'])
+    assert job['idempotency_key'] == 'schedule:%s:%s' % (schedule['id'], slot.isoformat())
+    assert job['created_by'] == 'schedule:every-10s' and job['status'] == 'queued'
+    after = runtime.store.get_schedule(schedule['id'])
+    assert after['next_fire_at'] == slot + dt.timedelta(seconds=10)
+    assert after['last_job_id'] == job['id']
+    assert scheduler.tick(slot + dt.timedelta(seconds=1)) == []
+
+
+def test_two_schedulers_fire_every_slot_exactly_once(make_runtime):
+    first, second = make_runtime(), make_runtime()
+    schedule = create(first, expression='* * * * * *', overlap='allow')
+    start = schedule['next_fire_at']
+    schedulers = [Scheduler(first), Scheduler(second)]
+    for step in range(20):
+        now = start + dt.timedelta(seconds=step, milliseconds=100)
+        barrier = threading.Barrier(2)
+
+        def run(scheduler):
+            barrier.wait()
+            scheduler.tick(now)
+
+        threads = [threading.Thread(target=run, args=(scheduler,)) for scheduler in schedulers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    fired = slot_jobs(first, schedule['id'])
+    assert len(fired) == 20 and len({slot['job_id'] for slot in fired}) == 20
+    jobs = first.store.list_jobs(limit=1000)['jobs']
+    assert len([job for job in jobs if job['created_by'] == 'schedule:every-10s']) == 20
+    assert first.store.get_schedule(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=20)
+
+
+@pytest.mark.parametrize('overlap', ['forbid', 'allow', 'replace'])
+def test_overlap_policies(runtime, overlap):
+    schedule = create(runtime, name='overlap-' + overlap, overlap=overlap)
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    [first] = scheduler.tick(slot)
+    assert first['outcome'] == 'fired'  # no worker here: that job stays queued, "still running"
+    [second] = scheduler.tick(slot + dt.timedelta(seconds=10))
+    previous = runtime.store.get_job(first['job_id'])
+    if overlap == 'forbid':
+        assert second['outcome'] == 'skipped' and 'still queued (overlap: forbid)' in second['reason']
+        assert previous['status'] == 'queued'
+    elif overlap == 'allow':
+        assert second['outcome'] == 'fired' and previous['status'] == 'queued'
+    else:
+        assert second['outcome'] == 'fired' and previous['status'] == 'canceled'
+    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=20)
+
+
+@pytest.mark.parametrize('catch_up', ['skip', 'once'])
+def test_missed_slots_after_the_scheduler_was_down(runtime, catch_up):
+    schedule = create(runtime, name='nightly', expression='*/10 * * * * *', misfire_grace_seconds=5,
+                      catch_up=catch_up)
+    slot = schedule['next_fire_at']
+    back = slot + dt.timedelta(seconds=65)  # down for a minute: slots +0 ... +60 passed
+    outcomes = Scheduler(runtime).tick(back)
+    missed = [outcome for outcome in outcomes if outcome['outcome'] == 'missed']
+    fired = [outcome for outcome in outcomes if outcome['outcome'] == 'fired']
+    if catch_up == 'skip':
+        assert len(missed) == 7 and fired == []
+    else:
+        assert len(missed) == 6 and len(fired) == 1
+        assert fired[0]['slot_at'] == slot + dt.timedelta(seconds=60)
+        assert 'latest of 7 missed slots' in fired[0]['reason']
+    assert 'beyond the misfire grace of 5 s' in missed[0]['reason']
+    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=70)
+
+
+def test_a_late_slot_within_the_grace_still_fires(runtime):
+    schedule = create(runtime, misfire_grace_seconds=30)
+    [outcome] = Scheduler(runtime).tick(schedule['next_fire_at'] + dt.timedelta(seconds=8))
+    assert outcome['outcome'] == 'fired'
+
+
+def test_jitter_is_the_same_everywhere_and_bounded(runtime):
+    schedule = create(runtime, jitter_seconds=7)
+    slot = schedule['next_fire_at']
+    delays = {jitter(schedule, slot + dt.timedelta(seconds=10 * step)) for step in range(50)}
+    assert all(dt.timedelta(0) <= delay <= dt.timedelta(seconds=7) for delay in delays) and len(delays) > 3
+    delay = jitter(schedule, slot)
+    scheduler = Scheduler(runtime)
+    if delay:
+        assert scheduler.tick(slot + delay - dt.timedelta(milliseconds=1)) == []
+    assert scheduler.tick(slot + delay)[0]['outcome'] == 'fired'
+
+
+def test_pause_and_resume(runtime):
+    schedule = create(runtime)
+    service = ScheduleService(runtime)
+    service.pause(schedule['id'], 'admin')
+    slot = schedule['next_fire_at']
+    assert Scheduler(runtime).tick(slot + dt.timedelta(seconds=30)) == []
+    resumed = service.resume('every-10s', 'admin')
+    assert resumed['paused'] is False and resumed['next_fire_at'] > utcnow() - dt.timedelta(seconds=1)
+    assert runtime.store.schedule_slots(schedule['id']) == []  # nothing caught up from the pause
+
+
+def test_deadline_after_and_secrets_reach_the_job(runtime):
+    template = JobTemplate(playbook='tests/service/playbooks/echo_vars.yml', inventory='tests/service/inventory.yml',
+                           extra_vars={'db_password': 'Sched-Secret-77', 'region': 'eu'})
+    schedule = create(runtime, name='with-secret', job=template, deadline_after=600)
+    assert schedule['job']['extra_vars'] == {'db_password': MASK, 'region': 'eu'}
+    assert 'Sched-Secret-77' not in str(runtime.store.get_schedule(schedule['id']))
+    slot = schedule['next_fire_at']
+    [outcome] = Scheduler(runtime).tick(slot)
+    job = runtime.store.get_job(outcome['job_id'])
+    assert job['deadline'] == slot + dt.timedelta(seconds=600)
+    assert job['extra_vars']['db_password'] == MASK
+    assert runtime.secrets.open(job['secret_vars']) == {'db_password': 'Sched-Secret-77'}
+    # Sending the template back as GET shows it (masked) keeps the secret.
+    shown = schedule_view(schedule).job
+    ScheduleService(runtime).update('with-secret', ScheduleUpdate(job=JobTemplate(
+        **dict(shown, extra_vars={'db_password': MASK, 'region': 'us'}))), 'admin')
+    updated = runtime.store.get_schedule(schedule['id'])
+    assert runtime.secrets.open(updated['secret_vars']) == {'db_password': 'Sched-Secret-77'}
+    assert updated['job']['extra_vars']['region'] == 'us'
+
+
+def test_changing_the_trigger_recomputes_the_next_fire(runtime):
+    schedule = create(runtime)
+    updated = ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(expression='0 3 * * *',
+                                                                             timezone='Europe/Berlin'), 'admin')
+    local = updated['next_fire_at'].astimezone(dt.timezone(dt.timedelta(hours=1)))
+    assert updated['expression'] == '0 3 * * *' and local.minute == 0
+
+
+def test_bad_schedules_are_refused(runtime):
+    service = ScheduleService(runtime)
+    with pytest.raises(BadRequest, match='unknown time zone'):
+        create(runtime, timezone='Nowhere/City')
+    with pytest.raises(BadRequest, match="playbook 'nope.yml'"):
+        create(runtime, job=JobTemplate(playbook='nope.yml', inventory='tests/service/inventory.yml'))
+    with pytest.raises(BadRequest, match='never fires from now on'):
+        create(runtime, kind='once', expression='2020-01-01T00:00:00Z')
+    create(runtime, name='taken')
+    with pytest.raises(BadRequest, match="a schedule named 'taken' already exists"):
+        create(runtime, name='taken')
+    assert service.preview('taken', 3)[1][0].tzinfo is not None
+
+
+def test_a_one_shot_fires_once_and_stops(runtime):
+    at = (utcnow() + dt.timedelta(seconds=30)).replace(microsecond=0)
+    schedule = create(runtime, name='once', kind='once', expression=at.isoformat())
+    assert schedule['next_fire_at'] == at
+    [outcome] = Scheduler(runtime).tick(at)
+    assert outcome['outcome'] == 'fired'
+    assert runtime.store.get_schedule('once')['next_fire_at'] is None
+    assert Scheduler(runtime).tick(at + dt.timedelta(days=1)) == []

@@ -1,0 +1,61 @@
+"""Schedules through the API with two scheduler processes running: per-second slots fire once each."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from tests.service.harness import INVENTORY, PLAYBOOKS, Service
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture(scope='module')
+def service(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp('service'), schedulers=2).start()
+    yield service
+    service.stop()
+
+
+def test_a_per_second_schedule_fires_each_slot_once_with_two_schedulers(service):
+    body = {'name': 'tick', 'kind': 'cron', 'expression': '* * * * * *', 'overlap': 'allow',
+            'job': {'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY, 'limit': 'node1'}}
+    with service.client('admin') as admin:
+        created = admin.post('/api/v1/schedules', json=body)
+        assert created.status_code == 201, created.text
+        schedule = created.json()
+        time.sleep(6)
+        paused = admin.post('/api/v1/schedules/tick/pause')
+        assert paused.status_code == 200 and paused.json()['paused'] is True
+    with service.client('viewer') as viewer:
+        slots = viewer.get('/api/v1/schedules/%s/slots' % schedule['id'], params={'limit': 100}).json()
+        jobs = viewer.get('/api/v1/jobs', params={'limit': 100}).json()['jobs']
+    fired = [slot for slot in slots if slot['outcome'] == 'fired']
+    assert len(fired) >= 4
+    times = sorted(dt.datetime.fromisoformat(slot['slot_at']) for slot in fired)
+    assert [later - earlier for earlier, later in zip(times, times[1:])] == [dt.timedelta(seconds=1)] * (len(times) - 1)
+    scheduled = [job for job in jobs if job['created_by'] == 'schedule:tick']
+    assert sorted(job['id'] for job in scheduled) == sorted(slot['job_id'] for slot in fired)
+    for job in scheduled:
+        assert service.wait(job['id'])['status'] == 'successful'
+
+
+def test_preview_and_roles(service):
+    body = {'name': 'nightly-backup', 'kind': 'cron', 'expression': '30 2 * * *', 'timezone': 'Europe/Berlin',
+            'job': {'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY}}
+    with service.client('operator') as operator:
+        refused = operator.post('/api/v1/schedules', json=body)
+    assert refused.status_code == 403 and 'needs admin' in refused.json()['detail']
+    with service.client('admin') as admin:
+        assert admin.post('/api/v1/schedules', json=body).status_code == 201
+        bad = admin.post('/api/v1/schedules', json=dict(body, name='bad', expression='99 * * * *'))
+        assert bad.status_code == 400 and 'cron' in bad.json()['detail']
+    with service.client('viewer') as viewer:
+        preview = viewer.get('/api/v1/schedules/nightly-backup/preview', params={'n': 5}).json()
+        missing = viewer.get('/api/v1/schedules/nope')
+    assert preview['timezone'] == 'Europe/Berlin' and len(preview['times']) == 5
+    assert all(time.endswith(('+01:00', '+02:00')) and 'T02:30:00' in time or 'T03:30:00' in time
+               for time in preview['times'])
+    assert missing.status_code == 404
