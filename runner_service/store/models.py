@@ -17,8 +17,8 @@ import decimal
 import json
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData,
-                        String, Text, UniqueConstraint, column)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, String, Text, UniqueConstraint, column)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
@@ -36,6 +36,7 @@ SCHEDULE_KINDS = ('cron', 'interval', 'once')
 OVERLAP_POLICIES = ('allow', 'forbid', 'replace')
 CATCH_UP_POLICIES = ('skip', 'once')
 SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
+WINDOW_KINDS = ('recurring', 'absolute')
 TOKEN_ROLES = ('viewer', 'operator', 'admin')  # each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
 JOB_ID_LENGTH = 32  # uuid4().hex
@@ -252,6 +253,7 @@ class Job(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     relaunch_of: Mapped[str | None] = mapped_column(ForeignKey('jobs.id', ondelete='SET NULL'))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    plan: Mapped[Any] = mapped_column(NullableJSON, nullable=True)  # lanes / rolling / pool (runner_service.planner)
     # Extra vars whose names look secret, encrypted (runner_service.secrets); never sent out.
     secret_vars: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
@@ -395,6 +397,7 @@ class Schedule(Base):
     created_at: Mapped[dt.datetime] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    window_policy: Mapped[str] = mapped_column(String(8), server_default='skip')
 
 
 class ScheduleSlot(Base):
@@ -409,3 +412,64 @@ class ScheduleSlot(Base):
     job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
     reason: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime] = mapped_column()
+
+
+class JobHostRun(Base):
+    """When one host of a planned job ran, in which lane or batch: the job's timeline."""
+
+    __tablename__ = 'job_host_runs'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey('jobs.id', ondelete='CASCADE'), primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    lane: Mapped[int | None] = mapped_column(Integer)
+    batch: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12))
+    estimate_seconds: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Pool(Base):
+    """A named concurrency limit shared by every job and schedule."""
+
+    __tablename__ = 'pools'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class PoolLease(Base):
+    """A slot of a pool held by `holder` (job:host); it expires unless renewed."""
+
+    __tablename__ = 'pool_leases'
+    __table_args__ = (UniqueConstraint('pool', 'holder'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pool: Mapped[str] = mapped_column(ForeignKey('pools.name', ondelete='CASCADE'))
+    holder: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    acquired_at: Mapped[dt.datetime] = mapped_column()
+    renewed_at: Mapped[dt.datetime] = mapped_column()
+
+
+class MaintenanceWindow(Base):
+    """A blackout period: recurring (start is a cron expression) or absolute (an ISO time), lasting
+    duration_seconds, in a time zone; tags (an expression) limits it to the schedules whose hosts match."""
+
+    __tablename__ = 'maintenance_windows'
+    __table_args__ = (CheckConstraint(_in('kind', WINDOW_KINDS), name='kind'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    start: Mapped[str] = mapped_column(String(255))
+    duration_seconds: Mapped[int] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64))
+    tags: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
