@@ -17,8 +17,8 @@ import decimal
 import json
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Text, UniqueConstraint, column)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Double, Float, ForeignKey, Index,
+                        Integer, MetaData, String, Text, UniqueConstraint, column)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
@@ -473,3 +473,40 @@ class MaintenanceWindow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+# -- backups ------------------------------------------------------------------------------
+
+BACKUP_METHODS = ('logical', 'physical')
+BACKUP_STATUSES = ('ok', 'failed')
+
+
+class Backup(Base):
+    """One backup attempt of a host (dbfleet.mysql.mysql_backup), successful or not. The host is kept
+    by name, so history outlives it; durations of successful ones feed the planner's estimates."""
+
+    __tablename__ = 'backups'
+    __table_args__ = (
+        CheckConstraint(_in('method', BACKUP_METHODS), name='method'),
+        CheckConstraint(_in('status', BACKUP_STATUSES), name='status'),
+        Index(None, 'host', 'started_at'),
+        Index(None, 'started_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[dt.datetime] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    # DOUBLE: MySQL's FLOAT keeps 7 digits, too few for a long backup timed to the millisecond.
+    duration_seconds: Mapped[float | None] = mapped_column(Double)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    path: Mapped[str | None] = mapped_column(Text)
+    checksum: Mapped[str | None] = mapped_column(String(64))
+    binlog_file: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    binlog_position: Mapped[int | None] = mapped_column(BigInteger)
+    gtid: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
