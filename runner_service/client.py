@@ -1,0 +1,204 @@
+"""A small client of the dbfleet REST API, for the CLI. It sends the API's own request models
+(runner_service.api.schemas) and reads the answers with its response models, so both sides agree
+on names, defaults and limits; it knows nothing of the store or the queues."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from runner_service.api.schemas import Event, EventPage, JobCreate, JobOut, JobPage, Relaunch, Stdout
+
+JOBS = '/api/v1/jobs'
+# A live stream is quiet while a task runs; after this long without a byte it is reopened.
+STREAM_READ_SECONDS = 60.0
+# Reopening a dropped stream: tries in a row without news, and the pause before each.
+RECONNECT_TRIES = 5
+RECONNECT_PAUSE_SECONDS = 1.0
+
+
+class ApiError(Exception):
+    """The API said no (`status` is its HTTP status) or could not be reached (`status` None);
+    `detail` is one line for people."""
+
+    def __init__(self, status: int | None, detail: str, errors: list | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+
+
+class ApiClient:
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0):
+        if base_url is None or token is None:
+            from runner_service.settings import get_settings
+            settings = get_settings()
+            base_url = base_url if base_url is not None else settings.api_url
+            token = token if token is not None else settings.token
+        self.base_url = base_url.rstrip('/')
+        self.token = token or None
+        headers = {'Authorization': 'Bearer %s' % self.token} if self.token else {}
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> 'ApiClient':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def launch(self, job: JobCreate) -> dict:
+        return self._call(JobOut, 'POST', JOBS, json=job.model_dump(mode='json', exclude_none=True))
+
+    def get(self, job_id: str) -> dict:
+        return self._call(JobOut, 'GET', '%s/%s' % (JOBS, job_id))
+
+    def list(self, **filters) -> dict:
+        """Filters as the API names them: status (a list), playbook, tag, created_after,
+        created_before, limit, cursor; None ones are left out."""
+        return self._call(JobPage, 'GET', JOBS, params=_params(filters))
+
+    def events(self, job_id: str, after: int | None = None, host: str | None = None,
+               event: str | list[str] | None = None, limit: int = 100) -> dict:
+        params = _params({'after': after, 'host': host, 'event': event, 'limit': limit})
+        return self._call(EventPage, 'GET', '%s/%s/events' % (JOBS, job_id), params=params)
+
+    def follow(self, job_id: str, after: int | None = None, host: str | None = None) -> Iterator[tuple[str, dict]]:
+        """The job's live events as (name, event) pairs, each event as the API's Event; last
+        ('end', {status, status_reason}) once the job has ended. A dropped stream is reopened
+        where it stopped (Last-Event-ID)."""
+        last = after
+        failures = 0
+        while True:
+            headers = {'Accept': 'text/event-stream'}
+            if last is not None:
+                headers['Last-Event-ID'] = str(last)
+            opened = False
+            try:
+                with self.http.stream('GET', '%s/%s/events' % (JOBS, job_id), params=_params({'host': host}),
+                                      headers=headers, timeout=httpx.Timeout(30.0, read=STREAM_READ_SECONDS)) as answer:
+                    if answer.status_code >= 400:
+                        answer.read()
+                        raise self._error(answer)
+                    opened = True
+                    for name, data in _server_sent_events(answer.iter_lines()):
+                        failures = 0
+                        if name == 'end':
+                            yield name, _parse(dict, data, answer.status_code)
+                            return
+                        event = _parse(Event, data, answer.status_code)
+                        last = event['seq']
+                        yield name, event
+            except httpx.TransportError as exc:
+                if opened and isinstance(exc, httpx.ReadTimeout):  # a long quiet task: reopen at once
+                    continue
+                failures += 1
+                if failures > RECONNECT_TRIES:
+                    raise self._unreachable(exc) from None
+            else:  # the stream closed without its end event
+                failures += 1
+                if failures > RECONNECT_TRIES:
+                    raise ApiError(None, 'the API at %s keeps closing the event stream of job %s'
+                                   % (self.base_url, job_id))
+            time.sleep(RECONNECT_PAUSE_SECONDS * failures)
+
+    def stdout(self, job_id: str) -> dict:
+        """{job_id, status, complete, stdout}: the output as ansible printed it so far."""
+        return self._call(Stdout, 'GET', '%s/%s/stdout' % (JOBS, job_id), params={'format': 'json'})
+
+    def cancel(self, job_id: str) -> dict:
+        return self._call(JobOut, 'POST', '%s/%s/cancel' % (JOBS, job_id))
+
+    def relaunch(self, job_id: str, hosts: str = 'all') -> dict:
+        body = Relaunch(hosts=hosts).model_dump(mode='json')
+        return self._call(JobOut, 'POST', '%s/%s/relaunch' % (JOBS, job_id), json=body)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(self, model: type[BaseModel], method: str, path: str, **kwargs) -> dict:
+        try:
+            answer = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        if answer.status_code >= 400:
+            raise self._error(answer)
+        try:
+            body = answer.json()
+        except ValueError:
+            raise ApiError(answer.status_code, 'the API at %s answered %s %s with something that is not JSON'
+                           % (self.base_url, method, path)) from None
+        return _parse(model, body, answer.status_code)
+
+    def _unreachable(self, exc: httpx.TransportError) -> ApiError:
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return ApiError(None, 'the API at %s is unreachable (%s): start it with `dbfleet up`, or set '
+                                  'DBFLEET_API_URL to where it runs' % (self.base_url, _first_line(exc)))
+        return ApiError(None, 'the API at %s did not answer (%s): %s' % (self.base_url, type(exc).__name__,
+                                                                          _first_line(exc)))
+
+    def _error(self, answer: httpx.Response) -> ApiError:
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get('detail'):
+            detail, errors = str(body['detail']), body.get('errors')
+        else:
+            detail, errors = '%s %s' % (answer.status_code, answer.reason_phrase or 'error'), None
+        if answer.status_code == 401 and not self.token:
+            detail = ('no API token: set DBFLEET_TOKEN (create one with `dbfleet tokens create NAME --role '
+                      'viewer|operator|admin`)')
+        elif answer.status_code == 401:
+            detail = '%s: check DBFLEET_TOKEN' % detail
+        return ApiError(answer.status_code, _first_line(detail), errors)
+
+
+def _params(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None and value != []}
+
+
+def _parse(model, body, status: int) -> dict:
+    """The body, checked against the API's response model (a dict: any JSON object)."""
+    try:
+        if isinstance(body, (str, bytes)):
+            body = json.loads(body)
+        if model is dict:
+            if not isinstance(body, dict):
+                raise ValueError('not a JSON object')
+            return body
+        return model.model_validate(body).model_dump(mode='json')
+    except (ValueError, ValidationError) as exc:
+        raise ApiError(status, 'unexpected answer from the API (is DBFLEET_API_URL a dbfleet of this version?): '
+                               '%s' % _first_line(exc)) from None
+
+
+def _server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(event name, data) for each block of a text/event-stream."""
+    name, data = 'message', []
+    for line in lines:
+        if not line:
+            if data:
+                yield name, '\n'.join(data)
+            name, data = 'message', []
+            continue
+        if line.startswith(':'):
+            continue
+        field, _, value = line.partition(':')
+        value = value[1:] if value.startswith(' ') else value
+        if field == 'event':
+            name = value
+        elif field == 'data':
+            data.append(value)
+
+
+def _first_line(value) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__
