@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from runner_service import lifecycle
+from runner_service.plan_runner import PlanError, PlanRunner
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secrets import Redactor, secret_values
 from runner_service.store.models import utcnow
@@ -68,6 +69,7 @@ class JobRun:
         self.stop_reason: str | None = None
         self.done = threading.Event()
         self.parent_pid = os.getppid()
+        self.leases: set[tuple[str, str]] = set()  # pool slots held by this run's hosts (renewed by the heartbeat)
         self.writer = EventWriter(runtime, self.job_id, self.redactor, offset=self.store.last_event_seq(self.job_id))
 
     # -- the run -------------------------------------------------------------------------
@@ -80,10 +82,14 @@ class JobRun:
         runner = None
         try:
             kwargs = self._prepare()
-            import ansible_runner  # imported by the worker before forking; cheap here
-            runner = ansible_runner.run(**kwargs)
+            if self.job.get('plan'):
+                runner = PlanRunner(self, kwargs).run()
+            else:
+                import ansible_runner  # imported by the worker before forking; cheap here
+                runner = ansible_runner.run(**kwargs)
         except Exception as exc:
-            log.exception('job %s could not run', self.job_id)
+            if not isinstance(exc, PlanError):
+                log.exception('job %s could not run', self.job_id)
             self.writer.close()
             return self._end('failed', None, 'dbfleet could not run the playbook: %s' % self.redactor.text(str(exc)))
         finally:
@@ -100,13 +106,16 @@ class JobRun:
             return 'canceled', rc, 'canceled while running; its processes were killed'
         if self.stop_reason == 'timed_out':
             return 'timed_out', rc, 'deadline %s reached: the play was killed' % _iso(self.deadline)
-        if runner.status == 'successful' and rc == 0:
+        if runner.status == 'successful' and rc == 0 and not self._failed_hosts():
             return 'successful', rc, None
-        stats = self.writer.stats or {}
-        failed = sorted(host for key in ('failures', 'dark') for host, count in (stats.get(key) or {}).items() if count)
+        failed = self._failed_hosts()
         if failed:
             return 'failed', rc, 'ansible-playbook exited %s; failed or unreachable: %s' % (rc, _names(failed))
         return 'failed', rc, 'ansible-playbook exited %s (%s): see the job stdout' % (rc, runner.status)
+
+    def _failed_hosts(self) -> list[str]:
+        stats = self.writer.stats
+        return sorted(host for key in ('failures', 'dark') for host, count in (stats.get(key) or {}).items() if count)
 
     def _end(self, status: str, rc: int | None, reason: str | None) -> str:
         job = lifecycle.finish(self.runtime, self.job_id, status, return_code=rc, status_reason=reason)
@@ -198,6 +207,7 @@ class JobRun:
                 job = self.store.get_job(self.job_id)
                 if job and job['cancel_requested'] and self.stop_reason is None:
                     self.stop_reason = 'canceled'
+                self.store.renew_leases(holder for _, holder in list(self.leases))
             except Exception as exc:  # the store away for a moment: try again next beat
                 log.warning('job %s heartbeat failed: %s', self.job_id, exc)
 
@@ -238,7 +248,9 @@ class EventWriter:
         self.redactor = redactor
         self.offset = offset
         self.runner_pid: int | None = None
-        self.stats: dict | None = None  # the play recap (ansible-runner's own needs events on disk)
+        self.stats: dict = {}  # the recap of every run so far (ansible-runner's own needs events on disk)
+        self.lock = threading.Lock()
+        self.count = 0
         self.pending: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._write, name='dbfleet-events', daemon=True)
         self.thread.start()
@@ -247,9 +259,15 @@ class EventWriter:
     def add(self, event: dict) -> bool:
         if self.runner_pid is None and event.get('pid'):
             self.runner_pid = int(event['pid'])
-        if event.get('event') == 'playbook_on_stats':
-            self.stats = event.get('event_data') or {}
-        self.pending.put(self._row(event))
+        with self.lock:
+            if event.get('event') == 'playbook_on_stats':
+                for key in STATS_KEYS:
+                    for host, count in ((event.get('event_data') or {}).get(key) or {}).items():
+                        self.stats.setdefault(key, {})[host] = self.stats.get(key, {}).get(host, 0) + int(count)
+            # Numbered here, in arrival order: a plan's concurrent runs each count from 1.
+            self.count += 1
+            row = self._row(event, self.offset + self.count)
+        self.pending.put(row)
         return False  # the store keeps events: ansible-runner need not write them to disk
 
     def close(self) -> None:
@@ -257,12 +275,12 @@ class EventWriter:
             self.pending.put(None)
             self.thread.join()
 
-    def _row(self, event: dict) -> dict:
+    def _row(self, event: dict, seq: int) -> dict:
         data = self.redactor.data(event.get('event_data') or {})
         name = event.get('event') or 'verbose'
         result = data.get('res') if isinstance(data.get('res'), dict) else {}
         return {
-            'seq': self.offset + int(event.get('counter') or 0), 'uuid': event.get('uuid'), 'event': name,
+            'seq': seq, 'uuid': event.get('uuid'), 'event': name,
             'host': data.get('host') or None, 'task': data.get('task') or None, 'play': data.get('play') or None,
             'changed': bool(result.get('changed')) if name.startswith('runner_on_') else None,
             'failed': (name in FAILED_EVENTS and not data.get('ignore_errors')) if name.startswith('runner_') else None,

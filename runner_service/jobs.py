@@ -16,7 +16,7 @@ from runner_service import lifecycle
 from runner_service.api.schemas import JobCreate, JobTemplate
 from runner_service.runtime import Runtime
 from runner_service.secrets import split_extra_vars
-from runner_service.store import TERMINAL_STATUSES, UnknownJob
+from runner_service.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
 from runner_service.store.models import utcnow
 from runner_service.tags import TagExpressionError, parse_tag_expression
 
@@ -100,7 +100,13 @@ class JobService:
             check_mode=request.check, diff_mode=request.diff, forks=request.forks, timeout_seconds=request.timeout,
             queue=request.queue, priority=request.priority, max_retries=request.max_retries,
             retry_backoff_seconds=request.retry_backoff,
+            plan=request.plan.model_dump(mode='json', exclude_none=True) if request.plan else None,
         )
+        if request.plan is not None and request.plan.pool is not None:
+            try:
+                self.store.get_pool(request.plan.pool)
+            except UnknownPool as exc:
+                raise BadRequest(str(exc)) from None
         return spec, tags
 
     def relaunch(self, job_id: str, hosts: str, actor: str) -> dict:
@@ -119,6 +125,7 @@ class JobService:
             playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
             diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
             priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
+            plan=old['plan'],
             **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
         job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
         return job

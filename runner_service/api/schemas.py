@@ -22,6 +22,40 @@ class Dependency(BaseModel):
                                        'dependencies failed), or ended in any way')
 
 
+class BatchPlan(BaseModel):
+    """How the job's hosts are split (runner_service.planner). Without a plan, one ansible-playbook
+    run over all hosts, as Ansible itself would."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    lanes: int | None = Field(default=None, ge=1, le=200, description='split the hosts into this many lanes, '
+                              'balanced by estimated duration; each lane runs its hosts one after another')
+    rolling: list[int | str] | None = Field(default=None, min_length=1, max_length=50, description='batches in '
+                                            'order, e.g. [1, 5, "20%"], the last size repeating (Ansible serial)')
+    max_fail_percentage: int | None = Field(default=None, ge=0, le=100, description='rolling: stop when a batch '
+                                            'fails more than this (default: only when all of it failed)')
+    pool: str | None = Field(default=None, pattern=r'^[a-z0-9][a-z0-9_-]{0,63}$', description='each host run '
+                             'holds a slot of this pool, shared with every other job')
+    window_end: AwareDatetime | None = Field(default=None, description='when the run should be over: the '
+                                             'preview and the job warn when the estimate overruns it')
+
+    @model_validator(mode='after')
+    def _one_split(self):
+        if self.lanes is not None and self.rolling is not None:
+            raise ValueError('a plan has lanes or rolling batches, not both')
+        if self.max_fail_percentage is not None and self.rolling is None:
+            raise ValueError('max_fail_percentage goes with rolling batches')
+        for size in self.rolling or ():
+            if isinstance(size, str):
+                text = size.strip()
+                if not (text.endswith('%') and text[:-1].replace('.', '', 1).isdigit()
+                        and 0 < float(text[:-1]) <= 100):
+                    raise ValueError('rolling: %r is neither a number of hosts nor a percentage like "20%%"' % size)
+            elif size < 1:
+                raise ValueError('rolling: batch sizes are at least 1, got %r' % size)
+        return self
+
+
 class JobTemplate(BaseModel):
     """What to run. Give `inventory` (a file under the project) or `tags` (a tag expression over
     the store, such as `large and not maintenance`), not both."""
@@ -46,6 +80,7 @@ class JobTemplate(BaseModel):
     priority: int = Field(default=0, ge=-100, le=100, description='above 0 goes to the front of its queue')
     max_retries: int = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
     retry_backoff: int = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
+    plan: BatchPlan | None = Field(default=None, description='lanes, rolling batches, a pool')
 
     @model_validator(mode='after')
     def _one_inventory(self):
@@ -106,6 +141,7 @@ class JobOut(BaseModel):
     return_code: int | None = None
     created_by: str | None = None
     relaunch_of: str | None = None
+    plan: BatchPlan | None = None
     cancel_requested: bool
     hosts: dict[str, HostCounts] = Field(description='per-host recap once the play has ended')
     links: dict[str, str]
@@ -267,3 +303,78 @@ class Slot(BaseModel):
     job_id: str | None = None
     reason: str | None = None
     recorded_at: dt.datetime
+
+
+class PlanPreviewRequest(BaseModel):
+    """The hosts: a list, a tag expression over the store, or a playbook with its inventory (and limit)."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    hosts: list[str] | None = Field(default=None, min_length=1, max_length=100000)
+    tags: str | None = Field(default=None, min_length=1, max_length=2000)
+    playbook: str | None = Field(default=None, min_length=1, max_length=512)
+    inventory: str | None = Field(default=None, min_length=1, max_length=512)
+    limit: str | None = Field(default=None, min_length=1, max_length=10000)
+    lanes: int = Field(ge=1, le=200)
+    start: AwareDatetime | None = Field(default=None, description='default: now')
+    window_end: AwareDatetime | None = None
+
+    @model_validator(mode='after')
+    def _one_source(self):
+        given = [name for name in ('hosts', 'tags', 'playbook') if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError('give hosts, tags, or playbook with inventory: exactly one')
+        if self.playbook is not None and self.inventory is None:
+            raise ValueError('a playbook needs its inventory')
+        return self
+
+
+class PlannedHost(BaseModel):
+    host: str
+    estimate_seconds: float
+    source: Literal['history', 'size', 'default']
+    start: dt.datetime
+    end: dt.datetime
+
+
+class PlannedLane(BaseModel):
+    lane: int
+    seconds: float
+    hosts: list[PlannedHost]
+
+
+class PlanPreview(BaseModel):
+    start: dt.datetime
+    finish: dt.datetime
+    lower_bound_seconds: float = Field(description='no plan can be shorter: max(longest host, total / lanes)')
+    lanes: list[PlannedLane]
+    window_end: dt.datetime | None = None
+    fits: bool | None = Field(default=None, description='whether the predicted finish is before window_end')
+    warning: str | None = None
+
+
+class PoolSet(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    slots: int = Field(ge=1, le=10000, description='how many host runs may hold the pool at once, fleet-wide')
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class PoolOut(BaseModel):
+    name: str
+    slots: int
+    description: str | None = None
+    created_at: dt.datetime
+    in_use: int
+    holders: list[str] = Field(description='job:host of each slot taken')
+
+
+class HostRun(BaseModel):
+    host: str
+    lane: int | None = None
+    batch: int | None = None
+    status: Literal['pending', 'running', 'ok', 'failed', 'not_run']
+    estimate_seconds: float | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    detail: str | None = None

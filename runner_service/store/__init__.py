@@ -16,6 +16,7 @@ from runner_service.store.engine import create_store_engine
 from runner_service.store.errors import (StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag,
                                          UnknownToken)
 from runner_service.store.jobs import TERMINAL_STATUSES, UnknownJob
+from runner_service.store.pools import UnknownPool
 from runner_service.store.schedules import UnknownSchedule
 from runner_service.store.migrate import ensure_schema
 from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
@@ -23,7 +24,7 @@ from runner_service.store.tokens import LAST_USED_EVERY
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownSchedule', 'UnknownTag', 'UnknownToken', 'open_store',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag', 'UnknownToken', 'open_store',
 ]
 
 

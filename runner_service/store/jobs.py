@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from runner_service.store.errors import StoreError
 from runner_service.store.models import (DEPENDENCY_CONDITIONS, HOST_RESULT_COUNTS, INVENTORY_KINDS, JOB_STATUSES,
                                          NAME_LENGTH, PATH_LENGTH, AuditEntry, Job, JobDependency, JobEvent,
-                                         JobHostResult, JobTag, utc, utcnow)
+                                         JobHostResult, JobHostRun, JobTag, utc, utcnow)
 
 TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
 # to_status: the statuses a job may move to it from. Terminal statuses never move again,
@@ -71,7 +71,7 @@ _CHUNK = 500
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
-    relaunch_of=None, secret_vars=None,
+    relaunch_of=None, secret_vars=None, plan=None,
 )
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
@@ -417,6 +417,36 @@ class JobStore:
 
         self._run(work, write=True)
 
+    # -- planned jobs: per-host runs --------------------------------------------------------
+
+    def set_host_runs(self, job_id: str, runs: Sequence[dict]) -> None:
+        """Create or replace the job's host runs: {host, lane, batch, status, estimate_seconds,
+        started_at, finished_at, detail} (status: pending, running, ok, failed, not_run)."""
+        rows = [dict(job_id=job_id, host=_check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
+                     batch=run.get('batch'), status=_check_text(run['status'], 'status', 12),
+                     estimate_seconds=run.get('estimate_seconds'), started_at=run.get('started_at'),
+                     finished_at=run.get('finished_at'), detail=run.get('detail')) for run in runs]
+
+        def work(session: Session) -> None:
+            _require_job(session, job_id)
+            if rows:
+                _upsert(session, JobHostRun.__table__, rows,
+                        ('lane', 'batch', 'status', 'estimate_seconds', 'started_at', 'finished_at', 'detail'))
+
+        self._run(work, write=True)
+
+    def host_runs(self, job_id: str) -> list[dict]:
+        """The job's host runs by lane (or batch), then start time."""
+        columns = [column for column in JobHostRun.__table__.columns if column.key != 'job_id']
+        query = (select(*columns).where(JobHostRun.job_id == job_id)
+                 .order_by(JobHostRun.lane, JobHostRun.batch, JobHostRun.started_at, JobHostRun.host))
+
+        def work(session: Session) -> list[dict]:
+            _require_job(session, job_id)
+            return [row._asdict() for row in session.execute(query)]
+
+        return self._run(work)
+
     # -- audit -----------------------------------------------------------------------------
 
     def audit(self, actor: str, action: str, target: str, detail: Any = None) -> None:
@@ -641,6 +671,8 @@ def _check_spec(spec: Any) -> dict[str, Any]:
         _check_text(values['relaunch_of'], 'job spec: relaunch_of')
     if values['secret_vars'] is not None:
         _check_text(values['secret_vars'], 'job spec: secret_vars')
+    if values['plan'] is not None and not isinstance(values['plan'], dict):
+        raise ValueError('job spec: plan must be a mapping, got %s' % type(values['plan']).__name__)
     return values
 
 

@@ -33,6 +33,7 @@ from runner_service.store.errors import UnknownHost, driver_reason, is_unreachab
 from runner_service.store.jobs import JobStore
 from runner_service.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent,
                                          as_json_value, utc, utcnow)
+from runner_service.store.pools import PoolStore
 from runner_service.store.schedules import ScheduleStore
 from runner_service.store.tokens import TokenStore
 
@@ -63,7 +64,7 @@ _RETRY_MYSQL_CODES = {1213, 1205, 1062}
 _RETRY_ATTEMPTS = 12
 
 
-class Store(JobStore, TokenStore, ScheduleStore, BackupStore):
+class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore):
     """dbfleet's system of record for hosts, facts, tags, jobs and API tokens. Build it with `open_store()`."""
 
     def __init__(self, engine: Engine, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS):

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from runner_service.api.deps import Jobs, Operator, RuntimeDep, Viewer
-from runner_service.api.schemas import (EventPage, JobCreate, JobOut, JobPage, JobStatus, Problem, Relaunch,
+from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem, Relaunch,
                                         Stdout)
 from runner_service.jobs import JobService
 from runner_service.queue import events_channel
@@ -38,7 +38,8 @@ def job_view(job: dict) -> JobOut:
         retry_backoff=job['retry_backoff_seconds'], attempt=job['attempt'], created_at=job['created_at'],
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
-        relaunch_of=job['relaunch_of'], cancel_requested=job['cancel_requested'], hosts=job['host_results'],
+        relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
+        hosts=job['host_results'],
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
@@ -107,6 +108,13 @@ def stdout(job_id: JobId, jobs: Jobs, caller: Viewer,
     if format == 'json':
         return Stdout(job_id=job_id, status=job['status'], complete=job['status'] in TERMINAL_STATUSES, stdout=text)
     return PlainTextResponse(text)
+
+
+@router.get('/{job_id}/runs', response_model=list[HostRun], responses=ERRORS)
+def runs(job_id: JobId, jobs: Jobs, caller: Viewer) -> list[HostRun]:
+    """A planned job's timeline: each host's lane or batch, estimate, start, end and status."""
+    jobs.get(job_id)
+    return [HostRun(**run) for run in jobs.store.host_runs(job_id)]
 
 
 @router.post('/{job_id}/cancel', status_code=202, response_model=JobOut, responses=ERRORS)

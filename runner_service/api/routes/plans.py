@@ -1,0 +1,54 @@
+"""/api/v1/plans/preview: which host in which lane, estimated start and end, and whether the
+run fits its window, before anything runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter
+
+from runner_service import planner
+from runner_service.api.deps import Jobs, Viewer
+from runner_service.api.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest, Problem
+from runner_service.jobs import BadRequest
+from runner_service.plan_runner import PlanError, estimate_hosts, list_hosts
+from runner_service.store.models import utcnow
+
+router = APIRouter(prefix='/api/v1/plans', tags=['plans'])
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 422)}
+
+
+@router.post('/preview', response_model=PlanPreview, responses=ERRORS)
+def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview:
+    if body.hosts is not None:
+        hosts = list(dict.fromkeys(body.hosts))
+    elif body.tags is not None:
+        expression = jobs._tag_expression(body.tags)
+        hosts = [record['name'] for record in jobs.store.inventory(fact_paths=()) if expression.matches(record['tags'])]
+    else:
+        template = JobTemplate(playbook=body.playbook, inventory=body.inventory, limit=body.limit)
+        spec, _ = jobs.check_template(template)
+        try:
+            hosts = list_hosts(jobs.settings, spec['playbook'], spec['inventory'], spec['limit_pattern'])
+        except PlanError as exc:
+            raise BadRequest(str(exc)) from None
+    if not hosts:
+        raise BadRequest('no host to plan')
+    estimates = estimate_hosts(jobs.store, hosts)
+    plan = planner.lanes(estimates, min(body.lanes, len(hosts)))
+    start = body.start or utcnow()
+    rows = planner.timeline(plan, start)
+    lanes = [PlannedLane(lane=lane.index, seconds=round(lane.seconds, 3),
+                         hosts=[PlannedHost(**{key: row[key] for key in PlannedHost.model_fields})
+                                for row in rows if row['lane'] == lane.index]) for lane in plan]
+    finish = start + dt.timedelta(seconds=max(lane.seconds for lane in plan))
+    fits = warning = None
+    if body.window_end is not None:
+        fits = finish <= body.window_end
+        if not fits:
+            warning = 'predicted to overrun the window by %.0f s: finish %s, window ends %s; add lanes or start ' \
+                      'earlier' % ((finish - body.window_end).total_seconds(), finish.isoformat(),
+                                   body.window_end.isoformat())
+    return PlanPreview(start=start, finish=finish, lower_bound_seconds=round(planner.lower_bound(estimates,
+                                                                                                 body.lanes), 3),
+                       lanes=lanes, window_end=body.window_end, fits=fits, warning=warning)

@@ -1,0 +1,118 @@
+"""Batch plans run by real workers: lanes never run more than N hosts at once, rolling batches
+stop on failure, pools hold across concurrent jobs; checked from the recorded start and end times."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tests.service.harness import PLAYBOOKS
+
+pytestmark = pytest.mark.service
+MANY = 'tests/service/inventory_many.yml'
+HOSTS = ['host%d' % index for index in range(1, 9)]
+
+
+def runs(service, job_id):
+    with service.client('viewer') as client:
+        response = client.get('/api/v1/jobs/%s/runs' % job_id)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def intervals(items):
+    return [(dt.datetime.fromisoformat(run['started_at']), dt.datetime.fromisoformat(run['finished_at']))
+            for run in items if run['started_at'] and run['finished_at']]
+
+
+def most_at_once(spans) -> int:
+    """The largest number of intervals that overlap at one instant."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_lanes_run_each_lane_host_after_host_and_never_more_than_n_at_once(service):
+    job = service.launch('sleep.yml', inventory=MANY, extra_vars={'sleep_seconds': 1}, plan={'lanes': 3})
+    done = service.wait(job['id'], timeout=300)
+    assert done['status'] == 'successful', done['status_reason']
+    assert done['plan']['lanes'] == 3 and sorted(done['hosts']) == HOSTS
+    timeline = runs(service, job['id'])
+    assert sorted(run['host'] for run in timeline) == HOSTS
+    assert {run['status'] for run in timeline} == {'ok'} and {run['lane'] for run in timeline} == {0, 1, 2}
+    assert most_at_once(intervals(timeline)) <= 3
+    for lane in (0, 1, 2):
+        assert most_at_once(intervals([run for run in timeline if run['lane'] == lane])) == 1
+    events = service.events(job['id'])
+    assert len({event['seq'] for event in events}) == len(events), 'concurrent runs get distinct seqs'
+
+
+def test_rolling_batches_stop_when_a_batch_fails_too_much(service):
+    job = service.launch('fail_on.yml', inventory=MANY, extra_vars={'fail_hosts': ['host3']},
+                         plan={'rolling': [1, 2, '50%'], 'max_fail_percentage': 0})
+    done = service.wait(job['id'], timeout=300)
+    assert done['status'] == 'failed'
+    timeline = {run['host']: run for run in runs(service, job['id'])}
+    batches = {}
+    for host, run in timeline.items():
+        batches.setdefault(run['batch'], []).append(host)
+    assert sorted(len(hosts) for hosts in batches.values()) == [1, 2, 4, 1] or len(timeline) == 8
+    failed_batch = timeline['host3']['batch']
+    assert timeline['host3']['status'] == 'failed'
+    later = [run for run in timeline.values() if run['batch'] > failed_batch]
+    assert later and all(run['status'] == 'not_run' and 'max_fail_percentage' in run['detail'] for run in later)
+    earlier = [run for run in timeline.values() if run['batch'] < failed_batch]
+    assert all(run['status'] == 'ok' for run in earlier)
+    assert 'host3' in done['status_reason']
+
+
+def test_a_pool_holds_across_two_concurrent_jobs(service):
+    with service.client('admin') as admin:
+        assert admin.put('/api/v1/pools/backup', json={'slots': 2}).status_code == 200
+    first = service.launch('sleep.yml', inventory=MANY, limit='host1,host2,host3,host4',
+                           extra_vars={'sleep_seconds': 2}, plan={'lanes': 4, 'pool': 'backup'})
+    second = service.launch('sleep.yml', inventory=MANY, limit='host5,host6,host7,host8',
+                            extra_vars={'sleep_seconds': 2}, plan={'lanes': 4, 'pool': 'backup'})
+    done = [service.wait(job['id'], timeout=300) for job in (first, second)]
+    assert [job['status'] for job in done] == ['successful', 'successful']
+    spans = intervals(runs(service, first['id']) + runs(service, second['id']))
+    assert len(spans) == 8 and most_at_once(spans) <= 2
+    with service.client('viewer') as viewer:
+        assert viewer.get('/api/v1/pools/backup').json()['in_use'] == 0
+    with service.client() as client:
+        unknown = client.post('/api/v1/jobs', json={'playbook': PLAYBOOKS + '/hello.yml', 'inventory': MANY,
+                                                    'plan': {'lanes': 2, 'pool': 'nope'}})
+    assert unknown.status_code == 400 and "no pool 'nope'" in unknown.json()['detail']
+
+
+def test_plan_preview_predicts_the_finish_against_a_window(service):
+    start = dt.datetime(2026, 11, 28, 1, tzinfo=dt.timezone.utc)
+    body = {'hosts': HOSTS, 'lanes': 3, 'start': start.isoformat(),
+            'window_end': (start + dt.timedelta(seconds=30)).isoformat()}
+    with service.client('viewer') as viewer:
+        preview = viewer.post('/api/v1/plans/preview', json=body).json()
+        by_playbook = viewer.post('/api/v1/plans/preview', json={
+            'playbook': PLAYBOOKS + '/hello.yml', 'inventory': MANY, 'limit': 'host1,host2', 'lanes': 2}).json()
+        bad = viewer.post('/api/v1/plans/preview', json={'lanes': 2})
+    assert sorted(host['host'] for lane in preview['lanes'] for host in lane['hosts']) == HOSTS
+    assert len(preview['lanes']) == 3
+    # Nothing known about these hosts: 60 s each by default, 3 lanes of 8 hosts: 180 s > 30 s.
+    assert preview['fits'] is False and 'overrun the window' in preview['warning']
+    assert dt.datetime.fromisoformat(preview['finish']) == start + dt.timedelta(seconds=180)
+    assert preview['lower_bound_seconds'] == 160
+    assert sorted(host['host'] for lane in by_playbook['lanes'] for host in lane['hosts']) == ['host1', 'host2']
+    assert bad.status_code == 422
+
+
+def test_bad_plans_are_refused(service):
+    with service.client() as client:
+        both = client.post('/api/v1/jobs', json={'playbook': PLAYBOOKS + '/hello.yml', 'inventory': MANY,
+                                                 'plan': {'lanes': 2, 'rolling': [1]}})
+        percent = client.post('/api/v1/jobs', json={'playbook': PLAYBOOKS + '/hello.yml', 'inventory': MANY,
+                                                    'plan': {'rolling': ['abc']}})
+    assert both.status_code == 422 and 'not both' in both.json()['detail']
+    assert percent.status_code == 422 and 'percentage' in percent.json()['detail']
