@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: dbfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of dbfleet.mysql.mysql_backup: run the module where the task runs, then record
+the attempt - successful or failed - in the dbfleet store, so backup durations are on record for
+planning. A store that cannot be reached (or runner_service missing on the controller) is a
+warning: the backup itself is what the task is for."""
+
+from __future__ import annotations
+
+import datetime
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+MODULE = 'dbfleet.mysql.mysql_backup'
+
+
+class ActionModule(ActionBase):
+
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(module_name=MODULE, module_args=self._task.args,
+                                                         task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        result['recorded'] = False
+        # An async task's result is only its job id; check mode writes no backup.
+        if wrap_async or self._task.check_mode or result.get('skipped'):
+            return result
+        host = task_vars.get('inventory_hostname') or result.get('manifest', {}).get('name')
+        try:
+            fields = backup_fields(result, self._task.args)
+        except (TypeError, ValueError) as exc:
+            result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))
+            return result
+        try:
+            from runner_service.store import StoreError, open_store
+        except ImportError as exc:
+            result.setdefault('warnings', []).append(
+                'backup of %s not recorded: the dbfleet store needs the runner_service package on the controller '
+                '(%s)' % (host, exc))
+            return result
+        try:
+            with open_store() as store:
+                store.record_backup(host, **fields)
+            result['recorded'] = True
+        except (StoreError, ValueError) as exc:
+            result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))
+        return result
+
+
+def _when(text):
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+
+
+def backup_fields(result, args):
+    """record_backup's fields for a module result, successful or failed."""
+    manifest = result.get('manifest')
+    if not result.get('failed') and manifest:
+        return dict(method=manifest['method'], status='ok', started_at=_when(manifest['started']),
+                    finished_at=_when(manifest['finished']), duration_seconds=manifest['duration_seconds'],
+                    bytes=manifest['bytes'], path=result.get('path'), checksum=manifest['sha256'],
+                    binlog_file=manifest.get('binlog_file'), binlog_position=manifest.get('binlog_position'),
+                    gtid=manifest.get('gtid'))
+    attempt = result.get('backup') or {}
+    now = datetime.datetime.now(datetime.timezone.utc)
+    method = attempt.get('method') or args.get('method') or 'logical'
+    return dict(method=method if method in ('logical', 'physical') else 'logical', status='failed',
+                started_at=_when(attempt.get('started')) or now, finished_at=_when(attempt.get('finished')) or now,
+                duration_seconds=attempt.get('duration_seconds'),
+                error=result.get('msg') or 'the backup failed without a message')

@@ -1,0 +1,362 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dbfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: mysql_backup
+short_description: Back up a MySQL or MariaDB server, verify the archive and apply retention
+version_added: 0.1.0
+description:
+  - Takes a consistent backup of one server into O(dest) with a per-host, per-day layout
+    C(<dest>/<name>/<YYYY-MM-DD>/<YYYYMMDDTHHMMSSZ>-<method>/) (UTC), holding the archive and a C(manifest.json)
+    that describes it (tool and server versions, databases, times, size, SHA-256, binlog position and GTID).
+  - C(logical) runs C(mariadb-dump) or C(mysqldump) with C(--single-transaction --routines --triggers --events
+    --hex-blob) and records the binlog file, position and GTID of the snapshot (C(--master-data=2 --gtid) on MariaDB,
+    C(--source-data=2) on MySQL 8.0.26+). When the account may not read the position, the dump is taken without it
+    and a warning says so.
+  - C(physical) streams C(mariabackup) or C(xtrabackup) in xbstream format. It copies data files, so it must run on
+    the database host.
+  - The archive is written under a hidden temporary name and renamed into place once it is complete, verified and
+    described by its manifest; a failed run leaves nothing behind that retention or a restore could take for a backup.
+  - The password never appears on a command line, in the environment or in the output; the tool reads it from a
+    temporary 0600 option file that is removed when the run ends.
+  - An action plugin of the same name records every backup, successful or failed, in the dbfleet store on the
+    controller when one is available (C(DBFLEET_STORE_URL) or the default store), so that durations can be planned with.
+author:
+  - dbfleet developers (@dbfleet)
+extends_documentation_fragment:
+  - dbfleet.mysql.mysql
+attributes:
+  check_mode:
+    support: full
+    description: Connects and reports the backup directory that would be written and the backups retention would remove;
+      writes nothing.
+  diff_mode:
+    support: none
+    description: No diff.
+  action:
+    support: full
+    description: The action plugin runs the module on the target and records the result in the dbfleet store.
+options:
+  method:
+    description:
+      - C(logical) is an SQL dump; C(physical) a copy of the data files (mariabackup / xtrabackup).
+    type: str
+    choices: [logical, physical]
+    default: logical
+  dest:
+    description:
+      - Root directory of the backups, created when missing. Must be an absolute path on the host the module runs on.
+    type: path
+    required: true
+  name:
+    description:
+      - The per-host directory under O(dest); playbooks pass C(inventory_hostname).
+      - Default is O(login_host)C(:)O(login_port) (or C(localhost) and the socket path for O(login_unix_socket)).
+    type: str
+  databases:
+    description:
+      - Databases to dump (logical only). Default is every database but C(mysql), C(information_schema),
+        C(performance_schema) and C(sys).
+      - A physical backup always copies the whole instance.
+    type: list
+    elements: str
+    default: []
+  compress:
+    description:
+      - How the archive is compressed. C(zstd) needs the C(zstd) program on the host.
+    type: str
+    choices: [gzip, zstd, none]
+    default: gzip
+  retention_count:
+    description:
+      - After a successful backup, keep this many backups of this O(name) and O(method) (the new one included)
+        and remove older ones. Unset keeps every backup.
+    type: int
+  retention_days:
+    description:
+      - After a successful backup, remove backups of this O(name) and O(method) started more than this many days ago.
+      - With O(retention_count) too, a backup goes when either rule says so. The backup just made is never removed,
+        and nothing outside C(<dest>/<name>/) is ever touched; only directories named and laid out like a backup and
+        holding a C(manifest.json) count as backups.
+    type: int
+  verify:
+    description:
+      - Read the archive back before publishing it - the SHA-256 must match, the archive must decompress to the end,
+        and it must be a complete dump (its C(-- Dump completed) footer) or a readable xbstream (every chunk's CRC).
+    type: bool
+    default: true
+seealso:
+  - module: dbfleet.mysql.mysql_facts
+notes:
+  - "Grants for a logical backup with position on MariaDB 10.11: C(SELECT, SHOW VIEW, TRIGGER, EVENT ON *.*); for a
+    physical one: C(RELOAD, PROCESS, BINLOG MONITOR ON *.*). See C(docs/backups.md) in the dbfleet repository."
+  - With C(--single-transaction), tables of non-transactional engines (MyISAM, Aria) are consistent only if nothing
+    writes to them during the dump.
+requirements:
+  - mariadb-dump or mysqldump (logical), mariabackup or xtrabackup (physical), gzip or zstd on the host running the
+    module
+'''
+
+EXAMPLES = r'''
+- name: Nightly logical backup, one week kept
+  dbfleet.mysql.mysql_backup:
+    login_host: db1.example.com
+    login_user: dbfleet_backup
+    login_password: "{{ vault_backup_password }}"
+    dest: /srv/backups
+    name: "{{ inventory_hostname }}"
+    retention_count: 7
+    retention_days: 14
+
+- name: Physical backup on the database host, zstd-compressed
+  dbfleet.mysql.mysql_backup:
+    login_unix_socket: /run/mysqld/mysqld.sock
+    method: physical
+    compress: zstd
+    dest: /srv/backups
+    name: "{{ inventory_hostname }}"
+
+- name: Two databases only, no verification
+  dbfleet.mysql.mysql_backup:
+    dest: /srv/backups
+    databases: [shop, crm]
+    verify: false
+'''
+
+RETURN = r'''
+path:
+  description: The backup directory written (in check mode, the one that would be written).
+  returned: success
+  type: str
+  sample: /srv/backups/db1/2026-11-27/20261127T010000Z-logical
+manifest:
+  description: The content of the backup's C(manifest.json); null in check mode.
+  returned: success
+  type: complex
+  contains:
+    manifest_version:
+      description: Version of this layout, 1.
+      type: int
+      returned: success
+    name:
+      description: The per-host directory name.
+      type: str
+      returned: success
+    server:
+      description: The server backed up, as C(user@host:port).
+      type: str
+      returned: success
+    server_version:
+      description: C(@@version) of the server.
+      type: str
+      returned: success
+      sample: 10.11.6-MariaDB-log
+    method:
+      description: C(logical) or C(physical).
+      type: str
+      returned: success
+    tool:
+      description: The program that made the backup and its version.
+      type: dict
+      returned: success
+      sample: {name: mariadb-dump, version: 10.11.6-MariaDB}
+    databases:
+      description: The databases dumped (logical), or the user databases the instance held (physical).
+      type: list
+      elements: str
+      returned: success
+    compress:
+      description: C(gzip), C(zstd) or C(none).
+      type: str
+      returned: success
+    archive:
+      description: File name of the archive in the backup directory.
+      type: str
+      returned: success
+      sample: dump.sql.gz
+    bytes:
+      description: Size of the archive.
+      type: int
+      returned: success
+    uncompressed_bytes:
+      description: Size of the dump before compression (logical).
+      type: int
+      returned: when method is logical
+    files:
+      description: Number of files in the xbstream (physical, when verified).
+      type: int
+      returned: when method is physical and verify is true
+    sha256:
+      description: SHA-256 of the archive.
+      type: str
+      returned: success
+    started:
+      description: When the backup started (UTC, ISO 8601).
+      type: str
+      returned: success
+      sample: '2026-11-27T01:00:00Z'
+    finished:
+      description: When it was complete and verified (UTC, ISO 8601).
+      type: str
+      returned: success
+    duration_seconds:
+      description: Seconds from the start of the dump to the end of verification.
+      type: float
+      returned: success
+    verify_seconds:
+      description: Seconds spent verifying (null when O(verify=false)).
+      type: float
+      returned: success
+    verified:
+      description: Whether the archive was verified.
+      type: bool
+      returned: success
+    binlog_file:
+      description: Binary log file of the backup's position; null when unknown (no binlog, or refused).
+      type: str
+      returned: success
+      sample: mysql-bin.000042
+    binlog_position:
+      description: Position in RV(manifest.binlog_file).
+      type: int
+      returned: success
+    gtid:
+      description: GTID position of the backup (MariaDB C(gtid_binlog_pos) form or a MySQL GTID set); null when unknown.
+      type: str
+      returned: success
+      sample: 0-1-1234
+    warnings:
+      description: What the backup lacks and why (for example a binlog position the account could not read).
+      type: list
+      elements: str
+      returned: success
+removed:
+  description: Backup directories deleted by retention (in check mode, those that would be).
+  returned: always
+  type: list
+  elements: str
+backup:
+  description: On failure, what is known of the attempt (method, started, finished, duration_seconds, name).
+  returned: failure
+  type: dict
+recorded:
+  description: Whether the action plugin recorded the backup in the dbfleet store.
+  returned: always
+  type: bool
+msg:
+  description: One line about what was done.
+  returned: always
+  type: str
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
+    COMPRESSIONS,
+    METHODS,
+    BackupError,
+    Compression,
+    Plan,
+    check_local_server,
+    choose_databases,
+    find_tool,
+    iso,
+    read_server,
+    run_backup,
+    utcnow,
+)
+from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import (
+    PYMYSQL_IMPORT_ERROR,
+    MySQLConnectError,
+    describe_target,
+    mysql_common_argument_spec,
+    mysql_connect,
+    pymysql,
+)
+
+
+def _size(number):
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if number < 1024 or unit == 'GiB':
+            return ('%d %s' if unit == 'B' else '%.1f %s') % (number, unit)
+        number /= 1024.0
+
+
+def main():
+    argument_spec = mysql_common_argument_spec()
+    argument_spec.update(
+        method=dict(type='str', choices=list(METHODS), default='logical'),
+        dest=dict(type='path', required=True),
+        name=dict(type='str'),
+        databases=dict(type='list', elements='str', default=[]),
+        compress=dict(type='str', choices=list(COMPRESSIONS), default='gzip'),
+        retention_count=dict(type='int'),
+        retention_days=dict(type='int'),
+        verify=dict(type='bool', default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if PYMYSQL_IMPORT_ERROR:
+        module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
+    params = module.params
+    target = describe_target(params)
+    started = utcnow()
+    clock = time.monotonic()
+
+    def fail(msg):
+        attempt = dict(method=params['method'], name=params.get('name'), started=iso(started), finished=iso(utcnow()),
+                       duration_seconds=round(time.monotonic() - clock, 3))
+        module.fail_json(msg=msg, removed=[], backup=attempt)
+
+    if params['retention_count'] is not None and params['retention_count'] < 1:
+        fail('retention_count must be at least 1 (the backup just made), got %d' % params['retention_count'])
+    if params['retention_days'] is not None and params['retention_days'] < 0:
+        fail('retention_days must be 0 or more, got %d' % params['retention_days'])
+    if params['method'] == 'physical' and params['databases']:
+        fail('databases applies to logical backups only: a physical backup copies the whole instance')
+
+    try:
+        compression = Compression.resolve(params['compress'], module.get_bin_path)
+        connection = mysql_connect(params)
+        try:
+            server = read_server(connection)
+        finally:
+            connection.close()
+        tool = find_tool(params['method'], module.get_bin_path, module.run_command, server.flavour)
+        if params['method'] == 'physical':
+            check_local_server(server, target)
+            databases = list(server.databases)
+        else:
+            databases = choose_databases(server, params['databases'], target)
+        plan = Plan(params, server, tool, compression, databases, started)
+        if module.check_mode:
+            plan.check_dest()
+            expired = plan.expired(utcnow())
+            module.exit_json(changed=True, path=plan.path, manifest=None, removed=[backup.path for backup in expired],
+                             msg='would write a %s backup of %s (%s) to %s and remove %d older backup(s)'
+                             % (plan.method, target, ', '.join(databases), plan.path, len(expired)))
+        outcome = run_backup(plan, target)
+    except (BackupError, MySQLConnectError) as exc:
+        fail(str(exc))
+    except pymysql.err.MySQLError as exc:
+        fail('cannot read the version, datadir and databases of %s: %s' % (target, exc))
+    except OSError as exc:
+        fail('backup of %s failed: %s: %s' % (target, getattr(exc, 'filename', None) or '', exc.strerror or exc))
+
+    for warning in outcome.warnings:
+        module.warn(warning)
+    manifest = outcome.manifest
+    module.exit_json(changed=True, path=outcome.path, manifest=manifest, removed=outcome.removed,
+                     msg='%s backup of %s written to %s (%s in %.1f s)%s'
+                     % (plan.method, target, outcome.path, _size(manifest['bytes']), manifest['duration_seconds'],
+                        ', %d older backup(s) removed' % len(outcome.removed) if outcome.removed else ''))
+
+
+if __name__ == '__main__':
+    main()
