@@ -5,6 +5,9 @@
 Each pass reads the schedules whose next slot is due from the store. For a slot it decides:
 - late beyond the schedule's misfire grace (the scheduler was down): every slot up to now is
   recorded missed, and with catch_up 'once' the latest of them fires anyway;
+- inside a maintenance window in the schedule's scope (runner_service.windows): the slot is
+  skipped; with window_policy 'defer' the next slot becomes the window's end when that comes
+  first, so however many slots the window covers, one job fires at its end (keyed by that end);
 - the last run still going: overlap 'forbid' skips the slot, 'replace' cancels that run first,
   'allow' fires anyway;
 - otherwise the slot fires: a job launched through JobService with the idempotency key
@@ -28,7 +31,8 @@ from runner_service.runtime import Runtime
 from runner_service.schedules import trigger_of
 from runner_service.store import TERMINAL_STATUSES
 from runner_service.store.models import utcnow
-from runner_service.triggers import TriggerError
+from runner_service.triggers import TriggerError, zone
+from runner_service.windows import Block, WindowService, block_reason, deferred_next
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class Scheduler:
         self.runtime = runtime
         self.store = runtime.store
         self.jobs = JobService(runtime)
+        self.windows = WindowService(runtime)
         self.name = name
 
     def run(self, stopped: threading.Event) -> None:
@@ -87,8 +92,9 @@ class Scheduler:
             return []
         late = (now - slot - jitter(schedule, slot)).total_seconds()
         if late <= schedule['misfire_grace_seconds']:
-            outcome = self._fire(schedule, slot, now)
-            following = trigger.next_after(slot)
+            block = self.windows.blocking(schedule, slot)
+            outcome = self._fire(schedule, slot, now, block=block)
+            following = deferred_next(trigger.next_after(slot), block, schedule['window_policy'])
             self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now)
             return [outcome]
         # Missed: every slot up to now.
@@ -107,15 +113,21 @@ class Scheduler:
                                              '%d s (was the scheduler down?)' % ((now - old).total_seconds(),
                                                                                  schedule['misfire_grace_seconds'])))
         if fire is not None:
-            outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed)))
+            block = self.windows.blocking(schedule, fire)
+            outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed), block=block))
+            following = deferred_next(following, block, schedule['window_policy'])
         job_id = next((outcome.get('job_id') for outcome in outcomes if outcome.get('outcome') == 'fired'), None)
         self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None)
         return outcomes
 
-    def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0) -> dict:
+    def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,
+              block: Block | None = None) -> dict:
         done = self.store.slot_record(schedule['id'], slot)
         if done is not None:  # another scheduler got here first
             return done
+        if block is not None:
+            return self._record(schedule, slot, 'skipped', reason=block_reason(
+                block, schedule['window_policy'], zone(schedule['timezone'])))
         actor = 'schedule:%s' % schedule['name']
         previous = self.store.get_job(schedule['last_job_id']) if schedule['last_job_id'] else None
         if previous is not None and previous['status'] not in TERMINAL_STATUSES:

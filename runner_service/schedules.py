@@ -1,5 +1,6 @@
 """The front door for schedules: create, change, pause, resume, delete, preview. The API routes
-and the CLI call these; the scheduler (runner_service.scheduler) fires what they store."""
+and the CLI call these; the scheduler (runner_service.scheduler) fires what they store. The
+preview shows what maintenance windows (runner_service.windows) do to the coming fire times."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from runner_service.secrets import MASK, split_extra_vars
 from runner_service.store import UnknownSchedule
 from runner_service.store.models import utcnow
 from runner_service.triggers import TriggerError, parse_trigger, preview, zone
+from runner_service.windows import WindowService
 
 MAX_PREVIEW = 100
 
@@ -28,6 +30,7 @@ class ScheduleService:
         self.runtime = runtime
         self.store = runtime.store
         self.jobs = JobService(runtime)
+        self.windows = WindowService(runtime)
 
     def create(self, request: ScheduleCreate, actor: str) -> dict:
         trigger = self._trigger(request.kind, request.expression, request.timezone, request.start_at)
@@ -45,6 +48,8 @@ class ScheduleService:
                 created_by=actor)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        if request.window_policy != schedule['window_policy']:
+            schedule = self._set_window_policy(schedule['id'], request.window_policy)
         self.store.audit(actor, 'schedule.create', schedule['name'], {'kind': request.kind,
                                                                        'expression': request.expression})
         return schedule
@@ -72,6 +77,8 @@ class ScheduleService:
             fields.update(timing)
             fields['next_fire_at'] = trigger.next_after(utcnow())
         schedule = self.store.update_schedule(current['id'], **fields)
+        if changes.get('window_policy') is not None:
+            schedule = self._set_window_policy(schedule['id'], changes['window_policy'])
         self.store.audit(actor, 'schedule.update', schedule['name'], sorted(changes))
         return schedule
 
@@ -99,14 +106,28 @@ class ScheduleService:
         except UnknownSchedule as exc:
             raise NotFound(str(exc)) from None
 
-    def preview(self, ref: str, count: int = 10) -> tuple[dict, list[dt.datetime]]:
+    def preview(self, ref: str, count: int = 10) -> tuple[dict, list[dt.datetime], list[dict]]:
+        """(schedule, its next fire times, those of them inside a maintenance window as
+        {time, window, action, until}), times in the schedule's time zone."""
         schedule = self.get(ref)
         tz = zone(schedule['timezone'])
         start = schedule['next_fire_at']
         if start is None:
-            return schedule, []
-        times = [start] + preview(trigger_of(schedule), min(count, MAX_PREVIEW) - 1, start)
-        return schedule, [time.astimezone(tz) for time in times[:count]]
+            return schedule, [], []
+        times = [time.astimezone(tz) for time in
+                 ([start] + preview(trigger_of(schedule), min(count, MAX_PREVIEW) - 1, start))[:count]]
+        windows = self.windows.windows()
+        blocked = []
+        for time in times:
+            block = self.windows.blocking(schedule, time, windows)
+            if block is not None:
+                blocked.append(dict(time=time, window=block[0].name, action=schedule['window_policy'],
+                                    until=block[1].astimezone(tz)))
+        return schedule, times, blocked
+
+    def _set_window_policy(self, schedule_id: str, policy: str) -> dict:
+        self.store.set_window_policy(schedule_id, policy)
+        return self.store.get_schedule(schedule_id)
 
     def _trigger(self, kind: str, expression: str, timezone: str, start_at: dt.datetime | None):
         try:

@@ -237,6 +237,9 @@ class SchedulePolicies(BaseModel):
                                 'for every scheduler (spreads load)')
     deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed this many '
                                        'seconds after its slot')
+    window_policy: Literal['skip', 'defer'] = Field(
+        default='skip', description='a slot inside a maintenance window: skip it, or run once when the window ends '
+                                    '(however many slots it covered)')
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -265,6 +268,7 @@ class ScheduleUpdate(BaseModel):
     catch_up: Literal['skip', 'once'] | None = None
     jitter_seconds: int | None = Field(default=None, ge=0, le=86400)
     deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400)
+    window_policy: Literal['skip', 'defer'] | None = None
     job: JobTemplate | None = None
 
 
@@ -280,6 +284,7 @@ class ScheduleOut(BaseModel):
     catch_up: str
     jitter_seconds: int
     deadline_after: int | None = None
+    window_policy: str
     paused: bool
     next_fire_at: dt.datetime | None = None
     last_fire_at: dt.datetime | None = None
@@ -291,10 +296,57 @@ class ScheduleOut(BaseModel):
     links: dict[str, str]
 
 
+class BlockedTime(BaseModel):
+    time: dt.datetime = Field(description='a fire time of `times` inside a maintenance window')
+    window: str
+    action: Literal['skip', 'defer'] = Field(description="the schedule's window_policy")
+    until: dt.datetime = Field(description='the window ends: with defer, the one run for its slots starts then')
+
+
 class Preview(BaseModel):
     schedule: str
     timezone: str
     times: list[dt.datetime] = Field(description='next fire times, in the schedule\'s time zone')
+    blocked: list[BlockedTime] = Field(default_factory=list, description='those of `times` inside a maintenance '
+                                       'window, and what the schedule does about it')
+
+
+class WindowCreate(BaseModel):
+    """A maintenance window: a blackout period for the schedules in its scope."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    name: str = Field(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
+    kind: Literal['recurring', 'absolute'] = Field(description='recurring: starts at each fire of a cron '
+                                                               'expression; absolute: once')
+    start: str = Field(min_length=1, max_length=255, description='recurring: a cron expression (5 fields, 6 with '
+                       'seconds first, @weekly...); absolute: an ISO time (naive means in `timezone`)')
+    duration_seconds: int = Field(ge=1, le=31 * 86400, description='how long each occurrence lasts (real time)')
+    timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of `start`')
+    tags: str | None = Field(default=None, min_length=1, max_length=2000, description='a tag expression: only '
+                             'schedules whose job targets tags with a host matching it too; none: every schedule')
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class Occurrence(BaseModel):
+    start: dt.datetime
+    end: dt.datetime
+
+
+class WindowOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal['recurring', 'absolute']
+    start: str
+    duration_seconds: int
+    timezone: str
+    tags: str | None = None
+    description: str | None = None
+    created_at: dt.datetime
+    created_by: str | None = None
+    occurrences: list[Occurrence] = Field(description='the one going on and the next ones, in the window\'s time '
+                                                      'zone')
+    links: dict[str, str]
 
 
 class Slot(BaseModel):

@@ -21,10 +21,12 @@ from runner_service.store.schedules import UnknownSchedule
 from runner_service.store.migrate import ensure_schema
 from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
 from runner_service.store.tokens import LAST_USED_EVERY
+from runner_service.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag', 'UnknownToken', 'open_store',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag', 'UnknownToken',
+    'UnknownWindow', 'WINDOW_POLICIES', 'open_store',
 ]
 
 

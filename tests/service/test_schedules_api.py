@@ -59,3 +59,38 @@ def test_preview_and_roles(service):
     assert all(time.endswith(('+01:00', '+02:00')) and 'T02:30:00' in time or 'T03:30:00' in time
                for time in preview['times'])
     assert missing.status_code == 404
+
+
+def test_a_maintenance_window_shows_in_the_preview(service):
+    body = {'name': 'nightly-inspect', 'kind': 'cron', 'expression': '30 2 * * *', 'timezone': 'Europe/Berlin',
+            'window_policy': 'defer', 'job': {'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY}}
+    with service.client('admin') as admin:
+        created = admin.post('/api/v1/schedules', json=body)
+        assert created.status_code == 201 and created.json()['window_policy'] == 'defer', created.text
+        times = admin.get('/api/v1/schedules/nightly-inspect/preview', params={'n': 5}).json()['times']
+        covered = dt.datetime.fromisoformat(times[2])
+        window = {'name': 'db-upgrade', 'kind': 'absolute', 'duration_seconds': 3600, 'timezone': 'Europe/Berlin',
+                  'start': (covered - dt.timedelta(minutes=10)).replace(tzinfo=None).isoformat()}
+        with service.client('operator') as operator:
+            refused = operator.post('/api/v1/windows', json=window)
+        assert refused.status_code == 403 and 'needs admin' in refused.json()['detail']
+        made = admin.post('/api/v1/windows', json=window)
+        assert made.status_code == 201, made.text
+        bad = admin.post('/api/v1/windows', json=dict(window, name='elsewhere', timezone='Nowhere/City'))
+        assert bad.status_code == 400 and 'timezone: unknown time zone' in bad.json()['detail']
+        bad = admin.post('/api/v1/windows', json=dict(window, name='bad-cron', kind='recurring', start='0 25 * * *'))
+        assert bad.status_code == 400 and 'start: cron' in bad.json()['detail']
+        with service.client('viewer') as viewer:
+            preview = viewer.get('/api/v1/schedules/nightly-inspect/preview', params={'n': 5}).json()
+            listed = viewer.get('/api/v1/windows').json()
+            assert viewer.delete('/api/v1/windows/db-upgrade').status_code == 403
+            assert viewer.get('/api/v1/windows/nope').status_code == 404
+        assert preview['times'] == times
+        until = dt.datetime.fromisoformat(preview['blocked'][0]['until'])
+        assert preview['blocked'] == [{'time': times[2], 'window': 'db-upgrade', 'action': 'defer',
+                                       'until': preview['blocked'][0]['until']}]
+        assert until - covered == dt.timedelta(minutes=50)
+        [shown] = [entry for entry in listed if entry['name'] == 'db-upgrade']
+        assert shown['occurrences'][0]['end'] == preview['blocked'][0]['until']
+        assert admin.delete('/api/v1/windows/db-upgrade').status_code == 200
+        assert admin.get('/api/v1/schedules/nightly-inspect/preview', params={'n': 5}).json()['blocked'] == []

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from runner_service.api.deps import Admin, RuntimeDep, Viewer
-from runner_service.api.schemas import Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
+from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
 from runner_service.schedules import ScheduleService
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
@@ -71,8 +71,11 @@ def resume(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
 @router.get('/{ref}/preview', response_model=Preview, responses=ERRORS)
 def preview(ref: Ref, schedules: Schedules, caller: Viewer,
             n: Annotated[int, Query(ge=1, le=100, description='how many fire times')] = 10) -> Preview:
-    schedule, times = schedules.preview(ref, n)
-    return Preview(schedule=schedule['name'], timezone=schedule['timezone'], times=times)
+    """The next fire times; `blocked` marks those inside a maintenance window: skipped, or deferred
+    to the window's end (one run there, however many slots it covers), as the schedule says."""
+    schedule, times, blocked = schedules.preview(ref, n)
+    return Preview(schedule=schedule['name'], timezone=schedule['timezone'], times=times,
+                   blocked=[BlockedTime(**entry) for entry in blocked])
 
 
 @router.get('/{ref}/slots', response_model=list[Slot], responses=ERRORS)
