@@ -38,7 +38,7 @@ class TriggerError(ValueError):
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as 'Europe'
         raise TriggerError('unknown time zone %r: use an IANA name such as UTC, Europe/Berlin or '
                            'America/New_York' % (name,)) from None
 

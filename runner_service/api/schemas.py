@@ -4,10 +4,11 @@ classes, so both sides agree on names, defaults and limits."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$')]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
 Role = Literal['viewer', 'operator', 'admin']
@@ -362,7 +363,7 @@ class PlanPreviewRequest(BaseModel):
 
     model_config = ConfigDict(extra='forbid')
 
-    hosts: list[str] | None = Field(default=None, min_length=1, max_length=100000)
+    hosts: list[HostName] | None = Field(default=None, min_length=1, max_length=100000)
     tags: str | None = Field(default=None, min_length=1, max_length=2000)
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
@@ -378,6 +379,8 @@ class PlanPreviewRequest(BaseModel):
             raise ValueError('give hosts, tags, or playbook with inventory: exactly one')
         if self.playbook is not None and self.inventory is None:
             raise ValueError('a playbook needs its inventory')
+        if self.playbook is None and (self.inventory is not None or self.limit is not None):
+            raise ValueError('inventory and limit go with a playbook')
         return self
 
 

@@ -34,7 +34,10 @@ def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview
             raise BadRequest(str(exc)) from None
     if not hosts:
         raise BadRequest('no host to plan')
-    estimates = estimate_hosts(jobs.store, hosts)
+    try:
+        estimates = estimate_hosts(jobs.store, hosts)
+    except ValueError as exc:  # a host name the store refuses
+        raise BadRequest(str(exc)) from None
     plan = planner.lanes(estimates, min(body.lanes, len(hosts)))
     start = body.start or utcnow()
     rows = planner.timeline(plan, start)
