@@ -8,7 +8,7 @@ The harness (harness.py) decides where and when each list runs.
 from __future__ import annotations
 
 # Bump when anything below changes: start() then re-seeds instances carrying an older version.
-SEED_VERSION = 1
+SEED_VERSION = 2
 
 MARKER_SCHEMA = 'dbfleet_fleet'
 
@@ -18,6 +18,8 @@ LIMITED_USER = 'dbfleet_limited'
 LIMITED_PASSWORD = 'limited-pw-Secret2'
 REPL_USER = 'dbfleet_repl'
 REPL_PASSWORD = 'repl-pw-Secret3'
+BACKUP_USER = 'dbfleet_backup'
+BACKUP_PASSWORD = 'backup-pw-Secret4'
 
 # Accounts are created for both ways of reaching a local server: the unix socket ('localhost')
 # and TCP to 127.0.0.1 (the servers run with skip-name-resolve, so the client address is matched).
@@ -41,6 +43,19 @@ MONITOR_GRANTS = (
     ('SELECT (User, Host, plugin, authentication_string, Super_priv, is_role)', 'mysql.user',
      'account risk counts; mysql.user is a SQL SECURITY DEFINER view over mysql.global_priv, so SELECT on'
      ' global_priv alone is refused (1142); only the columns the query reads'),
+)
+
+# Least privilege for a consistent logical backup with its binlog position (dbfleet.mysql.mysql_backup,
+# mariadb-dump --single-transaction --routines --triggers --events --master-data=2 --gtid) on MariaDB 10.11,
+# found by experiment (see README.md). (privilege, object, reason)
+BACKUP_GRANTS = (
+    ('SELECT', '*.*',
+     'the rows, and mysql.proc for --routines: without it routines are left out silently. On *.* because new'
+     ' databases are backed up without a new grant; it also reads mysql.global_priv (password hashes)'),
+    ('SHOW VIEW', '*.*', 'SHOW CREATE VIEW for every view; the dump fails (1142) without it'),
+    ('TRIGGER', '*.*', 'SHOW TRIGGERS lists only triggers the account may manage: without it they are left out'
+     ' silently'),
+    ('EVENT', '*.*', 'SHOW EVENTS for --events; the dump fails (1044) without it'),
 )
 
 LIMITED_GRANTS = (
@@ -82,9 +97,10 @@ def replication_user_sql():
 
 
 def accounts_sql():
-    """The monitoring account and the deliberately under-privileged one."""
+    """The monitoring account, the backup account and the deliberately under-privileged one."""
     statements = []
     for user, password, grants in ((MONITOR_USER, MONITOR_PASSWORD, MONITOR_GRANTS),
+                                   (BACKUP_USER, BACKUP_PASSWORD, BACKUP_GRANTS),
                                    (LIMITED_USER, LIMITED_PASSWORD, LIMITED_GRANTS)):
         for host in ACCOUNT_HOSTS:
             statements.append("CREATE OR REPLACE USER %s IDENTIFIED BY '%s'" % (_account(user, host), password))
@@ -111,7 +127,7 @@ def _recreate(schema):
 
 
 def shop_sql():
-    """~25 MB: customers, products, orders, order_items and a view."""
+    """~25 MB: customers, products, orders, order_items, a view, a routine, a trigger and an event."""
     return _recreate('shop') + [
         'CREATE TABLE shop.customers (id INT UNSIGNED NOT NULL PRIMARY KEY, email VARCHAR(120) NOT NULL,'
         ' name VARCHAR(80) NOT NULL, country CHAR(2) NOT NULL, created_at DATETIME NOT NULL,'
@@ -140,6 +156,12 @@ def shop_sql():
         ' 1 + seq % 5, 1 + (seq * 37 % 20000) / 100 FROM shop.seq_1_to_120000',
         'CREATE VIEW shop.order_totals AS SELECT customer_id, COUNT(*) AS orders, SUM(total) AS total'
         ' FROM shop.orders GROUP BY customer_id',
+        # A routine, a trigger and an event, so backups are seen to keep them (DISABLE: it never runs).
+        'CREATE PROCEDURE shop.customer_order_count(IN customer INT UNSIGNED)'
+        ' SELECT COUNT(*) FROM shop.orders WHERE customer_id = customer',
+        'CREATE TRIGGER shop.orders_trim_note BEFORE INSERT ON shop.orders FOR EACH ROW SET NEW.note = TRIM(NEW.note)',
+        "CREATE EVENT shop.purge_cancelled ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM shop.orders"
+        " WHERE status = 'cancelled' AND created_at < NOW() - INTERVAL 5 YEAR",
         'ANALYZE TABLE shop.customers, shop.products, shop.orders, shop.order_items',
     ]
 
