@@ -17,6 +17,7 @@ missing=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
+command -v mariabackup >/dev/null || missing+=(mariadb-backup)  # physical backups (mysql_backup method=physical)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v shellcheck >/dev/null || missing+=(shellcheck)  # ansible-test sanity checks the shell scripts
