@@ -3,6 +3,8 @@ Ansible plugins (runner_service.inspection, runner_service.profiles, the store) 
 
 from __future__ import annotations
 
+import datetime as dt
+import inspect
 import json
 import sys
 from contextlib import contextmanager
@@ -12,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.models import ArgumentInfo
 
 from runner_service import __version__
 
@@ -24,12 +27,24 @@ store_app = typer.Typer(help='The store: migrations.', no_args_is_help=True)
 tokens_app = typer.Typer(help='API bearer tokens: create, list, revoke.', no_args_is_help=True)
 jobs_app = typer.Typer(help='Jobs, through the API (DBFLEET_API_URL, DBFLEET_TOKEN): launch, list, show, logs, '
                             'cancel, relaunch.', no_args_is_help=True)
+schedules_app = typer.Typer(help='Schedules, through the API: list, show, create, update, pause, resume, delete, '
+                                 'preview, slots.', no_args_is_help=True)
+pools_app = typer.Typer(help='Pools (fleet-wide concurrency limits for planned jobs), through the API: list, set, '
+                             'delete.', no_args_is_help=True)
+plans_app = typer.Typer(help='Batch plans, through the API: preview lanes and the finish before anything runs.',
+                        no_args_is_help=True)
+windows_app = typer.Typer(help='Maintenance windows (blackouts for schedules), through the API: list, create, '
+                               'delete.', no_args_is_help=True)
 app.add_typer(hosts_app, name='hosts')
 app.add_typer(tags_app, name='tags')
 tags_app.add_typer(rules_app, name='rules')
 app.add_typer(store_app, name='store')
 app.add_typer(tokens_app, name='tokens')
 app.add_typer(jobs_app, name='jobs')
+app.add_typer(schedules_app, name='schedules')
+app.add_typer(pools_app, name='pools')
+app.add_typer(plans_app, name='plans')
+app.add_typer(windows_app, name='windows')
 
 console = Console()
 JSON_OPTION = typer.Option(False, '--json', help='Print JSON instead of a table.')
@@ -62,9 +77,41 @@ def opened_store(url: str | None):
         store.close()
 
 
+def shared_options(*groups: dict):
+    """Give a command options that several commands share, each declared once: a group maps a
+    parameter name to (its type, its typer.Option). They come after the command's arguments, and
+    the command takes them as **options."""
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        own = [parameter for parameter in signature.parameters.values()
+               if parameter.kind is not parameter.VAR_KEYWORD]
+        arguments = [parameter for parameter in own if isinstance(parameter.default, ArgumentInfo)]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+                 for group in groups for name, (kind, option) in group.items()]
+        rest = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY) for parameter in own
+                if parameter not in arguments]
+        command.__signature__ = signature.replace(parameters=[*arguments, *added, *rest])
+        return command
+    return decorate
+
+
+def optional(kind, *names: str, help: str):
+    """An option for shared_options, None when not given."""
+    return Optional[kind], typer.Option(None, *names, help=help)
+
+
 def table(*columns: str) -> Table:
     result = Table(*columns, header_style='bold', box=None, pad_edge=False)
     return result
+
+
+def print_wide(rows: Table) -> None:
+    """Off a terminal (a pipe, a file) the table keeps its full width rather than cutting ids short."""
+    if console.is_terminal:
+        console.print(rows)
+    else:
+        natural = console.measure(rows, options=console.options.update(max_width=100000)).maximum
+        Console(width=max(console.width, natural)).print(rows)
 
 
 def human_bytes(value) -> str:
@@ -354,8 +401,32 @@ def _when(value) -> str:
 WAIT_OPTION = typer.Option(False, '--wait', help='Follow the job to its end (exit 0 if successful, else 1).')
 JOB_ID_ARGUMENT = typer.Argument(..., help='A job id.')
 HOST_COLUMNS = ('ok', 'changed', 'failed', 'unreachable', 'skipped')
-# Option names of JobCreate's fields, for messages about invalid values.
-JOB_OPTIONS = {'playbook': 'PLAYBOOK', 'extra_vars': '-e', 'depends_on': '--after', 'max_retries': '--retries'}
+# Option names of the request models' fields, for messages about invalid values (others: --field-name).
+OPTION_NAMES = {'playbook': 'PLAYBOOK', 'extra_vars': '-e', 'depends_on': '--after', 'max_retries': '--retries',
+                'max_fail_percentage': '--max-fail', 'name': 'NAME', 'kind': '--cron/--every/--at',
+                'expression': '--cron/--every/--at', 'timezone': '--tz', 'misfire_grace_seconds': '--misfire-grace',
+                'jitter_seconds': '--jitter', 'slots': 'SLOTS', 'duration_seconds': '--duration'}
+# Options that several commands share (shared_options): what to run on, its variables, its plan.
+TARGET_OPTIONS = {
+    'inventory': optional(str, '--inventory', '-i', help='An inventory file or directory under the project.'),
+    'tags': optional(str, '--tags', help="The store's hosts matching a tag expression, e.g. 'large and not "
+                                         "maintenance'."),
+    'limit': optional(str, '--limit', '-l', help="ansible's --limit."),
+}
+VARS_OPTIONS = {
+    'extra_vars': optional(list[str], '--extra-vars', '-e', help='key=value (the value read as JSON when it is JSON: '
+                           '3, true, [..]) or @file.json / @file.yml; repeat, later ones win.'),
+}
+PLAN_OPTIONS = {
+    'lanes': optional(int, '--lanes', help='Split the hosts into N lanes balanced by estimated duration; each lane '
+                                           'runs its hosts one by one.'),
+    'rolling': optional(str, '--rolling', help='Rolling batches in order, e.g. 1,5,20% (the last size repeats), '
+                                               'instead of lanes.'),
+    'max_fail': optional(str, '--max-fail', help='With --rolling: stop when a batch fails more than this percentage '
+                                                 'of its hosts.'),
+    'pool': optional(str, '--pool', help='Each host run holds a slot of this pool, shared with every other job '
+                                         '(dbfleet pools).'),
+}
 TASK_START_EVENTS = ('playbook_on_task_start', 'playbook_on_handler_task_start')
 RESULT_EVENTS = ('runner_on_ok', 'runner_on_failed', 'runner_on_skipped', 'runner_on_unreachable')
 HOST_FAILED_EVENTS = ('runner_on_failed', 'runner_on_unreachable')
@@ -373,6 +444,16 @@ def api_client():
         fail(exc.detail, 1 if exc.status is not None and exc.status >= 500 else 2)
     finally:
         client.close()
+
+
+def api_answer(call, as_json: bool):
+    """The API's answer to call(client); with --json, print it and end the command."""
+    with api_client() as client:
+        answer = call(client)
+    if as_json:
+        print_json(answer)
+        raise typer.Exit(0)
+    return answer
 
 
 class TaskProgress:
@@ -462,30 +543,92 @@ def _seconds(text: str, option: str) -> int:
         fail('%s: %s' % (option, exc))
 
 
-def _invalid(exc, option: str | None = None) -> str:
-    """A pydantic ValidationError of a request model as one line, in the command's option names."""
+def _point(text: str, option: str, after: dt.datetime | None = None) -> dt.datetime:
+    """A time the user wrote: ISO (naive means UTC), a duration from now (2h), or HH:MM: the next
+    such local time after `after` (default now)."""
+    from runner_service.durations import TimeSpecError, parse_point_in_time
+    hours, colon, minutes = text.strip().partition(':')
+    if colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2:
+        now = (after or dt.datetime.now(dt.timezone.utc)).astimezone().replace(tzinfo=None)
+        try:
+            wall = now.replace(hour=int(hours), minute=int(minutes), second=0, microsecond=0)
+        except ValueError:
+            fail('%s: %r is not a time of day (HH:MM)' % (option, text))
+        return (wall if wall > now else wall + dt.timedelta(days=1)).astimezone()
+    try:
+        return parse_point_in_time(text)
+    except TimeSpecError as exc:
+        fail('%s: %s' % (option, exc))
+
+
+def _invalid(exc, option: str | None = None, whole: str = '--inventory/--tags') -> str:
+    """A pydantic ValidationError of a request model as one line, in the command's option names
+    (`whole`: the options a rule over several fields is about)."""
     parts = []
     for error in exc.errors()[:5]:
         field = error['loc'][0] if error['loc'] else None
-        name = option or (JOB_OPTIONS.get(field, '--%s' % str(field).replace('_', '-')) if field is not None
-                          else '--inventory/--tags')
+        name = option or (OPTION_NAMES.get(field, '--%s' % str(field).replace('_', '-')) if field is not None
+                          else whole)
         parts.append('%s: %s' % (name, error['msg'].removeprefix('Value error, ')))
     return '; '.join(parts)
 
 
-def _job_request(playbook: str, after: list[str], deadline: str | None, timeout: str | None, **fields):
+def _request(model, whole: str = '--inventory/--tags', **fields):
+    """The API's request model from the options given (None ones left out, so they keep the
+    model's defaults, or stay unset); an invalid value ends the command with one line."""
+    from pydantic import ValidationError
+    try:
+        return model(**{key: value for key, value in fields.items() if value is not None})
+    except ValidationError as exc:
+        fail(_invalid(exc, whole=whole))
+
+
+def _rolling(text: str) -> list:
+    """--rolling 1,5,20% as BatchPlan.rolling: [1, 5, '20%']."""
+    return [int(part) if part.strip().isdigit() else part.strip() for part in text.split(',')]
+
+
+def _plan(options: dict, window_end: str | None = None, base: dict | None = None):
+    """The BatchPlan of the plan options (PLAN_OPTIONS, --window-end) over `base` (a schedule's
+    current plan: --lanes replaces its rolling batches, --rolling its lanes); None if none given."""
+    from runner_service.api.schemas import BatchPlan
+    max_fail = options.get('max_fail')
+    if max_fail is not None and not max_fail.strip().rstrip('%').isdigit():
+        fail('--max-fail: %r is not a percentage (0-100)' % max_fail)
+    given = {'lanes': options.get('lanes'), 'rolling': _rolling(options['rolling']) if options.get('rolling') else None,
+             'max_fail_percentage': int(max_fail.strip().rstrip('%')) if max_fail is not None else None,
+             'pool': options.get('pool'), 'window_end': _point(window_end, '--window-end') if window_end else None}
+    given = {key: value for key, value in given.items() if value is not None}
+    if not given:
+        return None
+    plan = {key: value for key, value in (base or {}).items() if value is not None}
+    if 'lanes' in given:
+        plan.pop('rolling', None)
+        plan.pop('max_fail_percentage', None)
+    if 'rolling' in given:
+        plan.pop('lanes', None)
+    return _request(BatchPlan, '--lanes/--rolling', **{**plan, **given})
+
+
+def _template_fields(options: dict, window_end: str | None = None, base_plan: dict | None = None) -> dict:
+    """JobTemplate fields from the options `jobs launch` and `schedules create|update` share
+    (TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS): -e merged, the plan built; those not given left out."""
+    fields = {name: options.get(name) for name in TARGET_OPTIONS}
+    fields['extra_vars'] = _extra_vars(options['extra_vars']) if options.get('extra_vars') else None
+    fields['plan'] = _plan(options, window_end, base_plan)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _job_request(playbook: str, after: list[str], deadline: str | None, timeout: str | None, options: dict,
+                 window_end: str | None, **fields):
     """The JobCreate for `jobs launch`; options left out keep the model's defaults."""
     from pydantic import ValidationError
 
     from runner_service.api.schemas import Dependency, JobCreate
-    from runner_service.durations import TimeSpecError, parse_point_in_time
     if timeout is not None:
         fields['timeout'] = _seconds(timeout, '--timeout')
     if deadline is not None:
-        try:
-            fields['deadline'] = parse_point_in_time(deadline)
-        except TimeSpecError as exc:
-            fail('--deadline: %s' % exc)
+        fields['deadline'] = _point(deadline, '--deadline')
     depends_on = []
     for item in after:
         job_id, _, on = item.partition(':')
@@ -493,11 +636,8 @@ def _job_request(playbook: str, after: list[str], deadline: str | None, timeout:
             depends_on.append(Dependency(job_id=job_id, on=on or 'success'))
         except ValidationError as exc:
             fail(_invalid(exc, '--after %s' % item))
-    try:
-        return JobCreate(playbook=playbook, depends_on=depends_on,
-                         **{key: value for key, value in fields.items() if value is not None})
-    except ValidationError as exc:
-        fail(_invalid(exc))
+    return _request(JobCreate, playbook=playbook, depends_on=depends_on, **_template_fields(options, window_end),
+                    **fields)
 
 
 def _host_table(job: dict) -> None:
@@ -509,6 +649,30 @@ def _host_table(job: dict) -> None:
         rows.add_row(Text(host), *(str(counts[column]) for column in HOST_COLUMNS),
                      style='red' if counts['failed'] or counts['unreachable'] else None)
     console.print(rows)
+
+
+def _timeline(client, job: dict) -> None:
+    """A planned job's host runs: per lane (or batch), host, status, start, end, how long it took
+    and what was estimated."""
+    if not job.get('plan'):
+        return
+    runs = client.runs(job['id'])
+    if not runs:
+        console.print('no timeline (yet)')
+        return
+    group = 'lane' if any(run['lane'] is not None for run in runs) else 'batch'
+    rows = table(group, 'host', 'status', 'start', 'end', 'took s', 'estimate s')
+    for run in sorted(runs, key=lambda run: (run[group] if run[group] is not None else -1,
+                                             run['started_at'] or '~', run['host'])):
+        took = None
+        if run['started_at'] and run['finished_at']:
+            took = (dt.datetime.fromisoformat(run['finished_at'])
+                    - dt.datetime.fromisoformat(run['started_at'])).total_seconds()
+        rows.add_row('-' if run[group] is None else str(run[group]), Text(run['host']), run['status'],
+                     _when(run['started_at']).replace('T', ' '), _when(run['finished_at']).replace('T', ' '),
+                     _seconds_text(took) or '-', _seconds_text(run['estimate_seconds']) or '-',
+                     style='red' if run['status'] == 'failed' else None)
+    print_wide(rows)
 
 
 def _seconds_text(value: float | None) -> str | None:
@@ -558,6 +722,7 @@ def _wait(client, job: dict, as_json: bool) -> int:
         print_json(final)
     else:
         _host_table(final)
+        _timeline(client, final)
         typer.echo(_ended(final['id'], final['status'], final['status_reason']))
     return 0 if final['status'] == 'successful' else 1
 
@@ -571,17 +736,15 @@ def _started(client, job: dict, wait: bool, as_json: bool) -> None:
         typer.echo('%s %s' % (job['id'], job['status']))
 
 
+PLAYBOOK_ARGUMENT = typer.Argument(..., help='A playbook under the project directory, e.g. playbooks/inspect.yml.')
+
+
 @jobs_app.command('launch', short_help='Queue a playbook run; with --wait, follow it to its end.')
+@shared_options(TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
 def jobs_launch(
-        playbook: str = typer.Argument(..., help='A playbook under the project directory, e.g. playbooks/inspect.yml.'),
-        inventory: Optional[str] = typer.Option(None, '--inventory', '-i',
-                                                help='An inventory file or directory under the project.'),
-        tags: Optional[str] = typer.Option(None, '--tags', help="The store's hosts matching a tag expression, "
-                                                                "e.g. 'large and not maintenance'."),
-        limit: Optional[str] = typer.Option(None, '--limit', '-l', help="ansible's --limit."),
-        extra_vars: Optional[list[str]] = typer.Option(
-            None, '--extra-vars', '-e', help='key=value (the value read as JSON when it is JSON: 3, true, [..]) or '
-                                             '@file.json / @file.yml; repeat, later ones win.'),
+        playbook: str = PLAYBOOK_ARGUMENT,
+        window_end: Optional[str] = typer.Option(None, '--window-end', help='When the run should be over (ISO, or '
+                                                 'HH:MM local): warn when its estimate overruns it.'),
         check: Optional[bool] = typer.Option(None, '--check', help='Report what would change; change nothing.'),
         diff: Optional[bool] = typer.Option(None, '--diff', help='Show the differences of what changes.'),
         forks: Optional[int] = typer.Option(None, '--forks', help='Parallel hosts.'),
@@ -595,14 +758,15 @@ def jobs_launch(
         retries: Optional[int] = typer.Option(None, '--retries', help='Retries if its worker is lost (0-10).'),
         idempotency_key: Optional[str] = typer.Option(None, '--idempotency-key',
                                                       help='The same key gives back the same job.'),
-        wait: bool = WAIT_OPTION, as_json: bool = JSON_OPTION) -> None:
+        wait: bool = WAIT_OPTION, as_json: bool = JSON_OPTION, **options) -> None:
     """Queue a playbook run on --inventory or --tags (one of them) and print its id and status.
+    --lanes or --rolling (with --max-fail), --pool and --window-end make its batch plan.
     With --wait, follow it live (a line a task when stdout is not a terminal), then print the
     per-host results and how it ended. Exit code: 0 when the job ended successful, 1 when it
     ended otherwise (failed, canceled, timed out...), 2 when the request was refused."""
-    request = _job_request(playbook, after or [], deadline, timeout, inventory=inventory, tags=tags, limit=limit,
-                           extra_vars=_extra_vars(extra_vars or []), check=check, diff=diff, forks=forks, queue=queue,
-                           priority=priority, max_retries=retries, idempotency_key=idempotency_key)
+    request = _job_request(playbook, after or [], deadline, timeout, options, window_end, check=check, diff=diff,
+                           forks=forks, queue=queue, priority=priority, max_retries=retries,
+                           idempotency_key=idempotency_key)
     with api_client() as client:
         _started(client, client.launch(request), wait, as_json)
 
@@ -626,24 +790,23 @@ def jobs_list(status: Optional[list[str]] = typer.Option(None, '--status', help=
         rows.add_row(job['id'], job['status'], Text(job['playbook']),
                      Text(job['inventory'] or 'tags: %s' % job['tags']), _when(job['created_at']).replace('T', ' '),
                      _seconds_text(job['timings']['run_seconds']) or '-', Text(job['created_by'] or '-'))
-    # Off a terminal (a pipe, a file) the table keeps its full width rather than cutting ids short.
-    if console.is_terminal:
-        console.print(rows)
-    else:
-        natural = console.measure(rows, options=console.options.update(max_width=100000)).maximum
-        Console(width=max(console.width, natural)).print(rows)
+    print_wide(rows)
     more = '; next page: --cursor %s' % page['next_cursor'] if page['next_cursor'] else ''
     console.print(Text('%d job(s)%s' % (len(page['jobs']), more)))
 
 
 @jobs_app.command('show')
 def jobs_show(job_id: str = JOB_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
-    """A job's fields and per-host results."""
+    """A job's fields and per-host results; with a batch plan, its timeline too."""
     with api_client() as client:
         job = client.get(job_id)
-    if as_json:
-        print_json(job)
-        return
+        if as_json:
+            print_json(job)
+            return
+        _show_job(client, job)
+
+
+def _show_job(client, job: dict) -> None:
     timings = job['timings']
     fields = {
         'id': job['id'], 'status': job['status'], 'reason': job['status_reason'], 'playbook': job['playbook'],
@@ -659,13 +822,30 @@ def jobs_show(job_id: str = JOB_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> Non
         'worker': job['worker'],
         'return code': job['return_code'], 'created by': job['created_by'], 'relaunch of': job['relaunch_of'],
         'cancel requested': 'yes' if job['cancel_requested'] else None,
+        'plan': _plan_text(job['plan']),
     }
+    _fields_table(fields)
+    _host_table(job)
+    _timeline(client, job)
+
+
+def _fields_table(fields: dict) -> None:
     rows = table('field', 'value')
     for name, value in fields.items():
         if value is not None:
             rows.add_row(name, Text(str(value)))
-    console.print(rows)
-    _host_table(job)
+    print_wide(rows)
+
+
+def _plan_text(plan: dict | None) -> str | None:
+    if not plan:
+        return None
+    parts = ['%d lanes' % plan['lanes'] if plan.get('lanes') else None,
+             'rolling %s' % ','.join(str(size) for size in plan['rolling']) if plan.get('rolling') else None,
+             'max fail %d%%' % plan['max_fail_percentage'] if plan.get('max_fail_percentage') is not None else None,
+             'pool %s' % plan['pool'] if plan.get('pool') else None,
+             'window ends %s' % plan['window_end'] if plan.get('window_end') else None]
+    return ', '.join(part for part in parts if part) or 'one run'
 
 
 @jobs_app.command('logs', short_help="A job's output; -f follows it live to the job's end.")
@@ -720,6 +900,346 @@ def jobs_relaunch(job_id: str = JOB_ID_ARGUMENT,
     code 0 when the new job ended successful, 1 when it ended otherwise."""
     with api_client() as client:
         _started(client, client.relaunch(job_id, 'failed' if failed else 'all'), wait, as_json)
+
+
+# --- schedules, pools, plans -------------------------------------------------------------------
+# Through the API too: requests are ScheduleCreate, ScheduleUpdate, PoolSet, PlanPreviewRequest.
+
+SCHEDULE_REF = typer.Argument(..., help='A schedule id or name.')
+SCHEDULE_OPTIONS = {
+    'cron': optional(str, '--cron', help='A cron expression: 5 fields, 6 with seconds first, or @daily...'),
+    'every': optional(str, '--every', help='An interval: 90s, 15m, 2h, 1d.'),
+    'at': optional(str, '--at', help='Once, at this ISO time (naive means in --tz).'),
+    'tz': optional(str, '--tz', help='IANA time zone of the expression (default UTC).'),
+    'overlap': optional(str, '--overlap', help='A slot while the last run still goes: allow, forbid (skip it, the '
+                                               'default) or replace.'),
+    'misfire_grace': optional(str, '--misfire-grace', help='Seconds (or 5m) a slot may be late and still fire '
+                                                           '(default 60).'),
+    'catch_up': optional(str, '--catch-up', help='After missed slots: once (the default) or skip.'),
+    'jitter': optional(str, '--jitter', help='Delay each slot by up to this many seconds.'),
+    'deadline_after': optional(str, '--deadline-after', help='Kill each run this long after its slot (seconds, or '
+                                                             '2h).'),
+    'window_policy': optional(str, '--window-policy', help='A slot inside a maintenance window: skip (the default) '
+                                                           'or defer.'),
+}
+
+
+def _one_trigger(choices: dict, required: bool = True) -> tuple[str, str] | None:
+    """(kind, value) of the one trigger option given; `choices` maps each kind to (its option, the
+    value given or None). More than one, or none when one is required, ends the command."""
+    given = [(kind, value) for kind, (_, value) in choices.items() if value is not None]
+    if len(given) > 1 or (required and not given):
+        fail('give %s: %s' % ('one of' if required else 'at most one of',
+                              ', '.join(option for option, _ in choices.values())))
+    return given[0] if given else None
+
+
+def _schedule_fields(options: dict, required: bool) -> dict:
+    """ScheduleCreate/ScheduleUpdate fields from SCHEDULE_OPTIONS; those not given left out."""
+    trigger = _one_trigger({'cron': ('--cron EXPR', options.get('cron')), 'interval': ('--every DURATION',
+                            options.get('every')), 'once': ('--at ISO', options.get('at'))}, required)
+    fields = {'kind': trigger[0], 'expression': trigger[1]} if trigger else {}
+    fields.update(timezone=options.get('tz'), overlap=options.get('overlap'), catch_up=options.get('catch_up'),
+                  window_policy=options.get('window_policy'))
+    for field, name in (('misfire_grace_seconds', 'misfire_grace'), ('jitter_seconds', 'jitter'),
+                        ('deadline_after', 'deadline_after')):
+        if options.get(name) is not None:
+            fields[field] = _seconds(options[name], '--%s' % name.replace('_', '-'))
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _zoned(value, zone: str | None = None) -> str:
+    """An API time in `zone` (a schedule's; None: as the API wrote it), e.g. 2026-03-29 03:30:00+02:00."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    if value is None:
+        return '-'
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    try:
+        moment = moment.astimezone(ZoneInfo(zone)) if zone else moment
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    return moment.isoformat(sep=' ', timespec='seconds')
+
+
+def _trigger_text(schedule: dict) -> str:
+    kind = {'cron': 'cron', 'interval': 'every', 'once': 'once at'}[schedule['kind']]
+    return '%s %s (%s)' % (kind, schedule['expression'], schedule['timezone'])
+
+
+def _target_text(job: dict) -> str:
+    return '%s on %s%s' % (job['playbook'], job.get('inventory') or 'tags: %s' % job.get('tags'),
+                           ' --limit %s' % job['limit'] if job.get('limit') else '')
+
+
+def _show_schedule(schedule: dict) -> None:
+    job, zone = schedule['job'], schedule['timezone']
+    _fields_table({
+        'id': schedule['id'], 'name': schedule['name'], 'trigger': _trigger_text(schedule),
+        'state': 'paused' if schedule['paused'] else 'active', 'job': _target_text(job),
+        'extra vars': json.dumps(job['extra_vars'], sort_keys=True) if job.get('extra_vars') else None,
+        'plan': _plan_text(job.get('plan')),
+        'overlap': schedule['overlap'], 'misfire grace s': schedule['misfire_grace_seconds'],
+        'catch up': schedule['catch_up'], 'jitter s': schedule['jitter_seconds'] or None,
+        'deadline after s': schedule['deadline_after'], 'window policy': schedule.get('window_policy'),
+        'next fire': '-' if schedule['paused'] else _zoned(schedule['next_fire_at'], zone),
+        'last fire': _zoned(schedule['last_fire_at'], zone),
+        'last job': schedule['last_job_id'], 'created': schedule['created_at'], 'created by': schedule['created_by'],
+        'updated': schedule['updated_at'],
+    })
+
+
+def _schedule_line(schedule: dict, did: str) -> None:
+    typer.echo('schedule %s %s; next fire %s' % (schedule['name'], did, 'none (paused)' if schedule['paused']
+                                                else _zoned(schedule['next_fire_at'], schedule['timezone'])))
+
+
+@schedules_app.command('list')
+def schedules_list(as_json: bool = JSON_OPTION) -> None:
+    """Schedules with their trigger, job, state and next fire (in each one's time zone)."""
+    schedules = api_answer(lambda client: client.schedules(), as_json)
+    rows = table('name', 'trigger', 'job', 'state', 'next fire', 'last job')
+    for schedule in schedules:
+        rows.add_row(Text(schedule['name']), Text(_trigger_text(schedule)), Text(_target_text(schedule['job'])),
+                     'paused' if schedule['paused'] else 'active',
+                     '-' if schedule['paused'] else _zoned(schedule['next_fire_at'], schedule['timezone']),
+                     schedule['last_job_id'] or '-')
+    print_wide(rows)
+    console.print(Text('%d schedule(s)' % len(schedules)))
+
+
+@schedules_app.command('show')
+def schedules_show(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None:
+    """A schedule's trigger, job, policies and fires."""
+    _show_schedule(api_answer(lambda client: client.schedule(ref), as_json))
+
+
+@schedules_app.command('create', short_help='Run a playbook on a cron expression, an interval or once.')
+@shared_options(SCHEDULE_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
+def schedules_create(name: str = typer.Argument(..., help='A name for the schedule, e.g. nightly-backup.'),
+                     playbook: str = PLAYBOOK_ARGUMENT,
+                     paused: bool = typer.Option(False, '--paused', help='Create it paused (resume starts it).'),
+                     as_json: bool = JSON_OPTION, **options) -> None:
+    """Run PLAYBOOK on --inventory or --tags at each fire of --cron, --every or --at (one of
+    them), in --tz. Needs an admin token."""
+    from runner_service.api.schemas import JobTemplate, ScheduleCreate
+    job = _request(JobTemplate, playbook=playbook, **_template_fields(options))
+    request = _request(ScheduleCreate, '--cron/--every/--at', name=name, paused=paused, job=job,
+                       **_schedule_fields(options, required=True))
+    _show_schedule(api_answer(lambda client: client.create_schedule(request), as_json))
+
+
+@schedules_app.command('update', short_help='Change a schedule: only the options given change.')
+@shared_options(SCHEDULE_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
+def schedules_update(ref: str = SCHEDULE_REF,
+                     playbook: Optional[str] = typer.Option(None, '--playbook', help='Run this playbook instead.'),
+                     as_json: bool = JSON_OPTION, **options) -> None:
+    """Change a schedule: only the options given change (-e replaces its extra vars; --lanes its
+    rolling batches, --rolling its lanes). A new trigger or --tz fires from now on."""
+    from runner_service.api.schemas import JobTemplate, ScheduleUpdate
+    changes = _schedule_fields(options, required=False)
+    with api_client() as client:
+        shared = (*TARGET_OPTIONS, *VARS_OPTIONS, *PLAN_OPTIONS)
+        if playbook is not None or any(options.get(name) for name in shared):
+            job = client.schedule(ref)['job']
+            template = _template_fields(options, base_plan=job.get('plan'))
+            if playbook is not None:
+                template['playbook'] = playbook
+            if 'inventory' in template or 'tags' in template:
+                job = dict(job, inventory=None, tags=None)
+            changes['job'] = _request(JobTemplate, **{**job, **template})
+        if not changes:
+            fail('nothing to change: give the options to change (dbfleet schedules update --help)')
+        changed = client.update_schedule(ref, _request(ScheduleUpdate, **changes))
+    if as_json:
+        print_json(changed)
+    else:
+        _show_schedule(changed)
+
+
+@schedules_app.command('pause')
+def schedules_pause(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None:
+    """Stop firing until resumed."""
+    _schedule_line(api_answer(lambda client: client.pause_schedule(ref), as_json), 'paused')
+
+
+@schedules_app.command('resume')
+def schedules_resume(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None:
+    """Fire again from the next slot after now (slots that fell in the pause are not caught up)."""
+    _schedule_line(api_answer(lambda client: client.resume_schedule(ref), as_json), 'resumed')
+
+
+@schedules_app.command('delete')
+def schedules_delete(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None:
+    """Delete a schedule (its jobs stay)."""
+    typer.echo('schedule %s deleted' % api_answer(lambda client: client.delete_schedule(ref), as_json)['name'])
+
+
+@schedules_app.command('preview')
+def schedules_preview(ref: str = SCHEDULE_REF,
+                      count: int = typer.Option(10, '-n', help='How many fire times (1-100).'),
+                      as_json: bool = JSON_OPTION) -> None:
+    """The next fire times, in the schedule's time zone; those inside a maintenance window are
+    marked: skipped, or deferred to the window's end."""
+    preview = api_answer(lambda client: client.preview_schedule(ref, count), as_json)
+    zone = preview['timezone']
+    blocked = {entry['time']: entry for entry in preview.get('blocked') or []}
+    rows = table('#', 'fire time (%s)' % zone, 'maintenance window')
+    for index, time in enumerate(preview['times'], 1):
+        entry = blocked.get(time)
+        note = '' if entry is None else '%s: in %s until %s' % (
+            'skipped' if entry['action'] == 'skip' else 'deferred', entry['window'], _zoned(entry['until'], zone))
+        rows.add_row(str(index), _zoned(time, zone), Text(note), style='yellow' if entry else None)
+    print_wide(rows)
+    if not preview['times']:
+        console.print(Text('schedule %s fires no more' % preview['schedule']))
+
+
+@schedules_app.command('slots')
+def schedules_slots(ref: str = SCHEDULE_REF,
+                    limit: Optional[int] = typer.Option(None, '--limit', help='Slots to show (default 50).'),
+                    as_json: bool = JSON_OPTION) -> None:
+    """What each recent slot did, newest first: fired (with its job), skipped or missed, and why."""
+    slots = api_answer(lambda client: client.schedule_slots(ref, limit), as_json)
+    zone = api_answer(lambda client: client.schedule(ref), False)['timezone'] if slots else 'UTC'
+    rows = table('slot (%s)' % zone, 'outcome', 'job', 'reason')
+    for slot in slots:
+        rows.add_row(_zoned(slot['slot_at'], zone), slot['outcome'], slot['job_id'] or '-', Text(slot['reason'] or ''),
+                     style=None if slot['outcome'] == 'fired' else 'yellow')
+    print_wide(rows)
+    console.print(Text('%d slot(s)' % len(slots)))
+
+
+@pools_app.command('list')
+def pools_list(as_json: bool = JSON_OPTION) -> None:
+    """Pools with their slots, how many are taken and by whom (job:host)."""
+    pools = api_answer(lambda client: client.pools(), as_json)
+    rows = table('name', 'slots', 'in use', 'holders', 'description')
+    for pool in pools:
+        rows.add_row(Text(pool['name']), str(pool['slots']), str(pool['in_use']), Text(', '.join(pool['holders'])),
+                     Text(pool['description'] or ''))
+    print_wide(rows)
+
+
+@pools_app.command('set')
+def pools_set(name: str = typer.Argument(..., help='The pool, e.g. backup.'),
+              slots: int = typer.Argument(..., help='How many host runs may hold it at once, fleet-wide.'),
+              description: Optional[str] = typer.Option(None, '--description', help='What it protects.'),
+              as_json: bool = JSON_OPTION) -> None:
+    """Create a pool or resize it (holders keep their slots). Needs an admin token."""
+    from runner_service.api.schemas import PoolSet
+    _request(PoolSet, slots=slots, description=description)
+    pool = api_answer(lambda client: client.set_pool(name, slots, description), as_json)
+    typer.echo('pool %s: %d slots, %d in use' % (pool['name'], pool['slots'], pool['in_use']))
+
+
+@pools_app.command('delete')
+def pools_delete(name: str = typer.Argument(..., help='The pool.'), as_json: bool = JSON_OPTION) -> None:
+    """Delete a pool. Needs an admin token."""
+    typer.echo('pool %s deleted' % api_answer(lambda client: client.delete_pool(name), as_json)['name'])
+
+
+@plans_app.command('preview', short_help='Which host in which lane, and when the run would end.')
+@shared_options(TARGET_OPTIONS)
+def plans_preview(playbook: Optional[str] = typer.Argument(None, help='A playbook, with --inventory (and --limit): '
+                                                                      'the hosts it would run on.'),
+                  hosts: Optional[str] = typer.Option(None, '--hosts', help='The hosts: h1,h2,...'),
+                  lanes: int = typer.Option(..., '--lanes', help='How many lanes.'),
+                  start: Optional[str] = typer.Option(None, '--start', help='When it would start (ISO; default now).'),
+                  window_end: Optional[str] = typer.Option(None, '--window-end', help='When it must be over: ISO, or '
+                                                           'HH:MM (local, the next one after the start).'),
+                  as_json: bool = JSON_OPTION, **options) -> None:
+    """Split the hosts (--hosts, --tags, or PLAYBOOK with --inventory) into --lanes balanced by
+    their estimated durations: each lane's hosts and times, the predicted finish, the lower bound,
+    and a warning when it overruns --window-end (the exit code stays 0)."""
+    from runner_service.api.schemas import PlanPreviewRequest
+    begin = _point(start, '--start') if start else None
+    request = _request(PlanPreviewRequest, '--hosts/--tags/PLAYBOOK', playbook=playbook, lanes=lanes, start=begin,
+                       hosts=[host.strip() for host in hosts.split(',') if host.strip()] if hosts else None,
+                       window_end=_point(window_end, '--window-end', begin) if window_end else None, **options)
+    with api_client() as client:
+        preview = client.preview_plan(request)
+    if as_json:
+        print_json(preview)
+    else:
+        rows = table('lane', 'hosts', 'estimate s', 'start', 'end')
+        for lane in preview['lanes']:
+            planned = lane['hosts']
+            rows.add_row(str(lane['lane']), Text(', '.join(host['host'] for host in planned)),
+                         '%.0f' % lane['seconds'], _zoned(planned[0]['start'] if planned else None),
+                         _zoned(planned[-1]['end'] if planned else None))
+        print_wide(rows)
+        took = (dt.datetime.fromisoformat(preview['finish']) - dt.datetime.fromisoformat(preview['start']))
+        typer.echo('predicted finish: %s (%.0f s)' % (_zoned(preview['finish']), took.total_seconds()))
+        typer.echo('lower bound: %.0f s (no plan of %d lanes can be shorter)' % (preview['lower_bound_seconds'], lanes))
+        if preview['window_end'] is not None:
+            typer.echo('window ends: %s: %s' % (_zoned(preview['window_end']),
+                                                'fits' if preview['fits'] else 'overruns'))
+    if preview['warning']:
+        if not as_json:
+            typer.echo('warning: %s' % preview['warning'])
+        typer.echo('dbfleet: warning: %s' % preview['warning'], err=True)
+
+
+@windows_app.command('list')
+def windows_list(as_json: bool = JSON_OPTION) -> None:
+    """Maintenance windows: when, how long, which schedules they hold back, and the next occurrence."""
+    windows = api_answer(lambda client: client.windows(), as_json)
+    rows = table('name', 'when', 'lasts', 'scope', 'next (or current)', 'description')
+    for window in windows:
+        upcoming = window['occurrences'][0] if window['occurrences'] else None
+        rows.add_row(Text(window['name']), Text(_window_when(window)), _duration_text(window['duration_seconds']),
+                     Text('tags: %s' % window['tags'] if window['tags'] else 'every schedule'),
+                     '%s to %s' % (_zoned(upcoming['start']), _zoned(upcoming['end'])) if upcoming else 'over',
+                     Text(window['description'] or ''))
+    print_wide(rows)
+    console.print(Text('%d window(s)' % len(windows)))
+
+
+@windows_app.command('create', short_help='A blackout: recurring (--cron) or once (--at), for --duration.')
+def windows_create(name: str = typer.Argument(..., help='A name for the window, e.g. db-upgrade.'),
+                   cron: Optional[str] = typer.Option(None, '--cron', help='Recurring: starts at each fire of this '
+                                                      'cron expression (5 fields, 6 with seconds first, @weekly).'),
+                   at: Optional[str] = typer.Option(None, '--at', help='Once, from this ISO time (naive means in '
+                                                    '--tz).'),
+                   duration: str = typer.Option(..., '--duration', help='How long each occurrence lasts: 2h, 90m, '
+                                                '3600.'),
+                   tz: Optional[str] = typer.Option(None, '--tz', help='IANA time zone of --cron or --at (default '
+                                                    'UTC).'),
+                   tags: Optional[str] = typer.Option(None, '--tags', help='Only schedules whose job targets tags '
+                                                      'with a host matching this expression (default: every '
+                                                      'schedule).'),
+                   description: Optional[str] = typer.Option(None, '--description', help='Why.'),
+                   as_json: bool = JSON_OPTION) -> None:
+    """Create a maintenance window: the schedules in its scope skip their slots inside it, or defer
+    them to its end (their --window-policy). Needs an admin token."""
+    from runner_service.api.schemas import WindowCreate
+    kind, start = _one_trigger({'recurring': ('--cron EXPR', cron), 'absolute': ('--at ISO', at)})
+    request = _request(WindowCreate, name=name, kind=kind, start=start, timezone=tz, tags=tags,
+                       duration_seconds=_seconds(duration, '--duration'), description=description)
+    window = api_answer(lambda client: client.create_window(request), as_json)
+    upcoming = window['occurrences'][0] if window['occurrences'] else None
+    typer.echo('window %s: %s for %s; next %s' % (window['name'], _window_when(window),
+                                                   _duration_text(window['duration_seconds']),
+                                                   '%s to %s' % (_zoned(upcoming['start']), _zoned(upcoming['end']))
+                                                   if upcoming else 'none: it is over'))
+
+
+@windows_app.command('delete')
+def windows_delete(ref: str = typer.Argument(..., help='A window id or name.'), as_json: bool = JSON_OPTION) -> None:
+    """Delete a maintenance window. Needs an admin token."""
+    typer.echo('window %s deleted' % api_answer(lambda client: client.delete_window(ref), as_json)['name'])
+
+
+def _window_when(window: dict) -> str:
+    return '%s %s (%s)' % ('cron' if window['kind'] == 'recurring' else 'at', window['start'], window['timezone'])
+
+
+def _duration_text(seconds: int) -> str:
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds % size == 0:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
 
 
 # --- the service's processes -------------------------------------------------------------------

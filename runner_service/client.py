@@ -7,13 +7,20 @@ from __future__ import annotations
 import json
 import time
 from typing import Any, Iterator
+from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from runner_service.api.schemas import Event, EventPage, JobCreate, JobOut, JobPage, Relaunch, Stdout
+from runner_service.api.schemas import (Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
+                                        PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
+                                        ScheduleOut, ScheduleUpdate, Slot, Stdout, WindowCreate, WindowOut)
 
 JOBS = '/api/v1/jobs'
+SCHEDULES = '/api/v1/schedules'
+POOLS = '/api/v1/pools'
+PLANS = '/api/v1/plans'
+WINDOWS = '/api/v1/windows'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -121,9 +128,84 @@ class ApiClient:
         body = Relaunch(hosts=hosts).model_dump(mode='json')
         return self._call(JobOut, 'POST', '%s/%s/relaunch' % (JOBS, job_id), json=body)
 
+    def runs(self, job_id: str) -> list[dict]:
+        """A planned job's timeline: each host's lane or batch, status, estimate, start and end."""
+        return self._call(list[HostRun], 'GET', '%s/%s/runs' % (JOBS, job_id))
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def create_schedule(self, schedule: ScheduleCreate) -> dict:
+        return self._call(ScheduleOut, 'POST', SCHEDULES, json=schedule.model_dump(mode='json', exclude_none=True))
+
+    def schedules(self) -> list[dict]:
+        return self._call(list[ScheduleOut], 'GET', SCHEDULES)
+
+    def schedule(self, ref: str) -> dict:
+        """`ref`: a schedule's id or name."""
+        return self._call(ScheduleOut, 'GET', _path(SCHEDULES, ref))
+
+    def update_schedule(self, ref: str, changes: ScheduleUpdate) -> dict:
+        """Only the fields set in `changes` change."""
+        body = changes.model_dump(mode='json', exclude_unset=True)
+        return self._call(ScheduleOut, 'PATCH', _path(SCHEDULES, ref), json=body)
+
+    def delete_schedule(self, ref: str) -> dict:
+        return self._call(ScheduleOut, 'DELETE', _path(SCHEDULES, ref))
+
+    def pause_schedule(self, ref: str) -> dict:
+        return self._call(ScheduleOut, 'POST', _path(SCHEDULES, ref, 'pause'))
+
+    def resume_schedule(self, ref: str) -> dict:
+        return self._call(ScheduleOut, 'POST', _path(SCHEDULES, ref, 'resume'))
+
+    def preview_schedule(self, ref: str, n: int = 10) -> dict:
+        """The next `n` fire times in the schedule's zone (and those a maintenance window blocks)."""
+        return self._call(Preview, 'GET', _path(SCHEDULES, ref, 'preview'), params={'n': n})
+
+    def schedule_slots(self, ref: str, limit: int | None = None) -> list[dict]:
+        """What each recent slot did, newest first."""
+        return self._call(list[Slot], 'GET', _path(SCHEDULES, ref, 'slots'), params=_params({'limit': limit}))
+
+    # -- pools and plans -------------------------------------------------------------------
+
+    def pools(self) -> list[dict]:
+        return self._call(list[PoolOut], 'GET', POOLS)
+
+    def pool(self, name: str) -> dict:
+        return self._call(PoolOut, 'GET', _path(POOLS, name))
+
+    def set_pool(self, name: str, slots: int, description: str | None = None) -> dict:
+        """Create the pool or resize it."""
+        body = PoolSet(slots=slots, description=description).model_dump(mode='json', exclude_none=True)
+        return self._call(PoolOut, 'PUT', _path(POOLS, name), json=body)
+
+    def delete_pool(self, name: str) -> dict:
+        return self._call(PoolOut, 'DELETE', _path(POOLS, name))
+
+    def preview_plan(self, request: PlanPreviewRequest) -> dict:
+        """Which host in which lane, estimated start and end, and whether it fits the window."""
+        body = request.model_dump(mode='json', exclude_none=True)
+        return self._call(PlanPreview, 'POST', '%s/preview' % PLANS, json=body)
+
+    # -- maintenance windows ---------------------------------------------------------------
+
+    def create_window(self, window: WindowCreate) -> dict:
+        return self._call(WindowOut, 'POST', WINDOWS, json=window.model_dump(mode='json', exclude_none=True))
+
+    def windows(self) -> list[dict]:
+        """Windows with their current and next occurrences."""
+        return self._call(list[WindowOut], 'GET', WINDOWS)
+
+    def window(self, ref: str) -> dict:
+        """`ref`: a window's id or name."""
+        return self._call(WindowOut, 'GET', _path(WINDOWS, ref))
+
+    def delete_window(self, ref: str) -> dict:
+        return self._call(WindowOut, 'DELETE', _path(WINDOWS, ref))
+
     # -- plumbing --------------------------------------------------------------------------
 
-    def _call(self, model: type[BaseModel], method: str, path: str, **kwargs) -> dict:
+    def _call(self, model, method: str, path: str, **kwargs):
         try:
             answer = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -165,8 +247,12 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None and value != []}
 
 
-def _parse(model, body, status: int) -> dict:
-    """The body, checked against the API's response model (a dict: any JSON object)."""
+def _path(base: str, ref: str, *rest: str) -> str:
+    return '/'.join((base, quote(ref, safe=''), *rest))
+
+
+def _parse(model, body, status: int):
+    """The body, checked against the API's response model or type (list[Model]); dict: any JSON object."""
     try:
         if isinstance(body, (str, bytes)):
             body = json.loads(body)
@@ -174,7 +260,8 @@ def _parse(model, body, status: int) -> dict:
             if not isinstance(body, dict):
                 raise ValueError('not a JSON object')
             return body
-        return model.model_validate(body).model_dump(mode='json')
+        adapter = TypeAdapter(model)
+        return adapter.dump_python(adapter.validate_python(body), mode='json')
     except (ValueError, ValidationError) as exc:
         raise ApiError(status, 'unexpected answer from the API (is DBFLEET_API_URL a dbfleet of this version?): '
                                '%s' % _first_line(exc)) from None
