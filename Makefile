@@ -22,7 +22,8 @@ fleet-stop:
 
 # The main job end to end: facts from every server of the local fleet, tags from the rules
 # into the store (var/dbfleet.db unless DBFLEET_STORE_URL), the store as an inventory with tag
-# groups, and one database's profile.
+# groups, one database's profile; then the nightly backup through the runner service (dbfleet
+# up): an inspection job, a plan preview against the window, the backup in lanes and its timeline.
 demo: fleet
 	ansible-playbook -i inventories/local_fleet.yml playbooks/collect_facts.yml
 	ansible-playbook -i inventories/local_fleet.yml playbooks/inspect.yml
@@ -30,6 +31,7 @@ demo: fleet
 	ansible-playbook -i inventories/fleet.fleet.yml playbooks/collect_facts.yml --limit tag_replica
 	dbfleet hosts list
 	dbfleet hosts profile replica
+	scripts/demo_nightly_backup.sh
 
 # pytest's exit code 5 (no tests collected) is a failure here: a suite that ran nothing proves nothing.
 test: setup
@@ -43,6 +45,8 @@ bench: fleet
 	$(PY) bench/facts.py
 	$(PY) bench/inventory.py
 	$(PY) bench/rules.py
+	$(PY) bench/runner.py
+	$(PY) bench/plans.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/
