@@ -595,8 +595,9 @@ def main():
                     '`finished_at` -> the next job\'s `started_at` on the same worker (RQ: the work horse ends, the '
                     'worker dequeues and forks the next). Bare: the call of `ansible_runner.run` -> ... -> its '
                     'return; the gap: the pool\'s hand-over and the temporary directory.)']
-                lines.append('CPU seconds per job (load-independent; service: workers with their work horses and '
-                             'ansible, API, Redis; bare: the bench process and its children): service %.3f s (%s), '
+                lines.append('CPU seconds per job (less sensitive than wall to the machine\'s load; service: workers '
+                             'with their work horses and ansible, API, Redis; bare: the bench process and its '
+                             'children): service %.3f s (%s), '
                              'two at a time %.3f s, one after another %.3f s; service / two at a time %.2f.' % (
                                  ours['cpu'] / options.jobs, ', '.join('%s %.3f s' % (name, value / options.jobs)
                                                                        for name, value in ours['cpu_parts'].items()),
