@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import settings as hypothesis_settings
+
+# Property tests keep no example database: it would land in the tree (ansible-test sanity
+# reads every file there) and make one run depend on the last.
+hypothesis_settings.register_profile('dbfleet', database=None)
+hypothesis_settings.load_profile('dbfleet')
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
