@@ -17,6 +17,9 @@ from rich.text import Text
 from typer.models import ArgumentInfo
 
 from runner_service import __version__
+from runner_service.cli_cron import cron_app
+from runner_service.cli_output import (JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide,
+                                       table)
 
 app = typer.Typer(help='Operate a MySQL/MariaDB fleet with Ansible: facts, tags, jobs, schedules.',
                   no_args_is_help=True, add_completion=False)
@@ -45,21 +48,10 @@ app.add_typer(schedules_app, name='schedules')
 app.add_typer(pools_app, name='pools')
 app.add_typer(plans_app, name='plans')
 app.add_typer(windows_app, name='windows')
+app.add_typer(cron_app, name='cron')
 
-console = Console()
-JSON_OPTION = typer.Option(False, '--json', help='Print JSON instead of a table.')
 STORE_OPTION = typer.Option(None, '--store', envvar='DBFLEET_STORE_URL', help='Store URL (default: DBFLEET_STORE_URL).',
                             show_envvar=False)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """A user error: one line on stderr, exit code 2 (or `code`)."""
-    typer.echo('dbfleet: %s' % message, err=True)
-    raise typer.Exit(code)
-
-
-def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + '\n')
 
 
 @contextmanager
@@ -98,20 +90,6 @@ def shared_options(*groups: dict):
 def optional(kind, *names: str, help: str):
     """An option for shared_options, None when not given."""
     return Optional[kind], typer.Option(None, *names, help=help)
-
-
-def table(*columns: str) -> Table:
-    result = Table(*columns, header_style='bold', box=None, pad_edge=False)
-    return result
-
-
-def print_wide(rows: Table) -> None:
-    """Off a terminal (a pipe, a file) the table keeps its full width rather than cutting ids short."""
-    if console.is_terminal:
-        console.print(rows)
-    else:
-        natural = console.measure(rows, options=console.options.update(max_width=100000)).maximum
-        Console(width=max(console.width, natural)).print(rows)
 
 
 def human_bytes(value) -> str:
@@ -430,30 +408,6 @@ PLAN_OPTIONS = {
 TASK_START_EVENTS = ('playbook_on_task_start', 'playbook_on_handler_task_start')
 RESULT_EVENTS = ('runner_on_ok', 'runner_on_failed', 'runner_on_skipped', 'runner_on_unreachable')
 HOST_FAILED_EVENTS = ('runner_on_failed', 'runner_on_unreachable')
-
-
-@contextmanager
-def api_client():
-    """An ApiClient for DBFLEET_API_URL and DBFLEET_TOKEN. An API error ends the command with one
-    line: exit 2 when the API refused the request or could not be reached, 1 when it failed."""
-    from runner_service.client import ApiClient, ApiError
-    client = ApiClient()
-    try:
-        yield client
-    except ApiError as exc:
-        fail(exc.detail, 1 if exc.status is not None and exc.status >= 500 else 2)
-    finally:
-        client.close()
-
-
-def api_answer(call, as_json: bool):
-    """The API's answer to call(client); with --json, print it and end the command."""
-    with api_client() as client:
-        answer = call(client)
-    if as_json:
-        print_json(answer)
-        raise typer.Exit(0)
-    return answer
 
 
 class TaskProgress:

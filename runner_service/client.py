@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from runner_service.api.schemas import (Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
+from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronReportAnswer,
+                                        CronRunOut, Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
                                         PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
                                         ScheduleOut, ScheduleUpdate, Slot, Stdout, WindowCreate, WindowOut)
 
@@ -21,6 +22,7 @@ SCHEDULES = '/api/v1/schedules'
 POOLS = '/api/v1/pools'
 PLANS = '/api/v1/plans'
 WINDOWS = '/api/v1/windows'
+CRON = '/api/v1/cron'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -202,6 +204,32 @@ class ApiClient:
 
     def delete_window(self, ref: str) -> dict:
         return self._call(WindowOut, 'DELETE', _path(WINDOWS, ref))
+
+    # -- the crontab bridge ------------------------------------------------------------------
+
+    def cron_import(self, request: CronImport) -> dict:
+        return self._call(CronImported, 'POST', CRON + '/import', json=request.model_dump(mode='json'))
+
+    def cron_entries(self, host: str | None = None) -> list[dict]:
+        return self._call(list[CronEntryOut], 'GET', CRON + '/entries', params=_params({'host': host}))
+
+    def cron_entry(self, ref: str) -> dict:
+        return self._call(CronEntryOut, 'GET', _path(CRON + '/entries', ref))
+
+    def cron_mode(self, ref: str, mode: str) -> dict:
+        return self._call(CronEntryOut, 'POST', _path(CRON + '/entries', ref, 'mode'), json={'mode': mode})
+
+    def cron_history(self, ref: str, limit: int = 50) -> list[dict]:
+        return self._call(list[CronHistoryItem], 'GET', _path(CRON + '/entries', ref, 'history'),
+                          params={'limit': limit})
+
+    def cron_report(self, report: dict) -> dict:
+        """`report`: a CronReport as JSON (the wrapper spools reports in that form)."""
+        return self._call(CronReportAnswer, 'POST', CRON + '/runs', json=report)
+
+    def cron_runs(self, entry: str | None = None, host: str | None = None, limit: int = 50) -> list[dict]:
+        return self._call(list[CronRunOut], 'GET', CRON + '/runs',
+                          params=_params({'entry': entry, 'host': host, 'limit': limit}))
 
     # -- plumbing --------------------------------------------------------------------------
 

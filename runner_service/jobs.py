@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from runner_service import lifecycle
 from runner_service.api.schemas import JobCreate, JobTemplate
+from runner_service.paths import REPO_ROOT
 from runner_service.runtime import Runtime
 from runner_service.secrets import split_extra_vars
 from runner_service.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
@@ -21,6 +23,7 @@ from runner_service.store.models import utcnow
 from runner_service.tags import TagExpressionError, parse_tag_expression
 
 PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
+COLLECTION_PLAYBOOK = re.compile(r'dbfleet\.mysql\.([a-z][a-z0-9_]*)')
 
 
 class JobError(Exception):
@@ -84,7 +87,8 @@ class JobService:
     def check_template(self, request: JobTemplate) -> tuple[dict, list[str]]:
         """The store spec of what `request` runs, checked (paths under the project, the tag
         expression, the extra vars' size), and the tags it names. Secrets not split yet."""
-        playbook = self.project_path(request.playbook, 'playbook', playbook=True)
+        playbook = self.collection_playbook(request.playbook) or self.project_path(request.playbook, 'playbook',
+                                                                                   playbook=True)
         tags: list[str] = []
         if request.tags is not None:
             expression = self._tag_expression(request.tags)
@@ -193,6 +197,17 @@ class JobService:
         return job, '\n'.join(parts) + ('\n' if parts else '')
 
     # -- checks --------------------------------------------------------------------------
+
+    @staticmethod
+    def collection_playbook(name: str) -> str | None:
+        """`name` when it names a playbook of the dbfleet.mysql collection (dbfleet.mysql.run_command),
+        which ansible-playbook finds through the collection path, whatever the project directory."""
+        match = COLLECTION_PLAYBOOK.fullmatch(name)
+        if match is None:
+            return None
+        if not any((REPO_ROOT / 'playbooks' / (match.group(1) + suffix)).is_file() for suffix in PLAYBOOK_SUFFIXES):
+            raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % name)
+        return name
 
     def project_path(self, name: str, what: str, playbook: bool = False) -> str:
         """`name` as a clean relative path of a file (or, for inventories, a directory) under

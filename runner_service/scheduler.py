@@ -25,6 +25,7 @@ import hashlib
 import logging
 import threading
 
+from runner_service import bridge
 from runner_service.api.schemas import JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService
 from runner_service.runtime import Runtime
@@ -81,6 +82,8 @@ class Scheduler:
         return outcomes
 
     def _handle(self, schedule: dict, now: dt.datetime) -> list[dict]:
+        if bridge.mode_of(schedule) == 'observe':
+            return self._observe(schedule, now)
         slot = schedule['next_fire_at']
         if slot + jitter(schedule, slot) > now:
             return []
@@ -120,11 +123,33 @@ class Scheduler:
         self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None)
         return outcomes
 
+    def _observe(self, schedule: dict, now: dt.datetime) -> list[dict]:
+        """A crontab entry in observe mode: crontab fires it; once a slot's grace is over, record
+        the slot as run (with what the wrapper reported) or missed."""
+        grace = dt.timedelta(seconds=schedule['misfire_grace_seconds'])
+        trigger = trigger_of(schedule)
+        slot, outcomes = schedule['next_fire_at'], []
+        while slot is not None and slot + grace <= now and len(outcomes) < MISSED_RECORDED:
+            run = self.store.cron_run_for_slot(schedule['id'], slot)
+            if run is None:
+                outcomes.append(self._record(schedule, slot, 'missed', reason='no report from crontab by %s (the '
+                                             'slot plus a grace of %d s)' % ((slot + grace).isoformat(),
+                                                                             schedule['misfire_grace_seconds'])))
+            else:
+                state = {'running': 'still running', 'ok': 'exit 0'}.get(run['status'], 'FAILED, exit %s'
+                                                                           % run['exit_code'])
+                outcomes.append(self._record(schedule, slot, 'fired', reason='%s: run %s, %s'
+                                             % (bridge.CRON_CLAIM, run['id'], state)))
+            slot = trigger.next_after(slot)
+        if outcomes:
+            self.store.advance(schedule['id'], schedule['next_fire_at'], slot)
+        return outcomes
+
     def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,
               block: Block | None = None) -> dict:
         done = self.store.slot_record(schedule['id'], slot)
-        if done is not None:  # another scheduler got here first
-            return done
+        if done is not None and not (done['reason'] == bridge.PLATFORM_CLAIM and done['job_id'] is None):
+            return done  # another scheduler got here first, or crontab ran it (a bridged entry's fallback)
         if block is not None:
             return self._record(schedule, slot, 'skipped', reason=block_reason(
                 block, schedule['window_policy'], zone(schedule['timezone'])))
@@ -143,14 +168,27 @@ class Scheduler:
         deadline = None
         if schedule['job'].get('deadline_after'):
             deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
+        claimed = False
+        if bridge.mode_of(schedule) == 'takeover':
+            # Crontab may run this slot too (its watchdog re-enabled the line while the platform
+            # was away): claim the slot before launching, so that one of the two stands down.
+            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', reason=bridge.PLATFORM_CLAIM)
+            if not claimed and not (record['reason'] == bridge.PLATFORM_CLAIM and record['job_id'] is None):
+                return record
+            claimed = True
         try:
             request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline,
                                 idempotency_key='schedule:%s:%s' % (schedule['id'], slot.isoformat()))
             job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (JobError, ValueError) as exc:
+            if claimed:
+                return self.store.set_slot_job(schedule['id'], slot, None, reason='could not launch: %s'
+                                               % getattr(exc, 'detail', exc))
             return self._record(schedule, slot, 'skipped', reason='could not launch: %s'
                                 % getattr(exc, 'detail', exc))
         reason = 'catching up: the latest of %d missed slots' % catching_up if catching_up else None
+        if claimed:
+            return self.store.set_slot_job(schedule['id'], slot, job['id'], reason=reason)
         return self._record(schedule, slot, 'fired', job_id=job['id'], reason=reason)
 
     def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,

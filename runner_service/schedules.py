@@ -76,6 +76,10 @@ class ScheduleService:
         if set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
             fields.update(timing)
             fields['next_fire_at'] = trigger.next_after(utcnow())
+        from runner_service.bridge import CronBridge  # the bridge builds on this module
+        source = CronBridge.source_after_update(current, fields)
+        if source is not None:
+            fields['source'] = source
         schedule = self.store.update_schedule(current['id'], **fields)
         if changes.get('window_policy') is not None:
             schedule = self._set_window_policy(schedule['id'], changes['window_policy'])

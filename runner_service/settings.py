@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,8 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from runner_service.paths import REPO_ROOT
 
 
+def config_file() -> Path:
+    """DBFLEET_* settings for processes started without the environment, such as crontab's
+    (`dbfleet cron exec`, the watchdog): DBFLEET_CONFIG, default /etc/dbfleet/dbfleet.env.
+    The environment wins over the file."""
+    return Path(os.environ.get('DBFLEET_CONFIG') or '/etc/dbfleet/dbfleet.env')
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix='DBFLEET_', extra='ignore')
+    model_config = SettingsConfigDict(env_prefix='DBFLEET_', extra='ignore', env_file=config_file())
 
     store_url: str = Field(default_factory=lambda: 'sqlite:///%s' % (REPO_ROOT / 'var' / 'dbfleet.db'),
                            description='SQLAlchemy URL of the store (sqlite:///path or mysql+pymysql://...)')
@@ -29,6 +38,17 @@ class Settings(BaseSettings):
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')
+
+    host: str = Field(default_factory=socket.gethostname, description='this host\'s name on the platform '
+                      '(crontab bridge: the host its imported entries belong to)')
+    cron_spool: Path | None = Field(default=None, description='where `dbfleet cron exec` keeps reports the API did '
+                                    'not take yet, and the watchdog its state (default var/cron-spool)')
+    cron_fallback_seconds: float = Field(default=300.0, gt=0, description='the watchdog gives taken-over entries '
+                                         'back to crontab after the platform has been unreachable this long')
+
+    def model_post_init(self, context) -> None:
+        if self.cron_spool is None:
+            self.cron_spool = self.var_dir / 'cron-spool'
 
     @property
     def runs_dir(self) -> Path:

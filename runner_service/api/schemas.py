@@ -433,3 +433,134 @@ class HostRun(BaseModel):
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     detail: str | None = None
+
+
+# -- the crontab bridge ---------------------------------------------------------------------
+
+CronMode = Literal['observe', 'takeover', 'reverted']
+
+
+class CronFile(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    kind: Literal['user', 'system', 'crond', 'path'] = Field(description="a user's crontab, /etc/crontab, a file "
+                                                                         "in /etc/cron.d, or a file by path")
+    name: str = Field(min_length=1, max_length=1024, description='the user name, or the file path')
+    system: bool = Field(description='its lines carry a user field (/etc/crontab, /etc/cron.d)')
+
+
+class CronImport(BaseModel):
+    """A crontab file as read on its host; each entry becomes a schedule in mode observe."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    host: HostName = Field(description='the host the crontab lives on')
+    file: CronFile
+    text: str = Field(max_length=1_000_000, description='the file, exactly as read')
+    inventory: str = Field(default='inventories/localhost.yml', min_length=1, max_length=512,
+                           description='an inventory under the project that reaches the host (for takeover jobs)')
+    inventory_host: HostName | None = Field(default=None, description='the host\'s name in that inventory '
+                                            '(default: host)')
+    timezone: str = Field(default='UTC', min_length=1, max_length=64, description="the host's time zone (cron "
+                          'reads times in it unless CRON_TZ says otherwise)')
+    grace_seconds: int = Field(default=60, ge=0, le=86400, description='a run not reported this long after its '
+                               'slot is flagged missed')
+    cron_tz: bool = Field(default=True, description='the host\'s cron reads times in CRON_TZ when the file sets '
+                          'it (cronie does; Debian\'s cron does not)')
+
+
+class CronEntryOut(BaseModel):
+    schedule_id: str
+    name: str
+    mode: CronMode
+    host: str
+    file: CronFile
+    line: int
+    original: str = Field(description='the crontab line, exactly as the host should have it when not wrapped')
+    expression: str
+    timezone: str
+    paused: bool
+    next_fire_at: dt.datetime | None = None
+    updated_at: dt.datetime
+
+
+class CronImportedEntry(BaseModel):
+    line: int
+    created: bool = Field(description='false: imported before, found again')
+    entry: CronEntryOut
+
+
+class CronLineNote(BaseModel):
+    line: int
+    text: str
+    reason: str | None = None
+
+
+class CronImported(BaseModel):
+    host: str
+    file: CronFile
+    entries: list[CronImportedEntry]
+    reboot: list[CronLineNote] = Field(description='@reboot entries: recorded here and in the audit log, '
+                                                   'not scheduled')
+    errors: list[CronLineNote] = Field(description='lines that did not parse, left alone')
+    warnings: list[CronLineNote] = Field(default_factory=list, description='entries not imported (they never '
+                                         'fire, or cron\'s day rule cannot be matched) and what cron makes of the '
+                                         'file (line 0: the whole file)')
+
+
+class CronModeChange(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    mode: CronMode
+
+
+class CronReport(BaseModel):
+    """What `dbfleet cron exec` reports when a run starts and when it ends."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    id: str = Field(pattern=r'^[0-9a-f]{32}$', description='the run id the wrapper made (the same in both reports)')
+    schedule_id: str = Field(min_length=1, max_length=32)
+    host: HostName
+    phase: Literal['start', 'end']
+    fallback: bool = Field(default=False, description='crontab ran a taken-over entry (platform unreachable)')
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None = None
+    exit_code: int | None = Field(default=None, ge=-255, le=255)
+    duration_seconds: float | None = Field(default=None, ge=0)
+    output_tail: str | None = Field(default=None, max_length=65536)
+
+    @model_validator(mode='after')
+    def _end_has_result(self):
+        if self.phase == 'end' and (self.finished_at is None or self.exit_code is None):
+            raise ValueError('an end report needs finished_at and exit_code')
+        return self
+
+
+class CronRunOut(BaseModel):
+    id: str
+    schedule_id: str
+    host: str
+    via: Literal['observe', 'fallback']
+    status: Literal['running', 'ok', 'failed', 'skipped']
+    slot_at: dt.datetime | None = None
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    exit_code: int | None = None
+    duration_seconds: float | None = None
+    output_tail: str | None = None
+
+
+class CronReportAnswer(BaseModel):
+    action: Literal['run', 'skip'] = Field(description='skip: the platform runs this slot itself')
+    run: CronRunOut
+
+
+class CronHistoryItem(BaseModel):
+    slot_at: dt.datetime
+    state: Literal['ok', 'failed', 'running', 'missed', 'job', 'fired', 'skipped'] = Field(
+        description='ok/failed/running: crontab ran it; missed: no report by the slot plus the grace; job: the '
+                    'platform ran it (job_id)')
+    reason: str | None = None
+    job_id: str | None = None
+    run: CronRunOut | None = None

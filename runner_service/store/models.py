@@ -510,3 +510,36 @@ class Backup(Base):
     gtid: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column()
+
+
+CRON_RUN_STATUSES = ('running', 'ok', 'failed', 'skipped')
+CRON_RUN_VIA = ('observe', 'fallback')
+
+
+class CronRun(Base):
+    """One run of a crontab entry as its wrapper (`dbfleet cron exec`) reported it: crontab fired
+    it (observe), or fired it while the platform was away (fallback), or asked and was told the
+    platform runs that slot (skipped). The id comes from the wrapper, so a report delivered twice
+    (spooled, then sent again) is the same row."""
+
+    __tablename__ = 'cron_runs'
+    __table_args__ = (
+        CheckConstraint(_in('status', CRON_RUN_STATUSES), name='status'),
+        CheckConstraint(_in('via', CRON_RUN_VIA), name='via'),
+        Index(None, 'schedule_id', 'started_at'),
+        Index(None, 'schedule_id', 'slot_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[str] = mapped_column(String(JOB_ID_LENGTH), primary_key=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey('schedules.id', ondelete='CASCADE'))
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    via: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))
+    slot_at: Mapped[dt.datetime | None] = mapped_column()
+    started_at: Mapped[dt.datetime] = mapped_column()
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[float | None] = mapped_column(Double)
+    output_tail: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column()

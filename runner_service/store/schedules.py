@@ -132,6 +132,18 @@ class ScheduleStore:
 
         return self._run(work, write=True)
 
+    def set_slot_job(self, schedule_id: str, slot_at: dt.datetime, job_id: str | None, reason: str | None = None) -> dict:
+        """Attach the job to a slot claimed before launching (crontab-bridged schedules claim first)."""
+        def work(session: Session) -> dict:
+            slot = session.get(ScheduleSlot, (schedule_id, utc(slot_at)), with_for_update=True)
+            if slot is None:
+                raise ValueError('slot %s of schedule %s was never claimed' % (slot_at.isoformat(), schedule_id))
+            slot.job_id, slot.reason = job_id, reason
+            session.flush()
+            return _slot(slot)
+
+        return self._run(work, write=True)
+
     def slot_record(self, schedule_id: str, slot_at: dt.datetime) -> dict | None:
         def work(session: Session) -> dict | None:
             slot = session.get(ScheduleSlot, (schedule_id, utc(slot_at)))

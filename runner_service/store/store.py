@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runner_service.store.backups import BackupStore
+from runner_service.store.cron import CronStore
 from runner_service.store.engine import write_engine
 from runner_service.store.errors import UnknownHost, driver_reason, is_unreachable, masked, unavailable
 from runner_service.store.jobs import JobStore
@@ -65,7 +66,7 @@ _RETRY_MYSQL_CODES = {1213, 1205, 1062}
 _RETRY_ATTEMPTS = 12
 
 
-class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore, WindowStore):
+class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore, WindowStore, CronStore):
     """dbfleet's system of record for hosts, facts, tags, jobs and API tokens. Build it with `open_store()`."""
 
     def __init__(self, engine: Engine, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS):

@@ -1,0 +1,90 @@
+"""/api/v1/cron: the crontab bridge. Admins import crontab files and move entries between modes;
+the wrapper on each host (operator token) reports runs; each host's agent reads the entries of
+its host to make its crontab files match; viewers read entries, runs and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer
+from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronImportedEntry,
+                                        CronLineNote, CronModeChange, CronReport, CronReportAnswer, CronRunOut, Problem)
+from runner_service.bridge import CronBridge
+
+router = APIRouter(prefix='/api/v1/cron', tags=['cron'])
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 422)}
+Ref = Annotated[str, Path(min_length=1, max_length=255, description='schedule id or name of a crontab entry')]
+
+
+def get_bridge(runtime: RuntimeDep) -> CronBridge:
+    return CronBridge(runtime)
+
+
+Bridge = Annotated[CronBridge, Depends(get_bridge)]
+
+
+def entry_view(schedule: dict) -> CronEntryOut:
+    source = schedule['source']
+    return CronEntryOut(schedule_id=schedule['id'], name=schedule['name'], mode=source['mode'], host=source['host'],
+                        file=source['file'], line=source['line'], original=source['original'],
+                        expression=schedule['expression'], timezone=schedule['timezone'], paused=schedule['paused'],
+                        next_fire_at=schedule['next_fire_at'], updated_at=schedule['updated_at'])
+
+
+@router.post('/import', status_code=201, response_model=CronImported, responses=ERRORS)
+def import_file(body: CronImport, bridge: Bridge, caller: Admin) -> CronImported:
+    """Each entry of the file becomes a schedule in mode observe, with where it came from (host,
+    file, line, the exact text). Importing the same file again finds its entries again."""
+    result = bridge.import_file(body, caller['name'])
+    return CronImported(host=result['host'], file=result['file'],
+                        entries=[CronImportedEntry(line=item['line'], created=item['created'],
+                                                   entry=entry_view(item['schedule'])) for item in result['entries']],
+                        reboot=[CronLineNote(**note) for note in result['reboot']],
+                        errors=[CronLineNote(**note) for note in result['errors']],
+                        warnings=[CronLineNote(**note) for note in result['warnings']])
+
+
+@router.get('/entries', response_model=list[CronEntryOut], responses=ERRORS)
+def entries(bridge: Bridge, caller: Viewer,
+            host: Annotated[str | None, Query(max_length=255, description='only this host\'s entries')] = None
+            ) -> list[CronEntryOut]:
+    return [entry_view(schedule) for schedule in bridge.bridged(host)]
+
+
+@router.get('/entries/{ref}', response_model=CronEntryOut, responses=ERRORS)
+def entry(ref: Ref, bridge: Bridge, caller: Viewer) -> CronEntryOut:
+    return entry_view(bridge.get(ref))
+
+
+@router.post('/entries/{ref}/mode', response_model=CronEntryOut, responses=ERRORS)
+def set_mode(ref: Ref, body: CronModeChange, bridge: Bridge, caller: Admin) -> CronEntryOut:
+    """observe: crontab runs it, wrapped; takeover: the platform runs it, the line is commented out;
+    reverted: the line comes back exactly as it was, the schedule is paused. The host's agent
+    (`dbfleet cron sync`, or its watchdog within a minute) writes the change."""
+    return entry_view(bridge.set_mode(ref, body.mode, caller['name']))
+
+
+@router.get('/entries/{ref}/history', response_model=list[CronHistoryItem], responses=ERRORS)
+def history(ref: Ref, bridge: Bridge, caller: Viewer,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[CronHistoryItem]:
+    """Each recent slot: run by crontab (ok, failed, running), missed (no report by the slot plus
+    the grace), or run by the platform (job); newest first."""
+    return [CronHistoryItem(**item) for item in bridge.history(ref, limit)]
+
+
+@router.post('/runs', response_model=CronReportAnswer, responses=ERRORS)
+def report(body: CronReport, bridge: Bridge, caller: Operator) -> CronReportAnswer:
+    """A run's start or end, from `dbfleet cron exec`. The same report twice changes nothing."""
+    run, action = bridge.report(body, caller['name'])
+    return CronReportAnswer(action=action, run=CronRunOut(**run))
+
+
+@router.get('/runs', response_model=list[CronRunOut], responses=ERRORS)
+def runs(bridge: Bridge, caller: Viewer,
+         entry: Annotated[str | None, Query(max_length=255, description='schedule id or name')] = None,
+         host: Annotated[str | None, Query(max_length=255)] = None,
+         limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[CronRunOut]:
+    schedule_id = bridge.get(entry)['id'] if entry else None
+    return [CronRunOut(**run) for run in bridge.store.cron_runs(schedule_id, host=host, limit=limit)]

@@ -1,0 +1,308 @@
+"""The crontab bridge, platform side: crontab entries as schedules, their modes, the runs their
+wrapper reports, and which slot a run belongs to.
+
+An imported entry is a schedule whose `source` says where it came from:
+
+    {'origin': 'crontab', 'host': 'db1', 'file': {'kind': 'user', 'name': 'root', 'system': False},
+     'line': 12, 'original': '<the line, exactly>', 'mode': 'observe', 'command': ..., 'stdin': ...,
+     'user': None, 'env': {...}, 'imported_at': ...}
+
+and whose job runs the command on its host (playbooks/run_command.yml). Modes:
+- observe: crontab fires the command through `dbfleet cron exec`; the scheduler only checks,
+  at each slot plus the grace, that a run was reported, and records the slot missed if not;
+- takeover: the scheduler fires it as a job; the crontab line is commented out on the host;
+- reverted: the line is back as it was; the schedule is paused and crontab owns the entry.
+The platform stores the state; each host's agent (runner_service.cron_agent: `dbfleet cron
+sync`, the watchdog) makes its crontab files match it, so an edit made here reaches the host
+the next time the agent runs, and nothing here needs to reach into a host.
+
+Exactly once between crontab and the platform: a crontab run and the scheduler both claim a
+slot through the slot's record (its primary key) before running it; whoever comes second
+stands down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from runner_service.api.schemas import CronImport, CronReport, JobTemplate
+from runner_service.crontab import edit, parse
+from runner_service.jobs import BadRequest, Conflict, NotFound
+from runner_service.runtime import Runtime
+from runner_service.schedules import trigger_of
+from runner_service.secrets import looks_secret
+from runner_service.store import UnknownSchedule
+from runner_service.store.models import utcnow
+from runner_service.triggers import TriggerError, parse_trigger
+
+ORIGIN = 'crontab'
+MODES = ('observe', 'takeover', 'reverted')
+COMMAND_PLAYBOOK = 'dbfleet.mysql.run_command'
+CRON_CLAIM = 'run by crontab'
+PLATFORM_CLAIM = 'claimed by the scheduler'
+# A crontab run starts within a few seconds of its minute; a report this much earlier than a
+# slot still belongs to it (clocks of host and platform disagree a little).
+CLOCK_SKEW = dt.timedelta(seconds=5)
+OUTPUT_TAIL = 8192
+
+
+# Passwords written into crontab lines, as DBAs write them: `mysqldump -uroot -pS3cret`,
+# `--password=S3cret`, MYSQL_PWD=S3cret (a prefix or an environment line), a URL's user:pass@.
+_MYSQL_TOOL = r'(?:mysql\w*|mariadb[\w-]*|mariabackup|xtrabackup|innobackupex|mydumper|myloader|pt-[\w-]+)'
+PASSWORD_PATTERNS = (
+    (re.compile(r'(?:^|[\s;&|(/])%s\b[^;&|\n]*?\s-p(?!\s|$)\S' % _MYSQL_TOOL), '-p<password> given to a MySQL tool'),
+    (re.compile(r'--password[= ](?!\s|$)\S', re.IGNORECASE), '--password=<password>'),
+    (re.compile(r'\b(?:MYSQL_PWD|PGPASSWORD|[A-Z_]*PASSWORD)=\S'), 'a ...PASSWORD=<password> variable'),
+    (re.compile(r'://[^/\s:@]+:[^/\s@]+@'), 'a URL with user:password@'),
+)
+
+
+def password_in(command: str, env: dict[str, str]) -> str | None:
+    """Why the entry looks like it holds a password, or None."""
+    for pattern, what in PASSWORD_PATTERNS:
+        if pattern.search(command):
+            return 'its command holds a password (%s)' % what
+    for name, value in env.items():
+        if value and (name in ('MYSQL_PWD', 'PGPASSWORD') or looks_secret(name)):
+            return 'the crontab sets %s for it' % name
+    return None
+
+
+def is_bridged(schedule: dict) -> bool:
+    return bool(schedule.get('source')) and schedule['source'].get('origin') == ORIGIN
+
+
+def mode_of(schedule: dict) -> str | None:
+    return schedule['source'].get('mode') if is_bridged(schedule) else None
+
+
+def schedule_name(host: str, file: dict, line: int) -> str:
+    where = {'user': 'user-%s' % file['name'], 'system': 'etc-crontab'}.get(
+        file['kind'], re.sub(r'[^A-Za-z0-9_.-]+', '-', file['name'].rsplit('/', 1)[-1]) or 'file')
+    return re.sub(r'[^A-Za-z0-9_.:@-]+', '-', 'cron@%s:%s:%d' % (host, where, line))
+
+
+class CronBridge:
+    def __init__(self, runtime: Runtime):
+        from runner_service.schedules import ScheduleService
+        self.runtime = runtime
+        self.store = runtime.store
+        self.schedules = ScheduleService(runtime)
+
+    # -- import ----------------------------------------------------------------------------
+
+    def import_file(self, request: CronImport, actor: str) -> dict:
+        """Each entry of the crontab text becomes a schedule in mode observe (an entry imported
+        before, same host, file and line text, is found again, not duplicated). @reboot entries
+        are recorded in the answer and the audit log, not scheduled; lines that do not parse
+        are reported with their number and left alone."""
+        file = request.file.model_dump()
+        crontab = parse(request.text, source='%s:%s' % (request.host, file['name']), system=file['system'])
+        known = {(schedule['source']['file']['kind'], schedule['source']['file']['name'],
+                  schedule['source']['original']): schedule
+                 for schedule in self.bridged(host=request.host)}
+        entries, reboot, unscheduled = [], [], []
+        for entry in crontab.entries:
+            if entry.reboot:
+                reboot.append({'line': entry.number, 'text': entry.text})
+                continue
+            if entry.expression is None or not entry.exact:
+                # Never fires (5-1 selects nothing), or cron's day rule for these fields has no
+                # cron expression that means the same: watching it would flag false misses.
+                unscheduled.append({'line': entry.number, 'text': entry.text,
+                                    'reason': 'not imported: %s' % (entry.note or 'it never fires')})
+                continue
+            secret = password_in(entry.observed_command or entry.command, entry.env)
+            if secret is not None:
+                # The store never holds a password: the entry stays crontab's until it is gone.
+                unscheduled.append({'line': entry.number, 'text': '(not shown: it holds a password)',
+                                    'reason': 'not imported: %s; move the password to ~/.my.cnf (or a login path) '
+                                              'and import again' % secret})
+                continue
+            original = edit.unwrapped_line(entry) if entry.observed else entry.text
+            existing = known.get((file['kind'], file['name'], original))
+            if existing is None and entry.observed:
+                existing = self._find(entry.observed)
+            if existing is not None:
+                entries.append({'line': entry.number, 'schedule': existing, 'created': False})
+                continue
+            schedule = self._create(request, file, entry, original, actor)
+            entries.append({'line': entry.number, 'schedule': schedule, 'created': True})
+        if reboot:
+            self.store.audit(actor, 'cron.import.reboot', request.host, {'file': file, 'lines': reboot})
+        errors = [{'line': error.number, 'text': error.text, 'reason': error.reason} for error in crontab.errors]
+        warnings = [{'line': warning.number, 'text': warning.text, 'reason': warning.reason}
+                    for warning in crontab.warnings] + unscheduled
+        if crontab.ignored:
+            warnings.insert(0, {'line': 0, 'text': '', 'reason': 'cron ignores this whole file: %s'
+                                % crontab.ignored})
+        return {'host': request.host, 'file': file, 'entries': entries, 'reboot': reboot, 'errors': errors,
+                'warnings': warnings}
+
+    def _create(self, request: CronImport, file: dict, entry, original: str, actor: str) -> dict:
+        from runner_service.api.schemas import ScheduleCreate
+        # CRON_TZ: cronie reads the times in it; Debian's cron ignores it (the importer says which).
+        timezone = entry.timezone if entry.timezone and request.cron_tz else request.timezone
+        try:
+            parse_trigger('cron', entry.expression, timezone)
+        except TriggerError as exc:
+            raise BadRequest('line %d (%s): %s' % (entry.number, entry.text, exc)) from None
+        command = {'command': entry.command, 'stdin': entry.stdin, 'user': entry.user,
+                   'shell': entry.env.get('SHELL', '/bin/sh'),
+                   'env': {name: value for name, value in entry.env.items() if name not in ('CRON_TZ', 'MAILTO')}}
+        job = JobTemplate(playbook=COMMAND_PLAYBOOK, inventory=request.inventory,
+                          limit=request.inventory_host or request.host, extra_vars={'dbfleet_command': command})
+        create = ScheduleCreate(name=schedule_name(request.host, file, entry.number), kind='cron',
+                                expression=entry.expression, timezone=timezone, overlap='allow',
+                                misfire_grace_seconds=request.grace_seconds, catch_up='skip', job=job)
+        schedule = self.schedules.create(create, actor)
+        source = {'origin': ORIGIN, 'host': request.host, 'file': file, 'line': entry.number, 'original': original,
+                  'mode': 'observe', 'timing': entry.timing, 'command': entry.command, 'stdin': entry.stdin,
+                  'user': entry.user, 'env': entry.env, 'imported_at': utcnow().isoformat(), 'imported_by': actor}
+        return self.store.update_schedule(schedule['id'], source=source)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def bridged(self, host: str | None = None) -> list[dict]:
+        return [schedule for schedule in self.store.list_schedules()
+                if is_bridged(schedule) and (host is None or schedule['source']['host'] == host)]
+
+    def get(self, ref: str) -> dict:
+        schedule = self._find(ref)
+        if schedule is None:
+            raise NotFound('no crontab entry %r: `dbfleet cron list` shows them' % ref)
+        return schedule
+
+    def _find(self, ref: str) -> dict | None:
+        try:
+            schedule = self.store.get_schedule(ref)
+        except UnknownSchedule:
+            return None
+        return schedule if is_bridged(schedule) else None
+
+    def history(self, ref: str, limit: int = 50) -> list[dict]:
+        """Each recent slot with what happened: ok, failed, running, missed (no report by the
+        slot plus the grace), or the platform's job; newest first."""
+        schedule = self.get(ref)
+        runs = {run['slot_at']: run for run in self.store.cron_runs(schedule['id'], limit=limit * 2)
+                if run['slot_at'] is not None and run['status'] != 'skipped'}
+        history = []
+        for slot in self.store.schedule_slots(schedule['id'], limit):
+            run = runs.get(slot['slot_at'])
+            if run is not None:
+                state = run['status'] if run['status'] != 'ok' else 'ok'
+            elif slot['outcome'] == 'missed':
+                state = 'missed'
+            elif slot['job_id']:
+                state = 'job'
+            else:
+                state = slot['outcome']
+            history.append({'slot_at': slot['slot_at'], 'state': state, 'reason': slot['reason'],
+                            'job_id': slot['job_id'], 'run': run})
+        return history
+
+    # -- modes and edits -------------------------------------------------------------------
+
+    def set_mode(self, ref: str, mode: str, actor: str) -> dict:
+        schedule = self.get(ref)
+        if mode not in MODES:
+            raise BadRequest('mode must be observe, takeover or reverted, not %r' % mode)
+        source = dict(schedule['source'], mode=mode)
+        fields: dict = {'source': source}
+        if mode == 'reverted':
+            fields['paused'] = True
+        else:
+            if mode == 'observe' and not self._cron_expressible(schedule):
+                raise Conflict('%s: %s %r cannot be written in a crontab line; change the schedule back to a '
+                               '5-field cron expression first' % (schedule['name'], schedule['kind'],
+                                                                  schedule['expression']))
+            fields['paused'] = False
+            fields['next_fire_at'] = trigger_of(schedule).next_after(utcnow())
+        updated = self.store.update_schedule(schedule['id'], **fields)
+        self.store.audit(actor, 'cron.%s' % mode, updated['name'], {'host': source['host'],
+                                                                    'file': source['file']['name']})
+        return updated
+
+    @staticmethod
+    def source_after_update(current: dict, fields: dict) -> dict | None:
+        """For ScheduleService.update, before it writes: a bridged schedule's new timing or command
+        becomes its crontab line (the host's agent writes it), as cron will read it back; the new
+        source, or None when the crontab line stays. Conflict when crontab could not follow."""
+        if not is_bridged(current):
+            return None
+        source = current['source']
+        if source['mode'] == 'reverted' and set(fields) & {'kind', 'expression', 'timezone', 'job'}:
+            raise Conflict('%s was reverted: crontab owns it now; observe it again (`dbfleet cron observe`) '
+                           'before changing it here' % current['name'])
+        after = dict(current, **fields)
+        command = (after['job'].get('extra_vars') or {}).get('dbfleet_command') or {}
+        timing_changed = (current['kind'], current['expression']) != (after['kind'], after['expression'])
+        if not timing_changed and command.get('command', source['command']) == source['command'] and \
+                command.get('stdin', source['stdin']) == source['stdin']:
+            return None
+        if not CronBridge._cron_expressible(after):
+            if source['mode'] != 'takeover':
+                raise Conflict('%s is in mode %s: crontab cannot express %s %r (seconds, intervals and one-shots '
+                               'need the platform); take it over first' % (after['name'], source['mode'],
+                                                                          after['kind'], after['expression']))
+            return None
+        timing = after['expression'] if timing_changed else source['timing']
+        command_text = command.get('command', source['command'])
+        stdin = command.get('stdin', source['stdin'])
+        line = edit.entry_line(timing, command_text, stdin, source['user'])
+        return dict(source, original=line, timing=timing, command=command_text, stdin=stdin,
+                    edited_at=utcnow().isoformat())
+
+    @staticmethod
+    def _cron_expressible(schedule: dict) -> bool:
+        if schedule['kind'] != 'cron':
+            return False
+        expression = schedule['expression'].strip()
+        return expression.startswith('@') or len(expression.split()) == 5
+
+    # -- runs reported by the wrapper --------------------------------------------------------
+
+    def report(self, report: CronReport, actor: str) -> tuple[dict, str]:
+        """Record a start or end report; (the run, 'run' | 'skip'). A start report of an entry the
+        platform has taken over (crontab fired it because its watchdog put the line back while
+        the platform was away) claims the slot: 'skip' when the scheduler claimed it first."""
+        schedule = self._find(report.schedule_id)
+        if schedule is None:
+            raise NotFound('no crontab entry %r (deleted on the platform?)' % report.schedule_id)
+        slot = self.slot_of(schedule, report.started_at)
+        tail = report.output_tail[-OUTPUT_TAIL:] if report.output_tail else None
+        existing = self.store.cron_run(report.id)
+        action = 'run'
+        status = 'running' if report.phase == 'start' else ('ok' if report.exit_code == 0 else 'failed')
+        if existing is not None:
+            action = 'skip' if existing['status'] == 'skipped' else 'run'
+            if existing['status'] == 'skipped':
+                status = 'skipped'
+        elif mode_of(schedule) == 'takeover' and slot is not None:
+            record, mine = self.store.record_slot(schedule['id'], slot, 'fired', reason='%s (run %s, fallback)'
+                                                  % (CRON_CLAIM, report.id))
+            if not mine and not (record['reason'] or '').startswith(CRON_CLAIM):
+                action, status = 'skip', 'skipped'
+        via = 'fallback' if report.fallback or mode_of(schedule) == 'takeover' else 'observe'
+        run, _ = self.store.save_cron_run(
+            report.id, schedule_id=schedule['id'], host=report.host, via=via, status=status, slot_at=slot,
+            started_at=report.started_at, finished_at=report.finished_at if status != 'skipped' else None,
+            exit_code=report.exit_code, duration_seconds=report.duration_seconds, output_tail=tail)
+        return run, action
+
+    def slot_of(self, schedule: dict, started: dt.datetime) -> dt.datetime | None:
+        """The slot a run that started at `started` was fired for: the latest fire time at or
+        before it (allowing for clock skew) within the schedule's grace; None for a run at no
+        slot (started by hand)."""
+        try:
+            trigger = trigger_of(schedule)
+        except TriggerError:
+            return None
+        grace = dt.timedelta(seconds=max(schedule['misfire_grace_seconds'], 60))
+        moment = trigger.next_after(started - grace - dt.timedelta(microseconds=1))
+        slot = None
+        while moment is not None and moment <= started + CLOCK_SKEW:
+            slot = moment
+            moment = trigger.next_after(moment)
+        return slot

@@ -1,0 +1,156 @@
+"""The crontab bridge on the platform side, against a real store (both backends) and Redis, with
+time passed in: imports keep provenance and are not duplicated, observed slots are recorded run
+or missed, a taken-over slot runs once whoever claims it first, and edits become crontab lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from runner_service import bridge
+from runner_service.api.schemas import CronFile, CronImport, CronReport, ScheduleUpdate
+from runner_service.bridge import CronBridge
+from runner_service.jobs import Conflict
+from runner_service.scheduler import Scheduler
+from runner_service.schedules import ScheduleService
+
+TEXT = ('SHELL=/bin/bash\r\n'
+        'CRON_TZ=Europe/Berlin\n'
+        '# nightly dump, then the report\n'
+        '30 1 * * MON-FRI  /usr/local/bin/backup.sh --all >> /var/log/backup.log 2>&1\n'
+        '\n'
+        '*/5 * * * * echo "load: $(cat /proc/loadavg)" \\% `date +\\%F`; mail -s x dba%body line\n'
+        '@reboot /usr/bin/warm-cache\n'
+        '61 * * * * this minute does not exist\n')
+FILE = CronFile(kind='path', name='/var/spool/cron/crontabs/dba', system=False)
+
+
+def import_text(runtime, text=TEXT, host='db1', **options):
+    request = CronImport(host=host, file=options.pop('file', FILE), text=text, inventory='tests/service/inventory.yml',
+                         inventory_host='node1', **options)
+    return CronBridge(runtime).import_file(request, 'admin')
+
+
+def report(runtime, schedule, started, phase='start', run_id=None, exit_code=None, fallback=False):
+    body = CronReport(id=run_id or uuid.uuid4().hex, schedule_id=schedule['id'], host='db1', phase=phase,
+                      fallback=fallback, started_at=started,
+                      finished_at=started + dt.timedelta(seconds=1) if phase == 'end' else None,
+                      exit_code=exit_code, duration_seconds=1.0 if phase == 'end' else None,
+                      output_tail='done\n' if phase == 'end' else None)
+    return CronBridge(runtime).report(body, 'operator')
+
+
+def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
+    result = import_text(runtime)
+    assert [item['line'] for item in result['entries']] == [4, 6]
+    nightly, every5 = (item['schedule'] for item in result['entries'])
+    assert nightly['source']['original'] == \
+        '30 1 * * MON-FRI  /usr/local/bin/backup.sh --all >> /var/log/backup.log 2>&1'
+    assert nightly['source']['mode'] == 'observe' and nightly['source']['host'] == 'db1'
+    assert nightly['source']['file'] == FILE.model_dump() and nightly['source']['line'] == 4
+    assert (nightly['kind'], nightly['expression'], nightly['timezone']) == ('cron', '30 1 * * 1-5',
+                                                                             'Europe/Berlin')
+    assert nightly['source']['timing'] == '30 1 * * MON-FRI'
+    command = every5['job']['extra_vars']['dbfleet_command']
+    assert command['command'] == 'echo "load: $(cat /proc/loadavg)" % `date +%F`; mail -s x dba'
+    assert command['stdin'] == 'body line\n' and command['shell'] == '/bin/bash'
+    assert every5['job']['playbook'] == bridge.COMMAND_PLAYBOOK and every5['job']['limit'] == 'node1'
+    assert every5['overlap'] == 'allow' and every5['catch_up'] == 'skip'  # as crontab behaves
+    assert result['reboot'] == [{'line': 7, 'text': '@reboot /usr/bin/warm-cache'}]
+    assert [error['line'] for error in result['errors']] == [8] and result['errors'][0]['reason']
+    assert runtime.store.audit_log(action='cron.import.reboot')
+
+    again = import_text(runtime)
+    assert [item['created'] for item in again['entries']] == [False, False]
+    assert [item['schedule']['id'] for item in again['entries']] == [nightly['id'], every5['id']]
+    assert len(CronBridge(runtime).bridged('db1')) == 2
+
+
+def minutely(runtime, text='* * * * * /usr/bin/true\n', **options):
+    return import_text(runtime, text=text, **options)['entries'][0]['schedule']
+
+
+def test_observed_slots_are_recorded_run_or_missed(runtime):
+    schedule = minutely(runtime, grace_seconds=30)
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    run, action = report(runtime, schedule, slot + dt.timedelta(seconds=2))
+    assert action == 'run' and run['slot_at'] == slot and run['status'] == 'running'
+    assert scheduler.tick(slot + dt.timedelta(seconds=29)) == []  # still inside the grace
+    report(runtime, schedule, slot + dt.timedelta(seconds=2), phase='end', run_id=run['id'], exit_code=3)
+    [first] = scheduler.tick(slot + dt.timedelta(seconds=31))
+    assert first['outcome'] == 'fired' and run['id'] in first['reason'] and 'FAILED, exit 3' in first['reason']
+    assert all(record['job_id'] is None for record in runtime.store.schedule_slots(schedule['id']))  # crontab ran it
+    [second] = scheduler.tick(slot + dt.timedelta(seconds=60 + 31))
+    assert second['outcome'] == 'missed' and 'no report from crontab' in second['reason']
+    history = CronBridge(runtime).history(schedule['id'])
+    assert [item['state'] for item in history] == ['missed', 'failed']
+    assert history[1]['run']['exit_code'] == 3 and history[1]['run']['output_tail'] == 'done\n'
+
+
+def test_a_report_delivered_twice_is_one_run(runtime):
+    schedule = minutely(runtime)
+    slot = schedule['next_fire_at']
+    run_id = uuid.uuid4().hex
+    for _ in range(2):
+        report(runtime, schedule, slot, run_id=run_id)
+        report(runtime, schedule, slot, phase='end', run_id=run_id, exit_code=0)
+    report(runtime, schedule, slot, run_id=run_id)  # a late start report does not reopen it
+    [run] = runtime.store.cron_runs(schedule['id'])
+    assert run['id'] == run_id and run['status'] == 'ok' and run['exit_code'] == 0
+
+
+def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
+    schedule = minutely(runtime)
+    CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
+    schedule = runtime.store.get_schedule(schedule['id'])
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    # Crontab first (the watchdog put the line back while the platform was away): it claims the slot.
+    run, action = report(runtime, schedule, slot + dt.timedelta(seconds=1), fallback=True)
+    assert action == 'run' and run['via'] == 'fallback'
+    [outcome] = scheduler.tick(slot + dt.timedelta(seconds=2))
+    assert outcome['job_id'] is None and bridge.CRON_CLAIM in outcome['reason']
+    # The platform first: its job runs, and crontab's run of the same slot stands down.
+    following = slot + dt.timedelta(minutes=1)
+    [outcome] = scheduler.tick(following + dt.timedelta(milliseconds=100))
+    assert outcome['job_id'] is not None
+    job = runtime.store.get_job(outcome['job_id'])
+    assert job['playbook'] == bridge.COMMAND_PLAYBOOK
+    late, action = report(runtime, schedule, following + dt.timedelta(seconds=1), fallback=True)
+    assert action == 'skip' and late['status'] == 'skipped'
+    jobs = [slot for slot in runtime.store.schedule_slots(schedule['id']) if slot['job_id']]
+    assert len(jobs) == 1
+
+
+def test_edits_become_the_crontab_line_where_crontab_can_follow(runtime):
+    schedule = minutely(runtime, text='0 3 * * * pg_dump "db one" > /backups/$(date +\\%F).sql\n')
+    service = ScheduleService(runtime)
+    edited = service.update(schedule['id'], ScheduleUpdate(expression='*/10 2-4 * * *'), 'admin')
+    assert edited['source']['original'] == '*/10 2-4 * * * pg_dump "db one" > /backups/$(date +\\%F).sql'
+    with pytest.raises(Conflict, match='take it over first'):
+        service.update(schedule['id'], ScheduleUpdate(expression='*/10 * * * * *'), 'admin')
+    CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
+    fast = service.update(schedule['id'], ScheduleUpdate(expression='*/10 * * * * *'), 'admin')
+    assert fast['source']['original'] == edited['source']['original']  # what revert brings back
+    with pytest.raises(Conflict, match='5-field'):
+        CronBridge(runtime).set_mode(schedule['id'], 'observe', 'admin')
+    reverted = CronBridge(runtime).set_mode(schedule['id'], 'reverted', 'admin')
+    assert reverted['paused'] and reverted['source']['mode'] == 'reverted'
+    with pytest.raises(Conflict, match='reverted'):
+        service.update(schedule['id'], ScheduleUpdate(expression='0 4 * * *'), 'admin')
+
+
+def test_an_entry_holding_a_password_stays_crontabs_and_the_password_goes_nowhere(runtime):
+    text = ('0 3 * * * mkdir -p /b && mysqldump --defaults-extra-file=/root/.my.cnf db > /b/db.sql\n'
+            '0 2 * * * /usr/bin/mysqldump -uroot -pLineS3cret --all-databases | gzip > /b/all.gz\n'
+            'MYSQL_PWD=EnvS3cret\n'
+            '0 1 * * * mysqldump db\n')
+    result = import_text(runtime, text=text)
+    assert [item['line'] for item in result['entries']] == [1]
+    refused = {note['line']: note['reason'] for note in result['warnings']}
+    assert '-p<password>' in refused[2] and 'MYSQL_PWD' in refused[4]
+    everything = repr(result) + repr(runtime.store.list_schedules()) + repr(runtime.store.audit_log())
+    assert 'S3cret' not in everything
