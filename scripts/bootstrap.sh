@@ -22,6 +22,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v shellcheck >/dev/null || missing+=(shellcheck)  # ansible-test sanity checks the shell scripts
 command -v git >/dev/null || missing+=(git)
+[ -x /usr/sbin/cron ] || missing+=(cron)  # the crontab bridge: a test has the real cron daemon fire an entry
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
