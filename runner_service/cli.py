@@ -875,6 +875,8 @@ SCHEDULE_OPTIONS = {
                                                              '2h).'),
     'window_policy': optional(str, '--window-policy', help='A slot inside a maintenance window: skip (the default) '
                                                            'or defer.'),
+    'after': (Optional[list[str]], typer.Option(None, '--after', metavar='SCHEDULE[:on]', help='Each run waits for the latest run of this '
+                                                'schedule: NAME, or NAME:failure / NAME:always (repeatable).')),
 }
 
 
@@ -899,7 +901,17 @@ def _schedule_fields(options: dict, required: bool) -> dict:
                         ('deadline_after', 'deadline_after')):
         if options.get(name) is not None:
             fields[field] = _seconds(options[name], '--%s' % name.replace('_', '-'))
+    if options.get('after'):
+        fields['after'] = [_schedule_dependency(text) for text in options['after']]
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _schedule_dependency(text: str) -> dict:
+    name, _, on = text.rpartition(':') if text.rsplit(':', 1)[-1] in ('success', 'failure', 'always') else \
+        (text, '', 'success')
+    if not name:
+        fail('--after %r: give a schedule name, optionally followed by :success, :failure or :always' % text)
+    return {'schedule': name, 'on': on}
 
 
 def _zoned(value, zone: str | None = None) -> str:
@@ -935,6 +947,7 @@ def _show_schedule(schedule: dict) -> None:
         'overlap': schedule['overlap'], 'misfire grace s': schedule['misfire_grace_seconds'],
         'catch up': schedule['catch_up'], 'jitter s': schedule['jitter_seconds'] or None,
         'deadline after s': schedule['deadline_after'], 'window policy': schedule.get('window_policy'),
+        'after': ', '.join('%s (%s)' % (item['schedule'], item['on']) for item in schedule.get('after') or []) or None,
         'next fire': '-' if schedule['paused'] else _zoned(schedule['next_fire_at'], zone),
         'last fire': _zoned(schedule['last_fire_at'], zone),
         'last job': schedule['last_job_id'], 'created': schedule['created_at'], 'created by': schedule['created_by'],

@@ -26,11 +26,11 @@ import logging
 import threading
 
 from runner_service import bridge
-from runner_service.api.schemas import JobCreate, JobTemplate
+from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService
 from runner_service.runtime import Runtime
-from runner_service.schedules import trigger_of
-from runner_service.store import TERMINAL_STATUSES
+from runner_service.schedules import SCHEDULE_ONLY, trigger_of
+from runner_service.store import TERMINAL_STATUSES, UnknownSchedule
 from runner_service.store.models import utcnow
 from runner_service.triggers import TriggerError, zone
 from runner_service.windows import Block, WindowService, block_reason, deferred_next
@@ -164,7 +164,11 @@ class Scheduler:
                     self.jobs.cancel(previous['id'], actor)
                 except JobError:  # it ended meanwhile
                     pass
-        template = {key: value for key, value in schedule['job'].items() if key not in ('deadline_after', 'start_at')}
+        template = {key: value for key, value in schedule['job'].items() if key not in SCHEDULE_ONLY}
+        try:
+            depends_on = self._depends_on(schedule)
+        except UnknownSchedule as exc:
+            return self._record(schedule, slot, 'skipped', reason='after: %s' % exc)
         deadline = None
         if schedule['job'].get('deadline_after'):
             deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
@@ -177,7 +181,7 @@ class Scheduler:
                 return record
             claimed = True
         try:
-            request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline,
+            request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline, depends_on=depends_on,
                                 idempotency_key='schedule:%s:%s' % (schedule['id'], slot.isoformat()))
             job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (JobError, ValueError) as exc:
@@ -190,6 +194,15 @@ class Scheduler:
         if claimed:
             return self.store.set_slot_job(schedule['id'], slot, job['id'], reason=reason)
         return self._record(schedule, slot, 'fired', job_id=job['id'], reason=reason)
+
+    def _depends_on(self, schedule: dict) -> list[Dependency]:
+        """`after`: the latest job of each schedule named there (none yet: nothing to wait for)."""
+        found = []
+        for dependency in schedule['job'].get('after') or ():
+            other = self.store.get_schedule(dependency['schedule'])
+            if other['last_job_id']:
+                found.append(Dependency(job_id=other['last_job_id'], on=dependency['on']))
+        return found
 
     def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,
                 reason: str | None = None) -> dict:

@@ -16,6 +16,8 @@ from runner_service.triggers import TriggerError, parse_trigger, preview, zone
 from runner_service.windows import WindowService
 
 MAX_PREVIEW = 100
+# Kept in a schedule's stored job beside the launch template: not part of a launch request.
+SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
 
 
 def trigger_of(schedule: dict):
@@ -35,7 +37,7 @@ class ScheduleService:
     def create(self, request: ScheduleCreate, actor: str) -> dict:
         trigger = self._trigger(request.kind, request.expression, request.timezone, request.start_at)
         job, sealed = self._template(request.job, request.deadline_after, request.start_at or utcnow()
-                                     if request.kind == 'interval' else None)
+                                     if request.kind == 'interval' else None, after=self._after(request.after))
         first = trigger.next_after(utcnow() - dt.timedelta(microseconds=1))
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
@@ -63,14 +65,16 @@ class ScheduleService:
         start_at = request.start_at if 'start_at' in changes else (
             dt.datetime.fromisoformat(current['job']['start_at']) if current['job'].get('start_at') else None)
         trigger = self._trigger(timing['kind'], timing['expression'], timing['timezone'], start_at)
-        if request.job is not None or 'deadline_after' in changes or 'start_at' in changes:
+        if request.job is not None or set(changes) & {'deadline_after', 'start_at', 'after'}:
             template = request.job or JobTemplate(**{key: value for key, value in current['job'].items()
-                                                     if key not in ('deadline_after', 'start_at')})
+                                                     if key not in SCHEDULE_ONLY})
             deadline_after = changes['deadline_after'] if 'deadline_after' in changes else \
                 current['job'].get('deadline_after')
+            after = self._after(request.after, current['id']) if request.after is not None else \
+                current['job'].get('after') or []
             fields['job'], sealed = self._template(template, deadline_after,
                                                    start_at if timing['kind'] == 'interval' else None,
-                                                   keep=current['secret_vars'])
+                                                   keep=current['secret_vars'], after=after)
             if request.job is not None:
                 fields['secret_vars'] = sealed
         if set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
@@ -139,8 +143,21 @@ class ScheduleService:
         except TriggerError as exc:
             raise BadRequest(str(exc)) from None
 
+    def _after(self, after, own_id: str | None = None) -> list[dict]:
+        """The schedules a schedule's runs wait for, by id (refused: unknown ones, itself)."""
+        found = []
+        for dependency in after or ():
+            try:
+                other = self.get(dependency.schedule)
+            except NotFound as exc:
+                raise BadRequest('after: %s' % exc.detail) from None
+            if other['id'] == own_id:
+                raise BadRequest('after: a schedule cannot wait for itself')
+            found.append({'schedule': other['id'], 'on': dependency.on})
+        return found
+
     def _template(self, template: JobTemplate, deadline_after: int | None, start_at: dt.datetime | None,
-                  keep: str | None = None) -> tuple[dict, str | None]:
+                  keep: str | None = None, after: list[dict] | None = None) -> tuple[dict, str | None]:
         """The job template as stored: checked like a launch, secret extra vars masked and sealed.
         A secret sent back masked (as GET shows it) keeps its sealed value from `keep`."""
         self.jobs.check_template(template)
@@ -152,5 +169,6 @@ class ScheduleService:
         job = template.model_dump(mode='json')
         job['extra_vars'] = public
         job['deadline_after'] = deadline_after
+        job['after'] = after or []
         job['start_at'] = start_at.isoformat() if start_at else None
         return job, self.runtime.secrets.seal(secret)

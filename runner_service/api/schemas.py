@@ -224,6 +224,14 @@ class Health(BaseModel):
 ScheduleKind = Literal['cron', 'interval', 'once']
 
 
+class ScheduleDependency(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    schedule: str = Field(min_length=1, max_length=255, description='another schedule, by id or name')
+    on: Literal['success', 'failure', 'always'] = Field(default='success', description='run when that schedule\'s '
+                                                        'latest run succeeded, failed, or ended in any way')
+
+
 class SchedulePolicies(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
@@ -241,6 +249,8 @@ class SchedulePolicies(BaseModel):
     window_policy: Literal['skip', 'defer'] = Field(
         default='skip', description='a slot inside a maintenance window: skip it, or run once when the window ends '
                                     '(however many slots it covered)')
+    after: list[ScheduleDependency] = Field(default_factory=list, max_length=20, description='each run waits for '
+                                            'the latest run of these schedules (as a job\'s depends_on does)')
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -270,6 +280,7 @@ class ScheduleUpdate(BaseModel):
     jitter_seconds: int | None = Field(default=None, ge=0, le=86400)
     deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400)
     window_policy: Literal['skip', 'defer'] | None = None
+    after: list[ScheduleDependency] | None = Field(default=None, max_length=20)
     job: JobTemplate | None = None
 
 
@@ -285,6 +296,7 @@ class ScheduleOut(BaseModel):
     catch_up: str
     jitter_seconds: int
     deadline_after: int | None = None
+    after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
     paused: bool
     next_fire_at: dt.datetime | None = None

@@ -190,3 +190,24 @@ def test_a_one_shot_fires_once_and_stops(runtime):
     assert outcome['outcome'] == 'fired'
     assert runtime.store.get_schedule('once')['next_fire_at'] is None
     assert Scheduler(runtime).tick(at + dt.timedelta(days=1)) == []
+
+
+def test_after_makes_each_run_wait_for_the_latest_run_of_another_schedule(runtime):
+    from runner_service.api.schemas import ScheduleDependency
+    backup = create(runtime, name='backup', expression='0 * * * * *')
+    report = create(runtime, name='report', expression='30 * * * * *', overlap='allow',
+                    after=[ScheduleDependency(schedule='backup', on='always')])
+    assert report['job']['after'] == [{'schedule': backup['id'], 'on': 'always'}]
+    scheduler = Scheduler(runtime)
+    backup_slot = backup['next_fire_at']
+    scheduler.tick(backup_slot + dt.timedelta(milliseconds=10))  # the report may fire too: nothing to wait for
+    first_backup = runtime.store.get_schedule(backup['id'])['last_job_id']
+    report_slot = runtime.store.get_schedule(report['id'])['next_fire_at']
+    assert report_slot == backup_slot + dt.timedelta(seconds=30)
+    [outcome] = scheduler.tick(report_slot + dt.timedelta(milliseconds=10))
+    assert runtime.store.get_job(outcome['job_id'])['depends_on'] == [{'job_id': first_backup, 'on': 'always'}]
+    with pytest.raises(BadRequest, match='after: no schedule'):
+        create(runtime, name='orphan', after=[ScheduleDependency(schedule='nope')])
+    with pytest.raises(BadRequest, match='itself'):
+        ScheduleService(runtime).update('report', ScheduleUpdate(after=[ScheduleDependency(schedule='report')]),
+                                        'admin')

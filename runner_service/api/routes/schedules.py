@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from runner_service.api.deps import Admin, RuntimeDep, Viewer
 from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
-from runner_service.schedules import ScheduleService
+from runner_service.schedules import SCHEDULE_ONLY, ScheduleService
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
@@ -24,11 +24,12 @@ Schedules = Annotated[ScheduleService, Depends(get_schedules)]
 
 
 def schedule_view(schedule: dict) -> ScheduleOut:
-    job = {key: value for key, value in schedule['job'].items() if key not in ('deadline_after', 'start_at')}
+    job = {key: value for key, value in schedule['job'].items() if key not in SCHEDULE_ONLY}
     base = '/api/v1/schedules/%s' % schedule['id']
     return ScheduleOut(**{key: value for key, value in schedule.items() if key in ScheduleOut.model_fields
-                          and key not in ('job', 'links', 'deadline_after')},
+                          and key not in ('job', 'links', 'deadline_after', 'after')},
                        job=job, deadline_after=schedule['job'].get('deadline_after'),
+                       after=schedule['job'].get('after') or [],
                        links={'self': base, 'preview': base + '/preview', 'slots': base + '/slots'})
 
 
