@@ -271,3 +271,35 @@ def test_the_real_cron_daemon_fires_an_observed_entry(host):
         assert path.read_bytes().decode() == text
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_import_and_sync_through_the_playbooks(host):
+    """What a fleet does: playbooks/cron_import.yml and cron_sync.yml run dbfleet on each host."""
+    crontab = host.directory / 'crontab'
+    text = '# from the playbook\n5 4 * * * echo "imported remotely"\n'
+    crontab.write_text(text)
+    config = host.directory / 'playbook.env'
+    env = dict(host.service.env, ANSIBLE_CONFIG=str(Path(host.service.env['DBFLEET_PROJECT_DIR']) / 'ansible.cfg'))
+    for name in ('DBFLEET_API_URL', 'DBFLEET_TOKEN'):
+        env.pop(name, None)
+    binary = Path(sys.executable).parent
+    common = ['-i', 'inventories/localhost.yml', '-e', 'dbfleet_executable=%s' % (binary / 'dbfleet'),
+              '-e', 'dbfleet_config=%s' % config]
+    extra = host.directory / 'vars.json'
+    extra.write_text(json.dumps({'dbfleet_api_url': host.service.url, 'dbfleet_token': host.service.tokens['admin'],
+                                 'cron_source': '--path %s --path-user' % crontab}))
+    done = subprocess.run([str(binary / 'ansible-playbook'), *common, '-e', '@%s' % extra, 'playbooks/cron_import.yml'],
+                          cwd=host.service.env['DBFLEET_PROJECT_DIR'], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert host.service.tokens['admin'] not in done.stdout + done.stderr
+    assert oct(config.stat().st_mode & 0o777) == '0o600'
+    [entry] = host.api('GET', '/api/v1/cron/entries', params={'host': 'localhost'}, role='viewer')
+    assert entry['original'] == '5 4 * * * echo "imported remotely"' and entry['file']['name'] == str(crontab)
+    assert parse(crontab.read_bytes().decode()).entry(2).observed == entry['schedule_id']
+    host.api('POST', '/api/v1/cron/entries/%s/mode' % entry['schedule_id'], json={'mode': 'reverted'})
+    done = subprocess.run([str(binary / 'ansible-playbook'), *common, 'playbooks/cron_sync.yml'],
+                          cwd=host.service.env['DBFLEET_PROJECT_DIR'], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert crontab.read_bytes().decode() == text
