@@ -62,6 +62,8 @@ def cron_import(user: str = typer.Option(None, '--user', help='The crontab of th
     try:
         source = files.source_for(user=user, system=system, crond=crond, path=str(path) if path else None,
                                   path_system=path_system)
+        if source.kind != 'user' and not Path(source.name).is_file():
+            fail('%s: no such file' % source.name)
         text = files.read(source)
     except (ValueError, OSError) as exc:
         fail(str(exc))
