@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,17 @@ class Host:
         return subprocess.run([entry.env.get('SHELL', '/bin/sh'), '-c', entry.command], input=entry.stdin,
                               env=dict(self.env, **{k: v for k, v in entry.env.items() if k != 'CRON_TZ'}),
                               capture_output=True, text=True, timeout=120)
+
+    @contextmanager
+    def api_down(self):
+        """The API stopped for the block (workers, scheduler and Redis go on), then started again."""
+        self.service.api.terminate()
+        self.service.api.wait(20)
+        try:
+            yield
+        finally:
+            self.service.start_api()
+            self.service.wait_healthy()
 
     def api(self, method: str, path: str, role: str = 'admin', **kwargs):
         with self.service.client(role) as client:
@@ -135,16 +147,10 @@ def test_the_wrapper_runs_and_spools_while_the_api_is_down_and_delivers_once(hos
     crontab.write_text('* * * * * echo spooled; exit 7\n')
     [item] = json.loads(host.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', '--json').stdout)[
         'entries']
-    service = host.service
-    service.api.terminate()
-    service.api.wait(20)
-    try:
+    with host.api_down():
         fired = host.fire(crontab, 1)
         assert (fired.returncode, fired.stdout) == (7, 'spooled\n')
         assert len(list(host.spool.glob('*.json'))) == 2  # its start and its end
-    finally:
-        service.start_api()
-        service.wait_healthy()
     outcome = json.loads(host.dbfleet('cron', 'watchdog').stdout)
     assert outcome['platform'] == 'ok' and outcome['reports_delivered'] == 2
     assert not list(host.spool.glob('*.json'))
@@ -213,10 +219,7 @@ def test_the_watchdog_gives_entries_back_to_crontab_and_takes_them_back(host):
     host.dbfleet('cron', 'watchdog')  # remembers the entries while the platform answers
     taken = crontab.read_bytes().decode()
     assert taken.startswith('#dbfleet:takeover:')
-    service = host.service
-    service.api.terminate()
-    service.api.wait(20)
-    try:
+    with host.api_down():
         outcome = json.loads(host.dbfleet('cron', 'watchdog', '--threshold', '1').stdout)
         assert outcome['platform'] == 'unreachable' and not outcome['fallback']  # the clock starts now
         assert crontab.read_bytes().decode() == taken
@@ -229,9 +232,6 @@ def test_the_watchdog_gives_entries_back_to_crontab_and_takes_them_back(host):
         fired = host.fire(crontab, 1)
         assert fired.returncode == 0 and fired.stdout == 'fallback-run\n'
         assert json.loads(host.dbfleet('cron', 'watchdog', '--threshold', '1').stdout)['files_written'] == 0
-    finally:
-        service.start_api()
-        service.wait_healthy()
     outcome = json.loads(host.dbfleet('cron', 'watchdog').stdout)
     assert outcome['handed_back'] and outcome['reports_delivered'] == 2
     assert crontab.read_bytes().decode() == taken
