@@ -30,7 +30,7 @@ from runner_service.api.schemas import CronImport, CronReport, JobTemplate
 from runner_service.crontab import edit, parse
 from runner_service.jobs import BadRequest, Conflict, NotFound
 from runner_service.runtime import Runtime
-from runner_service.schedules import trigger_of
+from runner_service.schedules import crontab_mode, trigger_of
 from runner_service.secrets import looks_secret
 from runner_service.store import UnknownSchedule
 from runner_service.store.models import utcnow
@@ -74,7 +74,7 @@ def is_bridged(schedule: dict) -> bool:
 
 
 def mode_of(schedule: dict) -> str | None:
-    return schedule['source'].get('mode') if is_bridged(schedule) else None
+    return crontab_mode(schedule)
 
 
 def schedule_name(host: str, file: dict, line: int) -> str:

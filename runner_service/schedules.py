@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
-from runner_service.jobs import BadRequest, JobService, NotFound
+from runner_service.jobs import BadRequest, Conflict, JobService, NotFound
 from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars
 from runner_service.store import UnknownSchedule
@@ -25,6 +25,12 @@ def trigger_of(schedule: dict):
     anchor = schedule['job'].get('start_at')
     return parse_trigger(schedule['kind'], schedule['expression'], schedule['timezone'],
                          anchor=dt.datetime.fromisoformat(anchor) if anchor else None)
+
+
+def crontab_mode(schedule: dict) -> str | None:
+    """The crontab bridge's mode of a schedule imported from crontab (runner_service.bridge), else None."""
+    source = schedule.get('source') or {}
+    return source.get('mode') if source.get('origin') == 'crontab' else None
 
 
 class ScheduleService:
@@ -98,13 +104,21 @@ class ScheduleService:
     def resume(self, ref: str, actor: str) -> dict:
         """Fires again from the next slot after now: slots that fell in the pause are not caught up."""
         current = self.get(ref)
+        if crontab_mode(current) == 'reverted':
+            raise Conflict('%s was reverted to crontab, which runs it; `dbfleet cron observe` or `takeover` '
+                           'brings it back here' % current['name'])
         schedule = self.store.update_schedule(current['id'], paused=False,
                                               next_fire_at=trigger_of(current).next_after(utcnow()))
         self.store.audit(actor, 'schedule.resume', schedule['name'])
         return schedule
 
     def delete(self, ref: str, actor: str) -> dict:
-        schedule = self.store.delete_schedule(self.get(ref)['id'])
+        current = self.get(ref)
+        if crontab_mode(current) not in (None, 'reverted'):
+            raise Conflict('%s is a crontab entry in mode %s: its crontab line names this schedule; revert it '
+                           'first (`dbfleet cron revert`: the line comes back as it was), then delete it'
+                           % (current['name'], crontab_mode(current)))
+        schedule = self.store.delete_schedule(current['id'])
         self.store.audit(actor, 'schedule.delete', schedule['name'])
         return schedule
 

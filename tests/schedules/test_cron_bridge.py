@@ -154,3 +154,14 @@ def test_an_entry_holding_a_password_stays_crontabs_and_the_password_goes_nowher
     assert '-p<password>' in refused[2] and 'MYSQL_PWD' in refused[4]
     everything = repr(result) + repr(runtime.store.list_schedules()) + repr(runtime.store.audit_log())
     assert 'S3cret' not in everything
+
+
+def test_a_bridged_entry_is_not_deleted_or_resumed_behind_crontabs_back(runtime):
+    schedule = minutely(runtime)
+    service = ScheduleService(runtime)
+    with pytest.raises(Conflict, match='revert it first'):
+        service.delete(schedule['id'], 'admin')  # its line still names the schedule
+    CronBridge(runtime).set_mode(schedule['id'], 'reverted', 'admin')
+    with pytest.raises(Conflict, match='crontab, which runs it'):
+        service.resume(schedule['id'], 'admin')  # the platform would run it beside crontab
+    service.delete(schedule['id'], 'admin')
