@@ -5,8 +5,9 @@
 The job moves queued -> running by compare-and-set (a duplicate RQ entry, or a job canceled
 meanwhile, does nothing). ansible-playbook runs in its own process group under
 ansible-runner; its events are redacted and written to the store in batches by a writer
-thread (a batch is whatever arrived while the last one was written: one event when the play
-is quiet, hundreds when it is busy), each batch announced on Redis for live followers.
+thread (a batch is whatever arrived within BATCH_SECONDS of the last write, or while it was
+written: one event when the play is quiet, many when it is busy), each batch announced on
+Redis for live followers.
 A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
 the play if the worker process that forked this one dies. Cancel and deadlines kill the whole
 process group; the job ends successful, failed, canceled or timed_out with per-host results.
@@ -38,7 +39,13 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 2.0
 # How often ansible-runner's loop wakes without output: the cancel and deadline check cadence.
 POLL_SECONDS = 0.1
+# How often, of those wakes, Redis is asked for a cancel request (a round trip each).
+CANCEL_POLL_SECONDS = 0.5
 BATCH_LIMIT = 1000
+# A busy play's events are written at most this often: what arrives meanwhile joins the next
+# batch (one transaction and one announcement for many events). An event after a quiet spell
+# is written at once.
+BATCH_SECONDS = 0.1
 STATS_KEYS = {'ok': 'ok', 'changed': 'changed', 'failures': 'failed', 'dark': 'unreachable', 'skipped': 'skipped',
               'rescued': 'rescued', 'ignored': 'ignored'}
 FAILED_EVENTS = ('runner_on_failed', 'runner_on_unreachable', 'runner_item_on_failed')
@@ -67,6 +74,7 @@ class JobRun:
         self.private_dir = self.settings.runs_dir / self.job_id
         self.deadline = effective_deadline(job)
         self.stop_reason: str | None = None
+        self.next_cancel_check = 0.0  # time.monotonic() of the next cancel check on Redis
         self.done = threading.Event()
         self.parent_pid = os.getppid()
         self.leases: set[tuple[str, str]] = set()  # pool slots held by this run's hosts (renewed by the heartbeat)
@@ -180,11 +188,13 @@ class JobRun:
     # -- while it runs -------------------------------------------------------------------
 
     def _should_stop(self) -> bool:
-        """ansible-runner asks this every POLL_SECONDS; True kills the play's process group."""
+        """ansible-runner asks this every POLL_SECONDS; True kills the play's process group.
+        The deadline is checked each time, Redis's cancel flag every CANCEL_POLL_SECONDS."""
         if self.stop_reason is None:
             if self.deadline is not None and utcnow() >= self.deadline:
                 self.stop_reason = 'timed_out'
-            else:
+            elif time.monotonic() >= self.next_cancel_check:
+                self.next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
                 try:
                     if self.runtime.queue.cancel_requested(self.job_id):
                         self.stop_reason = 'canceled'
@@ -289,11 +299,16 @@ class EventWriter:
 
     def _write(self) -> None:
         finished = False
+        written_at = float('-inf')
         while not finished:
             batch = [self.pending.get()]
-            while len(batch) < BATCH_LIMIT:
+            # Gather until BATCH_SECONDS after the last write (nothing to wait for after a quiet
+            # spell); the end of the run (None) is written at once.
+            gather_until = written_at + BATCH_SECONDS
+            while len(batch) < BATCH_LIMIT and batch[-1] is not None:
+                remaining = gather_until - time.monotonic()
                 try:
-                    batch.append(self.pending.get_nowait())
+                    batch.append(self.pending.get(timeout=remaining) if remaining > 0 else self.pending.get_nowait())
                 except queue.Empty:
                     break
             if batch[-1] is None:
@@ -301,6 +316,7 @@ class EventWriter:
             rows = [row for row in batch if row is not None]
             if rows:
                 self._store(rows)
+                written_at = time.monotonic()
 
     def _store(self, rows: list[dict]) -> None:
         for attempt in range(5):

@@ -32,19 +32,39 @@ def run_api(host: str, port: int, log_level: str = 'info') -> None:
 
 def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: bool = False,
                name: str | None = None, log_level: str = 'INFO') -> None:
-    """Preloads ansible-runner so each forked work horse starts a play at once."""
+    """Preloads ansible-runner and the store so each forked work horse starts a play at once."""
     import ansible_runner  # noqa: F401  (imported for the forks)
     from rq import Worker
     from rq.worker_pool import WorkerPool
 
     import runner_service.execution  # noqa: F401
 
+    _prepare_for_work_horses()
     redis = connect(redis_url)
     names = [queue_name(queue) for queue in queues]
     if processes > 1:
         WorkerPool(names, connection=redis, num_workers=processes).start(burst=burst, logging_level=log_level)
     else:
         Worker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
+
+
+def _prepare_for_work_horses() -> None:
+    """Do once, before RQ forks a work horse per job, what each horse would otherwise redo: open
+    the store (its schema checked, or upgraded on first use), configure the ORM's mappers. The
+    horses inherit the engine (runtime.process_runtime) but none of its connections: this
+    process closes the ones it used. A store that cannot be opened now is left to the jobs,
+    which fail with the reason, as they did before the worker prepared anything."""
+    from sqlalchemy.orm import configure_mappers
+
+    from runner_service.runtime import process_runtime
+
+    configure_mappers()
+    runtime = process_runtime()
+    try:
+        runtime.store.close()  # opened (and checked) by the first access; the engine stays usable
+    except Exception as exc:
+        runtime.__dict__.pop('store', None)
+        log.warning('dbfleet worker: the store is not ready (%s); each job opens it itself', exc)
 
 
 def run_scheduler() -> None:

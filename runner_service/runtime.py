@@ -1,7 +1,9 @@
 """What every dbfleet process works with: settings, the store, the job queue, the secret box.
 
 One `Runtime` per process (the API, each worker, the reconciler); a forked RQ work horse
-opens its own (database connections do not survive a fork).
+gets its own, made from its parent's (`Runtime.forked`): database connections do not
+survive a fork, but the store's engine does, its schema check done (and the ORM's mappers
+configured, see processes.run_worker), so a job does not pay for them again.
 """
 
 from __future__ import annotations
@@ -49,6 +51,16 @@ class Runtime:
     def hostname(self) -> str:
         return socket.gethostname()
 
+    def forked(self) -> 'Runtime':
+        """The Runtime of a process forked from this one's: the same settings, and the same store
+        engine with none of this process's connections (the child opens its own), so the store is
+        not opened, checked against its schema revision and warmed up again. Redis clients and the
+        secret key are made anew (cheap: redis-py connects on first use)."""
+        child = Runtime(settings=self.settings, store_override=self.store_override)
+        if 'store' in self.__dict__ and self.store_override is None:
+            child.__dict__['store'] = self.__dict__['store'].forked()
+        return child
+
     def close(self) -> None:
         if 'store' in self.__dict__ and self.store_override is None:
             self.store.close()
@@ -60,8 +72,11 @@ _process_runtime: tuple[int, Runtime] | None = None
 
 
 def process_runtime() -> Runtime:
-    """This process's Runtime, created on first use and again after a fork."""
+    """This process's Runtime, created on first use; after a fork, made from the parent's."""
     global _process_runtime
-    if _process_runtime is None or _process_runtime[0] != os.getpid():
-        _process_runtime = (os.getpid(), Runtime())
+    pid = os.getpid()
+    if _process_runtime is None:
+        _process_runtime = (pid, Runtime())
+    elif _process_runtime[0] != pid:
+        _process_runtime = (pid, _process_runtime[1].forked())
     return _process_runtime[1]

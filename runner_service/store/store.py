@@ -93,6 +93,13 @@ class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore, WindowS
         # would end the parent's sessions, so the child only lets go of them.
         self._engine.dispose(close=os.getpid() == self._pid)
 
+    def forked(self) -> 'Store':
+        """This store for a process forked from the one that opened it (an RQ work horse): the
+        same engine, already checked against the schema revision, minus the parent's pooled
+        connections (left to the parent; the child opens its own)."""
+        self._engine.dispose(close=False)
+        return Store(self._engine, keep_snapshots=self.keep_snapshots)
+
     # -- hosts -------------------------------------------------------------------------
 
     def upsert_host(self, name: str, address: str | None = None, port: int | None = None,
