@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from runner_service import lifecycle
+from runner_service.paths import REPO_ROOT
 from runner_service.plan_runner import PlanError, PlanRunner
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secrets import Redactor, secret_values
@@ -148,7 +149,7 @@ class JobRun:
             path = env_dir / 'extravars'
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, 'w') as handle:
-                json.dump(extra_vars, handle)
+                json.dump(untemplated(extra_vars), handle)
         project = Path(self.settings.project_dir).resolve()
         cmdline = [flag for flag, wanted in (('--check', job['check_mode']), ('--diff', job['diff_mode'])) if wanted]
         envvars = {
@@ -160,6 +161,9 @@ class JobRun:
         }
         if (project / 'ansible.cfg').is_file():
             envvars['ANSIBLE_CONFIG'] = str(project / 'ansible.cfg')
+        else:  # the collection's own playbooks (dbfleet.mysql.run_command) from any project
+            envvars['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join(
+                [str(REPO_ROOT / 'collections'), os.environ.get('ANSIBLE_COLLECTIONS_PATH', '')]).rstrip(os.pathsep)
         return dict(
             private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
@@ -352,6 +356,19 @@ def host_results(stats: dict | None) -> dict[str, dict]:
         for host, count in ((stats or {}).get(key) or {}).items():
             results.setdefault(host, {})[column] = int(count)
     return results
+
+
+def untemplated(value):
+    """Extra vars as Ansible must read them: every string marked unsafe (2.19's legacy JSON form),
+    so that what a caller sent, or crontab had in a command, is used as written and never
+    templated: `{{ lookup('pipe', ...) }}` in a value would otherwise run on this machine."""
+    if isinstance(value, str):
+        return {'__ansible_unsafe': value}
+    if isinstance(value, dict):
+        return {key: untemplated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [untemplated(item) for item in value]
+    return value
 
 
 def prune_runs(runs_dir: Path, keep: int) -> None:

@@ -310,3 +310,14 @@ def test_a_password_in_extra_vars_appears_nowhere(service):
     leaks = [str(path) for path in service.directory.rglob('*')
              if path.is_file() and secret.encode() in path.read_bytes()]
     assert leaks == [], 'store, logs and run directories hold no secret'
+
+
+def test_extra_vars_are_used_as_written_never_templated(service, tmp_path):
+    marker = tmp_path / 'templated'
+    value = "{{ 7 * 7 }} {{ lookup('ansible.builtin.pipe', 'touch %s') }}" % marker
+    job = service.launch('echo_value.yml', limit='node1', extra_vars={'value': value})
+    done = service.wait(job['id'])
+    assert done['status'] == 'successful', done['status_reason']
+    printed = [event['data'].get('res', {}).get('msg') for event in service.events(job['id'], event='runner_on_ok')]
+    assert printed == ['value is %s' % value]
+    assert not marker.exists(), 'a lookup in a value ran on the controller'
