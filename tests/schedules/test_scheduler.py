@@ -211,3 +211,23 @@ def test_after_makes_each_run_wait_for_the_latest_run_of_another_schedule(runtim
     with pytest.raises(BadRequest, match='itself'):
         ScheduleService(runtime).update('report', ScheduleUpdate(after=[ScheduleDependency(schedule='report')]),
                                         'admin')
+
+
+def test_a_redis_flush_and_a_scheduler_restart_lose_no_slot_and_double_none(make_runtime):
+    from runner_service.reconciler import reconcile
+    first = make_runtime()
+    schedule = create(first, expression='* * * * * *', overlap='allow')
+    start = schedule['next_fire_at']
+    Scheduler(first).tick(start + dt.timedelta(milliseconds=100))
+    first.redis.flushall()  # the queue forgets the job it held
+    restarted = make_runtime()  # a new scheduler process: nothing but the store to go on
+    for step in (0, 1, 2, 2):  # slot 0 again (it fired), then two more, one of them twice
+        Scheduler(restarted).tick(start + dt.timedelta(seconds=step, milliseconds=200))
+    fired = slot_jobs(restarted, schedule['id'])
+    assert sorted(slot['slot_at'] for slot in fired) == [start + dt.timedelta(seconds=step) for step in range(3)]
+    assert len({slot['job_id'] for slot in fired}) == 3
+    counts = reconcile(restarted)  # what the API's reconciler does: the store's queued jobs back in Redis
+    assert counts['enqueued'] == 1  # the flushed one; the two later ones went to Redis when they fired
+    for slot in fired:
+        job = restarted.store.get_job(slot['job_id'])
+        assert job['status'] == 'queued' and restarted.queue.is_present(job)
