@@ -187,9 +187,9 @@ def main() -> None:
         service = Service(Path(directory), workers=2, schedulers=1).start()
         try:
             lines += real_run(service, args.hosts)
-            lines += ['', 'Schedule lateness: a schedule firing a one-host playbook every second (two workers on two',
-                      'cores run about one Ansible job a second, so jobs queue behind each other: start lateness',
-                      'there is capacity, not timing), and one firing every 3 s (a worker is free at each slot: the',
+            lines += ['', 'Schedule lateness: a schedule firing a one-host playbook every second (two workers keep up',
+                      'while a play takes under two seconds; on a busy machine jobs queue behind each other and start',
+                      'lateness becomes capacity, not timing), and one firing every 3 s (a worker is free at each slot: the',
                       "scheduler's own precision plus the pick-up), and 100 per-second schedules firing at once",
                       '(their jobs on a queue no worker reads: the scheduler\'s own pace). Goal p99 <= 1 s to start',
                       '(crontab: 60 s grain; AWX polls every 30 s).', '', '| figure | p50 | p99 | slots |',
