@@ -11,6 +11,7 @@ the same way: naming the target, never the password.
 from __future__ import annotations
 
 import os
+import ssl
 import traceback
 
 try:
@@ -21,6 +22,22 @@ except ImportError:  # pragma: no cover - exercised by the module's missing_requ
     pymysql = None
     DictCursor = None
     PYMYSQL_IMPORT_ERROR = traceback.format_exc()
+
+if pymysql is not None:
+    class Connection(pymysql.connections.Connection):
+        """PyMySQL's connection without one cost. Given no TLS option, PyMySQL 1.2 prepares an
+        opportunistic, unverified TLS context for every connection and loads the system's CA
+        store into it (about 25 ms, a fifth of this module's run), which an unverified context
+        never reads. Here that context is built without the CA store; TLS is still used when the
+        server offers it, unverified, exactly as PyMySQL would."""
+
+        def _create_ssl_ctx(self, sslp):
+            if isinstance(sslp, dict) and not sslp:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                return context
+            return super()._create_ssl_ctx(sslp)
 
 
 def mysql_common_argument_spec():
@@ -125,7 +142,7 @@ def mysql_connect(params):
         if path and not os.path.exists(path):
             raise MySQLConnectError('cannot connect to %s: %s %s does not exist' % (target, path_option, path), errno=2002)
     try:
-        return pymysql.connect(**connection_kwargs(params))
+        return Connection(**connection_kwargs(params))
     except pymysql.err.MySQLError as exc:
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         detail = exc.args[1] if len(exc.args) > 1 else str(exc)
