@@ -61,6 +61,14 @@ class Service:
                               text=True, timeout=timeout, check=check)
 
     def start(self) -> 'Service':
+        """Everything started and healthy; on any failure what did start is stopped again."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> 'Service':
         self.redis.start()
         for role in ('admin', 'operator', 'viewer'):
             created = self.dbfleet('tokens', 'create', role, '--role', role, '--json', check=True)
