@@ -73,6 +73,12 @@ class Host:
                               env=dict(self.env, **{k: v for k, v in entry.env.items() if k != 'CRON_TZ'}),
                               capture_output=True, text=True, timeout=120)
 
+    def import_one(self, crontab: Path, *options: str) -> dict:
+        """Import a crontab file of one entry (user format) and return that entry."""
+        [item] = json.loads(self.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', *options,
+                                         '--json').stdout)['entries']
+        return item['entry']
+
     @contextmanager
     def api_down(self):
         """The API stopped for the block (workers, scheduler and Redis go on), then started again."""
@@ -145,8 +151,7 @@ def test_import_wraps_entries_and_the_wrapper_reports_and_passes_everything_thro
 def test_the_wrapper_runs_and_spools_while_the_api_is_down_and_delivers_once(host):
     crontab = host.directory / 'crontab'
     crontab.write_text('* * * * * echo spooled; exit 7\n')
-    [item] = json.loads(host.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', '--json').stdout)[
-        'entries']
+    schedule_id = host.import_one(crontab)['schedule_id']
     with host.api_down():
         fired = host.fire(crontab, 1)
         assert (fired.returncode, fired.stdout) == (7, 'spooled\n')
@@ -155,7 +160,7 @@ def test_the_wrapper_runs_and_spools_while_the_api_is_down_and_delivers_once(hos
     assert outcome['platform'] == 'ok' and outcome['reports_delivered'] == 2
     assert not list(host.spool.glob('*.json'))
     host.dbfleet('cron', 'watchdog')
-    [run] = host.api('GET', '/api/v1/cron/runs', params={'entry': item['entry']['schedule_id']})
+    [run] = host.api('GET', '/api/v1/cron/runs', params={'entry': schedule_id})
     assert run['status'] == 'failed' and run['exit_code'] == 7 and run['output_tail'] == 'spooled\n'
 
 
@@ -164,13 +169,11 @@ def test_takeover_runs_on_the_platform_and_revert_brings_the_line_back(host):
     marker = host.directory / 'ran-by-platform'
     text = 'MAILTO=dba@example.com\n0 4 * * * echo "$0 \'x\' 100\\%%" >> %s%%%%ignored\n# end\n' % marker
     crontab.write_text(text)
-    [item] = json.loads(host.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', '--inventory',
-                                     'tests/service/inventory.yml', '--inventory-host', 'node1', '--json').stdout)[
-        'entries']
-    schedule_id = item['entry']['schedule_id']
+    entry = host.import_one(crontab, '--inventory', 'tests/service/inventory.yml', '--inventory-host', 'node1')
+    schedule_id = entry['schedule_id']
     host.dbfleet('cron', 'takeover', schedule_id)
     lines = crontab.read_bytes().decode().splitlines()
-    assert lines[1] == '#dbfleet:takeover:%s %s' % (schedule_id, item['entry']['original'])
+    assert lines[1] == '#dbfleet:takeover:%s %s' % (schedule_id, entry['original'])
     assert lines[0] == 'MAILTO=dba@example.com' and lines[2] == '# end'
     # On the platform it may run with second precision: every 2 s.
     host.api('PATCH', '/api/v1/schedules/%s' % schedule_id, json={'expression': '*/2 * * * * *'})
@@ -190,9 +193,7 @@ def test_an_edit_on_the_platform_is_synced_back_and_sync_is_idempotent(host):
     crontab = host.directory / 'crontab'
     text = '# keep\nPATH=/usr/local/bin:/usr/bin:/bin\n30 1 * * * mysqldump --all-databases | gzip > /b/$(date +\\%F).gz\n'
     crontab.write_text(text)
-    [item] = json.loads(host.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', '--json').stdout)[
-        'entries']
-    schedule_id = item['entry']['schedule_id']
+    schedule_id = host.import_one(crontab)['schedule_id']
     assert host.dbfleet('cron', 'diff', check=False).returncode == 0
     host.api('PATCH', '/api/v1/schedules/%s' % schedule_id, json={'expression': '45 2 * * 1-5'})
     shown = host.dbfleet('cron', 'diff', check=False)
@@ -212,9 +213,7 @@ def test_the_watchdog_gives_entries_back_to_crontab_and_takes_them_back(host):
     crontab = host.directory / 'crontab'
     text = '*/10 * * * * echo fallback-run\n'
     crontab.write_text(text)
-    [item] = json.loads(host.dbfleet('cron', 'import', '--path', str(crontab), '--path-user', '--json').stdout)[
-        'entries']
-    schedule_id = item['entry']['schedule_id']
+    schedule_id = host.import_one(crontab)['schedule_id']
     host.dbfleet('cron', 'takeover', schedule_id)
     host.dbfleet('cron', 'watchdog')  # remembers the entries while the platform answers
     taken = crontab.read_bytes().decode()
