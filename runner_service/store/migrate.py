@@ -10,6 +10,7 @@ transactional.
 from __future__ import annotations
 
 import contextlib
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +31,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
 MYSQL_LOCK_NAME = 'dbfleet_store_migrate'
 MYSQL_LOCK_TIMEOUT_S = 300
 UPGRADE_COMMAND = 'dbfleet store upgrade'
+SQLITE_LOCKED_RETRY_S = 30
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -54,28 +56,54 @@ def head() -> str:
 def current(url: str | URL | Engine) -> str | None:
     """The store's revision, None when it has never been migrated."""
     with _connected(url) as engine:
-        try:
-            with engine.connect() as connection:
-                return _current(connection)
-        except DBAPIError as error:
-            raise unavailable(engine.url, error) from None
+        deadline = time.monotonic() + SQLITE_LOCKED_RETRY_S
+        while True:
+            try:
+                with engine.connect() as connection:
+                    return _current(connection)
+            except DBAPIError as error:
+                if _sqlite_locked(engine, error) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise unavailable(engine.url, error) from None
+
+
+def _sqlite_locked(engine: Engine, error: DBAPIError) -> bool:
+    """SQLite answered 'database is locked' without waiting its busy timeout. It does that to a
+    new file's first connections while another process turns it to WAL or migrates it (processes
+    opening a fresh store at once): worth asking again shortly."""
+    return engine.dialect.name == 'sqlite' and 'database is locked' in str(error.orig)
 
 
 def upgrade(url: str | URL | Engine, revision: str = 'head') -> None:
     """alembic upgrade `revision` (default head); a no-op on a store already there."""
     with _connected(url) as engine:
-        try:
-            with write_engine(engine).connect() as connection, _migration_lock(connection):
-                with connection.begin():
-                    command.upgrade(alembic_config(connection), revision)
-        except DBAPIError as error:
-            if is_unreachable(error):
-                raise unavailable(engine.url, error) from None
-            raise StoreError('store %s could not be upgraded to %s: %s'
-                             % (masked(engine.url), revision, driver_reason(error))) from None
-        except CommandError as error:
-            raise StoreNotMigrated('store %s cannot be upgraded to %s: %s' % (masked(engine.url), revision, error)) \
-                from None
+        deadline = time.monotonic() + SQLITE_LOCKED_RETRY_S
+        while True:
+            try:
+                return _upgrade(engine, revision)
+            except DBAPIError as error:
+                if _sqlite_locked(engine, error) and time.monotonic() < deadline:
+                    time.sleep(0.05)  # another process is at it: then there is nothing left to do
+                    continue
+                raise
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    try:
+        with write_engine(engine).connect() as connection, _migration_lock(connection):
+            with connection.begin():
+                command.upgrade(alembic_config(connection), revision)
+    except DBAPIError as error:
+        if _sqlite_locked(engine, error):
+            raise
+        if is_unreachable(error):
+            raise unavailable(engine.url, error) from None
+        raise StoreError('store %s could not be upgraded to %s: %s'
+                         % (masked(engine.url), revision, driver_reason(error))) from None
+    except CommandError as error:
+        raise StoreNotMigrated('store %s cannot be upgraded to %s: %s' % (masked(engine.url), revision, error)) \
+            from None
 
 
 def ensure_schema(engine: Engine, upgrade_if_needed: bool = True) -> None:
