@@ -26,17 +26,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from runner_service.api.schemas import CronImport, CronReport, JobTemplate
+from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
 from runner_service.crontab import edit, parse
 from runner_service.jobs import BadRequest, Conflict, NotFound
 from runner_service.runtime import Runtime
-from runner_service.schedules import crontab_mode, trigger_of
+from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
 from runner_service.secrets import looks_secret
 from runner_service.store import UnknownSchedule
 from runner_service.store.models import utcnow
 from runner_service.triggers import TriggerError, parse_trigger
 
-ORIGIN = 'crontab'
 MODES = ('observe', 'takeover', 'reverted')
 COMMAND_PLAYBOOK = 'dbfleet.mysql.run_command'
 CRON_CLAIM = 'run by crontab'
@@ -70,11 +69,7 @@ def password_in(command: str, env: dict[str, str]) -> str | None:
 
 
 def is_bridged(schedule: dict) -> bool:
-    return bool(schedule.get('source')) and schedule['source'].get('origin') == ORIGIN
-
-
-def mode_of(schedule: dict) -> str | None:
-    return crontab_mode(schedule)
+    return crontab_mode(schedule) is not None
 
 
 def schedule_name(host: str, file: dict, line: int) -> str:
@@ -85,7 +80,6 @@ def schedule_name(host: str, file: dict, line: int) -> str:
 
 class CronBridge:
     def __init__(self, runtime: Runtime):
-        from runner_service.schedules import ScheduleService
         self.runtime = runtime
         self.store = runtime.store
         self.schedules = ScheduleService(runtime)
@@ -141,7 +135,6 @@ class CronBridge:
                 'warnings': warnings}
 
     def _create(self, request: CronImport, file: dict, entry, original: str, actor: str) -> dict:
-        from runner_service.api.schemas import ScheduleCreate
         # CRON_TZ: cronie reads the times in it; Debian's cron ignores it (the importer says which).
         timezone = entry.timezone if entry.timezone and request.cron_tz else request.timezone
         try:
@@ -157,7 +150,7 @@ class CronBridge:
                                 expression=entry.expression, timezone=timezone, overlap='allow',
                                 misfire_grace_seconds=request.grace_seconds, catch_up='skip', job=job)
         schedule = self.schedules.create(create, actor)
-        source = {'origin': ORIGIN, 'host': request.host, 'file': file, 'line': entry.number, 'original': original,
+        source = {'origin': CRONTAB_ORIGIN, 'host': request.host, 'file': file, 'line': entry.number, 'original': original,
                   'mode': 'observe', 'timing': entry.timing, 'command': entry.command, 'stdin': entry.stdin,
                   'user': entry.user, 'env': entry.env, 'imported_at': utcnow().isoformat(), 'imported_by': actor}
         return self.store.update_schedule(schedule['id'], source=source)
@@ -191,7 +184,7 @@ class CronBridge:
         for slot in self.store.schedule_slots(schedule['id'], limit):
             run = runs.get(slot['slot_at'])
             if run is not None:
-                state = run['status'] if run['status'] != 'ok' else 'ok'
+                state = run['status']
             elif slot['outcome'] == 'missed':
                 state = 'missed'
             elif slot['job_id']:
@@ -279,12 +272,12 @@ class CronBridge:
             action = 'skip' if existing['status'] == 'skipped' else 'run'
             if existing['status'] == 'skipped':
                 status = 'skipped'
-        elif mode_of(schedule) == 'takeover' and slot is not None:
+        elif crontab_mode(schedule) == 'takeover' and slot is not None:
             record, mine = self.store.record_slot(schedule['id'], slot, 'fired', reason='%s (run %s, fallback)'
                                                   % (CRON_CLAIM, report.id))
             if not mine and not (record['reason'] or '').startswith(CRON_CLAIM):
                 action, status = 'skip', 'skipped'
-        via = 'fallback' if report.fallback or mode_of(schedule) == 'takeover' else 'observe'
+        via = 'fallback' if report.fallback or crontab_mode(schedule) == 'takeover' else 'observe'
         run, _ = self.store.save_cron_run(
             report.id, schedule_id=schedule['id'], host=report.host, via=via, status=status, slot_at=slot,
             started_at=report.started_at, finished_at=report.finished_at if status != 'skipped' else None,

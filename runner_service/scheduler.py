@@ -29,7 +29,7 @@ from runner_service import bridge
 from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService
 from runner_service.runtime import Runtime
-from runner_service.schedules import SCHEDULE_ONLY, trigger_of
+from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
 from runner_service.store import TERMINAL_STATUSES, UnknownSchedule
 from runner_service.store.models import utcnow
 from runner_service.triggers import TriggerError, zone
@@ -82,7 +82,7 @@ class Scheduler:
         return outcomes
 
     def _handle(self, schedule: dict, now: dt.datetime) -> list[dict]:
-        if bridge.mode_of(schedule) == 'observe':
+        if crontab_mode(schedule) == 'observe':
             return self._observe(schedule, now)
         slot = schedule['next_fire_at']
         if slot + jitter(schedule, slot) > now:
@@ -173,7 +173,7 @@ class Scheduler:
         if schedule['job'].get('deadline_after'):
             deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
         claimed = False
-        if bridge.mode_of(schedule) == 'takeover':
+        if crontab_mode(schedule) == 'takeover':
             # Crontab may run this slot too (its watchdog re-enabled the line while the platform
             # was away): claim the slot before launching, so that one of the two stands down.
             record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', reason=bridge.PLATFORM_CLAIM)

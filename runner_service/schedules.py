@@ -18,6 +18,7 @@ from runner_service.windows import WindowService
 MAX_PREVIEW = 100
 # Kept in a schedule's stored job beside the launch template: not part of a launch request.
 SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
+CRONTAB_ORIGIN = 'crontab'  # source.origin of schedules imported from crontab (runner_service.bridge)
 
 
 def trigger_of(schedule: dict):
@@ -30,7 +31,7 @@ def trigger_of(schedule: dict):
 def crontab_mode(schedule: dict) -> str | None:
     """The crontab bridge's mode of a schedule imported from crontab (runner_service.bridge), else None."""
     source = schedule.get('source') or {}
-    return source.get('mode') if source.get('origin') == 'crontab' else None
+    return source.get('mode') if source.get('origin') == CRONTAB_ORIGIN else None
 
 
 class ScheduleService:
