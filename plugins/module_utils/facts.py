@@ -201,7 +201,17 @@ def collect_server(session):
         collation_server=variables.get('collation_server'),
         time_zone=variables.get('time_zone'),
         system_time_zone=variables.get('system_time_zone'),
+        connection_tls=connection_tls(session.connection),
     )
+
+
+def connection_tls(connection):
+    """{'version', 'cipher'} of the connection's TLS session, None when it is not encrypted."""
+    sock = getattr(connection, '_sock', None)
+    if not hasattr(sock, 'version') or not hasattr(sock, 'cipher'):
+        return None
+    cipher = sock.cipher()
+    return dict(version=sock.version(), cipher=cipher[0] if cipher else None)
 
 
 def _read_boot_time():

@@ -10,12 +10,80 @@ the same way: naming the target, never the password.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
-import ssl
+import sys
 import traceback
 
+
+class _DeferredModule(object):
+    """Stands in for a module, which is imported on first attribute access."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+class _Refused(object):
+    """A sys.meta_path finder that makes the named top-level packages look absent."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition('.')[0] in self.names:
+            raise ModuleNotFoundError('deferred: %s' % fullname, name=fullname)
+        return None
+
+
+def _default_backend():
+    return importlib.import_module('cryptography.hazmat.backends').default_backend()
+
+
+def _import_pymysql():
+    """Import PyMySQL without running ssl and cryptography, which it imports up front and a
+    module run rarely needs: ssl only when the server offers TLS, cryptography only for the RSA
+    password exchange of sha256_password / caching_sha2_password without TLS. Loading both costs
+    ~20 ms of a ~60 ms module run. PyMySQL is imported with both looking absent, then its
+    references to them are replaced by stand-ins that import them on first use, so that
+    everything works as before. Nothing is deferred when they were imported already, when they
+    are not installed, or when this PyMySQL does not name them where expected."""
+    deferred = [name for name in ('ssl', 'cryptography')
+                if name not in sys.modules and importlib.util.find_spec(name) is not None]
+    if 'pymysql' in sys.modules or not deferred:
+        import pymysql.cursors
+        return pymysql
+    finder = _Refused(deferred)
+    sys.meta_path.insert(0, finder)
+    try:
+        import pymysql.cursors
+    except ImportError:  # this PyMySQL needs one of them at import: import it as it is
+        for name in [name for name in sys.modules if name == 'pymysql' or name.startswith('pymysql.')]:
+            del sys.modules[name]
+        sys.meta_path.remove(finder)
+        import pymysql.cursors
+        return pymysql
+    finally:
+        if finder in sys.meta_path:
+            sys.meta_path.remove(finder)
+    connections, auth = pymysql.connections, pymysql._auth
+    if 'ssl' in deferred and getattr(connections, 'ssl', True) is None and hasattr(connections, 'SSL_ENABLED'):
+        connections.ssl = _DeferredModule('ssl')
+        connections.SSL_ENABLED = True
+    if 'cryptography' in deferred and getattr(auth, '_have_cryptography', None) is False:
+        auth.serialization = _DeferredModule('cryptography.hazmat.primitives.serialization')
+        auth.hashes = _DeferredModule('cryptography.hazmat.primitives.hashes')
+        auth.padding = _DeferredModule('cryptography.hazmat.primitives.asymmetric.padding')
+        auth.default_backend = _default_backend
+        auth._have_cryptography = True
+    return pymysql
+
+
 try:
-    import pymysql
+    pymysql = _import_pymysql()
     from pymysql.cursors import DictCursor
     PYMYSQL_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - exercised by the module's missing_required_lib path
@@ -23,20 +91,32 @@ except ImportError:  # pragma: no cover - exercised by the module's missing_requ
     DictCursor = None
     PYMYSQL_IMPORT_ERROR = traceback.format_exc()
 
+
+class _PreferredTLS(object):
+    """The unverified context of PyMySQL's PREFERRED mode, made only when the server offers TLS."""
+
+    @staticmethod
+    def wrap_socket(sock, server_hostname=None):
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context.wrap_socket(sock, server_hostname=server_hostname)
+
+
 if pymysql is not None:
     class Connection(pymysql.connections.Connection):
-        """PyMySQL's connection without one cost. Given no TLS option, PyMySQL 1.2 prepares an
-        opportunistic, unverified TLS context for every connection and loads the system's CA
-        store into it (about 25 ms, a fifth of this module's run), which an unverified context
-        never reads. Here that context is built without the CA store; TLS is still used when the
-        server offers it, unverified, exactly as PyMySQL would."""
+        """PyMySQL's connection without two costs. Given no TLS option, PyMySQL 1.2 prepares an
+        opportunistic, unverified TLS context for every connection (PREFERRED mode) and loads
+        the system's CA store into it (about 25 ms, a fifth of this module's run), which an
+        unverified context never reads. Here that context is built only when the server offers
+        TLS, and without the CA store; TLS is still used then, unverified, exactly as PyMySQL
+        would. Explicit TLS options (ca_cert...) go to PyMySQL unchanged."""
 
         def _create_ssl_ctx(self, sslp):
             if isinstance(sslp, dict) and not sslp:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                return context
+                return _PreferredTLS()
             return super()._create_ssl_ctx(sslp)
 
 

@@ -232,6 +232,19 @@ ansible_facts:
               description: C(@@system_time_zone).
               type: str
               returned: success
+            connection_tls:
+              description:
+                - TLS of the module's own connection to the server, V(null) when the connection is not encrypted.
+                - Without I(ca_cert) the module uses TLS whenever the server offers it, unverified, as PyMySQL does.
+              type: dict
+              returned: success
+              contains:
+                version:
+                  description: Protocol version, for example V(TLSv1.3).
+                  type: str
+                cipher:
+                  description: Cipher suite name.
+                  type: str
         host:
           description: The machine the module ran on.
           returned: when gathered

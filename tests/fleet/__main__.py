@@ -11,7 +11,7 @@ import pymysql
 
 from .harness import Fleet, FleetError
 
-COLUMNS = ('INSTANCE', 'STATE', 'PID', 'PORT', 'VERSION', 'RO', 'SCHEMAS', 'REPLICATION')
+COLUMNS = ('INSTANCE', 'STATE', 'PID', 'PORT', 'VERSION', 'RO', 'TLS', 'SCHEMAS', 'REPLICATION')
 
 
 def _replication(info):
@@ -33,7 +33,7 @@ def format_table(status: dict, names) -> str:
         info = status[name]
         on_off = {True: 'ON', False: 'OFF', None: '-'}
         rows.append((name, info['state'], str(info['pid'] or '-'), str(info['port']),
-                     (info['version'] or '-').split('-')[0], on_off[info['read_only']],
+                     (info['version'] or '-').split('-')[0], on_off[info['read_only']], on_off[info['tls']],
                      '-' if info['schemas'] is None else str(info['schemas']), _replication(info)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS) - 1)]
     return '\n'.join('  '.join(cell.ljust(width) for cell, width in zip(row, widths)) + '  ' + row[-1]

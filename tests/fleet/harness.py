@@ -31,6 +31,7 @@ from pathlib import Path
 import pymysql
 
 from . import seed
+from .tls import TLSFiles, ensure_tls_files
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BASE = REPO / 'var' / 'fleet'
@@ -57,6 +58,7 @@ class Instance:
     base: Path
     role: str           # 'primary' | 'replica' | 'standalone'
     read_only: bool
+    tls: bool = False   # serves TLS with the fleet's certificates (tls.py)
 
     @property
     def defaults_file(self) -> Path:
@@ -71,24 +73,28 @@ class Instance:
         return self.base / 'error.log'
 
     @property
+    def tls_files(self) -> TLSFiles:
+        return TLSFiles(self.base.parent / 'tls')
+
+    @property
     def log_bin(self) -> bool:
         return self.role != 'standalone'
 
 
-# name, port, server_id, role, read_only
+# name, port, server_id, role, read_only, tls
 _LAYOUT = (
-    ('primary', 33061, 1, 'primary', False),
-    ('replica', 33062, 2, 'replica', True),
-    ('analytics', 33063, 3, 'standalone', False),
+    ('primary', 33061, 1, 'primary', False, True),
+    ('replica', 33062, 2, 'replica', True, False),
+    ('analytics', 33063, 3, 'standalone', False, False),
 )
 
 
 def make_instances(base: Path) -> dict[str, Instance]:
     instances = {}
-    for name, port, server_id, role, read_only in _LAYOUT:
+    for name, port, server_id, role, read_only, tls in _LAYOUT:
         home = base / name
         instances[name] = Instance(name=name, port=port, server_id=server_id, socket=home / 'mysqld.sock',
-                                   datadir=home / 'data', base=home, role=role, read_only=read_only)
+                                   datadir=home / 'data', base=home, role=role, read_only=read_only, tls=tls)
     return instances
 
 
@@ -142,6 +148,9 @@ def render_config(instance: Instance) -> str:
         ]
     if instance.read_only:
         lines.append('read_only = ON')
+    if instance.tls:
+        files = instance.tls_files
+        lines += ['ssl-ca = %s' % files.ca, 'ssl-cert = %s' % files.server_cert, 'ssl-key = %s' % files.server_key]
     return '\n'.join(lines) + '\n'
 
 
@@ -308,9 +317,13 @@ class Fleet:
             pending, initialized = [], []
             for instance in self.instances.values():
                 instance.base.mkdir(parents=True, exist_ok=True)
-                self._write_config(instance)
+                if instance.tls:
+                    ensure_tls_files(instance.tls_files.directory)
+                config_changed = self._write_config(instance)
                 if self._adopt_or_clean(instance):
-                    continue
+                    if not config_changed:
+                        continue
+                    self._shut_down([instance])  # a server started with an older my.cnf restarts with this one
                 self._check_port(instance)
                 if self._initialize(instance):
                     initialized.append(instance.name)
@@ -334,23 +347,7 @@ class Fleet:
         """Shut every instance down cleanly (SIGKILL after STOP_TIMEOUT s) and remove pid/socket files."""
         with self._lock():
             # The replica first, so its I/O thread does not spend the shutdown reconnecting.
-            order = sorted(self.instances.values(), key=lambda instance: instance.role != 'replica')
-            stopping = []
-            for instance in order:
-                pids = _server_pids(instance)
-                if not pids:
-                    continue
-                owner = _read_pid_file(instance)
-                asked = self._request_shutdown(instance)
-                # SIGTERM is a clean shutdown too: for a server that does not answer, and for
-                # duplicates that are not the one owning the pid file.
-                _signal([pid for pid in pids if not (asked and pid == owner)], signal.SIGTERM)
-                stopping.extend(pids)
-            left = _wait_exit(stopping, STOP_TIMEOUT)
-            if left:
-                _terminate(left, grace=0)
-            for instance in order:
-                self._remove_stale_files(instance)
+            self._shut_down(sorted(self.instances.values(), key=lambda instance: instance.role != 'replica'))
 
     def wait_replica_caught_up(self, timeout: float = 30) -> str:
         """Wait until the replica's threads run and its gtid_slave_pos has reached the primary's
@@ -423,8 +420,10 @@ class Fleet:
     def _write_config(self, instance: Instance):
         text = render_config(instance)
         path = instance.defaults_file
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+        if path.exists() and path.read_text() == text:
+            return False
+        path.write_text(text)
+        return True
 
     def _probe(self, instance: Instance) -> pymysql.Connection:
         """An admin connection that gives up quickly on a hung (e.g. SIGSTOPped) server."""
@@ -469,6 +468,24 @@ class Fleet:
                 return True
             time.sleep(0.2)
         return False
+
+    def _shut_down(self, instances):
+        stopping = []
+        for instance in instances:
+            pids = _server_pids(instance)
+            if not pids:
+                continue
+            owner = _read_pid_file(instance)
+            asked = self._request_shutdown(instance)
+            # SIGTERM is a clean shutdown too: for a server that does not answer, and for
+            # duplicates that are not the one owning the pid file.
+            _signal([pid for pid in pids if not (asked and pid == owner)], signal.SIGTERM)
+            stopping.extend(pids)
+        left = _wait_exit(stopping, STOP_TIMEOUT)
+        if left:
+            _terminate(left, grace=0)
+        for instance in instances:
+            self._remove_stale_files(instance)
 
     def _remove_stale_files(self, instance: Instance):
         for path in (instance.pid_file, instance.socket, Path(str(instance.socket) + '.lock')):
@@ -613,7 +630,8 @@ class Fleet:
 
     def _instance_status(self, instance: Instance) -> dict:
         info = dict(state='not running', running=False, pid=None, port=instance.port, socket=str(instance.socket),
-                    role=instance.role, version=None, read_only=None, schemas=None, gtid_binlog_pos=None)
+                    role=instance.role, version=None, read_only=None, tls=None, schemas=None,
+                    gtid_binlog_pos=None)
         pids = _server_pids(instance)
         if not pids:
             return info
@@ -632,11 +650,11 @@ class Fleet:
         with connection.cursor() as cursor:
             # A subquery: MariaDB 10.11 returns @@read_only as 0 when it sits next to an
             # aggregate over an information_schema table in the same SELECT.
-            cursor.execute('SELECT VERSION(), @@read_only, @@gtid_binlog_pos, (SELECT COUNT(*)'
+            cursor.execute('SELECT VERSION(), @@read_only, @@have_ssl, @@gtid_binlog_pos, (SELECT COUNT(*)'
                            ' FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN %s)', (excluded,))
-            version, read_only, gtid_binlog_pos, schemas = cursor.fetchone()
+            version, read_only, have_ssl, gtid_binlog_pos, schemas = cursor.fetchone()
         facts = dict(state='running', running=True, version=version, read_only=bool(read_only),
-                     schemas=int(schemas), gtid_binlog_pos=gtid_binlog_pos)
+                     tls=have_ssl == 'YES', schemas=int(schemas), gtid_binlog_pos=gtid_binlog_pos)
         if instance.role == 'replica':
             channel = _replica_channel(connection)
             facts['replication'] = None if channel is None else dict(
