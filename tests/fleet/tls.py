@@ -7,7 +7,6 @@ check_hostname are tested against a real server; the other instances offer no TL
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import ipaddress
 import os
@@ -22,29 +21,16 @@ VALID_DAYS = 3650
 KEY_BITS = 2048
 
 
-@dataclasses.dataclass(frozen=True)
-class TLSFiles:
-    directory: Path
+class TLSFiles(object):
+    """Where the fleet's TLS files are (under `directory`)."""
 
-    @property
-    def ca(self) -> Path:
-        return self.directory / 'ca.pem'
-
-    @property
-    def server_cert(self) -> Path:
-        return self.directory / 'server-cert.pem'
-
-    @property
-    def server_key(self) -> Path:
-        return self.directory / 'server-key.pem'
-
-    @property
-    def client_cert(self) -> Path:
-        return self.directory / 'client-cert.pem'
-
-    @property
-    def client_key(self) -> Path:
-        return self.directory / 'client-key.pem'
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.ca = self.directory / 'ca.pem'
+        self.server_cert = self.directory / 'server-cert.pem'
+        self.server_key = self.directory / 'server-key.pem'
+        self.client_cert = self.directory / 'client-cert.pem'
+        self.client_key = self.directory / 'client-key.pem'
 
     def complete(self) -> bool:
         return all(path.exists() for path in (self.ca, self.server_cert, self.server_key, self.client_cert,
