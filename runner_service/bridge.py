@@ -158,8 +158,7 @@ class CronBridge:
     # -- reading ---------------------------------------------------------------------------
 
     def bridged(self, host: str | None = None) -> list[dict]:
-        return [schedule for schedule in self.store.list_schedules()
-                if is_bridged(schedule) and (host is None or schedule['source']['host'] == host)]
+        return [schedule for schedule in self.store.list_schedules(source_host=host) if is_bridged(schedule)]
 
     def get(self, ref: str) -> dict:
         schedule = self._find(ref)

@@ -375,6 +375,7 @@ class Schedule(Base):
         CheckConstraint(_in('overlap', OVERLAP_POLICIES), name='overlap'),
         CheckConstraint(_in('catch_up', CATCH_UP_POLICIES), name='catch_up'),
         Index(None, 'paused', 'next_fire_at'),
+        Index(None, 'source_host'),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -394,6 +395,9 @@ class Schedule(Base):
     last_fire_at: Mapped[dt.datetime | None] = mapped_column()
     last_job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
     source: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    # source['host'], kept by the store so that one host's schedules (its crontab entries) are an
+    # index lookup: each bridged host's agent asks for them every minute.
+    source_host: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column()
     updated_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))

@@ -21,7 +21,13 @@ from runner_service.store.models import Schedule, ScheduleSlot, utc, utcnow
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
                    'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')
 UPDATABLE = tuple(field for field in SCHEDULE_FIELDS if field not in ('created_by',))
-_COLUMNS = tuple(column.key for column in Schedule.__table__.columns)
+_COLUMNS = tuple(column.key for column in Schedule.__table__.columns if column.key != 'source_host')
+
+
+def host_of_source(source: Any) -> str | None:
+    """The host a schedule's source names (crontab entries), stored beside it for lookups."""
+    host = source.get('host') if isinstance(source, dict) else None
+    return host[:255] if isinstance(host, str) else None
 
 
 class UnknownSchedule(StoreError, LookupError):
@@ -44,7 +50,7 @@ class ScheduleStore:
                                  % fields['name'])
             now = utcnow()
             schedule = Schedule(id=uuid.uuid4().hex, created_at=now, updated_at=now, last_fire_at=None,
-                                last_job_id=None, **fields)
+                                last_job_id=None, source_host=host_of_source(fields.get('source')), **fields)
             session.add(schedule)
             session.flush()
             return _dict(schedule)
@@ -58,9 +64,12 @@ class ScheduleStore:
 
         return self._run(work)
 
-    def list_schedules(self) -> list[dict]:
-        return self._run(lambda session: [_dict(schedule) for schedule in
-                                          session.scalars(select(Schedule).order_by(Schedule.name))])
+    def list_schedules(self, source_host: str | None = None) -> list[dict]:
+        """Every schedule by name; with source_host, those whose source names that host."""
+        query = select(Schedule).order_by(Schedule.name)
+        if source_host is not None:
+            query = query.where(Schedule.source_host == source_host)
+        return self._run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
 
     def update_schedule(self, ref: str, **fields: Any) -> dict:
         unknown = sorted(set(fields) - set(UPDATABLE))
@@ -74,6 +83,8 @@ class ScheduleStore:
                 raise ValueError('a schedule named %r already exists' % fields['name'])
             for name, value in fields.items():
                 setattr(schedule, name, value)
+            if 'source' in fields:
+                schedule.source_host = host_of_source(fields['source'])
             schedule.updated_at = utcnow()
             session.flush()
             return _dict(schedule)

@@ -68,6 +68,16 @@ def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
     assert len(CronBridge(runtime).bridged('db1')) == 2
 
 
+def test_each_host_gets_its_own_entries(runtime):
+    """What each host's agent asks for every minute: an index lookup by the source's host."""
+    import_text(runtime, host='db1')
+    import_text(runtime, host='db2', text='15 2 * * * /usr/local/bin/rotate\n')
+    bridge = CronBridge(runtime)
+    assert {schedule['source']['host'] for schedule in bridge.bridged('db1')} == {'db1'}
+    assert [schedule['source']['line'] for schedule in bridge.bridged('db2')] == [1]
+    assert len(bridge.bridged()) == 3 and bridge.bridged('db3') == []
+
+
 def minutely(runtime, text='* * * * * /usr/bin/true\n', **options):
     return import_text(runtime, text=text, **options)['entries'][0]['schedule']
 

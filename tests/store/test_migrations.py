@@ -38,7 +38,7 @@ def execute(url, statement):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0007'
+    assert migrate.head() == '0008'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -74,11 +74,36 @@ def test_downgrade_and_first_use_upgrade_again(store_url):
     assert migrate.current(store_url) == migrate.head()
 
 
+def test_upgrade_to_0008_fills_in_each_schedules_source_host(store_url):
+    """Schedules stored before 0008 get the host their source names, so lookups by host find them."""
+    job = {'playbook': 'playbooks/run_command.yml', 'inventory': 'inventories/localhost.yml'}
+    with open_store(store_url) as store:
+        for name, source in (('db1-entry', {'origin': 'crontab', 'host': 'db1', 'line': 3}),
+                             ('db2-entry', {'origin': 'crontab', 'host': 'db2'}),
+                             ('plain', None)):
+            store.create_schedule(name=name, kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
+                                  overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
+                                  paused=False, next_fire_at=None, source=source)
+    engine = create_store_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(migrate.alembic_config(connection), '0007')
+    finally:
+        engine.dispose()
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        assert [schedule['name'] for schedule in store.list_schedules(source_host='db1')] == ['db1-entry']
+        assert [schedule['source'] for schedule in store.list_schedules(source_host='db2')] == [
+            {'origin': 'crontab', 'host': 'db2'}]
+        assert len(store.list_schedules()) == 3
+        assert 'source_host' not in store.list_schedules()[0]
+
+
 def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url):
     with pytest.raises(StoreNotMigrated) as raised:
         open_store(store_url, migrate=False)
     message = str(raised.value)
-    assert message == "store %s is at revision None (empty), dbfleet needs 0007: run 'dbfleet store upgrade'" \
+    assert message == "store %s is at revision None (empty), dbfleet needs 0008: run 'dbfleet store upgrade'" \
         % sa.make_url(store_url).render_as_string(hide_password=True)
     assert migrate.current(store_url) is None, 'nothing was created'
 
@@ -92,7 +117,7 @@ def test_a_store_from_a_newer_dbfleet_is_refused(store_url, migrate_if_needed):
     migrate.upgrade(store_url)
     execute(store_url, "UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(StoreNotMigrated, match=r'is at revision 9999_future, which is newer than this dbfleet '
-                                               r'\(it knows up to 0007\): upgrade dbfleet'):
+                                               r'\(it knows up to 0008\): upgrade dbfleet'):
         open_store(store_url, migrate=migrate_if_needed)
     assert migrate.current(store_url) == '9999_future', 'left alone'
 
