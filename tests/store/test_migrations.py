@@ -37,6 +37,15 @@ def execute(url, statement):
         engine.dispose()
 
 
+def downgrade(url, revision):
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.downgrade(migrate.alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
 def test_upgrade_creates_the_schema_at_head(store_url):
     assert migrate.head() == '0008'
     assert migrate.current(store_url) is None
@@ -61,12 +70,7 @@ def test_migrations_create_exactly_the_models(store_url):
 
 def test_downgrade_and_first_use_upgrade_again(store_url):
     open_store(store_url).close()
-    engine = create_store_engine(store_url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(migrate.alembic_config(connection), 'base')
-    finally:
-        engine.dispose()
+    downgrade(store_url, 'base')
     assert table_names(store_url) == {'alembic_version'}
     assert migrate.current(store_url) is None
     with open_store(store_url) as store:
@@ -84,12 +88,7 @@ def test_upgrade_to_0008_fills_in_each_schedules_source_host(store_url):
             store.create_schedule(name=name, kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
                                   overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
                                   paused=False, next_fire_at=None, source=source)
-    engine = create_store_engine(store_url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(migrate.alembic_config(connection), '0007')
-    finally:
-        engine.dispose()
+    downgrade(store_url, '0007')
     migrate.upgrade(store_url)
     with open_store(store_url) as store:
         assert [schedule['name'] for schedule in store.list_schedules(source_host='db1')] == ['db1-entry']
