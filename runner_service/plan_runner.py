@@ -210,22 +210,45 @@ def list_hosts(settings, playbook: str, inventory: str, limit: str | None) -> li
 
 
 def _list_hosts(project_dir: str, playbook: str, inventory: str, limit: str | None, envvars: dict) -> list[str]:
-    """`ansible-playbook --list-hosts`: the hosts of every play, in order, once each."""
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '--list-hosts', '-i', inventory,
-               playbook]
-    if limit:
-        command += ['--limit', limit]
-    completed = subprocess.run(command, cwd=project_dir, env=dict(os.environ, **envvars), capture_output=True,
-                               text=True, timeout=300)
-    if completed.returncode != 0:
-        raise PlanError('listing the hosts failed: %s' % (completed.stderr.strip() or completed.stdout.strip())[-500:])
+    """The hosts of every play, once each, in inventory order: the order Ansible's own serial
+    batches take, so that a rolling plan's first batch is the inventory's first hosts.
+
+    `ansible-playbook --list-hosts` says which hosts the plays reach (patterns, templated hosts
+    lines, --limit), but prints each play's hosts from a set, in a different order at every run;
+    `ansible all --list-hosts` gives the inventory's order. Both run at once."""
+    bin_dir = os.path.dirname(sys.executable)
+    narrow = ['--limit', limit] if limit else []
+    commands = [[os.path.join(bin_dir, 'ansible-playbook'), '--list-hosts', '-i', inventory, playbook] + narrow,
+                [os.path.join(bin_dir, 'ansible'), 'all', '--list-hosts', '-i', inventory] + narrow]
+    env = dict(os.environ, **envvars)
+    processes = [subprocess.Popen(command, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for command in commands]
+    outputs = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=300)
+            if process.returncode != 0:
+                raise PlanError('listing the hosts failed: %s' % (stderr.strip() or stdout.strip())[-500:])
+            outputs.append(stdout)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    reached = set(_listed_hosts(outputs[0]))
+    return [host for host in _listed_hosts(outputs[1]) if host in reached] + sorted(
+        reached - set(_listed_hosts(outputs[1])))
+
+
+def _listed_hosts(output: str) -> list[str]:
+    """Host names under the `hosts (N):` lines of an Ansible --list-hosts output, once each."""
     hosts: list[str] = []
     listing = False
-    for line in completed.stdout.splitlines():
+    for line in output.splitlines():
         stripped = line.strip()
         if stripped.startswith('hosts ('):
             listing = True
-        elif listing and line.startswith('      ') and stripped:
+        elif listing and line.startswith('    ') and stripped:
             if stripped not in hosts:
                 hosts.append(stripped)
         else:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import yaml
 
+from runner_service.plan_runner import _list_hosts
 from tests.service.harness import PLAYBOOKS
 
 pytestmark = pytest.mark.service
@@ -58,16 +60,30 @@ def test_rolling_batches_stop_when_a_batch_fails_too_much(service):
     assert done['status'] == 'failed'
     timeline = {run['host']: run for run in runs(service, job['id'])}
     batches = {}
-    for host, run in timeline.items():
-        batches.setdefault(run['batch'], []).append(host)
-    assert sorted(len(hosts) for hosts in batches.values()) == [1, 2, 4, 1] or len(timeline) == 8
-    failed_batch = timeline['host3']['batch']
-    assert timeline['host3']['status'] == 'failed'
-    later = [run for run in timeline.values() if run['batch'] > failed_batch]
-    assert later and all(run['status'] == 'not_run' and 'max_fail_percentage' in run['detail'] for run in later)
-    earlier = [run for run in timeline.values() if run['batch'] < failed_batch]
-    assert all(run['status'] == 'ok' for run in earlier)
+    for host in HOSTS:
+        batches.setdefault(timeline[host]['batch'], []).append(host)
+    # As Ansible's serial: in inventory order (batch 3 is the rest: 50% of 8 is 4).
+    assert batches == {0: ['host1'], 1: ['host2', 'host3'], 2: ['host4', 'host5', 'host6', 'host7'], 3: ['host8']}
+    assert timeline['host3']['status'] == 'failed' and timeline['host2']['status'] == 'ok'
+    assert timeline['host1']['status'] == 'ok'
+    for host in HOSTS[3:]:
+        assert timeline[host]['status'] == 'not_run' and 'max_fail_percentage' in timeline[host]['detail']
     assert 'host3' in done['status_reason']
+
+
+def test_hosts_are_listed_in_inventory_order_as_ansible_batches_them(tmp_path):
+    """`ansible-playbook --list-hosts` prints a play's hosts from a set; plans use the inventory's order."""
+    names = ['zeta', 'alpha', 'mid', 'beta', 'omega', 'gamma', 'kappa', 'delta']
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump({'all': {'vars': {'ansible_connection': 'local'},
+                                                 'hosts': dict((name, None) for name in names)}}, sort_keys=False))
+    playbook = tmp_path / 'play.yml'
+    playbook.write_text(yaml.safe_dump([{'hosts': 'all', 'gather_facts': False, 'tasks': []},
+                                        {'hosts': 'localhost', 'gather_facts': False, 'tasks': []}]))
+    for _ in range(3):  # a set's order changes from run to run
+        assert _list_hosts(str(tmp_path), str(playbook), str(inventory), None, {}) == names + ['localhost']
+    assert _list_hosts(str(tmp_path), str(playbook), str(inventory), 'omega,alpha,kappa', {}) == [
+        'alpha', 'omega', 'kappa']
 
 
 def test_a_pool_holds_across_two_concurrent_jobs(service):
