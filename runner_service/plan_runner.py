@@ -1,7 +1,7 @@
 """Running a job that has a batch plan (runner_service.planner): lanes, rolling batches, a pool.
 
 The play's hosts come from `ansible-playbook --list-hosts` (the job's inventory and limit, as
-Ansible resolves them). Lanes run in threads of the work horse, each running its hosts one
+Ansible resolves them), in inventory order. Lanes run in threads of the work horse, each running its hosts one
 after another, one ansible-runner run per host (per-host results and timings, and a lane
 never runs two hosts at once); rolling batches run one after another, one run per batch, and
 stop when a batch fails more than the plan allows. With a pool, every host run first takes a
