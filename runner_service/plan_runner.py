@@ -1,12 +1,12 @@
 """Running a job that has a batch plan (runner_service.planner): lanes, rolling batches, a pool.
 
 The play's hosts come from `ansible-playbook --list-hosts` (the job's inventory and limit, as
-Ansible resolves them), in inventory order. Lanes run in threads of the work horse, each running its hosts one
-after another, one ansible-runner run per host (per-host results and timings, and a lane
-never runs two hosts at once); rolling batches run one after another, one run per batch, and
-stop when a batch fails more than the plan allows. With a pool, every host run first takes a
-slot of the pool (waiting while it is full, as long as the job is not canceled or past its
-deadline) and gives it back after. Every host gets a row in job_host_runs: lane or batch,
+Ansible resolves them), in inventory order. Lanes run in threads of the work horse, each
+running its hosts one after another, one ansible-runner run per host (per-host results and
+timings, and a lane never runs two hosts at once); rolling batches run one after another, one
+run per batch, and stop when a batch fails more than the plan allows. With a pool, every host
+run first takes a slot of the pool (waiting while it is full, as long as the job is not
+canceled or past its deadline) and gives it back after. Every host gets a row in job_host_runs: lane or batch,
 estimate, start, end, status.
 """
 
@@ -235,9 +235,8 @@ def _list_hosts(project_dir: str, playbook: str, inventory: str, limit: str | No
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    reached = set(_listed_hosts(outputs[0]))
-    return [host for host in _listed_hosts(outputs[1]) if host in reached] + sorted(
-        reached - set(_listed_hosts(outputs[1])))
+    reached, inventory_order = set(_listed_hosts(outputs[0])), _listed_hosts(outputs[1])
+    return [host for host in inventory_order if host in reached] + sorted(reached - set(inventory_order))
 
 
 def _listed_hosts(output: str) -> list[str]:

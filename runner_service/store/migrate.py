@@ -56,16 +56,15 @@ def head() -> str:
 def current(url: str | URL | Engine) -> str | None:
     """The store's revision, None when it has never been migrated."""
     with _connected(url) as engine:
-        deadline = time.monotonic() + SQLITE_LOCKED_RETRY_S
-        while True:
-            try:
-                with engine.connect() as connection:
-                    return _current(connection)
-            except DBAPIError as error:
-                if _sqlite_locked(engine, error) and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                raise unavailable(engine.url, error) from None
+        try:
+            return _while_sqlite_locked(engine, lambda: _read_current(engine))
+        except DBAPIError as error:
+            raise unavailable(engine.url, error) from None
+
+
+def _read_current(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return _current(connection)
 
 
 def _sqlite_locked(engine: Engine, error: DBAPIError) -> bool:
@@ -75,18 +74,23 @@ def _sqlite_locked(engine: Engine, error: DBAPIError) -> bool:
     return engine.dialect.name == 'sqlite' and 'database is locked' in str(error.orig)
 
 
+def _while_sqlite_locked(engine: Engine, work):
+    """work(), asked again for up to SQLITE_LOCKED_RETRY_S while SQLite answers 'database is locked'
+    (another process is opening or migrating the store: then there is nothing left to do)."""
+    deadline = time.monotonic() + SQLITE_LOCKED_RETRY_S
+    while True:
+        try:
+            return work()
+        except DBAPIError as error:
+            if not (_sqlite_locked(engine, error) and time.monotonic() < deadline):
+                raise
+        time.sleep(0.05)
+
+
 def upgrade(url: str | URL | Engine, revision: str = 'head') -> None:
     """alembic upgrade `revision` (default head); a no-op on a store already there."""
     with _connected(url) as engine:
-        deadline = time.monotonic() + SQLITE_LOCKED_RETRY_S
-        while True:
-            try:
-                return _upgrade(engine, revision)
-            except DBAPIError as error:
-                if _sqlite_locked(engine, error) and time.monotonic() < deadline:
-                    time.sleep(0.05)  # another process is at it: then there is nothing left to do
-                    continue
-                raise
+        _while_sqlite_locked(engine, lambda: _upgrade(engine, revision))
 
 
 def _upgrade(engine: Engine, revision: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 
 import pytest
@@ -28,22 +29,24 @@ def table_names(url):
         engine.dispose()
 
 
-def execute(url, statement):
+@contextlib.contextmanager
+def transaction(url):
     engine = create_store_engine(url)
     try:
         with engine.begin() as connection:
-            connection.execute(sa.text(statement))
+            yield connection
     finally:
         engine.dispose()
+
+
+def execute(url, statement):
+    with transaction(url) as connection:
+        connection.execute(sa.text(statement))
 
 
 def downgrade(url, revision):
-    engine = create_store_engine(url)
-    try:
-        with engine.begin() as connection:
-            command.downgrade(migrate.alembic_config(connection), revision)
-    finally:
-        engine.dispose()
+    with transaction(url) as connection:
+        command.downgrade(migrate.alembic_config(connection), revision)
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
