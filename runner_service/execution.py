@@ -10,7 +10,9 @@ written: one event when the play is quiet, many when it is busy), each batch ann
 Redis for live followers.
 A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
 the play if the worker process that forked this one dies. Cancel and deadlines kill the whole
-process group; the job ends successful, failed, canceled or timed_out with per-host results.
+process group, then every process left below the work horse (a child subreaper: a daemon that
+left the group, the session or the environment is still below it); the job ends successful,
+failed, canceled or timed_out with per-host results.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from runner_service import lifecycle
+from runner_service import lifecycle, process_tree
 from runner_service.paths import REPO_ROOT
 from runner_service.plan_runner import PlanError, PlanRunner
 from runner_service.runtime import Runtime, process_runtime
@@ -103,7 +105,7 @@ class JobRun:
             return self._end('failed', None, 'dbfleet could not run the playbook: %s' % self.redactor.text(str(exc)))
         finally:
             self.done.set()
-            lifecycle.kill_job_processes(self.job_id)  # whatever outlived the play (or its cancel)
+            self._kill_play()  # whatever outlived the play (or its cancel)
             self._scrub()
         self.writer.close()
         self.store.set_host_results(self.job_id, host_results(self.writer.stats))
@@ -228,7 +230,7 @@ class JobRun:
     def _orphaned(self) -> None:
         """The worker that forked us is gone (killed): nobody would report this run, so kill the
         play, record the loss (and the retry) ourselves, and leave."""
-        lifecycle.kill_job_processes(self.job_id)
+        self._kill_play()
         try:
             self.writer.close()
             job = self.store.get_job(self.job_id)
@@ -236,6 +238,13 @@ class JobRun:
                 lifecycle.lose(self.runtime, job, 'worker process %d died while the job ran' % self.parent_pid)
         finally:
             os._exit(1)
+
+    def _kill_play(self) -> None:
+        """Every process of the play: those that kept the job's environment marker, and, in a work
+        horse (a child subreaper, see runner_service.worker), everything below it, wherever it went."""
+        lifecycle.kill_job_processes(self.job_id)
+        if process_tree.is_subreaper():
+            process_tree.kill_descendants()
 
     def _scrub(self) -> None:
         """Leave no secret on disk: the extra vars file goes, and saved output is redacted."""

@@ -34,18 +34,19 @@ def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: boo
                name: str | None = None, log_level: str = 'INFO') -> None:
     """Preloads ansible-runner and the store so each forked work horse starts a play at once."""
     import ansible_runner  # noqa: F401  (imported for the forks)
-    from rq import Worker
     from rq.worker_pool import WorkerPool
 
     import runner_service.execution  # noqa: F401
+    from runner_service.worker import FleetWorker
 
     _prepare_for_work_horses()
     redis = connect(redis_url)
     names = [queue_name(queue) for queue in queues]
     if processes > 1:
-        WorkerPool(names, connection=redis, num_workers=processes).start(burst=burst, logging_level=log_level)
+        WorkerPool(names, connection=redis, num_workers=processes, worker_class=FleetWorker).start(
+            burst=burst, logging_level=log_level)
     else:
-        Worker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
+        FleetWorker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
 
 
 def _prepare_for_work_horses() -> None:
