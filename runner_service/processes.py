@@ -81,7 +81,7 @@ def run_scheduler() -> None:
     runtime = Runtime()
     try:
         log.info('dbfleet scheduler: firing schedules from %s', runtime.settings.store_url)
-        Scheduler(runtime).run(stopped)
+        Scheduler(runtime, name='%s/%d' % (runtime.hostname, os.getpid())).run(stopped)
     finally:
         runtime.close()
 

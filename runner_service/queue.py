@@ -23,6 +23,8 @@ NO_RQ_TIMEOUT = -1
 # RQ job hashes of finished runs: the store has the history, keep these only briefly.
 RESULT_TTL = 600
 WAITING_STATUSES = ('queued', 'scheduled', 'deferred')
+# A cron loop that has not finished a pass for this long is taken for dead (it passes every second).
+SCHEDULER_SILENT_SECONDS = 20
 
 
 def connect(url: str) -> Redis:
@@ -53,6 +55,11 @@ def cancel_key(job_id: str) -> str:
 def events_channel(job_id: str) -> str:
     """Published to after each batch of the job's events is in the store (and when it ends)."""
     return 'dbfleet:events:%s' % job_id
+
+
+def scheduler_key(name: str) -> str:
+    """The last pass of one cron loop (`dbfleet scheduler`), expiring when it falls silent."""
+    return 'dbfleet:scheduler:%s' % name
 
 
 class JobQueue:
@@ -115,6 +122,17 @@ class JobQueue:
 
     def publish_events(self, job_id: str, last_seq: int) -> None:
         self.redis.publish(events_channel(job_id), str(last_seq))
+
+    def scheduler_passed(self, name: str, at: dt.datetime) -> None:
+        self.redis.set(scheduler_key(name), at.isoformat(), ex=SCHEDULER_SILENT_SECONDS)
+
+    def scheduler_stopped(self, name: str) -> None:
+        self.redis.delete(scheduler_key(name))
+
+    def scheduler_passes(self) -> list[dt.datetime]:
+        """The last pass of each cron loop alive now."""
+        keys = list(self.redis.scan_iter(match=scheduler_key('*'), count=100))
+        return [dt.datetime.fromisoformat(value.decode()) for value in self.redis.mget(keys) if value] if keys else []
 
     def queue_names(self, queues: Iterable[str]) -> list[str]:
         return [queue_name(name) for name in queues]

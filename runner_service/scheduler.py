@@ -62,6 +62,7 @@ class Scheduler:
             try:
                 self.tick()
                 next_due = self.store.next_due_at()
+                self._passed()
             except Exception as exc:  # the store away for a moment: try again shortly
                 log.warning('scheduler pass failed: %s', exc)
                 next_due = None
@@ -69,6 +70,17 @@ class Scheduler:
             if next_due is not None:
                 wait = min(MAX_SLEEP, max(0.0, (next_due - utcnow()).total_seconds()))
             stopped.wait(wait)
+        self._passed(stopping=True)
+
+    def _passed(self, stopping: bool = False) -> None:
+        """Tell /healthz this loop is alive (its last pass), or that it stopped."""
+        try:
+            if stopping:
+                self.runtime.queue.scheduler_stopped(self.name)
+            else:
+                self.runtime.queue.scheduler_passed(self.name, utcnow())
+        except Exception:  # Redis away: /healthz says so itself
+            pass
 
     def tick(self, now: dt.datetime | None = None) -> list[dict]:
         """One pass over the due schedules; returns what each slot did."""

@@ -216,9 +216,13 @@ class Problem(BaseModel):
 
 class Health(BaseModel):
     status: Literal['ok', 'degraded', 'failing']
+    reasons: list[str] = Field(default_factory=list, description='why the status is not ok, one line per cause')
     store: dict[str, Any]
     redis: dict[str, Any]
-    workers: dict[str, Any]
+    workers: dict[str, Any] = Field(description='ok, count, busy, queues, per_queue: {queue: workers}')
+    scheduler: dict[str, Any] = Field(description='ok, alive (cron loops passing), last_tick (the latest pass)')
+    queues: dict[str, Any] = Field(description='waiting: {queue: queued jobs}; unattended: queues with waiting '
+                                               'jobs and no worker')
 
 
 ScheduleKind = Literal['cron', 'interval', 'once']

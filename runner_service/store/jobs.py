@@ -296,6 +296,11 @@ class JobStore:
             query = query.limit(limit)
         return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
 
+    def queued_by_queue(self) -> dict[str, int]:
+        """{queue: how many jobs wait in it}, for /healthz."""
+        query = select(Job.queue, func.count()).where(Job.status == 'queued').group_by(Job.queue)
+        return self._run(lambda session: {queue: count for queue, count in session.execute(query)})
+
     # -- dependencies ----------------------------------------------------------------------
 
     def ready_dependents(self, job_id: str | None = None) -> list[dict]:

@@ -77,12 +77,17 @@ class Service:
         self.start_api()
         for _ in range(self.worker_count):
             self.start_worker()
-        for index in range(self.scheduler_count):
-            log = open(self.directory / ('scheduler-%d.log' % (index + 1)), 'ab')
-            self.schedulers.append(subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'scheduler'],
-                                                    env=self.env, stdout=log, stderr=subprocess.STDOUT))
+        for _ in range(self.scheduler_count):
+            self.start_scheduler()
         self.wait_healthy()
         return self
+
+    def start_scheduler(self) -> subprocess.Popen:
+        log = open(self.directory / ('scheduler-%d.log' % (len(self.schedulers) + 1)), 'ab')
+        scheduler = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'scheduler'], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        self.schedulers.append(scheduler)
+        return scheduler
 
     def start_api(self) -> None:
         log = open(self.directory / 'api.log', 'ab')
@@ -102,7 +107,10 @@ class Service:
         while time.monotonic() < deadline:
             try:
                 body = httpx.get(self.url + '/healthz', timeout=5).json()
-                if body['status'] == 'ok' and body['workers']['count'] >= len(self.live_workers()):
+                # A service started without `dbfleet scheduler` is degraded for that reason alone.
+                expected = [reason for reason in body['reasons']
+                            if reason.startswith('scheduler:') and not self.scheduler_count]
+                if body['reasons'] == expected and body['workers']['count'] >= len(self.live_workers()):
                     return body
             except httpx.HTTPError:
                 pass

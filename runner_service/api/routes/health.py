@@ -1,6 +1,10 @@
-"""/healthz: can this API reach the store and Redis, and are workers listening?"""
+"""/healthz: can this API reach the store and Redis, is a cron loop passing, does every queue
+with waiting jobs have a worker? Unauthenticated: it names components and queues, counts and
+times, never an address, a path or an error text (which may carry either)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -8,35 +12,59 @@ from rq import Worker
 
 from runner_service.api.deps import RuntimeDep
 from runner_service.api.schemas import Health
-from runner_service.queue import QUEUE_PREFIX
+from runner_service.queue import QUEUE_PREFIX, SCHEDULER_SILENT_SECONDS
 
 router = APIRouter(tags=['health'])
 
 
 def check(runtime) -> Health:
+    reasons: list[str] = []
     store: dict = {'ok': True}
+    waiting: dict[str, int] = {}
     try:
-        runtime.store.list_jobs(limit=1)
+        waiting = runtime.store.queued_by_queue()
     except Exception as exc:
-        store = {'ok': False, 'error': str(exc)}
+        store = {'ok': False, 'error': type(exc).__name__}
+        reasons.append('store: unreachable (%s)' % type(exc).__name__)
     redis: dict = {'ok': True}
-    workers: dict = {'ok': False, 'count': 0, 'busy': 0, 'queues': []}
+    workers: dict = {'ok': False, 'count': 0, 'busy': 0, 'queues': [], 'per_queue': {}}
+    scheduler: dict = {'ok': False, 'alive': 0, 'last_tick': None}
+    found: list = []
     try:
         runtime.redis.ping()
         found = [worker for worker in Worker.all(connection=runtime.redis)
                  if any(name.startswith(QUEUE_PREFIX) for name in worker.queue_names())]
+        per_queue = Counter(name[len(QUEUE_PREFIX):] for worker in found for name in worker.queue_names()
+                            if name.startswith(QUEUE_PREFIX))
         workers = {'ok': bool(found), 'count': len(found),
                    'busy': sum(1 for worker in found if worker.get_state() == 'busy'),
-                   'queues': sorted({name for worker in found for name in worker.queue_names()})}
+                   'queues': sorted(QUEUE_PREFIX + name for name in per_queue),
+                   'per_queue': dict(sorted(per_queue.items()))}
+        if not found:
+            reasons.append('workers: none is running')
+        passes = runtime.queue.scheduler_passes()
+        scheduler = {'ok': bool(passes), 'alive': len(passes),
+                     'last_tick': max(passes).isoformat() if passes else None}
+        if not passes:
+            reasons.append('scheduler: no `dbfleet scheduler` has passed in the last %d s: schedules do not fire'
+                           % SCHEDULER_SILENT_SECONDS)
     except Exception as exc:
-        redis = {'ok': False, 'error': str(exc)}
-    status = 'ok' if store['ok'] and redis['ok'] and workers['ok'] else 'failing' if not store['ok'] else 'degraded'
-    return Health(status=status, store=store, redis=redis, workers=workers)
+        redis = {'ok': False, 'error': type(exc).__name__}
+        reasons.append('redis: unreachable (%s): jobs wait in the store' % type(exc).__name__)
+    unattended = {queue: count for queue, count in sorted(waiting.items()) if not workers['per_queue'].get(queue)}
+    if redis['ok'] and found:
+        reasons.extend('queue %s: %d job(s) waiting and no worker listens to it' % (queue, count)
+                       for queue, count in unattended.items())
+    status = 'failing' if not store['ok'] else 'degraded' if reasons else 'ok'
+    return Health(status=status, reasons=reasons, store=store, redis=redis, workers=workers, scheduler=scheduler,
+                  queues={'waiting': dict(sorted(waiting.items())), 'unattended': sorted(unattended)})
 
 
 @router.get('/healthz', response_model=Health, responses={503: {'model': Health}})
 def healthz(runtime: RuntimeDep):
-    """ok: store, Redis and at least one worker; degraded: jobs are accepted but will wait
-    (no worker, or Redis down: the reconciler queues them when it is back); failing: no store."""
+    """ok: store, Redis, a cron loop passing, and a worker for every queue with waiting jobs;
+    degraded: jobs are accepted but something will not happen, said in `reasons` (no worker at all,
+    or none for a queue with waiting jobs; no scheduler, so schedules do not fire; Redis down: the
+    reconciler queues the jobs when it is back); failing: no store."""
     health = check(runtime)
-    return JSONResponse(health.model_dump(), status_code=503 if health.status == 'failing' else 200)
+    return JSONResponse(health.model_dump(mode='json'), status_code=503 if health.status == 'failing' else 200)
