@@ -144,10 +144,12 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print('dbfleet up: API on http://%s:%d, %d worker(s) on queues %s' % (host, port, workers, ', '.join(queues)),
+    print('dbfleet up: starting the API, %d worker(s) on queues %s and the scheduler' % (workers, ', '.join(queues)),
           flush=True)
+    readiness = Readiness(host, port, workers)
     try:
         while not stopping:
+            readiness.check()
             for name, command in commands.items():
                 child = children.get(name)
                 if child is None or child.poll() is not None:
@@ -171,6 +173,39 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
             private.stop()
             shutil.rmtree(private.directory, ignore_errors=True)
     return 0
+
+
+class Readiness:
+    """`dbfleet up` says it is up once /healthz shows all three: the API answers, the scheduler
+    passes, every worker is registered; until then it says, every WAIT_REPORT_SECONDS, what it waits for."""
+
+    WAIT_REPORT_SECONDS = 30
+
+    def __init__(self, host: str, port: int, workers: int):
+        local = {'0.0.0.0': '127.0.0.1', '': '127.0.0.1', '::': '::1'}.get(host, host)
+        self.url = 'http://%s:%d' % ('[%s]' % local if ':' in local else local, port)
+        self.workers = workers
+        self.ready = False
+        self.next_report = time.monotonic() + self.WAIT_REPORT_SECONDS
+
+    def check(self) -> None:
+        if self.ready:
+            return
+        import httpx
+        try:
+            body = httpx.get(self.url + '/healthz', timeout=2).json()
+            waiting = [reason for reason in body['reasons'] if not reason.startswith('queue ')]
+            if body['workers']['count'] < self.workers:
+                waiting.append('workers: %d of %d registered' % (body['workers']['count'], self.workers))
+        except Exception as exc:
+            waiting = ['api: not answering yet (%s)' % type(exc).__name__]
+        if not waiting:
+            self.ready = True
+            print('dbfleet up: ready: API on %s, %d worker(s), scheduler passing' % (self.url, self.workers),
+                  flush=True)
+        elif time.monotonic() >= self.next_report:
+            self.next_report = time.monotonic() + self.WAIT_REPORT_SECONDS
+            print('dbfleet up: not ready yet: %s' % '; '.join(waiting), flush=True)
 
 
 def _signal_group(child: subprocess.Popen, signum: int) -> None:

@@ -63,6 +63,13 @@ def test_up_runs_api_workers_and_a_private_redis_and_stops_them_all(tmp_path):
         redis_url = first.split(' at ', 1)[1].strip()
         socket_path = Path(redis_url[len('unix://'):])
         assert socket_path.is_relative_to(tmp_path / 'var') and socket_path.exists()
+        deadline = time.monotonic() + 120  # up reports what it waits for every 30 s: a line comes
+        while not (line := up.stdout.readline()).startswith('dbfleet up: ready'):
+            assert line and time.monotonic() < deadline, 'up not ready: %r' % line
+        assert line.startswith('dbfleet up: ready: API on %s, 2 worker(s), scheduler passing' % url), line
+        # It said so only once all three were up: healthy at the first look.
+        health = httpx.get(url + '/healthz', timeout=5).json()
+        assert health['status'] == 'ok' and health['workers']['count'] == 2 and health['scheduler']['alive'] == 1
         health = healthy(url, workers=2)
         assert health['workers']['queues'] == ['dbfleet-default']
         info = subprocess.run([BIN / 'rq', 'info', '-u', redis_url], capture_output=True, text=True, timeout=60)
