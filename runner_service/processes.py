@@ -24,10 +24,23 @@ from runner_service.queue import connect, queue_name
 log = logging.getLogger(__name__)
 
 
+# What uvicorn gives open requests to end on SIGTERM before it cancels them; live streams end at once.
+API_GRACE_SECONDS = 3
+
+
 def run_api(host: str, port: int, log_level: str = 'info') -> None:
     import uvicorn
-    uvicorn.run('runner_service.api.app:create_app', factory=True, host=host, port=port, log_level=log_level,
-                proxy_headers=False, access_log=log_level == 'debug')
+
+    from runner_service.api import shutdown
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            shutdown.begin()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config('runner_service.api.app:create_app', factory=True, host=host, port=port,
+                          log_level=log_level, proxy_headers=False, access_log=log_level == 'debug',
+                          timeout_graceful_shutdown=API_GRACE_SECONDS)).run()
 
 
 def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: bool = False,

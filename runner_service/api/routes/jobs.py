@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from runner_service.api import shutdown
 from runner_service.api.deps import Jobs, Operator, RuntimeDep, Viewer
 from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem, Relaunch,
                                         Stdout)
@@ -161,7 +162,7 @@ async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host
                                                                     'status_reason': job['status_reason']})
                     return
                 continue
-            if await request.is_disconnected():
+            if await request.is_disconnected() or shutdown.stopping():
                 return
             if pubsub is not None:
                 try:
