@@ -697,3 +697,12 @@ def test_upgrading_from_0001_keeps_the_data_and_downgrading_drops_only_jobs(stor
         assert hosts_facts_tags(store) == before, 'hosts, facts and tags survive the round trip'
         assert store.get_job(job['id']) is None and store.list_jobs()['jobs'] == []
         assert launch(store)['status'] == 'queued'
+
+
+def test_queued_jobs_are_counted_per_queue(store):
+    assert store.queued_by_queue() == {}
+    launch(store)
+    launch(store, queue='backups')
+    launch(store, queue='backups')
+    run(store, launch(store, queue='nightly'), 'successful')
+    assert store.queued_by_queue() == {'default': 1, 'backups': 2}
