@@ -242,7 +242,10 @@ class CronBridge:
         timing = after['expression'] if timing_changed else source['timing']
         command_text = command.get('command', source['command'])
         stdin = command.get('stdin', source['stdin'])
-        line = edit.entry_line(timing, command_text, stdin, source['user'])
+        try:
+            line = edit.entry_line(timing, command_text, stdin, source['user'])
+        except ValueError as exc:
+            raise BadRequest('%s: its crontab line cannot hold this: %s' % (current['name'], str(exc)[:200])) from None
         return dict(source, original=line, timing=timing, command=command_text, stdin=stdin,
                     edited_at=utcnow().isoformat())
 
