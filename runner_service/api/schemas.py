@@ -276,8 +276,8 @@ class SchedulePolicies(BaseModel):
                                               'latest of them, or wait for the next slot')
     jitter_seconds: StrictInt = Field(default=0, ge=0, le=86400, description='delay each slot by up to this, the same '
                                 'for every scheduler (spreads load)')
-    deadline_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed this many '
-                                       'seconds after its slot')
+    deadline_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed '
+                                             'this many seconds after its slot')
     window_policy: Literal['skip', 'defer'] = Field(
         default='skip', description='a slot inside a maintenance window: skip it, or run once when the window ends '
                                     '(however many slots it covered)')
