@@ -27,7 +27,7 @@ import datetime as dt
 import re
 
 from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
-from runner_service.crontab import edit, parse
+from runner_service.crontab import as_cron_runs_it, edit, parse
 from runner_service.jobs import BadRequest, Conflict, NotFound
 from runner_service.runtime import Runtime
 from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
@@ -76,6 +76,19 @@ def schedule_name(host: str, file: dict, line: int) -> str:
     where = {'user': 'user-%s' % file['name'], 'system': 'etc-crontab'}.get(
         file['kind'], re.sub(r'[^A-Za-z0-9_.-]+', '-', file['name'].rsplit('/', 1)[-1]) or 'file')
     return re.sub(r'[^A-Za-z0-9_.:@-]+', '-', 'cron@%s:%s:%d' % (host, where, line))
+
+
+def _without_line_end(command: str, stdin: str | None, crlf: bool) -> tuple[str, str | None]:
+    """The command and stdin to write in a line; a CRLF line's ending gives cron the last \\r back,
+    so there the command (or stdin) must end with it. ValueError when it does not."""
+    if not crlf:
+        return command, stdin
+    if stdin is None and command.endswith('\r'):
+        return command[:-1], stdin
+    if stdin is not None and stdin.endswith('\r\n'):
+        return command, stdin[:-2] + '\n'
+    raise ValueError('the line ends in CRLF, so cron runs its command with a \\r at the end (after a %, at the '
+                     'end of stdin): keep it there, or give the host a crontab with LF line endings')
 
 
 class CronBridge:
@@ -141,7 +154,10 @@ class CronBridge:
             parse_trigger('cron', entry.expression, timezone)
         except TriggerError as exc:
             raise BadRequest('line %d (%s): %s' % (entry.number, entry.text, exc)) from None
-        command = {'command': entry.command, 'stdin': entry.stdin, 'user': entry.user,
+        # What cron runs: a CRLF line's \r is the command's last character (or stdin's), and a
+        # taken-over entry must run the same way it ran under cron.
+        command_text, stdin = as_cron_runs_it(entry)
+        command = {'command': command_text, 'stdin': stdin, 'user': entry.user,
                    'shell': entry.env.get('SHELL', '/bin/sh'),
                    'env': {name: value for name, value in entry.env.items() if name not in ('CRON_TZ', 'MAILTO')}}
         job = JobTemplate(playbook=COMMAND_PLAYBOOK, inventory=request.inventory,
@@ -151,8 +167,9 @@ class CronBridge:
                                 misfire_grace_seconds=request.grace_seconds, catch_up='skip', job=job)
         schedule = self.schedules.create(create, actor)
         source = {'origin': CRONTAB_ORIGIN, 'host': request.host, 'file': file, 'line': entry.number, 'original': original,
-                  'mode': 'observe', 'timing': entry.timing, 'command': entry.command, 'stdin': entry.stdin,
-                  'user': entry.user, 'env': entry.env, 'imported_at': utcnow().isoformat(), 'imported_by': actor}
+                  'mode': 'observe', 'timing': entry.timing, 'command': command_text, 'stdin': stdin,
+                  'crlf': entry.crlf, 'user': entry.user, 'env': entry.env, 'imported_at': utcnow().isoformat(),
+                  'imported_by': actor}
         return self.store.update_schedule(schedule['id'], source=source)
 
     # -- reading ---------------------------------------------------------------------------
@@ -242,7 +259,11 @@ class CronBridge:
         timing = after['expression'] if timing_changed else source['timing']
         command_text = command.get('command', source['command'])
         stdin = command.get('stdin', source['stdin'])
-        line = edit.entry_line(timing, command_text, stdin, source['user'])
+        try:
+            written_command, written_stdin = _without_line_end(command_text, stdin, source.get('crlf'))
+            line = edit.entry_line(timing, written_command, written_stdin, source['user'])
+        except ValueError as exc:
+            raise BadRequest('%s: its crontab line cannot hold this: %s' % (current['name'], str(exc)[:200])) from None
         return dict(source, original=line, timing=timing, command=command_text, stdin=stdin,
                     edited_at=utcnow().isoformat())
 

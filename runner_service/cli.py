@@ -201,6 +201,20 @@ def hosts_set(host: str, attributes: list[str] = typer.Argument(..., help='key=v
     typer.echo('%s: %s' % (host, ', '.join('%s=%s' % item for item in values.items())))
 
 
+@hosts_app.command('delete')
+def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
+    """Remove a host with its facts and tags; its tag history and the audit log keep what it had."""
+    import getpass
+    who = 'cli:%s' % getpass.getuser()
+    with opened_store(store) as opened:
+        known = opened.get_host(host)
+        tags = sorted(opened.host_tags(host)) if known else []
+        if known is None or not opened.delete_host(host, who=who):
+            fail('unknown host %r: `dbfleet hosts list` shows the hosts' % host[:100])
+        opened.audit(who, 'host.delete', host, {'tags': tags})
+    typer.echo('%s: deleted%s' % (host, ' (tags: %s)' % ', '.join(tags) if tags else ''))
+
+
 @hosts_app.command('profile')
 def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Everything known about one database: facts summary, tags by dimension with evidence, tag history."""
@@ -251,14 +265,15 @@ def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) 
     console.print(rows)
 
 
-def _manual(host: str, tags: list[str], state: str, expires: str | None, store: str | None) -> None:
+def _manual(host: str, tags: list[str], state: str, expires: str | None, store: str | None,
+            create: bool = False) -> None:
     import getpass
 
     from runner_service.inspection import InspectionError, TagRequest, apply_tags
     try:
         outcome = apply_tags(TagRequest(host=host, manual_tags=tags, state=state, expires=expires, store_url=store,
-                                        who='cli:%s' % getpass.getuser()))
-    except InspectionError as exc:
+                                        who='cli:%s' % getpass.getuser(), create_host=create))
+    except (InspectionError, ValueError) as exc:
         fail(str(exc))
     changed = outcome.added if state == 'present' else outcome.removed
     typer.echo('%s: %s %s' % (host, 'added' if state == 'present' else 'removed', ', '.join(changed) or 'nothing'))
@@ -267,9 +282,10 @@ def _manual(host: str, tags: list[str], state: str, expires: str | None, store: 
 @tags_app.command('add')
 def tags_add(host: str, tags: list[str] = typer.Argument(..., help='Tag names.'),
              expires: Optional[str] = typer.Option(None, '--expires', help='7d, 12h, 2026-12-31, ...'),
+             create: bool = typer.Option(False, '--create', help='Add the host to the store if it is not there.'),
              store: Optional[str] = STORE_OPTION) -> None:
-    """Set manual tags on a host."""
-    _manual(host, tags, 'present', expires, store)
+    """Set manual tags on a host (a known one, unless --create)."""
+    _manual(host, tags, 'present', expires, store, create=create)
 
 
 @tags_app.command('remove')

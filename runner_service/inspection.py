@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from runner_service.durations import TimeSpecError, parse_point_in_time
 from runner_service.store import StoreError, open_store
-from runner_service.tags import HostContext, RulesError, load_rules
+from runner_service.tags import HostContext, RulesError, is_valid_tag_name, load_rules
 
 
 class InspectionError(Exception):
@@ -35,6 +35,7 @@ class TagRequest:
     store_url: str | None = None
     who: str = 'dbfleet'
     check_mode: bool = False
+    create_host: bool = True                # manual tags on a host the store does not know: add it
 
 
 @dataclass
@@ -122,8 +123,15 @@ def _apply_rules(store, request: TagRequest) -> TagOutcome:
 
 
 def _apply_manual(store, request: TagRequest) -> TagOutcome:
+    for tag in request.manual_tags:
+        if not is_valid_tag_name(tag):
+            raise InspectionError('invalid tag name %r: use letters, digits and _ - . : (and not and/or/not), '
+                                  'as tag filters read them' % str(tag)[:100])
     expires_at = parse_point_in_time(request.expires) if request.expires else None
     stored = store.get_host(request.host)
+    if stored is None and request.state == 'present' and not request.create_host:
+        raise InspectionError('unknown host %r: `dbfleet hosts list` shows the hosts; add it with --create'
+                              % str(request.host)[:100])
     current = store.host_tags(request.host) if stored else {}
     added, removed = [], []
     for tag in request.manual_tags:

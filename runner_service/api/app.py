@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from runner_service import __version__
 from runner_service.api import errors
+from runner_service.api.links import add_links
 from runner_service.api.routes import cron, health, jobs, plans, pools, schedules, tokens, windows
 from runner_service.reconciler import Reconciler
 from runner_service.runtime import Runtime
@@ -34,4 +35,17 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     errors.install(app)
     for module in (cron, health, jobs, plans, pools, schedules, tokens, windows):
         app.include_router(module.router)
+    _with_links(app)
     return app
+
+
+def _with_links(app: FastAPI) -> None:
+    """The generated OpenAPI document, with links from each created resource to its operations."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,7 @@ from runner_service.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+HTTP_METHODS = ('get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace')
 # The error bodies, for each route's OpenAPI `responses`.
 PROBLEM = {'model': None}
 
@@ -30,6 +32,19 @@ def _field(error: dict) -> str:
     return '.'.join(location) or 'request'
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method the API serves at the request's path, from its OpenAPI document (Starlette's
+    own 405 names only the methods of the first route whose path matched, one of several)."""
+    methods: set[str] = set()
+    path = request.url.path
+    for template, operations in request.app.openapi().get('paths', {}).items():
+        if re.fullmatch(re.sub(r'\\\{[^/]+?\\\}', '[^/]+', re.escape(template)), path):
+            methods.update(method.upper() for method in operations if method in HTTP_METHODS)
+    if 'GET' in methods:
+        methods.add('HEAD')  # Starlette answers HEAD wherever it answers GET
+    return ', '.join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -44,7 +59,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return problem(exc.status_code, str(exc.detail), headers=getattr(exc, 'headers', None))
+        headers = dict(getattr(exc, 'headers', None) or {})
+        if exc.status_code == 405:
+            headers['Allow'] = allowed_methods(request)
+            return problem(405, '%s is not served at %s; allowed: %s' % (request.method, request.url.path[:200],
+                                                                         headers['Allow']), headers=headers)
+        return problem(exc.status_code, str(exc.detail), headers=headers or None)
 
     @app.exception_handler(StoreUnavailable)
     async def store_down(request: Request, exc: StoreUnavailable):

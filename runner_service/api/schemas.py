@@ -6,8 +6,40 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
+                      StrictFloat, StrictInt, StringConstraints, model_validator)
 
+# Times a request may give: far enough from the ends of datetime's range that converting to UTC
+# and adding a schedule's intervals, graces or deadlines never overflows (0001-01-01T00:00:00+14:00
+# has no UTC equivalent at all).
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _in_range(value: dt.datetime) -> dt.datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+    try:
+        in_range = EARLIEST <= aware.astimezone(dt.timezone.utc) <= LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ValueError('a time between %s and %s (UTC), not %s' % (EARLIEST.date(), LATEST.date(),
+                                                                        value.isoformat()[:40]))
+    return value
+
+
+def _written_as_time(value):
+    """pydantic would read a number (or a string of digits) as seconds since 1970: the schema says
+    an ISO 8601 time, so that is what is accepted."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip('+-').replace(
+            '.', '', 1).isdigit()):
+        raise ValueError('an ISO 8601 time such as 2026-11-27T03:00:00Z, not a number')
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_time), AfterValidator(_in_range)]
+# In query strings a time without a zone is taken as UTC.
+QueryInstant = Annotated[dt.datetime, BeforeValidator(_written_as_time), AfterValidator(_in_range)]
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$')]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
@@ -29,15 +61,15 @@ class BatchPlan(BaseModel):
 
     model_config = ConfigDict(extra='forbid')
 
-    lanes: int | None = Field(default=None, ge=1, le=200, description='split the hosts into this many lanes, '
+    lanes: StrictInt | None = Field(default=None, ge=1, le=200, description='split the hosts into this many lanes, '
                               'balanced by estimated duration; each lane runs its hosts one after another')
-    rolling: list[int | str] | None = Field(default=None, min_length=1, max_length=50, description='batches in '
+    rolling: list[StrictInt | str] | None = Field(default=None, min_length=1, max_length=50, description='batches in '
                                             'order, e.g. [1, 5, "20%"], the last size repeating (Ansible serial)')
-    max_fail_percentage: int | None = Field(default=None, ge=0, le=100, description='rolling: stop when a batch '
+    max_fail_percentage: StrictInt | None = Field(default=None, ge=0, le=100, description='rolling: stop when a batch '
                                             'fails more than this (default: only when all of it failed)')
     pool: str | None = Field(default=None, pattern=r'^[a-z0-9][a-z0-9_-]{0,63}$', description='each host run '
                              'holds a slot of this pool, shared with every other job')
-    window_end: AwareDatetime | None = Field(default=None, description='when the run should be over: the '
+    window_end: Instant | None = Field(default=None, description='when the run should be over: the '
                                              'preview and the job warn when the estimate overruns it')
 
     @model_validator(mode='after')
@@ -72,15 +104,15 @@ class JobTemplate(BaseModel):
     limit: str | None = Field(default=None, min_length=1, max_length=10000, description="ansible's --limit")
     extra_vars: dict[str, Any] = Field(default_factory=dict, description='variables for the play; values of '
                                        'names that look secret (password, token, key...) are masked in the store')
-    check: bool = Field(default=False, description='--check: report what would change')
-    diff: bool = Field(default=False, description='--diff')
-    forks: int | None = Field(default=None, ge=1, le=500)
-    timeout: int | None = Field(default=None, ge=1, le=7 * 86400, description='seconds the run may take')
+    check: StrictBool = Field(default=False, description='--check: report what would change')
+    diff: StrictBool = Field(default=False, description='--diff')
+    forks: StrictInt | None = Field(default=None, ge=1, le=500)
+    timeout: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description='seconds the run may take')
     queue: str = Field(default='default', pattern=r'^[a-z0-9][a-z0-9_-]{0,31}$',
                        description='the RQ queue (workers listen to the queues they are told)')
-    priority: int = Field(default=0, ge=-100, le=100, description='above 0 goes to the front of its queue')
-    max_retries: int = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
-    retry_backoff: int = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
+    priority: StrictInt = Field(default=0, ge=-100, le=100, description='above 0 goes to the front of its queue')
+    max_retries: StrictInt = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
+    retry_backoff: StrictInt = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
     plan: BatchPlan | None = Field(default=None, description='lanes, rolling batches, a pool')
 
     @model_validator(mode='after')
@@ -91,7 +123,7 @@ class JobTemplate(BaseModel):
 
 
 class JobCreate(JobTemplate):
-    deadline: AwareDatetime | None = Field(default=None, description='the run is killed at this time '
+    deadline: Instant | None = Field(default=None, description='the run is killed at this time '
                                            '(with a time zone, e.g. 2026-11-27T03:00:00Z)')
     depends_on: list[Dependency] = Field(default_factory=list, max_length=100)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255,
@@ -242,14 +274,14 @@ class SchedulePolicies(BaseModel):
     overlap: Literal['allow', 'forbid', 'replace'] = Field(
         default='forbid', description='a slot while the last run is still going: run anyway, skip the slot, or '
                                       'cancel the last run and start')
-    misfire_grace_seconds: int = Field(default=60, ge=0, le=7 * 86400, description='a slot later than this (the '
+    misfire_grace_seconds: StrictInt = Field(default=60, ge=0, le=7 * 86400, description='a slot later than this (the '
                                        'scheduler was down) is missed')
     catch_up: Literal['skip', 'once'] = Field(default='once', description='after missed slots: run once for the '
                                               'latest of them, or wait for the next slot')
-    jitter_seconds: int = Field(default=0, ge=0, le=86400, description='delay each slot by up to this, the same '
+    jitter_seconds: StrictInt = Field(default=0, ge=0, le=86400, description='delay each slot by up to this, the same '
                                 'for every scheduler (spreads load)')
-    deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed this many '
-                                       'seconds after its slot')
+    deadline_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description='each run is killed '
+                                             'this many seconds after its slot')
     window_policy: Literal['skip', 'defer'] = Field(
         default='skip', description='a slot inside a maintenance window: skip it, or run once when the window ends '
                                     '(however many slots it covered)')
@@ -263,29 +295,41 @@ class ScheduleCreate(SchedulePolicies):
                                            '90s / 15m / 2h / 1d; once: an ISO time')
     expression: str = Field(min_length=1, max_length=255)
     timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of the expression')
-    start_at: AwareDatetime | None = Field(default=None, description='interval: the first fire (default now)')
-    paused: bool = False
+    start_at: Instant | None = Field(default=None, description='interval: the first fire (default now)')
+    paused: StrictBool = False
     job: JobTemplate
 
 
+def _omittable(schema: dict) -> None:
+    """A field one leaves out to keep what is there: no default (null) shown, null not accepted."""
+    schema.pop('default', None)
+
+
+def optional_not_null(**constraints):
+    """A ScheduleUpdate field without a null: leaving it out keeps the value, null would erase a
+    value the schedule cannot do without (422 instead)."""
+    return Field(default=None, json_schema_extra=_omittable, **constraints)
+
+
 class ScheduleUpdate(BaseModel):
-    """Only the fields given change; a new trigger recomputes the next fire from now."""
+    """Only the fields given change; a new trigger recomputes the next fire from now. Only
+    deadline_after and start_at may be null (no deadline, start now)."""
 
     model_config = ConfigDict(extra='forbid')
 
-    name: str | None = Field(default=None, min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
-    kind: ScheduleKind | None = None
-    expression: str | None = Field(default=None, min_length=1, max_length=255)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    start_at: AwareDatetime | None = None
-    overlap: Literal['allow', 'forbid', 'replace'] | None = None
-    misfire_grace_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
-    catch_up: Literal['skip', 'once'] | None = None
-    jitter_seconds: int | None = Field(default=None, ge=0, le=86400)
-    deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400)
-    window_policy: Literal['skip', 'defer'] | None = None
-    after: list[ScheduleDependency] | None = Field(default=None, max_length=20)
-    job: JobTemplate | None = None
+    name: str = optional_not_null(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
+    kind: ScheduleKind = optional_not_null()
+    expression: str = optional_not_null(min_length=1, max_length=255)
+    timezone: str = optional_not_null(min_length=1, max_length=64)
+    start_at: Instant | None = None
+    overlap: Literal['allow', 'forbid', 'replace'] = optional_not_null()
+    misfire_grace_seconds: StrictInt = optional_not_null(ge=0, le=7 * 86400)
+    catch_up: Literal['skip', 'once'] = optional_not_null()
+    jitter_seconds: StrictInt = optional_not_null(ge=0, le=86400)
+    deadline_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400)
+    window_policy: Literal['skip', 'defer'] = optional_not_null()
+    after: list[ScheduleDependency] = optional_not_null(max_length=20)
+    job: JobTemplate = optional_not_null()
 
 
 class ScheduleOut(BaseModel):
@@ -338,7 +382,7 @@ class WindowCreate(BaseModel):
                                                                'expression; absolute: once')
     start: str = Field(min_length=1, max_length=255, description='recurring: a cron expression (5 fields, 6 with '
                        'seconds first, @weekly...); absolute: an ISO time (naive means in `timezone`)')
-    duration_seconds: int = Field(ge=1, le=31 * 86400, description='how long each occurrence lasts (real time)')
+    duration_seconds: StrictInt = Field(ge=1, le=31 * 86400, description='how long each occurrence lasts (real time)')
     timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of `start`')
     tags: str | None = Field(default=None, min_length=1, max_length=2000, description='a tag expression: only '
                              'schedules whose job targets tags with a host matching it too; none: every schedule')
@@ -384,9 +428,9 @@ class PlanPreviewRequest(BaseModel):
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
     limit: str | None = Field(default=None, min_length=1, max_length=10000)
-    lanes: int = Field(ge=1, le=200)
-    start: AwareDatetime | None = Field(default=None, description='default: now')
-    window_end: AwareDatetime | None = None
+    lanes: StrictInt = Field(ge=1, le=200)
+    start: Instant | None = Field(default=None, description='default: now')
+    window_end: Instant | None = None
 
     @model_validator(mode='after')
     def _one_source(self):
@@ -427,7 +471,7 @@ class PlanPreview(BaseModel):
 class PoolSet(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
-    slots: int = Field(ge=1, le=10000, description='how many host runs may hold the pool at once, fleet-wide')
+    slots: StrictInt = Field(ge=1, le=10000, description='how many host runs may hold the pool at once, fleet-wide')
     description: str | None = Field(default=None, max_length=2000)
 
 
@@ -462,7 +506,7 @@ class CronFile(BaseModel):
     kind: Literal['user', 'system', 'crond', 'path'] = Field(description="a user's crontab, /etc/crontab, a file "
                                                                          "in /etc/cron.d, or a file by path")
     name: str = Field(min_length=1, max_length=1024, description='the user name, or the file path')
-    system: bool = Field(description='its lines carry a user field (/etc/crontab, /etc/cron.d)')
+    system: StrictBool = Field(description='its lines carry a user field (/etc/crontab, /etc/cron.d)')
 
 
 class CronImport(BaseModel):
@@ -479,9 +523,9 @@ class CronImport(BaseModel):
                                             '(default: host)')
     timezone: str = Field(default='UTC', min_length=1, max_length=64, description="the host's time zone (cron "
                           'reads times in it unless CRON_TZ says otherwise)')
-    grace_seconds: int = Field(default=60, ge=0, le=86400, description='a run not reported this long after its '
+    grace_seconds: StrictInt = Field(default=60, ge=0, le=86400, description='a run not reported this long after its '
                                'slot is flagged missed')
-    cron_tz: bool = Field(default=True, description='the host\'s cron reads times in CRON_TZ when the file sets '
+    cron_tz: StrictBool = Field(default=True, description='the host\'s cron reads times in CRON_TZ when the file sets '
                           'it (cronie does; Debian\'s cron does not)')
 
 
@@ -539,11 +583,11 @@ class CronReport(BaseModel):
     schedule_id: str = Field(min_length=1, max_length=32)
     host: HostName
     phase: Literal['start', 'end']
-    fallback: bool = Field(default=False, description='crontab ran a taken-over entry (platform unreachable)')
-    started_at: AwareDatetime
-    finished_at: AwareDatetime | None = None
-    exit_code: int | None = Field(default=None, ge=-255, le=255)
-    duration_seconds: float | None = Field(default=None, ge=0)
+    fallback: StrictBool = Field(default=False, description='crontab ran a taken-over entry (platform unreachable)')
+    started_at: Instant
+    finished_at: Instant | None = None
+    exit_code: StrictInt | None = Field(default=None, ge=-255, le=255)
+    duration_seconds: StrictFloat | None = Field(default=None, ge=0)
     output_tail: str | None = Field(default=None, max_length=65536)
 
     @model_validator(mode='after')

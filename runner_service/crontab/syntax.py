@@ -18,7 +18,9 @@ against /usr/sbin/cron and `crontab -n` on Debian, including its quirks:
   the rest becomes stdin (see `cron_stdin`);
 - the daemon skips a whole file on any syntax error or a missing final newline
   (`Crontab.ignored` says so).
-CRLF line endings are kept, but the `\\r` is not part of `Entry.text` or the command.
+CRLF line endings are kept, and the `\\r` is not part of `Entry.text` or `Entry.command` (the
+line as written); cron hands it on as the command's last character, or after a `%` as stdin's:
+`as_cron_runs_it(entry)` gives the command and stdin with it, as cron runs them.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Entry:
     note: str | None = None   # why not exact (or why it never fires)
     observed_command: str | None = None  # a wrapped line: the command the wrapper runs
     observed_raw: str | None = None      # a wrapped line: its command as written before wrapping
+    crlf: bool = False                   # the line ends in \r\n
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def parse(text: str, source: str = '<crontab>', system: bool = False) -> Crontab
             env[setting[0]] = setting[1]
             continue
         try:
-            tab.entries.append(_entry(number, body, system, dict(env)))
+            tab.entries.append(_entry(number, body, system, dict(env), crlf=line.endswith('\r\n')))
         except _Bad as error:
             tab.errors.append(LineError(source, number, body, str(error)))
             if tab.ignored is None and not error.cron_accepts:
@@ -251,7 +254,7 @@ class _Reader:
             self.pos += 1
 
 
-def _entry(number: int, body: str, system: bool, env: dict[str, str]) -> Entry:
+def _entry(number: int, body: str, system: bool, env: dict[str, str], crlf: bool = False) -> Entry:
     reader = _Reader(body, len(body) - len(body.lstrip(BLANKS)))
     start = reader.pos
     if reader.ch == '@':
@@ -278,7 +281,7 @@ def _entry(number: int, body: str, system: bool, env: dict[str, str]) -> Entry:
         raise _Bad('missing command', cron_accepts=True)
     return Entry(number=number, text=body, timing=timing, reboot=timing == '@reboot', user=user,
                  command=command, stdin=stdin, env=env, timezone=env.get('CRON_TZ'),
-                 command_start=command_start, command_end=command_start + command_end,
+                 command_start=command_start, command_end=command_start + command_end, crlf=crlf,
                  **schedule, **_observed(raw[:command_end]))
 
 
@@ -402,6 +405,14 @@ def _render(values: set[int], low: int, high: int, star: bool) -> str:
         step = steps.pop()
         return '%d-%d' % (ordered[0], ordered[-1]) + ('/%d' % step if step > 1 else '')
     return ','.join(str(value) for value in ordered)
+
+
+def as_cron_runs_it(entry: Entry) -> tuple[str, str | None]:
+    """(command, stdin) exactly as cron hands them to the shell: a CRLF line's `\\r` included."""
+    if not entry.crlf:
+        return entry.command, entry.stdin
+    command, stdin, _ = cron_command(entry.text[entry.command_start:] + '\r')
+    return command, stdin
 
 
 def cron_command(raw: str) -> tuple[str, str | None, int]:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 # Tag names: letters, digits and _ - . : (so 'env:prod', 'mysql-8.0', 'rack_12' are names).
 TAG_NAME = re.compile(r'[A-Za-z0-9_.:\-]+')
 KEYWORDS = frozenset({'and', 'or', 'not'})
+# How deep parentheses and `not` may nest. Real filters nest two or three levels; the bound keeps
+# the recursive-descent parser (and every walk of the tree) far from Python's recursion limit.
+MAX_NESTING = 50
 
 
 def is_valid_tag_name(name) -> bool:
@@ -31,9 +34,25 @@ class TagExpressionError(ValueError):
         self.position = position
         self.expression = expression
         self.hint = hint
+        shown, caret = _around(expression, position)
         self.message = '%s at position %d%s\n  %s\n  %s^' % (
-            reason, position, ': ' + hint if hint else '', expression, ' ' * position)
+            reason, position, ': ' + hint if hint else '', shown, ' ' * caret)
         super().__init__(self.message)
+
+
+# An error shows at most this much of the expression, around the position it points at.
+SHOWN_CHARACTERS = 120
+
+
+def _around(expression: str, position: int) -> tuple[str, int]:
+    """The part of `expression` an error shows, and where the caret goes in it."""
+    if len(expression) <= SHOWN_CHARACTERS:
+        return expression, position
+    start = max(0, min(position - SHOWN_CHARACTERS // 2, len(expression) - SHOWN_CHARACTERS))
+    shown = expression[start:start + SHOWN_CHARACTERS]
+    prefix = '...' if start else ''
+    suffix = '...' if start + SHOWN_CHARACTERS < len(expression) else ''
+    return prefix + shown + suffix, len(prefix) + position - start
 
 
 # --- Syntax tree ---------------------------------------------------------------------------------
@@ -178,6 +197,7 @@ class _Parser:
         self.expression = expression
         self.tokens = _tokens(expression)
         self.index = 0
+        self.depth = 0
 
     @property
     def current(self) -> _Token:
@@ -216,17 +236,27 @@ class _Parser:
             operands.append(self.not_expression())
         return _combine(And, operands)
 
+    def nested(self, token: _Token, parse):
+        """`parse()` one level deeper; past MAX_NESTING levels an error instead of a RecursionError."""
+        if self.depth >= MAX_NESTING:
+            self.fail('nested too deeply', token, 'at most %d levels of parentheses and not' % MAX_NESTING)
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def not_expression(self):
         token = self.current
         if token.kind == 'not':
             self.advance()
-            return Not(self.not_expression())
+            return Not(self.nested(token, self.not_expression))
         if token.kind == 'name':
             self.advance()
             return Tag(token.text)
         if token.kind == '(':
             self.advance()
-            inner = self.or_expression()
+            inner = self.nested(token, self.or_expression)
             if self.current.kind != ')':
                 if self.current.kind == 'end':
                     self.fail("unbalanced '('", token, "no matching ')'")

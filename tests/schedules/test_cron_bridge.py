@@ -5,16 +5,19 @@ or missed, a taken-over slot runs once whoever claims it first, and edits become
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import uuid
 
 import pytest
 
 from runner_service import bridge
-from runner_service.api.schemas import CronFile, CronImport, CronReport, ScheduleUpdate
+from runner_service.api.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleUpdate
 from runner_service.bridge import CronBridge
-from runner_service.jobs import Conflict
+from runner_service.crontab import as_cron_runs_it, parse
+from runner_service.jobs import BadRequest, Conflict
 from runner_service.scheduler import Scheduler
 from runner_service.schedules import ScheduleService
+from tests.crontab import cronref
 
 TEXT = ('SHELL=/bin/bash\r\n'
         'CRON_TZ=Europe/Berlin\n'
@@ -175,3 +178,43 @@ def test_a_bridged_entry_is_not_deleted_or_resumed_behind_crontabs_back(runtime)
     with pytest.raises(Conflict, match='crontab, which runs it'):
         service.resume(schedule['id'], 'admin')  # the platform would run it beside crontab
     service.delete(schedule['id'], 'admin')
+
+
+CRLF_LINES = ['0 3 * * * echo end\r\n',
+              '0 4 * * * printf "\\%s|" one two\r\n',
+              '0 5 * * * cat -A%first%second\r\n']
+
+
+@pytest.mark.parametrize('line', CRLF_LINES)
+def test_a_crlf_line_runs_on_the_platform_with_its_carriage_return_as_cron_ran_it(runtime, line):
+    """cron reads a line up to its \\n: the \\r goes to the shell with the command (or to stdin
+    after a %). A taken-over entry runs exactly that, checked against the do_command.c oracle
+    and by running both through /bin/sh."""
+    schedule = minutely(runtime, text=line)
+    command = schedule['job']['extra_vars']['dbfleet_command']
+    body = line[:-1]  # what cron reads: everything before the \n, the \r included
+    assert (command['command'], command['stdin']) == cronref.split_command(cronref.command_part(body))
+    by_cron = cronref.run_like_cron(body)
+    by_platform = subprocess.run(['/bin/sh', '-c', command['command']], input=(command['stdin'] or '').encode(),
+                                 capture_output=True, timeout=30)
+    assert by_platform.stdout == by_cron.stdout
+    assert b'\r' in by_cron.stdout or b'^M' in by_cron.stdout  # cat -A shows the \r as ^M
+    assert schedule['source']['original'] == line[:-2]
+
+
+def test_a_crlf_entry_keeps_its_carriage_return_through_edits(runtime):
+    schedule = minutely(runtime, text=CRLF_LINES[2])
+    service = ScheduleService(runtime)
+    edited = service.update(schedule['id'], ScheduleUpdate(expression='30 5 * * *'), 'admin')
+    assert edited['source']['original'] == '30 5 * * * cat -A%first%second'
+    [entry] = parse(edited['source']['original'] + '\r\n').entries
+    command = edited['job']['extra_vars']['dbfleet_command']
+    assert as_cron_runs_it(entry) == (command['command'], command['stdin']) == ('cat -A', 'first\nsecond\r\n')
+    template = JobTemplate(**{key: value for key, value in edited['job'].items()
+                              if key in JobTemplate.model_fields and key != 'tags'})
+    template.extra_vars['dbfleet_command'] = dict(command, stdin='first\n')
+    with pytest.raises(BadRequest, match='CRLF'):
+        service.update(schedule['id'], ScheduleUpdate(job=template), 'admin')
+    template.extra_vars['dbfleet_command'] = dict(command, stdin='other\r\n')
+    changed = service.update(schedule['id'], ScheduleUpdate(job=template), 'admin')
+    assert changed['source']['original'] == '30 5 * * * cat -A%other'

@@ -13,15 +13,17 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from runner_service.api import shutdown
 from runner_service.api.deps import Jobs, Operator, RuntimeDep, Viewer
-from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem, Relaunch,
-                                        Stdout)
-from runner_service.jobs import JobService
+from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
+                                        QueryInstant, Relaunch, Stdout)
+from runner_service.jobs import BadRequest, JobService
 from runner_service.queue import events_channel
 from runner_service.store import TERMINAL_STATUSES
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
 JobId = Annotated[str, Path(min_length=1, max_length=32, description='a job id')]
+# Event seqs (and so cursors and SSE ids) fit the store's integer column with room to spare.
+MAX_SEQ = 2**31
 # How long a live follower waits for news before it looks at the store anyway.
 FOLLOW_POLL_SECONDS = 1.0
 
@@ -64,7 +66,8 @@ def list_jobs(jobs: Jobs, caller: Viewer,
               status: Annotated[list[JobStatus] | None, Query(description='one or more statuses')] = None,
               playbook: Annotated[str | None, Query(max_length=512)] = None,
               tag: Annotated[str | None, Query(max_length=255, description='jobs whose tag expression names it')] = None,
-              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
+              created_after: Annotated[QueryInstant | None, Query(description='without a zone: UTC')] = None,
+              created_before: Annotated[QueryInstant | None, Query(description='without a zone: UTC')] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
               cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
     """Newest first; pass next_cursor back as cursor for the next page."""
@@ -84,17 +87,21 @@ def show(job_id: JobId, jobs: Jobs, caller: Viewer) -> JobOut:
 async def events(request: Request, job_id: JobId, jobs: Jobs, runtime: RuntimeDep, caller: Viewer,
                  host: Annotated[str | None, Query(max_length=255)] = None,
                  event: Annotated[list[str] | None, Query(description='event names, e.g. runner_on_failed')] = None,
-                 after: Annotated[int | None, Query(ge=0, le=2**31, description='a next_cursor')] = None,
+                 after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description='a next_cursor')] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                 last_event_id: Annotated[str | None, Header(max_length=20)] = None):
+                 last_event_id: Annotated[str | None, Header(max_length=20, pattern=r'^[0-9]+$', description=
+                                                             'resume a stream after this event id (a seq)')] = None):
     """The job's events in order. With `Accept: text/event-stream` the response is a live
     Server-Sent Events stream (each event's id is its seq, so a reconnecting client resumes with
     Last-Event-ID), ending with an `end` event carrying the job's final status."""
     if 'text/event-stream' in request.headers.get('accept', ''):
         await run_in_threadpool(jobs.get, job_id)  # 404 before the stream starts
         start = after
-        if last_event_id is not None and last_event_id.isdigit():
+        if last_event_id is not None:
             start = int(last_event_id)
+            if start > MAX_SEQ:
+                raise BadRequest('Last-Event-ID %s is no event id of this job (they are at most %d)'
+                                 % (last_event_id, MAX_SEQ))
         return StreamingResponse(_follow(request, jobs, runtime, job_id, host, event, start),
                                  media_type='text/event-stream', headers={'Cache-Control': 'no-cache'})
     return await run_in_threadpool(jobs.events, job_id, host, event, after, limit)
