@@ -6,9 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator,
+                      model_validator)
 
-HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$')]
+from runner_service.extra_vars import check_extra_vars
+from runner_service.host_patterns import check_host_pattern
+
+# Ansible's --limit: host names, groups, wildcards, `a:!b`, never `@file` (runner_service.host_patterns).
+HostPattern = Annotated[str, StringConstraints(min_length=1, max_length=10000), AfterValidator(check_host_pattern)]
+# A host name also serves as a limit (the crontab bridge's takeover jobs).
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$'),
+                     AfterValidator(check_host_pattern)]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
 Role = Literal['viewer', 'operator', 'admin']
@@ -69,7 +77,8 @@ class JobTemplate(BaseModel):
                                   description='an inventory file or directory under the project')
     tags: str | None = Field(default=None, min_length=1, max_length=2000,
                              description='a tag expression: the hosts of the store that match it')
-    limit: str | None = Field(default=None, min_length=1, max_length=10000, description="ansible's --limit")
+    limit: HostPattern | None = Field(default=None, description="ansible's --limit: a host pattern (@file is "
+                                    'refused)')
     extra_vars: dict[str, Any] = Field(default_factory=dict, description='variables for the play; values of '
                                        'names that look secret (password, token, key...) are masked in the store')
     check: bool = Field(default=False, description='--check: report what would change')
@@ -82,6 +91,13 @@ class JobTemplate(BaseModel):
     max_retries: int = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
     retry_backoff: int = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
     plan: BatchPlan | None = Field(default=None, description='lanes, rolling batches, a pool')
+
+    @field_validator('extra_vars')
+    @classmethod
+    def _plain_data(cls, value: dict) -> dict:
+        # Bare jobs are admins' (they may set ansible_* connection variables); template launches
+        # check again with allow_connection_vars=False.
+        return check_extra_vars(value, allow_connection_vars=True)
 
     @model_validator(mode='after')
     def _one_inventory(self):
@@ -379,7 +395,7 @@ class PlanPreviewRequest(BaseModel):
     tags: str | None = Field(default=None, min_length=1, max_length=2000)
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
-    limit: str | None = Field(default=None, min_length=1, max_length=10000)
+    limit: HostPattern | None = None
     lanes: int = Field(ge=1, le=200)
     start: AwareDatetime | None = Field(default=None, description='default: now')
     window_end: AwareDatetime | None = None
