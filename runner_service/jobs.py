@@ -223,7 +223,7 @@ class JobService:
         if match is None:
             return None
         if not any((REPO_ROOT / 'playbooks' / (match.group(1) + suffix)).is_file() for suffix in PLAYBOOK_SUFFIXES):
-            raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % name)
+            raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % excerpt(name))
         return name
 
     def project_path(self, name: str, what: str, playbook: bool = False) -> str:
@@ -314,7 +314,7 @@ class JobService:
         matching = [host['name'] for host in self.store.inventory(fact_paths=()) if expression.matches(host['tags'])]
         if not matching:
             raise BadRequest('tags %r matches no host in the store: see `dbfleet hosts list` and `dbfleet tags list`'
-                             % text)
+                             % excerpt(text))
         return expression
 
     def _by_key(self, key: str) -> dict | None:

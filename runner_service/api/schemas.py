@@ -555,7 +555,7 @@ class CronReport(BaseModel):
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     exit_code: int | None = Field(default=None, ge=-255, le=255)
-    duration_seconds: float | None = Field(default=None, ge=0)
+    duration_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     output_tail: str | None = Field(default=None, max_length=65536)
 
     @model_validator(mode='after')
