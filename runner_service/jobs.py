@@ -15,6 +15,8 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+from pydantic import ValidationError
+
 from runner_service import lifecycle
 from runner_service.api.schemas import JobCreate, JobTemplate
 from runner_service.extra_vars import excerpt
@@ -142,12 +144,16 @@ class JobService:
                 raise Conflict('job %s has no failed or unreachable host to relaunch (status %s): relaunch with '
                                'hosts=all' % (job_id, old['status']))
             limit = ','.join(failed)
-        request = JobCreate(
-            playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
-            diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
-            priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
-            plan=old['plan'],
-            **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
+        try:
+            request = JobCreate(
+                playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
+                diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
+                priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
+                plan=old['plan'],
+                **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
+        except ValidationError as exc:  # accepted before today's checks (an @file limit, a marker key)
+            raise Unprocessable('job %s cannot be relaunched: %s' % (
+                job_id, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
         job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
         return job
 

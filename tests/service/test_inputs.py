@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from runner_service.store import open_store
 from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, Service
 
 SLOW_SECONDS = '613.25'  # an inventory script's sleep, told apart from any other process by it
@@ -100,6 +101,21 @@ def test_ansible_marker_keys_are_refused_everywhere(service, tmp_path, extra_var
         'job': {'playbook': PLAYBOOKS + '/echo_value.yml', 'inventory': INVENTORY, 'extra_vars': extra_vars}})
     assert_problem(schedule, 422, '__ansible')
     assert job_count(service) == before and not (tmp_path / 'ran').exists()
+
+
+def test_a_marker_already_in_the_store_never_reaches_ansible(service, tmp_path):
+    """A job recorded before the check (here: written to the store directly, then queued by the
+    reconciler) is refused by the worker, and cannot be relaunched."""
+    marker = tmp_path / 'ran'
+    with open_store(service.store_url) as store:
+        job, _ = store.create_job({'playbook': PLAYBOOKS + '/echo_value.yml', 'inventory': INVENTORY,
+                                   'limit_pattern': 'node1',
+                                   'extra_vars': {'value': [{'__ansible_unsafe': LOOKUP % marker}]}}, created_by='old')
+    done = service.wait(job['id'])
+    assert done['status'] == 'failed' and '__ansible' in done['status_reason'], done['status_reason']
+    assert not marker.exists()
+    relaunch = admin_post(service, '/api/v1/jobs/%s/relaunch' % job['id'], {'hosts': 'all'})
+    assert_problem(relaunch, 422, 'cannot be relaunched', '__ansible')
 
 
 def test_a_schedule_edit_cannot_bring_a_marker(service):
