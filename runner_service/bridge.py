@@ -26,9 +26,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from pydantic import ValidationError
+
 from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
 from runner_service.crontab import as_cron_runs_it, edit, parse
-from runner_service.jobs import BadRequest, Conflict, NotFound
+from runner_service.jobs import BadRequest, Conflict, NotFound, Unprocessable
 from runner_service.runtime import Runtime
 from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
 from runner_service.secrets import looks_secret
@@ -160,8 +162,11 @@ class CronBridge:
         command = {'command': command_text, 'stdin': stdin, 'user': entry.user,
                    'shell': entry.env.get('SHELL', '/bin/sh'),
                    'env': {name: value for name, value in entry.env.items() if name not in ('CRON_TZ', 'MAILTO')}}
-        job = JobTemplate(playbook=COMMAND_PLAYBOOK, inventory=request.inventory,
-                          limit=request.inventory_host or request.host, extra_vars={'dbfleet_command': command})
+        try:
+            job = JobTemplate(playbook=COMMAND_PLAYBOOK, inventory=request.inventory,
+                              limit=request.inventory_host or request.host, extra_vars={'dbfleet_command': command})
+        except ValidationError as exc:  # e.g. an environment name that is one of Ansible's markers
+            raise Unprocessable('line %d: %s' % (entry.number, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
         create = ScheduleCreate(name=schedule_name(request.host, file, entry.number), kind='cron',
                                 expression=entry.expression, timezone=timezone, overlap='allow',
                                 misfire_grace_seconds=request.grace_seconds, catch_up='skip', job=job)

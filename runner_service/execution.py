@@ -31,7 +31,8 @@ from pathlib import Path
 import yaml
 
 from runner_service import lifecycle, process_tree
-from runner_service.paths import REPO_ROOT
+from runner_service.extra_vars import check_extra_vars
+from runner_service.paths import REPO_ROOT, private_directory
 from runner_service.plan_runner import PlanError, PlanRunner
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secrets import Redactor, secret_values
@@ -143,9 +144,12 @@ class JobRun:
         job = self.job
         if self.private_dir.exists():
             shutil.rmtree(self.private_dir / 'inventory', ignore_errors=True)
-        env_dir = self.private_dir / 'env'
-        env_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        extra_vars = unmask(job['extra_vars'], self.secret)
+        for directory in (self.settings.var_dir, self.settings.runs_dir, self.private_dir):
+            private_directory(directory)
+        env_dir = private_directory(self.private_dir / 'env')
+        # Checked again as they leave the store: a job accepted before the check, or a store
+        # edited by hand, must not hand Ansible a marker of its own.
+        extra_vars = check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True)
         if extra_vars:
             # A file ansible-runner passes as -e @file: values never reach a command line.
             path = env_dir / 'extravars'
@@ -370,7 +374,9 @@ def host_results(stats: dict | None) -> dict[str, dict]:
 def untemplated(value):
     """Extra vars as Ansible must read them: every string marked unsafe (2.19's legacy JSON form),
     so that what a caller sent, or crontab had in a command, is used as written and never
-    templated: `{{ lookup('pipe', ...) }}` in a value would otherwise run on this machine."""
+    templated: `{{ lookup('pipe', ...) }}` in a value would otherwise run on this machine.
+    Keys are not templated by Ansible; keys that are Ansible's own markers never get here
+    (runner_service.extra_vars)."""
     if isinstance(value, str):
         return {'__ansible_unsafe': value}
     if isinstance(value, dict):

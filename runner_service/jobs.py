@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import sys
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
+from pydantic import ValidationError
+
 from runner_service import lifecycle
 from runner_service.api.schemas import JobCreate, JobTemplate
+from runner_service.extra_vars import excerpt
 from runner_service.paths import REPO_ROOT
 from runner_service.runtime import Runtime
 from runner_service.secrets import split_extra_vars
@@ -23,6 +28,11 @@ from runner_service.store.models import utcnow
 from runner_service.tags import TagExpressionError, parse_tag_expression
 
 PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
+INVENTORY_SUFFIXES = ('.yml', '.yaml', '.ini', '')
+# Files Ansible skips in an inventory directory (INVENTORY_IGNORE_EXTS): harmless there.
+ANSIBLE_IGNORED_SUFFIXES = ('.pyc', '.pyo', '.swp', '.bak', '.rpm', '.md', '.txt', '.rst', '.orig', '.cfg', '.retry')
+# Ansible reads these as variables beside an inventory, not as inventories.
+VARS_DIRECTORIES = ('group_vars', 'host_vars')
 COLLECTION_PLAYBOOK = re.compile(r'dbfleet\.mysql\.([a-z][a-z0-9_]*)')
 
 
@@ -38,6 +48,11 @@ class BadRequest(JobError):
     status = 400
 
 
+class Unprocessable(JobError):
+    """A value the request may not carry (checked beyond what its schema says): 422."""
+    status = 422
+
+
 class NotFound(JobError):
     status = 404
 
@@ -48,6 +63,10 @@ class Conflict(JobError):
 
 class TooLarge(JobError):
     status = 413
+
+
+class TookTooLong(JobError):
+    status = 504
 
 
 class JobService:
@@ -94,7 +113,7 @@ class JobService:
             expression = self._tag_expression(request.tags)
             inventory, kind, tags = str(expression), 'tags', sorted(expression.names)
         else:
-            inventory, kind = self.project_path(request.inventory, 'inventory'), 'file'
+            inventory, kind = self.inventory_path(request.inventory), 'file'
         size = len(json.dumps(request.extra_vars, default=str))
         if size > self.settings.max_extra_vars_bytes:
             raise TooLarge('extra_vars is %d bytes as JSON, more than the %d allowed (DBFLEET_MAX_EXTRA_VARS_BYTES): '
@@ -125,12 +144,16 @@ class JobService:
                 raise Conflict('job %s has no failed or unreachable host to relaunch (status %s): relaunch with '
                                'hosts=all' % (job_id, old['status']))
             limit = ','.join(failed)
-        request = JobCreate(
-            playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
-            diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
-            priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
-            plan=old['plan'],
-            **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
+        try:
+            request = JobCreate(
+                playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],
+                diff=old['diff_mode'], forks=old['forks'], timeout=old['timeout_seconds'], queue=old['queue'],
+                priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
+                plan=old['plan'],
+                **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
+        except ValidationError as exc:  # accepted before today's checks (an @file limit, a marker key)
+            raise Unprocessable('job %s cannot be relaunched: %s' % (
+                job_id, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
         job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
         return job
 
@@ -206,29 +229,88 @@ class JobService:
         if match is None:
             return None
         if not any((REPO_ROOT / 'playbooks' / (match.group(1) + suffix)).is_file() for suffix in PLAYBOOK_SUFFIXES):
-            raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % name)
+            raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % excerpt(name))
         return name
 
     def project_path(self, name: str, what: str, playbook: bool = False) -> str:
         """`name` as a clean relative path of a file (or, for inventories, a directory) under
         the project directory; anything that would leave it is refused."""
         project = Path(self.settings.project_dir).resolve()
+        relative = self._relative(name, what)
+        resolved = self._resolve(project / relative, name, what)
+        if not resolved.is_relative_to(project):
+            raise BadRequest('%s %r: leads out of the project directory through a link' % (what, excerpt(name)))
+        if playbook and resolved.suffix not in PLAYBOOK_SUFFIXES:
+            raise BadRequest('playbook %r: not a .yml or .yaml file' % excerpt(name))
+        if not (resolved.is_file() or (not playbook and resolved.is_dir())):
+            raise BadRequest('%s %r: no such file under the project directory' % (what, excerpt(name)))
+        return relative.as_posix()
+
+    def inventory_path(self, name: str) -> str:
+        """`name` when it is an inventory: a file with an inventory extension (.yml, .yaml, .ini
+        or none, so .fleet.yml too) under one of the inventory directories (DBFLEET_INVENTORY_DIRS,
+        default inventories/), or a directory there holding only such files. Refused whatever
+        else Ansible would read (and quote in its errors): var/, the secret key, the virtualenv,
+        the project root, links that lead out of the inventory directory."""
+        project = Path(self.settings.project_dir).resolve()
+        relative = self._relative(name, 'inventory', Unprocessable)
+        roots = [PurePosixPath(root) for root in self.settings.inventory_dirs]
+        root = next((root for root in roots if relative.parts[:len(root.parts)] == root.parts), None)
+        if root is None:
+            raise Unprocessable('inventory %r: inventories are under %s in the project directory'
+                             % (excerpt(name), ', '.join(root.as_posix() + '/' for root in roots)))
+        top = (project / root).resolve()
+        resolved = self._resolve(project / relative, name, 'inventory', Unprocessable)
+        if not resolved.exists():
+            raise Unprocessable('inventory %r: no such file under the project directory' % excerpt(name))
+        why = self._not_an_inventory(resolved, top, project)
+        if why is None and resolved.is_dir():
+            for path, target in _walk_inventory(resolved):
+                why = self._not_an_inventory(target, top, project) if target else 'cannot be followed (a loop?)'
+                if why is not None:
+                    why = 'it holds %s, which %s' % (excerpt(path.relative_to(resolved), 80), why)
+                    break
+        if why is not None:
+            raise Unprocessable('inventory %r: %s' % (excerpt(name), why))
+        return relative.as_posix()
+
+    def _not_an_inventory(self, path: Path, top: Path, project: Path) -> str | None:
+        """Why the (resolved) `path` may not be read as an inventory, or None."""
+        var_dir = Path(self.settings.var_dir).resolve()
+        if not path.is_relative_to(top) or not path.is_relative_to(project):
+            return 'leads out of the inventory directory through a link'
+        if path == project:
+            return 'is the project directory'
+        if path.is_relative_to(var_dir) or path == Path(self.settings.secret_key_file).resolve():
+            return "is dbfleet's own runtime data (var/)"
+        if path.is_relative_to(Path(sys.prefix).resolve()):
+            return 'is in the virtualenv'
+        if path.is_file() and path.suffix not in INVENTORY_SUFFIXES and path.suffix not in ANSIBLE_IGNORED_SUFFIXES:
+            return 'is not an inventory file (.yml, .yaml, .ini, .fleet.yml, or no extension)'
+        if not (path.is_file() or path.is_dir()):
+            return 'is neither a file nor a directory'
+        return None
+
+    @staticmethod
+    def _relative(name: str, what: str, error: type[JobError] = BadRequest) -> PurePosixPath:
         if '\x00' in name or '\\' in name:
-            raise BadRequest('%s %r: bad characters in the path' % (what, name))
+            raise error('%s %r: bad characters in the path' % (what, excerpt(name)))
         relative = PurePosixPath(name)
         if relative.is_absolute():
-            raise BadRequest('%s %r: absolute paths are refused; give a path under the project directory (%s)'
-                             % (what, name, project))
+            raise error('%s %r: absolute paths are refused; give a path under the project directory'
+                        % (what, excerpt(name)))
         if '..' in relative.parts:
-            raise BadRequest("%s %r: '..' is refused; give a path under the project directory" % (what, name))
-        resolved = (project / relative).resolve()
-        if not resolved.is_relative_to(project):
-            raise BadRequest('%s %r: leads out of the project directory through a link' % (what, name))
-        if playbook and resolved.suffix not in PLAYBOOK_SUFFIXES:
-            raise BadRequest('playbook %r: not a .yml or .yaml file' % name)
-        if not (resolved.is_file() or (not playbook and resolved.is_dir())):
-            raise BadRequest('%s %r: no such file under the project directory' % (what, name))
-        return relative.as_posix()
+            raise error("%s %r: '..' is refused; give a path under the project directory" % (what, excerpt(name)))
+        if any(len(part.encode()) > 255 for part in relative.parts):
+            raise error('%s %r: a name in the path is longer than 255 bytes' % (what, excerpt(name)))
+        return relative
+
+    @staticmethod
+    def _resolve(path: Path, name: str, what: str, error: type[JobError] = BadRequest) -> Path:
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):  # a loop of links, a path too long for the system
+            raise error('%s %r: the path cannot be followed (a loop of links?)' % (what, excerpt(name))) from None
 
     def _tag_expression(self, text: str):
         try:
@@ -238,8 +320,22 @@ class JobService:
         matching = [host['name'] for host in self.store.inventory(fact_paths=()) if expression.matches(host['tags'])]
         if not matching:
             raise BadRequest('tags %r matches no host in the store: see `dbfleet hosts list` and `dbfleet tags list`'
-                             % text)
+                             % excerpt(text))
         return expression
 
     def _by_key(self, key: str) -> dict | None:
         return self.store.job_by_idempotency_key(key)
+
+
+def _walk_inventory(directory: Path, most: int = 10000):
+    """The entries Ansible reads as inventories in `directory`: (path, resolved) of each file and
+    directory below it, through links as Ansible goes, except group_vars/ and host_vars/.
+    resolved is None when the link cannot be followed, or past `most` directories (a loop)."""
+    for count, (parent, names, files) in enumerate(os.walk(directory, followlinks=True)):
+        names[:] = [name for name in names if name not in VARS_DIRECTORIES]
+        for name in names + files:
+            path = Path(parent) / name
+            try:
+                yield path, (path.resolve() if count <= most else None)
+            except (OSError, RuntimeError):
+                yield path, None

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
 from runner_service import planner
+from runner_service.bounded import run_bounded
 from runner_service.store.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -201,15 +201,18 @@ def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
 
 
 def list_hosts(settings, playbook: str, inventory: str, limit: str | None) -> list[str]:
-    """The hosts a playbook would run on (for plan previews of file inventories)."""
+    """The hosts a playbook would run on (for plan previews of file inventories), within the time
+    and memory an API call may give Ansible (bounded.TimeLimit, bounded.MemoryLimit)."""
     project = os.path.realpath(settings.project_dir)
     env = {'DBFLEET_STORE_URL': settings.store_url}
     if os.path.isfile(os.path.join(project, 'ansible.cfg')):
         env['ANSIBLE_CONFIG'] = os.path.join(project, 'ansible.cfg')
-    return _list_hosts(project, playbook, os.path.join(project, inventory), limit, env)
+    return _list_hosts(project, playbook, os.path.join(project, inventory), limit, env,
+                       seconds=settings.ansible_call_seconds, memory_bytes=settings.ansible_call_memory_bytes)
 
 
-def _list_hosts(project_dir: str, playbook: str, inventory: str, limit: str | None, envvars: dict) -> list[str]:
+def _list_hosts(project_dir: str, playbook: str, inventory: str, limit: str | None, envvars: dict,
+                seconds: float = 300.0, memory_bytes: int | None = None) -> list[str]:
     """The hosts of every play, once each, in inventory order: the order Ansible's own serial
     batches take, so that a rolling plan's first batch is the inventory's first hosts.
 
@@ -220,23 +223,22 @@ def _list_hosts(project_dir: str, playbook: str, inventory: str, limit: str | No
     narrow = ['--limit', limit] if limit else []
     commands = [[os.path.join(bin_dir, 'ansible-playbook'), '--list-hosts', '-i', inventory, playbook] + narrow,
                 [os.path.join(bin_dir, 'ansible'), 'all', '--list-hosts', '-i', inventory] + narrow]
-    env = dict(os.environ, **envvars)
-    processes = [subprocess.Popen(command, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for command in commands]
+    # An inventory Ansible cannot read is an error, not an empty list of hosts.
+    env = dict(os.environ, **envvars, ANSIBLE_INVENTORY_UNPARSED_FAILED='1')
     outputs = []
-    try:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=300)
-            if process.returncode != 0:
-                raise PlanError('listing the hosts failed: %s' % (stderr.strip() or stdout.strip())[-500:])
-            outputs.append(stdout)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+    for finished in run_bounded(commands, project_dir, env, seconds, memory_bytes):
+        if finished.returncode != 0:
+            raise PlanError('listing the hosts failed: %s' % _first_error(finished.stderr or finished.stdout))
+        outputs.append(finished.stdout)
     reached, inventory_order = set(_listed_hosts(outputs[0])), _listed_hosts(outputs[1])
     return [host for host in inventory_order if host in reached] + sorted(reached - set(inventory_order))
+
+
+def _first_error(output: str) -> str:
+    """Ansible's error line, cut short: the lines after it may quote the inventory's contents."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    line = next((line for line in lines if 'ERROR' in line), lines[-1] if lines else 'no output')
+    return line if len(line) <= 200 else line[:200] + '...'
 
 
 def _listed_hosts(output: str) -> list[str]:

@@ -17,10 +17,13 @@ from typing import Any, Iterable
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from runner_service.paths import private_directory
+
 MASK = '********'
-# Names as people write them: db_password, mysql_root_pass, api_token, ssh_private_key, aws_secret...
-SECRET_NAME = re.compile(r'pass(word|wd|phrase)?($|_)|(^|_)pw($|_)|secret|token|(^|_)(private_)?key(s)?($|_)|'
-                         r'credential|api_?key|auth', re.IGNORECASE)
+# A name that contains any of these, in any case, is a secret's: db_password, mysql_root_pass,
+# MYSQL_PWD, x_pwd, api_token, ssh_private_key, aws_secret, db_credentials... Wide on purpose:
+# masking a harmless value (a `keyspace`) costs little, printing a password costs much.
+SECRET_NAME = re.compile(r'pass|pwd|secret|token|key|credential|auth|(^|_)pw($|_)', re.IGNORECASE)
 # Values shorter than this are not hunted in output: masking every "1" or "on" would garble it.
 MIN_SECRET_LENGTH = 4
 
@@ -57,16 +60,20 @@ def _mask(name: Any, value: Any) -> Any:
 
 
 def secret_values(secret: dict) -> set[str]:
-    """Every string (and number) inside the secret vars, as text that could show up in output."""
+    """Every string (and number) under a secret-looking name in the secret vars, as text that
+    could show up in output. (A variable like `db: {user: u, password: p}` is sealed whole, but
+    only `p` is hunted in output.)"""
     found: set[str] = set()
 
-    def walk(value: Any) -> None:
+    def walk(value: Any, under_secret: bool) -> None:
         if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
+            for key, item in value.items():
+                walk(item, under_secret or looks_secret(key))
         elif isinstance(value, list):
             for item in value:
-                walk(item)
+                walk(item, under_secret)
+        elif not under_secret:
+            return
         elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
             text = str(value)
             if len(text) >= MIN_SECRET_LENGTH:
@@ -74,7 +81,7 @@ def secret_values(secret: dict) -> set[str]:
                 # JSON-escaped forms appear in event data and YAML/JSON-formatted results.
                 found.add(json.dumps(text)[1:-1])
 
-    walk(secret)
+    walk(secret, False)
     return found
 
 
@@ -117,7 +124,7 @@ def load_key(key: str | None, key_file: Path) -> bytes:
         return key_file.read_bytes().strip()
     except FileNotFoundError:
         pass
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(key_file.parent)
     fresh = Fernet.generate_key()
     try:
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
                                    description='Fernet key for secret extra vars at rest (else var/secret.key)')
     keep_runs: int = Field(default=200, ge=1, description='job run directories (ansible-runner artifacts) kept')
     max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description='a request body larger than this is '
+                                   'refused (413) before it is parsed')
+    ansible_call_seconds: float = Field(default=30.0, gt=0, description='time limit of an API call that runs Ansible '
+                                        '(plan previews list hosts): 504 when reached')
+    ansible_call_memory_bytes: int = Field(default=2 * 1024 ** 3, ge=64 * 1024 ** 2, description='address space '
+                                           '(RLIMIT_AS) of each Ansible process an API call starts: 413 when reached')
+    inventory_dirs: list[str] = Field(default_factory=lambda: ['inventories'], description='where inventories are, '
+                                      'relative to the project directory (JSON list in the environment)')
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from runner_service import __version__
 from runner_service.api import errors
 from runner_service.api.links import add_links
+from runner_service.api.request_guard import RequestGuard
 from runner_service.api.routes import cron, health, jobs, plans, pools, schedules, tokens, windows
 from runner_service.reconciler import Reconciler
 from runner_service.runtime import Runtime
@@ -33,6 +34,7 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
                               '`Authorization: Bearer <token>` (`dbfleet tokens create`).')
     app.state.runtime = runtime
     errors.install(app)
+    app.add_middleware(RequestGuard, max_bytes=runtime.settings.max_request_bytes)
     for module in (cron, health, jobs, plans, pools, schedules, tokens, windows):
         app.include_router(module.router)
     _with_links(app)

@@ -7,7 +7,10 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
-                      StrictFloat, StrictInt, StringConstraints, model_validator)
+                      StrictFloat, StrictInt, StringConstraints, field_validator, model_validator)
+
+from runner_service.extra_vars import check_extra_vars
+from runner_service.host_patterns import check_host_pattern
 
 # Times a request may give: far enough from the ends of datetime's range that converting to UTC
 # and adding a schedule's intervals, graces or deadlines never overflows (0001-01-01T00:00:00+14:00
@@ -40,7 +43,11 @@ def _written_as_time(value):
 Instant = Annotated[AwareDatetime, BeforeValidator(_written_as_time), AfterValidator(_in_range)]
 # In query strings a time without a zone is taken as UTC.
 QueryInstant = Annotated[dt.datetime, BeforeValidator(_written_as_time), AfterValidator(_in_range)]
-HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$')]
+# Ansible's --limit: host names, groups, wildcards, `a:!b`, never `@file` (runner_service.host_patterns).
+HostPattern = Annotated[str, StringConstraints(min_length=1, max_length=10000), AfterValidator(check_host_pattern)]
+# A host name also serves as a limit (the crontab bridge's takeover jobs).
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$'),
+                     AfterValidator(check_host_pattern)]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
 Role = Literal['viewer', 'operator', 'admin']
@@ -101,7 +108,8 @@ class JobTemplate(BaseModel):
                                   description='an inventory file or directory under the project')
     tags: str | None = Field(default=None, min_length=1, max_length=2000,
                              description='a tag expression: the hosts of the store that match it')
-    limit: str | None = Field(default=None, min_length=1, max_length=10000, description="ansible's --limit")
+    limit: HostPattern | None = Field(default=None, description="ansible's --limit: a host pattern (@file is "
+                                    'refused)')
     extra_vars: dict[str, Any] = Field(default_factory=dict, description='variables for the play; values of '
                                        'names that look secret (password, token, key...) are masked in the store')
     check: StrictBool = Field(default=False, description='--check: report what would change')
@@ -114,6 +122,13 @@ class JobTemplate(BaseModel):
     max_retries: StrictInt = Field(default=0, ge=0, le=10, description='retries after the worker was lost')
     retry_backoff: StrictInt = Field(default=10, ge=0, le=3600, description='seconds before such a retry')
     plan: BatchPlan | None = Field(default=None, description='lanes, rolling batches, a pool')
+
+    @field_validator('extra_vars')
+    @classmethod
+    def _plain_data(cls, value: dict) -> dict:
+        # Bare jobs are admins' (they may set ansible_* connection variables); template launches
+        # check again with allow_connection_vars=False.
+        return check_extra_vars(value, allow_connection_vars=True)
 
     @model_validator(mode='after')
     def _one_inventory(self):
@@ -427,7 +442,7 @@ class PlanPreviewRequest(BaseModel):
     tags: str | None = Field(default=None, min_length=1, max_length=2000)
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
-    limit: str | None = Field(default=None, min_length=1, max_length=10000)
+    limit: HostPattern | None = None
     lanes: StrictInt = Field(ge=1, le=200)
     start: Instant | None = Field(default=None, description='default: now')
     window_end: Instant | None = None
@@ -587,7 +602,7 @@ class CronReport(BaseModel):
     started_at: Instant
     finished_at: Instant | None = None
     exit_code: StrictInt | None = Field(default=None, ge=-255, le=255)
-    duration_seconds: StrictFloat | None = Field(default=None, ge=0)
+    duration_seconds: StrictFloat | None = Field(default=None, ge=0, allow_inf_nan=False)
     output_tail: str | None = Field(default=None, max_length=65536)
 
     @model_validator(mode='after')

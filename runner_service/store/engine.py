@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from runner_service.paths import private_directory
 from runner_service.store.errors import StoreError, StoreUnavailable, masked
 from runner_service.store.models import dump_json
 
@@ -64,10 +65,11 @@ def _sqlite_engine(url: URL) -> Engine:
     if not in_memory and not database.startswith('file:'):
         directory = Path(database).expanduser().parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_directory(directory, tighten_existing=False)
+            _create_private(Path(database).expanduser())
         except OSError as error:
-            raise StoreUnavailable('store %s is unavailable: cannot create directory %s: %s'
-                                   % (masked(url), directory, error.strerror or error)) from None
+            raise StoreUnavailable('store %s is unavailable: cannot create %s: %s'
+                                   % (masked(url), database, error.strerror or error)) from None
     options = dict(json_serializer=dump_json, connect_args={'timeout': SQLITE_BUSY_TIMEOUT_MS / 1000})
     if in_memory:
         # One connection, or every checkout would see a different empty database.
@@ -76,6 +78,15 @@ def _sqlite_engine(url: URL) -> Engine:
     event.listen(engine, 'connect', _sqlite_on_connect)
     event.listen(engine, 'begin', _sqlite_on_begin)
     return engine
+
+
+def _create_private(database: Path) -> None:
+    """The SQLite file, created 0600 before SQLite would create it world-readable (its WAL and
+    shared-memory files take the same mode)."""
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _sqlite_on_connect(dbapi_connection, connection_record):

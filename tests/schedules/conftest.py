@@ -20,7 +20,7 @@ def make_runtime(store_url, private_redis, tmp_path):
 
     def make() -> Runtime:
         settings = Settings(store_url=store_url, redis_url=private_redis.url, var_dir=tmp_path / 'var',
-                            project_dir=REPO)
+                            project_dir=REPO, inventory_dirs=['inventories', 'tests/service'])
         runtime = Runtime(settings=settings)
         made.append(runtime)
         return runtime

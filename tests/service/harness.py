@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'}
 PLAYBOOKS = 'tests/service/playbooks'
 INVENTORY = 'tests/service/inventory.yml'
+# The project's inventories/ and the service tests' own (DBFLEET_INVENTORY_DIRS).
+INVENTORY_DIRS = '["inventories", "tests/service"]'
 
 
 def free_port() -> int:
@@ -49,6 +51,7 @@ class Service:
         env = dict(os.environ)
         env.update(DBFLEET_STORE_URL=self.store_url, DBFLEET_REDIS_URL=self.redis.url,
                    DBFLEET_PROJECT_DIR=str(REPO), DBFLEET_VAR_DIR=str(self.directory / 'var'),
+                   DBFLEET_INVENTORY_DIRS=INVENTORY_DIRS,
                    DBFLEET_RECONCILE_SECONDS=str(self.reconcile_seconds), DBFLEET_LOST_AFTER_SECONDS='6',
                    DBFLEET_API_URL=self.url, PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
         return env

@@ -234,7 +234,7 @@ def test_a_link_out_of_the_project_is_refused(service):
     finally:
         link.unlink()
     assert response.status_code == 400 and 'out of the project directory through a link' in response.json()['detail']
-    assert inventory.status_code == 400 and inventory.json()['detail'].startswith('inventory')
+    assert inventory.status_code == 422 and inventory.json()['detail'].startswith('inventory')
 
 
 def test_bad_bodies_are_refused_with_reasons(service):

@@ -10,12 +10,13 @@ from fastapi import APIRouter
 from runner_service import planner
 from runner_service.api.deps import Jobs, Viewer
 from runner_service.api.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest, Problem
-from runner_service.jobs import BadRequest
+from runner_service.bounded import MemoryLimit, TimeLimit
+from runner_service.jobs import BadRequest, TookTooLong, TooLarge
 from runner_service.plan_runner import PlanError, estimate_hosts, list_hosts
 from runner_service.store.models import utcnow
 
 router = APIRouter(prefix='/api/v1/plans', tags=['plans'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 422)}
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 413, 422, 504)}
 
 
 @router.post('/preview', response_model=PlanPreview, responses=ERRORS)
@@ -32,6 +33,12 @@ def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview
             hosts = list_hosts(jobs.settings, spec['playbook'], spec['inventory'], spec['limit_pattern'])
         except PlanError as exc:
             raise BadRequest(str(exc)) from None
+        except TimeLimit:
+            raise TookTooLong('listing the hosts took more than %g s (DBFLEET_ANSIBLE_CALL_SECONDS): the inventory is '
+                              'too slow to read for a preview' % jobs.settings.ansible_call_seconds) from None
+        except MemoryLimit as exc:
+            raise TooLarge('listing the hosts needed more memory than an API call may use (%s, '
+                           'DBFLEET_ANSIBLE_CALL_MEMORY_BYTES): the inventory is too large for a preview' % exc) from None
     if not hosts:
         raise BadRequest('no host to plan')
     try:
