@@ -319,6 +319,8 @@ def rules_check(path: str, as_json: bool = JSON_OPTION) -> None:
 @tokens_app.command('create')
 def tokens_create(name: str = typer.Argument(..., help='A name for people: who or what uses the token.'),
                   role: str = typer.Option(..., '--role', help='viewer (read), operator (run jobs) or admin.'),
+                  templates: Optional[list[str]] = typer.Option(None, '--template', help='It may launch only this '
+                                                                'job template (repeat); no bare playbooks.'),
                   as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Create an API token. It is printed once: only its hash is kept."""
     import getpass
@@ -328,14 +330,16 @@ def tokens_create(name: str = typer.Argument(..., help='A name for people: who o
         fail('--role must be one of %s, got %r' % (', '.join(ROLES), role))
     with opened_store(store) as opened:
         try:
-            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser())
+            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser(),
+                                  templates=templates or None)
         except ValueError as exc:
             fail(str(exc))
     if as_json:
         print_json(dict(record, token=token))
         return
     # The note goes to stderr, so TOKEN=$(dbfleet tokens create ...) captures the token alone.
-    typer.echo('token %s (%s) created; it cannot be shown again: keep it now.' % (name, role), err=True)
+    scope = '; templates: %s' % ', '.join(record['templates']) if record['templates'] else ''
+    typer.echo('token %s (%s%s) created; it cannot be shown again: keep it now.' % (name, role, scope), err=True)
     typer.echo(token)
 
 
@@ -348,11 +352,11 @@ def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revo
     if as_json:
         print_json(tokens)
         return
-    rows = table('name', 'role', 'created', 'last used', 'revoked')
+    rows = table('name', 'role', 'created', 'last used', 'revoked', 'templates')
     for token in tokens:
         # Text, not markup: a name such as '[/x]' is printed as it is.
         rows.add_row(Text(token['name']), token['role'], _when(token['created_at']), _when(token['last_used_at']),
-                     _when(token['revoked_at']))
+                     _when(token['revoked_at']), Text(', '.join(token['templates'] or ()) or '-'))
     console.print(rows)
     console.print('%d token(s)' % len(tokens))
 

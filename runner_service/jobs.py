@@ -59,9 +59,10 @@ class JobService:
     # -- launching -----------------------------------------------------------------------
 
     def launch(self, request: JobCreate, actor: str, relaunch_of: str | None = None,
-               sealed_secrets: str | None = None) -> tuple[dict, bool]:
+               sealed_secrets: str | None = None, template: str | None = None) -> tuple[dict, bool]:
         """Check the request, record the job, queue it; returns (job, created). A known
-        idempotency key returns the job it made before (created False)."""
+        idempotency key returns the job it made before (created False). `template`: the job
+        template the request was made from (runner_service.templates), recorded with the job."""
         if request.idempotency_key:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
@@ -70,7 +71,7 @@ class JobService:
         if request.deadline is not None and request.deadline <= utcnow():
             raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
         public, secret = split_extra_vars(request.extra_vars)
-        spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of,
+        spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of, template=template,
                     secret_vars=sealed_secrets or self.runtime.secrets.seal(secret))
         try:
             job, created = self.store.create_job(
@@ -80,7 +81,8 @@ class JobService:
             raise BadRequest(str(exc)) from None
         if created:
             self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
-                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of})
+                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of,
+                              'template': template})
             lifecycle.enqueue(self.runtime, [job])
         return job, created
 
@@ -131,7 +133,8 @@ class JobService:
             priority=old['priority'], max_retries=old['max_retries'], retry_backoff=old['retry_backoff_seconds'],
             plan=old['plan'],
             **({'tags': old['inventory']} if old['inventory_kind'] == 'tags' else {'inventory': old['inventory']}))
-        job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
+        job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'],
+                             template=old['template'])
         return job
 
     def cancel(self, job_id: str, actor: str) -> dict:
