@@ -18,6 +18,7 @@ from typer.models import ArgumentInfo
 
 from runner_service import __version__
 from runner_service.cli_cron import cron_app
+from runner_service.cli_templates import templates_app
 from runner_service.cli_output import (JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide,
                                        table)
 
@@ -49,6 +50,7 @@ app.add_typer(pools_app, name='pools')
 app.add_typer(plans_app, name='plans')
 app.add_typer(windows_app, name='windows')
 app.add_typer(cron_app, name='cron')
+app.add_typer(templates_app, name='templates')
 
 STORE_OPTION = typer.Option(None, '--store', envvar='DBFLEET_STORE_URL', help='Store URL (default: DBFLEET_STORE_URL).',
                             show_envvar=False)
