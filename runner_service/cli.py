@@ -939,6 +939,8 @@ def _trigger_text(schedule: dict) -> str:
 
 
 def _target_text(job: dict) -> str:
+    if job.get('template'):
+        return 'template %s%s' % (job['template'], ' --limit %s' % job['limit'] if job.get('limit') else '')
     return '%s on %s%s' % (job['playbook'], job.get('inventory') or 'tags: %s' % job.get('tags'),
                            ' --limit %s' % job['limit'] if job.get('limit') else '')
 
@@ -989,14 +991,24 @@ def schedules_show(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None
 @schedules_app.command('create', short_help='Run a playbook on a cron expression, an interval or once.')
 @shared_options(SCHEDULE_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
 def schedules_create(name: str = typer.Argument(..., help='A name for the schedule, e.g. nightly-backup.'),
-                     playbook: str = PLAYBOOK_ARGUMENT,
+                     playbook: Optional[str] = typer.Argument(None, help='A playbook under the project directory, '
+                                                              'e.g. playbooks/inspect.yml (or --template).'),
+                     template: Optional[str] = typer.Option(None, '--template', help='Launch this job template '
+                                                            'instead of a playbook (-e, --limit: its survey, hosts).'),
                      paused: bool = typer.Option(False, '--paused', help='Create it paused (resume starts it).'),
                      as_json: bool = JSON_OPTION, **options) -> None:
-    """Run PLAYBOOK on --inventory or --tags at each fire of --cron, --every or --at (one of
-    them), in --tz. Needs an admin token."""
+    """Run PLAYBOOK on --inventory or --tags (needs an admin token), or launch --template with
+    -e values for its survey (an operator token that may launch it will do), at each fire of
+    --cron, --every or --at (one of them), in --tz."""
     from runner_service.api.schemas import JobTemplate, ScheduleCreate
-    job = _request(JobTemplate, playbook=playbook, **_template_fields(options))
-    request = _request(ScheduleCreate, '--cron/--every/--at', name=name, paused=paused, job=job,
+    if (playbook is None) == (template is None):
+        fail('give PLAYBOOK or --template, exactly one')
+    if template is not None:
+        target = {'template': template, 'limit': options.get('limit'),
+                  'extra_vars': _extra_vars(options['extra_vars']) if options.get('extra_vars') else None}
+    else:
+        target = {'job': _request(JobTemplate, playbook=playbook, **_template_fields(options))}
+    request = _request(ScheduleCreate, '--cron/--every/--at', name=name, paused=paused, **target,
                        **_schedule_fields(options, required=True))
     _show_schedule(api_answer(lambda client: client.create_schedule(request), as_json))
 
@@ -1012,7 +1024,16 @@ def schedules_update(ref: str = SCHEDULE_REF,
     changes = _schedule_fields(options, required=False)
     with api_client() as client:
         shared = (*TARGET_OPTIONS, *VARS_OPTIONS, *PLAN_OPTIONS)
-        if playbook is not None or any(options.get(name) for name in shared):
+        if playbook is None and any(options.get(name) for name in shared) and \
+                client.schedule(ref)['job'].get('template'):
+            # A schedule of a job template: -e and --limit are values for the template's launch.
+            if any(options.get(name) for name in shared if name not in ('extra_vars', 'limit')):
+                fail('%s launches a job template: only -e and --limit change what it launches' % ref)
+            if options.get('extra_vars'):
+                changes['extra_vars'] = _extra_vars(options['extra_vars'])
+            if options.get('limit'):
+                changes['limit'] = options['limit']
+        elif playbook is not None or any(options.get(name) for name in shared):
             job = client.schedule(ref)['job']
             template = _template_fields(options, base_plan=job.get('plan'))
             if playbook is not None:

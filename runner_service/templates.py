@@ -72,6 +72,14 @@ def window_end(plan: dict, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
+def sealed_split(survey: list[dict], values: dict) -> tuple[dict, dict]:
+    """(public, secret) as split_extra_vars, with every password of the survey secret too."""
+    public, secret = split_extra_vars(values)
+    for password in password_names(survey) & set(values):
+        public[password], secret[password] = MASK, values[password]
+    return public, secret
+
+
 class TemplateService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -165,9 +173,7 @@ class TemplateService:
             limit = narrow(definition.get('limit'), limit)
         except PatternError as exc:
             raise Unprocessable(str(exc)) from None
-        public, secret = split_extra_vars(values)
-        for password in password_names(survey) & set(values):
-            public[password], secret[password] = MASK, values[password]
+        public, secret = sealed_split(survey, values)
         plan = definition.get('plan')
         if plan is not None:
             plan = {key: plan[key] for key in PLAN_FIELDS if plan.get(key) is not None}
@@ -185,6 +191,32 @@ class TemplateService:
             raise Unprocessable('template %s: %s' % (name, '; '.join(error['msg'] for error in exc.errors()[:3]))) \
                 from None
         return request, secret
+
+    # -- for schedules -------------------------------------------------------------------
+
+    def schedule_job(self, name: str, extra_vars: dict, limit: str | None) -> tuple[dict, dict]:
+        """What a schedule naming template `name` stores, checked now as a launch would be (the
+        scheduler checks again at each slot): (its job {template, extra_vars (masked), limit}, the
+        secret values to seal). The given values only: the template's defaults apply at each slot."""
+        try:
+            definition = {**DEFAULTS, **self.get(name)['definition']}
+        except NotFound as exc:
+            raise Unprocessable('template: %s' % exc.detail) from None
+        self.job_request(name, definition, extra_vars, limit, utcnow())
+        public, secret = sealed_split(definition['survey'], extra_vars)
+        return {'template': name, 'extra_vars': public, 'limit': limit}, secret
+
+    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, **fields) -> tuple[dict, bool]:
+        """The job of a schedule's slot that names a template: its stored values (secrets unsealed)
+        checked against the template as it is now; `fields` (deadline, depends_on, idempotency_key)
+        set on the JobCreate. Times relative to a launch count from the slot."""
+        name = schedule['job']['template']
+        values = {**(schedule['job'].get('extra_vars') or {}), **self.runtime.secrets.open(schedule['secret_vars'])}
+        definition = {**DEFAULTS, **self.get(name)['definition']}
+        request, secret = self.job_request(name, definition, values, schedule['job'].get('limit'), slot)
+        request = request.model_copy(update={key: value for key, value in fields.items()
+                                              if value is not None or key != 'deadline'})
+        return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret))
 
     # -- checks --------------------------------------------------------------------------
 

@@ -268,7 +268,24 @@ class ScheduleCreate(SchedulePolicies):
     timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of the expression')
     start_at: AwareDatetime | None = Field(default=None, description='interval: the first fire (default now)')
     paused: bool = False
-    job: JobTemplate
+    job: JobTemplate | None = Field(default=None, description='a bare playbook run (admins only); or give template')
+    template: TemplateName | None = Field(default=None, description='a job template to launch at each slot, with '
+                                          'extra_vars for its survey and a limit within its hosts')
+    extra_vars: dict[str, Any] | None = Field(default=None, description='with template: values for its survey')
+    limit: str | None = Field(default=None, min_length=1, max_length=10000, description='with template: narrows '
+                              'its hosts, where it allows a limit')
+
+    @model_validator(mode='after')
+    def _job_or_template(self):
+        _one_target(self.job, self.template, self.extra_vars, self.limit)
+        return self
+
+
+def _one_target(job, template, extra_vars, limit) -> None:
+    if (job is None) == (template is None):
+        raise ValueError('give job (a playbook run) or template (a job template), exactly one')
+    if template is None and (extra_vars is not None or limit is not None):
+        raise ValueError('extra_vars and limit go with template; a job carries its own')
 
 
 class ScheduleUpdate(BaseModel):
@@ -288,7 +305,20 @@ class ScheduleUpdate(BaseModel):
     deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400)
     window_policy: Literal['skip', 'defer'] | None = None
     after: list[ScheduleDependency] | None = Field(default=None, max_length=20)
-    job: JobTemplate | None = None
+    job: JobTemplate | None = Field(default=None, description='run this playbook instead (admins only)')
+    template: TemplateName | None = Field(default=None, description='launch this job template instead')
+    extra_vars: dict[str, Any] | None = Field(default=None, description='values for the template\'s survey '
+                                              '(replace the current ones)')
+    limit: str | None = Field(default=None, min_length=1, max_length=10000, description='narrows the template\'s '
+                              'hosts')
+
+    @model_validator(mode='after')
+    def _not_both(self):
+        if self.job is not None and self.template is not None:
+            raise ValueError('give job or template, not both')
+        if self.job is not None and (self.extra_vars is not None or self.limit is not None):
+            raise ValueError('extra_vars and limit go with template; a job carries its own')
+        return self
 
 
 class ScheduleOut(BaseModel):
