@@ -618,7 +618,7 @@ class CronHistoryItem(BaseModel):
 # -- job templates (runner_service.templates, runner_service.survey) --------------------------
 
 SurveyType = Literal['string', 'password', 'integer', 'number', 'boolean', 'choice', 'multi-choice']
-Choice = str | int | float
+Choice = bool | int | float | str
 
 
 class SurveyVariable(BaseModel):
@@ -632,8 +632,8 @@ class SurveyVariable(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     required: bool = False
     default: Any = Field(default=None, description='used when a launch leaves it out (passwords have none)')
-    min: float | None = Field(default=None, description='integer, number: the smallest value')
-    max: float | None = Field(default=None, description='integer, number: the largest value')
+    min: int | float | None = Field(default=None, description='integer, number: the smallest value')
+    max: int | float | None = Field(default=None, description='integer, number: the largest value')
     min_length: int | None = Field(default=None, ge=0, le=65536, description='string, password')
     max_length: int | None = Field(default=None, ge=0, le=65536, description='string, password (default 65536)')
     choices: list[Choice] | None = Field(default=None, min_length=1, max_length=1000,
