@@ -49,7 +49,8 @@ class ScheduleService:
             job, sealed = self._template_launch(request.template, request.extra_vars or {}, request.limit,
                                                 request.deadline_after, start_at, after=self._after(request.after))
         else:
-            job, sealed = self._template(request.job, request.deadline_after, start_at, after=self._after(request.after))
+            job, sealed = self._template(request.job, request.deadline_after, start_at,
+                                         after=self._after(request.after))
         first = trigger.next_after(utcnow() - dt.timedelta(microseconds=1))
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
@@ -82,8 +83,9 @@ class ScheduleService:
             raise BadRequest('extra_vars and limit go with a schedule that names a template; change the job instead')
         if named is not None and (request.template is not None
                                   or set(changes) & {'extra_vars', 'limit', 'deadline_after', 'start_at', 'after'}):
+            extra_vars = changes['extra_vars'] if 'extra_vars' in changes else current['job'].get('extra_vars')
             fields['job'], fields['secret_vars'] = self._template_launch(
-                named, changes['extra_vars'] or {} if 'extra_vars' in changes else current['job'].get('extra_vars') or {},
+                named, extra_vars or {},
                 changes['limit'] if 'limit' in changes else current['job'].get('limit'),
                 changes['deadline_after'] if 'deadline_after' in changes else current['job'].get('deadline_after'),
                 start_at if timing['kind'] == 'interval' else None,

@@ -12,7 +12,8 @@ HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, patter
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
 Role = Literal['viewer', 'operator', 'admin']
-TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
+TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
+                                                pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
 
 
 class Dependency(BaseModel):

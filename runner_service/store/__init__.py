@@ -26,8 +26,8 @@ from runner_service.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag', 'UnknownTemplate', 'UnknownToken',
-    'UnknownWindow', 'WINDOW_POLICIES', 'open_store',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag',
+    'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'open_store',
 ]
 
 

@@ -39,8 +39,8 @@ def job_view(job: dict) -> JobOut:
         retry_backoff=job['retry_backoff_seconds'], attempt=job['attempt'], created_at=job['created_at'],
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
-        relaunch_of=job['relaunch_of'], template=job.get('template'), plan=job['plan'], cancel_requested=job['cancel_requested'],
-        hosts=job['host_results'],
+        relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
+        hosts=job['host_results'], template=job.get('template'),
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
