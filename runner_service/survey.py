@@ -99,7 +99,7 @@ def _check_rules(name: str, kind: str, variable: dict) -> None:
                               % (name, MAX_PATTERN))
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999} overflows
             raise SurveyError('survey: %s: pattern does not compile: %s' % (name, exc)) from None
 
 

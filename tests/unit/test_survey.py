@@ -43,6 +43,7 @@ def test_a_good_survey_passes():
     ({'name': 'x', 'type': 'choice'}, 'needs a non-empty list of choices'),
     ({'name': 'x', 'type': 'choice', 'choices': ['a', 'a']}, 'listed twice'),
     ({'name': 'x', 'type': 'string', 'pattern': '('}, 'does not compile'),
+    ({'name': 'x', 'type': 'string', 'pattern': 'a{99999999999}'}, 'does not compile'),
     ({'name': 'x', 'type': 'integer', 'max': 3, 'default': 4}, 'the default of x: 4 is above the maximum'),
     ({'name': 'x', 'type': 'password', 'default': 'hunter2hunter2'}, 'a password has no default'),
 ])
