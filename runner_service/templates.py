@@ -232,6 +232,8 @@ class TemplateService:
                 parse_tag_expression(definition['tags'])
             except TagExpressionError as exc:
                 raise Unprocessable('tags: %s' % exc) from None
+            except RecursionError:
+                raise Unprocessable('tags: nested too deep') from None
         try:
             if definition.get('limit') is not None:
                 terms(definition['limit'], 'template limit')
