@@ -100,3 +100,25 @@ def test_a_token_created_for_templates_launches_only_those(service):
     assert 'bare playbook' in one_line_error(bare)
     listed = service.dbfleet('tokens', 'list')
     assert 'cli-hello' in listed.stdout
+
+
+def test_an_operator_schedules_a_template_from_the_cli(service, tmp_path):
+    path = tmp_path / 'echo.yml'
+    path.write_text(TEMPLATE_FILE)
+    assert templates(service, 'create', 'cli-scheduled', '--from-file', str(path)).returncode == 0
+    operator = service.tokens['operator']
+    created = service.dbfleet('schedules', 'create', 'cli-nightly', '--template', 'cli-scheduled', '--cron',
+                              '30 1 * * *', '--tz', 'Europe/Paris', '-e', 'value=nightly', '-e', 'word=sesame-x',
+                              '--limit', 'node2', '--paused', token=operator)
+    assert created.returncode == 0, created.stderr
+    assert 'template cli-scheduled --limit node2' in created.stdout and 'sesame' not in created.stdout
+    updated = service.dbfleet('schedules', 'update', 'cli-nightly', '-e', 'value=other', '--json', token=operator)
+    assert updated.returncode == 0, updated.stderr
+    assert json.loads(updated.stdout)['job']['extra_vars'] == {'value': 'other'}
+    refused = service.dbfleet('schedules', 'update', 'cli-nightly', '-e', 'value=this-is-far-too-long-a-value',
+                              token=operator)
+    assert 'value: at most 20 characters' in one_line_error(refused)
+    assert 'exactly one' in one_line_error(service.dbfleet('schedules', 'create', 'x', 'p.yml', '--template', 'y',
+                                                           '--cron', '* * * * *', token=operator))
+    listed = service.dbfleet('schedules', 'list', token=operator)
+    assert 'template cli-scheduled' in listed.stdout
