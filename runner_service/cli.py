@@ -18,6 +18,7 @@ from typer.models import ArgumentInfo
 
 from runner_service import __version__
 from runner_service.cli_cron import cron_app
+from runner_service.cli_templates import templates_app
 from runner_service.cli_output import (JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide,
                                        table)
 
@@ -49,6 +50,7 @@ app.add_typer(pools_app, name='pools')
 app.add_typer(plans_app, name='plans')
 app.add_typer(windows_app, name='windows')
 app.add_typer(cron_app, name='cron')
+app.add_typer(templates_app, name='templates')
 
 STORE_OPTION = typer.Option(None, '--store', envvar='DBFLEET_STORE_URL', help='Store URL (default: DBFLEET_STORE_URL).',
                             show_envvar=False)
@@ -335,6 +337,8 @@ def rules_check(path: str, as_json: bool = JSON_OPTION) -> None:
 @tokens_app.command('create')
 def tokens_create(name: str = typer.Argument(..., help='A name for people: who or what uses the token.'),
                   role: str = typer.Option(..., '--role', help='viewer (read), operator (run jobs) or admin.'),
+                  templates: Optional[list[str]] = typer.Option(None, '--template', help='It may launch only this '
+                                                                'job template (repeat); no bare playbooks.'),
                   as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Create an API token. It is printed once: only its hash is kept."""
     import getpass
@@ -344,14 +348,16 @@ def tokens_create(name: str = typer.Argument(..., help='A name for people: who o
         fail('--role must be one of %s, got %r' % (', '.join(ROLES), role))
     with opened_store(store) as opened:
         try:
-            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser())
+            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser(),
+                                  templates=templates or None)
         except ValueError as exc:
             fail(str(exc))
     if as_json:
         print_json(dict(record, token=token))
         return
     # The note goes to stderr, so TOKEN=$(dbfleet tokens create ...) captures the token alone.
-    typer.echo('token %s (%s) created; it cannot be shown again: keep it now.' % (name, role), err=True)
+    scope = '; templates: %s' % ', '.join(record['templates']) if record['templates'] else ''
+    typer.echo('token %s (%s%s) created; it cannot be shown again: keep it now.' % (name, role, scope), err=True)
     typer.echo(token)
 
 
@@ -364,11 +370,11 @@ def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revo
     if as_json:
         print_json(tokens)
         return
-    rows = table('name', 'role', 'created', 'last used', 'revoked')
+    rows = table('name', 'role', 'created', 'last used', 'revoked', 'templates')
     for token in tokens:
         # Text, not markup: a name such as '[/x]' is printed as it is.
         rows.add_row(Text(token['name']), token['role'], _when(token['created_at']), _when(token['last_used_at']),
-                     _when(token['revoked_at']))
+                     _when(token['revoked_at']), Text(', '.join(token['templates'] or ()) or '-'))
     console.print(rows)
     console.print('%d token(s)' % len(tokens))
 
@@ -949,6 +955,8 @@ def _trigger_text(schedule: dict) -> str:
 
 
 def _target_text(job: dict) -> str:
+    if job.get('template'):
+        return 'template %s%s' % (job['template'], ' --limit %s' % job['limit'] if job.get('limit') else '')
     return '%s on %s%s' % (job['playbook'], job.get('inventory') or 'tags: %s' % job.get('tags'),
                            ' --limit %s' % job['limit'] if job.get('limit') else '')
 
@@ -999,14 +1007,24 @@ def schedules_show(ref: str = SCHEDULE_REF, as_json: bool = JSON_OPTION) -> None
 @schedules_app.command('create', short_help='Run a playbook on a cron expression, an interval or once.')
 @shared_options(SCHEDULE_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
 def schedules_create(name: str = typer.Argument(..., help='A name for the schedule, e.g. nightly-backup.'),
-                     playbook: str = PLAYBOOK_ARGUMENT,
+                     playbook: Optional[str] = typer.Argument(None, help='A playbook under the project directory, '
+                                                              'e.g. playbooks/inspect.yml (or --template).'),
+                     template: Optional[str] = typer.Option(None, '--template', help='Launch this job template '
+                                                            'instead of a playbook (-e, --limit: its survey, hosts).'),
                      paused: bool = typer.Option(False, '--paused', help='Create it paused (resume starts it).'),
                      as_json: bool = JSON_OPTION, **options) -> None:
-    """Run PLAYBOOK on --inventory or --tags at each fire of --cron, --every or --at (one of
-    them), in --tz. Needs an admin token."""
+    """Run PLAYBOOK on --inventory or --tags (needs an admin token), or launch --template with
+    -e values for its survey (an operator token that may launch it will do), at each fire of
+    --cron, --every or --at (one of them), in --tz."""
     from runner_service.api.schemas import JobTemplate, ScheduleCreate
-    job = _request(JobTemplate, playbook=playbook, **_template_fields(options))
-    request = _request(ScheduleCreate, '--cron/--every/--at', name=name, paused=paused, job=job,
+    if (playbook is None) == (template is None):
+        fail('give PLAYBOOK or --template, exactly one')
+    if template is not None:
+        target = {'template': template, 'limit': options.get('limit'),
+                  'extra_vars': _extra_vars(options['extra_vars']) if options.get('extra_vars') else None}
+    else:
+        target = {'job': _request(JobTemplate, playbook=playbook, **_template_fields(options))}
+    request = _request(ScheduleCreate, '--cron/--every/--at', name=name, paused=paused, **target,
                        **_schedule_fields(options, required=True))
     _show_schedule(api_answer(lambda client: client.create_schedule(request), as_json))
 
@@ -1022,7 +1040,16 @@ def schedules_update(ref: str = SCHEDULE_REF,
     changes = _schedule_fields(options, required=False)
     with api_client() as client:
         shared = (*TARGET_OPTIONS, *VARS_OPTIONS, *PLAN_OPTIONS)
-        if playbook is not None or any(options.get(name) for name in shared):
+        if playbook is None and any(options.get(name) for name in shared) and \
+                client.schedule(ref)['job'].get('template'):
+            # A schedule of a job template: -e and --limit are values for the template's launch.
+            if any(options.get(name) for name in shared if name not in ('extra_vars', 'limit')):
+                fail('%s launches a job template: only -e and --limit change what it launches' % ref)
+            if options.get('extra_vars'):
+                changes['extra_vars'] = _extra_vars(options['extra_vars'])
+            if options.get('limit'):
+                changes['limit'] = options['limit']
+        elif playbook is not None or any(options.get(name) for name in shared):
             job = client.schedule(ref)['job']
             template = _template_fields(options, base_plan=job.get('plan'))
             if playbook is not None:

@@ -15,7 +15,8 @@ from pydantic import TypeAdapter, ValidationError
 from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronReportAnswer,
                                         CronRunOut, Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
                                         PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
-                                        ScheduleOut, ScheduleUpdate, Slot, Stdout, WindowCreate, WindowOut)
+                                        ScheduleOut, ScheduleUpdate, Slot, Stdout, TemplateCreate, TemplateLaunch,
+                                        TemplateOut, TemplateUpdate, WindowCreate, WindowOut)
 
 JOBS = '/api/v1/jobs'
 SCHEDULES = '/api/v1/schedules'
@@ -23,6 +24,7 @@ POOLS = '/api/v1/pools'
 PLANS = '/api/v1/plans'
 WINDOWS = '/api/v1/windows'
 CRON = '/api/v1/cron'
+TEMPLATES = '/api/v1/templates'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -230,6 +232,30 @@ class ApiClient:
     def cron_runs(self, entry: str | None = None, host: str | None = None, limit: int = 50) -> list[dict]:
         return self._call(list[CronRunOut], 'GET', CRON + '/runs',
                           params=_params({'entry': entry, 'host': host, 'limit': limit}))
+
+    # -- job templates -----------------------------------------------------------------------
+
+    def create_template(self, template: TemplateCreate) -> dict:
+        return self._call(TemplateOut, 'POST', TEMPLATES, json=template.model_dump(mode='json', exclude_none=True))
+
+    def templates(self) -> list[dict]:
+        return self._call(list[TemplateOut], 'GET', TEMPLATES)
+
+    def template(self, name: str) -> dict:
+        return self._call(TemplateOut, 'GET', _path(TEMPLATES, name))
+
+    def update_template(self, name: str, changes: TemplateUpdate) -> dict:
+        """Only the fields set in `changes` change (set to None: the default is cleared)."""
+        return self._call(TemplateOut, 'PATCH', _path(TEMPLATES, name),
+                          json=changes.model_dump(mode='json', exclude_unset=True))
+
+    def delete_template(self, name: str) -> dict:
+        return self._call(TemplateOut, 'DELETE', _path(TEMPLATES, name))
+
+    def launch_template(self, name: str, launch: TemplateLaunch) -> dict:
+        """The job, as `launch` answers it."""
+        return self._call(JobOut, 'POST', _path(TEMPLATES, name, 'launch'),
+                          json=launch.model_dump(mode='json', exclude_none=True))
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -78,9 +78,10 @@ class JobService:
     # -- launching -----------------------------------------------------------------------
 
     def launch(self, request: JobCreate, actor: str, relaunch_of: str | None = None,
-               sealed_secrets: str | None = None) -> tuple[dict, bool]:
+               sealed_secrets: str | None = None, template: str | None = None) -> tuple[dict, bool]:
         """Check the request, record the job, queue it; returns (job, created). A known
-        idempotency key returns the job it made before (created False)."""
+        idempotency key returns the job it made before (created False). `template`: the job
+        template the request was made from (runner_service.templates), recorded with the job."""
         if request.idempotency_key:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
@@ -89,7 +90,7 @@ class JobService:
         if request.deadline is not None and request.deadline <= utcnow():
             raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
         public, secret = split_extra_vars(request.extra_vars)
-        spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of,
+        spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of, template=template,
                     secret_vars=sealed_secrets or self.runtime.secrets.seal(secret))
         try:
             job, created = self.store.create_job(
@@ -99,7 +100,8 @@ class JobService:
             raise BadRequest(str(exc)) from None
         if created:
             self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
-                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of})
+                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of,
+                              'template': template})
             lifecycle.enqueue(self.runtime, [job])
         return job, created
 
@@ -154,7 +156,8 @@ class JobService:
         except ValidationError as exc:  # accepted before today's checks (an @file limit, a marker key)
             raise Unprocessable('job %s cannot be relaunched: %s' % (
                 job_id, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
-        job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'])
+        job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'],
+                             template=old['template'])
         return job
 
     def cancel(self, job_id: str, actor: str) -> dict:

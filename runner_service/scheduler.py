@@ -32,6 +32,7 @@ from runner_service.runtime import Runtime
 from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
 from runner_service.store import TERMINAL_STATUSES, UnknownSchedule
 from runner_service.store.models import utcnow
+from runner_service.templates import TemplateService
 from runner_service.triggers import TriggerError, zone
 from runner_service.windows import Block, WindowService, block_reason, deferred_next
 
@@ -54,6 +55,7 @@ class Scheduler:
         self.runtime = runtime
         self.store = runtime.store
         self.jobs = JobService(runtime)
+        self.templates = TemplateService(runtime)
         self.windows = WindowService(runtime)
         self.name = name
 
@@ -192,10 +194,15 @@ class Scheduler:
             if not claimed and not (record['reason'] == bridge.PLATFORM_CLAIM and record['job_id'] is None):
                 return record
             claimed = True
+        key = 'schedule:%s:%s' % (schedule['id'], slot.isoformat())
         try:
-            request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline, depends_on=depends_on,
-                                idempotency_key='schedule:%s:%s' % (schedule['id'], slot.isoformat()))
-            job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
+            if template.get('template'):  # checked against the template as it is now
+                job, _ = self.templates.launch_slot(schedule, slot, actor, deadline=deadline, depends_on=depends_on,
+                                                    idempotency_key=key)
+            else:
+                request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline, depends_on=depends_on,
+                                    idempotency_key=key)
+                job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (JobError, ValueError) as exc:
             if claimed:
                 return self.store.set_slot_job(schedule['id'], slot, None, reason='could not launch: %s'

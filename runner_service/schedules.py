@@ -12,6 +12,7 @@ from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars
 from runner_service.store import UnknownSchedule
 from runner_service.store.models import utcnow
+from runner_service.templates import TemplateService
 from runner_service.triggers import TriggerError, parse_trigger, preview, zone
 from runner_service.windows import WindowService
 
@@ -43,8 +44,13 @@ class ScheduleService:
 
     def create(self, request: ScheduleCreate, actor: str) -> dict:
         trigger = self._trigger(request.kind, request.expression, request.timezone, request.start_at)
-        job, sealed = self._template(request.job, request.deadline_after, request.start_at or utcnow()
-                                     if request.kind == 'interval' else None, after=self._after(request.after))
+        start_at = request.start_at or utcnow() if request.kind == 'interval' else None
+        if request.template is not None:
+            job, sealed = self._template_launch(request.template, request.extra_vars or {}, request.limit,
+                                                request.deadline_after, start_at, after=self._after(request.after))
+        else:
+            job, sealed = self._template(request.job, request.deadline_after, start_at,
+                                         after=self._after(request.after))
         first = trigger.next_after(utcnow() - dt.timedelta(microseconds=1))
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
@@ -72,7 +78,20 @@ class ScheduleService:
         start_at = request.start_at if 'start_at' in changes else (
             dt.datetime.fromisoformat(current['job']['start_at']) if current['job'].get('start_at') else None)
         trigger = self._trigger(timing['kind'], timing['expression'], timing['timezone'], start_at)
-        if request.job is not None or set(changes) & {'deadline_after', 'start_at', 'after'}:
+        named = request.template or (current['job'].get('template') if request.job is None else None)
+        if named is None and set(changes) & {'extra_vars', 'limit'}:
+            raise BadRequest('extra_vars and limit go with a schedule that names a template; change the job instead')
+        if named is not None and (request.template is not None
+                                  or set(changes) & {'extra_vars', 'limit', 'deadline_after', 'start_at', 'after'}):
+            extra_vars = changes['extra_vars'] if 'extra_vars' in changes else current['job'].get('extra_vars')
+            fields['job'], fields['secret_vars'] = self._template_launch(
+                named, extra_vars or {},
+                changes['limit'] if 'limit' in changes else current['job'].get('limit'),
+                changes['deadline_after'] if 'deadline_after' in changes else current['job'].get('deadline_after'),
+                start_at if timing['kind'] == 'interval' else None,
+                after=self._after(request.after, current['id']) if request.after is not None else
+                current['job'].get('after') or [], keep=current['secret_vars'])
+        elif request.job is not None or set(changes) & {'deadline_after', 'start_at', 'after'}:
             template = request.job or JobTemplate(**{key: value for key, value in current['job'].items()
                                                      if key not in SCHEDULE_ONLY})
             deadline_after = changes['deadline_after'] if 'deadline_after' in changes else \
@@ -170,6 +189,19 @@ class ScheduleService:
                 raise BadRequest('after: a schedule cannot wait for itself')
             found.append({'schedule': other['id'], 'on': dependency.on})
         return found
+
+    def _template_launch(self, template: str, extra_vars: dict, limit: str | None, deadline_after: int | None,
+                         start_at: dt.datetime | None, after: list[dict] | None = None,
+                         keep: str | None = None) -> tuple[dict, str | None]:
+        """The stored job of a schedule that launches `template`: its survey values checked as a
+        launch would be, secret ones sealed; a secret sent back masked keeps its sealed value."""
+        previous = self.runtime.secrets.open(keep) if keep else {}
+        values = {name: previous[name] if value == MASK and name in previous else value
+                  for name, value in extra_vars.items()}
+        job, secret = TemplateService(self.runtime).schedule_job(template, values, limit)
+        job.update(deadline_after=deadline_after, after=after or [],
+                   start_at=start_at.isoformat() if start_at else None)
+        return job, self.runtime.secrets.seal(secret)
 
     def _template(self, template: JobTemplate, deadline_after: int | None, start_at: dt.datetime | None,
                   keep: str | None = None, after: list[dict] | None = None) -> tuple[dict, str | None]:

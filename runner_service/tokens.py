@@ -40,11 +40,13 @@ def hash_token(text: str) -> str:
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def issue(store, name: str, role: str, created_by: str | None = None) -> tuple[str, dict]:
+def issue(store, name: str, role: str, created_by: str | None = None,
+          templates: list[str] | None = None) -> tuple[str, dict]:
     """Create a token: (its text, to be shown once and never again; its record, without the hash).
+    templates: the only job templates it may launch (None: any its role allows).
     ValueError for a bad or taken name or an unknown role."""
     token = new_token()
-    return token, store.create_token(name, role, hash_token(token), created_by=created_by)
+    return token, store.create_token(name, role, hash_token(token), created_by=created_by, templates=templates)
 
 
 def authenticate(store, text: Any) -> dict | None:

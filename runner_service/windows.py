@@ -96,6 +96,11 @@ class Window:
         if self.tags is None:
             return True
         target = schedule['job'].get('tags')
+        if target is None and schedule['job'].get('template'):  # the template's hosts, as it is now
+            try:
+                target = store.get_template(schedule['job']['template'])['definition'].get('tags')
+            except LookupError:
+                return False
         if target is None:
             return False
         targeted = parse_tag_expression(target)

@@ -51,6 +51,8 @@ HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, patter
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
 Role = Literal['viewer', 'operator', 'admin']
+TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
+                                                pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
 
 
 class Dependency(BaseModel):
@@ -189,6 +191,8 @@ class JobOut(BaseModel):
     return_code: int | None = None
     created_by: str | None = None
     relaunch_of: str | None = None
+    template: str | None = Field(default=None, description='the job template that launched it; none: a bare '
+                                                            'playbook')
     plan: BatchPlan | None = None
     cancel_requested: bool
     hosts: dict[str, HostCounts] = Field(description='per-host recap once the play has ended')
@@ -239,11 +243,15 @@ class TokenCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=255, pattern=r'^\S+$')
     role: Role
+    templates: list[TemplateName] | None = Field(default=None, min_length=1, max_length=100, description='the only '
+                                                 'job templates this token may launch (no bare playbooks); none: '
+                                                 'any its role allows')
 
 
 class TokenOut(BaseModel):
     name: str
     role: Role
+    templates: list[str] | None = None
     created_at: dt.datetime
     created_by: str | None = None
     revoked_at: dt.datetime | None = None
@@ -312,7 +320,24 @@ class ScheduleCreate(SchedulePolicies):
     timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA time zone of the expression')
     start_at: Instant | None = Field(default=None, description='interval: the first fire (default now)')
     paused: StrictBool = False
-    job: JobTemplate
+    job: JobTemplate | None = Field(default=None, description='a bare playbook run (admins only); or give template')
+    template: TemplateName | None = Field(default=None, description='a job template to launch at each slot, with '
+                                          'extra_vars for its survey and a limit within its hosts')
+    extra_vars: dict[str, Any] | None = Field(default=None, description='with template: values for its survey')
+    limit: HostPattern | None = Field(default=None, description='with template: narrows its hosts, where it allows '
+                                      'a limit')
+
+    @model_validator(mode='after')
+    def _job_or_template(self):
+        _one_target(self.job, self.template, self.extra_vars, self.limit)
+        return self
+
+
+def _one_target(job, template, extra_vars, limit) -> None:
+    if (job is None) == (template is None):
+        raise ValueError('give job (a playbook run) or template (a job template), exactly one')
+    if template is None and (extra_vars is not None or limit is not None):
+        raise ValueError('extra_vars and limit go with template; a job carries its own')
 
 
 def _omittable(schema: dict) -> None:
@@ -344,7 +369,19 @@ class ScheduleUpdate(BaseModel):
     deadline_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400)
     window_policy: Literal['skip', 'defer'] = optional_not_null()
     after: list[ScheduleDependency] = optional_not_null(max_length=20)
-    job: JobTemplate = optional_not_null()
+    job: JobTemplate = optional_not_null(description='run this playbook instead (admins only)')
+    template: TemplateName = optional_not_null(description='launch this job template instead')
+    extra_vars: dict[str, Any] | None = Field(default=None, description='values for the template\'s survey '
+                                              '(replace the current ones)')
+    limit: HostPattern | None = Field(default=None, description='narrows the template\'s hosts')
+
+    @model_validator(mode='after')
+    def _not_both(self):
+        if self.job is not None and self.template is not None:
+            raise ValueError('give job or template, not both')
+        if self.job is not None and (self.extra_vars is not None or self.limit is not None):
+            raise ValueError('extra_vars and limit go with template; a job carries its own')
+        return self
 
 
 class ScheduleOut(BaseModel):
@@ -639,3 +676,122 @@ class CronHistoryItem(BaseModel):
     reason: str | None = None
     job_id: str | None = None
     run: CronRunOut | None = None
+
+
+# -- job templates (runner_service.templates, runner_service.survey) --------------------------
+
+SurveyType = Literal['string', 'password', 'integer', 'number', 'boolean', 'choice', 'multi-choice']
+Choice = bool | int | float | str
+
+
+class SurveyVariable(BaseModel):
+    """An extra var a launch may set, and its rules (runner_service.survey checks both)."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    name: str = Field(min_length=1, max_length=100, pattern=r'^[A-Za-z_][A-Za-z0-9_]*$',
+                      description='an identifier, not starting with ansible_')
+    type: SurveyType
+    description: str | None = Field(default=None, max_length=2000)
+    required: bool = False
+    default: Any = Field(default=None, description='used when a launch leaves it out (passwords have none)')
+    min: int | float | None = Field(default=None, description='integer, number: the smallest value')
+    max: int | float | None = Field(default=None, description='integer, number: the largest value')
+    min_length: int | None = Field(default=None, ge=0, le=65536, description='string, password')
+    max_length: int | None = Field(default=None, ge=0, le=65536, description='string, password (default 65536)')
+    choices: list[Choice] | None = Field(default=None, min_length=1, max_length=1000,
+                                         description='choice, multi-choice')
+    pattern: str | None = Field(default=None, min_length=1, max_length=500, description='string, password: a '
+                                'regular expression the whole value must match')
+
+
+class TemplatePlan(BatchPlan):
+    """A template's batch plan: as a job's, but its window end is relative to each launch."""
+
+    window_end_after: int | None = Field(default=None, ge=1, le=7 * 86400, description='the run should be over '
+                                         'this many seconds after its launch')
+    window_end_at: str | None = Field(default=None, pattern=r'^([01][0-9]|2[0-3]):[0-5][0-9]$', description='the '
+                                      'run should be over by this time of day (HH:MM, in window_timezone): the '
+                                      'next one after its launch')
+    window_timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA zone of '
+                                 'window_end_at')
+
+    @model_validator(mode='after')
+    def _relative_window(self):
+        if self.window_end is not None:
+            raise ValueError('a template\'s plan cannot hold an absolute window_end: give window_end_after '
+                             '(seconds after launch) or window_end_at (HH:MM in window_timezone)')
+        if self.window_end_after is not None and self.window_end_at is not None:
+            raise ValueError('give window_end_after or window_end_at, not both')
+        return self
+
+
+class TemplateFields(BaseModel):
+    """What a template runs and the defaults of its launches. Every field may be changed by PATCH."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    description: str | None = Field(default=None, max_length=2000)
+    playbook: str | None = Field(default=None, min_length=1, max_length=512, description='a playbook under '
+                                 'DBFLEET_PROJECT_DIR, or dbfleet.mysql.NAME')
+    inventory: str | None = Field(default=None, min_length=1, max_length=512,
+                                  description='an inventory file or directory under the project')
+    tags: str | None = Field(default=None, min_length=1, max_length=2000,
+                             description='a tag expression: the hosts of the store that match it')
+    limit: str | None = Field(default=None, min_length=1, max_length=10000, description="ansible's --limit: every "
+                              "launch runs within these hosts")
+    allow_limit: bool | None = Field(default=None, description='a launch may narrow the hosts with its own limit '
+                                     '(default false)')
+    check: bool | None = None
+    diff: bool | None = None
+    forks: int | None = Field(default=None, ge=1, le=500)
+    timeout: int | None = Field(default=None, ge=1, le=7 * 86400, description='seconds the run may take')
+    deadline_after: int | None = Field(default=None, ge=1, le=7 * 86400, description='the run is killed this many '
+                                       'seconds after its launch')
+    queue: str | None = Field(default=None, pattern=r'^[a-z0-9][a-z0-9_-]{0,31}$')
+    priority: int | None = Field(default=None, ge=-100, le=100)
+    max_retries: int | None = Field(default=None, ge=0, le=10)
+    retry_backoff: int | None = Field(default=None, ge=0, le=3600)
+    plan: TemplatePlan | None = None
+    survey: list[SurveyVariable] | None = Field(default=None, max_length=200, description='the extra vars a '
+                                                'launch may set; nothing else can be set')
+
+
+class TemplateCreate(TemplateFields):
+    name: TemplateName
+    playbook: str = Field(min_length=1, max_length=512, description='a playbook under DBFLEET_PROJECT_DIR, '
+                          'or dbfleet.mysql.NAME')
+
+    @model_validator(mode='after')
+    def _one_inventory(self):
+        if (self.inventory is None) == (self.tags is None):
+            raise ValueError('give inventory (a file under the project) or tags (a tag expression), exactly one')
+        return self
+
+
+class TemplateUpdate(TemplateFields):
+    """Only the fields given change; `inventory` replaces `tags` and the other way round; null
+    clears a default."""
+
+
+class TemplateOut(TemplateFields):
+    name: str
+    playbook: str
+    allow_limit: bool
+    survey: list[SurveyVariable]
+    created_at: dt.datetime
+    created_by: str | None = None
+    updated_at: dt.datetime
+    updated_by: str | None = None
+    links: dict[str, str]
+
+
+class TemplateLaunch(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    extra_vars: dict[str, Any] = Field(default_factory=dict, description="values for the template's survey; "
+                                       'nothing else is accepted')
+    limit: str | None = Field(default=None, min_length=1, max_length=10000, description='narrows the template\'s '
+                              'hosts, where it allows a limit (a host pattern, never @file)')
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255,
+                                        description='the same key gives back the same job instead of a new one')

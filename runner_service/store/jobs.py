@@ -71,7 +71,7 @@ _CHUNK = 500
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
-    relaunch_of=None, secret_vars=None, plan=None,
+    relaunch_of=None, secret_vars=None, plan=None, template=None,
 )
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
@@ -102,7 +102,7 @@ class JobStore:
         spec: playbook and inventory (required), inventory_kind ('file' | 'tags'), limit_pattern,
         extra_vars (already redacted), check_mode, diff_mode, forks, timeout_seconds, deadline,
         queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
-        secret_vars (sealed text, runner_service.secrets).
+        secret_vars (sealed text, runner_service.secrets), template (the job template that launched it).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
         tags: the tag names a tag-expression inventory refers to (list_jobs(tag=...) finds them).
 
@@ -674,6 +674,8 @@ def _check_spec(spec: Any) -> dict[str, Any]:
     _check_int(values['retry_backoff_seconds'], 'job spec: retry_backoff_seconds', minimum=0)
     if values['relaunch_of'] is not None:
         _check_text(values['relaunch_of'], 'job spec: relaunch_of')
+    if values['template'] is not None:
+        _check_text(values['template'], 'job spec: template', NAME_LENGTH)
     if values['secret_vars'] is not None:
         _check_text(values['secret_vars'], 'job spec: secret_vars')
     if values['plan'] is not None and not isinstance(values['plan'], dict):

@@ -222,6 +222,7 @@ class Job(Base):
         Index(None, 'created_at', 'id'),
         Index(None, 'playbook', 'created_at'),
         Index(None, 'relaunch_of'),
+        Index(None, 'template', 'created_at'),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -259,6 +260,8 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
     runner_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     runner_pid: Mapped[int | None] = mapped_column(Integer)
+    # The job template that launched it (runner_service.templates); None: a bare playbook.
+    template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class JobDependency(Base):
@@ -363,6 +366,24 @@ class ApiToken(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
+    # The job templates this token may launch (and nothing else); None: any its role allows.
+    templates: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+
+
+class Template(Base):
+    """What an operator may launch: an admin-defined playbook, inventory, defaults and survey
+    (runner_service.templates checks the definition; the store keeps it as given)."""
+
+    __tablename__ = 'job_templates'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    definition: Mapped[dict] = mapped_column(JSON())
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    updated_at: Mapped[dt.datetime] = mapped_column()
+    updated_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class Schedule(Base):

@@ -36,6 +36,7 @@ from runner_service.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, H
                                          as_json_value, utc, utcnow)
 from runner_service.store.pools import PoolStore
 from runner_service.store.schedules import ScheduleStore
+from runner_service.store.templates import TemplateStore
 from runner_service.store.tokens import TokenStore
 from runner_service.store.windows import WindowStore
 
@@ -66,7 +67,7 @@ _RETRY_MYSQL_CODES = {1213, 1205, 1062}
 _RETRY_ATTEMPTS = 12
 
 
-class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore, WindowStore, CronStore):
+class Store(JobStore, TokenStore, ScheduleStore, PoolStore, BackupStore, WindowStore, CronStore, TemplateStore):
     """dbfleet's system of record for hosts, facts, tags, jobs and API tokens. Build it with `open_store()`."""
 
     def __init__(self, engine: Engine, keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS):

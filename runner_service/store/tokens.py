@@ -33,11 +33,14 @@ class TokenStore:
 
     _run: Callable[..., Any]
 
-    def create_token(self, name: str, role: str, token_hash: str, created_by: str | None = None) -> dict:
+    def create_token(self, name: str, role: str, token_hash: str, created_by: str | None = None,
+                     templates: list[str] | None = None) -> dict:
         """Record a new token by the SHA-256 (64 lowercase hex characters) of its text.
+        templates: the only job templates it may launch (None: any its role allows).
         ValueError when the name is taken, also by a revoked token, and when processes race
         to create the same name."""
         _check_token_name(name)
+        templates = _check_templates(name, templates)
         if role not in TOKEN_ROLES:
             raise ValueError('token %s: role must be one of %s, got %r' % (name, ', '.join(TOKEN_ROLES), role))
         _check_hash(token_hash)
@@ -51,7 +54,8 @@ class TokenStore:
                 raise _name_taken(name)
             if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == token_hash)) is not None:
                 raise _hash_taken(name)
-            token = ApiToken(name=name, role=role, token_hash=token_hash, created_at=utcnow(), created_by=created_by)
+            token = ApiToken(name=name, role=role, token_hash=token_hash, created_at=utcnow(), created_by=created_by,
+                             templates=templates)
             session.add(token)
             try:
                 session.flush()
@@ -123,6 +127,15 @@ def _check_token_name(name: Any) -> None:
         raise ValueError('token name must not contain whitespace or control characters, got %r' % (name,))
 
 
+def _check_templates(name: str, templates: Any) -> list[str] | None:
+    if templates is None:
+        return None
+    if not isinstance(templates, (list, tuple)) or not templates or not all(
+            isinstance(item, str) and 0 < len(item) <= NAME_LENGTH for item in templates):
+        raise ValueError('token %s: templates must be a non-empty list of template names' % name)
+    return sorted(set(templates))
+
+
 def _check_hash(token_hash: Any) -> None:
     if not isinstance(token_hash, str) or not _HASH.fullmatch(token_hash):
         # The value is not echoed: a caller that passed the token itself by mistake must not log it.
@@ -150,4 +163,5 @@ def _use_is_due(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
 
 def _token_dict(token: ApiToken) -> dict:
     return dict(id=token.id, name=token.name, role=token.role, created_at=token.created_at,
-                created_by=token.created_by, revoked_at=token.revoked_at, last_used_at=token.last_used_at)
+                created_by=token.created_by, revoked_at=token.revoked_at, last_used_at=token.last_used_at,
+                templates=token.templates)

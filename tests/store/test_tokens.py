@@ -18,7 +18,7 @@ from runner_service.store.engine import create_store_engine
 from runner_service.store.models import NAME_LENGTH, TOKEN_ROLES, utcnow
 
 UTC = dt.timezone.utc
-FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at'}
+FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates'}
 
 
 def digest(text: str) -> str:

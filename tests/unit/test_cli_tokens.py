@@ -51,7 +51,8 @@ def test_create_prints_the_token_once_and_stores_only_its_hash(store_url):
 
 def test_create_json_has_the_token_and_the_record_but_no_hash(store_url):
     created = json.loads(ok(store_url, 'tokens', 'create', 'deployer', '--role', 'admin', '--json').stdout)
-    assert set(created) == {'token', 'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at'}
+    assert set(created) == {'token', 'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at',
+                            'templates'}
     assert created['name'] == 'deployer' and created['role'] == 'admin' and TOKEN.fullmatch(created['token'])
     assert created['revoked_at'] is None and created['last_used_at'] is None
     [row] = table_rows(store_url)

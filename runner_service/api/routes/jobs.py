@@ -18,6 +18,7 @@ from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, J
 from runner_service.jobs import BadRequest, JobService
 from runner_service.queue import events_channel
 from runner_service.store import TERMINAL_STATUSES
+from runner_service.templates import Forbidden, scope_refusal
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
@@ -42,7 +43,7 @@ def job_view(job: dict) -> JobOut:
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
         relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
-        hosts=job['host_results'],
+        hosts=job['host_results'], template=job.get('template'),
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
@@ -53,6 +54,7 @@ def job_view(job: dict) -> JobOut:
 def launch(body: JobCreate, jobs: Jobs, caller: Operator, response: Response,
            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
     """Queue a playbook run; answers at once with the job's id, status and links."""
+    _in_scope(caller, None)
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
     job, created = jobs.launch(body, caller['name'])
@@ -134,7 +136,16 @@ def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
 @router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)
 def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None = None) -> JobOut:
     """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones."""
+    _in_scope(caller, jobs.get(job_id)['template'])
     return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
+
+
+def _in_scope(caller: dict, template: str | None) -> None:
+    """403 when the caller's token is limited to templates and `template` (None: a bare playbook)
+    is not one of them."""
+    refusal = scope_refusal(caller, template)
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

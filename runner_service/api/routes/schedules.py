@@ -1,5 +1,6 @@
-"""/api/v1/schedules: admins create, change, pause, resume and delete; viewers read, preview
-the next fire times and each slot's history."""
+"""/api/v1/schedules: admins create, change, pause, resume and delete; so do operators for
+schedules that name a job template their token may launch. Viewers read, preview the next fire
+times and each slot's history."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from runner_service.api.deps import Admin, RuntimeDep, Viewer
+from runner_service import tokens
+from runner_service.api.deps import Operator, RuntimeDep, Viewer
 from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
 from runner_service.schedules import SCHEDULE_ONLY, ScheduleService
+from runner_service.templates import Forbidden, scope_refusal
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
@@ -33,8 +36,26 @@ def schedule_view(schedule: dict) -> ScheduleOut:
                        links={'self': base, 'preview': base + '/preview', 'slots': base + '/slots'})
 
 
+def may_change(caller: dict, *templates: str | None) -> None:
+    """403 unless the caller may change a schedule that launches each of `templates` (None: a bare
+    playbook, for admins only; a template: one the caller's token may launch)."""
+    for template in templates:
+        if template is None and not tokens.allows(caller['role'], 'admin'):
+            raise Forbidden('token %r has role %s: a schedule of a bare playbook needs admin; operators schedule '
+                            'job templates (template instead of job)' % (caller['name'], caller['role']))
+        refusal = scope_refusal(caller, template)
+        if refusal is not None:
+            raise Forbidden(refusal)
+
+
+def _named(schedules: ScheduleService, ref: str) -> str | None:
+    return schedules.get(ref)['job'].get('template')
+
+
 @router.post('', status_code=201, response_model=ScheduleOut, responses=ERRORS)
-def create(body: ScheduleCreate, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def create(body: ScheduleCreate, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    """A bare playbook (job) needs an admin token; a template, one that may launch it."""
+    may_change(caller, body.template)
     return schedule_view(schedules.create(body, caller['name']))
 
 
@@ -49,23 +70,29 @@ def show(ref: Ref, schedules: Schedules, caller: Viewer) -> ScheduleOut:
 
 
 @router.patch('/{ref}', response_model=ScheduleOut, responses=ERRORS)
-def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    current = _named(schedules, ref)
+    may_change(caller, current, body.template if body.template is not None else None if body.job is not None
+               else current)
     return schedule_view(schedules.update(ref, body, caller['name']))
 
 
 @router.delete('/{ref}', response_model=ScheduleOut, responses=ERRORS)
-def delete(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def delete(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    may_change(caller, _named(schedules, ref))
     return schedule_view(schedules.delete(ref, caller['name']))
 
 
 @router.post('/{ref}/pause', response_model=ScheduleOut, responses=ERRORS)
-def pause(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def pause(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    may_change(caller, _named(schedules, ref))
     return schedule_view(schedules.pause(ref, caller['name']))
 
 
 @router.post('/{ref}/resume', response_model=ScheduleOut, responses=ERRORS)
-def resume(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def resume(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
     """Fires from the next slot after now; slots that fell in the pause are not caught up."""
+    may_change(caller, _named(schedules, ref))
     return schedule_view(schedules.resume(ref, caller['name']))
 
 

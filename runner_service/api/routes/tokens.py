@@ -20,10 +20,11 @@ ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
 def create(body: TokenCreate, runtime: RuntimeDep, caller: Admin) -> TokenCreated:
     """The token is in this answer only: dbfleet keeps its hash."""
     try:
-        text, record = tokens.issue(runtime.store, body.name, body.role, created_by=caller['name'])
+        text, record = tokens.issue(runtime.store, body.name, body.role, created_by=caller['name'],
+                                    templates=body.templates)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    runtime.store.audit(caller['name'], 'token.create', body.name, {'role': body.role})
+    runtime.store.audit(caller['name'], 'token.create', body.name, {'role': body.role, 'templates': body.templates})
     return TokenCreated(token=text, **record)
 
 

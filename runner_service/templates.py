@@ -1,0 +1,248 @@
+"""The front door for job templates: what an operator may launch.
+
+An admin defines a template: a playbook, an inventory (file or tag expression), defaults for
+the run (limit, forks, timeout, deadline and window end relative to the launch, queue,
+priority, plan) and a survey of the extra vars a launch may set (runner_service.survey). An
+operator launches it with values for the survey and, where the template allows it, a limit
+that only narrows the template's hosts (runner_service.host_patterns). The launch becomes a
+job through JobService.launch like any other, recording the template's name; password survey
+values are sealed like every secret extra var.
+
+A token may be limited to some templates (`templates` on the token): it may launch those and
+nothing else, not even a bare playbook (`scope_refusal`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import ValidationError
+
+from runner_service.api.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
+from runner_service.host_patterns import HostPatternError, narrow, terms
+from runner_service.jobs import Conflict, JobError, JobService, NotFound
+from runner_service.runtime import Runtime
+from runner_service.secrets import MASK, split_extra_vars
+from runner_service.store import UnknownTemplate
+from runner_service.store.models import utcnow
+from runner_service.survey import SurveyError, apply_survey, check_survey, password_names
+from runner_service.tags import TagExpressionError, parse_tag_expression
+from runner_service.triggers import TriggerError, zone
+
+# What a template's launches get when its definition leaves a field out (JobCreate's defaults).
+DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', priority=0, max_retries=0,
+                retry_backoff=10, survey=[])
+# Plan fields a job's BatchPlan has as they are (the window end is computed at each launch).
+PLAN_FIELDS = ('lanes', 'rolling', 'max_fail_percentage', 'pool')
+
+
+class Unprocessable(JobError):
+    status = 422
+
+
+class Forbidden(JobError):
+    status = 403
+
+
+def scope_refusal(token: dict, template: str | None) -> str | None:
+    """Why `token` may not launch `template` (None: a bare playbook), or None when it may. A
+    token limited to templates may launch only those; any other token what its role allows."""
+    allowed = token.get('templates')
+    if allowed is None or (template is not None and template in allowed):
+        return None
+    if template is None:
+        return ('token %r may launch only the templates %s, not a bare playbook: POST '
+                '/api/v1/templates/{name}/launch' % (token['name'], ', '.join(allowed)))
+    return 'token %r may launch only the templates %s, not %r' % (token['name'], ', '.join(allowed), template[:200])
+
+
+def window_end(plan: dict, now: dt.datetime) -> dt.datetime | None:
+    """A template plan's window end for a launch at `now`: seconds after it, or the next HH:MM
+    (in the plan's zone) after it."""
+    if plan.get('window_end_after'):
+        return now + dt.timedelta(seconds=plan['window_end_after'])
+    if plan.get('window_end_at'):
+        tz = zone(plan.get('window_timezone') or 'UTC')
+        hour, minute = (int(part) for part in plan['window_end_at'].split(':'))
+        local = now.astimezone(tz)
+        end = dt.datetime.combine(local.date(), dt.time(hour, minute), tzinfo=tz)
+        if end <= local:
+            end = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(hour, minute), tzinfo=tz)
+        return end.astimezone(dt.timezone.utc)
+    return None
+
+
+def sealed_split(survey: list[dict], values: dict) -> tuple[dict, dict]:
+    """(public, secret) as split_extra_vars, with every password of the survey secret too."""
+    public, secret = split_extra_vars(values)
+    for password in password_names(survey) & set(values):
+        public[password], secret[password] = MASK, values[password]
+    return public, secret
+
+
+class TemplateService:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.jobs = JobService(runtime)
+
+    # -- defining ------------------------------------------------------------------------
+
+    def create(self, request: TemplateCreate, actor: str) -> dict:
+        definition = request.model_dump(mode='json', exclude={'name'}, exclude_none=True)
+        self._check(definition)
+        try:
+            template = self.store.create_template(request.name, definition, created_by=actor)
+        except ValueError as exc:
+            raise Conflict(str(exc)) from None
+        self.store.audit(actor, 'template.create', request.name, {'playbook': request.playbook})
+        return template
+
+    def update(self, name: str, request: TemplateUpdate, actor: str) -> dict:
+        """Only the fields given change; inventory replaces tags and the other way round."""
+        current = dict(self.get(name)['definition'])
+        changes = request.model_dump(mode='json', exclude_unset=True)
+        if not changes:
+            raise Unprocessable('nothing to change: give the fields to change')
+        if changes.get('inventory') is not None:
+            current.pop('tags', None)
+        if changes.get('tags') is not None:
+            current.pop('inventory', None)
+        merged = {key: value for key, value in {**current, **changes}.items() if value is not None}
+        try:
+            definition = TemplateCreate(name=name, **merged).model_dump(mode='json', exclude={'name'},
+                                                                        exclude_none=True)
+        except ValidationError as exc:
+            raise Unprocessable('template %s: %s' % (name, '; '.join(
+                '%s: %s' % ('.'.join(map(str, error['loc'])) or 'template', error['msg'])
+                for error in exc.errors()[:5]))) from None
+        self._check(definition)
+        template = self.store.update_template(name, definition, updated_by=actor)
+        self.store.audit(actor, 'template.update', name, sorted(changes))
+        return template
+
+    def delete(self, name: str, actor: str) -> dict:
+        self.get(name)
+        try:
+            template = self.store.delete_template(name)
+        except UnknownTemplate as exc:
+            raise NotFound(str(exc)) from None
+        self.store.audit(actor, 'template.delete', name, {'playbook': template['definition'].get('playbook')})
+        return template
+
+    def get(self, name: str) -> dict:
+        try:
+            return self.store.get_template(name)
+        except UnknownTemplate as exc:
+            raise NotFound(str(exc)) from None
+
+    def list(self) -> list[dict]:
+        return self.store.list_templates()
+
+    # -- launching -----------------------------------------------------------------------
+
+    def launch(self, name: str, request: TemplateLaunch, token: dict) -> tuple[dict, bool]:
+        """The job a launch of template `name` by `token` makes (job, created), as JobService.launch."""
+        refusal = scope_refusal(token, name)
+        if refusal is not None:
+            raise Forbidden(refusal)
+        definition = {**DEFAULTS, **self.get(name)['definition']}
+        job_request, secret = self.job_request(name, definition, request.extra_vars, request.limit, utcnow(),
+                                               idempotency_key=request.idempotency_key)
+        job, created = self.jobs.launch(job_request, token['name'], template=name,
+                                        sealed_secrets=self.runtime.secrets.seal(secret))
+        if created:
+            self.store.audit(token['name'], 'template.launch', name,
+                             {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
+                              'extra_vars': sorted(map(str, request.extra_vars))[:50]})
+        return job, created
+
+    def job_request(self, name: str, definition: dict, extra_vars: dict, limit: str | None, now: dt.datetime,
+                    idempotency_key: str | None = None) -> tuple[JobCreate, dict]:
+        """(the JobCreate of a launch at `now`, with password and secret-looking values masked; those
+        values, to be sealed). Unprocessable for values the survey refuses and a limit the template
+        does not allow."""
+        survey = definition.get('survey') or []
+        try:
+            values = apply_survey(survey, extra_vars)
+        except SurveyError as exc:
+            raise Unprocessable('template %s: %s' % (name, exc)) from None
+        if limit is not None and not definition.get('allow_limit'):
+            raise Unprocessable('template %s does not allow a launch to set a limit (allow_limit is false)' % name)
+        try:
+            limit = narrow(definition.get('limit'), limit)
+        except HostPatternError as exc:
+            raise Unprocessable(str(exc)) from None
+        public, secret = sealed_split(survey, values)
+        plan = definition.get('plan')
+        if plan is not None:
+            plan = {key: plan[key] for key in PLAN_FIELDS if plan.get(key) is not None}
+            plan['window_end'] = window_end(definition['plan'], now)
+        target = {'tags': definition['tags']} if definition.get('tags') else {'inventory': definition['inventory']}
+        try:
+            request = JobCreate(
+                playbook=definition['playbook'], limit=limit, extra_vars=public, check=definition['check'],
+                diff=definition['diff'], forks=definition.get('forks'), timeout=definition.get('timeout'),
+                queue=definition['queue'], priority=definition['priority'], max_retries=definition['max_retries'],
+                retry_backoff=definition['retry_backoff'], plan=plan,
+                deadline=now + dt.timedelta(seconds=definition['deadline_after'])
+                if definition.get('deadline_after') else None, idempotency_key=idempotency_key, **target)
+        except ValidationError as exc:
+            raise Unprocessable('template %s: %s' % (name, '; '.join(error['msg'] for error in exc.errors()[:3]))) \
+                from None
+        return request, secret
+
+    # -- for schedules -------------------------------------------------------------------
+
+    def schedule_job(self, name: str, extra_vars: dict, limit: str | None) -> tuple[dict, dict]:
+        """What a schedule naming template `name` stores, checked now as a launch would be (the
+        scheduler checks again at each slot): (its job {template, extra_vars (masked), limit}, the
+        secret values to seal). The given values only: the template's defaults apply at each slot."""
+        try:
+            definition = {**DEFAULTS, **self.get(name)['definition']}
+        except NotFound as exc:
+            raise Unprocessable('template: %s' % exc.detail) from None
+        self.job_request(name, definition, extra_vars, limit, utcnow())
+        public, secret = sealed_split(definition['survey'], extra_vars)
+        return {'template': name, 'extra_vars': public, 'limit': limit}, secret
+
+    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, **fields) -> tuple[dict, bool]:
+        """The job of a schedule's slot that names a template: its stored values (secrets unsealed)
+        checked against the template as it is now; `fields` (deadline, depends_on, idempotency_key)
+        set on the JobCreate. Times relative to a launch count from the slot."""
+        name = schedule['job']['template']
+        values = {**(schedule['job'].get('extra_vars') or {}), **self.runtime.secrets.open(schedule['secret_vars'])}
+        definition = {**DEFAULTS, **self.get(name)['definition']}
+        request, secret = self.job_request(name, definition, values, schedule['job'].get('limit'), slot)
+        request = request.model_copy(update={key: value for key, value in fields.items()
+                                              if value is not None or key != 'deadline'})
+        return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret))
+
+    # -- checks --------------------------------------------------------------------------
+
+    def _check(self, definition: dict) -> None:
+        """What a launch will find: the playbook and inventory exist under the project, the tag
+        expression parses, the limit is a host pattern, the survey is consistent."""
+        self.jobs.collection_playbook(definition['playbook']) or self.jobs.project_path(
+            definition['playbook'], 'playbook', playbook=True)
+        if definition.get('inventory') is not None:
+            self.jobs.project_path(definition['inventory'], 'inventory')
+        else:
+            try:
+                parse_tag_expression(definition['tags'])
+            except TagExpressionError as exc:
+                raise Unprocessable('tags: %s' % exc) from None
+            except RecursionError:
+                raise Unprocessable('tags: nested too deep') from None
+        try:
+            if definition.get('limit') is not None:
+                terms(definition['limit'], 'template limit')
+            check_survey(definition.get('survey') or [])
+        except (HostPatternError, SurveyError) as exc:
+            raise Unprocessable(str(exc)) from None
+        plan = definition.get('plan') or {}
+        if plan.get('window_end_at'):
+            try:
+                zone(plan.get('window_timezone') or 'UTC')
+            except TriggerError as exc:
+                raise Unprocessable('plan.window_timezone: %s' % exc) from None
