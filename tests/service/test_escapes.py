@@ -82,6 +82,20 @@ def test_a_killed_worker_leaves_no_process_behind(service):
     service.start_worker()
 
 
+def test_a_killed_work_horse_leaves_no_process_behind(service):
+    """The horse SIGKILLed alone (as RQ's stop-job does): what it started is re-parented to the
+    worker, a subreaper too, which kills it once the horse is gone."""
+    job, marker = launch_escapes(service)
+    worker = int(job['worker'].rsplit('/', 1)[1])
+    escapes = set(marked(marker).values())
+    horses = [pid for pid in children(worker) if escapes & set(descendants(pid))]
+    assert len(horses) == 1, 'one child of the worker runs the play'
+    os.kill(horses[0], signal.SIGKILL)
+    assert_none_survive(marker)
+    lost = service.wait(job['id'], timeout=60)  # the reconciler: no heartbeat
+    assert lost['status'] == 'worker_lost', lost
+
+
 def test_a_stopped_worker_leaves_no_process_behind(service):
     worker = service.live_workers()[0]
     deadline = time.monotonic() + 30
@@ -101,6 +115,17 @@ def test_a_stopped_worker_leaves_no_process_behind(service):
 def descendants(pid: int) -> list[int]:
     from runner_service.process_tree import descendants as below
     return below(pid)
+
+
+def children(pid: int) -> list[int]:
+    return [child for child in descendants(pid) if parent(child) == pid]
+
+
+def parent(pid: int) -> int | None:
+    try:
+        return int(Path('/proc/%d/stat' % pid).read_text().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        return None
 
 
 def is_running(pid: int) -> bool:
