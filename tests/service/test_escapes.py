@@ -97,11 +97,13 @@ def test_a_killed_work_horse_leaves_no_process_behind(service):
 
 
 def test_a_stopped_worker_leaves_no_process_behind(service):
-    worker = service.live_workers()[0]
-    deadline = time.monotonic() + 30
-    while not (below := descendants(worker.pid)):  # RQ's scheduler child, once it holds the lock
-        assert time.monotonic() < deadline, 'no RQ scheduler child under the worker'
-        time.sleep(0.2)
+    # The worker holding RQ's scheduler lock has the scheduler as a child; after a worker was
+    # killed, its lock expires (61 s) before another one takes it over.
+    deadline = time.monotonic() + 120
+    while not (found := [(worker, below) for worker in service.live_workers() if (below := descendants(worker.pid))]):
+        assert time.monotonic() < deadline, 'no RQ scheduler child under any worker'
+        time.sleep(0.5)
+    worker, below = found[0]
     worker.send_signal(signal.SIGTERM)
     worker.wait(30)
     deadline = time.monotonic() + 30
