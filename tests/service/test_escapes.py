@@ -82,12 +82,28 @@ def test_a_killed_worker_leaves_no_process_behind(service):
     service.start_worker()
 
 
+def test_a_killed_work_horse_leaves_no_process_behind(service):
+    """The horse SIGKILLed alone (as RQ's stop-job does): what it started is re-parented to the
+    worker, a subreaper too, which kills it once the horse is gone."""
+    job, marker = launch_escapes(service)
+    worker = int(job['worker'].rsplit('/', 1)[1])
+    escapes = set(marked(marker).values())
+    horses = [pid for pid in children(worker) if escapes & set(descendants(pid))]
+    assert len(horses) == 1, 'one child of the worker runs the play'
+    os.kill(horses[0], signal.SIGKILL)
+    assert_none_survive(marker)
+    lost = service.wait(job['id'], timeout=60)  # the reconciler: no heartbeat
+    assert lost['status'] == 'worker_lost', lost
+
+
 def test_a_stopped_worker_leaves_no_process_behind(service):
-    worker = service.live_workers()[0]
-    deadline = time.monotonic() + 30
-    while not (below := descendants(worker.pid)):  # RQ's scheduler child, once it holds the lock
-        assert time.monotonic() < deadline, 'no RQ scheduler child under the worker'
-        time.sleep(0.2)
+    # The worker holding RQ's scheduler lock has the scheduler as a child; after a worker was
+    # killed, its lock expires (61 s) before another one takes it over.
+    deadline = time.monotonic() + 120
+    while not (found := [(worker, below) for worker in service.live_workers() if (below := descendants(worker.pid))]):
+        assert time.monotonic() < deadline, 'no RQ scheduler child under any worker'
+        time.sleep(0.5)
+    worker, below = found[0]
     worker.send_signal(signal.SIGTERM)
     worker.wait(30)
     deadline = time.monotonic() + 30
@@ -101,6 +117,17 @@ def test_a_stopped_worker_leaves_no_process_behind(service):
 def descendants(pid: int) -> list[int]:
     from runner_service.process_tree import descendants as below
     return below(pid)
+
+
+def children(pid: int) -> list[int]:
+    return [child for child in descendants(pid) if parent(child) == pid]
+
+
+def parent(pid: int) -> int | None:
+    try:
+        return int(Path('/proc/%d/stat' % pid).read_text().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        return None
 
 
 def is_running(pid: int) -> bool:
