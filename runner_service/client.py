@@ -12,7 +12,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronReportAnswer,
+from runner_service.api.schemas import (AuditPage, CronEntryOut, CronHistoryItem, CronImport, CronImported, CronReportAnswer,
                                         CronRunOut, Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
                                         PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
                                         ScheduleOut, ScheduleUpdate, Slot, Stdout, WindowCreate, WindowOut)
@@ -23,6 +23,7 @@ POOLS = '/api/v1/pools'
 PLANS = '/api/v1/plans'
 WINDOWS = '/api/v1/windows'
 CRON = '/api/v1/cron'
+AUDIT = '/api/v1/audit'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -83,7 +84,8 @@ class ApiClient:
     def follow(self, job_id: str, after: int | None = None, host: str | None = None) -> Iterator[tuple[str, dict]]:
         """The job's live events as (name, event) pairs, each event as the API's Event; last
         ('end', {status, status_reason}) once the job has ended. A dropped stream is reopened
-        where it stopped (Last-Event-ID)."""
+        where it stopped (Last-Event-ID); one the API ended because the token was revoked or
+        expired meanwhile raises ApiError 401."""
         last = after
         failures = 0
         while True:
@@ -103,6 +105,9 @@ class ApiClient:
                         if name == 'end':
                             yield name, _parse(dict, data, answer.status_code)
                             return
+                        if name == 'unauthorized':
+                            why = _parse(dict, data, answer.status_code)
+                            raise ApiError(401, str(why.get('detail') or 'the bearer token was refused')[:300])
                         event = _parse(Event, data, answer.status_code)
                         last = event['seq']
                         yield name, event
@@ -230,6 +235,13 @@ class ApiClient:
     def cron_runs(self, entry: str | None = None, host: str | None = None, limit: int = 50) -> list[dict]:
         return self._call(list[CronRunOut], 'GET', CRON + '/runs',
                           params=_params({'entry': entry, 'host': host, 'limit': limit}))
+
+    # -- the audit log -----------------------------------------------------------------------
+
+    def audit(self, **filters) -> dict:
+        """{entries, next_cursor}, newest first. Filters as the API names them: actor, action,
+        target, since, until, limit, cursor; None ones are left out."""
+        return self._call(AuditPage, 'GET', AUDIT, params=_params(filters))
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -38,6 +38,10 @@ class BadRequest(JobError):
     status = 400
 
 
+class Forbidden(JobError):
+    status = 403
+
+
 class NotFound(JobError):
     status = 404
 

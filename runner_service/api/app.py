@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from runner_service import __version__
 from runner_service.api import errors
-from runner_service.api.routes import cron, health, jobs, plans, pools, schedules, tokens, windows
+from runner_service.api.routes import audit, cron, health, jobs, plans, pools, schedules, tokens, windows
 from runner_service.reconciler import Reconciler
 from runner_service.runtime import Runtime
 
@@ -32,6 +32,6 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
                               '`Authorization: Bearer <token>` (`dbfleet tokens create`).')
     app.state.runtime = runtime
     errors.install(app)
-    for module in (cron, health, jobs, plans, pools, schedules, tokens, windows):
+    for module in (audit, cron, health, jobs, plans, pools, schedules, tokens, windows):
         app.include_router(module.router)
     return app

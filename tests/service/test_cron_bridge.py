@@ -34,15 +34,25 @@ def service(tmp_path_factory):
 
 @pytest.fixture
 def host(service, tmp_path):
-    """This machine as a bridged host: its config file (what crontab's processes read), its
-    spool, and the dbfleet command run with only that config, as crontab would run it."""
+    """This machine as a bridged host: its config file (what crontab's processes read, with the
+    host's own agent token), its spool, and the dbfleet command run with only that config, as
+    crontab would run it."""
     config = tmp_path / 'dbfleet.env'
     spool = tmp_path / 'spool'
     name = 'cronhost-%s' % uuid.uuid4().hex[:6]  # each test its own host: syncs touch only its files
+    with service.client('admin') as admin:
+        created = admin.post('/api/v1/tokens', json={'name': 'agent-%s' % name, 'role': 'agent', 'host': name})
+    assert created.status_code == 201, created.text
     config.write_text('DBFLEET_API_URL=%s\nDBFLEET_TOKEN=%s\nDBFLEET_HOST=%s\nDBFLEET_CRON_SPOOL=%s\n'
-                      % (service.url, service.tokens['admin'], name, spool))
+                      % (service.url, created.json()['token'], name, spool))
     config.chmod(0o600)
     return Host(service, config, spool, tmp_path, name)
+
+
+# What people run on a bridged host, each in a shell with their own token (which the
+# environment gives, over the config file's agent token): an admin imports (the commands),
+# an operator moves entries between modes. Everything else runs as crontab runs it.
+PEOPLE = {'import': 'admin', 'takeover': 'operator', 'revert': 'operator', 'observe': 'operator'}
 
 
 class Host:
@@ -60,6 +70,8 @@ class Host:
         env = dict(self.service.env, DBFLEET_CONFIG=str(self.config))
         for name in ('DBFLEET_API_URL', 'DBFLEET_TOKEN'):
             env.pop(name, None)
+        if args[0] == 'cron' and args[1] in PEOPLE:
+            env['DBFLEET_TOKEN'] = self.service.tokens[PEOPLE[args[1]]]
         done = subprocess.run([str(Path(sys.executable).parent / 'dbfleet'), *args], env=env,
                               capture_output=True, text=True, timeout=120, **kwargs)
         if check:

@@ -50,7 +50,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0008'
+    assert migrate.head() == '0010'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -105,8 +105,8 @@ def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url)
     with pytest.raises(StoreNotMigrated) as raised:
         open_store(store_url, migrate=False)
     message = str(raised.value)
-    assert message == "store %s is at revision None (empty), dbfleet needs 0008: run 'dbfleet store upgrade'" \
-        % sa.make_url(store_url).render_as_string(hide_password=True)
+    assert message == "store %s is at revision None (empty), dbfleet needs %s: run 'dbfleet store upgrade'" \
+        % (sa.make_url(store_url).render_as_string(hide_password=True), migrate.head())
     assert migrate.current(store_url) is None, 'nothing was created'
 
     migrate.upgrade(store_url)
@@ -119,7 +119,7 @@ def test_a_store_from_a_newer_dbfleet_is_refused(store_url, migrate_if_needed):
     migrate.upgrade(store_url)
     execute(store_url, "UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(StoreNotMigrated, match=r'is at revision 9999_future, which is newer than this dbfleet '
-                                               r'\(it knows up to 0008\): upgrade dbfleet'):
+                                               r'\(it knows up to %s\): upgrade dbfleet' % migrate.head()):
         open_store(store_url, migrate=migrate_if_needed)
     assert migrate.current(store_url) == '9999_future', 'left alone'
 

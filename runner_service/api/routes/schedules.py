@@ -1,5 +1,6 @@
-"""/api/v1/schedules: admins create, change, pause, resume and delete; viewers read, preview
-the next fire times and each slot's history."""
+"""/api/v1/schedules: admins create, change and delete; operators change the timing only (not
+what a schedule runs), pause and resume; viewers read, preview the next fire times and each
+slot's history."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from runner_service.api.deps import Admin, RuntimeDep, Viewer
+from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer, need_admin
 from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
-from runner_service.schedules import SCHEDULE_ONLY, ScheduleService
+from runner_service.schedules import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
@@ -49,7 +50,13 @@ def show(ref: Ref, schedules: Schedules, caller: Viewer) -> ScheduleOut:
 
 
 @router.patch('/{ref}', response_model=ScheduleOut, responses=ERRORS)
-def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    """Operators may change the timing (kind, expression, timezone, start_at, overlap, misfire
+    grace, catch-up, jitter, window policy); anything else, above all the job it runs (a crontab
+    entry's command), needs an admin."""
+    beyond_timing = sorted(set(body.model_dump(exclude_unset=True)) - TIMING_FIELDS)
+    if beyond_timing:
+        need_admin(caller, 'changing %s (not only the timing)' % ', '.join(beyond_timing))
     return schedule_view(schedules.update(ref, body, caller['name']))
 
 
@@ -59,12 +66,12 @@ def delete(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
 
 
 @router.post('/{ref}/pause', response_model=ScheduleOut, responses=ERRORS)
-def pause(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def pause(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
     return schedule_view(schedules.pause(ref, caller['name']))
 
 
 @router.post('/{ref}/resume', response_model=ScheduleOut, responses=ERRORS)
-def resume(ref: Ref, schedules: Schedules, caller: Admin) -> ScheduleOut:
+def resume(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
     """Fires from the next slot after now; slots that fell in the pause are not caught up."""
     return schedule_view(schedules.resume(ref, caller['name']))
 
