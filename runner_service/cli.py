@@ -398,7 +398,9 @@ def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what t
           until: Optional[str] = typer.Option(None, '--until', help='Before this time: 1d (ago), 2026-12-31.'),
           limit: int = typer.Option(50, '--limit', min=1, max=1000, help='At most this many, newest first.'),
           cursor: Optional[int] = typer.Option(None, '--cursor', min=1, help='Older than this entry id (paging).'),
-          as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
+          as_json: bool = JSON_OPTION,
+          store: Optional[str] = typer.Option(None, '--store', help='Read this store directly (default without '
+                                              'DBFLEET_API_URL: DBFLEET_STORE_URL).')) -> None:
     """Who created, changed, deleted, launched and canceled what, newest first (admins only).
     Through the API when DBFLEET_API_URL is set (and --store is not), else from the store."""
     import os

@@ -197,3 +197,28 @@ def test_sqlite_connections_are_set_up_for_many_writers(tmp_path):
             assert (pragma('journal_mode'), pragma('busy_timeout'), pragma('foreign_keys')) == ('wal', 30000, 1)
     finally:
         engine.dispose()
+
+
+def test_0010_adds_agent_tokens_and_going_back_drops_them(store_url):
+    """Tokens made before 0010 keep working; an agent token cannot outlive a downgrade (the old
+    schema has no such role), every other token stays."""
+    with open_store(store_url) as store:
+        store.create_token('old', 'operator', 'a' * 64)
+        store.create_token('agent-db1', 'agent', 'b' * 64, host='db1')
+    downgrade(store_url, '0008')
+    with transaction(store_url) as connection:
+        assert [row[0] for row in connection.execute(sa.text('SELECT name FROM api_tokens'))] == ['old']
+        with pytest.raises((sa.exc.IntegrityError, sa.exc.OperationalError)):  # MariaDB: 4025
+            with connection.begin_nested():
+                connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                           "VALUES ('x', 'agent', '%s', '2030-01-01 00:00:00')" % ('c' * 64)))
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        [old] = store.list_tokens()
+        assert (old['name'], old['host'], old['expires_at']) == ('old', None, None)
+        assert store.create_token('agent-db2', 'agent', 'd' * 64, host='db2')['host'] == 'db2'
+    with transaction(store_url) as connection:
+        with pytest.raises((sa.exc.IntegrityError, sa.exc.OperationalError)):  # MariaDB: 4025
+            with connection.begin_nested():
+                connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                           "VALUES ('y', 'root', '%s', '2030-01-01 00:00:00')" % ('e' * 64)))
