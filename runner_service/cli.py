@@ -369,7 +369,7 @@ def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revo
         # Text, not markup: a name such as '[/x]' is printed as it is.
         rows.add_row(Text(token['name']), token['role'], Text(token['host'] or '-'), _when(token['created_at']),
                      expires, _when(token['last_used_at']), _when(token['revoked_at']))
-    console.print(rows)
+    print_wide(rows)
     console.print('%d token(s)' % len(tokens))
 
 
