@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
 from runner_service.crontab import as_cron_runs_it, edit, parse
-from runner_service.jobs import BadRequest, Conflict, NotFound, Unprocessable
+from runner_service.jobs import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from runner_service.runtime import Runtime
 from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
 from runner_service.secrets import looks_secret
@@ -138,6 +138,9 @@ class CronBridge:
                 continue
             schedule = self._create(request, file, entry, original, actor)
             entries.append({'line': entry.number, 'schedule': schedule, 'created': True})
+        self.store.audit(actor, 'cron.import', request.host, {
+            'file': file['name'], 'created': [item['schedule']['name'] for item in entries if item['created']],
+            'found': len([item for item in entries if not item['created']]), 'left_alone': len(unscheduled)})
         if reboot:
             self.store.audit(actor, 'cron.import.reboot', request.host, {'file': file, 'lines': reboot})
         errors = [{'line': error.number, 'text': error.text, 'reason': error.reason} for error in crontab.errors]
@@ -281,13 +284,17 @@ class CronBridge:
 
     # -- runs reported by the wrapper --------------------------------------------------------
 
-    def report(self, report: CronReport, actor: str) -> tuple[dict, str]:
+    def report(self, report: CronReport, actor: str, host: str | None = None) -> tuple[dict, str]:
         """Record a start or end report; (the run, 'run' | 'skip'). A start report of an entry the
         platform has taken over (crontab fired it because its watchdog put the line back while
-        the platform was away) claims the slot: 'skip' when the scheduler claimed it first."""
+        the platform was away) claims the slot: 'skip' when the scheduler claimed it first.
+        With `host` (an agent's), only an entry of that host may be reported (else Forbidden)."""
         schedule = self._find(report.schedule_id)
         if schedule is None:
             raise NotFound('no crontab entry %r (deleted on the platform?)' % report.schedule_id)
+        if host is not None and schedule['source']['host'] != host:
+            raise Forbidden('crontab entry %s belongs to host %s, not to %s: each host reports its own entries'
+                            % (schedule['name'], schedule['source']['host'], host))
         slot = self.slot_of(schedule, report.started_at)
         tail = report.output_tail[-OUTPUT_TAIL:] if report.output_tail else None
         existing = self.store.cron_run(report.id)

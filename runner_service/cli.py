@@ -336,58 +336,136 @@ def rules_check(path: str, as_json: bool = JSON_OPTION) -> None:
 
 @tokens_app.command('create')
 def tokens_create(name: str = typer.Argument(..., help='A name for people: who or what uses the token.'),
-                  role: str = typer.Option(..., '--role', help='viewer (read), operator (run jobs) or admin.'),
+                  role: str = typer.Option(..., '--role', help='viewer (read), operator (launch templates, change '
+                                           'timings), admin (everything), or agent (one bridged host: reports its '
+                                           'cron runs, reads its entries; needs --host).'),
                   templates: Optional[list[str]] = typer.Option(None, '--template', help='It may launch only this '
                                                                 'job template (repeat); no bare playbooks.'),
+                  host: Optional[str] = typer.Option(None, '--host', help='The bridged host of an agent token.'),
+                  expires: Optional[str] = typer.Option(None, '--expires', help='When it stops working: a duration '
+                                                        'from now (90d, 12h, 2w) or a date (2027-03-31).'),
                   as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Create an API token. It is printed once: only its hash is kept."""
     import getpass
 
-    from runner_service.tokens import ROLES, issue
-    if role not in ROLES:
-        fail('--role must be one of %s, got %r' % (', '.join(ROLES), role))
+    from runner_service import tokens
+    if role not in tokens.ROLES:
+        fail('--role must be one of %s, got %r' % (', '.join(tokens.ROLES), role[:40]))
+    if role == tokens.AGENT and not host:
+        fail('an agent token needs --host: the bridged host it reports for')
+    if role != tokens.AGENT and host is not None:
+        fail('--host is for agent tokens only (role %s)' % role)
     with opened_store(store) as opened:
         try:
-            token, record = issue(opened, name, role, created_by='cli:%s' % getpass.getuser(),
-                                  templates=templates or None)
+            token, record = tokens.create(opened, name, role, 'cli:%s' % getpass.getuser(), host=host,
+                                          expires=expires, templates=templates or None)
         except ValueError as exc:
             fail(str(exc))
     if as_json:
         print_json(dict(record, token=token))
         return
     # The note goes to stderr, so TOKEN=$(dbfleet tokens create ...) captures the token alone.
-    scope = '; templates: %s' % ', '.join(record['templates']) if record['templates'] else ''
-    typer.echo('token %s (%s%s) created; it cannot be shown again: keep it now.' % (name, role, scope), err=True)
+    typer.echo('token %s (%s%s%s%s) created; it cannot be shown again: keep it now.'
+               % (name, role, ' of host %s' % host if host else '',
+                  '; templates: %s' % ', '.join(record['templates']) if record['templates'] else '',
+                  ', expires %s' % _when(record['expires_at']) if record['expires_at'] else ''), err=True)
     typer.echo(token)
 
 
 @tokens_app.command('list')
 def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revoked tokens.'),
                 as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
-    """API tokens by name, with their role and use (never the tokens or their hashes)."""
+    """API tokens by name, with their role, host, expiry and use (never the tokens or their hashes)."""
+    from runner_service.tokens import is_expired
     with opened_store(store) as opened:
         tokens = opened.list_tokens(include_revoked=show_all)
     if as_json:
-        print_json(tokens)
+        print_json([dict(token, expired=is_expired(token)) for token in tokens])
         return
-    rows = table('name', 'role', 'created', 'last used', 'revoked', 'templates')
+    rows = table('name', 'role', 'host', 'created', 'expires', 'last used', 'revoked', 'templates')
     for token in tokens:
+        expires = _when(token['expires_at'])
+        if is_expired(token):
+            expires += ' (expired)'
         # Text, not markup: a name such as '[/x]' is printed as it is.
-        rows.add_row(Text(token['name']), token['role'], _when(token['created_at']), _when(token['last_used_at']),
-                     _when(token['revoked_at']), Text(', '.join(token['templates'] or ()) or '-'))
-    console.print(rows)
+        rows.add_row(Text(token['name']), token['role'], Text(token['host'] or '-'), _when(token['created_at']),
+                     expires, _when(token['last_used_at']), _when(token['revoked_at']),
+                     Text(', '.join(token['templates'] or ()) or '-'))
+    print_wide(rows)
     console.print('%d token(s)' % len(tokens))
 
 
 @tokens_app.command('revoke')
 def tokens_revoke(name: str, store: Optional[str] = STORE_OPTION) -> None:
-    """Revoke an API token for good (the name is not reused)."""
+    """Revoke an API token for good (the name is not reused). Its open event streams end within seconds."""
+    import getpass
+
+    from runner_service import tokens
     with opened_store(store) as opened:
         try:
-            record = opened.revoke_token(name)
+            record = tokens.revoke(opened, name, 'cli:%s' % getpass.getuser())
         except ValueError as exc:
             fail(str(exc))
     typer.echo('token %s revoked at %s' % (name, _when(record['revoked_at'])))
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+@app.command('audit')
+def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what this token (or cli:USER) did.'),
+          action: Optional[str] = typer.Option(None, '--action', help='An action (launch, token.create) or a '
+                                               'prefix ending in a dot (token., schedule., cron.).'),
+          target: Optional[str] = typer.Option(None, '--target', help='A job id or a name.'),
+          since: Optional[str] = typer.Option(None, '--since', help='From this time: 7d (ago), 2026-12-01.'),
+          until: Optional[str] = typer.Option(None, '--until', help='Before this time: 1d (ago), 2026-12-31.'),
+          limit: int = typer.Option(50, '--limit', min=1, max=1000, help='At most this many, newest first.'),
+          cursor: Optional[int] = typer.Option(None, '--cursor', min=1, help='Older than this entry id (paging).'),
+          as_json: bool = JSON_OPTION,
+          store: Optional[str] = typer.Option(None, '--store', help='Read this store directly (default without '
+                                              'DBFLEET_API_URL: DBFLEET_STORE_URL).')) -> None:
+    """Who created, changed, deleted, launched and canceled what, newest first (admins only).
+    Through the API when DBFLEET_API_URL is set (and --store is not), else from the store."""
+    import os
+    filters = dict(actor=actor, action=action, target=target, since=_ago(since, '--since'),
+                   until=_ago(until, '--until'), limit=limit, cursor=cursor)
+    if os.environ.get('DBFLEET_API_URL') and not store:
+        page = api_answer(lambda client: client.audit(**dict(
+            filters, since=filters['since'] and filters['since'].isoformat(),
+            until=filters['until'] and filters['until'].isoformat())), False)
+        entries, next_cursor = page['entries'], page['next_cursor']
+    else:
+        cursor_id = filters.pop('cursor')
+        with opened_store(store) as opened:
+            try:
+                entries = opened.audit_log(before=cursor_id, **filters)
+            except ValueError as exc:
+                fail(str(exc))
+        next_cursor = entries[-1]['id'] if len(entries) == limit else None
+    if as_json:
+        print_json({'entries': entries, 'next_cursor': next_cursor})
+        return
+    rows = table('id', 'at', 'actor', 'action', 'target', 'detail')
+    for entry in entries:
+        rows.add_row(str(entry['id']), _when(entry['at']), Text(entry['actor']), Text(entry['action']),
+                     Text(entry['target']), Text(json.dumps(entry['detail'], sort_keys=True, default=str)
+                                                 if entry['detail'] is not None else '-'))
+    print_wide(rows)
+    if next_cursor is not None:
+        console.print('older entries: --cursor %d' % next_cursor)
+
+
+def _ago(text: Optional[str], option: str):
+    """A point in time the user wrote: a duration back from now (7d) or a date/datetime."""
+    if text is None:
+        return None
+    from runner_service.durations import TimeSpecError, parse_duration, parse_point_in_time, utcnow
+    try:
+        try:
+            return utcnow() - parse_duration(text)
+        except TimeSpecError:
+            return parse_point_in_time(text)
+    except (TimeSpecError, OverflowError) as exc:
+        fail('%s: %s' % (option, str(exc)[:200]))
 
 
 def _when(value) -> str:

@@ -12,7 +12,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronReportAnswer,
+from runner_service.api.schemas import (AuditPage, CronEntryOut, CronHistoryItem, CronImport, CronImported,
+                                        CronReportAnswer,
                                         CronRunOut, Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
                                         PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
                                         ScheduleOut, ScheduleUpdate, Slot, Stdout, TemplateCreate, TemplateLaunch,
@@ -25,6 +26,7 @@ PLANS = '/api/v1/plans'
 WINDOWS = '/api/v1/windows'
 CRON = '/api/v1/cron'
 TEMPLATES = '/api/v1/templates'
+AUDIT = '/api/v1/audit'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -85,7 +87,8 @@ class ApiClient:
     def follow(self, job_id: str, after: int | None = None, host: str | None = None) -> Iterator[tuple[str, dict]]:
         """The job's live events as (name, event) pairs, each event as the API's Event; last
         ('end', {status, status_reason}) once the job has ended. A dropped stream is reopened
-        where it stopped (Last-Event-ID)."""
+        where it stopped (Last-Event-ID); one the API ended because the token was revoked or
+        expired meanwhile raises ApiError 401."""
         last = after
         failures = 0
         while True:
@@ -105,6 +108,9 @@ class ApiClient:
                         if name == 'end':
                             yield name, _parse(dict, data, answer.status_code)
                             return
+                        if name == 'unauthorized':
+                            why = _parse(dict, data, answer.status_code)
+                            raise ApiError(401, str(why.get('detail') or 'the bearer token was refused')[:300])
                         event = _parse(Event, data, answer.status_code)
                         last = event['seq']
                         yield name, event
@@ -256,6 +262,12 @@ class ApiClient:
         """The job, as `launch` answers it."""
         return self._call(JobOut, 'POST', _path(TEMPLATES, name, 'launch'),
                           json=launch.model_dump(mode='json', exclude_none=True))
+    # -- the audit log -----------------------------------------------------------------------
+
+    def audit(self, **filters) -> dict:
+        """{entries, next_cursor}, newest first. Filters as the API names them: actor, action,
+        target, since, until, limit, cursor; None ones are left out."""
+        return self._call(AuditPage, 'GET', AUDIT, params=_params(filters))
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -53,6 +53,10 @@ class Unprocessable(JobError):
     status = 422
 
 
+class Forbidden(JobError):
+    status = 403
+
+
 class NotFound(JobError):
     status = 404
 

@@ -20,6 +20,11 @@ MAX_PREVIEW = 100
 # Kept in a schedule's stored job beside the launch template: not part of a launch request.
 SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
 CRONTAB_ORIGIN = 'crontab'  # source.origin of schedules imported from crontab (runner_service.bridge)
+# What an operator may change in a schedule: when it fires and how its slots behave. What it
+# runs (the job: playbook, extra vars, a crontab entry's command, stdin, user, environment), its
+# name, deadline and dependencies are an admin's.
+TIMING_FIELDS = frozenset({'kind', 'expression', 'timezone', 'start_at', 'overlap', 'misfire_grace_seconds',
+                           'catch_up', 'jitter_seconds', 'window_policy'})
 
 
 def trigger_of(schedule: dict):

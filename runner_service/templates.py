@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from runner_service.api.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
 from runner_service.host_patterns import HostPatternError, narrow, terms
-from runner_service.jobs import Conflict, JobError, JobService, NotFound
+from runner_service.jobs import Conflict, Forbidden, JobService, NotFound, Unprocessable
 from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars
 from runner_service.store import UnknownTemplate
@@ -34,14 +34,6 @@ DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', pri
                 retry_backoff=10, survey=[])
 # Plan fields a job's BatchPlan has as they are (the window end is computed at each launch).
 PLAN_FIELDS = ('lanes', 'rolling', 'max_fail_percentage', 'pool')
-
-
-class Unprocessable(JobError):
-    status = 422
-
-
-class Forbidden(JobError):
-    status = 403
 
 
 def scope_refusal(token: dict, template: str | None) -> str | None:

@@ -23,26 +23,58 @@ def get_jobs(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JobService:
     return JobService(runtime)
 
 
-def require(role: str):
-    """A dependency: the caller's token record, if its role allows `role`; else 401 or 403."""
-    async def caller(runtime: Annotated[Runtime, Depends(get_runtime)],
-                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> dict:
-        if credentials is None:
-            raise HTTPException(401, 'no bearer token: send "Authorization: Bearer <token>" (create one with '
-                                     '`dbfleet tokens create NAME --role viewer|operator|admin`)',
-                                headers={'WWW-Authenticate': 'Bearer'})
-        token = await run_in_threadpool(tokens.authenticate, runtime.store, credentials.credentials)
-        if token is None:
-            raise HTTPException(401, 'the bearer token is unknown or revoked', headers={'WWW-Authenticate': 'Bearer'})
-        if not tokens.allows(token['role'], role):
-            raise HTTPException(403, 'token %r has role %s; this needs %s or above' % (token['name'], token['role'],
-                                                                                     role))
-        return token
+async def authenticated(runtime: Annotated[Runtime, Depends(get_runtime)],
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> dict:
+    """The caller's live token record; 401 without one, or for an unknown, revoked or expired one."""
+    if credentials is None:
+        raise HTTPException(401, 'no bearer token: send "Authorization: Bearer <token>" (create one with '
+                                 '`dbfleet tokens create NAME --role viewer|operator|admin`)',
+                            headers={'WWW-Authenticate': 'Bearer'})
+    try:
+        return await run_in_threadpool(tokens.verify, runtime.store, credentials.credentials)
+    except tokens.Refused as refused:
+        raise HTTPException(401, refused.detail, headers={'WWW-Authenticate': 'Bearer error="invalid_token"'}) \
+            from None
+
+
+def require(role: str, agent: bool = False):
+    """A dependency: the caller's token record, if its role allows `role` (or, with `agent`, it
+    is an agent token: the route then keeps it to its own host); else 401 or 403."""
+    async def caller(token: Annotated[dict, Depends(authenticated)]) -> dict:
+        if tokens.allows(token['role'], role) or (agent and token['role'] == tokens.AGENT):
+            return token
+        if token['role'] == tokens.AGENT:
+            raise HTTPException(403, 'token %r is the agent token of host %s: it may only report that host\'s cron '
+                                     'runs and read its crontab entries' % (token['name'], token['host']))
+        raise HTTPException(403, 'token %r has role %s; this needs %s or above' % (token['name'], token['role'],
+                                                                                 role))
     return caller
+
+
+def own_host(caller: dict, host: str | None) -> None:
+    """403 unless `caller` may act for `host`: any token but an agent's, which only for its own."""
+    if caller['role'] == tokens.AGENT and host != caller['host']:
+        raise HTTPException(403, 'token %r is the agent token of host %s, not of %s'
+                            % (caller['name'], caller['host'], 'every host' if host is None else
+                               repr(host[:100])))
+
+
+def is_admin(caller: dict) -> bool:
+    return tokens.allows(caller['role'], 'admin')
+
+
+def need_admin(caller: dict, what: str) -> None:
+    """403 unless `caller` is an admin: for a route an operator may call, but not for `what`."""
+    if not is_admin(caller):
+        raise HTTPException(403, 'token %r has role %s; %s needs admin' % (caller['name'], caller['role'], what))
 
 
 Viewer = Annotated[dict, Depends(require('viewer'))]
 Operator = Annotated[dict, Depends(require('operator'))]
 Admin = Annotated[dict, Depends(require('admin'))]
+ViewerOrAgent = Annotated[dict, Depends(require('viewer', agent=True))]
+AdminOrAgent = Annotated[dict, Depends(require('admin', agent=True))]
 Jobs = Annotated[JobService, Depends(get_jobs)]
+# The caller's bearer token as sent (after a role dependency has checked it).
+Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -50,7 +50,7 @@ HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, patter
                      AfterValidator(check_host_pattern)]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
                     'dependency_failed', 'worker_lost']
-Role = Literal['viewer', 'operator', 'admin']
+Role = Literal['viewer', 'operator', 'admin', 'agent']
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
 
@@ -242,10 +242,26 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
     name: str = Field(min_length=1, max_length=255, pattern=r'^\S+$')
-    role: Role
+    role: Role = Field(description='viewer < operator < admin; agent: one bridged host\'s token, which may only '
+                                   'report that host\'s cron runs and read its crontab entries')
     templates: list[TemplateName] | None = Field(default=None, min_length=1, max_length=100, description='the only '
                                                  'job templates this token may launch (no bare playbooks); none: '
                                                  'any its role allows')
+    host: HostName | None = Field(default=None, description='an agent token\'s host (required for agent, refused '
+                                                           'for the other roles)')
+    expires_at: Instant | None = Field(default=None, description='when the token stops working (future)')
+    expires_in: str | None = Field(default=None, max_length=32, pattern=r'^\s*\d{1,9}\s*[smhdw]\s*$',
+                                   description='or: how long from now it works, e.g. 90d, 12h, 2w')
+
+    @model_validator(mode='after')
+    def _consistent(self):
+        if self.role == 'agent' and self.host is None:
+            raise ValueError('an agent token needs host: the bridged host it reports for')
+        if self.role != 'agent' and self.host is not None:
+            raise ValueError('only an agent token names a host (role %s does not)' % self.role)
+        if self.expires_at is not None and self.expires_in is not None:
+            raise ValueError('give expires_at or expires_in, not both')
+        return self
 
 
 class TokenOut(BaseModel):
@@ -256,10 +272,27 @@ class TokenOut(BaseModel):
     created_by: str | None = None
     revoked_at: dt.datetime | None = None
     last_used_at: dt.datetime | None = None
+    host: str | None = Field(default=None, description='an agent token\'s host')
+    expires_at: dt.datetime | None = Field(default=None, description='when it stops working; null: never')
+    expired: bool = False
 
 
 class TokenCreated(TokenOut):
     token: str = Field(description='shown once: keep it, dbfleet stores only its hash')
+
+
+class AuditEntryOut(BaseModel):
+    id: int
+    at: dt.datetime
+    actor: str = Field(description='the token name (or cli:USER) that did it')
+    action: str = Field(description='e.g. launch, relaunch, cancel, schedule.update, token.create, cron.takeover')
+    target: str = Field(description='a job id, or the name of a schedule, window, pool, token or crontab entry')
+    detail: Any = None
+
+
+class AuditPage(BaseModel):
+    entries: list[AuditEntryOut]
+    next_cursor: int | None = Field(default=None, description='pass as cursor for the next (older) page')
 
 
 class Problem(BaseModel):

@@ -465,14 +465,30 @@ class JobStore:
 
         self._run(work, write=True)
 
-    def audit_log(self, limit: int = 100, actor: str | None = None, action: str | None = None) -> list[dict]:
-        """The audit log, newest first: [{id, at, actor, action, target, detail}]."""
+    def audit_log(self, limit: int = 100, actor: str | None = None, action: str | None = None,
+                  target: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
+                  before: int | None = None) -> list[dict]:
+        """The audit log, newest first (by the order entries were recorded): [{id, at, actor,
+        action, target, detail}]. Filters: exact actor, action (or a prefix ending in '.', e.g.
+        'token.'), target; at >= since, at < until; id < before (the last id of a page, to read
+        the next one)."""
         _check_limit(limit)
-        query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+        if before is not None and (not isinstance(before, int) or isinstance(before, bool) or before < 1):
+            raise ValueError('before must be a positive entry id, got %r' % (before,))
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if actor is not None:
             query = query.where(AuditEntry.actor == actor)
         if action is not None:
-            query = query.where(AuditEntry.action == action)
+            query = query.where(AuditEntry.action.startswith(action, autoescape=True) if action.endswith('.')
+                                else AuditEntry.action == action)
+        if target is not None:
+            query = query.where(AuditEntry.target == target)
+        if since is not None:
+            query = query.where(AuditEntry.at >= utc(since))
+        if until is not None:
+            query = query.where(AuditEntry.at < utc(until))
+        if before is not None:
+            query = query.where(AuditEntry.id < before)
         return self._run(lambda session: [
             dict(id=entry.id, at=entry.at, actor=entry.actor, action=entry.action, target=entry.target,
                  detail=entry.detail) for entry in session.scalars(query)])

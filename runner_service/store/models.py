@@ -37,7 +37,8 @@ OVERLAP_POLICIES = ('allow', 'forbid', 'replace')
 CATCH_UP_POLICIES = ('skip', 'once')
 SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
 WINDOW_KINDS = ('recurring', 'absolute')
-TOKEN_ROLES = ('viewer', 'operator', 'admin')  # each may do what the ones before it may
+TOKEN_ROLES = ('viewer', 'operator', 'admin', 'agent')  # the first three ranked; agent stands apart
+RANKED_ROLES = TOKEN_ROLES[:3]  # viewer < operator < admin: each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
 JOB_ID_LENGTH = 32  # uuid4().hex
 PATH_LENGTH = 512
@@ -331,6 +332,7 @@ class AuditEntry(Base):
         Index(None, 'at'),
         Index(None, 'actor', 'at'),
         Index(None, 'action', 'at'),
+        Index(None, 'target', 'at'),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -368,6 +370,9 @@ class ApiToken(Base):
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
     # The job templates this token may launch (and nothing else); None: any its role allows.
     templates: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    # An agent token's host: the only host it may report runs for and read entries of.
+    host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    expires_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Template(Base):

@@ -3,7 +3,10 @@ token, shows it once and hashes it); no method here ever returns the hash.
 
 `TokenStore` is mixed into `Store`, with its habits: every public method is one short
 transaction (`_run`), returns plain dicts {id, name, role, created_at, created_by,
-revoked_at, last_used_at}, datetimes are aware UTC, and bad input is a ValueError.
+revoked_at, last_used_at, host, expires_at}, datetimes are aware UTC, and bad input is a ValueError.
+An agent token names its host (and only an agent token does); any token may have an expiry,
+which runner_service.tokens enforces (the store keeps returning an expired token, so a caller
+can be told why it is refused).
 
 A token's name is its handle for people (`dbfleet tokens revoke NAME`), so it is never
 reused, not even once the token is revoked: a name in the audit trail always means one token.
@@ -34,15 +37,21 @@ class TokenStore:
     _run: Callable[..., Any]
 
     def create_token(self, name: str, role: str, token_hash: str, created_by: str | None = None,
-                     templates: list[str] | None = None) -> dict:
-        """Record a new token by the SHA-256 (64 lowercase hex characters) of its text.
+                     templates: list[str] | None = None, host: str | None = None,
+                     expires_at: dt.datetime | None = None) -> dict:
+        """Record a new token by the SHA-256 (64 lowercase hex characters) of its text; an agent
+        token with its `host` (required for agents, refused for other roles), any token with an
+        optional expiry (aware; it may be past: the caller decides what it accepts).
         templates: the only job templates it may launch (None: any its role allows).
         ValueError when the name is taken, also by a revoked token, and when processes race
         to create the same name."""
         _check_token_name(name)
-        templates = _check_templates(name, templates)
+        templates = _check_templates(name, role, templates)
         if role not in TOKEN_ROLES:
             raise ValueError('token %s: role must be one of %s, got %r' % (name, ', '.join(TOKEN_ROLES), role))
+        _check_host(name, role, host)
+        if expires_at is not None and (not isinstance(expires_at, dt.datetime) or expires_at.tzinfo is None):
+            raise ValueError('token %s: expires_at must be a timezone-aware datetime, got %r' % (name, expires_at))
         _check_hash(token_hash)
         if created_by is not None and (not isinstance(created_by, str) or not created_by
                                        or len(created_by) > NAME_LENGTH):
@@ -55,7 +64,7 @@ class TokenStore:
             if session.scalar(select(ApiToken.id).where(ApiToken.token_hash == token_hash)) is not None:
                 raise _hash_taken(name)
             token = ApiToken(name=name, role=role, token_hash=token_hash, created_at=utcnow(), created_by=created_by,
-                             templates=templates)
+                             templates=templates, host=host, expires_at=utc(expires_at))
             session.add(token)
             try:
                 session.flush()
@@ -67,9 +76,10 @@ class TokenStore:
         return self._run(work, write=True)
 
     def token_by_hash(self, token_hash: str, now: dt.datetime | None = None) -> dict | None:
-        """The live (not revoked) token with this hash, or None. Its last_used_at becomes
-        `now` (default: the current time) when it is older than LAST_USED_EVERY: most calls
-        are a single read, and a write happens at most once a minute per token."""
+        """The token (not revoked) with this hash, or None; an expired one too (its expires_at
+        says so, and its use is not recorded). Its last_used_at becomes `now` (default: the
+        current time) when it is older than LAST_USED_EVERY: most calls are a single read, and
+        a write happens at most once a minute per token."""
         _check_hash(token_hash)
         now = utc(now) or utcnow()
 
@@ -79,7 +89,8 @@ class TokenStore:
             return _token_dict(token) if token is not None else None
 
         found = self._run(find)
-        if found is None or not _use_is_due(found['last_used_at'], now):
+        if found is None or not _use_is_due(found['last_used_at'], now) or \
+                (found['expires_at'] is not None and found['expires_at'] <= now):
             return found
 
         def touch(session: Session) -> dict | None:
@@ -127,13 +138,27 @@ def _check_token_name(name: Any) -> None:
         raise ValueError('token name must not contain whitespace or control characters, got %r' % (name,))
 
 
-def _check_templates(name: str, templates: Any) -> list[str] | None:
+def _check_templates(name: str, role: str, templates: Any) -> list[str] | None:
     if templates is None:
         return None
+    if role != 'operator':
+        raise ValueError('token %s: templates limit an operator token (role %s launches no template, or any)'
+                         % (name, role))
     if not isinstance(templates, (list, tuple)) or not templates or not all(
             isinstance(item, str) and 0 < len(item) <= NAME_LENGTH for item in templates):
         raise ValueError('token %s: templates must be a non-empty list of template names' % name)
     return sorted(set(templates))
+
+
+def _check_host(name: str, role: str, host: Any) -> None:
+    if role == 'agent':
+        if not isinstance(host, str) or not host or len(host) > NAME_LENGTH or not host.isprintable() \
+                or any(character.isspace() for character in host):
+            raise ValueError('token %s: an agent token needs its host (a host name of at most %d characters, '
+                             'no whitespace), got %r' % (name, NAME_LENGTH, host if not isinstance(host, str)
+                                                         else host[:100]))
+    elif host is not None:
+        raise ValueError('token %s: only an agent token names a host (role %s does not)' % (name, role))
 
 
 def _check_hash(token_hash: Any) -> None:
@@ -164,4 +189,4 @@ def _use_is_due(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
 def _token_dict(token: ApiToken) -> dict:
     return dict(id=token.id, name=token.name, role=token.role, created_at=token.created_at,
                 created_by=token.created_by, revoked_at=token.revoked_at, last_used_at=token.last_used_at,
-                templates=token.templates)
+                templates=token.templates, host=token.host, expires_at=token.expires_at)

@@ -42,7 +42,7 @@ def report(runtime, schedule, started, phase='start', run_id=None, exit_code=Non
                       finished_at=started + dt.timedelta(seconds=1) if phase == 'end' else None,
                       exit_code=exit_code, duration_seconds=1.0 if phase == 'end' else None,
                       output_tail='done\n' if phase == 'end' else None)
-    return CronBridge(runtime).report(body, 'operator')
+    return CronBridge(runtime).report(body, 'agent-db1')
 
 
 def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):

@@ -123,11 +123,12 @@ class Service:
     def live_workers(self) -> list[subprocess.Popen]:
         return [worker for worker in self.workers if worker.poll() is None]
 
-    def client(self, role: str = 'operator') -> httpx.Client:
+    def client(self, role: str = 'admin') -> httpx.Client:
         headers = {'Authorization': 'Bearer %s' % self.tokens[role]} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def launch(self, playbook: str, role: str = 'operator', **body) -> dict:
+    def launch(self, playbook: str, role: str = 'admin', **body) -> dict:
+        """Launch a bare playbook (admins only; operators launch templates)."""
         body.setdefault('inventory', INVENTORY)
         with self.client(role) as client:
             response = client.post('/api/v1/jobs', json={'playbook': '%s/%s' % (PLAYBOOKS, playbook), **body})

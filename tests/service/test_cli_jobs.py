@@ -17,7 +17,7 @@ FAIL_ON = '%s/fail_on.yml' % PLAYBOOKS
 SLEEP = '%s/sleep.yml' % PLAYBOOKS
 
 
-def jobs(service, *args, role: str | None = 'operator', **kwargs) -> subprocess.CompletedProcess:
+def jobs(service, *args, role: str | None = 'admin', **kwargs) -> subprocess.CompletedProcess:
     return service.dbfleet('jobs', *args, token=service.tokens[role] if role else None, **kwargs)
 
 
@@ -165,7 +165,9 @@ def test_bad_requests_fail_with_one_line_and_exit_2(service, monkeypatch):
     no_token = one_line_error(jobs(service, 'list', role=None))
     assert 'DBFLEET_TOKEN' in no_token and 'dbfleet tokens create' in no_token
     viewer = one_line_error(jobs(service, 'launch', HELLO, '-i', INVENTORY, role='viewer'))
-    assert 'role viewer' in viewer and 'operator' in viewer
+    assert 'role viewer' in viewer and 'needs admin' in viewer
+    operator = one_line_error(jobs(service, 'launch', HELLO, '-i', INVENTORY, role='operator'))
+    assert 'role operator' in operator and 'needs admin' in operator
 
     env = dict(service.env, DBFLEET_API_URL='http://127.0.0.1:%d' % free_port(), DBFLEET_TOKEN=service.tokens['admin'])
     down = subprocess.run([sys.executable, '-m', 'runner_service.cli', 'jobs', 'list'], env=env, capture_output=True,

@@ -169,7 +169,7 @@ def test_plan_preview_warns_when_the_run_overruns_its_window(service):
 
 
 def test_launch_with_lanes_waits_and_show_prints_the_timeline(service):
-    completed = cli(service, 'jobs', 'launch', HELLO, '-i', MANY, '--lanes', '2', '--wait', role='operator')
+    completed = cli(service, 'jobs', 'launch', HELLO, '-i', MANY, '--lanes', '2', '--wait', role='admin')
     job_id = completed.stdout.split()[1]
     assert completed.stdout.rstrip().splitlines()[-1] == 'job %s successful' % job_id
     shown = cli(service, 'jobs', 'show', job_id, role='viewer').stdout
@@ -190,7 +190,7 @@ def test_bad_input_fails_with_one_line_and_exit_2(service):
     assert 'nope' in one_line_error(cli(service, 'schedules', 'show', 'nope', role='viewer', ok=False))
     assert 'nope' in one_line_error(cli(service, 'schedules', 'preview', 'nope', role='viewer', ok=False))
     both = one_line_error(cli(service, 'jobs', 'launch', HELLO, '-i', MANY, '--lanes', '2', '--rolling', '1,2',
-                              role='operator', ok=False))
+                              role='admin', ok=False))
     assert 'not both' in both
     assert 'one of' in one_line_error(cli(service, 'schedules', 'create', 'x', HELLO, '-i', INVENTORY, ok=False))
     assert 'one of' in one_line_error(cli(service, 'schedules', 'create', 'x', HELLO, '-i', INVENTORY, '--cron',
@@ -198,7 +198,7 @@ def test_bad_input_fails_with_one_line_and_exit_2(service):
     assert '--overlap' in one_line_error(cli(service, 'schedules', 'create', 'x', HELLO, '-i', INVENTORY, '--every',
                                              '1h', '--overlap', 'sometimes', ok=False))
     assert 'goes with rolling batches' in one_line_error(cli(service, 'jobs', 'launch', HELLO, '-i', MANY, '--lanes',
-                                                             '2', '--max-fail', '10', role='operator', ok=False))
+                                                             '2', '--max-fail', '10', role='admin', ok=False))
     assert 'needs admin' in one_line_error(cli(service, 'schedules', 'create', 'x', HELLO, '-i', INVENTORY,
                                                '--every', '1h', role='operator', ok=False))
     assert 'nothing to change' in one_line_error(cli(service, 'schedules', 'update', 'x', ok=False))

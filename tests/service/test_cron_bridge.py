@@ -15,6 +15,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from runner_service.crontab import cron_command, cron_stdin, parse
@@ -34,15 +35,25 @@ def service(tmp_path_factory):
 
 @pytest.fixture
 def host(service, tmp_path):
-    """This machine as a bridged host: its config file (what crontab's processes read), its
-    spool, and the dbfleet command run with only that config, as crontab would run it."""
+    """This machine as a bridged host: its config file (what crontab's processes read, with the
+    host's own agent token), its spool, and the dbfleet command run with only that config, as
+    crontab would run it."""
     config = tmp_path / 'dbfleet.env'
     spool = tmp_path / 'spool'
     name = 'cronhost-%s' % uuid.uuid4().hex[:6]  # each test its own host: syncs touch only its files
+    with service.client('admin') as admin:
+        created = admin.post('/api/v1/tokens', json={'name': 'agent-%s' % name, 'role': 'agent', 'host': name})
+    assert created.status_code == 201, created.text
     config.write_text('DBFLEET_API_URL=%s\nDBFLEET_TOKEN=%s\nDBFLEET_HOST=%s\nDBFLEET_CRON_SPOOL=%s\n'
-                      % (service.url, service.tokens['admin'], name, spool))
+                      % (service.url, created.json()['token'], name, spool))
     config.chmod(0o600)
     return Host(service, config, spool, tmp_path, name)
+
+
+# What people run on a bridged host, each in a shell with their own token (which the
+# environment gives, over the config file's agent token): an admin imports (the commands),
+# an operator moves entries between modes. Everything else runs as crontab runs it.
+PEOPLE = {'import': 'admin', 'takeover': 'operator', 'revert': 'operator', 'observe': 'operator'}
 
 
 class Host:
@@ -60,6 +71,8 @@ class Host:
         env = dict(self.service.env, DBFLEET_CONFIG=str(self.config))
         for name in ('DBFLEET_API_URL', 'DBFLEET_TOKEN'):
             env.pop(name, None)
+        if args[0] == 'cron' and args[1] in PEOPLE:
+            env['DBFLEET_TOKEN'] = self.service.tokens[PEOPLE[args[1]]]
         done = subprocess.run([str(Path(sys.executable).parent / 'dbfleet'), *args], env=env,
                               capture_output=True, text=True, timeout=120, **kwargs)
         if check:
@@ -273,7 +286,9 @@ def test_the_real_cron_daemon_fires_an_observed_entry(host):
 
 
 def test_import_and_sync_through_the_playbooks(host):
-    """What a fleet does: playbooks/cron_import.yml and cron_sync.yml run dbfleet on each host."""
+    """What a fleet does: playbooks/cron_import.yml and cron_sync.yml run dbfleet on each host. The
+    admin token imports and is never written to the host; each host gets its own agent token,
+    rotated on each import run (the one it replaces is revoked)."""
     crontab = host.directory / 'crontab'
     text = '# from the playbook\n5 4 * * * echo "imported remotely"\n'
     crontab.write_text(text)
@@ -285,17 +300,41 @@ def test_import_and_sync_through_the_playbooks(host):
     common = ['-i', 'inventories/localhost.yml', '-e', 'dbfleet_executable=%s' % (binary / 'dbfleet'),
               '-e', 'dbfleet_config=%s' % config]
     extra = host.directory / 'vars.json'
-    extra.write_text(json.dumps({'dbfleet_api_url': host.service.url, 'dbfleet_token': host.service.tokens['admin'],
+    admin_token = host.service.tokens['admin']
+    extra.write_text(json.dumps({'dbfleet_api_url': host.service.url, 'dbfleet_token': admin_token,
                                  'cron_source': '--path %s --path-user' % crontab}))
-    done = subprocess.run([str(binary / 'ansible-playbook'), *common, '-e', '@%s' % extra, 'playbooks/cron_import.yml'],
-                          cwd=host.service.env['DBFLEET_PROJECT_DIR'], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert host.service.tokens['admin'] not in done.stdout + done.stderr
-    assert oct(config.stat().st_mode & 0o777) == '0o600'
+
+    def import_run() -> dict:
+        """Run the import playbook; the host's config file as it left it."""
+        done = subprocess.run([str(binary / 'ansible-playbook'), *common, '-e', '@%s' % extra,
+                               'playbooks/cron_import.yml'], cwd=host.service.env['DBFLEET_PROJECT_DIR'], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        written = dict(line.split('=', 1) for line in config.read_text().splitlines())
+        assert admin_token not in done.stdout + done.stderr and written['DBFLEET_TOKEN'] not in done.stdout
+        assert admin_token not in config.read_text(), 'the admin token never reaches the host'
+        assert oct(config.stat().st_mode & 0o777) == '0o600'
+        return written
+
+    first = import_run()
+    agents = {token['name']: token for token in host.api('GET', '/api/v1/tokens', params={'all': True})
+              if token['role'] == 'agent' and token['host'] == 'localhost'}
+    assert first['DBFLEET_TOKEN_NAME'] in agents and agents[first['DBFLEET_TOKEN_NAME']]['revoked_at'] is None
     [entry] = host.api('GET', '/api/v1/cron/entries', params={'host': 'localhost'}, role='viewer')
     assert entry['original'] == '5 4 * * * echo "imported remotely"' and entry['file']['name'] == str(crontab)
     assert parse(crontab.read_bytes().decode()).entry(2).observed == entry['schedule_id']
+    with httpx.Client(base_url=host.service.url, headers={'Authorization': 'Bearer ' + first['DBFLEET_TOKEN']}) as agent:
+        assert agent.get('/api/v1/cron/entries', params={'host': 'localhost'}).status_code == 200
+        assert agent.get('/api/v1/cron/entries', params={'host': host.name}).status_code == 403
+        assert agent.get('/api/v1/jobs').status_code == 403
+
+    second = import_run()  # again: nothing new is imported, the agent token is rotated
+    assert second['DBFLEET_TOKEN'] != first['DBFLEET_TOKEN']
+    tokens = {token['name']: token for token in host.api('GET', '/api/v1/tokens', params={'all': True})}
+    assert tokens[first['DBFLEET_TOKEN_NAME']]['revoked_at'] is not None
+    assert tokens[second['DBFLEET_TOKEN_NAME']]['revoked_at'] is None
+    assert len(host.api('GET', '/api/v1/cron/entries', params={'host': 'localhost'}, role='viewer')) == 1
+
     host.api('POST', '/api/v1/cron/entries/%s/mode' % entry['schedule_id'], json={'mode': 'reverted'})
     done = subprocess.run([str(binary / 'ansible-playbook'), *common, 'playbooks/cron_sync.yml'],
                           cwd=host.service.env['DBFLEET_PROJECT_DIR'], env=env, capture_output=True, text=True,

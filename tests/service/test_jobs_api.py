@@ -269,12 +269,14 @@ def test_roles_are_enforced(service):
     with service.client('viewer') as viewer:
         assert viewer.get('/api/v1/jobs').status_code == 200
         refused = viewer.post('/api/v1/jobs', json=body)
-        assert refused.status_code == 403 and 'has role viewer; this needs operator' in refused.json()['detail']
+        assert refused.status_code == 403 and 'has role viewer; this needs admin' in refused.json()['detail']
     with service.client('operator') as operator:
-        launched = operator.post('/api/v1/jobs', json=body)
-        assert launched.status_code == 201
+        refused = operator.post('/api/v1/jobs', json=body)
+        assert refused.status_code == 403 and 'has role operator; this needs admin' in refused.json()['detail']
         assert operator.get('/api/v1/tokens').status_code == 403
     with service.client('admin') as admin:
+        launched = admin.post('/api/v1/jobs', json=body)
+        assert launched.status_code == 201
         created = admin.post('/api/v1/tokens', json={'name': 'chatbot', 'role': 'operator'})
         assert created.status_code == 201
         token = created.json()['token']
@@ -287,7 +289,7 @@ def test_roles_are_enforced(service):
     service.wait(job_id)
     with open_store(service.store_url) as store:
         entries = store.audit_log(limit=1000)
-    assert {'actor': 'operator', 'action': 'launch', 'target': job_id} in [
+    assert {'actor': 'admin', 'action': 'launch', 'target': job_id} in [
         {key: entry[key] for key in ('actor', 'action', 'target')} for entry in entries]
     assert {'actor': 'admin', 'action': 'token.revoke', 'target': 'chatbot'} in [
         {key: entry[key] for key in ('actor', 'action', 'target')} for entry in entries]

@@ -50,7 +50,7 @@ def test_up_runs_api_workers_and_a_private_redis_and_stops_them_all(tmp_path):
     env.update(DBFLEET_STORE_URL='sqlite:///%s' % (tmp_path / 'store.db'), DBFLEET_VAR_DIR=str(tmp_path / 'var'),
                DBFLEET_PROJECT_DIR=str(REPO), PATH='%s:%s' % (BIN, env.get('PATH', '')))
     (tmp_path / 'var').mkdir()
-    created = subprocess.run([BIN / 'dbfleet', 'tokens', 'create', 'ops', '--role', 'operator', '--json'], env=env,
+    created = subprocess.run([BIN / 'dbfleet', 'tokens', 'create', 'ops', '--role', 'admin', '--json'], env=env,
                              capture_output=True, text=True, check=True)
     token = json.loads(created.stdout)['token']
     port = free_port()

@@ -659,6 +659,28 @@ def test_audit_log(store):
         store.audit('alice', 'a' * 33, job['id'])
 
 
+def test_audit_log_filters_by_target_action_prefix_and_time_and_pages_newest_first(store):
+    for number in range(5):
+        store.audit('admin', 'schedule.update' if number % 2 else 'token.create', 'thing-%d' % (number % 2))
+    entries = store.audit_log()
+    assert [entry['target'] for entry in entries] == ['thing-0', 'thing-1', 'thing-0', 'thing-1', 'thing-0']
+    assert [entry['id'] for entry in store.audit_log(target='thing-1')] == [entries[1]['id'], entries[3]['id']]
+    assert {entry['action'] for entry in store.audit_log(action='token.')} == {'token.create'}
+    assert store.audit_log(action='token') == [], 'a prefix ends with a dot'
+    assert store.audit_log(action='%.') == [] and store.audit_log(action='_oken.') == [], 'no wildcards'
+    first, second = store.audit_log(limit=2), None
+    second = store.audit_log(limit=2, before=first[-1]['id'])
+    third = store.audit_log(limit=2, before=second[-1]['id'])
+    assert [entry['id'] for entry in first + second + third] == [entry['id'] for entry in entries]
+    oldest = entries[-1]['at']
+    assert [entry['id'] for entry in store.audit_log(until=oldest)] == []
+    assert entries[-1] in store.audit_log(since=oldest) and store.audit_log(since=entries[0]['at'])[-1]['at'] >= \
+        entries[0]['at']
+    for before in (0, -1, True, 'x'):
+        with pytest.raises(ValueError, match='before must be a positive entry id'):
+            store.audit_log(before=before)
+
+
 # -- the migration -------------------------------------------------------------------------------
 
 def test_upgrading_from_0001_keeps_the_data_and_downgrading_drops_only_jobs(store_url):

@@ -50,7 +50,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0009'
+    assert migrate.head() == '0010'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -105,8 +105,8 @@ def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url)
     with pytest.raises(StoreNotMigrated) as raised:
         open_store(store_url, migrate=False)
     message = str(raised.value)
-    assert message == "store %s is at revision None (empty), dbfleet needs 0009: run 'dbfleet store upgrade'" \
-        % sa.make_url(store_url).render_as_string(hide_password=True)
+    assert message == "store %s is at revision None (empty), dbfleet needs %s: run 'dbfleet store upgrade'" \
+        % (sa.make_url(store_url).render_as_string(hide_password=True), migrate.head())
     assert migrate.current(store_url) is None, 'nothing was created'
 
     migrate.upgrade(store_url)
@@ -119,7 +119,7 @@ def test_a_store_from_a_newer_dbfleet_is_refused(store_url, migrate_if_needed):
     migrate.upgrade(store_url)
     execute(store_url, "UPDATE alembic_version SET version_num = '9999_future'")
     with pytest.raises(StoreNotMigrated, match=r'is at revision 9999_future, which is newer than this dbfleet '
-                                               r'\(it knows up to 0009\): upgrade dbfleet'):
+                                               r'\(it knows up to %s\): upgrade dbfleet' % migrate.head()):
         open_store(store_url, migrate=migrate_if_needed)
     assert migrate.current(store_url) == '9999_future', 'left alone'
 
@@ -197,3 +197,28 @@ def test_sqlite_connections_are_set_up_for_many_writers(tmp_path):
             assert (pragma('journal_mode'), pragma('busy_timeout'), pragma('foreign_keys')) == ('wal', 30000, 1)
     finally:
         engine.dispose()
+
+
+def test_0010_adds_agent_tokens_and_going_back_drops_them(store_url):
+    """Tokens made before 0010 keep working; an agent token cannot outlive a downgrade (the old
+    schema has no such role), every other token stays."""
+    with open_store(store_url) as store:
+        store.create_token('old', 'operator', 'a' * 64)
+        store.create_token('agent-db1', 'agent', 'b' * 64, host='db1')
+    downgrade(store_url, '0008')
+    with transaction(store_url) as connection:
+        assert [row[0] for row in connection.execute(sa.text('SELECT name FROM api_tokens'))] == ['old']
+        with pytest.raises((sa.exc.IntegrityError, sa.exc.OperationalError)):  # MariaDB: 4025
+            with connection.begin_nested():
+                connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                           "VALUES ('x', 'agent', '%s', '2030-01-01 00:00:00')" % ('c' * 64)))
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        [old] = store.list_tokens()
+        assert (old['name'], old['host'], old['expires_at']) == ('old', None, None)
+        assert store.create_token('agent-db2', 'agent', 'd' * 64, host='db2')['host'] == 'db2'
+    with transaction(store_url) as connection:
+        with pytest.raises((sa.exc.IntegrityError, sa.exc.OperationalError)):  # MariaDB: 4025
+            with connection.begin_nested():
+                connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
+                                           "VALUES ('y', 'root', '%s', '2030-01-01 00:00:00')" % ('e' * 64)))

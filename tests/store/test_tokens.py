@@ -18,7 +18,8 @@ from runner_service.store.engine import create_store_engine
 from runner_service.store.models import NAME_LENGTH, TOKEN_ROLES, utcnow
 
 UTC = dt.timezone.utc
-FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates'}
+FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates', 'host',
+          'expires_at'}
 
 
 def digest(text: str) -> str:
@@ -57,8 +58,35 @@ def test_create_returns_the_record_without_the_hash(store):
 
 def test_every_role_can_be_given(store):
     for role in TOKEN_ROLES:
-        assert store.create_token('t-' + role, role, digest(role))['role'] == role
-    assert [token['role'] for token in store.list_tokens()] == ['admin', 'operator', 'viewer']
+        host = 'db1' if role == 'agent' else None
+        assert store.create_token('t-' + role, role, digest(role), host=host)['role'] == role
+    assert [(token['role'], token['host']) for token in store.list_tokens()] == [
+        ('admin', None), ('agent', 'db1'), ('operator', None), ('viewer', None)]
+
+
+@pytest.mark.parametrize('host', [None, '', 'db 1', 'db\n1', 'h' * (NAME_LENGTH + 1), 7])
+def test_an_agent_token_needs_its_host(store, host):
+    with pytest.raises(ValueError, match='token a: an agent token needs its host'):
+        store.create_token('a', 'agent', digest('a'), host=host)
+    assert store.list_tokens() == []
+
+
+@pytest.mark.parametrize('role', ['viewer', 'operator', 'admin'])
+def test_only_an_agent_token_names_a_host(store, role):
+    with pytest.raises(ValueError, match='token t: only an agent token names a host'):
+        store.create_token('t', role, digest('t'), host='db1')
+
+
+def test_a_token_keeps_its_expiry_and_an_expired_one_is_found_but_its_use_not_recorded(store):
+    at = dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    record = store.create_token('temp', 'viewer', digest('temp'), expires_at=at)
+    assert record['expires_at'] == at and store.list_tokens()[0]['expires_at'] == at
+    found = store.token_by_hash(digest('temp'), now=at - dt.timedelta(seconds=1))
+    assert found['expires_at'] == at and found['last_used_at'] == at - dt.timedelta(seconds=1)
+    later = store.token_by_hash(digest('temp'), now=at + dt.timedelta(days=1))
+    assert later['last_used_at'] == at - dt.timedelta(seconds=1), 'an expired token\'s use is not recorded'
+    with pytest.raises(ValueError, match='expires_at must be a timezone-aware datetime'):
+        store.create_token('naive', 'viewer', digest('naive'), expires_at=dt.datetime(2030, 1, 1))
 
 
 def test_token_by_hash_finds_the_live_token(store):
@@ -222,8 +250,8 @@ def test_the_longest_name_and_other_scripts_are_fine(store):
 
 @pytest.mark.parametrize('role', ['root', 'Admin', '', None, 'viewer '])
 def test_an_unknown_role_is_refused_with_the_roles(store, role):
-    with pytest.raises(ValueError, match=re.escape('token ci: role must be one of viewer, operator, admin, got %r'
-                                                   % (role,))):
+    with pytest.raises(ValueError, match=re.escape('token ci: role must be one of viewer, operator, admin, agent, '
+                                                   'got %r' % (role,))):
         store.create_token('ci', role, digest('x'))
 
 
@@ -354,16 +382,52 @@ def test_hash_token_is_the_sha256_hex_digest():
     assert re.fullmatch(r'[0-9a-f]{64}', tokens.hash_token(tokens.new_token()))
 
 
-def test_roles_rank_viewer_operator_admin():
-    assert tokens.ROLES == TOKEN_ROLES == ('viewer', 'operator', 'admin')
-    allowed = {(role, needed) for role in tokens.ROLES for needed in tokens.ROLES if tokens.allows(role, needed)}
+def test_roles_rank_viewer_operator_admin_and_agent_stands_apart():
+    assert tokens.ROLES == TOKEN_ROLES == ('viewer', 'operator', 'admin', 'agent')
+    ranked = ('viewer', 'operator', 'admin')
+    allowed = {(role, needed) for role in tokens.ROLES for needed in ranked if tokens.allows(role, needed)}
     assert allowed == {('viewer', 'viewer'), ('operator', 'viewer'), ('operator', 'operator'),
-                       ('admin', 'viewer'), ('admin', 'operator'), ('admin', 'admin')}
+                       ('admin', 'viewer'), ('admin', 'operator'), ('admin', 'admin')}, 'agent is not above viewer'
 
 
-@pytest.mark.parametrize('role', [None, '', 'root', 'Admin', ['admin'], 3])
+@pytest.mark.parametrize('role', [None, '', 'root', 'Admin', ['admin'], 3, 'agent'])
 def test_an_unknown_role_is_allowed_nothing(role):
-    assert not any(tokens.allows(role, needed) for needed in tokens.ROLES)
+    assert not any(tokens.allows(role, needed) for needed in ('viewer', 'operator', 'admin'))
+
+
+def test_verify_says_expired_from_the_injected_clock(store):
+    now = dt.datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+    token, record = tokens.create(store, 'quarter', 'viewer', 'cli:alice', expires='90d', now=now)
+    assert record['expires_at'] == now + dt.timedelta(days=90)
+    assert tokens.verify(store, token, now=now + dt.timedelta(days=89))['name'] == 'quarter'
+    with pytest.raises(tokens.Refused) as refused:
+        tokens.verify(store, token, now=now + dt.timedelta(days=90))
+    assert refused.value.reason == 'expired' and 'expired at 2030-08-30' in refused.value.detail
+    assert token not in refused.value.detail
+    assert tokens.authenticate(store, token, now=now + dt.timedelta(days=91)) is None
+    store.revoke_token('quarter')
+    with pytest.raises(tokens.Refused) as refused:
+        tokens.verify(store, token, now=now)
+    assert refused.value.reason == 'unknown'
+
+
+@pytest.mark.parametrize('expires', ['0s', '2030-05-31', 'soon', '99999999999d', '-3d'])
+def test_an_expiry_in_the_past_or_unreadable_is_refused(store, expires):
+    now = dt.datetime(2030, 6, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match='token t: expires_at .* is already past|expires: '):
+        tokens.create(store, 't', 'viewer', 'cli:alice', expires=expires, now=now)
+    assert store.list_tokens() == [] and store.audit_log() == []
+
+
+def test_create_and_revoke_are_audited_without_the_token(store):
+    now = dt.datetime(2030, 6, 1, tzinfo=UTC)
+    token, _ = tokens.create(store, 'agent-db1', 'agent', 'admin', host='db1', expires='2030-12-31', now=now)
+    tokens.revoke(store, 'agent-db1', 'admin')
+    revoked, created = store.audit_log()
+    assert (created['action'], created['target'], created['actor']) == ('token.create', 'agent-db1', 'admin')
+    assert created['detail'] == {'role': 'agent', 'host': 'db1', 'expires_at': '2030-12-31T00:00:00+00:00'}
+    assert (revoked['action'], revoked['target']) == ('token.revoke', 'agent-db1')
+    assert token not in str(store.audit_log()) and tokens.hash_token(token) not in str(store.audit_log())
 
 
 @pytest.mark.parametrize('needed', ['root', '', None, 'Admin'])

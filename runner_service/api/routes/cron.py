@@ -1,6 +1,8 @@
-"""/api/v1/cron: the crontab bridge. Admins import crontab files and move entries between modes;
-the wrapper on each host (operator token) reports runs; each host's agent reads the entries of
-its host to make its crontab files match; viewers read entries, runs and history."""
+"""/api/v1/cron: the crontab bridge. Admins import crontab files (the commands); operators move
+entries between modes; the wrapper on each host reports runs and each host's agent reads the
+entries of its host to make its crontab files match, both with that host's agent token (an
+agent token is refused for any other host; admins may report for any host, operators no longer
+do); viewers read entries, runs and history."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer
+from runner_service.api.deps import Admin, AdminOrAgent, Operator, RuntimeDep, Viewer, ViewerOrAgent, own_host
 from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronImportedEntry,
                                         CronLineNote, CronModeChange, CronReport, CronReportAnswer, CronRunOut, Problem)
 from runner_service.bridge import CronBridge
@@ -47,20 +49,25 @@ def import_file(body: CronImport, bridge: Bridge, caller: Admin) -> CronImported
 
 
 @router.get('/entries', response_model=list[CronEntryOut], responses=ERRORS)
-def entries(bridge: Bridge, caller: Viewer,
-            host: Annotated[str | None, Query(max_length=255, description='only this host\'s entries')] = None
+def entries(bridge: Bridge, caller: ViewerOrAgent,
+            host: Annotated[str | None, Query(max_length=255, description='only this host\'s entries (an agent token: '
+                                                                          'its own host, which it must name)')] = None
             ) -> list[CronEntryOut]:
+    own_host(caller, host)
     return [entry_view(schedule) for schedule in bridge.bridged(host)]
 
 
 @router.get('/entries/{ref}', response_model=CronEntryOut, responses=ERRORS)
-def entry(ref: Ref, bridge: Bridge, caller: Viewer) -> CronEntryOut:
-    return entry_view(bridge.get(ref))
+def entry(ref: Ref, bridge: Bridge, caller: ViewerOrAgent) -> CronEntryOut:
+    schedule = bridge.get(ref)
+    own_host(caller, schedule['source']['host'])
+    return entry_view(schedule)
 
 
 @router.post('/entries/{ref}/mode', response_model=CronEntryOut, responses=ERRORS)
-def set_mode(ref: Ref, body: CronModeChange, bridge: Bridge, caller: Admin) -> CronEntryOut:
-    """observe: crontab runs it, wrapped; takeover: the platform runs it, the line is commented out;
+def set_mode(ref: Ref, body: CronModeChange, bridge: Bridge, caller: Operator) -> CronEntryOut:
+    """Operators may: the mode moves who runs the entry's command, never what the command is
+    (only an admin sets that, by import or by editing the schedule's job). observe: crontab runs it, wrapped; takeover: the platform runs it, the line is commented out;
     reverted: the line comes back exactly as it was, the schedule is paused. The host's agent
     (`dbfleet cron sync`, or its watchdog within a minute) writes the change."""
     return entry_view(bridge.set_mode(ref, body.mode, caller['name']))
@@ -75,9 +82,11 @@ def history(ref: Ref, bridge: Bridge, caller: Viewer,
 
 
 @router.post('/runs', response_model=CronReportAnswer, responses=ERRORS)
-def report(body: CronReport, bridge: Bridge, caller: Operator) -> CronReportAnswer:
-    """A run's start or end, from `dbfleet cron exec`. The same report twice changes nothing."""
-    run, action = bridge.report(body, caller['name'])
+def report(body: CronReport, bridge: Bridge, caller: AdminOrAgent) -> CronReportAnswer:
+    """A run's start or end, from `dbfleet cron exec` with the host's agent token (or an admin's).
+    The same report twice changes nothing. An agent token reports only its own host's entries."""
+    own_host(caller, body.host)
+    run, action = bridge.report(body, caller['name'], host=caller['host'] if caller['role'] == 'agent' else None)
     return CronReportAnswer(action=action, run=CronRunOut(**run))
 
 

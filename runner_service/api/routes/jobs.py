@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Jobs, Operator, RuntimeDep, Viewer
+from runner_service.api.deps import Admin, Credentials, Jobs, Operator, RuntimeDep, Viewer, need_admin
 from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
                                         QueryInstant, Relaunch, Stdout)
-from runner_service.jobs import BadRequest, JobService
+from runner_service.jobs import BadRequest, Forbidden, JobService
 from runner_service.queue import events_channel
 from runner_service.store import TERMINAL_STATUSES
-from runner_service.templates import Forbidden, scope_refusal
+from runner_service.templates import scope_refusal
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
@@ -27,6 +29,9 @@ JobId = Annotated[str, Path(min_length=1, max_length=32, description='a job id')
 MAX_SEQ = 2**31
 # How long a live follower waits for news before it looks at the store anyway.
 FOLLOW_POLL_SECONDS = 1.0
+# How often a live follower checks that its token is still live (one indexed read): a revoked
+# or expired token's stream ends within this plus a poll.
+TOKEN_RECHECK_SECONDS = 2.0
 
 
 def job_view(job: dict) -> JobOut:
@@ -51,9 +56,10 @@ def job_view(job: dict) -> JobOut:
 
 @router.post('', status_code=201, response_model=JobOut, responses={**ERRORS, 200: {'model': JobOut, 'description':
              'the job an earlier request with the same idempotency key created'}})
-def launch(body: JobCreate, jobs: Jobs, caller: Operator, response: Response,
+def launch(body: JobCreate, jobs: Jobs, caller: Admin, response: Response,
            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
-    """Queue a playbook run; answers at once with the job's id, status and links."""
+    """Queue a playbook run; answers at once with the job's id, status and links. A bare playbook
+    (any playbook, with any extra vars) is for admins; operators launch templates."""
     _in_scope(caller, None)
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
@@ -87,6 +93,7 @@ def show(job_id: JobId, jobs: Jobs, caller: Viewer) -> JobOut:
     **ERRORS, 200: {'content': {'application/json': {}, 'text/event-stream': {}},
                     'description': 'a page of events; with Accept: text/event-stream, the live stream'}})
 async def events(request: Request, job_id: JobId, jobs: Jobs, runtime: RuntimeDep, caller: Viewer,
+                 credentials: Credentials,
                  host: Annotated[str | None, Query(max_length=255)] = None,
                  event: Annotated[list[str] | None, Query(description='event names, e.g. runner_on_failed')] = None,
                  after: Annotated[int | None, Query(ge=0, le=MAX_SEQ, description='a next_cursor')] = None,
@@ -104,7 +111,8 @@ async def events(request: Request, job_id: JobId, jobs: Jobs, runtime: RuntimeDe
             if start > MAX_SEQ:
                 raise BadRequest('Last-Event-ID %s is no event id of this job (they are at most %d)'
                                  % (last_event_id, MAX_SEQ))
-        return StreamingResponse(_follow(request, jobs, runtime, job_id, host, event, start),
+        token_hash = tokens.hash_token(credentials.credentials)
+        return StreamingResponse(_follow(request, jobs, runtime, job_id, host, event, start, token_hash),
                                  media_type='text/event-stream', headers={'Cache-Control': 'no-cache'})
     return await run_in_threadpool(jobs.events, job_id, host, event, after, limit)
 
@@ -135,9 +143,19 @@ def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
 
 @router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)
 def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None = None) -> JobOut:
-    """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones."""
-    _in_scope(caller, jobs.get(job_id)['template'])
+    """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones.
+    A job launched from a template may be relaunched by an operator whose token may launch that
+    template; a bare playbook's only by an admin."""
+    job = jobs.get(job_id)
+    if is_bare_playbook(job):
+        need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
+    _in_scope(caller, job['template'])
     return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
+
+
+def is_bare_playbook(job: dict) -> bool:
+    """Whether the job ran a playbook given as such, not through a template (job['template'])."""
+    return not job.get('template')
 
 
 def _in_scope(caller: dict, template: str | None) -> None:
@@ -154,9 +172,12 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host, names, after):
-    """SSE: stored events after `after`, then new ones as the worker announces its batches."""
+async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host, names, after, token_hash: str):
+    """SSE: stored events after `after`, then new ones as the worker announces its batches.
+    Ends with an `unauthorized` event ({reason: revoked | expired, detail}) once the caller's
+    token (by its hash) is revoked or expired: it is looked at every TOKEN_RECHECK_SECONDS."""
     pubsub = None
+    checked = time.monotonic()
     try:
         try:
             pubsub = runtime.async_redis().pubsub()
@@ -164,6 +185,12 @@ async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host
         except Exception:  # no Redis: poll the store
             pubsub = None
         while True:
+            if time.monotonic() - checked >= TOKEN_RECHECK_SECONDS:
+                refused = await run_in_threadpool(_token_refused, runtime.store, token_hash)
+                if refused is not None:
+                    yield 'event: unauthorized\ndata: %s\n\n' % json.dumps(refused)
+                    return
+                checked = time.monotonic()
             page = await run_in_threadpool(jobs.events, job_id, host, names, after, 500)
             for item in page['events']:
                 after = item['seq']
@@ -195,6 +222,17 @@ async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host
                 await pubsub.aclose()
             except Exception:
                 pass
+
+
+def _token_refused(store, token_hash: str) -> dict | None:
+    """None while the token with this hash is live; else why not, for the stream's last event."""
+    try:
+        tokens.check_record(store.token_by_hash(token_hash))
+    except tokens.Refused as refused:
+        # The token was live when the stream began: not found now means revoked.
+        return {'reason': 'expired' if refused.reason == 'expired' else 'revoked',
+                'detail': refused.detail if refused.reason == 'expired' else 'the bearer token was revoked'}
+    return None
 
 
 def _json_default(value):

@@ -1,6 +1,7 @@
 """/api/v1/schedules: admins create, change, pause, resume and delete; so do operators for
-schedules that name a job template their token may launch. Viewers read, preview the next fire
-times and each slot's history."""
+schedules that name a job template their token may launch. Operators also change the timing of
+any schedule (not what it runs: a crontab entry's command stays an admin's), pause and resume it.
+Viewers read, preview the next fire times and each slot's history."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from runner_service import tokens
 from runner_service.api.deps import Operator, RuntimeDep, Viewer
 from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
-from runner_service.schedules import SCHEDULE_ONLY, ScheduleService
-from runner_service.templates import Forbidden, scope_refusal
+from runner_service.jobs import Forbidden
+from runner_service.schedules import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
+from runner_service.templates import scope_refusal
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
@@ -48,6 +50,14 @@ def may_change(caller: dict, *templates: str | None) -> None:
             raise Forbidden(refusal)
 
 
+def may_time(caller: dict, template: str | None) -> None:
+    """403 unless the caller may change when a schedule launching `template` runs (its timing,
+    pause, resume): any operator, within its token's templates when it is limited to some."""
+    refusal = scope_refusal(caller, template)
+    if refusal is not None:
+        raise Forbidden(refusal)
+
+
 def _named(schedules: ScheduleService, ref: str) -> str | None:
     return schedules.get(ref)['job'].get('template')
 
@@ -71,9 +81,16 @@ def show(ref: Ref, schedules: Schedules, caller: Viewer) -> ScheduleOut:
 
 @router.patch('/{ref}', response_model=ScheduleOut, responses=ERRORS)
 def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Operator) -> ScheduleOut:
+    """Operators may change the timing (kind, expression, timezone, start_at, overlap, misfire
+    grace, catch-up, jitter, window policy) of any schedule; anything else, above all the job it
+    runs (a crontab entry's command), needs an admin, or for a template schedule a token that may
+    launch both the old and the new template."""
     current = _named(schedules, ref)
-    may_change(caller, current, body.template if body.template is not None else None if body.job is not None
-               else current)
+    if set(body.model_dump(exclude_unset=True)) <= TIMING_FIELDS:
+        may_time(caller, current)
+    else:
+        may_change(caller, current, body.template if body.template is not None else None if body.job is not None
+                   else current)
     return schedule_view(schedules.update(ref, body, caller['name']))
 
 
@@ -85,14 +102,14 @@ def delete(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
 
 @router.post('/{ref}/pause', response_model=ScheduleOut, responses=ERRORS)
 def pause(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
-    may_change(caller, _named(schedules, ref))
+    may_time(caller, _named(schedules, ref))
     return schedule_view(schedules.pause(ref, caller['name']))
 
 
 @router.post('/{ref}/resume', response_model=ScheduleOut, responses=ERRORS)
 def resume(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
     """Fires from the next slot after now; slots that fell in the pause are not caught up."""
-    may_change(caller, _named(schedules, ref))
+    may_time(caller, _named(schedules, ref))
     return schedule_view(schedules.resume(ref, caller['name']))
 
 

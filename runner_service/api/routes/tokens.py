@@ -16,28 +16,33 @@ router = APIRouter(prefix='/api/v1/tokens', tags=['tokens'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
 
 
+def token_view(record: dict) -> TokenOut:
+    """A token record as the API shows it (never its hash: the store does not return it)."""
+    return TokenOut(**record, expired=tokens.is_expired(record))
+
+
 @router.post('', status_code=201, response_model=TokenCreated, responses=ERRORS)
 def create(body: TokenCreate, runtime: RuntimeDep, caller: Admin) -> TokenCreated:
-    """The token is in this answer only: dbfleet keeps its hash."""
+    """The token is in this answer only: dbfleet keeps its hash. An agent token names its host;
+    any token may expire (expires_at, or expires_in such as 90d)."""
     try:
-        text, record = tokens.issue(runtime.store, body.name, body.role, created_by=caller['name'],
-                                    templates=body.templates)
+        text, record = tokens.create(runtime.store, body.name, body.role, caller['name'], host=body.host,
+                                     expires=body.expires_in, expires_at=body.expires_at, templates=body.templates)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    runtime.store.audit(caller['name'], 'token.create', body.name, {'role': body.role, 'templates': body.templates})
-    return TokenCreated(token=text, **record)
+    return TokenCreated(token=text, **token_view(record).model_dump())
 
 
 @router.get('', response_model=list[TokenOut], responses=ERRORS)
 def list_tokens(runtime: RuntimeDep, caller: Admin, all: bool = False) -> list[TokenOut]:
-    return [TokenOut(**record) for record in runtime.store.list_tokens(include_revoked=all)]
+    return [token_view(record) for record in runtime.store.list_tokens(include_revoked=all)]
 
 
 @router.delete('/{name}', response_model=TokenOut, responses=ERRORS)
 def revoke(name: Annotated[str, Path(max_length=255)], runtime: RuntimeDep, caller: Admin) -> TokenOut:
     try:
-        record = runtime.store.revoke_token(name)
+        return token_view(tokens.revoke(runtime.store, name, caller['name']))
     except UnknownToken as exc:
         raise NotFound(str(exc)) from None
-    runtime.store.audit(caller['name'], 'token.revoke', name)
-    return TokenOut(**record)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None

@@ -1,0 +1,37 @@
+"""/api/v1/audit: who created, edited, deleted, launched and canceled what; admins read it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from runner_service.api.deps import Admin, RuntimeDep
+from runner_service.api.schemas import AuditEntryOut, AuditPage, Problem
+from runner_service.jobs import BadRequest
+
+router = APIRouter(prefix='/api/v1/audit', tags=['audit'])
+ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 422)}
+
+
+@router.get('', response_model=AuditPage, responses=ERRORS)
+def audit_log(runtime: RuntimeDep, caller: Admin,
+              actor: Annotated[str | None, Query(max_length=255, description='a token name (or cli:USER)')] = None,
+              action: Annotated[str | None, Query(max_length=32, description='an action (launch, token.create), or '
+                                                  'a prefix ending in a dot (token., schedule., cron.)')] = None,
+              target: Annotated[str | None, Query(max_length=255, description='a job id or a name')] = None,
+              since: Annotated[dt.datetime | None, Query(description='entries at or after this time')] = None,
+              until: Annotated[dt.datetime | None, Query(description='entries before this time')] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+              cursor: Annotated[int | None, Query(ge=1, le=2**62, description='a next_cursor')] = None) -> AuditPage:
+    """Newest first; pass next_cursor back as cursor for the next (older) page."""
+    try:
+        # Naive times are UTC, as everywhere in the store.
+        entries = runtime.store.audit_log(limit=limit, actor=actor, action=action, target=target,
+                                          since=since, until=until, before=cursor)
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest('audit: %s' % str(exc)[:200]) from None
+    return AuditPage(entries=[AuditEntryOut(**entry) for entry in entries],
+                     next_cursor=entries[-1]['id'] if len(entries) == limit else None)
+
