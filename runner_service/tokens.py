@@ -73,10 +73,11 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
         expires_at = expiry(expires, now)
     token, record = issue(store, name, role, created_by=actor, host=host, expires_at=expires_at, now=now,
                           templates=templates)
-    store.audit(actor, 'token.create', name, {'role': record['role'], 'host': record['host'],
-                                              'templates': record['templates'],
-                                              'expires_at': record['expires_at'].isoformat()
-                                              if record['expires_at'] else None})
+    details = {'role': record['role'], 'host': record['host'],
+               'expires_at': record['expires_at'].isoformat() if record['expires_at'] else None}
+    if record['templates'] is not None:
+        details['templates'] = record['templates']
+    store.audit(actor, 'token.create', name, details)
     return token, record
 
 
