@@ -4,7 +4,7 @@ An admin defines a template: a playbook, an inventory (file or tag expression), 
 the run (limit, forks, timeout, deadline and window end relative to the launch, queue,
 priority, plan) and a survey of the extra vars a launch may set (runner_service.survey). An
 operator launches it with values for the survey and, where the template allows it, a limit
-that only narrows the template's hosts (runner_service.host_patterns). The launch becomes a
+that only narrows the template's hosts (runner_service.launch_limits). The launch becomes a
 job through JobService.launch like any other, recording the template's name; password survey
 values are sealed like every secret extra var.
 
@@ -19,7 +19,7 @@ import datetime as dt
 from pydantic import ValidationError
 
 from runner_service.api.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
-from runner_service.host_patterns import PatternError, narrow, terms
+from runner_service.launch_limits import PatternError, narrow, terms
 from runner_service.jobs import Conflict, JobError, JobService, NotFound
 from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars

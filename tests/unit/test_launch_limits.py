@@ -1,4 +1,4 @@
-"""A launch limit only narrows a template's hosts (runner_service.host_patterns), checked against
+"""A launch limit only narrows a template's hosts (runner_service.launch_limits), checked against
 Ansible's own inventory manager: whatever the two patterns, the hosts of the combined limit are
 among those of the template's."""
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner_service.host_patterns import PatternError, narrow, terms
+from runner_service.launch_limits import PatternError, narrow, terms
 
 INVENTORY = """
 [dbs]
