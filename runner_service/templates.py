@@ -114,7 +114,14 @@ class TemplateService:
         return template
 
     def delete(self, name: str, actor: str) -> dict:
+        """Conflict while a schedule launches it: change or delete those first."""
         self.get(name)
+        users = [schedule['name'] for schedule in self.store.list_schedules()
+                 if schedule['job'].get('template') == name]
+        if users:
+            raise Conflict('template %s is launched by the schedules %s%s: point them at another template or '
+                           'delete them first' % (name, ', '.join(users[:5]), ' and %d more' % (len(users) - 5)
+                                                  if len(users) > 5 else ''))
         try:
             template = self.store.delete_template(name)
         except UnknownTemplate as exc:

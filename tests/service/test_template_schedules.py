@@ -111,4 +111,8 @@ def test_who_may_change_which_schedule(service):
         allowed = operator.post('/api/v1/schedules', json={'name': 'scoped-other', **EVERY_SECOND, 'paused': True,
                                                            'template': 'other'}, headers=token)
         assert allowed.status_code == 201, allowed.text
+    with service.client('admin') as admin:
+        in_use = admin.delete('/api/v1/templates/other')
+        assert in_use.status_code == 409 and 'scoped-other' in in_use.json()['detail']
+    with service.client('operator') as operator:
         assert operator.delete('/api/v1/schedules/op-echo').status_code == 200
