@@ -15,6 +15,7 @@ nothing else, not even a bare playbook (`scope_refusal`).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import PurePosixPath
 
 from pydantic import ValidationError
 
@@ -222,10 +223,14 @@ class TemplateService:
     def _check(self, definition: dict) -> None:
         """What a launch will find: the playbook and inventory exist under the project, the tag
         expression parses, the limit is a host pattern, the survey is consistent."""
-        self.jobs.collection_playbook(definition['playbook']) or self.jobs.project_path(
+        playbook = self.jobs.collection_playbook(definition['playbook']) or self.jobs.project_path(
             definition['playbook'], 'playbook', playbook=True)
+        if PurePosixPath(playbook).stem == 'run_command':
+            # It runs whatever command its variables say: an admin's, as a bare job or a crontab entry.
+            raise Unprocessable('playbook %s runs arbitrary commands: it is launched by admins only (a crontab '
+                                'entry or POST /api/v1/jobs), never through a template' % playbook)
         if definition.get('inventory') is not None:
-            self.jobs.project_path(definition['inventory'], 'inventory')
+            self.jobs.inventory_path(definition['inventory'])
         else:
             try:
                 parse_tag_expression(definition['tags'])

@@ -198,6 +198,9 @@ def test_create_refuses_bad_definitions_with_4xx(service):
         'absolute window': dict(plan={'lanes': 2, 'window_end': '2030-01-01T00:00:00Z'}),
         'bad zone': dict(plan={'lanes': 2, 'window_end_at': '06:00', 'window_timezone': 'Mars/Olympus'}),
         'outside the project': dict(playbook='/etc/passwd'),
+        'run_command': dict(playbook='dbfleet.mysql.run_command', survey=[{'name': 'dbfleet_command', 'type': 'string'}]),
+        'run_command by path': dict(playbook='playbooks/run_command.yml'),
+        'inventory of var/': dict(inventory='var/secret.key'),
     }
     for case, fields in cases.items():
         response = create(service, 'bad', **fields)
