@@ -66,10 +66,13 @@ def _sqlite_engine(url: URL) -> Engine:
         directory = Path(database).expanduser().parent
         try:
             private_directory(directory, tighten_existing=False)
-            _create_private(Path(database).expanduser())
         except OSError as error:
-            raise StoreUnavailable('store %s is unavailable: cannot create %s: %s'
-                                   % (masked(url), database, error.strerror or error)) from None
+            raise StoreUnavailable('store %s is unavailable: cannot create directory %s: %s'
+                                   % (masked(url), directory, error.strerror or error)) from None
+        try:
+            _create_private(Path(database).expanduser())
+        except OSError:  # SQLite says why when it opens it (a directory, no permission...)
+            pass
     options = dict(json_serializer=dump_json, connect_args={'timeout': SQLITE_BUSY_TIMEOUT_MS / 1000})
     if in_memory:
         # One connection, or every checkout would see a different empty database.

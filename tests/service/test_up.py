@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, free_port
+from tests.service.harness import INVENTORY, INVENTORY_DIRS, PLAYBOOKS, REPO, free_port
 
 pytestmark = pytest.mark.service
 BIN = Path(sys.executable).parent
@@ -48,7 +48,8 @@ def healthy(url: str, workers: int, timeout: float = 60) -> dict:
 def test_up_runs_api_workers_and_a_private_redis_and_stops_them_all(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != 'DBFLEET_REDIS_URL'}
     env.update(DBFLEET_STORE_URL='sqlite:///%s' % (tmp_path / 'store.db'), DBFLEET_VAR_DIR=str(tmp_path / 'var'),
-               DBFLEET_PROJECT_DIR=str(REPO), PATH='%s:%s' % (BIN, env.get('PATH', '')))
+               DBFLEET_PROJECT_DIR=str(REPO), DBFLEET_INVENTORY_DIRS=INVENTORY_DIRS,
+               PATH='%s:%s' % (BIN, env.get('PATH', '')))
     (tmp_path / 'var').mkdir()
     created = subprocess.run([BIN / 'dbfleet', 'tokens', 'create', 'ops', '--role', 'admin', '--json'], env=env,
                              capture_output=True, text=True, check=True)
