@@ -62,7 +62,8 @@ def _mask(name: Any, value: Any) -> Any:
 def secret_values(secret: dict) -> set[str]:
     """Every string (and number) under a secret-looking name in the secret vars, as text that
     could show up in output. (A variable like `db: {user: u, password: p}` is sealed whole, but
-    only `p` is hunted in output.)"""
+    only `p` is hunted in output.) A top-level value that is not a dict or a list is hunted
+    whatever its name: it was sealed because it is a secret (a survey's password variable)."""
     found: set[str] = set()
 
     def walk(value: Any, under_secret: bool) -> None:
@@ -81,7 +82,8 @@ def secret_values(secret: dict) -> set[str]:
                 # JSON-escaped forms appear in event data and YAML/JSON-formatted results.
                 found.add(json.dumps(text)[1:-1])
 
-    walk(secret, False)
+    for name, value in secret.items():
+        walk(value, looks_secret(name) or not isinstance(value, (dict, list)))
     return found
 
 

@@ -15,7 +15,7 @@ nothing else, not even a bare playbook (`scope_refusal`).
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import PurePosixPath
+import re
 
 from pydantic import ValidationError
 
@@ -30,6 +30,8 @@ from runner_service.survey import SurveyError, apply_survey, check_survey, passw
 from runner_service.tags import TagExpressionError, parse_tag_expression
 from runner_service.triggers import TriggerError, zone
 
+# dbfleet.mysql.run_command, or the collection's playbooks/run_command.yml named by path.
+COMMAND_RUNNER = re.compile(r'(^|[/.])run_command(\.ya?ml)?$')
 # What a template's launches get when its definition leaves a field out (JobCreate's defaults).
 DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', priority=0, max_retries=0,
                 retry_backoff=10, survey=[])
@@ -225,7 +227,7 @@ class TemplateService:
         expression parses, the limit is a host pattern, the survey is consistent."""
         playbook = self.jobs.collection_playbook(definition['playbook']) or self.jobs.project_path(
             definition['playbook'], 'playbook', playbook=True)
-        if PurePosixPath(playbook).stem == 'run_command':
+        if COMMAND_RUNNER.search(playbook):
             # It runs whatever command its variables say: an admin's, as a bare job or a crontab entry.
             raise Unprocessable('playbook %s runs arbitrary commands: it is launched by admins only (a crontab '
                                 'entry or POST /api/v1/jobs), never through a template' % playbook)

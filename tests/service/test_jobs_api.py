@@ -269,10 +269,11 @@ def test_roles_are_enforced(service):
     with service.client('viewer') as viewer:
         assert viewer.get('/api/v1/jobs').status_code == 200
         refused = viewer.post('/api/v1/jobs', json=body)
-        assert refused.status_code == 403 and 'has role viewer; this needs admin' in refused.json()['detail']
+        assert refused.status_code == 403 and 'has role viewer; a bare playbook' in refused.json()['detail']
     with service.client('operator') as operator:
         refused = operator.post('/api/v1/jobs', json=body)
-        assert refused.status_code == 403 and 'has role operator; this needs admin' in refused.json()['detail']
+        assert refused.status_code == 403 and 'has role operator; a bare playbook' in refused.json()['detail']
+        assert 'needs admin' in refused.json()['detail']
         assert operator.get('/api/v1/tokens').status_code == 403
     with service.client('admin') as admin:
         launched = admin.post('/api/v1/jobs', json=body)

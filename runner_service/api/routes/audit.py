@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from runner_service.api.deps import Admin, RuntimeDep
-from runner_service.api.schemas import AuditEntryOut, AuditPage, Problem
+from runner_service.api.schemas import AuditEntryOut, AuditPage, Problem, QueryInstant
 from runner_service.jobs import BadRequest
 
 router = APIRouter(prefix='/api/v1/audit', tags=['audit'])
@@ -21,8 +20,8 @@ def audit_log(runtime: RuntimeDep, caller: Admin,
               action: Annotated[str | None, Query(max_length=32, description='an action (launch, token.create), or '
                                                   'a prefix ending in a dot (token., schedule., cron.)')] = None,
               target: Annotated[str | None, Query(max_length=255, description='a job id or a name')] = None,
-              since: Annotated[dt.datetime | None, Query(description='entries at or after this time')] = None,
-              until: Annotated[dt.datetime | None, Query(description='entries before this time')] = None,
+              since: Annotated[QueryInstant | None, Query(description='entries at or after this time')] = None,
+              until: Annotated[QueryInstant | None, Query(description='entries before this time')] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
               cursor: Annotated[int | None, Query(ge=1, le=2**62, description='a next_cursor')] = None) -> AuditPage:
     """Newest first; pass next_cursor back as cursor for the next (older) page."""

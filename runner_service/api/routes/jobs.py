@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Admin, Credentials, Jobs, Operator, RuntimeDep, Viewer, need_admin
+from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, need_admin
 from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
                                         QueryInstant, Relaunch, Stdout)
 from runner_service.jobs import BadRequest, Forbidden, JobService
@@ -56,11 +56,12 @@ def job_view(job: dict) -> JobOut:
 
 @router.post('', status_code=201, response_model=JobOut, responses={**ERRORS, 200: {'model': JobOut, 'description':
              'the job an earlier request with the same idempotency key created'}})
-def launch(body: JobCreate, jobs: Jobs, caller: Admin, response: Response,
+def launch(body: JobCreate, jobs: Jobs, caller: Viewer, response: Response,
            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
     """Queue a playbook run; answers at once with the job's id, status and links. A bare playbook
     (any playbook, with any extra vars) is for admins; operators launch templates."""
     _in_scope(caller, None)
+    need_admin(caller, 'a bare playbook (operators launch templates: POST /api/v1/templates/{name}/launch)')
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
     job, created = jobs.launch(body, caller['name'])
