@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Callable
 
 from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
 from runner_service.crontab import edit, parse
@@ -79,10 +80,11 @@ def schedule_name(host: str, file: dict, line: int) -> str:
 
 
 class CronBridge:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow):
         self.runtime = runtime
         self.store = runtime.store
-        self.schedules = ScheduleService(runtime)
+        self.clock = clock  # tests pass their own time
+        self.schedules = ScheduleService(runtime, clock)
 
     # -- import ----------------------------------------------------------------------------
 
@@ -210,7 +212,7 @@ class CronBridge:
                                '5-field cron expression first' % (schedule['name'], schedule['kind'],
                                                                   schedule['expression']))
             fields['paused'] = False
-            fields['next_fire_at'] = trigger_of(schedule).next_after(utcnow())
+            fields['next_fire_at'] = trigger_of(schedule).next_after(self.clock())
         updated = self.store.update_schedule(schedule['id'], **fields)
         self.store.audit(actor, 'cron.%s' % mode, updated['name'], {'host': source['host'],
                                                                     'file': source['file']['name']})

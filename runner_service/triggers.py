@@ -106,7 +106,9 @@ Trigger = CronTrigger | IntervalTrigger | OnceTrigger
 
 def parse_trigger(kind: str, expression: str, timezone: str = 'UTC', anchor: dt.datetime | None = None) -> Trigger:
     """kind cron: a cron expression; interval: seconds, or a duration like 90s, 15m, 2h, 1d
-    (first fire at `anchor`, default now); once: an ISO time (naive means in `timezone`)."""
+    (first fire at `anchor`, required: an interval is only defined by where it starts, and one
+    anchored at 'now' when read would move its slots on every reading); once: an ISO time
+    (naive means in `timezone`)."""
     tz = zone(timezone)
     if not isinstance(expression, str) or not expression.strip():
         raise TriggerError('%s: the expression is empty' % kind)
@@ -115,7 +117,9 @@ def parse_trigger(kind: str, expression: str, timezone: str = 'UTC', anchor: dt.
         return _cron(expression, tz)
     if kind == 'interval':
         seconds = parse_duration(expression)
-        return IntervalTrigger(seconds, (anchor or dt.datetime.now(UTC)).astimezone(UTC))
+        if anchor is None:
+            raise TriggerError('interval: no first fire (start_at) is stored; give the interval again, or a start_at')
+        return IntervalTrigger(seconds, anchor.astimezone(UTC))
     if kind == 'once':
         try:
             at = dt.datetime.fromisoformat(expression.replace('Z', '+00:00'))
