@@ -25,12 +25,11 @@ import hashlib
 import logging
 import threading
 
-from runner_service import bridge
 from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService
 from runner_service.runtime import Runtime
 from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
-from runner_service.store import TERMINAL_STATUSES, UnknownSchedule
+from runner_service.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
 from runner_service.store.models import utcnow
 from runner_service.triggers import TriggerError, zone
 from runner_service.windows import Block, WindowService, block_reason, deferred_next
@@ -91,7 +90,7 @@ class Scheduler:
             trigger = trigger_of(schedule)
         except TriggerError as exc:  # e.g. a time zone this machine lacks: stop it, say why
             self.store.update_schedule(schedule['id'], paused=True)
-            self.store.record_slot(schedule['id'], slot, 'skipped', reason='paused: %s' % exc)
+            self._record(schedule, slot, 'skipped', reason='paused: %s' % exc)
             return []
         late = (now - slot - jitter(schedule, slot)).total_seconds()
         if late <= schedule['misfire_grace_seconds']:
@@ -138,8 +137,8 @@ class Scheduler:
             else:
                 state = {'running': 'still running', 'ok': 'exit 0'}.get(run['status'], 'FAILED, exit %s'
                                                                            % run['exit_code'])
-                outcomes.append(self._record(schedule, slot, 'fired', reason='%s: run %s, %s'
-                                             % (bridge.CRON_CLAIM, run['id'], state)))
+                outcomes.append(self._record(schedule, slot, 'fired', claimed_by='crontab',
+                                             reason='crontab ran it: run %s, %s' % (run['id'], state)))
             slot = trigger.next_after(slot)
         if outcomes:
             self.store.advance(schedule['id'], schedule['next_fire_at'], slot)
@@ -148,17 +147,18 @@ class Scheduler:
     def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,
               block: Block | None = None) -> dict:
         done = self.store.slot_record(schedule['id'], slot)
-        if done is not None and not (done['reason'] == bridge.PLATFORM_CLAIM and done['job_id'] is None):
+        if done is not None and not is_launching(done):
             return done  # another scheduler got here first, or crontab ran it (a bridged entry's fallback)
+        claimed = done is not None  # claimed by a pass that died before settling it: launch it again
         if block is not None:
-            return self._record(schedule, slot, 'skipped', reason=block_reason(
+            return self._settle(schedule, slot, claimed, 'skipped', reason=block_reason(
                 block, schedule['window_policy'], zone(schedule['timezone'])))
         actor = 'schedule:%s' % schedule['name']
         previous = self.store.get_job(schedule['last_job_id']) if schedule['last_job_id'] else None
         if previous is not None and previous['status'] not in TERMINAL_STATUSES:
             if schedule['overlap'] == 'forbid':
-                return self._record(schedule, slot, 'skipped', reason='the last run %s is still %s (overlap: forbid)'
-                                    % (previous['id'], previous['status']))
+                return self._settle(schedule, slot, claimed, 'skipped', reason='the last run %s is still %s '
+                                    '(overlap: forbid)' % (previous['id'], previous['status']))
             if schedule['overlap'] == 'replace':
                 try:
                     self.jobs.cancel(previous['id'], actor)
@@ -168,16 +168,15 @@ class Scheduler:
         try:
             depends_on = self._depends_on(schedule)
         except UnknownSchedule as exc:
-            return self._record(schedule, slot, 'skipped', reason='after: %s' % exc)
+            return self._settle(schedule, slot, claimed, 'skipped', reason='after: %s' % exc)
         deadline = None
         if schedule['job'].get('deadline_after'):
             deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
-        claimed = False
-        if crontab_mode(schedule) == 'takeover':
+        if crontab_mode(schedule) == 'takeover' and not claimed:
             # Crontab may run this slot too (its watchdog re-enabled the line while the platform
             # was away): claim the slot before launching, so that one of the two stands down.
-            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', reason=bridge.PLATFORM_CLAIM)
-            if not claimed and not (record['reason'] == bridge.PLATFORM_CLAIM and record['job_id'] is None):
+            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', claimed_by='platform')
+            if not claimed and not is_launching(record):
                 return record
             claimed = True
         try:
@@ -185,15 +184,26 @@ class Scheduler:
                                 idempotency_key='schedule:%s:%s' % (schedule['id'], slot.isoformat()))
             job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (JobError, ValueError) as exc:
-            if claimed:
-                return self.store.set_slot_job(schedule['id'], slot, None, reason='could not launch: %s'
-                                               % getattr(exc, 'detail', exc))
-            return self._record(schedule, slot, 'skipped', reason='could not launch: %s'
+            return self._settle(schedule, slot, claimed, 'skipped', reason='could not launch: %s'
                                 % getattr(exc, 'detail', exc))
         reason = 'catching up: the latest of %d missed slots' % catching_up if catching_up else None
+        record = self._settle(schedule, slot, claimed, 'fired', job_id=job['id'], reason=reason)
+        if record['job_id'] != job['id']:
+            # Another scheduler settled this slot first, differently (it saw the last run still
+            # going, say): the slot's record is the truth, and no job runs that it does not name.
+            try:
+                self.jobs.cancel(job['id'], actor)
+            except JobError:
+                pass
+        return record
+
+    def _settle(self, schedule: dict, slot: dt.datetime, claimed: bool, outcome: str, job_id: str | None = None,
+                reason: str | None = None) -> dict:
+        """Record what the platform did with a slot: settle the claim made before launching, or
+        record it now (the first record of a slot stays: whatever is there is returned)."""
         if claimed:
-            return self.store.set_slot_job(schedule['id'], slot, job['id'], reason=reason)
-        return self._record(schedule, slot, 'fired', job_id=job['id'], reason=reason)
+            return self.store.settle_claim(schedule['id'], slot, outcome, job_id, reason=reason)
+        return self._record(schedule, slot, outcome, job_id=job_id, reason=reason)
 
     def _depends_on(self, schedule: dict) -> list[Dependency]:
         """`after`: the latest job of each schedule named there (none yet: nothing to wait for)."""
@@ -205,6 +215,8 @@ class Scheduler:
         return found
 
     def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,
-                reason: str | None = None) -> dict:
-        record, _ = self.store.record_slot(schedule['id'], slot, outcome, job_id=job_id, reason=reason)
+                reason: str | None = None, claimed_by: str = 'platform') -> dict:
+        """Record a slot (the first record stays); a missed slot was claimed by nobody."""
+        record, _ = self.store.record_slot(schedule['id'], slot, outcome, None if outcome == 'missed' else claimed_by,
+                                           job_id=job_id, reason=reason)
         return record

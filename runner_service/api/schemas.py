@@ -365,6 +365,9 @@ class WindowOut(BaseModel):
 class Slot(BaseModel):
     slot_at: dt.datetime
     outcome: Literal['fired', 'skipped', 'missed']
+    claimed_by: Literal['platform', 'crontab'] | None = Field(
+        default=None, description='who took the slot: platform (the scheduler fired or skipped it), crontab '
+                                  '(crontab ran it); none when it was missed')
     job_id: str | None = None
     reason: str | None = None
     recorded_at: dt.datetime
@@ -573,6 +576,7 @@ class CronHistoryItem(BaseModel):
     state: Literal['ok', 'failed', 'running', 'missed', 'job', 'fired', 'skipped'] = Field(
         description='ok/failed/running: crontab ran it; missed: no report by the slot plus the grace; job: the '
                     'platform ran it (job_id)')
+    claimed_by: Literal['platform', 'crontab'] | None = None
     reason: str | None = None
     job_id: str | None = None
     run: CronRunOut | None = None

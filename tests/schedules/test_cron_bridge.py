@@ -92,9 +92,11 @@ def test_observed_slots_are_recorded_run_or_missed(runtime):
     report(runtime, schedule, slot + dt.timedelta(seconds=2), phase='end', run_id=run['id'], exit_code=3)
     [first] = scheduler.tick(slot + dt.timedelta(seconds=31))
     assert first['outcome'] == 'fired' and run['id'] in first['reason'] and 'FAILED, exit 3' in first['reason']
+    assert first['claimed_by'] == 'crontab'
     assert all(record['job_id'] is None for record in runtime.store.schedule_slots(schedule['id']))  # crontab ran it
     [second] = scheduler.tick(slot + dt.timedelta(seconds=60 + 31))
     assert second['outcome'] == 'missed' and 'no report from crontab' in second['reason']
+    assert second['claimed_by'] is None
     history = CronBridge(runtime).history(schedule['id'])
     assert [item['state'] for item in history] == ['missed', 'failed']
     assert history[1]['run']['exit_code'] == 3 and history[1]['run']['output_tail'] == 'done\n'
@@ -122,11 +124,11 @@ def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
     run, action = report(runtime, schedule, slot + dt.timedelta(seconds=1), fallback=True)
     assert action == 'run' and run['via'] == 'fallback'
     [outcome] = scheduler.tick(slot + dt.timedelta(seconds=2))
-    assert outcome['job_id'] is None and bridge.CRON_CLAIM in outcome['reason']
+    assert outcome['job_id'] is None and outcome['claimed_by'] == 'crontab' and run['id'] in outcome['reason']
     # The platform first: its job runs, and crontab's run of the same slot stands down.
     following = slot + dt.timedelta(minutes=1)
     [outcome] = scheduler.tick(following + dt.timedelta(milliseconds=100))
-    assert outcome['job_id'] is not None
+    assert outcome['job_id'] is not None and outcome['claimed_by'] == 'platform'
     job = runtime.store.get_job(outcome['job_id'])
     assert job['playbook'] == bridge.COMMAND_PLAYBOOK
     late, action = report(runtime, schedule, following + dt.timedelta(seconds=1), fallback=True)
