@@ -296,6 +296,8 @@ class ScheduleOut(BaseModel):
     catch_up: str
     jitter_seconds: int
     deadline_after: int | None = None
+    start_at: dt.datetime | None = Field(default=None, description='interval: its first fire, from which every '
+                                                                     'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
     paused: bool
