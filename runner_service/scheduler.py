@@ -12,7 +12,8 @@ Each pass reads the schedules whose next slot is due from the store. For a slot 
   'allow' fires anyway;
 - otherwise the slot fires: a job launched through JobService with the idempotency key
   'schedule:<id>:<slot>'.
-then moves next_fire_at on by compare-and-set. Two schedulers racing on one slot launch the
+then moves next_fire_at on by compare-and-set (on the next fire and the schedule's updated_at as
+read: an edit made meanwhile wins). Two schedulers racing on one slot launch the
 same job (the key), record one slot (its primary key) and advance once (the compare-and-set);
 one that dies between launching and advancing finds the slot's job again on restart. Nothing
 is kept in memory between passes, so a restart or a Redis flush loses nothing.
@@ -97,7 +98,8 @@ class Scheduler:
             block = self.windows.blocking(schedule, slot)
             outcome = self._fire(schedule, slot, now, block=block)
             following = deferred_next(trigger.next_after(slot), block, schedule['window_policy'])
-            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now)
+            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now,
+                               updated_at=schedule['updated_at'])
             return [outcome]
         # Missed: every slot up to now.
         missed = [slot]
@@ -119,7 +121,8 @@ class Scheduler:
             outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed), block=block))
             following = deferred_next(following, block, schedule['window_policy'])
         job_id = next((outcome.get('job_id') for outcome in outcomes if outcome.get('outcome') == 'fired'), None)
-        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None)
+        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None,
+                           updated_at=schedule['updated_at'])
         return outcomes
 
     def _observe(self, schedule: dict, now: dt.datetime) -> list[dict]:
@@ -141,7 +144,7 @@ class Scheduler:
                                              reason='crontab ran it: run %s, %s' % (run['id'], state)))
             slot = trigger.next_after(slot)
         if outcomes:
-            self.store.advance(schedule['id'], schedule['next_fire_at'], slot)
+            self.store.advance(schedule['id'], schedule['next_fire_at'], slot, updated_at=schedule['updated_at'])
         return outcomes
 
     def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,

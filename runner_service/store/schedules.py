@@ -115,16 +115,21 @@ class ScheduleStore:
             select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))))
 
     def advance(self, schedule_id: str, expected: dt.datetime, to: dt.datetime | None,
-                fired_job: str | None = None, fired_at: dt.datetime | None = None) -> bool:
+                fired_job: str | None = None, fired_at: dt.datetime | None = None,
+                updated_at: dt.datetime | None = None) -> bool:
         """Move next_fire_at from `expected` to `to` (None: no more fires); False when another
-        scheduler moved it first."""
+        scheduler moved it first, or (given the schedule's updated_at as read) when the schedule
+        was changed since: the next fire an edit stored is never overwritten by one computed
+        from the trigger it replaced."""
         values: dict[str, Any] = {'next_fire_at': to}
         if fired_job is not None:
             values.update(last_job_id=fired_job, last_fire_at=fired_at)
+        conditions = [Schedule.id == schedule_id, Schedule.next_fire_at == utc(expected)]
+        if updated_at is not None:
+            conditions.append(Schedule.updated_at == utc(updated_at))
 
         def work(session: Session) -> bool:
-            result = session.execute(update(Schedule).where(Schedule.id == schedule_id,
-                                                            Schedule.next_fire_at == utc(expected)).values(**values))
+            result = session.execute(update(Schedule).where(*conditions).values(**values))
             return result.rowcount > 0
 
         return self._run(work, write=True)
