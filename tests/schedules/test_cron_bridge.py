@@ -177,3 +177,21 @@ def test_a_bridged_entry_is_not_deleted_or_resumed_behind_crontabs_back(runtime)
     with pytest.raises(Conflict, match='crontab, which runs it'):
         service.resume(schedule['id'], 'admin')  # the platform would run it beside crontab
     service.delete(schedule['id'], 'admin')
+
+
+def test_a_claim_left_by_a_scheduler_that_died_is_launched_by_the_next_pass(runtime):
+    """A taken-over slot is claimed (claimed_by 'platform', fired, no job yet) before its job is
+    launched; a scheduler that died in between left the claim, and the next pass launches the
+    slot's job and settles the claim. Crontab's late run of that slot stands down."""
+    schedule = minutely(runtime)
+    CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
+    schedule = runtime.store.get_schedule(schedule['id'])
+    slot = schedule['next_fire_at']
+    _, claimed = runtime.store.record_slot(schedule['id'], slot, 'fired', 'platform')
+    assert claimed and runtime.store.slot_record(schedule['id'], slot)['job_id'] is None
+    [outcome] = Scheduler(runtime).tick(slot + dt.timedelta(seconds=1))
+    assert outcome['claimed_by'] == 'platform' and outcome['outcome'] == 'fired' and outcome['job_id']
+    late, action = report(runtime, schedule, slot + dt.timedelta(seconds=2), fallback=True)
+    assert action == 'skip' and late['status'] == 'skipped'
+    with pytest.raises(ValueError, match='claimed_by'):
+        runtime.store.record_slot(schedule['id'], slot, 'missed', 'platform')

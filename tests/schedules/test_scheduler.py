@@ -272,3 +272,24 @@ def test_an_interval_schedule_records_each_slot_once(runtime):
         scheduler.tick(first + dt.timedelta(milliseconds=step))
     assert slots_between(runtime, schedule['id']) == [first]
     assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == first + dt.timedelta(seconds=15)
+
+
+def test_a_job_launched_for_a_slot_another_scheduler_skipped_is_canceled(runtime):
+    """Two schedulers, one slot, different views of the last run (it ended between their reads):
+    one records the slot skipped while the other launches its job. The first record stays,
+    and the job it does not name is canceled, so no job runs that the slot record hides."""
+    schedule = create(runtime, name='raced', overlap='forbid')
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    launch = scheduler.jobs.launch
+
+    def launch_while_the_other_skips(*args, **kwargs):
+        job, created = launch(*args, **kwargs)
+        runtime.store.record_slot(schedule['id'], slot, 'skipped', 'platform', reason='the other scheduler')
+        return job, created
+
+    scheduler.jobs.launch = launch_while_the_other_skips
+    [outcome] = scheduler.tick(slot)
+    assert outcome['outcome'] == 'skipped' and outcome['reason'] == 'the other scheduler'
+    [job] = [job for job in runtime.store.list_jobs(limit=10)['jobs'] if job['created_by'] == 'schedule:raced']
+    assert job['status'] == 'canceled'
