@@ -59,16 +59,23 @@ class Scheduler:
 
     def run(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
-            try:
-                self.tick()
-                next_due = self.store.next_due_at()
-            except Exception as exc:  # the store away for a moment: try again shortly
-                log.warning('scheduler pass failed: %s', exc)
-                next_due = None
-            wait = MAX_SLEEP
-            if next_due is not None:
-                wait = min(MAX_SLEEP, max(0.0, (next_due - utcnow()).total_seconds()))
-            stopped.wait(wait)
+            stopped.wait(self.pass_once())
+
+    def pass_once(self, now: dt.datetime | None = None) -> float:
+        """One pass of the loop; how long to sleep before the next. At once when the pass did
+        something and more is due; else until the next fire, at most MAX_SLEEP. A schedule that
+        is due but waits (its jitter, an observed entry's grace) does not count as more to do:
+        the loop would spin on it, reading the store thousands of times a second."""
+        now = now or utcnow()
+        try:
+            did = self.tick(now)
+            next_due = self.store.next_due_at()
+        except Exception as exc:  # the store away for a moment: try again shortly
+            log.warning('scheduler pass failed: %s', exc)
+            return MAX_SLEEP
+        if next_due is None or (next_due <= now and not did):
+            return MAX_SLEEP
+        return min(MAX_SLEEP, max(0.0, (next_due - now).total_seconds()))
 
     def tick(self, now: dt.datetime | None = None) -> list[dict]:
         """One pass over the due schedules; returns what each slot did."""

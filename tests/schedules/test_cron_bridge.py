@@ -195,3 +195,16 @@ def test_a_claim_left_by_a_scheduler_that_died_is_launched_by_the_next_pass(runt
     assert action == 'skip' and late['status'] == 'skipped'
     with pytest.raises(ValueError, match='claimed_by'):
         runtime.store.record_slot(schedule['id'], slot, 'missed', 'platform')
+
+
+def test_the_loop_sleeps_while_an_observed_slot_waits_for_its_report(runtime):
+    """An observed entry's slot is due but waits for crontab's report until its grace is over:
+    the loop slept 0 s after each such pass, and spun on the store for the whole grace."""
+    from runner_service.scheduler import MAX_SLEEP
+    schedule = minutely(runtime, grace_seconds=30)
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    assert scheduler.pass_once(slot - dt.timedelta(seconds=0.2)) == pytest.approx(0.2)
+    assert scheduler.pass_once(slot + dt.timedelta(seconds=1)) == MAX_SLEEP  # waiting: no spin
+    assert scheduler.pass_once(slot + dt.timedelta(seconds=31)) == MAX_SLEEP  # recorded missed; next slot later
+    assert runtime.store.slot_record(schedule['id'], slot)['outcome'] == 'missed'

@@ -293,3 +293,13 @@ def test_a_job_launched_for_a_slot_another_scheduler_skipped_is_canceled(runtime
     assert outcome['outcome'] == 'skipped' and outcome['reason'] == 'the other scheduler'
     [job] = [job for job in runtime.store.list_jobs(limit=10)['jobs'] if job['created_by'] == 'schedule:raced']
     assert job['status'] == 'canceled'
+
+
+def test_the_loop_passes_again_at_once_only_while_it_makes_progress(runtime):
+    schedule = create(runtime, name='catching-up', expression='* * * * * *', misfire_grace_seconds=30,
+                      overlap='allow')
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    late = slot + dt.timedelta(seconds=3, milliseconds=500)  # slots +0 ... +3 due, within the grace
+    assert [scheduler.pass_once(late) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert len(slot_jobs(runtime, schedule['id'])) == 4
