@@ -59,15 +59,21 @@ class CronTrigger:
                     for hours in (1, 2, 3)), default=dt.timedelta(0))
         start = local - max(drop, dt.timedelta(0)) - dt.timedelta(seconds=1)
         iterator = croniter(self.expression, start, second_at_beginning=self.seconds)
+        # Wall times come in order, their instants not quite: in a repeated hour the second
+        # 02:00 (01:00Z in Berlin) comes after the first 02:05 (00:05Z). Keep the earliest
+        # instant found, and stop at the first wall time whose first instant is not earlier.
+        best = None
         for _ in range(_MAX_STEPS):
             try:
                 wall = iterator.get_next(dt.datetime)
             except CroniterBadDateError:  # matches no date at all (30 February)
-                return None
+                return best
             for instant in self._instants(wall):
-                if instant > after:
-                    return instant
-        return None
+                if instant > after and (best is None or instant < best):
+                    best = instant
+            if best is not None and wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC) >= best:
+                return best
+        return best
 
     def _instants(self, wall: dt.datetime) -> list[dt.datetime]:
         first = wall.replace(tzinfo=self.tz, fold=0)
