@@ -2,7 +2,7 @@
 
 A hypothesis state machine drives random sequences of create (cron with and without seconds,
 intervals with and without a start, one-shots; plain schedules, and crontab entries observed
-or taken over by the platform, switching between the two), update (any trigger kind to any
+or taken over by the platform, switching between the two, whose runs crontab reports), update (any trigger kind to any
 other, time zone only, policies), pause, resume, delete and clock jumps (forward by a second to a day, across daylight-saving
 changes in Europe and America, and backwards), with the real ScheduleService, CronBridge and
 Scheduler over a real SQLite store; jobs go to a private Redis that no worker reads (so a
@@ -20,8 +20,9 @@ every schedule:
 
 - bounded: every recorded slot is a due slot of one of its periods; so between any two
   instants a schedule has no more slot records than its triggers define there;
-- once: no (schedule, slot time) is recorded twice, and a fired slot's job is the one keyed
-  by that slot;
+- once: no (schedule, slot time) is recorded twice, and a slot the platform fired has the
+  job keyed by that slot; crontab took (claimed_by) only slots it reported a run for before
+  they were recorded, and an observed slot so reported is not recorded missed;
 - not lost: every due slot is recorded (fired, skipped or missed), with one documented
   exception: a pass that finds more than MISSED_RECORDED slots missed (the scheduler was
   down, or the clock jumped) records the latest MISSED_RECORDED of them and not the older
@@ -46,7 +47,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initialize, invariant, precondition,
                                  rule, run_state_machine_as_test)
 
-from runner_service.api.schemas import CronFile, CronImport, JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.api.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleCreate, ScheduleUpdate
 from runner_service.bridge import CronBridge
 from runner_service.jobs import BadRequest, Conflict
 from runner_service.runtime import Runtime
@@ -105,6 +106,7 @@ class Model:
         self.id, self.name, self.mode = schedule['id'], schedule['name'], mode  # mode: a crontab entry's
         self.kind, self.expression, self.timezone, self.anchor = kind, expression, timezone, anchor
         self.grace = dt.timedelta(seconds=schedule['misfire_grace_seconds'])
+        self.crontab_ran: set[dt.datetime] = set()  # slots crontab reported a run for
         self.periods: list[Period] = []
         self.open: Period | None = None
 
@@ -271,6 +273,30 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.service.delete(name, 'admin')
         del self.models[name]
 
+    @rule(pick=st.integers(0, 7), delay=st.sampled_from([0, 0.5, 3]))
+    def crontab_runs_it(self, pick, delay):
+        """Crontab runs a bridged entry at its latest slot (observed: as always; taken over: the
+        watchdog gave it back to crontab while the platform was away) and the wrapper reports
+        the run's start: it claims the slot of a taken-over entry, unless the platform did first."""
+        bridged = [model for _, model in sorted(self.models.items()) if model.mode is not None]
+        model = bridged[pick % len(bridged)] if bridged else None
+        if model is None or model.open is None or model.open.first is None:
+            return
+        slot, following = None, model.open.first
+        while following is not None and following <= self.now:
+            slot, following = following, model.open.trigger.next_after(following)
+        if slot is None or slot + dt.timedelta(seconds=delay) > self.now:
+            return
+        before = self.runtime.store.slot_record(model.id, slot)
+        report = CronReport(id=uuid.uuid4().hex, schedule_id=model.id, host='db1', phase='start',
+                            fallback=model.mode == 'takeover', started_at=slot + dt.timedelta(seconds=delay))
+        run, action = self.bridge.report(report, 'agent')
+        assert run['slot_at'] == slot
+        if before is not None:  # recorded already: a taken-over slot the platform took stands down
+            assert action == ('skip' if model.mode == 'takeover' and before['claimed_by'] != 'crontab' else 'run')
+        elif action == 'run':
+            model.crontab_ran.add(slot)
+
     # -- time ----------------------------------------------------------------------------------
 
     @rule(jump=st.sampled_from(JUMPS), backwards=st.booleans(), passes=st.booleans())
@@ -363,13 +389,18 @@ class SchedulerMachine(RuleBasedStateMachine):
                 index = end
         # Bounded: each record is a due slot (and each slot has one record), so between any two
         # instants there are no more records than the triggers in force define there.
-        extra = sorted(at for at in recorded if at not in due)
+        # A slot crontab ran (and claimed) before the scheduler's pass reached it counts too.
+        extra = sorted(at for at in recorded if at not in due and at not in model.crontab_ran)
         assert not extra, 'slots recorded that no trigger in force defines: %s (%s)' % (
             extra[:3], [recorded[at]['outcome'] for at in extra[:3]])
         for at, record in recorded.items():
-            # Nobody reports crontab runs here: crontab took no slot.
-            assert record['claimed_by'] == (None if record['outcome'] == 'missed' else 'platform')
-            if record['outcome'] == 'fired' and (model.id, at) not in self.jobs_checked:
+            # Crontab took exactly the slots it ran (and was not told to skip); a missed slot, nobody.
+            assert (record['claimed_by'] is None) == (record['outcome'] == 'missed')
+            assert (record['claimed_by'] == 'crontab') <= (at in model.crontab_ran), 'crontab took %s' % at
+            if model.mode == 'observe' and at in model.crontab_ran and record['outcome'] == 'missed':
+                pytest.fail('slot %s was run and reported within its grace, and recorded missed' % at)
+            if record['claimed_by'] == 'platform' and record['outcome'] == 'fired' and \
+                    (model.id, at) not in self.jobs_checked:
                 self.jobs_checked.add((model.id, at))
                 job = self.runtime.store.get_job(record['job_id'])
                 assert job['idempotency_key'] == 'schedule:%s:%s' % (model.id, at.isoformat())
