@@ -418,5 +418,5 @@ def machine_runtime(private_redis, tmp_path):
 def test_no_edit_sequence_makes_the_scheduler_run_away_double_or_lose_a_slot(machine_runtime):
     SchedulerMachine.runtime = machine_runtime
     run_state_machine_as_test(SchedulerMachine, settings=settings(
-        max_examples=25, stateful_step_count=40, deadline=None, derandomize=True, database=None,
+        max_examples=40, stateful_step_count=40, deadline=None, derandomize=True, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
