@@ -1072,8 +1072,8 @@ def schedules_slots(ref: str = SCHEDULE_REF,
     zone = api_answer(lambda client: client.schedule(ref), False)['timezone'] if slots else 'UTC'
     rows = table('slot (%s)' % zone, 'outcome', 'by', 'job', 'reason')
     for slot in slots:
-        rows.add_row(_zoned(slot['slot_at'], zone), slot['outcome'], slot.get('claimed_by') or '-', slot['job_id'] or '-',
-                     Text(slot['reason'] or ''),
+        rows.add_row(_zoned(slot['slot_at'], zone), slot['outcome'], slot.get('claimed_by') or '-',
+                     slot['job_id'] or '-', Text(slot['reason'] or ''),
                      style=None if slot['outcome'] == 'fired' else 'yellow')
     print_wide(rows)
     console.print(Text('%d slot(s)' % len(slots)))
