@@ -17,14 +17,15 @@ sync`, the watchdog) makes its crontab files match it, so an edit made here reac
 the next time the agent runs, and nothing here needs to reach into a host.
 
 Exactly once between crontab and the platform: a crontab run and the scheduler both claim a
-slot through the slot's record (its primary key) before running it; whoever comes second
-stands down.
+slot through the slot's record (its primary key) before running it, the record saying who
+(`claimed_by`: 'crontab' or 'platform'); whoever comes second stands down.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Callable
 
 from pydantic import ValidationError
 
@@ -40,8 +41,6 @@ from runner_service.triggers import TriggerError, parse_trigger
 
 MODES = ('observe', 'takeover', 'reverted')
 COMMAND_PLAYBOOK = 'dbfleet.mysql.run_command'
-CRON_CLAIM = 'run by crontab'
-PLATFORM_CLAIM = 'claimed by the scheduler'
 # A crontab run starts within a few seconds of its minute; a report this much earlier than a
 # slot still belongs to it (clocks of host and platform disagree a little).
 CLOCK_SKEW = dt.timedelta(seconds=5)
@@ -94,10 +93,11 @@ def _without_line_end(command: str, stdin: str | None, crlf: bool) -> tuple[str,
 
 
 class CronBridge:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow):
         self.runtime = runtime
         self.store = runtime.store
-        self.schedules = ScheduleService(runtime)
+        self.clock = clock  # tests pass their own time
+        self.schedules = ScheduleService(runtime, clock)
 
     # -- import ----------------------------------------------------------------------------
 
@@ -215,7 +215,8 @@ class CronBridge:
                 state = 'job'
             else:
                 state = slot['outcome']
-            history.append({'slot_at': slot['slot_at'], 'state': state, 'reason': slot['reason'],
+            history.append({'slot_at': slot['slot_at'], 'state': state, 'claimed_by': slot['claimed_by'],
+                            'reason': slot['reason'],
                             'job_id': slot['job_id'], 'run': run})
         return history
 
@@ -235,7 +236,7 @@ class CronBridge:
                                '5-field cron expression first' % (schedule['name'], schedule['kind'],
                                                                   schedule['expression']))
             fields['paused'] = False
-            fields['next_fire_at'] = trigger_of(schedule).next_after(utcnow())
+            fields['next_fire_at'] = trigger_of(schedule).next_after(self.clock())
         updated = self.store.update_schedule(schedule['id'], **fields)
         self.store.audit(actor, 'cron.%s' % mode, updated['name'], {'host': source['host'],
                                                                     'file': source['file']['name']})
@@ -305,9 +306,9 @@ class CronBridge:
             if existing['status'] == 'skipped':
                 status = 'skipped'
         elif crontab_mode(schedule) == 'takeover' and slot is not None:
-            record, mine = self.store.record_slot(schedule['id'], slot, 'fired', reason='%s (run %s, fallback)'
-                                                  % (CRON_CLAIM, report.id))
-            if not mine and not (record['reason'] or '').startswith(CRON_CLAIM):
+            record, mine = self.store.record_slot(schedule['id'], slot, 'fired', claimed_by='crontab',
+                                                  reason='crontab ran it: run %s (fallback)' % report.id)
+            if not mine and record['claimed_by'] != 'crontab':
                 action, status = 'skip', 'skipped'
         via = 'fallback' if report.fallback or crontab_mode(schedule) == 'takeover' else 'observe'
         run, _ = self.store.save_cron_run(

@@ -1043,6 +1043,7 @@ def _show_schedule(schedule: dict) -> None:
     job, zone = schedule['job'], schedule['timezone']
     _fields_table({
         'id': schedule['id'], 'name': schedule['name'], 'trigger': _trigger_text(schedule),
+        'interval start': _zoned(schedule['start_at'], zone) if schedule.get('start_at') else None,
         'state': 'paused' if schedule['paused'] else 'active', 'job': _target_text(job),
         'extra vars': json.dumps(job['extra_vars'], sort_keys=True) if job.get('extra_vars') else None,
         'plan': _plan_text(job.get('plan')),
@@ -1186,12 +1187,14 @@ def schedules_preview(ref: str = SCHEDULE_REF,
 def schedules_slots(ref: str = SCHEDULE_REF,
                     limit: Optional[int] = typer.Option(None, '--limit', help='Slots to show (default 50).'),
                     as_json: bool = JSON_OPTION) -> None:
-    """What each recent slot did, newest first: fired (with its job), skipped or missed, and why."""
+    """What each recent slot did, newest first: fired (with its job), skipped or missed, who took it
+    (by: platform or crontab), and why."""
     slots = api_answer(lambda client: client.schedule_slots(ref, limit), as_json)
     zone = api_answer(lambda client: client.schedule(ref), False)['timezone'] if slots else 'UTC'
-    rows = table('slot (%s)' % zone, 'outcome', 'job', 'reason')
+    rows = table('slot (%s)' % zone, 'outcome', 'by', 'job', 'reason')
     for slot in slots:
-        rows.add_row(_zoned(slot['slot_at'], zone), slot['outcome'], slot['job_id'] or '-', Text(slot['reason'] or ''),
+        rows.add_row(_zoned(slot['slot_at'], zone), slot['outcome'], slot.get('claimed_by') or '-',
+                     slot['job_id'] or '-', Text(slot['reason'] or ''),
                      style=None if slot['outcome'] == 'fired' else 'yellow')
     print_wide(rows)
     console.print(Text('%d slot(s)' % len(slots)))

@@ -12,7 +12,8 @@ Each pass reads the schedules whose next slot is due from the store. For a slot 
   'allow' fires anyway;
 - otherwise the slot fires: a job launched through JobService with the idempotency key
   'schedule:<id>:<slot>'.
-then moves next_fire_at on by compare-and-set. Two schedulers racing on one slot launch the
+then moves next_fire_at on by compare-and-set (on the next fire and the schedule's updated_at as
+read: an edit made meanwhile wins). Two schedulers racing on one slot launch the
 same job (the key), record one slot (its primary key) and advance once (the compare-and-set);
 one that dies between launching and advancing finds the slot's job again on restart. Nothing
 is kept in memory between passes, so a restart or a Redis flush loses nothing.
@@ -25,12 +26,11 @@ import hashlib
 import logging
 import threading
 
-from runner_service import bridge
 from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService
 from runner_service.runtime import Runtime
 from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
-from runner_service.store import TERMINAL_STATUSES, UnknownSchedule
+from runner_service.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
 from runner_service.store.models import utcnow
 from runner_service.templates import TemplateService
 from runner_service.triggers import TriggerError, zone
@@ -61,18 +61,25 @@ class Scheduler:
 
     def run(self, stopped: threading.Event) -> None:
         while not stopped.is_set():
-            try:
-                self.tick()
-                next_due = self.store.next_due_at()
-                self._passed()
-            except Exception as exc:  # the store away for a moment: try again shortly
-                log.warning('scheduler pass failed: %s', exc)
-                next_due = None
-            wait = MAX_SLEEP
-            if next_due is not None:
-                wait = min(MAX_SLEEP, max(0.0, (next_due - utcnow()).total_seconds()))
-            stopped.wait(wait)
+            stopped.wait(self.pass_once())
         self._passed(stopping=True)
+
+    def pass_once(self, now: dt.datetime | None = None) -> float:
+        """One pass of the loop; how long to sleep before the next. At once when the pass did
+        something and more is due; else until the next fire, at most MAX_SLEEP. A schedule that
+        is due but waits (its jitter, an observed entry's grace) does not count as more to do:
+        the loop would spin on it, reading the store thousands of times a second."""
+        now = now or utcnow()
+        try:
+            did = self.tick(now)
+            next_due = self.store.next_due_at()
+        except Exception as exc:  # the store away for a moment: try again shortly
+            log.warning('scheduler pass failed: %s', exc)
+            return MAX_SLEEP
+        self._passed()
+        if next_due is None or (next_due <= now and not did):
+            return MAX_SLEEP
+        return min(MAX_SLEEP, max(0.0, (next_due - now).total_seconds()))
 
     def _passed(self, stopping: bool = False) -> None:
         """Tell /healthz this loop is alive (its last pass), or that it stopped."""
@@ -105,14 +112,15 @@ class Scheduler:
             trigger = trigger_of(schedule)
         except TriggerError as exc:  # e.g. a time zone this machine lacks: stop it, say why
             self.store.update_schedule(schedule['id'], paused=True)
-            self.store.record_slot(schedule['id'], slot, 'skipped', reason='paused: %s' % exc)
+            self._record(schedule, slot, 'skipped', reason='paused: %s' % exc)
             return []
         late = (now - slot - jitter(schedule, slot)).total_seconds()
         if late <= schedule['misfire_grace_seconds']:
             block = self.windows.blocking(schedule, slot)
             outcome = self._fire(schedule, slot, now, block=block)
             following = deferred_next(trigger.next_after(slot), block, schedule['window_policy'])
-            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now)
+            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now,
+                               updated_at=schedule['updated_at'])
             return [outcome]
         # Missed: every slot up to now.
         missed = [slot]
@@ -134,7 +142,8 @@ class Scheduler:
             outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed), block=block))
             following = deferred_next(following, block, schedule['window_policy'])
         job_id = next((outcome.get('job_id') for outcome in outcomes if outcome.get('outcome') == 'fired'), None)
-        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None)
+        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None,
+                           updated_at=schedule['updated_at'])
         return outcomes
 
     def _observe(self, schedule: dict, now: dt.datetime) -> list[dict]:
@@ -152,27 +161,28 @@ class Scheduler:
             else:
                 state = {'running': 'still running', 'ok': 'exit 0'}.get(run['status'], 'FAILED, exit %s'
                                                                            % run['exit_code'])
-                outcomes.append(self._record(schedule, slot, 'fired', reason='%s: run %s, %s'
-                                             % (bridge.CRON_CLAIM, run['id'], state)))
+                outcomes.append(self._record(schedule, slot, 'fired', claimed_by='crontab',
+                                             reason='crontab ran it: run %s, %s' % (run['id'], state)))
             slot = trigger.next_after(slot)
         if outcomes:
-            self.store.advance(schedule['id'], schedule['next_fire_at'], slot)
+            self.store.advance(schedule['id'], schedule['next_fire_at'], slot, updated_at=schedule['updated_at'])
         return outcomes
 
     def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,
               block: Block | None = None) -> dict:
         done = self.store.slot_record(schedule['id'], slot)
-        if done is not None and not (done['reason'] == bridge.PLATFORM_CLAIM and done['job_id'] is None):
+        if done is not None and not is_launching(done):
             return done  # another scheduler got here first, or crontab ran it (a bridged entry's fallback)
+        claimed = done is not None  # claimed by a pass that died before settling it: launch it again
         if block is not None:
-            return self._record(schedule, slot, 'skipped', reason=block_reason(
+            return self._settle(schedule, slot, claimed, 'skipped', reason=block_reason(
                 block, schedule['window_policy'], zone(schedule['timezone'])))
         actor = 'schedule:%s' % schedule['name']
         previous = self.store.get_job(schedule['last_job_id']) if schedule['last_job_id'] else None
         if previous is not None and previous['status'] not in TERMINAL_STATUSES:
             if schedule['overlap'] == 'forbid':
-                return self._record(schedule, slot, 'skipped', reason='the last run %s is still %s (overlap: forbid)'
-                                    % (previous['id'], previous['status']))
+                return self._settle(schedule, slot, claimed, 'skipped', reason='the last run %s is still %s '
+                                    '(overlap: forbid)' % (previous['id'], previous['status']))
             if schedule['overlap'] == 'replace':
                 try:
                     self.jobs.cancel(previous['id'], actor)
@@ -182,16 +192,15 @@ class Scheduler:
         try:
             depends_on = self._depends_on(schedule)
         except UnknownSchedule as exc:
-            return self._record(schedule, slot, 'skipped', reason='after: %s' % exc)
+            return self._settle(schedule, slot, claimed, 'skipped', reason='after: %s' % exc)
         deadline = None
         if schedule['job'].get('deadline_after'):
             deadline = slot + dt.timedelta(seconds=schedule['job']['deadline_after'])
-        claimed = False
-        if crontab_mode(schedule) == 'takeover':
+        if crontab_mode(schedule) == 'takeover' and not claimed:
             # Crontab may run this slot too (its watchdog re-enabled the line while the platform
             # was away): claim the slot before launching, so that one of the two stands down.
-            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', reason=bridge.PLATFORM_CLAIM)
-            if not claimed and not (record['reason'] == bridge.PLATFORM_CLAIM and record['job_id'] is None):
+            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', claimed_by='platform')
+            if not claimed and not is_launching(record):
                 return record
             claimed = True
         key = 'schedule:%s:%s' % (schedule['id'], slot.isoformat())
@@ -204,15 +213,26 @@ class Scheduler:
                                     idempotency_key=key)
                 job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (JobError, ValueError) as exc:
-            if claimed:
-                return self.store.set_slot_job(schedule['id'], slot, None, reason='could not launch: %s'
-                                               % getattr(exc, 'detail', exc))
-            return self._record(schedule, slot, 'skipped', reason='could not launch: %s'
+            return self._settle(schedule, slot, claimed, 'skipped', reason='could not launch: %s'
                                 % getattr(exc, 'detail', exc))
         reason = 'catching up: the latest of %d missed slots' % catching_up if catching_up else None
+        record = self._settle(schedule, slot, claimed, 'fired', job_id=job['id'], reason=reason)
+        if record['job_id'] != job['id']:
+            # Another scheduler settled this slot first, differently (it saw the last run still
+            # going, say): the slot's record is the truth, and no job runs that it does not name.
+            try:
+                self.jobs.cancel(job['id'], actor)
+            except JobError:
+                pass
+        return record
+
+    def _settle(self, schedule: dict, slot: dt.datetime, claimed: bool, outcome: str, job_id: str | None = None,
+                reason: str | None = None) -> dict:
+        """Record what the platform did with a slot: settle the claim made before launching, or
+        record it now (the first record of a slot stays: whatever is there is returned)."""
         if claimed:
-            return self.store.set_slot_job(schedule['id'], slot, job['id'], reason=reason)
-        return self._record(schedule, slot, 'fired', job_id=job['id'], reason=reason)
+            return self.store.settle_claim(schedule['id'], slot, outcome, job_id, reason=reason)
+        return self._record(schedule, slot, outcome, job_id=job_id, reason=reason)
 
     def _depends_on(self, schedule: dict) -> list[Dependency]:
         """`after`: the latest job of each schedule named there (none yet: nothing to wait for)."""
@@ -224,6 +244,8 @@ class Scheduler:
         return found
 
     def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,
-                reason: str | None = None) -> dict:
-        record, _ = self.store.record_slot(schedule['id'], slot, outcome, job_id=job_id, reason=reason)
+                reason: str | None = None, claimed_by: str = 'platform') -> dict:
+        """Record a slot (the first record stays); a missed slot was claimed by nobody."""
+        record, _ = self.store.record_slot(schedule['id'], slot, outcome, None if outcome == 'missed' else claimed_by,
+                                           job_id=job_id, reason=reason)
         return record

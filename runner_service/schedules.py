@@ -5,6 +5,7 @@ preview shows what maintenance windows (runner_service.windows) do to the coming
 from __future__ import annotations
 
 import datetime as dt
+from typing import Callable
 
 from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
 from runner_service.jobs import BadRequest, Conflict, JobService, NotFound
@@ -28,7 +29,10 @@ TIMING_FIELDS = frozenset({'kind', 'expression', 'timezone', 'start_at', 'overla
 
 
 def trigger_of(schedule: dict):
-    """The schedule's trigger, as stored (interval schedules anchor at their stored start)."""
+    """The schedule's trigger, as stored: the one thing every fire time is computed from (the
+    scheduler's slots, create's and update's next fire, the preview), so they all agree. An
+    interval is anchored at its stored start (job['start_at']); one without it is refused
+    (TriggerError), never anchored at 'now'."""
     anchor = schedule['job'].get('start_at')
     return parse_trigger(schedule['kind'], schedule['expression'], schedule['timezone'],
                          anchor=dt.datetime.fromisoformat(anchor) if anchor else None)
@@ -41,22 +45,26 @@ def crontab_mode(schedule: dict) -> str | None:
 
 
 class ScheduleService:
-    def __init__(self, runtime: Runtime):
+    def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow):
         self.runtime = runtime
+        self.clock = clock  # tests pass their own time
         self.store = runtime.store
         self.jobs = JobService(runtime)
         self.windows = WindowService(runtime)
 
     def create(self, request: ScheduleCreate, actor: str) -> dict:
-        trigger = self._trigger(request.kind, request.expression, request.timezone, request.start_at)
-        start_at = request.start_at or utcnow() if request.kind == 'interval' else None
+        now = self.clock()
+        # One anchor, read once: the stored one is the one the first fire is computed from.
+        anchor = (request.start_at or now) if request.kind == 'interval' else None
+        timing = dict(kind=request.kind, expression=request.expression, timezone=request.timezone)
+        self._trigger(dict(timing, job={'start_at': anchor.isoformat() if anchor else None}))
         if request.template is not None:
             job, sealed = self._template_launch(request.template, request.extra_vars or {}, request.limit,
-                                                request.deadline_after, start_at, after=self._after(request.after))
+                                                request.deadline_after, anchor, after=self._after(request.after))
         else:
-            job, sealed = self._template(request.job, request.deadline_after, start_at,
+            job, sealed = self._template(request.job, request.deadline_after, anchor,
                                          after=self._after(request.after))
-        first = trigger.next_after(utcnow() - dt.timedelta(microseconds=1))
+        first = self._trigger(dict(timing, job=job)).next_after(now - dt.timedelta(microseconds=1))
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
         try:
@@ -75,14 +83,17 @@ class ScheduleService:
         return schedule
 
     def update(self, ref: str, request: ScheduleUpdate, actor: str) -> dict:
+        """Only what the request gives changes. A new timing (kind, expression, time zone or
+        start) fires from the first slot of the new trigger after now, computed from the
+        schedule exactly as it is stored."""
+        now = self.clock()
         current = self.get(ref)
         changes = request.model_dump(exclude_unset=True)
         fields: dict = {name: changes[name] for name in ('name', 'overlap', 'misfire_grace_seconds', 'catch_up',
                                                          'jitter_seconds') if name in changes}
-        timing = {name: changes.get(name, current[name]) for name in ('kind', 'expression', 'timezone')}
-        start_at = request.start_at if 'start_at' in changes else (
-            dt.datetime.fromisoformat(current['job']['start_at']) if current['job'].get('start_at') else None)
-        trigger = self._trigger(timing['kind'], timing['expression'], timing['timezone'], start_at)
+        timing = {name: current[name] if changes.get(name) is None else changes[name]
+                  for name in ('kind', 'expression', 'timezone')}
+        anchor = self._anchor(current, timing['kind'], request.start_at, now)
         named = request.template or (current['job'].get('template') if request.job is None else None)
         if named is None and set(changes) & {'extra_vars', 'limit'}:
             raise BadRequest('extra_vars and limit go with a schedule that names a template; change the job instead')
@@ -93,8 +104,7 @@ class ScheduleService:
                 named, extra_vars or {},
                 changes['limit'] if 'limit' in changes else current['job'].get('limit'),
                 changes['deadline_after'] if 'deadline_after' in changes else current['job'].get('deadline_after'),
-                start_at if timing['kind'] == 'interval' else None,
-                after=self._after(request.after, current['id']) if request.after is not None else
+                anchor, after=self._after(request.after, current['id']) if request.after is not None else
                 current['job'].get('after') or [], keep=current['secret_vars'])
         elif request.job is not None or set(changes) & {'deadline_after', 'start_at', 'after'}:
             template = request.job or JobTemplate(**{key: value for key, value in current['job'].items()
@@ -103,14 +113,17 @@ class ScheduleService:
                 current['job'].get('deadline_after')
             after = self._after(request.after, current['id']) if request.after is not None else \
                 current['job'].get('after') or []
-            fields['job'], sealed = self._template(template, deadline_after,
-                                                   start_at if timing['kind'] == 'interval' else None,
-                                                   keep=current['secret_vars'], after=after)
+            fields['job'], sealed = self._template(template, deadline_after, anchor, keep=current['secret_vars'],
+                                                   after=after)
             if request.job is not None:
                 fields['secret_vars'] = sealed
-        if set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
+        job = fields.get('job', current['job'])
+        anchor_changed = job.get('start_at') != (anchor.isoformat() if anchor else None)
+        if anchor_changed:
+            fields['job'] = dict(job, start_at=anchor.isoformat() if anchor else None)
+        if anchor_changed or set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
             fields.update(timing)
-            fields['next_fire_at'] = trigger.next_after(utcnow())
+            fields['next_fire_at'] = self._trigger(dict(current, **fields)).next_after(now)
         from runner_service.bridge import CronBridge  # the bridge builds on this module
         source = CronBridge.source_after_update(current, fields)
         if source is not None:
@@ -133,7 +146,7 @@ class ScheduleService:
             raise Conflict('%s was reverted to crontab, which runs it; `dbfleet cron observe` or `takeover` '
                            'brings it back here' % current['name'])
         schedule = self.store.update_schedule(current['id'], paused=False,
-                                              next_fire_at=trigger_of(current).next_after(utcnow()))
+                                              next_fire_at=self._trigger(current).next_after(self.clock()))
         self.store.audit(actor, 'schedule.resume', schedule['name'])
         return schedule
 
@@ -162,7 +175,7 @@ class ScheduleService:
         if start is None:
             return schedule, [], []
         times = [time.astimezone(tz) for time in
-                 ([start] + preview(trigger_of(schedule), min(count, MAX_PREVIEW) - 1, start))[:count]]
+                 ([start] + preview(self._trigger(schedule), min(count, MAX_PREVIEW) - 1, start))[:count]]
         windows = self.windows.windows()
         blocked = []
         for time in times:
@@ -176,11 +189,26 @@ class ScheduleService:
         self.store.set_window_policy(schedule_id, policy)
         return self.store.get_schedule(schedule_id)
 
-    def _trigger(self, kind: str, expression: str, timezone: str, start_at: dt.datetime | None):
+    @staticmethod
+    def _trigger(schedule: dict):
+        """trigger_of the schedule (as it is or will be stored); BadRequest when it has none."""
         try:
-            return parse_trigger(kind, expression, timezone, anchor=start_at)
+            return trigger_of(schedule)
         except TriggerError as exc:
             raise BadRequest(str(exc)) from None
+
+    @staticmethod
+    def _anchor(current: dict, kind: str, start_at: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+        """Where an updated schedule's interval starts: the start given, else the one it has
+        (an interval staying an interval), else now; None for the kinds that have none."""
+        if kind != 'interval':
+            return None
+        if start_at is not None:
+            return start_at
+        stored = current['job'].get('start_at')
+        if current['kind'] == 'interval' and stored:
+            return dt.datetime.fromisoformat(stored)
+        return now
 
     def _after(self, after, own_id: str | None = None) -> list[dict]:
         """The schedules a schedule's runs wait for, by id (refused: unknown ones, itself)."""

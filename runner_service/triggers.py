@@ -59,15 +59,21 @@ class CronTrigger:
                     for hours in (1, 2, 3)), default=dt.timedelta(0))
         start = local - max(drop, dt.timedelta(0)) - dt.timedelta(seconds=1)
         iterator = croniter(self.expression, start, second_at_beginning=self.seconds)
+        # Wall times come in order, their instants not quite: in a repeated hour the second
+        # 02:00 (01:00Z in Berlin) comes after the first 02:05 (00:05Z). Keep the earliest
+        # instant found, and stop at the first wall time whose first instant is not earlier.
+        best = None
         for _ in range(_MAX_STEPS):
             try:
                 wall = iterator.get_next(dt.datetime)
             except CroniterBadDateError:  # matches no date at all (30 February)
-                return None
+                return best
             for instant in self._instants(wall):
-                if instant > after:
-                    return instant
-        return None
+                if instant > after and (best is None or instant < best):
+                    best = instant
+            if best is not None and wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC) >= best:
+                return best
+        return best
 
     def _instants(self, wall: dt.datetime) -> list[dt.datetime]:
         first = wall.replace(tzinfo=self.tz, fold=0)
@@ -106,7 +112,9 @@ Trigger = CronTrigger | IntervalTrigger | OnceTrigger
 
 def parse_trigger(kind: str, expression: str, timezone: str = 'UTC', anchor: dt.datetime | None = None) -> Trigger:
     """kind cron: a cron expression; interval: seconds, or a duration like 90s, 15m, 2h, 1d
-    (first fire at `anchor`, default now); once: an ISO time (naive means in `timezone`)."""
+    (first fire at `anchor`, required: an interval is only defined by where it starts, and one
+    anchored at 'now' when read would move its slots on every reading); once: an ISO time
+    (naive means in `timezone`)."""
     tz = zone(timezone)
     if not isinstance(expression, str) or not expression.strip():
         raise TriggerError('%s: the expression is empty' % kind)
@@ -115,7 +123,9 @@ def parse_trigger(kind: str, expression: str, timezone: str = 'UTC', anchor: dt.
         return _cron(expression, tz)
     if kind == 'interval':
         seconds = parse_duration(expression)
-        return IntervalTrigger(seconds, (anchor or dt.datetime.now(UTC)).astimezone(UTC))
+        if anchor is None:
+            raise TriggerError('interval: no first fire (start_at) is stored; give the interval again, or a start_at')
+        return IntervalTrigger(seconds, anchor.astimezone(UTC))
     if kind == 'once':
         try:
             at = dt.datetime.fromisoformat(expression.replace('Z', '+00:00'))

@@ -429,6 +429,8 @@ class ScheduleOut(BaseModel):
     catch_up: str
     jitter_seconds: int
     deadline_after: int | None = None
+    start_at: dt.datetime | None = Field(default=None, description='interval: its first fire, from which every '
+                                                                     'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
     paused: bool
@@ -498,6 +500,9 @@ class WindowOut(BaseModel):
 class Slot(BaseModel):
     slot_at: dt.datetime
     outcome: Literal['fired', 'skipped', 'missed']
+    claimed_by: Literal['platform', 'crontab'] | None = Field(
+        default=None, description='who took the slot: platform (the scheduler fired or skipped it), crontab '
+                                  '(crontab ran it); none when it was missed')
     job_id: str | None = None
     reason: str | None = None
     recorded_at: dt.datetime
@@ -706,6 +711,7 @@ class CronHistoryItem(BaseModel):
     state: Literal['ok', 'failed', 'running', 'missed', 'job', 'fired', 'skipped'] = Field(
         description='ok/failed/running: crontab ran it; missed: no report by the slot plus the grace; job: the '
                     'platform ran it (job_id)')
+    claimed_by: Literal['platform', 'crontab'] | None = None
     reason: str | None = None
     job_id: str | None = None
     run: CronRunOut | None = None

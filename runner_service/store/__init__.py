@@ -17,7 +17,7 @@ from runner_service.store.errors import (StoreError, StoreNotMigrated, StoreUnav
                                          UnknownToken)
 from runner_service.store.jobs import TERMINAL_STATUSES, UnknownJob
 from runner_service.store.pools import UnknownPool
-from runner_service.store.schedules import UnknownSchedule
+from runner_service.store.schedules import UnknownSchedule, is_launching
 from runner_service.store.templates import UnknownTemplate
 from runner_service.store.migrate import ensure_schema
 from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
@@ -27,7 +27,7 @@ from runner_service.store.windows import WINDOW_POLICIES, UnknownWindow
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
     'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag',
-    'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'open_store',
+    'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'is_launching', 'open_store',
 ]
 
 

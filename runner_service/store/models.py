@@ -36,6 +36,8 @@ SCHEDULE_KINDS = ('cron', 'interval', 'once')
 OVERLAP_POLICIES = ('allow', 'forbid', 'replace')
 CATCH_UP_POLICIES = ('skip', 'once')
 SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
+# Who took a slot: the scheduler (fired or skipped it) or crontab (ran it); a missed slot, nobody.
+SLOT_CLAIMANTS = ('platform', 'crontab')
 WINDOW_KINDS = ('recurring', 'absolute')
 TOKEN_ROLES = ('viewer', 'operator', 'admin', 'agent')  # the first three ranked; agent stands apart
 RANKED_ROLES = TOKEN_ROLES[:3]  # viewer < operator < admin: each may do what the ones before it may
@@ -431,10 +433,13 @@ class Schedule(Base):
 
 
 class ScheduleSlot(Base):
-    """What one slot of a schedule did. The key (schedule, slot time) admits one record per slot."""
+    """What one slot of a schedule did. The key (schedule, slot time) admits one record per slot.
+    claimed_by says who took it (SLOT_CLAIMANTS; None: missed). A platform claim that is still
+    'fired' with no job is a launch under way (crontab-bridged schedules claim before launching)."""
 
     __tablename__ = 'schedule_slots'
-    __table_args__ = (CheckConstraint(_in('outcome', SLOT_OUTCOMES), name='outcome'), MYSQL_TABLE_OPTIONS)
+    __table_args__ = (CheckConstraint(_in('outcome', SLOT_OUTCOMES), name='outcome'),
+                      CheckConstraint(_in('claimed_by', SLOT_CLAIMANTS), name='claimed_by'), MYSQL_TABLE_OPTIONS)
 
     schedule_id: Mapped[str] = mapped_column(ForeignKey('schedules.id', ondelete='CASCADE'), primary_key=True)
     slot_at: Mapped[dt.datetime] = mapped_column(primary_key=True)
@@ -442,6 +447,7 @@ class ScheduleSlot(Base):
     job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
     reason: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(8))
 
 
 class JobHostRun(Base):

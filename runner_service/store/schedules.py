@@ -1,7 +1,8 @@
 """Schedules and their slots in the store (mixed into Store, like JobStore).
 
 The scheduler works with three calls: `due_schedules(now)`, `record_slot(...)` (one record per
-slot: the first writer wins, later ones get the record that is there) and `advance(...)`, a
+slot: the first writer wins, later ones get the record that is there; `claimed_by` says who took
+the slot, the platform or crontab) and `advance(...)`, a
 compare-and-set of next_fire_at, so two schedulers never move a schedule past a slot twice.
 Checking triggers and job templates is the caller's job (runner_service.schedules).
 """
@@ -16,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from runner_service.store.errors import StoreError
-from runner_service.store.models import Schedule, ScheduleSlot, utc, utcnow
+from runner_service.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot, utc, utcnow
 
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
                    'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')
@@ -114,43 +115,58 @@ class ScheduleStore:
             select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))))
 
     def advance(self, schedule_id: str, expected: dt.datetime, to: dt.datetime | None,
-                fired_job: str | None = None, fired_at: dt.datetime | None = None) -> bool:
+                fired_job: str | None = None, fired_at: dt.datetime | None = None,
+                updated_at: dt.datetime | None = None) -> bool:
         """Move next_fire_at from `expected` to `to` (None: no more fires); False when another
-        scheduler moved it first."""
+        scheduler moved it first, or (given the schedule's updated_at as read) when the schedule
+        was changed since: the next fire an edit stored is never overwritten by one computed
+        from the trigger it replaced."""
         values: dict[str, Any] = {'next_fire_at': to}
         if fired_job is not None:
             values.update(last_job_id=fired_job, last_fire_at=fired_at)
+        conditions = [Schedule.id == schedule_id, Schedule.next_fire_at == utc(expected)]
+        if updated_at is not None:
+            conditions.append(Schedule.updated_at == utc(updated_at))
 
         def work(session: Session) -> bool:
-            result = session.execute(update(Schedule).where(Schedule.id == schedule_id,
-                                                            Schedule.next_fire_at == utc(expected)).values(**values))
+            result = session.execute(update(Schedule).where(*conditions).values(**values))
             return result.rowcount > 0
 
         return self._run(work, write=True)
 
-    def record_slot(self, schedule_id: str, slot_at: dt.datetime, outcome: str, job_id: str | None = None,
-                    reason: str | None = None) -> tuple[dict, bool]:
-        """(the slot's record, whether this call wrote it). The first record of a slot stays."""
+    def record_slot(self, schedule_id: str, slot_at: dt.datetime, outcome: str, claimed_by: str | None,
+                    job_id: str | None = None, reason: str | None = None) -> tuple[dict, bool]:
+        """(the slot's record, whether this call wrote it). The first record of a slot stays.
+        claimed_by: who took the slot (SLOT_CLAIMANTS), None exactly when it was missed."""
+        if claimed_by not in SLOT_CLAIMANTS + (None,) or (claimed_by is None) != (outcome == 'missed'):
+            raise ValueError('slot: claimed_by %r does not go with outcome %r' % (claimed_by, outcome))
+
         def work(session: Session) -> tuple[dict, bool]:
             existing = session.get(ScheduleSlot, (schedule_id, utc(slot_at)))
             if existing is not None:
                 return _slot(existing), False
             slot = ScheduleSlot(schedule_id=schedule_id, slot_at=utc(slot_at), outcome=outcome, job_id=job_id,
-                                reason=reason, recorded_at=utcnow())
+                                reason=reason, claimed_by=claimed_by, recorded_at=utcnow())
             session.add(slot)
             session.flush()  # a racing scheduler's insert fails here, and _run starts again
             return _slot(slot), True
 
         return self._run(work, write=True)
 
-    def set_slot_job(self, schedule_id: str, slot_at: dt.datetime, job_id: str | None, reason: str | None = None) -> dict:
-        """Attach the job to a slot claimed before launching (crontab-bridged schedules claim first)."""
+    def settle_claim(self, schedule_id: str, slot_at: dt.datetime, outcome: str, job_id: str | None,
+                     reason: str | None = None) -> dict:
+        """Settle a slot the platform claimed before launching (is_launching): fired with its job,
+        or skipped. A slot no longer launching (settled meanwhile) is returned as it is."""
+        if outcome not in ('fired', 'skipped') or (outcome == 'fired') != (job_id is not None):
+            raise ValueError('slot: a claim settles as fired with a job or skipped without one')
+
         def work(session: Session) -> dict:
             slot = session.get(ScheduleSlot, (schedule_id, utc(slot_at)), with_for_update=True)
             if slot is None:
                 raise ValueError('slot %s of schedule %s was never claimed' % (slot_at.isoformat(), schedule_id))
-            slot.job_id, slot.reason = job_id, reason
-            session.flush()
+            if is_launching(_slot(slot)):
+                slot.outcome, slot.job_id, slot.reason = outcome, job_id, reason
+                session.flush()
             return _slot(slot)
 
         return self._run(work, write=True)
@@ -185,6 +201,12 @@ def _dict(schedule: Schedule) -> dict:
     return {name: getattr(schedule, name) for name in _COLUMNS}
 
 
+def is_launching(slot: dict) -> bool:
+    """A slot the platform claimed and has not settled yet: its launch is under way (or its
+    scheduler died before settling it, and the next pass launches it again, idempotently)."""
+    return slot['claimed_by'] == 'platform' and slot['outcome'] == 'fired' and slot['job_id'] is None
+
+
 def _slot(slot: ScheduleSlot) -> dict:
     return dict(schedule_id=slot.schedule_id, slot_at=slot.slot_at, outcome=slot.outcome, job_id=slot.job_id,
-                reason=slot.reason, recorded_at=slot.recorded_at)
+                reason=slot.reason, claimed_by=slot.claimed_by, recorded_at=slot.recorded_at)

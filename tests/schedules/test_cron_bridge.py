@@ -95,9 +95,11 @@ def test_observed_slots_are_recorded_run_or_missed(runtime):
     report(runtime, schedule, slot + dt.timedelta(seconds=2), phase='end', run_id=run['id'], exit_code=3)
     [first] = scheduler.tick(slot + dt.timedelta(seconds=31))
     assert first['outcome'] == 'fired' and run['id'] in first['reason'] and 'FAILED, exit 3' in first['reason']
+    assert first['claimed_by'] == 'crontab'
     assert all(record['job_id'] is None for record in runtime.store.schedule_slots(schedule['id']))  # crontab ran it
     [second] = scheduler.tick(slot + dt.timedelta(seconds=60 + 31))
     assert second['outcome'] == 'missed' and 'no report from crontab' in second['reason']
+    assert second['claimed_by'] is None
     history = CronBridge(runtime).history(schedule['id'])
     assert [item['state'] for item in history] == ['missed', 'failed']
     assert history[1]['run']['exit_code'] == 3 and history[1]['run']['output_tail'] == 'done\n'
@@ -125,11 +127,11 @@ def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
     run, action = report(runtime, schedule, slot + dt.timedelta(seconds=1), fallback=True)
     assert action == 'run' and run['via'] == 'fallback'
     [outcome] = scheduler.tick(slot + dt.timedelta(seconds=2))
-    assert outcome['job_id'] is None and bridge.CRON_CLAIM in outcome['reason']
+    assert outcome['job_id'] is None and outcome['claimed_by'] == 'crontab' and run['id'] in outcome['reason']
     # The platform first: its job runs, and crontab's run of the same slot stands down.
     following = slot + dt.timedelta(minutes=1)
     [outcome] = scheduler.tick(following + dt.timedelta(milliseconds=100))
-    assert outcome['job_id'] is not None
+    assert outcome['job_id'] is not None and outcome['claimed_by'] == 'platform'
     job = runtime.store.get_job(outcome['job_id'])
     assert job['playbook'] == bridge.COMMAND_PLAYBOOK
     late, action = report(runtime, schedule, following + dt.timedelta(seconds=1), fallback=True)
@@ -218,3 +220,32 @@ def test_a_crlf_entry_keeps_its_carriage_return_through_edits(runtime):
     template.extra_vars['dbfleet_command'] = dict(command, stdin='other\r\n')
     changed = service.update(schedule['id'], ScheduleUpdate(job=template), 'admin')
     assert changed['source']['original'] == '30 5 * * * cat -A%other'
+def test_a_claim_left_by_a_scheduler_that_died_is_launched_by_the_next_pass(runtime):
+    """A taken-over slot is claimed (claimed_by 'platform', fired, no job yet) before its job is
+    launched; a scheduler that died in between left the claim, and the next pass launches the
+    slot's job and settles the claim. Crontab's late run of that slot stands down."""
+    schedule = minutely(runtime)
+    CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
+    schedule = runtime.store.get_schedule(schedule['id'])
+    slot = schedule['next_fire_at']
+    _, claimed = runtime.store.record_slot(schedule['id'], slot, 'fired', 'platform')
+    assert claimed and runtime.store.slot_record(schedule['id'], slot)['job_id'] is None
+    [outcome] = Scheduler(runtime).tick(slot + dt.timedelta(seconds=1))
+    assert outcome['claimed_by'] == 'platform' and outcome['outcome'] == 'fired' and outcome['job_id']
+    late, action = report(runtime, schedule, slot + dt.timedelta(seconds=2), fallback=True)
+    assert action == 'skip' and late['status'] == 'skipped'
+    with pytest.raises(ValueError, match='claimed_by'):
+        runtime.store.record_slot(schedule['id'], slot, 'missed', 'platform')
+
+
+def test_the_loop_sleeps_while_an_observed_slot_waits_for_its_report(runtime):
+    """An observed entry's slot is due but waits for crontab's report until its grace is over:
+    the loop slept 0 s after each such pass, and spun on the store for the whole grace."""
+    from runner_service.scheduler import MAX_SLEEP
+    schedule = minutely(runtime, grace_seconds=30)
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    assert scheduler.pass_once(slot - dt.timedelta(seconds=0.2)) == pytest.approx(0.2)
+    assert scheduler.pass_once(slot + dt.timedelta(seconds=1)) == MAX_SLEEP  # waiting: no spin
+    assert scheduler.pass_once(slot + dt.timedelta(seconds=31)) == MAX_SLEEP  # recorded missed; next slot later
+    assert runtime.store.slot_record(schedule['id'], slot)['outcome'] == 'missed'

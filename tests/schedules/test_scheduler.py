@@ -231,3 +231,75 @@ def test_a_redis_flush_and_a_scheduler_restart_lose_no_slot_and_double_none(make
     for slot in fired:
         job = restarted.store.get_job(slot['job_id'])
         assert job['status'] == 'queued' and restarted.queue.is_present(job)
+
+
+def slots_between(runtime, schedule_id):
+    return sorted(slot['slot_at'] for slot in runtime.store.schedule_slots(schedule_id, limit=1000))
+
+
+@pytest.mark.parametrize('kind', ['cron', 'takeover'])
+def test_changing_a_cron_schedule_to_an_interval_fires_once_per_interval(runtime, kind):
+    """`dbfleet schedules update NAME --every 15s` on a cron schedule (or a taken-over crontab
+    entry) fired a slot on every pass: the interval's first fire (its anchor) was kept in the
+    job template only when the template changed too, so the trigger read back was anchored at
+    'now' on every pass, and each pass's 'next slot' was that pass's now."""
+    if kind == 'cron':
+        schedule = create(runtime, name='was-cron', expression='0 3 * * *', overlap='allow')
+    else:
+        from tests.schedules.test_cron_bridge import minutely
+        from runner_service.bridge import CronBridge
+        schedule = minutely(runtime, text='0 3 * * * /usr/bin/true\n')
+        CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
+    updated = ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(kind='interval', expression='15s'),
+                                              'admin')
+    start = updated['next_fire_at']
+    scheduler = Scheduler(runtime)
+    for step in range(400):  # 40 s of passes, ten a second
+        scheduler.tick(start + dt.timedelta(milliseconds=100 * step))
+    slots = slots_between(runtime, schedule['id'])
+    assert slots == [start + dt.timedelta(seconds=15 * step) for step in range(3)]
+    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=45)
+
+
+def test_an_interval_schedule_records_each_slot_once(runtime):
+    """One slot was recorded twice, 12 us apart (fired, then skipped): create computed the first
+    fire from a trigger anchored at one 'now' and stored another 'now' as the anchor, so the
+    slot after the first was the first again, moved by the microseconds between the two."""
+    schedule = create(runtime, name='every-15s', kind='interval', expression='15s', overlap='forbid')
+    first = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    for step in range(20):
+        scheduler.tick(first + dt.timedelta(milliseconds=step))
+    assert slots_between(runtime, schedule['id']) == [first]
+    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == first + dt.timedelta(seconds=15)
+
+
+def test_a_job_launched_for_a_slot_another_scheduler_skipped_is_canceled(runtime):
+    """Two schedulers, one slot, different views of the last run (it ended between their reads):
+    one records the slot skipped while the other launches its job. The first record stays,
+    and the job it does not name is canceled, so no job runs that the slot record hides."""
+    schedule = create(runtime, name='raced', overlap='forbid')
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    launch = scheduler.jobs.launch
+
+    def launch_while_the_other_skips(*args, **kwargs):
+        job, created = launch(*args, **kwargs)
+        runtime.store.record_slot(schedule['id'], slot, 'skipped', 'platform', reason='the other scheduler')
+        return job, created
+
+    scheduler.jobs.launch = launch_while_the_other_skips
+    [outcome] = scheduler.tick(slot)
+    assert outcome['outcome'] == 'skipped' and outcome['reason'] == 'the other scheduler'
+    [job] = [job for job in runtime.store.list_jobs(limit=10)['jobs'] if job['created_by'] == 'schedule:raced']
+    assert job['status'] == 'canceled'
+
+
+def test_the_loop_passes_again_at_once_only_while_it_makes_progress(runtime):
+    schedule = create(runtime, name='catching-up', expression='* * * * * *', misfire_grace_seconds=30,
+                      overlap='allow')
+    slot = schedule['next_fire_at']
+    scheduler = Scheduler(runtime)
+    late = slot + dt.timedelta(seconds=3, milliseconds=500)  # slots +0 ... +3 due, within the grace
+    assert [scheduler.pass_once(late) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert len(slot_jobs(runtime, schedule['id'])) == 4

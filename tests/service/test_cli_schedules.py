@@ -84,6 +84,35 @@ def test_a_per_second_schedule_fires_then_is_changed_paused_resumed_and_deleted(
     assert 'cli-tick' in one_line_error(cli(service, 'schedules', 'show', 'cli-tick', role='viewer', ok=False))
 
 
+def test_changing_a_cron_schedule_to_every_n_seconds_fires_once_per_interval(service):
+    """`schedules update NAME --every` on a cron schedule fired a slot on every scheduler pass
+    (660 jobs in 40 s): now its slots are one interval apart, through the CLI, the API and two
+    schedulers, and each fired slot has one job."""
+    cli(service, 'schedules', 'create', 'cli-was-cron', HELLO, '--cron', '0 3 * * *', '--overlap', 'allow',
+        '-i', INVENTORY, '--limit', 'node1')
+    updated = as_json(service, 'schedules', 'update', 'cli-was-cron', '--every', '2s')
+    assert (updated['kind'], updated['expression']) == ('interval', '2s')
+    first = dt.datetime.fromisoformat(updated['next_fire_at'])
+    assert first == dt.datetime.fromisoformat(updated['start_at']) + dt.timedelta(seconds=2)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        slots = as_json(service, 'schedules', 'slots', 'cli-was-cron', '--limit', '1000', role='viewer')
+        if len(slots) >= 3:
+            break
+        time.sleep(0.5)
+    cli(service, 'schedules', 'pause', 'cli-was-cron')
+    slots = as_json(service, 'schedules', 'slots', 'cli-was-cron', '--limit', '1000', role='viewer')
+    times = sorted(dt.datetime.fromisoformat(slot['slot_at']) for slot in slots)
+    assert len(times) >= 3 and times == [first + dt.timedelta(seconds=2 * step) for step in range(len(times))]
+    assert all(slot['outcome'] == 'fired' and slot['claimed_by'] == 'platform' for slot in slots)
+    jobs = as_json(service, 'jobs', 'list', '--limit', '200', role='viewer')['jobs']
+    assert sorted(job['id'] for job in jobs if job['created_by'] == 'schedule:cli-was-cron') == \
+        sorted(slot['job_id'] for slot in slots)
+    back = as_json(service, 'schedules', 'update', 'cli-was-cron', '--cron', '*/5 * * * *')
+    assert (back['kind'], back['start_at']) == ('cron', None)
+    cli(service, 'schedules', 'delete', 'cli-was-cron')
+
+
 def test_a_once_schedule_with_a_rolling_plan_then_lanes(service):
     schedule = as_json(service, 'schedules', 'create', 'cli-once', HELLO, '--at', '2099-01-01T03:00:00',
                        '--tz', 'Europe/Paris', '-i', MANY, '--rolling', '1,50%', '--max-fail', '10',

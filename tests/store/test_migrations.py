@@ -50,7 +50,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0010'
+    assert migrate.head() == '0011'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -99,6 +99,44 @@ def test_upgrade_to_0008_fills_in_each_schedules_source_host(store_url):
             {'origin': 'crontab', 'host': 'db2'}]
         assert len(store.list_schedules()) == 3
         assert 'source_host' not in store.list_schedules()[0]
+
+
+def test_upgrade_to_0011_moves_slot_ownership_from_reason_words_to_a_column(store_url):
+    """Who took a slot was told by words in its reason; 0011 makes it `claimed_by`, from those words.
+    An interval schedule left without a start (a kind changed to interval before 0011) gets the
+    one its next fire implies, so the scheduler no longer reads it as anchored at 'now'."""
+    import datetime as dt
+    job = {'playbook': 'playbooks/run_command.yml', 'inventory': 'inventories/localhost.yml'}
+    at = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.timezone.utc)
+    with open_store(store_url) as store:
+        schedule = store.create_schedule(name='entry', kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
+                                         overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
+                                         paused=False, next_fire_at=None, source=None)
+        store.create_schedule(name='was-cron', kind='interval', expression='15s', timezone='UTC',
+                              job=dict(job, start_at=None), overlap='allow', misfire_grace_seconds=60,
+                              catch_up='skip', jitter_seconds=0, paused=False, next_fire_at=at, source=None)
+    downgrade(store_url, '0008')
+    rows = [(0, 'fired', None, 'run by crontab: run r1, exit 0'), (1, 'fired', None, 'run by crontab (run r2, fallback)'),
+            (2, 'fired', None, 'claimed by the scheduler'), (3, 'fired', 'job3', None), (4, 'skipped', None, 'forbid'),
+            (5, 'missed', None, 'no report from crontab')]
+    with transaction(store_url) as connection:
+        for hours, outcome, job_id, reason in rows:
+            connection.execute(sa.text('INSERT INTO schedule_slots (schedule_id, slot_at, outcome, job_id, reason, '
+                                       'recorded_at) VALUES (:id, :at, :outcome, :job, :reason, :at)'),
+                               dict(id=schedule['id'], at=(at + dt.timedelta(hours=hours)).replace(tzinfo=None),
+                                    outcome=outcome, job=job_id, reason=reason))
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        slots = sorted(store.schedule_slots(schedule['id']), key=lambda slot: slot['slot_at'])
+        assert [slot['claimed_by'] for slot in slots] == ['crontab', 'crontab', 'platform', 'platform', 'platform',
+                                                          None]
+        assert slots[2]['reason'] is None and slots[0]['reason'] == 'run by crontab: run r1, exit 0'
+        assert store.get_schedule('was-cron')['job']['start_at'] == at.isoformat()
+    downgrade(store_url, '0008')
+    with transaction(store_url) as connection:
+        reasons = connection.execute(sa.text('SELECT reason FROM schedule_slots ORDER BY slot_at')).scalars().all()
+    assert reasons[:3] == ['run by crontab: run r1, exit 0', 'run by crontab (run r2, fallback)',
+                           'claimed by the scheduler']
 
 
 def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url):

@@ -118,3 +118,22 @@ def test_interval_and_once():
 def test_bad_triggers_say_why(kind, expression, timezone, message):
     with pytest.raises(TriggerError, match=message):
         parse_trigger(kind, expression, timezone)
+
+
+@pytest.mark.parametrize('expression', ['*/5 * * * *', '0 * * * *', '15,45 * * * *', '*/30 * * * * *'])
+@pytest.mark.parametrize('timezone', ['Europe/Berlin', 'America/New_York'])
+def test_an_hourly_or_more_often_schedule_keeps_its_real_time_rhythm_across_both_changes(expression, timezone):
+    """Fall-back lost the first pass of the repeated hour: in the wall hour that happens twice,
+    the second occurrence of 02:00 was returned before the first of 02:05 (01:00Z before 00:05Z),
+    so a five-minute schedule jumped from 00:00Z to 01:00Z. In whole-hour zones such a schedule
+    fires at exactly the instants the same expression has in UTC."""
+    from runner_service.triggers import preview
+    changes = {'Europe/Berlin': ('2026-03-29T00:00:00+00:00', '2026-10-25T00:00:00+00:00'),
+               'America/New_York': ('2026-03-08T06:00:00+00:00', '2026-11-01T05:00:00+00:00')}[timezone]
+    for change in changes:
+        after = dt.datetime.fromisoformat(change) - dt.timedelta(hours=2)
+        count = 300 if expression.count(' ') == 5 else 60
+        zoned = preview(parse_trigger('cron', expression, timezone), count, after)
+        assert zoned == preview(parse_trigger('cron', expression, 'UTC'), count, after)
+        for moment in zoned[:40]:  # and from any instant, too
+            assert parse_trigger('cron', expression, timezone).next_after(moment - dt.timedelta(seconds=1)) == moment

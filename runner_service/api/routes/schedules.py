@@ -32,8 +32,9 @@ def schedule_view(schedule: dict) -> ScheduleOut:
     job = {key: value for key, value in schedule['job'].items() if key not in SCHEDULE_ONLY}
     base = '/api/v1/schedules/%s' % schedule['id']
     return ScheduleOut(**{key: value for key, value in schedule.items() if key in ScheduleOut.model_fields
-                          and key not in ('job', 'links', 'deadline_after', 'after')},
+                          and key not in ('job', 'links', 'deadline_after', 'after', 'start_at')},
                        job=job, deadline_after=schedule['job'].get('deadline_after'),
+                       start_at=schedule['job'].get('start_at'),
                        after=schedule['job'].get('after') or [],
                        links={'self': base, 'preview': base + '/preview', 'slots': base + '/slots'})
 
