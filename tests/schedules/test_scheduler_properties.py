@@ -409,7 +409,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 @pytest.fixture
 def machine_runtime(private_redis, tmp_path):
     settings = Settings(store_url='sqlite:///%s' % (tmp_path / 'store.db'), redis_url=private_redis.url,
-                        var_dir=tmp_path / 'var', project_dir=REPO)
+                        var_dir=tmp_path / 'var', project_dir=REPO, inventory_dirs=['inventories', 'tests/service'])
     runtime = Runtime(settings=settings)
     yield runtime
     runtime.close()
