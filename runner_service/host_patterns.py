@@ -22,9 +22,8 @@ import re
 
 from runner_service.extra_vars import excerpt
 
-# The separators Ansible splits a pattern on, then the operators a part may start with.
+# The separators Ansible splits a pattern on (besides whitespace).
 _PARTS = re.compile(r'[,:]')
-_OPERATORS = ' \t!&'
 MAX_QUOTE = 200
 
 
@@ -34,13 +33,15 @@ class HostPatternError(ValueError):
 
 
 def check_host_pattern(pattern: str) -> str:
-    """`pattern` when it is a plain host pattern; else HostPatternError saying why."""
+    """`pattern` when it is a plain host pattern; else HostPatternError saying why. Ansible
+    splits a pattern on more than ',' and ':' (whitespace, Unicode spaces it strips), so an `@`
+    anywhere is refused: no host or group name has one."""
     if any(char in pattern for char in '\x00\r\n'):
         raise HostPatternError('a host pattern has no NUL or line break')
-    for part in _PARTS.split(pattern):
-        if part.lstrip(_OPERATORS).startswith('@'):
-            raise HostPatternError('%r: a limit is a host pattern; @file (reading host names from a file) is '
-                                   'refused' % excerpt(part.strip(), 40))
+    if '@' in pattern:
+        parts = [part for part in _PARTS.split(pattern) if '@' in part]
+        raise HostPatternError('%r: a limit is a host pattern; @file (reading host names from a file) is '
+                               'refused' % excerpt(parts[0].strip(), 40))
     return pattern
 
 

@@ -73,6 +73,23 @@ class TookTooLong(JobError):
     status = 504
 
 
+# The scheduler's idempotency keys (one job per slot); a caller's key may not look like one, or a
+# launch could take a slot of any schedule ahead of it and keep the schedule's own job from running.
+SCHEDULE_KEY_PREFIX = 'schedule:'
+
+
+def schedule_key(schedule_id: str, slot: dt.datetime) -> str:
+    return '%s%s:%s' % (SCHEDULE_KEY_PREFIX, schedule_id, slot.isoformat())
+
+
+def check_caller_key(key: str | None) -> str | None:
+    """A caller's idempotency key, refused (422) when it is in the scheduler's namespace."""
+    if key is not None and key.lower().startswith(SCHEDULE_KEY_PREFIX):
+        raise Unprocessable('idempotency key %r: keys starting with %r are the scheduler\'s (one job per slot); '
+                            'choose another' % (excerpt(key), SCHEDULE_KEY_PREFIX))
+    return key
+
+
 class JobService:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime

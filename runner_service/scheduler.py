@@ -27,7 +27,7 @@ import logging
 import threading
 
 from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
-from runner_service.jobs import JobError, JobService
+from runner_service.jobs import JobError, JobService, schedule_key
 from runner_service.runtime import Runtime
 from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
 from runner_service.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
@@ -203,7 +203,7 @@ class Scheduler:
             if not claimed and not is_launching(record):
                 return record
             claimed = True
-        key = 'schedule:%s:%s' % (schedule['id'], slot.isoformat())
+        key = schedule_key(schedule['id'], slot)
         try:
             if template.get('template'):  # checked against the template as it is now
                 job, _ = self.templates.launch_slot(schedule, slot, actor, deadline=deadline, depends_on=depends_on,

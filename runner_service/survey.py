@@ -28,6 +28,13 @@ MAX_QUOTE = 200
 MAX_PATTERN = 500
 # Without a max_length, no string a launch sends is longer than this (a pattern runs over it).
 DEFAULT_MAX_LENGTH = 65536
+# Numbers a survey takes: what a 64-bit integer holds (Python's own would go on to any size and
+# overflow math on floats).
+MAX_NUMBER = 2 ** 63
+
+
+def _in_range(value: int | float) -> bool:
+    return (math.isfinite(value) if isinstance(value, float) else True) and -MAX_NUMBER <= value <= MAX_NUMBER
 
 
 class SurveyError(ValueError):
@@ -84,7 +91,7 @@ def _check_rules(name: str, kind: str, variable: dict) -> None:
             raise SurveyError('survey: %s: %s is above %s' % (name, low, high))
     for bound in given('min', 'max'):
         if isinstance(variable[bound], bool) or not isinstance(variable[bound], (int, float)) \
-                or not math.isfinite(variable[bound]):
+                or not _in_range(variable[bound]):
             raise SurveyError('survey: %s: %s must be a finite number' % (name, bound))
     if kind in CHOICE_TYPES:
         choices = variable.get('choices')
@@ -127,8 +134,8 @@ def check_value(variable: dict, value: Any) -> None:
                                                                                and not isinstance(value, int)):
             raise SurveyError('%s: must be %s, got %s' % (name, 'an integer' if kind == 'integer' else 'a number',
                                                           shown))
-        if not math.isfinite(value):
-            raise SurveyError('%s: must be a finite number, got %s' % (name, shown))
+        if not _in_range(value):
+            raise SurveyError('%s: must be a finite number between -2**63 and 2**63, got %s' % (name, shown[:60]))
         low, high = variable.get('min'), variable.get('max')
         if low is not None and value < low:
             raise SurveyError('%s: %s is below the minimum %s' % (name, shown, low))

@@ -194,6 +194,28 @@ class TemplateService:
                 from None
         return request, secret
 
+    def check_relaunch(self, job: dict) -> None:
+        """A job of this template relaunched by a non-admin runs only what the template as it is
+        now would launch: the template still exists, runs the same playbook on the same hosts,
+        and its survey takes the job's values (an admin who tightened it stops old values)."""
+        name = job['template']
+        try:
+            definition = {**DEFAULTS, **self.store.get_template(name)['definition']}
+        except UnknownTemplate:
+            raise Conflict('job %s: template %s was deleted; launch another template (or an admin relaunches '
+                           'it)' % (job['id'], name[:200])) from None
+        hosts = definition.get('tags') or definition.get('inventory')
+        if (definition['playbook'], hosts) != (job['playbook'], job['inventory']):
+            raise Conflict('job %s: template %s now runs another playbook or other hosts; launch it again'
+                           % (job['id'], name[:200]))
+        values = dict(job['extra_vars'])
+        values.update(self.runtime.secrets.open(job['secret_vars']) if job['secret_vars'] else {})
+        try:
+            apply_survey(definition.get('survey') or [], values)
+        except SurveyError as exc:
+            raise Unprocessable('job %s: template %s no longer takes its values: %s' % (job['id'], name[:200], exc)) \
+                from None
+
     # -- for schedules -------------------------------------------------------------------
 
     def schedule_job(self, name: str, extra_vars: dict, limit: str | None) -> tuple[dict, dict]:

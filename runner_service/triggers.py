@@ -87,6 +87,10 @@ class CronTrigger:
         return instants
 
 
+# An interval longer than this is refused: a year is the longest a DBA means by 'every'.
+MAX_INTERVAL_SECONDS = 366 * 86400
+
+
 @dataclass(frozen=True)
 class IntervalTrigger:
     seconds: float
@@ -96,7 +100,10 @@ class IntervalTrigger:
         if after < self.anchor:
             return self.anchor
         steps = int((after - self.anchor).total_seconds() // self.seconds) + 1
-        return self.anchor + dt.timedelta(seconds=steps * self.seconds)
+        try:
+            return self.anchor + dt.timedelta(seconds=steps * self.seconds)
+        except OverflowError:  # past the calendar's end (a stored interval from before the bound): never
+            return None
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,10 @@ def parse_duration(text: str) -> float:
     except ValueError:
         raise TriggerError('interval: %r is not a duration such as 30, 90s, 15m, 2h or 1d' % text) from None
     if not seconds >= 1:
-        raise TriggerError('interval: %r is shorter than one second' % text)
+        raise TriggerError('interval: %r is shorter than one second' % text[:40])
+    if not seconds <= MAX_INTERVAL_SECONDS:
+        raise TriggerError('interval: %r is longer than a year (366d); use a cron expression or a one-shot time'
+                           % text[:40])
     return seconds
 
 

@@ -94,3 +94,20 @@ def test_a_maintenance_window_shows_in_the_preview(service):
         assert shown['occurrences'][0]['end'] == preview['blocked'][0]['until']
         assert admin.delete('/api/v1/windows/db-upgrade').status_code == 200
         assert admin.get('/api/v1/schedules/nightly-inspect/preview', params={'n': 5}).json()['blocked'] == []
+
+
+def test_an_interval_too_long_for_the_calendar_is_refused_not_a_server_error(service):
+    """Found by an attacker's review: `99999999999999999999h` was stored (201), then its preview,
+    a timing edit and every scheduler pass failed on an overflow."""
+    body = {'name': 'endless', 'kind': 'interval', 'expression': '99999999999999999999h', 'paused': True,
+            'job': {'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY}}
+    with service.client('admin') as admin:
+        for expression in ('99999999999999999999h', 'inf', '367d'):
+            refused = admin.post('/api/v1/schedules', json=dict(body, expression=expression))
+            assert refused.status_code == 400 and 'longer than a year' in refused.json()['detail'], refused.text
+        created = admin.post('/api/v1/schedules', json=dict(body, expression='366d'))
+        assert created.status_code == 201, created.text
+    with service.client('operator') as operator:
+        edit = operator.patch('/api/v1/schedules/endless', json={'expression': '99999999999999999999h'})
+        assert edit.status_code == 400, edit.text
+        assert operator.get('/api/v1/schedules/endless/preview', params={'n': 100}).status_code == 200

@@ -222,3 +222,51 @@ def test_relative_deadline_and_window_end_and_idempotency(service):
     job = first.json()
     assert job['deadline'] is not None and job['plan']['lanes'] == 2 and job['plan']['window_end'] is not None
     assert service.wait(job['id'])['status'] == 'successful'
+
+
+# --- Found by an attacker's review ------------------------------------------------------------
+
+def test_a_launch_cannot_take_a_schedule_slot_with_its_idempotency_key(service, echo):
+    """The scheduler's keys are `schedule:<id>:<slot>`: a caller sending one would take the slot
+    and keep the schedule's own job from running."""
+    for key in ('schedule:0123456789abcdef0123456789abcdef:2030-01-01T00:00:00+00:00', 'SCHEDULE:x'):
+        refused = launch(service, 'echo', extra_vars={'mode': 'full'}, idempotency_key=key)
+        assert refused.status_code == 422 and 'scheduler' in refused.json()['detail'], refused.text
+        with service.client('operator') as client:
+            by_header = client.post('/api/v1/templates/echo/launch', json={'extra_vars': {'mode': 'full'}},
+                                    headers={'Idempotency-Key': key})
+        assert by_header.status_code == 422, by_header.text
+        with service.client('admin') as client:
+            bare = client.post('/api/v1/jobs', json={'playbook': '%s/hello.yml' % PLAYBOOKS, 'inventory': INVENTORY,
+                                                     'idempotency_key': key})
+        assert bare.status_code == 422, bare.text
+
+
+def test_an_operator_relaunch_runs_only_what_the_template_takes_now(service):
+    survey = [{'name': 'value', 'type': 'string'}, {'name': 'mode', 'type': 'choice', 'choices': ['full']}]
+    assert create(service, 'tightened', survey=survey).status_code == 201
+    old = launch(service, 'tightened', role='operator', extra_vars={'value': 'old-free-text; rm -rf', 'mode': 'full'})
+    assert old.status_code == 201, old.text
+    with service.client('admin') as admin:
+        changed = admin.patch('/api/v1/templates/tightened', json={'survey': [
+            {'name': 'value', 'type': 'string', 'pattern': '[0-9]+'}, {'name': 'mode', 'type': 'choice',
+                                                                       'choices': ['full']}]})
+        assert changed.status_code == 200, changed.text
+    with service.client('operator') as operator:
+        refused = operator.post('/api/v1/jobs/%s/relaunch' % old.json()['id'], json={'hosts': 'all'})
+        assert refused.status_code == 422 and 'no longer takes' in refused.json()['detail'], refused.text
+    with service.client('admin') as admin:
+        assert admin.delete('/api/v1/templates/tightened').status_code == 200
+    with service.client('operator') as operator:
+        gone = operator.post('/api/v1/jobs/%s/relaunch' % old.json()['id'], json={'hosts': 'all'})
+        assert gone.status_code == 409 and 'deleted' in gone.json()['detail'], gone.text
+
+
+def test_numbers_too_large_for_a_survey_are_refused(service):
+    assert create(service, 'counted', survey=[{'name': 'n', 'type': 'integer'}]).status_code == 201
+    huge = int('1' + '0' * 400)
+    for value in (huge, -huge, 2 ** 64):
+        refused = launch(service, 'counted', extra_vars={'n': value})
+        assert refused.status_code == 422 and 'n:' in refused.json()['detail'], refused.text
+    bounded = create(service, 'bounded', survey=[{'name': 'n', 'type': 'integer', 'max': huge}])
+    assert bounded.status_code in (400, 422), bounded.text

@@ -81,7 +81,9 @@ def test_every_string_is_written_unsafe_and_keys_are_kept():
         'a': [{'__ansible_unsafe': '{{ x }}'}, 1, {'k': None}]}
 
 
-@pytest.mark.parametrize('pattern', ['@x', ' @x', 'a,@x', 'a:@x', 'a:!@x', 'a,&@x', 'a\n', 'a\x00'])
+@pytest.mark.parametrize('pattern', ['@x', ' @x', 'a,@x', 'a:@x', 'a:!@x', 'a,&@x', 'a\n', 'a\x00',
+                                     # Ansible also splits on whitespace and strips Unicode spaces
+                                     'x @/etc', '\u00a0@/etc', 'x\u3000@/etc', 'x,\u000b@/etc'])
 def test_a_file_is_never_a_host_pattern(pattern):
     with pytest.raises(HostPatternError):
         check_host_pattern(pattern)

@@ -14,13 +14,13 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, need_admin
+from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, is_admin, need_admin
 from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
                                         QueryInstant, Relaunch, Stdout)
-from runner_service.jobs import BadRequest, Forbidden, JobService
+from runner_service.jobs import BadRequest, Forbidden, JobService, check_caller_key
 from runner_service.queue import events_channel
 from runner_service.store import TERMINAL_STATUSES
-from runner_service.templates import scope_refusal
+from runner_service.templates import TemplateService, scope_refusal
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
@@ -64,6 +64,7 @@ def launch(body: JobCreate, jobs: Jobs, caller: Viewer, response: Response,
     need_admin(caller, 'a bare playbook (operators launch templates: POST /api/v1/templates/{name}/launch)')
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
+    check_caller_key(body.idempotency_key)
     job, created = jobs.launch(body, caller['name'])
     response.status_code = 201 if created else 200
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
@@ -151,6 +152,8 @@ def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None 
     if is_bare_playbook(job):
         need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
     _in_scope(caller, job['template'])
+    if not is_admin(caller):
+        TemplateService(jobs.runtime).check_relaunch(job)
     return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
 
 

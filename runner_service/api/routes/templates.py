@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer
 from runner_service.api.routes.jobs import job_view
 from runner_service.api.schemas import JobOut, Problem, TemplateLaunch, TemplateOut, TemplateCreate, TemplateUpdate
+from runner_service.jobs import check_caller_key
 from runner_service.templates import DEFAULTS, TemplateService
 
 router = APIRouter(prefix='/api/v1/templates', tags=['templates'])
@@ -68,6 +69,7 @@ def launch(name: Name, templates: Templates, caller: Operator, response: Respons
     body = body or TemplateLaunch()
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
+    check_caller_key(body.idempotency_key)
     job, created = templates.launch(name, body, caller)
     response.status_code = 201 if created else 200
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
