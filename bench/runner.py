@@ -221,10 +221,10 @@ def bare_first_event():
             'after_import': result['first_event'] - result['imported']}
 
 
-def service_first_event(service: Service, operator: httpx.Client, viewer: httpx.Client):
+def service_first_event(service: Service, admin: httpx.Client, viewer: httpx.Client):
     body = {'playbook': HELLO, 'inventory': INVENTORY, 'limit': 'node1'}
     posted = time.time()
-    response = operator.post('/api/v1/jobs', json=body)
+    response = admin.post('/api/v1/jobs', json=body)
     answered = time.time()
     if response.status_code != 201:
         raise SystemExit('bench: POST /api/v1/jobs: HTTP %d %s' % (response.status_code, response.text))
@@ -247,14 +247,14 @@ def service_first_event(service: Service, operator: httpx.Client, viewer: httpx.
 
 def launch_overhead(service: Service, launches: int):
     bare, ours, stages, bare_split = [], [], [], []
-    with service.client('operator') as operator, service.client('viewer') as viewer:
+    with service.client('admin') as admin, service.client('viewer') as viewer:
         bare_first_event()  # warm-up: page cache, .pyc files
-        service_first_event(service, operator, viewer)
+        service_first_event(service, admin, viewer)
         for number in range(launches):
             result = bare_first_event()
             bare.append(result['first'])
             bare_split.append(result)
-            result = service_first_event(service, operator, viewer)
+            result = service_first_event(service, admin, viewer)
             ours.append(result['first'])
             stages.append(result['stages'])
             if (number + 1) % 5 == 0 or number + 1 == launches:
@@ -270,11 +270,11 @@ def launch_overhead(service: Service, launches: int):
 
 def many_service(service: Service, jobs: int):
     cpu = service_cpu(service)
-    with service.client('operator') as operator:
+    with service.client('admin') as admin:
         started = time.time()
         ids = []
         for number in range(jobs):
-            response = operator.post('/api/v1/jobs', json={'playbook': HELLO, 'inventory': INVENTORY,
+            response = admin.post('/api/v1/jobs', json={'playbook': HELLO, 'inventory': INVENTORY,
                                                            'limit': NODES[number % len(NODES)]})
             if response.status_code != 201:
                 raise SystemExit('bench: POST /api/v1/jobs: HTTP %d %s' % (response.status_code, response.text))
@@ -282,7 +282,7 @@ def many_service(service: Service, jobs: int):
         posted = time.time()
         pending = ['queued', 'waiting', 'running']
         while True:
-            page = operator.get('/api/v1/jobs', params={'status': pending, 'limit': 1}).json()
+            page = admin.get('/api/v1/jobs', params={'status': pending, 'limit': 1}).json()
             if not page['jobs']:
                 break
             time.sleep(0.25)
@@ -291,7 +291,7 @@ def many_service(service: Service, jobs: int):
         cpu = cpu_since(service, cpu)
         found, cursor = [], None
         while True:
-            page = operator.get('/api/v1/jobs', params={'limit': 1000, **({'cursor': cursor} if cursor else {})}).json()
+            page = admin.get('/api/v1/jobs', params={'limit': 1000, **({'cursor': cursor} if cursor else {})}).json()
             found.extend(page['jobs'])
             cursor = page['next_cursor']
             if not cursor:
@@ -300,7 +300,7 @@ def many_service(service: Service, jobs: int):
         ours = [job for job in found if job['id'] in wanted]
         stages = []
         for job in ours:
-            events = operator.get('/api/v1/jobs/%s/events' % job['id'], params={'limit': 1000}).json()['events']
+            events = admin.get('/api/v1/jobs/%s/events' % job['id'], params={'limit': 1000}).json()['events']
             stamps = [timestamp(event['created']) for event in events]
             if stamps:
                 stages.append(_stages(timestamp(job['started_at']), stamps, timestamp(job['finished_at'])))
@@ -432,9 +432,9 @@ def ingest_service(service: Service, inventory: str, forks: int, live: bool):
     """The ingest play as a job. live: follow its SSE stream (the rate seen through the API);
     else only look at the job's status every 0.5 s, so no live reader competes for the CPU."""
     cpu = service_cpu(service)
-    with service.client('operator') as operator, service.client('viewer') as viewer:
+    with service.client('admin') as admin, service.client('viewer') as viewer:
         started = time.time()
-        response = operator.post('/api/v1/jobs', json={'playbook': INGEST_PLAYBOOK, 'inventory': inventory,
+        response = admin.post('/api/v1/jobs', json={'playbook': INGEST_PLAYBOOK, 'inventory': inventory,
                                                        'forks': forks})
         if response.status_code != 201:
             raise SystemExit('bench: POST /api/v1/jobs: HTTP %d %s' % (response.status_code, response.text))
