@@ -9,7 +9,7 @@ job through JobService.launch like any other, recording the template's name; pas
 values are sealed like every secret extra var.
 
 A token may be limited to some templates (`templates` on the token): it may launch those and
-nothing else, not even a bare playbook (`scope_refusal`).
+nothing else, not even a bare playbook (`check_scope`).
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', pri
 PLAN_FIELDS = ('lanes', 'rolling', 'max_fail_percentage', 'pool')
 
 
-def scope_refusal(token: dict, template: str | None) -> str | None:
-    """Why `token` may not launch `template` (None: a bare playbook), or None when it may. A
-    token limited to templates may launch only those; any other token what its role allows."""
+def check_scope(token: dict, template: str | None) -> None:
+    """Forbidden (403) unless `token` may launch `template` (None: a bare playbook). A token
+    limited to templates may launch only those; any other token what its role allows."""
     allowed = token.get('templates')
     if allowed is None or (template is not None and template in allowed):
-        return None
+        return
     if template is None:
-        return ('token %r may launch only the templates %s, not a bare playbook: POST '
-                '/api/v1/templates/{name}/launch' % (token['name'], ', '.join(allowed)))
-    return 'token %r may launch only the templates %s, not %r' % (token['name'], ', '.join(allowed), template[:200])
+        raise Forbidden('token %r may launch only the templates %s, not a bare playbook: POST '
+                        '/api/v1/templates/{name}/launch' % (token['name'], ', '.join(allowed)))
+    raise Forbidden('token %r may launch only the templates %s, not %r' % (token['name'], ', '.join(allowed),
+                                                                         template[:200]))
 
 
 def window_end(plan: dict, now: dt.datetime) -> dt.datetime | None:
@@ -145,9 +146,7 @@ class TemplateService:
 
     def launch(self, name: str, request: TemplateLaunch, token: dict) -> tuple[dict, bool]:
         """The job a launch of template `name` by `token` makes (job, created), as JobService.launch."""
-        refusal = scope_refusal(token, name)
-        if refusal is not None:
-            raise Forbidden(refusal)
+        check_scope(token, name)
         definition = {**DEFAULTS, **self.get(name)['definition']}
         job_request, secret = self.job_request(name, definition, request.extra_vars, request.limit, utcnow(),
                                                idempotency_key=request.idempotency_key)

@@ -17,10 +17,10 @@ from runner_service.api import shutdown
 from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, is_admin, need_admin
 from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
                                         QueryInstant, Relaunch, Stdout)
-from runner_service.jobs import BadRequest, Forbidden, JobService, check_caller_key
+from runner_service.jobs import BadRequest, JobService, check_caller_key
 from runner_service.queue import events_channel
 from runner_service.store import TERMINAL_STATUSES
-from runner_service.templates import TemplateService, scope_refusal
+from runner_service.templates import TemplateService, check_scope
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
@@ -60,7 +60,7 @@ def launch(body: JobCreate, jobs: Jobs, caller: Viewer, response: Response,
            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
     """Queue a playbook run; answers at once with the job's id, status and links. A bare playbook
     (any playbook, with any extra vars) is for admins; operators launch templates."""
-    _in_scope(caller, None)
+    check_scope(caller, None)
     need_admin(caller, 'a bare playbook (operators launch templates: POST /api/v1/templates/{name}/launch)')
     if idempotency_key and not body.idempotency_key:
         body = body.model_copy(update={'idempotency_key': idempotency_key})
@@ -151,7 +151,7 @@ def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None 
     job = jobs.get(job_id)
     if is_bare_playbook(job):
         need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
-    _in_scope(caller, job['template'])
+    check_scope(caller, job['template'])
     if not is_admin(caller):
         TemplateService(jobs.runtime).check_relaunch(job)
     return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
@@ -160,14 +160,6 @@ def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None 
 def is_bare_playbook(job: dict) -> bool:
     """Whether the job ran a playbook given as such, not through a template (job['template'])."""
     return not job.get('template')
-
-
-def _in_scope(caller: dict, template: str | None) -> None:
-    """403 when the caller's token is limited to templates and `template` (None: a bare playbook)
-    is not one of them."""
-    refusal = scope_refusal(caller, template)
-    if refusal is not None:
-        raise Forbidden(refusal)
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

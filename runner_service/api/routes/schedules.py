@@ -14,7 +14,7 @@ from runner_service.api.deps import Operator, RuntimeDep, Viewer
 from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
 from runner_service.jobs import Forbidden
 from runner_service.schedules import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
-from runner_service.templates import scope_refusal
+from runner_service.templates import check_scope
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
@@ -46,17 +46,7 @@ def may_change(caller: dict, *templates: str | None) -> None:
         if template is None and not tokens.allows(caller['role'], 'admin'):
             raise Forbidden('token %r has role %s: a schedule of a bare playbook needs admin; operators schedule '
                             'job templates (template instead of job)' % (caller['name'], caller['role']))
-        refusal = scope_refusal(caller, template)
-        if refusal is not None:
-            raise Forbidden(refusal)
-
-
-def may_time(caller: dict, template: str | None) -> None:
-    """403 unless the caller may change when a schedule launching `template` runs (its timing,
-    pause, resume): any operator, within its token's templates when it is limited to some."""
-    refusal = scope_refusal(caller, template)
-    if refusal is not None:
-        raise Forbidden(refusal)
+        check_scope(caller, template)
 
 
 def _named(schedules: ScheduleService, ref: str) -> str | None:
@@ -88,7 +78,7 @@ def update(ref: Ref, body: ScheduleUpdate, schedules: Schedules, caller: Operato
     launch both the old and the new template."""
     current = _named(schedules, ref)
     if set(body.model_dump(exclude_unset=True)) <= TIMING_FIELDS:
-        may_time(caller, current)
+        check_scope(caller, current)
     else:
         may_change(caller, current, body.template if body.template is not None else None if body.job is not None
                    else current)
@@ -103,14 +93,14 @@ def delete(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
 
 @router.post('/{ref}/pause', response_model=ScheduleOut, responses=ERRORS)
 def pause(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
-    may_time(caller, _named(schedules, ref))
+    check_scope(caller, _named(schedules, ref))
     return schedule_view(schedules.pause(ref, caller['name']))
 
 
 @router.post('/{ref}/resume', response_model=ScheduleOut, responses=ERRORS)
 def resume(ref: Ref, schedules: Schedules, caller: Operator) -> ScheduleOut:
     """Fires from the next slot after now; slots that fell in the pause are not caught up."""
-    may_time(caller, _named(schedules, ref))
+    check_scope(caller, _named(schedules, ref))
     return schedule_view(schedules.resume(ref, caller['name']))
 
 
