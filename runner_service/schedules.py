@@ -228,27 +228,29 @@ class ScheduleService:
                          keep: str | None = None) -> tuple[dict, str | None]:
         """The stored job of a schedule that launches `template`: its survey values checked as a
         launch would be, secret ones sealed; a secret sent back masked keeps its sealed value."""
-        previous = self.runtime.secrets.open(keep) if keep else {}
-        values = {name: previous[name] if value == MASK and name in previous else value
-                  for name, value in extra_vars.items()}
-        job, secret = TemplateService(self.runtime).schedule_job(template, values, limit)
-        job.update(deadline_after=deadline_after, after=after or [],
-                   start_at=start_at.isoformat() if start_at else None)
-        return job, self.runtime.secrets.seal(secret)
+        job, secret = TemplateService(self.runtime).schedule_job(template, self._unmasked(extra_vars, keep), limit)
+        return _with_timing(job, deadline_after, after, start_at), self.runtime.secrets.seal(secret)
 
     def _template(self, template: JobTemplate, deadline_after: int | None, start_at: dt.datetime | None,
                   keep: str | None = None, after: list[dict] | None = None) -> tuple[dict, str | None]:
         """The job template as stored: checked like a launch, secret extra vars masked and sealed.
         A secret sent back masked (as GET shows it) keeps its sealed value from `keep`."""
         self.jobs.check_template(template)
-        public, secret = split_extra_vars(template.extra_vars)
+        public, secret = split_extra_vars(self._unmasked(template.extra_vars, keep))
+        job = dict(template.model_dump(mode='json'), extra_vars=public)
+        return _with_timing(job, deadline_after, after, start_at), self.runtime.secrets.seal(secret)
+
+    def _unmasked(self, extra_vars: dict, keep: str | None) -> dict:
+        """`extra_vars` with each value sent back masked (as GET shows it) replaced by its sealed
+        value from `keep`."""
         previous = self.runtime.secrets.open(keep) if keep else {}
-        for name, value in template.extra_vars.items():
-            if value == MASK and name in previous:
-                secret[name] = previous[name]
-        job = template.model_dump(mode='json')
-        job['extra_vars'] = public
-        job['deadline_after'] = deadline_after
-        job['after'] = after or []
-        job['start_at'] = start_at.isoformat() if start_at else None
-        return job, self.runtime.secrets.seal(secret)
+        return {name: previous[name] if value == MASK and name in previous else value
+                for name, value in extra_vars.items()}
+
+
+def _with_timing(job: dict, deadline_after: int | None, after: list[dict] | None,
+                 start_at: dt.datetime | None) -> dict:
+    """A schedule's stored job with what the schedule adds to each launch: the deadline after
+    its slot, the schedules it waits for, an interval's start."""
+    job.update(deadline_after=deadline_after, after=after or [], start_at=start_at.isoformat() if start_at else None)
+    return job
