@@ -36,8 +36,8 @@ def build_store(url: str, hosts: int, tags_per_host: int) -> list[dict]:
     """Write hosts, tags and host tags in bulk; return the same data as the plugin will present it."""
     from sqlalchemy import insert
 
-    from runner_service.store import open_store
-    from runner_service.store.models import Host, HostTag, Tag
+    from dbfleet.store import open_store
+    from dbfleet.store.models import Host, HostTag, Tag
 
     store = open_store(url)
     store.close()

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.report import record  # noqa: E402
-from runner_service.tags import HostContext, load_rules  # noqa: E402
+from dbfleet.tags import HostContext, load_rules  # noqa: E402
 
 DEFAULT_RULES = REPO / 'inventories' / 'tag_rules.yml'
 COMMAND = '.venv/bin/python bench/rules.py'

@@ -35,8 +35,8 @@ from runner_service.jobs import BadRequest, Conflict, Forbidden, NotFound, Unpro
 from runner_service.runtime import Runtime
 from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
 from runner_service.secrets import looks_secret
-from runner_service.store import UnknownSchedule
-from runner_service.store.models import utcnow
+from dbfleet.store import UnknownSchedule
+from dbfleet.clock import utcnow
 from runner_service.triggers import TriggerError, parse_trigger
 
 MODES = ('observe', 'takeover', 'reverted')

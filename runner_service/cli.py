@@ -1,5 +1,5 @@
 """The `dbfleet` command line. Commands are thin: they call the same service functions as the
-Ansible plugins (runner_service.inspection, runner_service.profiles, the store) and print."""
+Ansible plugins (dbfleet.inspection, dbfleet.profiles, the store) and print."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ STORE_OPTION = typer.Option(None, '--store', envvar='DBFLEET_STORE_URL', help='S
 
 @contextmanager
 def opened_store(url: str | None):
-    from runner_service.store import StoreError, open_store
+    from dbfleet.store import StoreError, open_store
     try:
         store = open_store(url)
     except StoreError as exc:
@@ -114,7 +114,7 @@ def version() -> None:
     """Print the versions of dbfleet and of the Ansible it drives."""
     from importlib.metadata import version as installed_version
 
-    from runner_service.settings import get_settings
+    from dbfleet.settings import get_settings
 
     settings = get_settings()
     rows = table('component', 'version')
@@ -131,8 +131,8 @@ def version() -> None:
 @store_app.command('upgrade')
 def store_upgrade(store: Optional[str] = STORE_OPTION) -> None:
     """Create or migrate the store to this dbfleet's schema."""
-    from runner_service.store import StoreError, migrate
-    from runner_service.settings import get_settings
+    from dbfleet.store import StoreError, migrate
+    from dbfleet.settings import get_settings
     url = store or get_settings().store_url
     try:
         before = migrate.current(url)
@@ -146,8 +146,8 @@ def store_upgrade(store: Optional[str] = STORE_OPTION) -> None:
 @store_app.command('current')
 def store_current(store: Optional[str] = STORE_OPTION) -> None:
     """Show the store's schema revision and the one this dbfleet needs."""
-    from runner_service.store import StoreError, migrate
-    from runner_service.settings import get_settings
+    from dbfleet.store import StoreError, migrate
+    from dbfleet.settings import get_settings
     url = store or get_settings().store_url
     try:
         current = migrate.current(url)
@@ -164,7 +164,7 @@ def store_current(store: Optional[str] = STORE_OPTION) -> None:
 def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filter, e.g. 'large and not maintenance'."),
                as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """List hosts with their tags and a fact summary."""
-    from runner_service.tags import TagExpressionError, parse_tag_expression
+    from dbfleet.tags import TagExpressionError, parse_tag_expression
     try:
         matches = parse_tag_expression(tags) if tags else None
     except TagExpressionError as exc:
@@ -220,7 +220,7 @@ def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
 @hosts_app.command('profile')
 def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Everything known about one database: facts summary, tags by dimension with evidence, tag history."""
-    from runner_service.profiles import host_profile
+    from dbfleet.profiles import host_profile
     with opened_store(store) as opened:
         profile = host_profile(opened, host)
     if as_json:
@@ -271,7 +271,7 @@ def _manual(host: str, tags: list[str], state: str, expires: str | None, store: 
             create: bool = False) -> None:
     import getpass
 
-    from runner_service.inspection import InspectionError, TagRequest, apply_tags
+    from dbfleet.inspection import InspectionError, TagRequest, apply_tags
     try:
         outcome = apply_tags(TagRequest(host=host, manual_tags=tags, state=state, expires=expires, store_url=store,
                                         who='cli:%s' % getpass.getuser(), create_host=create))
@@ -302,7 +302,7 @@ def tags_explain(host: str, tag: Optional[str] = typer.Argument(None),
                  rules: Optional[str] = typer.Option(None, '--rules', help='Rules file (default: DBFLEET_TAG_RULES).'),
                  as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Why each rule is true or false for a host, from its latest stored facts."""
-    from runner_service.inspection import InspectionError, explain
+    from dbfleet.inspection import InspectionError, explain
     try:
         rows = explain(host, tag, store_url=store, rules_path=rules)
     except InspectionError as exc:
@@ -321,7 +321,7 @@ def tags_explain(host: str, tag: Optional[str] = typer.Argument(None),
 @rules_app.command('check')
 def rules_check(path: str, as_json: bool = JSON_OPTION) -> None:
     """Check a rules file: syntax, unknown tags, unsafe expressions, cycles (exit 2 with the reason)."""
-    from runner_service.tags import RulesError, load_rules
+    from dbfleet.tags import RulesError, load_rules
     try:
         ruleset = load_rules(path)
     except RulesError as exc:
@@ -458,7 +458,8 @@ def _ago(text: Optional[str], option: str):
     """A point in time the user wrote: a duration back from now (7d) or a date/datetime."""
     if text is None:
         return None
-    from runner_service.durations import TimeSpecError, parse_duration, parse_point_in_time, utcnow
+    from dbfleet.clock import utcnow
+    from dbfleet.durations import TimeSpecError, parse_duration, parse_point_in_time
     try:
         try:
             return utcnow() - parse_duration(text)
@@ -588,7 +589,7 @@ def _vars_file(path: str) -> dict:
 
 
 def _seconds(text: str, option: str) -> int:
-    from runner_service.durations import TimeSpecError, parse_duration
+    from dbfleet.durations import TimeSpecError, parse_duration
     if text.strip().isdigit():
         return int(text)
     try:
@@ -600,7 +601,7 @@ def _seconds(text: str, option: str) -> int:
 def _point(text: str, option: str, after: dt.datetime | None = None) -> dt.datetime:
     """A time the user wrote: ISO (naive means UTC), a duration from now (2h), or HH:MM: the next
     such local time after `after` (default now)."""
-    from runner_service.durations import TimeSpecError, parse_point_in_time
+    from dbfleet.durations import TimeSpecError, parse_point_in_time
     hours, colon, minutes = text.strip().partition(':')
     if colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2:
         now = (after or dt.datetime.now(dt.timezone.utc)).astimezone().replace(tzinfo=None)
@@ -1354,7 +1355,7 @@ def worker(queues: list[str] = QUEUE_OPTION,
            name: Optional[str] = typer.Option(None, help='Worker name (default: RQ picks one).')) -> None:
     """Run jobs from the queues with ansible-runner (RQ worker, RQ scheduler enabled for retries)."""
     from runner_service.processes import run_worker
-    from runner_service.settings import get_settings
+    from dbfleet.settings import get_settings
     run_worker(get_settings().redis_url, queues, processes=processes, burst=burst, name=name)
 
 
@@ -1364,7 +1365,7 @@ def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = t
        queues: list[str] = QUEUE_OPTION) -> None:
     """API, workers and scheduler on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
     from runner_service.processes import run_up
-    from runner_service.settings import get_settings
+    from dbfleet.settings import get_settings
     try:
         status = run_up(host, port, workers, queues, get_settings().var_dir)
     except RuntimeError as exc:  # no redis-server, or it did not start

@@ -27,7 +27,7 @@ ENTRY_REF = typer.Argument(..., help='A crontab entry: its schedule id or name (
 
 
 def _settings():
-    from runner_service.settings import get_settings
+    from dbfleet.settings import get_settings
     return get_settings()
 
 

@@ -48,7 +48,7 @@ class ApiError(Exception):
 class ApiClient:
     def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0):
         if base_url is None or token is None:
-            from runner_service.settings import get_settings
+            from dbfleet.settings import get_settings
             settings = get_settings()
             base_url = base_url if base_url is not None else settings.api_url
             token = token if token is not None else settings.token

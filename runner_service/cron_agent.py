@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner_service.crontab import edit, files, parse
-from runner_service.settings import Settings
+from dbfleet.settings import Settings
 
 REPORT_TIMEOUT = 5.0  # seconds the wrapper waits for the API before it spools and goes on
 TAIL_BYTES = 8192  # the end of the output that goes into the report

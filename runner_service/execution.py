@@ -32,11 +32,11 @@ import yaml
 
 from runner_service import lifecycle, process_tree
 from runner_service.extra_vars import check_extra_vars
-from runner_service.paths import REPO_ROOT, private_directory
+from dbfleet.paths import REPO_ROOT, private_directory
 from runner_service.plan_runner import PlanError, PlanRunner
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secrets import Redactor, secret_values
-from runner_service.store.models import utcnow
+from dbfleet.clock import utcnow
 
 log = logging.getLogger(__name__)
 

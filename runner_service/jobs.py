@@ -20,12 +20,12 @@ from pydantic import ValidationError
 from runner_service import lifecycle
 from runner_service.api.schemas import JobCreate, JobTemplate
 from runner_service.extra_vars import excerpt
-from runner_service.paths import REPO_ROOT
+from dbfleet.paths import REPO_ROOT
 from runner_service.runtime import Runtime
 from runner_service.secrets import split_extra_vars
-from runner_service.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
-from runner_service.store.models import utcnow
-from runner_service.tags import TagExpressionError, parse_tag_expression
+from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
+from dbfleet.clock import utcnow
+from dbfleet.tags import TagExpressionError, parse_tag_expression
 
 PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
 INVENTORY_SUFFIXES = ('.yml', '.yaml', '.ini', '')

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from runner_service import planner
 from runner_service.bounded import run_bounded
-from runner_service.store.models import utcnow
+from dbfleet.clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,8 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
+from dbfleet.clock import utc
+
 QUEUE_PREFIX = 'dbfleet-'
 # RQ's own timeout stays out of the way: dbfleet enforces timeouts and deadlines itself.
 NO_RQ_TIMEOUT = -1
@@ -93,7 +95,7 @@ class JobQueue:
             return False
         status = _status(found)
         if status == 'started':
-            return found.started_at is not None and _utc(found.started_at) >= job['enqueued_at']
+            return found.started_at is not None and utc(found.started_at) >= job['enqueued_at']
         return status in WAITING_STATUSES
 
     def _forget_stale(self, job: dict) -> None:
@@ -141,7 +143,3 @@ class JobQueue:
 def _status(job: RQJob) -> str | None:
     status = job.get_status(refresh=False)
     return None if status is None else str(getattr(status, 'value', status))
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value

@@ -15,8 +15,8 @@ from functools import cached_property
 
 from runner_service.queue import JobQueue, connect
 from runner_service.secrets import SecretBox, load_key
-from runner_service.settings import Settings, get_settings
-from runner_service.store import Store, open_store
+from dbfleet.settings import Settings, get_settings
+from dbfleet.store import Store, open_store
 
 
 @dataclass

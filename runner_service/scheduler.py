@@ -30,8 +30,8 @@ from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.jobs import JobError, JobService, schedule_key
 from runner_service.runtime import Runtime
 from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
-from runner_service.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
-from runner_service.store.models import utcnow
+from dbfleet.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
+from dbfleet.clock import utcnow
 from runner_service.templates import TemplateService
 from runner_service.triggers import TriggerError, zone
 from runner_service.windows import Block, WindowService, block_reason, deferred_next

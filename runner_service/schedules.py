@@ -11,8 +11,8 @@ from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpda
 from runner_service.jobs import BadRequest, Conflict, JobService, NotFound
 from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars
-from runner_service.store import UnknownSchedule
-from runner_service.store.models import utcnow
+from dbfleet.store import UnknownSchedule
+from dbfleet.clock import utcnow
 from runner_service.templates import TemplateService
 from runner_service.triggers import TriggerError, parse_trigger, preview, zone
 from runner_service.windows import WindowService

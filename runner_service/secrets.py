@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from runner_service.paths import private_directory
+from dbfleet.paths import private_directory
 
 MASK = '********'
 # A name that contains any of these, in any case, is a secret's: db_password, mysql_root_pass,

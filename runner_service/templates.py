@@ -24,10 +24,10 @@ from runner_service.host_patterns import HostPatternError, narrow, terms
 from runner_service.jobs import Conflict, Forbidden, JobService, NotFound, Unprocessable
 from runner_service.runtime import Runtime
 from runner_service.secrets import MASK, split_extra_vars
-from runner_service.store import UnknownTemplate
-from runner_service.store.models import utcnow
+from dbfleet.store import UnknownTemplate
+from dbfleet.clock import utcnow
 from runner_service.survey import SurveyError, apply_survey, check_survey, password_names
-from runner_service.tags import TagExpressionError, parse_tag_expression
+from dbfleet.tags import TagExpressionError, parse_tag_expression
 from runner_service.triggers import TriggerError, zone
 
 # dbfleet.mysql.run_command, or the collection's playbooks/run_command.yml named by path.

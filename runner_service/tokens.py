@@ -21,7 +21,8 @@ import re
 import secrets
 from typing import Any
 
-from runner_service.store.models import RANKED_ROLES, TOKEN_ROLES, utcnow
+from dbfleet.clock import utcnow
+from dbfleet.store.models import RANKED_ROLES, TOKEN_ROLES
 
 ROLES = TOKEN_ROLES  # viewer < operator < admin, and agent apart
 AGENT = 'agent'
@@ -90,7 +91,7 @@ def revoke(store, name: str, actor: str) -> dict:
 
 def expiry(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """When a token given `--expires TEXT` expires: a duration from now (90d) or a date/datetime."""
-    from runner_service.durations import TimeSpecError, parse_point_in_time
+    from dbfleet.durations import TimeSpecError, parse_point_in_time
     try:
         return parse_point_in_time(text.strip(), now)
     except TimeSpecError as exc:

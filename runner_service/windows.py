@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from runner_service.api.schemas import WindowCreate
 from runner_service.jobs import BadRequest, NotFound
 from runner_service.runtime import Runtime
-from runner_service.store import UnknownWindow
-from runner_service.store.models import utcnow
-from runner_service.tags import TagExpression, TagExpressionError, parse_tag_expression
+from dbfleet.store import UnknownWindow
+from dbfleet.clock import utcnow
+from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
 from runner_service.triggers import Trigger, TriggerError, parse_trigger, zone
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of dbfleet.mysql.fleet_tags: record facts, evaluate tag rules or apply manual
 tags, persist the result in the dbfleet store, and put the host into its tag groups in the
-running play. The work itself is runner_service.inspection; this file only adapts it to Ansible."""
+running play. The work itself is dbfleet.inspection; this file only adapts it to Ansible."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ class ActionModule(ActionBase):
         args = validation.validated_parameters
 
         try:
-            from runner_service import inspection
-            from runner_service.tags import tag_group
+            from dbfleet import inspection
+            from dbfleet.tags import tag_group
         except ImportError as exc:
             raise AnsibleActionFail('fleet_tags needs the runner_service package on the controller '
                                     '(pip install dbfleet): %s' % exc)

@@ -41,7 +41,7 @@ class ActionModule(ActionBase):
             result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))
             return result
         try:
-            from runner_service.store import StoreError, open_store
+            from dbfleet.store import StoreError, open_store
         except ImportError as exc:
             result.setdefault('warnings', []).append(
                 'backup of %s not recorded: the dbfleet store needs the runner_service package on the controller '

@@ -112,7 +112,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _query(self):
         """Hosts, tags, attributes and fact summaries from the store, as plain data (cacheable)."""
         try:
-            from runner_service.store import StoreError, open_store
+            from dbfleet.store import StoreError, open_store
         except ImportError as exc:
             raise AnsibleParserError('fleet inventory needs the runner_service package (dbfleet) on the '
                                      'controller: %s' % exc)
@@ -129,14 +129,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         expression = self.get_option('tags')
         if not expression:
             return None
-        from runner_service.tags import TagExpressionError, parse_tag_expression
+        from dbfleet.tags import TagExpressionError, parse_tag_expression
         try:
             return parse_tag_expression(expression)
         except TagExpressionError as exc:
             raise AnsibleParserError('fleet inventory: bad tags filter: %s' % exc)
 
     def _populate(self, records):
-        from runner_service.tags import tag_group
+        from dbfleet.tags import tag_group
         matches = self._host_filter()
         prefix = self.get_option('group_prefix')
         host_group = self.get_option('host_group')

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runner_service.jobs import JobError
-from runner_service.store import StoreError, StoreUnavailable
+from dbfleet.store import StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

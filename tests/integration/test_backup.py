@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import MANIFEST, backup_path, read_xbstream
-from runner_service.store import open_store
+from dbfleet.store import open_store
 from tests.conftest import REPO, VENV_BIN, ansible_env
 from tests.fleet import INSTANCES, LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance
 from tests.fleet.harness import _terminate

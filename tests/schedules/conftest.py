@@ -2,7 +2,7 @@ import pytest
 
 from runner_service.processes import PrivateRedis
 from runner_service.runtime import Runtime
-from runner_service.settings import Settings
+from dbfleet.settings import Settings
 from tests.service.harness import REPO
 
 

@@ -14,7 +14,7 @@ from runner_service.jobs import BadRequest
 from runner_service.scheduler import Scheduler, jitter
 from runner_service.schedules import ScheduleService
 from runner_service.secrets import MASK
-from runner_service.store.models import utcnow
+from dbfleet.clock import utcnow
 
 UTC = dt.timezone.utc
 TEMPLATE = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory.yml')

@@ -53,7 +53,7 @@ from runner_service.jobs import BadRequest, Conflict
 from runner_service.runtime import Runtime
 from runner_service.scheduler import MISSED_RECORDED, Scheduler
 from runner_service.schedules import ScheduleService
-from runner_service.settings import Settings
+from dbfleet.settings import Settings
 from runner_service.triggers import parse_trigger
 from tests.service.harness import REPO
 

@@ -15,7 +15,7 @@ from runner_service.api.schemas import JobTemplate, ScheduleUpdate, WindowCreate
 from runner_service.jobs import BadRequest, NotFound
 from runner_service.scheduler import Scheduler
 from runner_service.schedules import ScheduleService
-from runner_service.store import UnknownWindow
+from dbfleet.store import UnknownWindow
 from runner_service.windows import Window, WindowService
 from tests.schedules.test_scheduler import create, slot_jobs
 

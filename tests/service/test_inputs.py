@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from runner_service.store import open_store
+from dbfleet.store import open_store
 from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, Service
 
 SLOW_SECONDS = '613.25'  # an inventory script's sleep, told apart from any other process by it

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from runner_service.store import open_store
+from dbfleet.store import open_store
 from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, job_processes
 
 pytestmark = pytest.mark.service

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from runner_service import tokens
-from runner_service.store import open_store
-from runner_service.store.engine import create_store_engine
+from dbfleet.store import open_store
+from dbfleet.store.engine import create_store_engine
 from tests.service.harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner_service.store import open_store
+from dbfleet.store import open_store
 from tests.service.harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service

@@ -8,7 +8,7 @@ import secrets
 import pymysql
 import pytest
 
-from runner_service.store import open_store
+from dbfleet.store import open_store
 
 MARIADB = dict(host='127.0.0.1', port=3306, user='root', password='')
 

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from runner_service.store import Store, UnknownJob, migrate, open_store
-from runner_service.store.engine import create_store_engine
-from runner_service.store.jobs import SATISFIED_BY, TERMINAL_STATUSES, TRANSITIONS
-from runner_service.store.models import DEPENDENCY_CONDITIONS, JOB_STATUSES
+from dbfleet.store import Store, UnknownJob, migrate, open_store
+from dbfleet.store.engine import create_store_engine
+from dbfleet.store.jobs import SATISFIED_BY, TERMINAL_STATUSES, TRANSITIONS
+from dbfleet.store.models import DEPENDENCY_CONDITIONS, JOB_STATUSES
 
 UTC = dt.timezone.utc
 SPEC = {'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/local_fleet.yml'}

@@ -11,9 +11,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from runner_service.store import StoreError, StoreNotMigrated, StoreUnavailable, migrate, open_store
-from runner_service.store.engine import create_store_engine
-from runner_service.store.models import Base
+from dbfleet.store import StoreError, StoreNotMigrated, StoreUnavailable, migrate, open_store
+from dbfleet.store.engine import create_store_engine
+from dbfleet.store.models import Base
 from tests.store.conftest import MARIADB, mariadb_url
 
 TABLES = {'alembic_version', 'hosts', 'fact_snapshots', 'tags', 'host_tags', 'tag_events', 'jobs', 'job_dependencies',

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from runner_service.store import UnknownPool, open_store
+from dbfleet.store import UnknownPool, open_store
 
 
 def test_set_list_resize_delete(store):

@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 
-from runner_service.store import SUMMARY_FACT_PATHS, UnknownHost, open_store
+from dbfleet.store import SUMMARY_FACT_PATHS, UnknownHost, open_store
 
 UTC = dt.timezone.utc
 

@@ -13,9 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from runner_service import tokens
-from runner_service.store import LAST_USED_EVERY, StoreError, UnknownToken, open_store
-from runner_service.store.engine import create_store_engine
-from runner_service.store.models import NAME_LENGTH, TOKEN_ROLES, utcnow
+from dbfleet.store import LAST_USED_EVERY, StoreError, UnknownToken, open_store
+from dbfleet.store.engine import create_store_engine
+from dbfleet.clock import utcnow
+from dbfleet.store.models import NAME_LENGTH, TOKEN_ROLES
 
 UTC = dt.timezone.utc
 FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates', 'host',

@@ -7,8 +7,8 @@ import time
 import pytest
 import yaml
 
-from runner_service.paths import REPO_ROOT
-from runner_service.tags import HostContext, load_rules, parse_rules
+from dbfleet.paths import REPO_ROOT
+from dbfleet.tags import HostContext, load_rules, parse_rules
 
 DEFAULT_RULES = REPO_ROOT / 'inventories' / 'tag_rules.yml'
 DAY = 86400

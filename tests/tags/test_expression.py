@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from runner_service.tags import TagExpressionError, is_valid_tag_name, parse_tag_expression
-from runner_service.tags.expression import And, Not, Or, Tag
+from dbfleet.tags import TagExpressionError, is_valid_tag_name, parse_tag_expression
+from dbfleet.tags.expression import And, Not, Or, Tag
 
 
 def matching(expression, universe):

@@ -5,8 +5,8 @@ import textwrap
 import pytest
 import yaml
 
-from runner_service.paths import REPO_ROOT
-from runner_service.tags import RulesError, load_rules, parse_rules
+from dbfleet.paths import REPO_ROOT
+from dbfleet.tags import RulesError, load_rules, parse_rules
 
 DEFAULT_RULES = REPO_ROOT / 'inventories' / 'tag_rules.yml'
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from runner_service.store import open_store
-from runner_service.tags import parse_tag_expression
+from dbfleet.store import open_store
+from dbfleet.tags import parse_tag_expression
 from tests.unit.test_cli_tokens import ok, refused
 
 

@@ -10,7 +10,7 @@ import re
 import subprocess
 
 from runner_service import tokens
-from runner_service.store import open_store
+from dbfleet.store import open_store
 
 from tests.conftest import REPO, VENV_BIN, ansible_env
 from tests.store.test_tokens import rows as table_rows

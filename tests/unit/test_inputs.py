@@ -16,7 +16,7 @@ from runner_service.bounded import MemoryLimit, TimeLimit, run_bounded
 from runner_service.execution import untemplated
 from runner_service.extra_vars import ANSIBLE_MARKER_KEYS, ExtraVarsError, check_extra_vars
 from runner_service.host_patterns import HostPatternError, check_host_pattern
-from runner_service.paths import private_directory
+from dbfleet.paths import private_directory
 from runner_service.secrets import MASK, looks_secret, secret_values, split_extra_vars
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from dbfleet.clock import utc
 from runner_service import tokens
 from runner_service.api import shutdown
 from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, is_admin, need_admin
@@ -19,7 +20,7 @@ from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, J
                                         QueryInstant, Relaunch, Stdout)
 from runner_service.jobs import BadRequest, JobService, check_caller_key
 from runner_service.queue import events_channel
-from runner_service.store import TERMINAL_STATUSES
+from dbfleet.store import TERMINAL_STATUSES
 from runner_service.templates import TemplateService, check_scope
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
@@ -81,8 +82,8 @@ def list_jobs(jobs: Jobs, caller: Viewer,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
               cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
     """Newest first; pass next_cursor back as cursor for the next page."""
-    page = jobs.list(status=status, playbook=playbook, tag=tag, created_after=_aware(created_after),
-                     created_before=_aware(created_before), limit=limit, cursor=cursor)
+    page = jobs.list(status=status, playbook=playbook, tag=tag, created_after=utc(created_after),
+                     created_before=utc(created_before), limit=limit, cursor=cursor)
     return JobPage(jobs=[job_view(job) for job in page['jobs']], next_cursor=page['next_cursor'])
 
 
@@ -161,11 +162,6 @@ def is_bare_playbook(job: dict) -> bool:
     """Whether the job ran a playbook given as such, not through a template (job['template'])."""
     return not job.get('template')
 
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host, names, after, token_hash: str):

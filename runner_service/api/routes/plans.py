@@ -13,7 +13,7 @@ from runner_service.api.schemas import JobTemplate, PlannedHost, PlannedLane, Pl
 from runner_service.bounded import MemoryLimit, TimeLimit
 from runner_service.jobs import BadRequest, TookTooLong, TooLarge
 from runner_service.plan_runner import PlanError, estimate_hosts, list_hosts
-from runner_service.store.models import utcnow
+from dbfleet.clock import utcnow
 
 router = APIRouter(prefix='/api/v1/plans', tags=['plans'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 413, 422, 504)}

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from runner_service.api.deps import Admin, RuntimeDep, Viewer
 from runner_service.api.schemas import PoolOut, PoolSet, Problem
 from runner_service.jobs import BadRequest, NotFound
-from runner_service.store import UnknownPool
+from dbfleet.store import UnknownPool
 
 router = APIRouter(prefix='/api/v1/pools', tags=['pools'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}

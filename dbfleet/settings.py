@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from runner_service.paths import REPO_ROOT
+from dbfleet.paths import REPO_ROOT
 
 
 def config_file() -> Path:

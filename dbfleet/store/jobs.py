@@ -33,10 +33,11 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
-from runner_service.store.errors import StoreError
-from runner_service.store.models import (DEPENDENCY_CONDITIONS, HOST_RESULT_COUNTS, INVENTORY_KINDS, JOB_STATUSES,
-                                         NAME_LENGTH, PATH_LENGTH, AuditEntry, Job, JobDependency, JobEvent,
-                                         JobHostResult, JobHostRun, JobTag, utc, utcnow)
+from dbfleet.store.errors import StoreError
+from dbfleet.clock import utc, utcnow
+from dbfleet.store.models import (DEPENDENCY_CONDITIONS, HOST_RESULT_COUNTS, INVENTORY_KINDS, JOB_STATUSES,
+                                  NAME_LENGTH, PATH_LENGTH, AuditEntry, Job, JobDependency, JobEvent,
+                                  JobHostResult, JobHostRun, JobTag)
 
 TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
 # to_status: the statuses a job may move to it from. Terminal statuses never move again,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner_service.store import UnknownHost
+from dbfleet.store import UnknownHost
 
 # (label, path in ansible_facts.mysql) shown in the facts summary of a profile.
 SUMMARY_FACTS = (

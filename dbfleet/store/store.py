@@ -27,18 +27,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from runner_service.store.backups import BackupStore
-from runner_service.store.cron import CronStore
-from runner_service.store.engine import write_engine
-from runner_service.store.errors import UnknownHost, driver_reason, is_unreachable, masked, unavailable
-from runner_service.store.jobs import JobStore
-from runner_service.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent,
-                                         as_json_value, utc, utcnow)
-from runner_service.store.pools import PoolStore
-from runner_service.store.schedules import ScheduleStore
-from runner_service.store.templates import TemplateStore
-from runner_service.store.tokens import TokenStore
-from runner_service.store.windows import WindowStore
+from dbfleet.store.backups import BackupStore
+from dbfleet.store.cron import CronStore
+from dbfleet.store.engine import write_engine
+from dbfleet.store.errors import UnknownHost, driver_reason, is_unreachable, masked, unavailable
+from dbfleet.store.jobs import JobStore
+from dbfleet.clock import utc, utcnow
+from dbfleet.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent,
+                                  as_json_value)
+from dbfleet.store.pools import PoolStore
+from dbfleet.store.schedules import ScheduleStore
+from dbfleet.store.templates import TemplateStore
+from dbfleet.store.tokens import TokenStore
+from dbfleet.store.windows import WindowStore
 
 T = TypeVar('T')
 log = logging.getLogger(__name__)

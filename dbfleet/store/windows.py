@@ -12,9 +12,10 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from runner_service.store.errors import StoreError
-from runner_service.store.models import WINDOW_KINDS, MaintenanceWindow, Schedule, utcnow
-from runner_service.store.schedules import UnknownSchedule
+from dbfleet.store.errors import StoreError
+from dbfleet.clock import utcnow
+from dbfleet.store.models import WINDOW_KINDS, MaintenanceWindow, Schedule
+from dbfleet.store.schedules import UnknownSchedule
 
 WINDOW_FIELDS = ('name', 'kind', 'start', 'duration_seconds', 'timezone', 'tags', 'description', 'created_by')
 WINDOW_POLICIES = ('skip', 'defer')

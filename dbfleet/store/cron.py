@@ -14,7 +14,8 @@ from typing import Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runner_service.store.models import CRON_RUN_STATUSES, CRON_RUN_VIA, CronRun, utc, utcnow
+from dbfleet.clock import utc, utcnow
+from dbfleet.store.models import CRON_RUN_STATUSES, CRON_RUN_VIA, CronRun
 
 CRON_RUN_FIELDS = ('schedule_id', 'host', 'via', 'status', 'slot_at', 'started_at', 'finished_at', 'exit_code',
                    'duration_seconds', 'output_tail')

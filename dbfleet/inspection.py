@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from runner_service.durations import TimeSpecError, parse_point_in_time
-from runner_service.store import StoreError, open_store
-from runner_service.tags import HostContext, RulesError, is_valid_tag_name, load_rules
+from dbfleet.durations import TimeSpecError, parse_point_in_time
+from dbfleet.store import StoreError, open_store
+from dbfleet.tags import HostContext, RulesError, is_valid_tag_name, load_rules
 
 
 class InspectionError(Exception):
@@ -77,7 +77,7 @@ def _rules(path: str | None, mtime: float | None, overrides_json: str):
 
 def rules_for(path: str | None, overrides: dict | None):
     """The rule set, loaded once per process for the same file contents and overrides."""
-    from runner_service.settings import get_settings
+    from dbfleet.settings import get_settings
     resolved = str(path or get_settings().tag_rules)
     try:
         mtime = os.stat(resolved).st_mtime

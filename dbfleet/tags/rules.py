@@ -23,7 +23,7 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.parser import Parser
 
-from runner_service.tags.evaluate import (
+from dbfleet.tags.evaluate import (
     CONTEXT_NAMES,
     ENVIRONMENT,
     Evaluation,
@@ -31,7 +31,7 @@ from runner_service.tags.evaluate import (
     evaluate_host,
     evaluate_hosts,
 )
-from runner_service.tags.expression import is_valid_tag_name
+from dbfleet.tags.expression import is_valid_tag_name
 
 TOP_LEVEL_KEYS = ('rules', 'vars')
 RULE_KEYS = ('tag', 'dimension', 'description', 'when')
@@ -101,7 +101,7 @@ def load_rules(path: str | Path | None = None, overrides: Mapping | None = None,
     are tags set by hand that rules may refer to (`tags.maintenance`).
     """
     if path is None:
-        from runner_service.settings import get_settings
+        from dbfleet.settings import get_settings
         path = get_settings().tag_rules
     try:
         text = Path(path).read_text(encoding='utf-8')

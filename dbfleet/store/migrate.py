@@ -23,8 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from runner_service.store.engine import create_store_engine, write_engine
-from runner_service.store.errors import (StoreError, StoreNotMigrated, driver_reason, is_unreachable, masked,
+from dbfleet.store.engine import create_store_engine, write_engine
+from dbfleet.store.errors import (StoreError, StoreNotMigrated, driver_reason, is_unreachable, masked,
                                          unavailable)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'

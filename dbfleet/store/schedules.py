@@ -16,8 +16,9 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from runner_service.store.errors import StoreError
-from runner_service.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot, utc, utcnow
+from dbfleet.store.errors import StoreError
+from dbfleet.clock import utc, utcnow
+from dbfleet.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot
 
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
                    'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')

@@ -6,10 +6,10 @@
 - groups.py: the inventory group name of a tag.
 """
 
-from runner_service.tags.evaluate import Evaluation, Explanation, HostContext
-from runner_service.tags.groups import tag_group
-from runner_service.tags.expression import TagExpression, TagExpressionError, is_valid_tag_name, parse_tag_expression
-from runner_service.tags.rules import Rule, RuleSet, RulesError, load_rules, parse_rules
+from dbfleet.tags.evaluate import Evaluation, Explanation, HostContext
+from dbfleet.tags.groups import tag_group
+from dbfleet.tags.expression import TagExpression, TagExpressionError, is_valid_tag_name, parse_tag_expression
+from dbfleet.tags.rules import Rule, RuleSet, RulesError, load_rules, parse_rules
 
 __all__ = [
     'Evaluation',

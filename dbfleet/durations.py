@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+
+from dbfleet.clock import utc, utcnow
 
 _UNITS = {'s': 'seconds', 'm': 'minutes', 'h': 'hours', 'd': 'days', 'w': 'weeks'}
 _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw])\s*$')
@@ -11,10 +13,6 @@ _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw])\s*$')
 
 class TimeSpecError(ValueError):
     """A duration or date that cannot be read; the message says what forms are accepted."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -34,6 +32,4 @@ def parse_point_in_time(text: str, now: datetime | None = None) -> datetime:
     except (ValueError, AttributeError):
         raise TimeSpecError('%r is neither a duration (7d, 12h) nor an ISO date or datetime (2026-12-31, '
                             '2026-12-31T18:00:00Z)' % (text,)) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    return utc(value)

@@ -15,8 +15,9 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from runner_service.store.errors import StoreError
-from runner_service.store.models import Pool, PoolLease, utcnow
+from dbfleet.store.errors import StoreError
+from dbfleet.clock import utcnow
+from dbfleet.store.models import Pool, PoolLease
 
 POOL_NAME = re.compile(r'^[a-z0-9][a-z0-9_-]{0,63}$')
 LEASE_TTL_SECONDS = 60.0

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from runner_service.store.errors import StoreError
-from runner_service.store.models import NAME_LENGTH, Template, utcnow
+from dbfleet.store.errors import StoreError
+from dbfleet.clock import utcnow
+from dbfleet.store.models import NAME_LENGTH, Template
 
 _COLUMNS = tuple(column.key for column in Template.__table__.columns)
 

@@ -24,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 from sqlalchemy.types import TypeDecorator
 
+from dbfleet.clock import utc, utcnow
+
 TAG_KINDS = ('manual', 'rule', 'derived')
 TAG_SOURCES = ('manual', 'rule', 'derived')
 EVENT_ACTIONS = ('added', 'removed', 'expired', 'updated')
@@ -54,19 +56,6 @@ NAMING_CONVENTION = {
     'pk': 'pk_%(table_name)s',
 }
 MYSQL_TABLE_OPTIONS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4', 'mysql_collate': 'utf8mb4_bin'}
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _json_default(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """dbfleet's store: the system of record for hosts, facts, tags, jobs and API tokens (SQLAlchemy 2 + Alembic).
 
-    from runner_service.store import open_store
+    from dbfleet.store import open_store
     store = open_store()            # DBFLEET_STORE_URL, default var/dbfleet.db under the repo
     store.record_facts('db1', facts)
 
@@ -11,18 +11,18 @@ told not to), and returns a Store whose methods each run one short transaction.
 
 from __future__ import annotations
 
-from runner_service.settings import get_settings
-from runner_service.store.engine import create_store_engine
-from runner_service.store.errors import (StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag,
+from dbfleet.settings import get_settings
+from dbfleet.store.engine import create_store_engine
+from dbfleet.store.errors import (StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag,
                                          UnknownToken)
-from runner_service.store.jobs import TERMINAL_STATUSES, UnknownJob
-from runner_service.store.pools import UnknownPool
-from runner_service.store.schedules import UnknownSchedule, is_launching
-from runner_service.store.templates import UnknownTemplate
-from runner_service.store.migrate import ensure_schema
-from runner_service.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
-from runner_service.store.tokens import LAST_USED_EVERY
-from runner_service.store.windows import WINDOW_POLICIES, UnknownWindow
+from dbfleet.store.jobs import TERMINAL_STATUSES, UnknownJob
+from dbfleet.store.pools import UnknownPool
+from dbfleet.store.schedules import UnknownSchedule, is_launching
+from dbfleet.store.templates import UnknownTemplate
+from dbfleet.store.migrate import ensure_schema
+from dbfleet.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
+from dbfleet.store.tokens import LAST_USED_EVERY
+from dbfleet.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',

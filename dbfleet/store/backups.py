@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from runner_service.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup, utc, utcnow
+from dbfleet.clock import utc, utcnow
+from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
                  'binlog_file', 'binlog_position', 'gtid', 'error')

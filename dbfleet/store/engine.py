@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-from runner_service.paths import private_directory
-from runner_service.store.errors import StoreError, StoreUnavailable, masked
-from runner_service.store.models import dump_json
+from dbfleet.paths import private_directory
+from dbfleet.store.errors import StoreError, StoreUnavailable, masked
+from dbfleet.store.models import dump_json
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MYSQL_CONNECT_TIMEOUT_S = 10
