@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -28,8 +27,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / 'collections')]
 import yaml  # noqa: E402
 
 from bench.report import record  # noqa: E402
-from runner_service import planner  # noqa: E402
 from dbfleet.store import open_store  # noqa: E402
+from runner_service import planner  # noqa: E402
 from tests.service.harness import PLAYBOOKS, Service  # noqa: E402
 
 LANES = 5

@@ -463,10 +463,10 @@ def replay(service: Service, job_id: str, raw: list[dict], rounds: int):
     """The store's own pace: the real events of a bare run, handed as fast as possible to the worker's
     EventWriter (redaction, row building, batched INSERTs into the service's store, Redis announce),
     appended to the finished job `job_id` after its own events. Events per second, best of `rounds`."""
-    from runner_service.execution import EventWriter
-    from runner_service.runtime import Runtime
-    from runner_service.secrets import Redactor
     from dbfleet.settings import Settings
+    from runner_service.runtime import Runtime
+    from runner_service.secret_box import Redactor
+    from runner_service.worker.run import EventWriter
 
     runtime = Runtime(settings=Settings(store_url=service.store_url, redis_url=service.redis.url,
                                         var_dir=service.directory / 'var', project_dir=REPO))

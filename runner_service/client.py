@@ -1,5 +1,5 @@
 """A small client of the dbfleet REST API, for the CLI. It sends the API's own request models
-(runner_service.api.schemas) and reads the answers with its response models, so both sides agree
+(runner_service.schemas) and reads the answers with its response models, so both sides agree
 on names, defaults and limits; it knows nothing of the store or the queues."""
 
 from __future__ import annotations
@@ -12,12 +12,38 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from runner_service.api.schemas import (AuditPage, CronEntryOut, CronHistoryItem, CronImport, CronImported,
-                                        CronReportAnswer,
-                                        CronRunOut, Event, EventPage, HostRun, JobCreate, JobOut, JobPage, PlanPreview,
-                                        PlanPreviewRequest, PoolOut, PoolSet, Preview, Relaunch, ScheduleCreate,
-                                        ScheduleOut, ScheduleUpdate, Slot, Stdout, TemplateCreate, TemplateLaunch,
-                                        TemplateOut, TemplateUpdate, WindowCreate, WindowOut)
+from runner_service.schemas import (
+    AuditPage,
+    CronEntryOut,
+    CronHistoryItem,
+    CronImport,
+    CronImported,
+    CronReportAnswer,
+    CronRunOut,
+    Event,
+    EventPage,
+    HostRun,
+    JobCreate,
+    JobOut,
+    JobPage,
+    PlanPreview,
+    PlanPreviewRequest,
+    PoolOut,
+    PoolSet,
+    Preview,
+    Relaunch,
+    ScheduleCreate,
+    ScheduleOut,
+    ScheduleUpdate,
+    Slot,
+    Stdout,
+    TemplateCreate,
+    TemplateLaunch,
+    TemplateOut,
+    TemplateUpdate,
+    WindowCreate,
+    WindowOut,
+)
 
 JOBS = '/api/v1/jobs'
 SCHEDULES = '/api/v1/schedules'

@@ -4,7 +4,7 @@ ansible-core 2.19 reads extra vars (`-e @file`, JSON) with a decoder that turns 
 holding one of its marker keys into something else, whatever the sibling keys:
 `__ansible_unsafe` (a string not to template), `__ansible_vault` (vaulted ciphertext) and
 `__ansible_type` (a serialized Ansible object). dbfleet marks every string of the extra vars it
-writes `__ansible_unsafe` itself (runner_service.execution.untemplated); a caller's own marker
+writes `__ansible_unsafe` itself (runner_service.worker.run.untemplated); a caller's own marker
 would be read as Ansible's, so such a key is refused here, at any depth, in mappings and lists.
 Any key starting `__ansible` is refused, for markers later versions add.
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner_service.queue import connect, queue_name
+from runner_service.job_queue import connect, queue_name
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: boo
     import ansible_runner  # noqa: F401  (imported for the forks)
     from rq.worker_pool import WorkerPool
 
-    import runner_service.execution  # noqa: F401
-    from runner_service.worker import FleetWorker
+    import runner_service.worker.run  # noqa: F401
+    from runner_service.worker.fleet_worker import FleetWorker
 
     _prepare_for_work_horses()
     redis = connect(redis_url)
@@ -86,7 +86,7 @@ def run_scheduler() -> None:
     import threading
 
     from runner_service.runtime import Runtime
-    from runner_service.scheduler import Scheduler
+    from runner_service.schedules.loop import Scheduler
 
     stopped = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -144,7 +144,7 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
                                                      else None))).start()
         env['DBFLEET_REDIS_URL'] = private.url
         print('dbfleet up: private Redis at %s' % private.url, flush=True)
-    cli = [sys.executable, '-m', 'runner_service.cli']
+    cli = [sys.executable, '-m', 'runner_service.cli.app']
     commands = {'api': cli + ['api', '--host', host, '--port', str(port)], 'scheduler': cli + ['scheduler']}
     for index in range(workers):
         commands['worker-%d' % (index + 1)] = cli + ['worker'] + [arg for queue in queues for arg in ('--queue', queue)]

@@ -13,10 +13,10 @@ import socket
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from runner_service.queue import JobQueue, connect
-from runner_service.secrets import SecretBox, load_key
 from dbfleet.settings import Settings, get_settings
 from dbfleet.store import Store, open_store
+from runner_service.job_queue import JobQueue, connect
+from runner_service.secret_box import SecretBox, load_key
 
 
 @dataclass

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from dbfleet.settings import get_settings
 from dbfleet.store.engine import create_store_engine
-from dbfleet.store.errors import (StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag,
-                                         UnknownToken)
+from dbfleet.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag, UnknownToken
 from dbfleet.store.jobs import TERMINAL_STATUSES, UnknownJob
+from dbfleet.store.migrate import ensure_schema
 from dbfleet.store.pools import UnknownPool
 from dbfleet.store.schedules import UnknownSchedule, is_launching
-from dbfleet.store.templates import UnknownTemplate
-from dbfleet.store.migrate import ensure_schema
 from dbfleet.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
+from dbfleet.store.templates import UnknownTemplate
 from dbfleet.store.tokens import LAST_USED_EVERY
 from dbfleet.store.windows import WINDOW_POLICIES, UnknownWindow
 

@@ -33,11 +33,23 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import StoreError
 from dbfleet.clock import utc, utcnow
-from dbfleet.store.models import (DEPENDENCY_CONDITIONS, HOST_RESULT_COUNTS, INVENTORY_KINDS, JOB_STATUSES,
-                                  NAME_LENGTH, PATH_LENGTH, AuditEntry, Job, JobDependency, JobEvent,
-                                  JobHostResult, JobHostRun, JobTag)
+from dbfleet.store.errors import StoreError
+from dbfleet.store.models import (
+    DEPENDENCY_CONDITIONS,
+    HOST_RESULT_COUNTS,
+    INVENTORY_KINDS,
+    JOB_STATUSES,
+    NAME_LENGTH,
+    PATH_LENGTH,
+    AuditEntry,
+    Job,
+    JobDependency,
+    JobEvent,
+    JobHostResult,
+    JobHostRun,
+    JobTag,
+)
 
 TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
 # to_status: the statuses a job may move to it from. Terminal statuses never move again,
@@ -103,7 +115,7 @@ class JobStore:
         spec: playbook and inventory (required), inventory_kind ('file' | 'tags'), limit_pattern,
         extra_vars (already redacted), check_mode, diff_mode, forks, timeout_seconds, deadline,
         queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
-        secret_vars (sealed text, runner_service.secrets), template (the job template that launched it).
+        secret_vars (sealed text, runner_service.secret_box), template (the job template that launched it).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
         tags: the tag names a tag-expression inventory refers to (list_jobs(tag=...) finds them).
 

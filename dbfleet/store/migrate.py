@@ -24,8 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from dbfleet.store.engine import create_store_engine, write_engine
-from dbfleet.store.errors import (StoreError, StoreNotMigrated, driver_reason, is_unreachable, masked,
-                                         unavailable)
+from dbfleet.store.errors import StoreError, StoreNotMigrated, driver_reason, is_unreachable, masked, unavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / 'migrations'
 MYSQL_LOCK_NAME = 'dbfleet_store_migrate'

@@ -17,14 +17,29 @@ import decimal
 import json
 from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Double, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Text, UniqueConstraint, column)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    column,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.elements import conv
 from sqlalchemy.types import TypeDecorator
 
-from dbfleet.clock import utc, utcnow
+from dbfleet.clock import utc
 
 TAG_KINDS = ('manual', 'rule', 'derived')
 TAG_SOURCES = ('manual', 'rule', 'derived')
@@ -246,13 +261,13 @@ class Job(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     relaunch_of: Mapped[str | None] = mapped_column(ForeignKey('jobs.id', ondelete='SET NULL'))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    plan: Mapped[Any] = mapped_column(NullableJSON, nullable=True)  # lanes / rolling / pool (runner_service.planner)
-    # Extra vars whose names look secret, encrypted (runner_service.secrets); never sent out.
+    plan: Mapped[Any] = mapped_column(NullableJSON, nullable=True)  # lanes / rolling / pool (runner_service.jobs.planner)
+    # Extra vars whose names look secret, encrypted (runner_service.secret_box); never sent out.
     secret_vars: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
     runner_host: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     runner_pid: Mapped[int | None] = mapped_column(Integer)
-    # The job template that launched it (runner_service.templates); None: a bare playbook.
+    # The job template that launched it (runner_service.templates.service); None: a bare playbook.
     template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
@@ -368,7 +383,7 @@ class ApiToken(Base):
 
 class Template(Base):
     """What an operator may launch: an admin-defined playbook, inventory, defaults and survey
-    (runner_service.templates checks the definition; the store keeps it as given)."""
+    (runner_service.templates.service checks the definition; the store keeps it as given)."""
 
     __tablename__ = 'job_templates'
     __table_args__ = (MYSQL_TABLE_OPTIONS,)

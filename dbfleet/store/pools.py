@@ -15,8 +15,8 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import StoreError
 from dbfleet.clock import utcnow
+from dbfleet.store.errors import StoreError
 from dbfleet.store.models import Pool, PoolLease
 
 POOL_NAME = re.compile(r'^[a-z0-9][a-z0-9_-]{0,63}$')

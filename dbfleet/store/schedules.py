@@ -4,7 +4,7 @@ The scheduler works with three calls: `due_schedules(now)`, `record_slot(...)` (
 slot: the first writer wins, later ones get the record that is there; `claimed_by` says who took
 the slot, the platform or crontab) and `advance(...)`, a
 compare-and-set of next_fire_at, so two schedulers never move a schedule past a slot twice.
-Checking triggers and job templates is the caller's job (runner_service.schedules).
+Checking triggers and job templates is the caller's job (runner_service.schedules.service).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import StoreError
 from dbfleet.clock import utc, utcnow
+from dbfleet.store.errors import StoreError
 from dbfleet.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot
 
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',

@@ -27,14 +27,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dbfleet.clock import utc, utcnow
 from dbfleet.store.backups import BackupStore
 from dbfleet.store.cron import CronStore
 from dbfleet.store.engine import write_engine
 from dbfleet.store.errors import UnknownHost, driver_reason, is_unreachable, masked, unavailable
 from dbfleet.store.jobs import JobStore
-from dbfleet.clock import utc, utcnow
-from dbfleet.store.models import (NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent,
-                                  as_json_value)
+from dbfleet.store.models import NAME_LENGTH, TAG_KINDS, FactSnapshot, Host, HostTag, Tag, TagEvent, as_json_value
 from dbfleet.store.pools import PoolStore
 from dbfleet.store.schedules import ScheduleStore
 from dbfleet.store.templates import TemplateStore

@@ -1,7 +1,7 @@
 """Job templates in the store (mixed into Store, like ScheduleStore): a name and its definition.
 
 The definition is kept as the caller gives it (a JSON mapping); checking it is the job of
-runner_service.templates. Templates come out as plain dicts {id, name, definition, created_at,
+runner_service.templates.service. Templates come out as plain dicts {id, name, definition, created_at,
 created_by, updated_at, updated_by}; bad input is a ValueError, an unknown name UnknownTemplate.
 """
 
@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import StoreError
 from dbfleet.clock import utcnow
+from dbfleet.store.errors import StoreError
 from dbfleet.store.models import NAME_LENGTH, Template
 
 _COLUMNS = tuple(column.key for column in Template.__table__.columns)

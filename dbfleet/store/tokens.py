@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import UnknownToken
 from dbfleet.clock import utc, utcnow
+from dbfleet.store.errors import UnknownToken
 from dbfleet.store.models import NAME_LENGTH, TOKEN_ROLES, ApiToken
 
 # token_by_hash records a token's use at most this often, so serving a request is a read,

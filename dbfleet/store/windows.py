@@ -1,7 +1,7 @@
 """Maintenance windows in the store (mixed into Store, like ScheduleStore), and the one schedule
 column they add: window_policy, what a schedule's slot inside a window does (skip or defer).
 
-Checking a window's start, time zone and tags is the caller's job (runner_service.windows).
+Checking a window's start, time zone and tags is the caller's job (runner_service.schedules.windows).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dbfleet.store.errors import StoreError
 from dbfleet.clock import utcnow
+from dbfleet.store.errors import StoreError
 from dbfleet.store.models import WINDOW_KINDS, MaintenanceWindow, Schedule
 from dbfleet.store.schedules import UnknownSchedule
 

@@ -7,9 +7,9 @@
 """
 
 from dbfleet.tags.evaluate import Evaluation, Explanation, HostContext
-from dbfleet.tags.groups import tag_group
 from dbfleet.tags.expression import TagExpression, TagExpressionError, is_valid_tag_name, parse_tag_expression
-from dbfleet.tags.rules import Rule, RuleSet, RulesError, load_rules, parse_rules
+from dbfleet.tags.groups import tag_group
+from dbfleet.tags.rules import Rule, RulesError, RuleSet, load_rules, parse_rules
 
 __all__ = [
     'Evaluation',

@@ -24,8 +24,8 @@ import datetime as _datetime
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from types import FunctionType
 from dataclasses import dataclass
+from types import FunctionType
 
 from jinja2 import Undefined, nodes
 from jinja2.exceptions import UndefinedError

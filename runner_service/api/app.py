@@ -11,7 +11,7 @@ from runner_service.api import errors
 from runner_service.api.links import add_links
 from runner_service.api.request_guard import RequestGuard
 from runner_service.api.routes import audit, cron, health, jobs, plans, pools, schedules, templates, tokens, windows
-from runner_service.reconciler import Reconciler
+from runner_service.jobs.reconciler import Reconciler
 from runner_service.runtime import Runtime
 
 

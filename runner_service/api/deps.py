@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runner_service import tokens
-from runner_service.jobs import JobService
+from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description='a token from `dbfleet tokens create NAME --role ROLE`')

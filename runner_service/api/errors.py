@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runner_service.jobs import JobError
 from dbfleet.store import StoreError, StoreUnavailable
+from runner_service.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def install(app: FastAPI) -> None:
         summary = '; '.join('%s: %s' % (error['field'], error['message']) for error in errors[:5])
         return problem(422, 'invalid request: %s' % summary, errors)
 
-    @app.exception_handler(JobError)
-    async def job_error(request: Request, exc: JobError):
+    @app.exception_handler(ServiceError)
+    async def job_error(request: Request, exc: ServiceError):
         return problem(exc.status, exc.detail)
 
     @app.exception_handler(StarletteHTTPException)

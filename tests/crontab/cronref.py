@@ -1,5 +1,5 @@
 """A reference for what Debian's cron does with a line's command part, written straight from
-do_command.c (pointer for pointer) and independent of runner_service.crontab, plus helpers
+do_command.c (pointer for pointer) and independent of runner_service.bridge.crontab, plus helpers
 that run the result through /bin/sh the way cron does (`sh -c COMMAND`, stdin piped)."""
 
 from __future__ import annotations

@@ -9,8 +9,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from runner_service.crontab import (MARKER, diff, entry_line, parse, replace_line, restored_line, taken_line,
-                                    unwrapped_line, wrapped_line)
+from runner_service.bridge.crontab import (
+    MARKER,
+    diff,
+    entry_line,
+    parse,
+    replace_line,
+    restored_line,
+    taken_line,
+    unwrapped_line,
+    wrapped_line,
+)
 
 from .cronref import argv_printer, printed, run_like_cron, stdin_bytes
 

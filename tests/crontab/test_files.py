@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from runner_service.crontab import Conflict, parse, read, replace_line, source_for, write
-from runner_service.crontab.files import _current_user
+from runner_service.bridge.crontab import Conflict, parse, read, replace_line, source_for, write
+from runner_service.bridge.crontab.files import _current_user
 
 TEXT = 'SHELL=/bin/sh\r\n# keep me\n*/5 * * * * root echo "\\%s" \xe9\udcff\n0 0 * * * root last'
 

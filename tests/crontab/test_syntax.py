@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from runner_service.crontab import parse
-from runner_service.triggers import parse_trigger
+from runner_service.bridge.crontab import parse
+from runner_service.schedules.triggers import parse_trigger
 
 DATA = Path(__file__).parent / 'data'
 

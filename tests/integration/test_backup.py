@@ -14,15 +14,12 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import pymysql
 import pytest
 import yaml
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import MANIFEST, backup_path, read_xbstream
+
 from dbfleet.store import open_store
 from tests.conftest import REPO, VENV_BIN, ansible_env
 from tests.fleet import INSTANCES, LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import MySQLConnectError, mysql_connect
+
 from tests.fleet import INSTANCES, MONITOR_PASSWORD, MONITOR_USER
 from tests.fleet.tls import write_ca
 from tests.unit.test_mysql_deferred_imports import run_fresh

@@ -1,8 +1,8 @@
 import pytest
 
+from dbfleet.settings import Settings
 from runner_service.processes import PrivateRedis
 from runner_service.runtime import Runtime
-from dbfleet.settings import Settings
 from tests.service.harness import REPO
 
 

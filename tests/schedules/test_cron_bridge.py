@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from runner_service import bridge
-from runner_service.api.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleUpdate
-from runner_service.bridge import CronBridge
-from runner_service.crontab import as_cron_runs_it, parse
-from runner_service.jobs import BadRequest, Conflict
-from runner_service.scheduler import Scheduler
-from runner_service.schedules import ScheduleService
+from runner_service.bridge import platform as bridge
+from runner_service.bridge.crontab import as_cron_runs_it, parse
+from runner_service.bridge.platform import CronBridge
+from runner_service.errors import BadRequest, Conflict
+from runner_service.schedules.loop import Scheduler
+from runner_service.schedules.service import ScheduleService
+from runner_service.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleUpdate
 from tests.crontab import cronref
 
 TEXT = ('SHELL=/bin/bash\r\n'
@@ -241,7 +241,7 @@ def test_a_claim_left_by_a_scheduler_that_died_is_launched_by_the_next_pass(runt
 def test_the_loop_sleeps_while_an_observed_slot_waits_for_its_report(runtime):
     """An observed entry's slot is due but waits for crontab's report until its grace is over:
     the loop slept 0 s after each such pass, and spun on the store for the whole grace."""
-    from runner_service.scheduler import MAX_SLEEP
+    from runner_service.schedules.loop import MAX_SLEEP
     schedule = minutely(runtime, grace_seconds=30)
     slot = schedule['next_fire_at']
     scheduler = Scheduler(runtime)

@@ -8,13 +8,13 @@ import threading
 
 import pytest
 
-from runner_service.api.routes.schedules import schedule_view
-from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
-from runner_service.jobs import BadRequest
-from runner_service.scheduler import Scheduler, jitter
-from runner_service.schedules import ScheduleService
-from runner_service.secrets import MASK
 from dbfleet.clock import utcnow
+from runner_service.api.routes.schedules import schedule_view
+from runner_service.errors import BadRequest
+from runner_service.schedules.loop import Scheduler, jitter
+from runner_service.schedules.service import ScheduleService
+from runner_service.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.secret_box import MASK
 
 UTC = dt.timezone.utc
 TEMPLATE = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory.yml')
@@ -193,7 +193,7 @@ def test_a_one_shot_fires_once_and_stops(runtime):
 
 
 def test_after_makes_each_run_wait_for_the_latest_run_of_another_schedule(runtime):
-    from runner_service.api.schemas import ScheduleDependency
+    from runner_service.schemas import ScheduleDependency
     backup = create(runtime, name='backup', expression='0 * * * * *')
     report = create(runtime, name='report', expression='30 * * * * *', overlap='allow',
                     after=[ScheduleDependency(schedule='backup', on='always')])
@@ -214,7 +214,7 @@ def test_after_makes_each_run_wait_for_the_latest_run_of_another_schedule(runtim
 
 
 def test_a_redis_flush_and_a_scheduler_restart_lose_no_slot_and_double_none(make_runtime):
-    from runner_service.reconciler import reconcile
+    from runner_service.jobs.reconciler import reconcile
     first = make_runtime()
     schedule = create(first, expression='* * * * * *', overlap='allow')
     start = schedule['next_fire_at']
@@ -246,8 +246,8 @@ def test_changing_a_cron_schedule_to_an_interval_fires_once_per_interval(runtime
     if kind == 'cron':
         schedule = create(runtime, name='was-cron', expression='0 3 * * *', overlap='allow')
     else:
+        from runner_service.bridge.platform import CronBridge
         from tests.schedules.test_cron_bridge import minutely
-        from runner_service.bridge import CronBridge
         schedule = minutely(runtime, text='0 3 * * * /usr/bin/true\n')
         CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
     updated = ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(kind='interval', expression='15s'),

@@ -43,18 +43,26 @@ import itertools
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import (Bundle, RuleBasedStateMachine, consumes, initialize, invariant, precondition,
-                                 rule, run_state_machine_as_test)
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
-from runner_service.api.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleCreate, ScheduleUpdate
-from runner_service.bridge import CronBridge
-from runner_service.jobs import BadRequest, Conflict
-from runner_service.runtime import Runtime
-from runner_service.scheduler import MISSED_RECORDED, Scheduler
-from runner_service.schedules import ScheduleService
 from dbfleet.settings import Settings
-from runner_service.triggers import parse_trigger
+from runner_service.bridge.platform import CronBridge
+from runner_service.errors import BadRequest, Conflict
+from runner_service.runtime import Runtime
+from runner_service.schedules.loop import MISSED_RECORDED, Scheduler
+from runner_service.schedules.service import ScheduleService
+from runner_service.schedules.triggers import parse_trigger
+from runner_service.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleCreate, ScheduleUpdate
 from tests.service.harness import REPO
 
 UTC = dt.timezone.utc

@@ -10,13 +10,13 @@ import threading
 import pydantic
 import pytest
 
-from runner_service.api.routes.schedules import schedule_view
-from runner_service.api.schemas import JobTemplate, ScheduleUpdate, WindowCreate
-from runner_service.jobs import BadRequest, NotFound
-from runner_service.scheduler import Scheduler
-from runner_service.schedules import ScheduleService
 from dbfleet.store import UnknownWindow
-from runner_service.windows import Window, WindowService
+from runner_service.api.routes.schedules import schedule_view
+from runner_service.errors import BadRequest, NotFound
+from runner_service.schedules.loop import Scheduler
+from runner_service.schedules.service import ScheduleService
+from runner_service.schedules.windows import Window, WindowService
+from runner_service.schemas import JobTemplate, ScheduleUpdate, WindowCreate
 from tests.schedules.test_scheduler import create, slot_jobs
 
 UTC = dt.timezone.utc

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runner_service.crontab import cron_command, cron_stdin, parse
+from runner_service.bridge.crontab import parse
 from tests.service.harness import Service
 
 pytestmark = pytest.mark.service

@@ -115,7 +115,7 @@ def test_a_stopped_worker_leaves_no_process_behind(service):
 
 
 def descendants(pid: int) -> list[int]:
-    from runner_service.process_tree import descendants as below
+    from runner_service.worker.process_tree import descendants as below
     return below(pid)
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from runner_service.plan_runner import _list_hosts
+from runner_service.worker.lanes import _list_hosts
 from tests.service.harness import PLAYBOOKS
 
 pytestmark = pytest.mark.service

@@ -13,9 +13,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from runner_service import tokens
 from dbfleet.store import open_store
 from dbfleet.store.engine import create_store_engine
+from runner_service import tokens
 from tests.service.harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service

@@ -10,7 +10,7 @@ import time
 import pytest
 from rq import Worker
 
-from runner_service.process_tree import descendants
+from runner_service.worker.process_tree import descendants
 from tests.service.harness import Service
 
 pytestmark = pytest.mark.service

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
-from dbfleet.store import UnknownTemplate
 from dbfleet.clock import utcnow
+from dbfleet.store import UnknownTemplate
 
 DEFINITION = {'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/localhost.yml', 'allow_limit': True,
               'survey': [{'name': 'mode', 'type': 'choice', 'choices': ['full', 'incremental'], 'required': True}],

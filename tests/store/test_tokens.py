@@ -12,11 +12,11 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from runner_service import tokens
+from dbfleet.clock import utcnow
 from dbfleet.store import LAST_USED_EVERY, StoreError, UnknownToken, open_store
 from dbfleet.store.engine import create_store_engine
-from dbfleet.clock import utcnow
 from dbfleet.store.models import NAME_LENGTH, TOKEN_ROLES
+from runner_service import tokens
 
 UTC = dt.timezone.utc
 FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates', 'host',

@@ -12,7 +12,6 @@ import subprocess
 import zlib
 
 import pytest
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
     MANIFEST,
     Backup,

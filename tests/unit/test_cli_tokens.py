@@ -9,9 +9,8 @@ import json
 import re
 import subprocess
 
-from runner_service import tokens
 from dbfleet.store import open_store
-
+from runner_service import tokens
 from tests.conftest import REPO, VENV_BIN, ansible_env
 from tests.store.test_tokens import rows as table_rows
 

@@ -1,7 +1,6 @@
 """Statement and column names per server flavour and version (module_utils/command_resolver.py)."""
 
 import pytest
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.command_resolver import (
     REPLICA_STATUS_COLUMNS,
     Dialect,

@@ -1,7 +1,6 @@
 """Pure logic of the fact collectors (module_utils/facts.py): subsets, conversions, roles."""
 
 import pytest
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import (
     SUBSETS,
     SubsetError,

@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
+from dbfleet.paths import private_directory
 from runner_service.api.request_guard import Refused, check_json
 from runner_service.bounded import MemoryLimit, TimeLimit, run_bounded
-from runner_service.execution import untemplated
 from runner_service.extra_vars import ANSIBLE_MARKER_KEYS, ExtraVarsError, check_extra_vars
 from runner_service.host_patterns import HostPatternError, check_host_pattern
-from dbfleet.paths import private_directory
-from runner_service.secrets import MASK, looks_secret, secret_values, split_extra_vars
+from runner_service.secret_box import MASK, looks_secret, secret_values, split_extra_vars
+from runner_service.worker.run import untemplated
 
 
 def test_ansible_core_recognises_no_marker_key_we_do_not_refuse():

@@ -3,7 +3,6 @@
 import socket
 
 import pytest
-
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import (
     MySQLConnectError,
     connection_kwargs,

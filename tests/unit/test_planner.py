@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from runner_service import planner
+from runner_service.jobs import planner
 
 
 def test_estimates_prefer_history_then_size_then_the_fleet_median():

@@ -1,4 +1,4 @@
-"""Survey checks (runner_service.survey): what a template's survey may say, and what a launch may set."""
+"""Survey checks (runner_service.templates.survey): what a template's survey may say, and what a launch may set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner_service.survey import MAX_QUOTE, SurveyError, apply_survey, check_survey, check_value
+from runner_service.templates.survey import MAX_QUOTE, SurveyError, apply_survey, check_survey, check_value
 
 STRING = {'name': 'label', 'type': 'string', 'min_length': 2, 'max_length': 8, 'pattern': '[a-z]+'}
 PASSWORD = {'name': 'secret_word', 'type': 'password', 'min_length': 8}

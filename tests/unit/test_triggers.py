@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from runner_service.triggers import TriggerError, parse_duration, parse_trigger, preview
+from runner_service.schedules.triggers import TriggerError, parse_duration, parse_trigger, preview
 
 UTC = dt.timezone.utc
 
@@ -127,7 +127,7 @@ def test_an_hourly_or_more_often_schedule_keeps_its_real_time_rhythm_across_both
     the second occurrence of 02:00 was returned before the first of 02:05 (01:00Z before 00:05Z),
     so a five-minute schedule jumped from 00:00Z to 01:00Z. In whole-hour zones such a schedule
     fires at exactly the instants the same expression has in UTC."""
-    from runner_service.triggers import preview
+    from runner_service.schedules.triggers import preview
     changes = {'Europe/Berlin': ('2026-03-29T00:00:00+00:00', '2026-10-25T00:00:00+00:00'),
                'America/New_York': ('2026-03-08T06:00:00+00:00', '2026-11-01T05:00:00+00:00')}[timezone]
     for change in changes:

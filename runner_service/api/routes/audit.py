@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from runner_service.api.deps import Admin, RuntimeDep
-from runner_service.api.schemas import AuditEntryOut, AuditPage, Problem, QueryInstant
-from runner_service.jobs import BadRequest
+from runner_service.errors import BadRequest
+from runner_service.schemas import AuditEntryOut, AuditPage, Problem, QueryInstant
 
 router = APIRouter(prefix='/api/v1/audit', tags=['audit'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 422)}

@@ -11,9 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from runner_service.api.deps import Admin, AdminOrAgent, Operator, RuntimeDep, Viewer, ViewerOrAgent, own_host
-from runner_service.api.schemas import (CronEntryOut, CronHistoryItem, CronImport, CronImported, CronImportedEntry,
-                                        CronLineNote, CronModeChange, CronReport, CronReportAnswer, CronRunOut, Problem)
-from runner_service.bridge import CronBridge
+from runner_service.bridge.platform import CronBridge
+from runner_service.schemas import (
+    CronEntryOut,
+    CronHistoryItem,
+    CronImport,
+    CronImported,
+    CronImportedEntry,
+    CronLineNote,
+    CronModeChange,
+    CronReport,
+    CronReportAnswer,
+    CronRunOut,
+    Problem,
+)
 
 router = APIRouter(prefix='/api/v1/cron', tags=['cron'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 422)}

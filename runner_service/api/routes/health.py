@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from rq import Worker
 
 from runner_service.api.deps import RuntimeDep
-from runner_service.api.schemas import Health
-from runner_service.queue import QUEUE_PREFIX, SCHEDULER_SILENT_SECONDS
+from runner_service.job_queue import QUEUE_PREFIX, SCHEDULER_SILENT_SECONDS
+from runner_service.schemas import Health
 
 router = APIRouter(tags=['health'])
 

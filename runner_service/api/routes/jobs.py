@@ -13,15 +13,26 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from dbfleet.clock import utc
+from dbfleet.store import TERMINAL_STATUSES
 from runner_service import tokens
 from runner_service.api import shutdown
 from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, is_admin, need_admin
-from runner_service.api.schemas import (EventPage, HostRun, JobCreate, JobOut, JobPage, JobStatus, Problem,
-                                        QueryInstant, Relaunch, Stdout)
-from runner_service.jobs import BadRequest, JobService, check_caller_key
-from runner_service.queue import events_channel
-from dbfleet.store import TERMINAL_STATUSES
-from runner_service.templates import TemplateService, check_scope
+from runner_service.errors import BadRequest
+from runner_service.job_queue import events_channel
+from runner_service.jobs.service import JobService, check_caller_key
+from runner_service.schemas import (
+    EventPage,
+    HostRun,
+    JobCreate,
+    JobOut,
+    JobPage,
+    JobStatus,
+    Problem,
+    QueryInstant,
+    Relaunch,
+    Stdout,
+)
+from runner_service.templates.service import TemplateService, check_scope
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}

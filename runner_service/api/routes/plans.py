@@ -7,13 +7,13 @@ import datetime as dt
 
 from fastapi import APIRouter
 
-from runner_service import planner
-from runner_service.api.deps import Jobs, Viewer
-from runner_service.api.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest, Problem
-from runner_service.bounded import MemoryLimit, TimeLimit
-from runner_service.jobs import BadRequest, TookTooLong, TooLarge
-from runner_service.plan_runner import PlanError, estimate_hosts, list_hosts
 from dbfleet.clock import utcnow
+from runner_service.api.deps import Jobs, Viewer
+from runner_service.bounded import MemoryLimit, TimeLimit
+from runner_service.errors import BadRequest, TookTooLong, TooLarge
+from runner_service.jobs import planner
+from runner_service.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest, Problem
+from runner_service.worker.lanes import PlanError, estimate_hosts, list_hosts
 
 router = APIRouter(prefix='/api/v1/plans', tags=['plans'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 413, 422, 504)}

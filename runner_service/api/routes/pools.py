@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from runner_service.api.deps import Admin, RuntimeDep, Viewer
-from runner_service.api.schemas import PoolOut, PoolSet, Problem
-from runner_service.jobs import BadRequest, NotFound
 from dbfleet.store import UnknownPool
+from runner_service.api.deps import Admin, RuntimeDep, Viewer
+from runner_service.errors import BadRequest, NotFound
+from runner_service.schemas import PoolOut, PoolSet, Problem
 
 router = APIRouter(prefix='/api/v1/pools', tags=['pools'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from runner_service import tokens
 from runner_service.api.deps import Operator, RuntimeDep, Viewer
-from runner_service.api.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
-from runner_service.jobs import Forbidden
-from runner_service.schedules import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
-from runner_service.templates import check_scope
+from runner_service.errors import Forbidden
+from runner_service.schedules.service import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
+from runner_service.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
+from runner_service.templates.service import check_scope
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 
 from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer
 from runner_service.api.routes.jobs import job_view
-from runner_service.api.schemas import JobOut, Problem, TemplateLaunch, TemplateOut, TemplateCreate, TemplateUpdate
-from runner_service.jobs import check_caller_key
-from runner_service.templates import DEFAULTS, TemplateService
+from runner_service.jobs.service import check_caller_key
+from runner_service.schemas import JobOut, Problem, TemplateCreate, TemplateLaunch, TemplateOut, TemplateUpdate
+from runner_service.templates.service import DEFAULTS, TemplateService
 
 router = APIRouter(prefix='/api/v1/templates', tags=['templates'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from dbfleet.store.errors import UnknownToken
 from runner_service import tokens
 from runner_service.api.deps import Admin, RuntimeDep
-from runner_service.api.schemas import Problem, TokenCreate, TokenCreated, TokenOut
-from runner_service.jobs import BadRequest, NotFound
-from dbfleet.store.errors import UnknownToken
+from runner_service.errors import BadRequest, NotFound
+from runner_service.schemas import Problem, TokenCreate, TokenCreated, TokenOut
 
 router = APIRouter(prefix='/api/v1/tokens', tags=['tokens'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from runner_service.api.deps import Admin, RuntimeDep, Viewer
-from runner_service.api.schemas import Occurrence, Problem, WindowCreate, WindowOut
-from runner_service.windows import WindowService
+from runner_service.schedules.windows import WindowService
+from runner_service.schemas import Occurrence, Problem, WindowCreate, WindowOut
 
 router = APIRouter(prefix='/api/v1/windows', tags=['windows'])
 ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}

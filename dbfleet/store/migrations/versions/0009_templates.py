@@ -5,7 +5,7 @@ Revises: 0008
 Create Date: 2026-12-04
 
 A job template is what an operator may launch: an admin-defined playbook, inventory and
-defaults, and a survey of the extra vars a launch may set (runner_service.templates). A job
+defaults, and a survey of the extra vars a launch may set (runner_service.templates.service). A job
 records the template that launched it; a token may be limited to a list of templates.
 """
 

@@ -6,7 +6,7 @@
     windows.blocking(schedule, slot) -> (window, end) or None
 
 A recurring window begins at each fire of its cron expression (daylight-saving changes handled
-as for schedules, runner_service.triggers), an absolute one once, at an ISO time. Each occurrence
+as for schedules, runner_service.schedules.triggers), an absolute one once, at an ISO time. Each occurrence
 lasts duration_seconds of real time and covers [start, end): a slot at the very end is outside.
 A window without tags covers every schedule; one with tags covers the schedules whose job
 targets tags and shares at least one host of the store with the window's tags (a schedule on
@@ -23,13 +23,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from runner_service.api.schemas import WindowCreate
-from runner_service.jobs import BadRequest, NotFound
-from runner_service.runtime import Runtime
-from dbfleet.store import UnknownWindow
 from dbfleet.clock import utcnow
+from dbfleet.store import UnknownWindow
 from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
-from runner_service.triggers import Trigger, TriggerError, parse_trigger, zone
+from runner_service.errors import BadRequest, NotFound
+from runner_service.runtime import Runtime
+from runner_service.schedules.triggers import Trigger, TriggerError, parse_trigger, zone
+from runner_service.schemas import WindowCreate
 
 log = logging.getLogger(__name__)
 

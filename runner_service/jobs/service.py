@@ -2,7 +2,7 @@
 
 The API routes are thin wrappers over `JobService`; they, the scheduler and anything else that
 starts jobs go through it, so a job is checked, recorded and queued the same way whoever asks.
-Errors a caller can cause are `JobError`s carrying the HTTP status that fits.
+Errors a caller can cause are `ServiceError`s carrying the HTTP status that fits.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from typing import Iterable
 
 from pydantic import ValidationError
 
-from runner_service import lifecycle
-from runner_service.api.schemas import JobCreate, JobTemplate
-from runner_service.extra_vars import excerpt
-from dbfleet.paths import REPO_ROOT
-from runner_service.runtime import Runtime
-from runner_service.secrets import split_extra_vars
-from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
 from dbfleet.clock import utcnow
+from dbfleet.paths import REPO_ROOT
+from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
 from dbfleet.tags import TagExpressionError, parse_tag_expression
+from runner_service.errors import BadRequest, Conflict, NotFound, ServiceError, TooLarge, Unprocessable
+from runner_service.extra_vars import excerpt
+from runner_service.jobs import lifecycle
+from runner_service.runtime import Runtime
+from runner_service.schemas import JobCreate, JobTemplate
+from runner_service.secret_box import split_extra_vars
 
 PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
 INVENTORY_SUFFIXES = ('.yml', '.yaml', '.ini', '')
@@ -34,43 +35,6 @@ ANSIBLE_IGNORED_SUFFIXES = ('.pyc', '.pyo', '.swp', '.bak', '.rpm', '.md', '.txt
 # Ansible reads these as variables beside an inventory, not as inventories.
 VARS_DIRECTORIES = ('group_vars', 'host_vars')
 COLLECTION_PLAYBOOK = re.compile(r'dbfleet\.mysql\.([a-z][a-z0-9_]*)')
-
-
-class JobError(Exception):
-    status = 400
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
-
-
-class BadRequest(JobError):
-    status = 400
-
-
-class Unprocessable(JobError):
-    """A value the request may not carry (checked beyond what its schema says): 422."""
-    status = 422
-
-
-class Forbidden(JobError):
-    status = 403
-
-
-class NotFound(JobError):
-    status = 404
-
-
-class Conflict(JobError):
-    status = 409
-
-
-class TooLarge(JobError):
-    status = 413
-
-
-class TookTooLong(JobError):
-    status = 504
 
 
 # The scheduler's idempotency keys (one job per slot); a caller's key may not look like one, or a
@@ -102,7 +66,7 @@ class JobService:
                sealed_secrets: str | None = None, template: str | None = None) -> tuple[dict, bool]:
         """Check the request, record the job, queue it; returns (job, created). A known
         idempotency key returns the job it made before (created False). `template`: the job
-        template the request was made from (runner_service.templates), recorded with the job."""
+        template the request was made from (runner_service.templates.service), recorded with the job."""
         if request.idempotency_key:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
@@ -316,7 +280,7 @@ class JobService:
         return None
 
     @staticmethod
-    def _relative(name: str, what: str, error: type[JobError] = BadRequest) -> PurePosixPath:
+    def _relative(name: str, what: str, error: type[ServiceError] = BadRequest) -> PurePosixPath:
         if '\x00' in name or '\\' in name:
             raise error('%s %r: bad characters in the path' % (what, excerpt(name)))
         relative = PurePosixPath(name)
@@ -330,7 +294,7 @@ class JobService:
         return relative
 
     @staticmethod
-    def _resolve(path: Path, name: str, what: str, error: type[JobError] = BadRequest) -> Path:
+    def _resolve(path: Path, name: str, what: str, error: type[ServiceError] = BadRequest) -> Path:
         try:
             return path.resolve()
         except (OSError, RuntimeError):  # a loop of links, a path too long for the system

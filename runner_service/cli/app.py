@@ -11,16 +11,13 @@ from contextlib import contextmanager
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from typer.models import ArgumentInfo
 
 from runner_service import __version__
-from runner_service.cli_cron import cron_app
-from runner_service.cli_templates import templates_app
-from runner_service.cli_output import (JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide,
-                                       table)
+from runner_service.cli.cron import cron_app
+from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
+from runner_service.cli.templates import templates_app
 
 app = typer.Typer(help='Operate a MySQL/MariaDB fleet with Ansible: facts, tags, jobs, schedules.',
                   no_args_is_help=True, add_completion=False)
@@ -131,8 +128,8 @@ def version() -> None:
 @store_app.command('upgrade')
 def store_upgrade(store: Optional[str] = STORE_OPTION) -> None:
     """Create or migrate the store to this dbfleet's schema."""
-    from dbfleet.store import StoreError, migrate
     from dbfleet.settings import get_settings
+    from dbfleet.store import StoreError, migrate
     url = store or get_settings().store_url
     try:
         before = migrate.current(url)
@@ -146,8 +143,8 @@ def store_upgrade(store: Optional[str] = STORE_OPTION) -> None:
 @store_app.command('current')
 def store_current(store: Optional[str] = STORE_OPTION) -> None:
     """Show the store's schema revision and the one this dbfleet needs."""
-    from dbfleet.store import StoreError, migrate
     from dbfleet.settings import get_settings
+    from dbfleet.store import StoreError, migrate
     url = store or get_settings().store_url
     try:
         current = migrate.current(url)
@@ -646,7 +643,7 @@ def _rolling(text: str) -> list:
 def _plan(options: dict, window_end: str | None = None, base: dict | None = None):
     """The BatchPlan of the plan options (PLAN_OPTIONS, --window-end) over `base` (a schedule's
     current plan: --lanes replaces its rolling batches, --rolling its lanes); None if none given."""
-    from runner_service.api.schemas import BatchPlan
+    from runner_service.schemas import BatchPlan
     max_fail = options.get('max_fail')
     if max_fail is not None and not max_fail.strip().rstrip('%').isdigit():
         fail('--max-fail: %r is not a percentage (0-100)' % max_fail)
@@ -679,7 +676,7 @@ def _job_request(playbook: str, after: list[str], deadline: str | None, timeout:
     """The JobCreate for `jobs launch`; options left out keep the model's defaults."""
     from pydantic import ValidationError
 
-    from runner_service.api.schemas import Dependency, JobCreate
+    from runner_service.schemas import Dependency, JobCreate
     if timeout is not None:
         fields['timeout'] = _seconds(timeout, '--timeout')
     if deadline is not None:
@@ -1096,7 +1093,7 @@ def schedules_create(name: str = typer.Argument(..., help='A name for the schedu
     """Run PLAYBOOK on --inventory or --tags (needs an admin token), or launch --template with
     -e values for its survey (an operator token that may launch it will do), at each fire of
     --cron, --every or --at (one of them), in --tz."""
-    from runner_service.api.schemas import JobTemplate, ScheduleCreate
+    from runner_service.schemas import JobTemplate, ScheduleCreate
     if (playbook is None) == (template is None):
         fail('give PLAYBOOK or --template, exactly one')
     if template is not None:
@@ -1116,7 +1113,7 @@ def schedules_update(ref: str = SCHEDULE_REF,
                      as_json: bool = JSON_OPTION, **options) -> None:
     """Change a schedule: only the options given change (-e replaces its extra vars; --lanes its
     rolling batches, --rolling its lanes). A new trigger or --tz fires from now on."""
-    from runner_service.api.schemas import JobTemplate, ScheduleUpdate
+    from runner_service.schemas import JobTemplate, ScheduleUpdate
     changes = _schedule_fields(options, required=False)
     with api_client() as client:
         shared = (*TARGET_OPTIONS, *VARS_OPTIONS, *PLAN_OPTIONS)
@@ -1218,7 +1215,7 @@ def pools_set(name: str = typer.Argument(..., help='The pool, e.g. backup.'),
               description: Optional[str] = typer.Option(None, '--description', help='What it protects.'),
               as_json: bool = JSON_OPTION) -> None:
     """Create a pool or resize it (holders keep their slots). Needs an admin token."""
-    from runner_service.api.schemas import PoolSet
+    from runner_service.schemas import PoolSet
     _request(PoolSet, slots=slots, description=description)
     pool = api_answer(lambda client: client.set_pool(name, slots, description), as_json)
     typer.echo('pool %s: %d slots, %d in use' % (pool['name'], pool['slots'], pool['in_use']))
@@ -1243,7 +1240,7 @@ def plans_preview(playbook: Optional[str] = typer.Argument(None, help='A playboo
     """Split the hosts (--hosts, --tags, or PLAYBOOK with --inventory) into --lanes balanced by
     their estimated durations: each lane's hosts and times, the predicted finish, the lower bound,
     and a warning when it overruns --window-end (the exit code stays 0)."""
-    from runner_service.api.schemas import PlanPreviewRequest
+    from runner_service.schemas import PlanPreviewRequest
     begin = _point(start, '--start') if start else None
     request = _request(PlanPreviewRequest, '--hosts/--tags/PLAYBOOK', playbook=playbook, lanes=lanes, start=begin,
                        hosts=[host.strip() for host in hosts.split(',') if host.strip()] if hosts else None,
@@ -1304,7 +1301,7 @@ def windows_create(name: str = typer.Argument(..., help='A name for the window, 
                    as_json: bool = JSON_OPTION) -> None:
     """Create a maintenance window: the schedules in its scope skip their slots inside it, or defer
     them to its end (their --window-policy). Needs an admin token."""
-    from runner_service.api.schemas import WindowCreate
+    from runner_service.schemas import WindowCreate
     kind, start = _one_trigger({'recurring': ('--cron EXPR', cron), 'absolute': ('--at ISO', at)})
     request = _request(WindowCreate, name=name, kind=kind, start=start, timezone=tz, tags=tags,
                        duration_seconds=_seconds(duration, '--duration'), description=description)
@@ -1354,8 +1351,8 @@ def worker(queues: list[str] = QUEUE_OPTION,
            burst: bool = typer.Option(False, help='Stop when the queues are empty.'),
            name: Optional[str] = typer.Option(None, help='Worker name (default: RQ picks one).')) -> None:
     """Run jobs from the queues with ansible-runner (RQ worker, RQ scheduler enabled for retries)."""
-    from runner_service.processes import run_worker
     from dbfleet.settings import get_settings
+    from runner_service.processes import run_worker
     run_worker(get_settings().redis_url, queues, processes=processes, burst=burst, name=name)
 
 
@@ -1364,8 +1361,8 @@ def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = t
        workers: int = typer.Option(2, '--workers', '-n', min=1, help='Worker processes.'),
        queues: list[str] = QUEUE_OPTION) -> None:
     """API, workers and scheduler on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
-    from runner_service.processes import run_up
     from dbfleet.settings import get_settings
+    from runner_service.processes import run_up
     try:
         status = run_up(host, port, workers, queues, get_settings().var_dir)
     except RuntimeError as exc:  # no redis-server, or it did not start
@@ -1387,7 +1384,7 @@ def scheduler_command() -> None:
 def reconcile_command() -> None:
     """One reconciler pass: release waiting jobs, time out overdue ones, mark lost ones, re-enqueue
     what Redis forgot. The API does this on its own every DBFLEET_RECONCILE_SECONDS."""
-    from runner_service.reconciler import reconcile
+    from runner_service.jobs.reconciler import reconcile
     from runner_service.runtime import Runtime
     runtime = Runtime()
     try:

@@ -2,7 +2,7 @@
 
 An admin defines a template: a playbook, an inventory (file or tag expression), defaults for
 the run (limit, forks, timeout, deadline and window end relative to the launch, queue,
-priority, plan) and a survey of the extra vars a launch may set (runner_service.survey). An
+priority, plan) and a survey of the extra vars a launch may set (runner_service.templates.survey). An
 operator launches it with values for the survey and, where the template allows it, a limit
 that only narrows the template's hosts (runner_service.host_patterns). The launch becomes a
 job through JobService.launch like any other, recording the template's name; password survey
@@ -19,16 +19,17 @@ import re
 
 from pydantic import ValidationError
 
-from runner_service.api.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
-from runner_service.host_patterns import HostPatternError, narrow, terms
-from runner_service.jobs import Conflict, Forbidden, JobService, NotFound, Unprocessable
-from runner_service.runtime import Runtime
-from runner_service.secrets import MASK, split_extra_vars
-from dbfleet.store import UnknownTemplate
 from dbfleet.clock import utcnow
-from runner_service.survey import SurveyError, apply_survey, check_survey, password_names
+from dbfleet.store import UnknownTemplate
 from dbfleet.tags import TagExpressionError, parse_tag_expression
-from runner_service.triggers import TriggerError, zone
+from runner_service.errors import Conflict, Forbidden, NotFound, Unprocessable
+from runner_service.host_patterns import HostPatternError, narrow, terms
+from runner_service.jobs.service import JobService
+from runner_service.runtime import Runtime
+from runner_service.schedules.triggers import TriggerError, zone
+from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
+from runner_service.secret_box import MASK, split_extra_vars
+from runner_service.templates.survey import SurveyError, apply_survey, check_survey, password_names
 
 # dbfleet.mysql.run_command, or the collection's playbooks/run_command.yml named by path.
 COMMAND_RUNNER = re.compile(r'(^|[/.])run_command(\.ya?ml)?$')

@@ -5,7 +5,7 @@
 Each pass reads the schedules whose next slot is due from the store. For a slot it decides:
 - late beyond the schedule's misfire grace (the scheduler was down): every slot up to now is
   recorded missed, and with catch_up 'once' the latest of them fires anyway;
-- inside a maintenance window in the schedule's scope (runner_service.windows): the slot is
+- inside a maintenance window in the schedule's scope (runner_service.schedules.windows): the slot is
   skipped; with window_policy 'defer' the next slot becomes the window's end when that comes
   first, so however many slots the window covers, one job fires at its end (keyed by that end);
 - the last run still going: overlap 'forbid' skips the slot, 'replace' cancels that run first,
@@ -26,15 +26,16 @@ import hashlib
 import logging
 import threading
 
-from runner_service.api.schemas import Dependency, JobCreate, JobTemplate
-from runner_service.jobs import JobError, JobService, schedule_key
-from runner_service.runtime import Runtime
-from runner_service.schedules import SCHEDULE_ONLY, crontab_mode, trigger_of
-from dbfleet.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
 from dbfleet.clock import utcnow
-from runner_service.templates import TemplateService
-from runner_service.triggers import TriggerError, zone
-from runner_service.windows import Block, WindowService, block_reason, deferred_next
+from dbfleet.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
+from runner_service.errors import ServiceError
+from runner_service.jobs.service import JobService, schedule_key
+from runner_service.runtime import Runtime
+from runner_service.schedules.service import SCHEDULE_ONLY, crontab_mode, trigger_of
+from runner_service.schedules.triggers import TriggerError, zone
+from runner_service.schedules.windows import Block, WindowService, block_reason, deferred_next
+from runner_service.schemas import Dependency, JobCreate, JobTemplate
+from runner_service.templates.service import TemplateService
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class Scheduler:
             if schedule['overlap'] == 'replace':
                 try:
                     self.jobs.cancel(previous['id'], actor)
-                except JobError:  # it ended meanwhile
+                except ServiceError:  # it ended meanwhile
                     pass
         template = {key: value for key, value in schedule['job'].items() if key not in SCHEDULE_ONLY}
         try:
@@ -212,7 +213,7 @@ class Scheduler:
                 request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline, depends_on=depends_on,
                                     idempotency_key=key)
                 job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
-        except (JobError, ValueError) as exc:
+        except (ServiceError, ValueError) as exc:
             return self._settle(schedule, slot, claimed, 'skipped', reason='could not launch: %s'
                                 % getattr(exc, 'detail', exc))
         reason = 'catching up: the latest of %d missed slots' % catching_up if catching_up else None
@@ -222,7 +223,7 @@ class Scheduler:
             # going, say): the slot's record is the truth, and no job runs that it does not name.
             try:
                 self.jobs.cancel(job['id'], actor)
-            except JobError:
+            except ServiceError:
                 pass
         return record
 

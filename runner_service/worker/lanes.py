@@ -1,4 +1,4 @@
-"""Running a job that has a batch plan (runner_service.planner): lanes, rolling batches, a pool.
+"""Running a job that has a batch plan (runner_service.jobs.planner): lanes, rolling batches, a pool.
 
 The play's hosts come from `ansible-playbook --list-hosts` (the job's inventory and limit, as
 Ansible resolves them), in inventory order. Lanes run in threads of the work horse, each
@@ -19,9 +19,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from runner_service import planner
-from runner_service.bounded import run_bounded
 from dbfleet.clock import utcnow
+from runner_service.bounded import run_bounded
+from runner_service.jobs import planner
 
 log = logging.getLogger(__name__)
 

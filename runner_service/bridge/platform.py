@@ -12,7 +12,7 @@ and whose job runs the command on its host (playbooks/run_command.yml). Modes:
   at each slot plus the grace, that a run was reported, and records the slot missed if not;
 - takeover: the scheduler fires it as a job; the crontab line is commented out on the host;
 - reverted: the line is back as it was; the schedule is paused and crontab owns the entry.
-The platform stores the state; each host's agent (runner_service.cron_agent: `dbfleet cron
+The platform stores the state; each host's agent (runner_service.bridge.agent: `dbfleet cron
 sync`, the watchdog) makes its crontab files match it, so an edit made here reaches the host
 the next time the agent runs, and nothing here needs to reach into a host.
 
@@ -29,15 +29,15 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from runner_service.api.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
-from runner_service.crontab import as_cron_runs_it, edit, parse
-from runner_service.jobs import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
-from runner_service.runtime import Runtime
-from runner_service.schedules import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
-from runner_service.secrets import looks_secret
-from dbfleet.store import UnknownSchedule
 from dbfleet.clock import utcnow
-from runner_service.triggers import TriggerError, parse_trigger
+from dbfleet.store import UnknownSchedule
+from runner_service.bridge.crontab import as_cron_runs_it, edit, parse
+from runner_service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from runner_service.runtime import Runtime
+from runner_service.schedules.service import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
+from runner_service.schedules.triggers import TriggerError, parse_trigger
+from runner_service.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
+from runner_service.secret_box import looks_secret
 
 MODES = ('observe', 'takeover', 'reverted')
 COMMAND_PLAYBOOK = 'dbfleet.mysql.run_command'

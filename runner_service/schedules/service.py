@@ -1,26 +1,27 @@
 """The front door for schedules: create, change, pause, resume, delete, preview. The API routes
-and the CLI call these; the scheduler (runner_service.scheduler) fires what they store. The
-preview shows what maintenance windows (runner_service.windows) do to the coming fire times."""
+and the CLI call these; the scheduler (runner_service.schedules.loop) fires what they store. The
+preview shows what maintenance windows (runner_service.schedules.windows) do to the coming fire times."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Callable
 
-from runner_service.api.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
-from runner_service.jobs import BadRequest, Conflict, JobService, NotFound
-from runner_service.runtime import Runtime
-from runner_service.secrets import MASK, split_extra_vars
-from dbfleet.store import UnknownSchedule
 from dbfleet.clock import utcnow
-from runner_service.templates import TemplateService
-from runner_service.triggers import TriggerError, parse_trigger, preview, zone
-from runner_service.windows import WindowService
+from dbfleet.store import UnknownSchedule
+from runner_service.errors import BadRequest, Conflict, NotFound
+from runner_service.jobs.service import JobService
+from runner_service.runtime import Runtime
+from runner_service.schedules.triggers import TriggerError, parse_trigger, preview, zone
+from runner_service.schedules.windows import WindowService
+from runner_service.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.secret_box import MASK, split_extra_vars
+from runner_service.templates.service import TemplateService
 
 MAX_PREVIEW = 100
 # Kept in a schedule's stored job beside the launch template: not part of a launch request.
 SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
-CRONTAB_ORIGIN = 'crontab'  # source.origin of schedules imported from crontab (runner_service.bridge)
+CRONTAB_ORIGIN = 'crontab'  # source.origin of schedules imported from crontab (runner_service.bridge.platform)
 # What an operator may change in a schedule: when it fires and how its slots behave. What it
 # runs (the job: playbook, extra vars, a crontab entry's command, stdin, user, environment), its
 # name, deadline and dependencies are an admin's.
@@ -39,7 +40,7 @@ def trigger_of(schedule: dict):
 
 
 def crontab_mode(schedule: dict) -> str | None:
-    """The crontab bridge's mode of a schedule imported from crontab (runner_service.bridge), else None."""
+    """The crontab bridge's mode of a schedule imported from crontab (runner_service.bridge.platform), else None."""
     source = schedule.get('source') or {}
     return source.get('mode') if source.get('origin') == CRONTAB_ORIGIN else None
 
@@ -124,7 +125,7 @@ class ScheduleService:
         if anchor_changed or set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
             fields.update(timing)
             fields['next_fire_at'] = self._trigger(dict(current, **fields)).next_after(now)
-        from runner_service.bridge import CronBridge  # the bridge builds on this module
+        from runner_service.bridge.platform import CronBridge  # the bridge builds on this module
         source = CronBridge.source_after_update(current, fields)
         if source is not None:
             fields['source'] = source

@@ -15,8 +15,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from runner_service.cli_output import (JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide,
-                                       table)
+from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
 
 cron_app = typer.Typer(help='The crontab bridge: import crontab entries, observe them, take them over, revert, '
                             'sync, fall back.', no_args_is_help=True)
@@ -57,8 +56,8 @@ def cron_import(user: str = typer.Option(None, '--user', help='The crontab of th
                 as_json: bool = JSON_OPTION) -> None:
     """Import a crontab: each entry becomes a schedule in mode observe (crontab keeps running it,
     through the reporting wrapper). Lines that do not parse are reported and left alone."""
-    from runner_service.api.schemas import CronFile, CronImport
-    from runner_service.crontab import files
+    from runner_service.bridge.crontab import files
+    from runner_service.schemas import CronFile, CronImport
     try:
         source = files.source_for(user=user, system=system, crond=crond, path=str(path) if path else None,
                                   path_system=path_system)
@@ -181,8 +180,8 @@ def cron_runs(entry: str = typer.Option(None, '--entry', help='Only this entry\'
 
 
 def _sync(host: str, apply: bool):
-    from runner_service import cron_agent
-    from runner_service.crontab import files
+    from runner_service.bridge import agent as cron_agent
+    from runner_service.bridge.crontab import files
     with api_client() as client:
         entries = client.cron_entries(host)
     state = cron_agent.WatchdogState.load(_settings().cron_spool)
@@ -224,7 +223,7 @@ def cron_exec(schedule_id: str = typer.Argument(..., help='The entry\'s schedule
               host: str = HOST_OPTION) -> None:
     """The wrapper crontab runs: runs COMMAND as crontab would (output passed through, same exit
     code) and reports the run to the API; when the API is away the report is spooled and sent later."""
-    from runner_service import cron_agent
+    from runner_service.bridge import agent as cron_agent
     if command[:1] == ['--']:  # click keeps the separator once arguments stop being interspersed
         command = command[1:]
     if not command:
@@ -241,7 +240,7 @@ def cron_watchdog(host: str = HOST_OPTION,
     """Run from crontab every minute: sync with the platform and deliver spooled reports while it
     answers; give taken-over entries back to crontab when it has not answered for --threshold
     seconds, and take them back when it answers again."""
-    from runner_service import cron_agent
+    from runner_service.bridge import agent as cron_agent
     settings = _settings()
     try:
         outcome = cron_agent.watchdog(settings, _host(host), threshold or settings.cron_fallback_seconds)

@@ -34,8 +34,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner_service.crontab import edit, files, parse
 from dbfleet.settings import Settings
+from runner_service.bridge.crontab import edit, files, parse
 
 REPORT_TIMEOUT = 5.0  # seconds the wrapper waits for the API before it spools and goes on
 TAIL_BYTES = 8192  # the end of the output that goes into the report

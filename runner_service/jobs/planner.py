@@ -8,7 +8,7 @@
   lower bound max(longest host, total / N) when hosts are many).
 - rolling: batches in order, like Ansible's `serial` (sizes or percentages, the last repeating),
   stopped when a batch fails more than max_fail_percentage.
-Nothing here touches a process: the runner (runner_service.execution) executes plans, the API
+Nothing here touches a process: the runner (runner_service.worker.run) executes plans, the API
 previews them.
 """
 

@@ -2,7 +2,7 @@
 
     FleetWorker(queue_names, connection=redis).work(with_scheduler=True)
 
-- Each work horse is a child subreaper (runner_service.process_tree): what a job's play starts
+- Each work horse is a child subreaper (runner_service.worker.process_tree): what a job's play starts
   stays below it whatever it does to leave (setsid, `env -i`, a double fork), so the job's run
   kills all of it at the end. The worker is one too, and after each job kills what a horse that
   was itself killed (RQ's stop-job, a crash) left behind.
@@ -21,7 +21,7 @@ import signal
 from rq import Worker, worker_registration
 from rq.scheduler import RQScheduler
 
-from runner_service import process_tree
+from runner_service.worker import process_tree
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli_output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
+from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
 
 templates_app = typer.Typer(help='Job templates (what operators may launch), through the API: list, show, create, '
                                  'edit, delete, launch.', no_args_is_help=True)
@@ -26,7 +26,7 @@ FROM_FILE = typer.Option(None, '--from-file', '-f', help='A YAML or JSON file wi
 
 def _main():
     """The main CLI module's helpers (-e parsing, durations, --wait): imported late, as it imports this one."""
-    from runner_service import cli
+    from runner_service.cli import app as cli
     return cli
 
 
@@ -167,7 +167,7 @@ def templates_create(name: str = NAME_ARGUMENT,
                      window_timezone: Optional[str] = DEFINITION_OPTIONS['window_timezone']) -> None:
     """Create a template: PLAYBOOK on --inventory or --tags, with defaults; its survey (the extra
     vars a launch may set, with their types and rules) comes from --from-file."""
-    from runner_service.api.schemas import TemplateCreate
+    from runner_service.schemas import TemplateCreate
     options = dict(locals())
     fields = {**_from_file(from_file), **_fields(playbook, options)}
     fields.pop('name', None)
@@ -201,7 +201,7 @@ def templates_edit(name: str = NAME_ARGUMENT,
                    window_timezone: Optional[str] = DEFINITION_OPTIONS['window_timezone']) -> None:
     """Change a template: the fields of --from-file and the options given replace its own (a plan
     option replaces its whole plan; --from-file with `survey:` its whole survey)."""
-    from runner_service.api.schemas import TemplateUpdate
+    from runner_service.schemas import TemplateUpdate
     options = dict(locals())
     changes = {**_from_file(from_file), **_fields(playbook, options)}
     changes.pop('name', None)
@@ -231,7 +231,7 @@ def templates_launch(name: str = NAME_ARGUMENT,
                      as_json: bool = JSON_OPTION) -> None:
     """Queue a run of the template with values for its survey (-e) and print the job's id and
     status. Exit code: as `dbfleet jobs launch` (with --wait: 0 successful, 1 otherwise; 2 refused)."""
-    from runner_service.api.schemas import TemplateLaunch
+    from runner_service.schemas import TemplateLaunch
     cli = _main()
     request = cli._request(TemplateLaunch, extra_vars=cli._extra_vars(extra_vars) if extra_vars else None,
                            limit=limit, idempotency_key=idempotency_key)

@@ -6,8 +6,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool,
-                      StrictFloat, StrictInt, StringConstraints, field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from runner_service.extra_vars import check_extra_vars
 from runner_service.host_patterns import check_host_pattern
@@ -65,7 +77,7 @@ class Dependency(BaseModel):
 
 
 class BatchPlan(BaseModel):
-    """How the job's hosts are split (runner_service.planner). Without a plan, one ansible-playbook
+    """How the job's hosts are split (runner_service.jobs.planner). Without a plan, one ansible-playbook
     run over all hosts, as Ansible itself would."""
 
     model_config = ConfigDict(extra='forbid')
@@ -717,14 +729,14 @@ class CronHistoryItem(BaseModel):
     run: CronRunOut | None = None
 
 
-# -- job templates (runner_service.templates, runner_service.survey) --------------------------
+# -- job templates (runner_service.templates.service, runner_service.templates.survey) --------------------------
 
 SurveyType = Literal['string', 'password', 'integer', 'number', 'boolean', 'choice', 'multi-choice']
 Choice = bool | int | float | str
 
 
 class SurveyVariable(BaseModel):
-    """An extra var a launch may set, and its rules (runner_service.survey checks both)."""
+    """An extra var a launch may set, and its rules (runner_service.templates.survey checks both)."""
 
     model_config = ConfigDict(extra='forbid')
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from runner_service import lifecycle
+from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime
 
 log = logging.getLogger(__name__)

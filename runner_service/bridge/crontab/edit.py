@@ -15,8 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from .syntax import (BLANKS, MARKER, WRAP_VERB, Crontab, Entry, Taken, line_body, parse, schedule_id_ok,
-                     split_lines)
+from .syntax import BLANKS, MARKER, WRAP_VERB, Crontab, Entry, Taken, line_body, parse, schedule_id_ok, split_lines
 
 _SAFE_WORD = re.compile(r'[A-Za-z0-9_./+:@=,-]+\Z')
 

@@ -4,7 +4,7 @@
     values = apply_survey(variables, given)  # the launch's extra vars: checked, defaults filled in
 
 A variable is a mapping {name, type, required, default, min, max, min_length, max_length,
-choices, pattern} (runner_service.api.schemas.SurveyVariable dumped). Types: string, password
+choices, pattern} (runner_service.schemas.SurveyVariable dumped). Types: string, password
 (a string that is sealed at rest and masked everywhere), integer, number, boolean, choice (one of
 `choices`), multi-choice (a list of distinct `choices`). Names are identifiers and never start
 with `ansible_`: connection and interpreter variables are set by admins in inventories, not by

@@ -65,7 +65,7 @@ def scheduler_key(name: str) -> str:
 
 
 class JobQueue:
-    """Puts store jobs into RQ queues for `runner_service.execution.run_job`."""
+    """Puts store jobs into RQ queues for `runner_service.worker.run.run_job`."""
 
     def __init__(self, redis: Redis):
         self.redis = redis
@@ -79,11 +79,11 @@ class JobQueue:
         options = dict(job_id=job['id'], job_timeout=NO_RQ_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                        description='dbfleet job %s: %s' % (job['id'], job['playbook']))
         if delay_seconds > 0:
-            queue.enqueue_in(dt.timedelta(seconds=delay_seconds), 'runner_service.execution.run_job', job['id'],
+            queue.enqueue_in(dt.timedelta(seconds=delay_seconds), 'runner_service.worker.run.run_job', job['id'],
                              **options)
         else:
             # RQ has no priorities inside a queue: a job above the default goes to the front.
-            queue.enqueue('runner_service.execution.run_job', job['id'], at_front=job.get('priority', 0) > 0,
+            queue.enqueue('runner_service.worker.run.run_job', job['id'], at_front=job.get('priority', 0) > 0,
                           **options)
 
     def is_present(self, job: dict) -> bool:

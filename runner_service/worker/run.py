@@ -1,0 +1,405 @@
+"""Running one job: the function an RQ worker calls, ansible-runner inside it.
+
+    run_job(job_id)   # what RQ executes; everything it needs is in the store
+
+The job moves queued -> running by compare-and-set (a duplicate RQ entry, or a job canceled
+meanwhile, does nothing). ansible-playbook runs in its own process group under
+ansible-runner; its events are redacted and written to the store in batches by a writer
+thread (a batch is whatever arrived within BATCH_SECONDS of the last write, or while it was
+written: one event when the play is quiet, many when it is busy), each batch announced on
+Redis for live followers.
+A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
+the play if the worker process that forked this one dies. Cancel and deadlines kill the whole
+process group, then every process left below the work horse (a child subreaper: a daemon that
+left the group, the session or the environment is still below it); the job ends successful,
+failed, canceled or timed_out with per-host results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from dbfleet.clock import utcnow
+from dbfleet.paths import REPO_ROOT, private_directory
+from runner_service.extra_vars import check_extra_vars
+from runner_service.jobs import lifecycle
+from runner_service.runtime import Runtime, process_runtime
+from runner_service.secret_box import Redactor, secret_values
+from runner_service.worker import process_tree
+from runner_service.worker.lanes import PlanError, PlanRunner
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+# How often ansible-runner's loop wakes without output: the cancel and deadline check cadence.
+POLL_SECONDS = 0.1
+# How often, of those wakes, Redis is asked for a cancel request (a round trip each).
+CANCEL_POLL_SECONDS = 0.5
+BATCH_LIMIT = 1000
+# A busy play's events are written at most this often: what arrives meanwhile joins the next
+# batch (one transaction and one announcement for many events). An event after a quiet spell
+# is written at once.
+BATCH_SECONDS = 0.1
+STATS_KEYS = {'ok': 'ok', 'changed': 'changed', 'failures': 'failed', 'dark': 'unreachable', 'skipped': 'skipped',
+              'rescued': 'rescued', 'ignored': 'ignored'}
+FAILED_EVENTS = ('runner_on_failed', 'runner_on_unreachable', 'runner_item_on_failed')
+
+
+def run_job(job_id: str) -> str:
+    """RQ's entry point. Returns the job's final status (RQ keeps it briefly as the result)."""
+    runtime = process_runtime()
+    worker = '%s/%d' % (runtime.hostname, os.getppid())
+    job = runtime.store.transition(job_id, 'running', expect='queued', worker=worker)
+    if job is None:
+        current = runtime.store.get_job(job_id)
+        return 'not run: job is %s' % (current['status'] if current else 'gone')
+    return JobRun(runtime, job).run()
+
+
+class JobRun:
+    def __init__(self, runtime: Runtime, job: dict):
+        self.runtime = runtime
+        self.store = runtime.store
+        self.job = job
+        self.job_id = job['id']
+        self.settings = runtime.settings
+        self.secret = runtime.secrets.open(job.get('secret_vars'))
+        self.redactor = Redactor(secret_values(self.secret))
+        self.private_dir = self.settings.runs_dir / self.job_id
+        self.deadline = effective_deadline(job)
+        self.stop_reason: str | None = None
+        self.next_cancel_check = 0.0  # time.monotonic() of the next cancel check on Redis
+        self.done = threading.Event()
+        self.parent_pid = os.getppid()
+        self.leases: set[tuple[str, str]] = set()  # pool slots held by this run's hosts (renewed by the heartbeat)
+        self.writer = EventWriter(runtime, self.job_id, self.redactor, offset=self.store.last_event_seq(self.job_id))
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> str:
+        if self.deadline is not None and utcnow() >= self.deadline:
+            return self._end('timed_out', None, 'deadline %s passed before the job started' % _iso(self.deadline))
+        heartbeat = threading.Thread(target=self._heartbeat, name='dbfleet-heartbeat', daemon=True)
+        heartbeat.start()
+        runner = None
+        try:
+            kwargs = self._prepare()
+            if self.job.get('plan'):
+                runner = PlanRunner(self, kwargs).run()
+            else:
+                import ansible_runner  # imported by the worker before forking; cheap here
+                runner = ansible_runner.run(**kwargs)
+        except Exception as exc:
+            if not isinstance(exc, PlanError):
+                log.exception('job %s could not run', self.job_id)
+            self.writer.close()
+            return self._end('failed', None, 'dbfleet could not run the playbook: %s' % self.redactor.text(str(exc)))
+        finally:
+            self.done.set()
+            self._kill_play()  # whatever outlived the play (or its cancel)
+            self._scrub()
+        self.writer.close()
+        self.store.set_host_results(self.job_id, host_results(self.writer.stats))
+        return self._end(*self._outcome(runner))
+
+    def _outcome(self, runner) -> tuple[str, int | None, str]:
+        rc = runner.rc
+        if self.stop_reason == 'canceled':
+            return 'canceled', rc, 'canceled while running; its processes were killed'
+        if self.stop_reason == 'timed_out':
+            return 'timed_out', rc, 'deadline %s reached: the play was killed' % _iso(self.deadline)
+        if runner.status == 'successful' and rc == 0 and not self._failed_hosts():
+            return 'successful', rc, None
+        failed = self._failed_hosts()
+        if failed:
+            return 'failed', rc, 'ansible-playbook exited %s; failed or unreachable: %s' % (rc, _names(failed))
+        return 'failed', rc, 'ansible-playbook exited %s (%s): see the job stdout' % (rc, runner.status)
+
+    def _failed_hosts(self) -> list[str]:
+        stats = self.writer.stats
+        return sorted(host for key in ('failures', 'dark') for host, count in (stats.get(key) or {}).items() if count)
+
+    def _end(self, status: str, rc: int | None, reason: str | None) -> str:
+        job = lifecycle.finish(self.runtime, self.job_id, status, return_code=rc, status_reason=reason)
+        if job is None:
+            current = self.store.get_job(self.job_id)
+            log.warning('job %s ended %s here, but the store already has it %s', self.job_id, status,
+                        current and current['status'])
+            return current['status'] if current else status
+        return status
+
+    # -- setting up ansible-runner ---------------------------------------------------------
+
+    def _prepare(self) -> dict:
+        job = self.job
+        if self.private_dir.exists():
+            shutil.rmtree(self.private_dir / 'inventory', ignore_errors=True)
+        for directory in (self.settings.var_dir, self.settings.runs_dir, self.private_dir):
+            private_directory(directory)
+        env_dir = private_directory(self.private_dir / 'env')
+        # Checked again as they leave the store: a job accepted before the check, or a store
+        # edited by hand, must not hand Ansible a marker of its own.
+        extra_vars = check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True)
+        if extra_vars:
+            # A file ansible-runner passes as -e @file: values never reach a command line.
+            path = env_dir / 'extravars'
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, 'w') as handle:
+                json.dump(untemplated(extra_vars), handle)
+        project = Path(self.settings.project_dir).resolve()
+        cmdline = [flag for flag, wanted in (('--check', job['check_mode']), ('--diff', job['diff_mode'])) if wanted]
+        envvars = {
+            'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]),
+            'DBFLEET_STORE_URL': self.settings.store_url,
+            lifecycle.JOB_ENV: self.job_id,
+            'ANSIBLE_FORCE_COLOR': '0',
+            'ANSIBLE_NOCOLOR': '1',
+        }
+        if (project / 'ansible.cfg').is_file():
+            envvars['ANSIBLE_CONFIG'] = str(project / 'ansible.cfg')
+        else:  # the collection's own playbooks (dbfleet.mysql.run_command) from any project
+            envvars['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join(
+                [str(REPO_ROOT / 'collections'), os.environ.get('ANSIBLE_COLLECTIONS_PATH', '')]).rstrip(os.pathsep)
+        return dict(
+            private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
+            inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
+            cmdline=' '.join(cmdline) or None, envvars=envvars, ident=str(job['attempt']), rotate_artifacts=3,
+            quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
+            event_handler=self.writer.add, cancel_callback=self._should_stop, status_handler=None,
+        )
+
+    def _inventory(self, project: Path) -> str:
+        job = self.job
+        if job['inventory_kind'] == 'file':
+            return str(project / job['inventory'])
+        # A tag expression: the fleet inventory plugin over the store, with the project's
+        # group_vars and host_vars beside it so connection settings apply as usual.
+        directory = self.private_dir / 'inventory'
+        directory.mkdir(parents=True, exist_ok=True)
+        source = directory / 'job.fleet.yml'
+        source.write_text(yaml.safe_dump({'plugin': 'dbfleet.mysql.fleet', 'store_url': self.settings.store_url,
+                                          'tags': job['inventory']}))
+        for name in ('group_vars', 'host_vars'):
+            target = project / 'inventories' / name
+            if target.is_dir():
+                (directory / name).symlink_to(target)
+        return str(source)
+
+    # -- while it runs -------------------------------------------------------------------
+
+    def _should_stop(self) -> bool:
+        """ansible-runner asks this every POLL_SECONDS; True kills the play's process group.
+        The deadline is checked each time, Redis's cancel flag every CANCEL_POLL_SECONDS."""
+        if self.stop_reason is None:
+            if self.deadline is not None and utcnow() >= self.deadline:
+                self.stop_reason = 'timed_out'
+            elif time.monotonic() >= self.next_cancel_check:
+                self.next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
+                try:
+                    if self.runtime.queue.cancel_requested(self.job_id):
+                        self.stop_reason = 'canceled'
+                except Exception:  # Redis away: the heartbeat still reads the store's flag
+                    pass
+        return self.stop_reason is not None
+
+    def _heartbeat(self) -> None:
+        reported_pid = None
+        while not self.done.wait(HEARTBEAT_SECONDS):
+            if os.getppid() != self.parent_pid:
+                self._orphaned()
+            pid = self.writer.runner_pid
+            try:
+                running = self.store.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
+                                               runner_pid=pid if pid != reported_pid else None)
+                reported_pid = pid
+                if not running and self.stop_reason is None:
+                    self.stop_reason = 'canceled'  # someone else ended it (the reaper, an admin)
+                job = self.store.get_job(self.job_id)
+                if job and job['cancel_requested'] and self.stop_reason is None:
+                    self.stop_reason = 'canceled'
+                self.store.renew_leases(holder for _, holder in list(self.leases))
+            except Exception as exc:  # the store away for a moment: try again next beat
+                log.warning('job %s heartbeat failed: %s', self.job_id, exc)
+
+    def _orphaned(self) -> None:
+        """The worker that forked us is gone (killed): nobody would report this run, so kill the
+        play, record the loss (and the retry) ourselves, and leave."""
+        self._kill_play()
+        try:
+            self.writer.close()
+            job = self.store.get_job(self.job_id)
+            if job is not None:
+                lifecycle.lose(self.runtime, job, 'worker process %d died while the job ran' % self.parent_pid)
+        finally:
+            os._exit(1)
+
+    def _kill_play(self) -> None:
+        """Every process of the play: those that kept the job's environment marker, and, in a work
+        horse (a child subreaper, see runner_service.worker.fleet_worker), everything below it, wherever it went."""
+        lifecycle.kill_job_processes(self.job_id)
+        if process_tree.is_subreaper():
+            process_tree.kill_descendants()
+
+    def _scrub(self) -> None:
+        """Leave no secret on disk: the extra vars file goes, and saved output is redacted."""
+        try:
+            (self.private_dir / 'env' / 'extravars').unlink()
+        except FileNotFoundError:
+            pass
+        if self.redactor:
+            for path in (self.private_dir / 'artifacts').rglob('*'):
+                if path.is_file():
+                    text = path.read_text(errors='replace')
+                    cleaned = self.redactor.text(text)
+                    if cleaned != text:
+                        path.write_text(cleaned)
+        prune_runs(self.settings.runs_dir, self.settings.keep_runs)
+
+
+class EventWriter:
+    """Takes ansible-runner events on its thread, writes them to the store on its own."""
+
+    def __init__(self, runtime: Runtime, job_id: str, redactor: Redactor, offset: int = 0):
+        self.runtime = runtime
+        self.job_id = job_id
+        self.redactor = redactor
+        self.offset = offset
+        self.runner_pid: int | None = None
+        self.stats: dict = {}  # the recap of every run so far (ansible-runner's own needs events on disk)
+        self.lock = threading.Lock()
+        self.count = 0
+        self.pending: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._write, name='dbfleet-events', daemon=True)
+        self.thread.start()
+        self.written = 0
+
+    def add(self, event: dict) -> bool:
+        if self.runner_pid is None and event.get('pid'):
+            self.runner_pid = int(event['pid'])
+        with self.lock:
+            if event.get('event') == 'playbook_on_stats':
+                for key in STATS_KEYS:
+                    for host, count in ((event.get('event_data') or {}).get(key) or {}).items():
+                        self.stats.setdefault(key, {})[host] = self.stats.get(key, {}).get(host, 0) + int(count)
+            # Numbered here, in arrival order: a plan's concurrent runs each count from 1.
+            self.count += 1
+            row = self._row(event, self.offset + self.count)
+        self.pending.put(row)
+        return False  # the store keeps events: ansible-runner need not write them to disk
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.pending.put(None)
+            self.thread.join()
+
+    def _row(self, event: dict, seq: int) -> dict:
+        data = self.redactor.data(event.get('event_data') or {})
+        name = event.get('event') or 'verbose'
+        result = data.get('res') if isinstance(data.get('res'), dict) else {}
+        return {
+            'seq': seq, 'uuid': event.get('uuid'), 'event': name,
+            'host': data.get('host') or None, 'task': data.get('task') or None, 'play': data.get('play') or None,
+            'changed': bool(result.get('changed')) if name.startswith('runner_on_') else None,
+            'failed': (name in FAILED_EVENTS and not data.get('ignore_errors')) if name.startswith('runner_') else None,
+            'created': event.get('created'), 'stdout': self.redactor.text(event.get('stdout') or ''), 'data': data,
+        }
+
+    def _write(self) -> None:
+        finished = False
+        written_at = float('-inf')
+        while not finished:
+            batch = [self.pending.get()]
+            # Gather until BATCH_SECONDS after the last write (nothing to wait for after a quiet
+            # spell); the end of the run (None) is written at once.
+            gather_until = written_at + BATCH_SECONDS
+            while len(batch) < BATCH_LIMIT and batch[-1] is not None:
+                remaining = gather_until - time.monotonic()
+                try:
+                    batch.append(self.pending.get(timeout=remaining) if remaining > 0 else self.pending.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is None:
+                finished = True
+            rows = [row for row in batch if row is not None]
+            if rows:
+                self._store(rows)
+                written_at = time.monotonic()
+
+    def _store(self, rows: list[dict]) -> None:
+        for attempt in range(5):
+            try:
+                self.written += self.runtime.store.append_events(self.job_id, rows)
+                break
+            except Exception as exc:
+                log.warning('job %s: storing %d events failed (%s), trying again', self.job_id, len(rows), exc)
+                time.sleep(0.5 * (attempt + 1))
+        try:
+            self.runtime.queue.publish_events(self.job_id, rows[-1]['seq'])
+        except Exception:  # followers fall back to polling the store
+            pass
+
+
+def effective_deadline(job: dict) -> dt.datetime | None:
+    """The earlier of the job's deadline and its start plus its timeout."""
+    candidates = [job['deadline']] if job.get('deadline') else []
+    if job.get('timeout_seconds') and job.get('started_at'):
+        candidates.append(job['started_at'] + dt.timedelta(seconds=job['timeout_seconds']))
+    return min(candidates) if candidates else None
+
+
+def unmask(extra_vars: dict, secret: dict) -> dict:
+    """The extra vars the play gets: the stored (masked) ones with the real secret values back."""
+    return {**(extra_vars or {}), **secret}
+
+
+def host_results(stats: dict | None) -> dict[str, dict]:
+    """ansible-runner's recap ({ok: {host: n}, dark: {...}, ...}) as {host: {ok, unreachable, ...}}."""
+    results: dict[str, dict] = {}
+    for key, column in STATS_KEYS.items():
+        for host, count in ((stats or {}).get(key) or {}).items():
+            results.setdefault(host, {})[column] = int(count)
+    return results
+
+
+def untemplated(value):
+    """Extra vars as Ansible must read them: every string marked unsafe (2.19's legacy JSON form),
+    so that what a caller sent, or crontab had in a command, is used as written and never
+    templated: `{{ lookup('pipe', ...) }}` in a value would otherwise run on this machine.
+    Keys are not templated by Ansible; keys that are Ansible's own markers never get here
+    (runner_service.extra_vars)."""
+    if isinstance(value, str):
+        return {'__ansible_unsafe': value}
+    if isinstance(value, dict):
+        return {key: untemplated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [untemplated(item) for item in value]
+    return value
+
+
+def prune_runs(runs_dir: Path, keep: int) -> None:
+    """Keep the newest `keep` job run directories."""
+    try:
+        runs = sorted(runs_dir.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    except FileNotFoundError:
+        return
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _iso(value: dt.datetime | None) -> str:
+    return value.isoformat(timespec='seconds').replace('+00:00', 'Z') if value else '?'
+
+
+def _names(hosts: list[str], most: int = 10) -> str:
+    return ', '.join(hosts[:most]) + (' and %d more' % (len(hosts) - most) if len(hosts) > most else '')
