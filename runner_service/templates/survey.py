@@ -18,6 +18,8 @@ import math
 import re
 from typing import Any, Iterable
 
+import regex
+
 TYPES = ('string', 'password', 'integer', 'number', 'boolean', 'choice', 'multi-choice')
 TEXT_TYPES = ('string', 'password')
 NUMBER_TYPES = ('integer', 'number')
@@ -28,6 +30,10 @@ MAX_QUOTE = 200
 MAX_PATTERN = 500
 # Without a max_length, no string a launch sends is longer than this (a pattern runs over it).
 DEFAULT_MAX_LENGTH = 65536
+# A pattern is the admin's, but the value is the caller's: a pattern that backtracks without end
+# ((a|aa)+$ on 'aaaa...!') would hold an API thread for hours. The `regex` engine stops a match
+# after this long and the launch is refused instead.
+PATTERN_SECONDS = 0.25
 # Numbers a survey takes: what a 64-bit integer holds (Python's own would go on to any size and
 # overflow math on floats).
 MAX_NUMBER = 2 ** 63
@@ -105,9 +111,17 @@ def _check_rules(name: str, kind: str, variable: dict) -> None:
             raise SurveyError('survey: %s: pattern must be a regular expression of at most %d characters'
                               % (name, MAX_PATTERN))
         try:
-            re.compile(pattern)
-        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999} overflows
+            regex.compile(pattern)
+        except (regex.error, OverflowError, RecursionError) as exc:  # a{99999999999} overflows
             raise SurveyError('survey: %s: pattern does not compile: %s' % (name, exc)) from None
+
+
+def _matches(name: str, pattern: str, value: str) -> bool:
+    try:
+        return regex.fullmatch(pattern, value, timeout=PATTERN_SECONDS) is not None
+    except TimeoutError:
+        raise SurveyError('%s: the pattern %s took longer than %s s on the value (it backtracks without end); '
+                          'an admin must simplify it' % (name, quote(pattern), PATTERN_SECONDS)) from None
 
 
 def check_value(variable: dict, value: Any) -> None:
@@ -127,7 +141,7 @@ def check_value(variable: dict, value: Any) -> None:
         if len(value) > high_or_default:
             raise SurveyError('%s: at most %d characters, got %d' % (name, high_or_default, len(value)))
         pattern = variable.get('pattern')
-        if pattern is not None and re.fullmatch(pattern, value) is None:
+        if pattern is not None and not _matches(name, pattern, value):
             raise SurveyError('%s: %s does not match the pattern %s' % (name, shown, quote(pattern)))
     elif kind in NUMBER_TYPES:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == 'integer'

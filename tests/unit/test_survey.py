@@ -94,6 +94,14 @@ def test_a_password_value_is_never_in_a_message():
     assert 'letters-only' not in refused(patterned, 'letters-only')
 
 
+def test_a_pattern_that_backtracks_without_end_is_refused_not_run_for_hours():
+    # (a|aa)+$ on 60 a's and a '!' tries every way to split the a's: about 1.5e12 paths.
+    catastrophic = {'name': 'label', 'type': 'string', 'pattern': '(a|aa)+$'}
+    assert 'label: the pattern' in refused(catastrophic, 'a' * 60 + '!')
+    assert 'backtracks without end' in refused(dict(PASSWORD, pattern='(a|aa)+$'), 'a' * 60 + '!')
+    check_value(catastrophic, 'aaaa')  # the same pattern on a value it matches
+
+
 def test_anything_not_in_the_survey_is_refused_by_name():
     with pytest.raises(SurveyError, match="'ansible_connection' is not in the template's survey"):
         apply_survey([INTEGER], {'count': 1, 'ansible_connection': 'local'})
