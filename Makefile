@@ -12,13 +12,13 @@ setup:
 	@scripts/bootstrap.sh
 
 fleet: setup
-	@$(PY) -m tests.fleet start
+	@$(PY) -m devtools.fleet start
 
 fleet-status:
-	@$(PY) -m tests.fleet status
+	@$(PY) -m devtools.fleet status
 
 fleet-stop:
-	@$(PY) -m tests.fleet stop
+	@$(PY) -m devtools.fleet stop
 
 # The main job end to end: facts from every server of the local fleet, tags from the rules
 # into the store (var/dbfleet.db unless DBFLEET_STORE_URL), the store as an inventory with tag
@@ -52,5 +52,5 @@ collection: setup
 	ansible-galaxy collection build --force --output-path var/
 
 clean:
-	-$(PY) -m tests.fleet stop
+	-$(PY) -m devtools.fleet stop
 	rm -rf var .pytest_cache

@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.report import record  # noqa: E402
-from tests.fleet import INSTANCES, Fleet  # noqa: E402
-from tests.fleet.scale_inventory import write_scale_inventory  # noqa: E402
+from devtools.fleet import INSTANCES, Fleet  # noqa: E402
+from devtools.fleet.scale_inventory import write_scale_inventory  # noqa: E402
 
 BASELINE_VENV = REPO / '.venv-bench'
 BASELINE_REQUIREMENTS = REPO / 'bench' / 'requirements-baseline.txt'

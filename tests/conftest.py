@@ -23,8 +23,8 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope='session')
 def fleet():
-    """The local fleet (tests/fleet), started if needed and stopped again if this run started it."""
-    from tests.fleet import Fleet
+    """The local fleet (devtools/fleet), started if needed and stopped again if this run started it."""
+    from devtools.fleet import Fleet
 
     fleet = Fleet()
     info = fleet.start()

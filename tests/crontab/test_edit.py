@@ -21,7 +21,7 @@ from runner_service.bridge.crontab import (
     wrapped_line,
 )
 
-from .cronref import argv_printer, printed, run_like_cron, stdin_bytes
+from .cronref import argv_printer, printed, run_like_cron, stdin_cron_writes
 
 NASTY = [
     'echo "$HOME" \'single\' `date` ; ls',
@@ -192,7 +192,7 @@ def test_entry_line_parses_back(command, stdin, system):
 @given(raw=st.text(st.sampled_from(list('x %\\')), max_size=12))
 @settings(max_examples=300, deadline=None)
 def test_entry_line_accepts_every_stdin_cron_can_write(raw):
-    stdin = stdin_bytes(raw)  # whatever cron can write, by the reference's own rules
+    stdin = stdin_cron_writes(raw)  # whatever cron can write, by do_command.c's rules
     line = entry_line('* * * * *', 'x', stdin)
     assert parse(line + '\n').entries[0].stdin == stdin
 

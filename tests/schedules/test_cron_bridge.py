@@ -16,8 +16,9 @@ from runner_service.bridge.platform import CronBridge
 from runner_service.errors import BadRequest, Conflict
 from runner_service.schedules.loop import Scheduler
 from runner_service.schedules.service import ScheduleService
-from runner_service.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleUpdate
+from runner_service.schemas import CronReport, JobTemplate, ScheduleUpdate
 from tests.crontab import cronref
+from tests.schedules.helpers import CRON_FILE, import_text, minutely
 
 TEXT = ('SHELL=/bin/bash\r\n'
         'CRON_TZ=Europe/Berlin\n'
@@ -27,13 +28,6 @@ TEXT = ('SHELL=/bin/bash\r\n'
         '*/5 * * * * echo "load: $(cat /proc/loadavg)" \\% `date +\\%F`; mail -s x dba%body line\n'
         '@reboot /usr/bin/warm-cache\n'
         '61 * * * * this minute does not exist\n')
-FILE = CronFile(kind='path', name='/var/spool/cron/crontabs/dba', system=False)
-
-
-def import_text(runtime, text=TEXT, host='db1', **options):
-    request = CronImport(host=host, file=options.pop('file', FILE), text=text, inventory='tests/service/inventory.yml',
-                         inventory_host='node1', **options)
-    return CronBridge(runtime).import_file(request, 'admin')
 
 
 def report(runtime, schedule, started, phase='start', run_id=None, exit_code=None, fallback=False):
@@ -46,13 +40,13 @@ def report(runtime, schedule, started, phase='start', run_id=None, exit_code=Non
 
 
 def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
-    result = import_text(runtime)
+    result = import_text(runtime, TEXT)
     assert [item['line'] for item in result['entries']] == [4, 6]
     nightly, every5 = (item['schedule'] for item in result['entries'])
     assert nightly['source']['original'] == \
         '30 1 * * MON-FRI  /usr/local/bin/backup.sh --all >> /var/log/backup.log 2>&1'
     assert nightly['source']['mode'] == 'observe' and nightly['source']['host'] == 'db1'
-    assert nightly['source']['file'] == FILE.model_dump() and nightly['source']['line'] == 4
+    assert nightly['source']['file'] == CRON_FILE.model_dump() and nightly['source']['line'] == 4
     assert (nightly['kind'], nightly['expression'], nightly['timezone']) == ('cron', '30 1 * * 1-5',
                                                                              'Europe/Berlin')
     assert nightly['source']['timing'] == '30 1 * * MON-FRI'
@@ -65,7 +59,7 @@ def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
     assert [error['line'] for error in result['errors']] == [8] and result['errors'][0]['reason']
     assert runtime.store.audit_log(action='cron.import.reboot')
 
-    again = import_text(runtime)
+    again = import_text(runtime, TEXT)
     assert [item['created'] for item in again['entries']] == [False, False]
     assert [item['schedule']['id'] for item in again['entries']] == [nightly['id'], every5['id']]
     assert len(CronBridge(runtime).bridged('db1')) == 2
@@ -73,16 +67,12 @@ def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
 
 def test_each_host_gets_its_own_entries(runtime):
     """What each host's agent asks for every minute: an index lookup by the source's host."""
-    import_text(runtime, host='db1')
+    import_text(runtime, TEXT, host='db1')
     import_text(runtime, host='db2', text='15 2 * * * /usr/local/bin/rotate\n')
     bridge = CronBridge(runtime)
     assert {schedule['source']['host'] for schedule in bridge.bridged('db1')} == {'db1'}
     assert [schedule['source']['line'] for schedule in bridge.bridged('db2')] == [1]
     assert len(bridge.bridged()) == 3 and bridge.bridged('db3') == []
-
-
-def minutely(runtime, text='* * * * * /usr/bin/true\n', **options):
-    return import_text(runtime, text=text, **options)['entries'][0]['schedule']
 
 
 def test_observed_slots_are_recorded_run_or_missed(runtime):

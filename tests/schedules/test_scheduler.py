@@ -13,23 +13,11 @@ from runner_service.api.routes.schedules import schedule_view
 from runner_service.errors import BadRequest
 from runner_service.schedules.loop import Scheduler, jitter
 from runner_service.schedules.service import ScheduleService
-from runner_service.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
+from runner_service.schemas import JobTemplate, ScheduleUpdate
 from runner_service.secret_box import MASK
+from tests.schedules.helpers import create, minutely, slot_jobs
 
 UTC = dt.timezone.utc
-TEMPLATE = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory.yml')
-
-
-def create(runtime, name='every-10s', expression='*/10 * * * * *', **options):
-    request = ScheduleCreate(name=name, kind=options.pop('kind', 'cron'), expression=expression,
-                             job=options.pop('job', TEMPLATE), **options)
-    return ScheduleService(runtime).create(request, 'admin')
-
-
-def slot_jobs(runtime, schedule_id):
-    return [slot for slot in runtime.store.schedule_slots(schedule_id, limit=1000) if slot['outcome'] == 'fired']
-
-
 def test_a_due_slot_fires_one_job_and_moves_on(runtime):
     schedule = create(runtime)
     slot = schedule['next_fire_at']
@@ -247,7 +235,6 @@ def test_changing_a_cron_schedule_to_an_interval_fires_once_per_interval(runtime
         schedule = create(runtime, name='was-cron', expression='0 3 * * *', overlap='allow')
     else:
         from runner_service.bridge.platform import CronBridge
-        from tests.schedules.test_cron_bridge import minutely
         schedule = minutely(runtime, text='0 3 * * * /usr/bin/true\n')
         CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
     updated = ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(kind='interval', expression='15s'),

@@ -17,7 +17,7 @@ from runner_service.schedules.loop import Scheduler
 from runner_service.schedules.service import ScheduleService
 from runner_service.schedules.windows import Window, WindowService
 from runner_service.schemas import JobTemplate, ScheduleUpdate, WindowCreate
-from tests.schedules.test_scheduler import create, slot_jobs
+from tests.schedules.helpers import create, slot_jobs
 
 UTC = dt.timezone.utc
 BERLIN = 'Europe/Berlin'

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.helpers import one_line_error
 from tests.service.harness import INVENTORY, PLAYBOOKS, free_port
 
 pytestmark = pytest.mark.service
@@ -37,12 +38,6 @@ def host_rows(stdout: str) -> dict[str, list[int]]:
         if len(words) == 6 and words[0].startswith('node') and all(word.isdigit() for word in words[1:]):
             rows[words[0]] = [int(word) for word in words[1:]]
     return rows
-
-
-def one_line_error(completed: subprocess.CompletedProcess) -> str:
-    assert completed.returncode == 2, (completed.stdout, completed.stderr)
-    assert completed.stderr.startswith('dbfleet: ') and completed.stderr.count('\n') == 1, completed.stderr
-    return completed.stderr
 
 
 def test_launch_wait_follows_the_play_and_prints_each_host(service):

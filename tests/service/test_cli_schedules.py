@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from tests.helpers import one_line_error
 from tests.service.harness import INVENTORY, PLAYBOOKS, Service
-from tests.service.test_cli_jobs import one_line_error
 
 pytestmark = pytest.mark.service
 

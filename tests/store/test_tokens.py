@@ -17,6 +17,7 @@ from dbfleet.store import LAST_USED_EVERY, StoreError, UnknownToken, open_store
 from dbfleet.store.engine import create_store_engine
 from dbfleet.store.models import NAME_LENGTH, TOKEN_ROLES
 from runner_service import tokens
+from tests.store.helpers import api_token_rows
 
 UTC = dt.timezone.utc
 FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_used_at', 'templates', 'host',
@@ -25,16 +26,6 @@ FIELDS = {'id', 'name', 'role', 'created_at', 'created_by', 'revoked_at', 'last_
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def rows(url) -> list[dict]:
-    """Every api_tokens row, read past the store."""
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(sa.text('SELECT * FROM api_tokens ORDER BY name'))]
-    finally:
-        engine.dispose()
 
 
 def assert_no_hash(value, *hashes):
@@ -344,7 +335,7 @@ def test_issue_shows_the_token_once_and_stores_only_its_hash(store, store_url):
     assert re.fullmatch(r'dbf_[A-Za-z0-9_-]{43}', token)
     assert_no_hash(record, tokens.hash_token(token))
     assert record['name'] == 'ci-bot' and record['role'] == 'operator' and record['created_by'] == 'cli:alice'
-    [row] = rows(store_url)
+    [row] = api_token_rows(store_url)
     assert row['token_hash'] == tokens.hash_token(token) == digest(token)
     assert not any(token in str(value) or token[4:] in str(value) for value in row.values()), \
         'the clear token is nowhere in the table'

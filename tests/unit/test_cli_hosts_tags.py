@@ -9,7 +9,7 @@ import pytest
 
 from dbfleet.store import open_store
 from dbfleet.tags import parse_tag_expression
-from tests.unit.test_cli_tokens import ok, refused
+from tests.helpers import ok, refused
 
 
 def test_tags_add_on_an_unknown_host_is_an_error_unless_create(store_url):

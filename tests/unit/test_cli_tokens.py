@@ -7,34 +7,13 @@ import datetime as dt
 import hashlib
 import json
 import re
-import subprocess
 
 from dbfleet.store import open_store
 from runner_service import tokens
-from tests.conftest import REPO, VENV_BIN, ansible_env
-from tests.store.test_tokens import rows as table_rows
+from tests.helpers import dbfleet, ok, refused
+from tests.store.helpers import api_token_rows
 
 TOKEN = re.compile(r'dbf_[A-Za-z0-9_-]{43}')
-
-
-def dbfleet(store_url, *args):
-    return subprocess.run([str(VENV_BIN / 'dbfleet'), *args], cwd=REPO, env=ansible_env(DBFLEET_STORE_URL=store_url),
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
-def ok(store_url, *args) -> subprocess.CompletedProcess:
-    completed = dbfleet(store_url, *args)
-    assert completed.returncode == 0, completed.stderr
-    return completed
-
-
-def refused(store_url, *args) -> str:
-    """A user error: exit code 2, one line on stderr, nothing on stdout. Returns the line."""
-    completed = dbfleet(store_url, *args)
-    assert completed.returncode == 2, completed.stdout + completed.stderr
-    assert completed.stdout == ''
-    assert completed.stderr.count('\n') == 1 and completed.stderr.startswith('dbfleet: '), completed.stderr
-    return completed.stderr.strip()
 
 
 def test_create_prints_the_token_once_and_stores_only_its_hash(store_url):
@@ -42,7 +21,7 @@ def test_create_prints_the_token_once_and_stores_only_its_hash(store_url):
     token = completed.stdout.strip()
     assert TOKEN.fullmatch(token), 'stdout is the token alone, for TOKEN=$(dbfleet tokens create ...)'
     assert completed.stderr.count('\n') == 1 and 'cannot be shown again' in completed.stderr
-    [row] = table_rows(store_url)
+    [row] = api_token_rows(store_url)
     assert row['name'] == 'ci-bot' and row['role'] == 'operator' and row['created_by'].startswith('cli:')
     assert row['token_hash'] == hashlib.sha256(token.encode()).hexdigest()
     assert not any(token[4:] in str(value) for value in row.values()), 'the clear token is not in the table'
@@ -58,7 +37,7 @@ def test_create_json_has_the_token_and_the_record_but_no_hash(store_url):
                             'templates', 'host', 'expires_at'}
     assert created['name'] == 'deployer' and created['role'] == 'admin' and TOKEN.fullmatch(created['token'])
     assert created['revoked_at'] is None and created['last_used_at'] is None
-    [row] = table_rows(store_url)
+    [row] = api_token_rows(store_url)
     assert row['token_hash'] == hashlib.sha256(created['token'].encode()).hexdigest()
     assert created['token'] not in row.values()
 
@@ -74,7 +53,7 @@ def test_create_refuses_bad_input_in_one_line(store_url):
     ok(store_url, 'tokens', 'create', 'ci', '--role', 'viewer')
     assert refused(store_url, 'tokens', 'create', 'ci', '--role', 'admin').startswith(
         "dbfleet: a token named ci already exists: pick another name, or revoke it ('dbfleet tokens revoke ci')")
-    assert [(row['name'], row['role']) for row in table_rows(store_url)] == [('ci', 'viewer')]
+    assert [(row['name'], row['role']) for row in api_token_rows(store_url)] == [('ci', 'viewer')]
 
 
 def test_revoke_hides_a_token_from_the_list_until_all_is_asked(store_url):
@@ -94,7 +73,7 @@ def test_revoke_hides_a_token_from_the_list_until_all_is_asked(store_url):
     table = ok(store_url, 'tokens', 'list', '--all').stdout
     assert re.search(r'old\s+admin\s+-\s+\S+ \S+\s+-\s+-\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d', table), table
     assert '2 token(s)' in table
-    assert not any(row['token_hash'] in table for row in table_rows(store_url))
+    assert not any(row['token_hash'] in table for row in api_token_rows(store_url))
     live = ok(store_url, 'tokens', 'list').stdout
     assert 'reader' in live and 'old' not in live and '1 token(s)' in live
 
@@ -131,7 +110,7 @@ def test_an_agent_token_names_its_host_and_any_token_may_expire(store_url):
     assert 'is neither a duration' in refused(store_url, 'tokens', 'create', 'x', '--role', 'viewer', '--expires',
                                               'soon')
     assert 'too far' in refused(store_url, 'tokens', 'create', 'x', '--role', 'viewer', '--expires', '99999999999d')
-    assert sorted(row['name'] for row in table_rows(store_url)) == ['agent-db1', 'auditor']
+    assert sorted(row['name'] for row in api_token_rows(store_url)) == ['agent-db1', 'auditor']
 
 
 def test_an_expired_token_is_listed_as_expired(store_url):

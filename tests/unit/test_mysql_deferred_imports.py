@@ -4,21 +4,7 @@ Each check runs in a fresh interpreter: this test process has imported both long
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_fresh(code):
-    env = dict(os.environ, PYTHONPATH=str(REPO / 'collections'))
-    completed = subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=env, capture_output=True,
-                               text=True, timeout=60, check=False)
-    assert completed.returncode == 0, completed.stderr
-    return completed.stdout
+from tests.helpers import run_fresh
 
 
 def test_importing_the_connection_code_runs_neither_ssl_nor_cryptography():

@@ -36,6 +36,7 @@ SPECIAL = {'yearly': '0 0 1 1 *', 'annually': '0 0 1 1 *', 'monthly': '0 0 1 * *
 _MONTHS = ('jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec')
 _WEEKDAYS = ('sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
 _MAX_TEMPSTR = 100  # get_number()'s buffer: longer tokens are errors in cron
+_MAX_COMMAND = 1000  # cron.h: the command buffer, its NUL included
 _SCHEDULE_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._:-]*\Z')
 
 
@@ -160,11 +161,16 @@ def parse(text: str, source: str = '<crontab>', system: bool = False) -> Crontab
             env[setting[0]] = setting[1]
             continue
         try:
-            tab.entries.append(_entry(number, body, system, dict(env), crlf=line.endswith('\r\n')))
+            entry = _entry(number, body, system, dict(env), crlf=line.endswith('\r\n'))
         except _Bad as error:
             tab.errors.append(LineError(source, number, body, str(error)))
             if tab.ignored is None and not error.cron_accepts:
                 tab.ignored = 'line %d: %s; Debian\'s cron skips the whole file' % (number, error)
+            continue
+        tab.entries.append(entry)
+        cut = _cut_reason(body[entry.command_start:])
+        if cut:
+            tab.warnings.append(LineError(source, number, body, cut))
     _file_warnings(tab)
     return tab
 
@@ -276,7 +282,9 @@ def _entry(number: int, body: str, system: bool, env: dict[str, str], crlf: bool
         raise _Bad('bad command')
     command_start = reader.pos
     raw = body[command_start:]
-    command, stdin, command_end = cron_command(raw)
+    command, stdin, command_end = cron_command(cron_reads(raw))
+    if stdin is None:
+        command_end = len(raw)  # a cut command still ends, as written, at the end of the line
     if not command.strip(BLANKS):
         raise _Bad('missing command', cron_accepts=True)
     return Entry(number=number, text=body, timing=timing, reboot=timing == '@reboot', user=user,
@@ -411,8 +419,25 @@ def as_cron_runs_it(entry: Entry) -> tuple[str, str | None]:
     """(command, stdin) exactly as cron hands them to the shell: a CRLF line's `\\r` included."""
     if not entry.crlf:
         return entry.command, entry.stdin
-    command, stdin, _ = cron_command(entry.text[entry.command_start:] + '\r')
+    command, stdin, _ = cron_command(cron_reads(entry.text[entry.command_start:] + '\r'))
     return command, stdin
+
+
+def cron_reads(raw: str) -> str:
+    """The command part of a line as cron keeps it: entry.c reads it with get_string() into a
+    buffer of MAX_COMMAND (1000) bytes, so only its first 999 bytes survive, and the C string ends
+    at a NUL byte. Bytes cut inside a UTF-8 character stay as they are (surrogateescape), which is
+    also how they reach the shell."""
+    data = raw.encode('utf-8', 'surrogateescape').split(b'\0', 1)[0][:_MAX_COMMAND - 1]
+    return data.decode('utf-8', 'surrogateescape')
+
+
+def _cut_reason(raw: str) -> str | None:
+    if '\0' in raw:
+        return 'a NUL byte in the command: cron runs only what comes before it'
+    if cron_reads(raw) != raw:
+        return 'command longer than %d bytes: cron runs only its first %d' % (_MAX_COMMAND - 1, _MAX_COMMAND - 1)
+    return None
 
 
 def cron_command(raw: str) -> tuple[str, str | None, int]:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.fleet import INSTANCES, MONITOR_PASSWORD, MONITOR_USER
+from devtools.fleet import INSTANCES, MONITOR_PASSWORD, MONITOR_USER
 
 pytestmark = pytest.mark.fleet
 
@@ -189,7 +189,7 @@ def test_config_file_supplies_credentials(fleet, run_module, tmp_path):
 
 
 def test_missing_privilege_fails_only_that_subset(fleet, run_module):
-    from tests.fleet import LIMITED_PASSWORD, LIMITED_USER
+    from devtools.fleet import LIMITED_PASSWORD, LIMITED_USER
 
     run = run_module({'primary': host_vars('primary', user=LIMITED_USER, password=LIMITED_PASSWORD)}, module_args())
     assert run.rc == 0, run.output
@@ -266,7 +266,7 @@ def test_missing_pymysql_is_a_clear_failure(fleet, run_module, tmp_path):
 def test_multi_source_channels_are_listed_separately(fleet, run_module):
     """A second, named MariaDB connection (to a server without a binlog, so it cannot work) shows up as its
     own channel with its error, while the default channel stays healthy."""
-    from tests.fleet.seed import REPL_PASSWORD, REPL_USER
+    from devtools.fleet.seed import REPL_PASSWORD, REPL_USER
 
     fleet.on_replica(["CHANGE MASTER 'reporting' TO MASTER_HOST = '127.0.0.1', MASTER_PORT = %d,"
                          " MASTER_USER = '%s', MASTER_PASSWORD = '%s', MASTER_CONNECT_RETRY = 1"

@@ -11,8 +11,9 @@ import time
 import pytest
 import yaml
 
+from devtools.fleet.scale_inventory import write_scale_inventory
 from tests.conftest import REPO, VENV_BIN, ansible_env
-from tests.fleet.scale_inventory import write_scale_inventory
+from tests.helpers import dbfleet
 
 pytestmark = pytest.mark.fleet
 
@@ -22,11 +23,6 @@ def playbook(store_url, *args, inventory='inventories/local_fleet.yml', playbook
                                cwd=REPO, env=ansible_env(DBFLEET_STORE_URL=store_url), capture_output=True, text=True,
                                timeout=900, check=False)
     return completed
-
-
-def dbfleet(store_url, *args):
-    return subprocess.run([str(VENV_BIN / 'dbfleet'), *args], cwd=REPO, env=ansible_env(DBFLEET_STORE_URL=store_url),
-                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def dbfleet_json(store_url, *args):

@@ -21,10 +21,10 @@ import yaml
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import MANIFEST, backup_path, read_xbstream
 
 from dbfleet.store import open_store
+from devtools.fleet import INSTANCES, LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance
+from devtools.fleet.harness import _terminate
+from devtools.fleet.seed import BACKUP_PASSWORD, BACKUP_USER, PRIMARY_SCHEMAS
 from tests.conftest import REPO, VENV_BIN, ansible_env
-from tests.fleet import INSTANCES, LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance
-from tests.fleet.harness import _terminate
-from tests.fleet.seed import BACKUP_PASSWORD, BACKUP_USER, PRIMARY_SCHEMAS
 
 pytestmark = pytest.mark.fleet
 

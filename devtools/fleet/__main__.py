@@ -1,4 +1,4 @@
-"""python -m tests.fleet start|status|stop  - run from the repository root."""
+"""python -m devtools.fleet start|status|stop  - run from the repository root."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def format_table(status: dict, names) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m tests.fleet',
+    parser = argparse.ArgumentParser(prog='python -m devtools.fleet',
                                      description='Start, inspect or stop the local MariaDB fleet.')
     parser.add_argument('command', choices=('start', 'status', 'stop'))
     parser.add_argument('--json', action='store_true', help='print the status as JSON')

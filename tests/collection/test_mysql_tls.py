@@ -1,5 +1,5 @@
 """TLS login options against the fleet's primary, which serves TLS with the fleet's own CA
-(tests/fleet/tls.py); the analytics instance offers none."""
+(devtools/fleet/tls.py); the analytics instance offers none."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import contextlib
 import pytest
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import MySQLConnectError, mysql_connect
 
-from tests.fleet import INSTANCES, MONITOR_PASSWORD, MONITOR_USER
-from tests.fleet.tls import write_ca
-from tests.unit.test_mysql_deferred_imports import run_fresh
+from devtools.fleet import INSTANCES, MONITOR_PASSWORD, MONITOR_USER
+from devtools.fleet.tls import write_ca
+from tests.helpers import run_fresh
 
 pytestmark = pytest.mark.fleet
 
