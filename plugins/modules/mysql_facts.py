@@ -75,7 +75,7 @@ notes:
     C(REPLICATION MASTER ADMIN) (the only privilege that allows C(SHOW REPLICA HOSTS)), C(SHOW VIEW) on C(*.*)
     (to see every table in C(information_schema.TABLES) without reading rows) and, for C(users), C(SELECT) on the
     columns C(User), C(Host), C(plugin), C(authentication_string), C(Super_priv), C(is_role) of C(mysql.user);
-    see C(tests/fleet/README.md) in the dbfleet repository.
+    see C(devtools/fleet/README.md) in the dbfleet repository.
 '''
 
 EXAMPLES = r'''
