@@ -247,9 +247,6 @@ class ApiClient:
     def cron_entries(self, host: str | None = None) -> list[dict]:
         return self._call(list[CronEntryOut], 'GET', CRON + '/entries', params=_params({'host': host}))
 
-    def cron_entry(self, ref: str) -> dict:
-        return self._call(CronEntryOut, 'GET', _path(CRON + '/entries', ref))
-
     def cron_mode(self, ref: str, mode: str) -> dict:
         return self._call(CronEntryOut, 'POST', _path(CRON + '/entries', ref, 'mode'), json={'mode': mode})
 

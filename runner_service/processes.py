@@ -1,6 +1,6 @@
 """dbfleet's long-running processes: the API, the workers, and `up`, which supervises both.
 
-    dbfleet api                 uvicorn serving runner_service.api (reconciler inside)
+    dbfleet api                 uvicorn serving the API (runner_service.api.server; reconciler inside)
     dbfleet worker              RQ worker(s) on dbfleet's queues, RQ's scheduler enabled (delayed retries)
     dbfleet scheduler           the cron loop: fires due schedule slots as jobs
     dbfleet up                  API + workers + scheduler on one machine, restarted when they die; starts a private
@@ -24,23 +24,11 @@ from runner_service.job_queue import connect, queue_name
 log = logging.getLogger(__name__)
 
 
-# What uvicorn gives open requests to end on SIGTERM before it cancels them; live streams end at once.
-API_GRACE_SECONDS = 3
-
-
 def run_api(host: str, port: int, log_level: str = 'info') -> None:
-    import uvicorn
+    # The one import of the HTTP layer outside it: this is where the API's process starts.
+    from runner_service.api.server import serve
 
-    from runner_service.api import shutdown
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig, frame):
-            shutdown.begin()
-            super().handle_exit(sig, frame)
-
-    Server(uvicorn.Config('runner_service.api.app:create_app', factory=True, host=host, port=port,
-                          log_level=log_level, proxy_headers=False, access_log=log_level == 'debug',
-                          timeout_graceful_shutdown=API_GRACE_SECONDS)).run()
+    serve(host, port, log_level)
 
 
 def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: bool = False,

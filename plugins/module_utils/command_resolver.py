@@ -166,16 +166,6 @@ class Dialect(object):
             return 'information_schema_stats_expiry'
         return None
 
-    @property
-    def isolation_variable(self):
-        if self.version.is_mariadb:
-            return 'tx_isolation' if not self.version.at_least(11, 1, 1) else 'transaction_isolation'
-        return 'transaction_isolation' if self.version.at_least(5, 7, 20) else 'tx_isolation'
-
-    @property
-    def binlog_expiry_variables(self):
-        return ('binlog_expire_logs_seconds', 'expire_logs_days')
-
     def gtid_variables(self):
         if self.version.is_mariadb:
             return ('gtid_domain_id', 'gtid_strict_mode', 'gtid_binlog_pos', 'gtid_slave_pos', 'gtid_current_pos')

@@ -1,4 +1,4 @@
-"""What routes get injected: the process Runtime, the job service, and the caller's token."""
+"""What routes get injected: the process Runtime, every service a route calls, and the caller's token."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runner_service import tokens
+from runner_service.bridge.platform import CronBridge
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
+from runner_service.schedules.service import ScheduleService
+from runner_service.schedules.windows import WindowService
+from runner_service.templates.service import TemplateService
 
 bearer = HTTPBearer(auto_error=False, description='a token from `dbfleet tokens create NAME --role ROLE`')
 
@@ -21,6 +25,23 @@ def get_runtime(request: Request) -> Runtime:
 
 def get_jobs(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JobService:
     return JobService(runtime)
+
+
+def get_templates(runtime: Annotated[Runtime, Depends(get_runtime)]) -> TemplateService:
+    return TemplateService(runtime)
+
+
+def get_bridge(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CronBridge:
+    return CronBridge(runtime)
+
+
+def get_schedules(bridge: Annotated[CronBridge, Depends(get_bridge)]) -> ScheduleService:
+    # The bridge's own schedule service: an edit of a crontab entry's schedule becomes its crontab line.
+    return bridge.schedules
+
+
+def get_windows(runtime: Annotated[Runtime, Depends(get_runtime)]) -> WindowService:
+    return WindowService(runtime)
 
 
 async def authenticated(runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -75,6 +96,10 @@ Admin = Annotated[dict, Depends(require('admin'))]
 ViewerOrAgent = Annotated[dict, Depends(require('viewer', agent=True))]
 AdminOrAgent = Annotated[dict, Depends(require('admin', agent=True))]
 Jobs = Annotated[JobService, Depends(get_jobs)]
+Templates = Annotated[TemplateService, Depends(get_templates)]
+Schedules = Annotated[ScheduleService, Depends(get_schedules)]
+Bridge = Annotated[CronBridge, Depends(get_bridge)]
+Windows = Annotated[WindowService, Depends(get_windows)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

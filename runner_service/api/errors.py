@@ -12,12 +12,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dbfleet.store import StoreError, StoreUnavailable
 from runner_service.errors import ServiceError
+from runner_service.schemas import Problem
 
 log = logging.getLogger(__name__)
 
 HTTP_METHODS = ('get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace')
-# The error bodies, for each route's OpenAPI `responses`.
-PROBLEM = {'model': None}
+
+
+def error_responses(*statuses: int) -> dict:
+    """A route's OpenAPI `responses` for the error statuses it may answer: each a Problem body."""
+    return {status: {'model': Problem} for status in statuses}
 
 
 def problem(status: int, detail: str, errors: list | None = None, headers: dict | None = None) -> JSONResponse:

@@ -34,8 +34,9 @@ from dbfleet.store import UnknownSchedule
 from runner_service.bridge.crontab import as_cron_runs_it, edit, parse
 from runner_service.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from runner_service.runtime import Runtime
-from runner_service.schedules.service import CRONTAB_ORIGIN, ScheduleService, crontab_mode, trigger_of
-from runner_service.schedules.triggers import TriggerError, parse_trigger
+from runner_service.schedules.provenance import CRONTAB_ORIGIN, crontab_mode, is_bridged
+from runner_service.schedules.service import ScheduleService
+from runner_service.schedules.triggers import TriggerError, parse_trigger, trigger_of
 from runner_service.schemas import CronImport, CronReport, JobTemplate, ScheduleCreate
 from runner_service.secret_box import looks_secret
 
@@ -69,10 +70,6 @@ def password_in(command: str, env: dict[str, str]) -> str | None:
     return None
 
 
-def is_bridged(schedule: dict) -> bool:
-    return crontab_mode(schedule) is not None
-
-
 def schedule_name(host: str, file: dict, line: int) -> str:
     where = {'user': 'user-%s' % file['name'], 'system': 'etc-crontab'}.get(
         file['kind'], re.sub(r'[^A-Za-z0-9_.-]+', '-', file['name'].rsplit('/', 1)[-1]) or 'file')
@@ -97,7 +94,8 @@ class CronBridge:
         self.runtime = runtime
         self.store = runtime.store
         self.clock = clock  # tests pass their own time
-        self.schedules = ScheduleService(runtime, clock)
+        # Edits of a bridged schedule through this service become its crontab line.
+        self.schedules = ScheduleService(runtime, clock, crontab=self)
 
     # -- import ----------------------------------------------------------------------------
 
@@ -244,7 +242,7 @@ class CronBridge:
 
     @staticmethod
     def source_after_update(current: dict, fields: dict) -> dict | None:
-        """For ScheduleService.update, before it writes: a bridged schedule's new timing or command
+        """CrontabLines for ScheduleService.update, before it writes: a bridged schedule's new timing or command
         becomes its crontab line (the host's agent writes it), as cron will read it back; the new
         source, or None when the crontab line stays. Conflict when crontab could not follow."""
         if not is_bridged(current):

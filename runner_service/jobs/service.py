@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from dbfleet.clock import utcnow
 from dbfleet.paths import REPO_ROOT
 from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
-from dbfleet.tags import TagExpressionError, parse_tag_expression
+from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
 from runner_service.errors import BadRequest, Conflict, NotFound, ServiceError, TooLarge, Unprocessable
 from runner_service.extra_vars import excerpt
 from runner_service.jobs import lifecycle
@@ -300,7 +300,15 @@ class JobService:
         except (OSError, RuntimeError):  # a loop of links, a path too long for the system
             raise error('%s %r: the path cannot be followed (a loop of links?)' % (what, excerpt(name))) from None
 
-    def _tag_expression(self, text: str):
+    def hosts_matching(self, tags: str) -> list[str]:
+        """The store's hosts the tag expression `tags` matches, in inventory order; BadRequest when
+        it is not an expression or matches no host."""
+        return self._matching(tags)[1]
+
+    def _tag_expression(self, text: str) -> TagExpression:
+        return self._matching(text)[0]
+
+    def _matching(self, text: str) -> tuple[TagExpression, list[str]]:
         try:
             expression = parse_tag_expression(text)
         except TagExpressionError as exc:
@@ -309,7 +317,7 @@ class JobService:
         if not matching:
             raise BadRequest('tags %r matches no host in the store: see `dbfleet hosts list` and `dbfleet tags list`'
                              % excerpt(text))
-        return expression
+        return expression, matching
 
     def _by_key(self, key: str) -> dict | None:
         return self.store.job_by_idempotency_key(key)

@@ -31,8 +31,9 @@ from dbfleet.store import TERMINAL_STATUSES, UnknownSchedule, is_launching
 from runner_service.errors import ServiceError
 from runner_service.jobs.service import JobService, schedule_key
 from runner_service.runtime import Runtime
-from runner_service.schedules.service import SCHEDULE_ONLY, crontab_mode, trigger_of
-from runner_service.schedules.triggers import TriggerError, zone
+from runner_service.schedules.provenance import crontab_mode
+from runner_service.schedules.service import SCHEDULE_ONLY
+from runner_service.schedules.triggers import TriggerError, trigger_of, zone
 from runner_service.schedules.windows import Block, WindowService, block_reason, deferred_next
 from runner_service.schemas import Dependency, JobCreate, JobTemplate
 from runner_service.templates.service import TemplateService

@@ -12,7 +12,8 @@ from dbfleet.store import UnknownSchedule
 from runner_service.errors import BadRequest, Conflict, NotFound
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
-from runner_service.schedules.triggers import TriggerError, parse_trigger, preview, zone
+from runner_service.schedules.provenance import CrontabLines, crontab_mode
+from runner_service.schedules.triggers import TriggerError, preview, trigger_of, zone
 from runner_service.schedules.windows import WindowService
 from runner_service.schemas import JobTemplate, ScheduleCreate, ScheduleUpdate
 from runner_service.secret_box import MASK, split_extra_vars
@@ -21,7 +22,6 @@ from runner_service.templates.service import TemplateService
 MAX_PREVIEW = 100
 # Kept in a schedule's stored job beside the launch template: not part of a launch request.
 SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
-CRONTAB_ORIGIN = 'crontab'  # source.origin of schedules imported from crontab (runner_service.bridge.platform)
 # What an operator may change in a schedule: when it fires and how its slots behave. What it
 # runs (the job: playbook, extra vars, a crontab entry's command, stdin, user, environment), its
 # name, deadline and dependencies are an admin's.
@@ -29,26 +29,12 @@ TIMING_FIELDS = frozenset({'kind', 'expression', 'timezone', 'start_at', 'overla
                            'catch_up', 'jitter_seconds', 'window_policy'})
 
 
-def trigger_of(schedule: dict):
-    """The schedule's trigger, as stored: the one thing every fire time is computed from (the
-    scheduler's slots, create's and update's next fire, the preview), so they all agree. An
-    interval is anchored at its stored start (job['start_at']); one without it is refused
-    (TriggerError), never anchored at 'now'."""
-    anchor = schedule['job'].get('start_at')
-    return parse_trigger(schedule['kind'], schedule['expression'], schedule['timezone'],
-                         anchor=dt.datetime.fromisoformat(anchor) if anchor else None)
-
-
-def crontab_mode(schedule: dict) -> str | None:
-    """The crontab bridge's mode of a schedule imported from crontab (runner_service.bridge.platform), else None."""
-    source = schedule.get('source') or {}
-    return source.get('mode') if source.get('origin') == CRONTAB_ORIGIN else None
-
-
 class ScheduleService:
-    def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow):
+    def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow,
+                 crontab: CrontabLines | None = None):
         self.runtime = runtime
         self.clock = clock  # tests pass their own time
+        self.crontab = crontab  # keeps a bridged schedule's crontab line in step with its edits
         self.store = runtime.store
         self.jobs = JobService(runtime)
         self.windows = WindowService(runtime)
@@ -125,8 +111,7 @@ class ScheduleService:
         if anchor_changed or set(changes) & {'kind', 'expression', 'timezone', 'start_at'}:
             fields.update(timing)
             fields['next_fire_at'] = self._trigger(dict(current, **fields)).next_after(now)
-        from runner_service.bridge.platform import CronBridge  # the bridge builds on this module
-        source = CronBridge.source_after_update(current, fields)
+        source = self._source_after_update(current, fields)
         if source is not None:
             fields['source'] = source
         schedule = self.store.update_schedule(current['id'], **fields)
@@ -185,6 +170,16 @@ class ScheduleService:
                 blocked.append(dict(time=time, window=block[0].name, action=schedule['window_policy'],
                                     until=block[1].astimezone(tz)))
         return schedule, times, blocked
+
+    def _source_after_update(self, current: dict, fields: dict) -> dict | None:
+        if crontab_mode(current) is None:
+            return None
+        if self.crontab is None:
+            # An edit written without its crontab line would leave the host's agent writing the
+            # old line back: refuse rather than let the two drift apart.
+            raise RuntimeError('%s is a crontab entry: update it through the crontab bridge\'s schedule service '
+                               '(CronBridge(runtime).schedules)' % current['name'])
+        return self.crontab.source_after_update(current, fields)
 
     def _set_window_policy(self, schedule_id: str, policy: str) -> dict:
         self.store.set_window_policy(schedule_id, policy)

@@ -145,6 +145,16 @@ def parse_trigger(kind: str, expression: str, timezone: str = 'UTC', anchor: dt.
     raise TriggerError('unknown schedule kind %r: use one of %s' % (kind, ', '.join(KINDS)))
 
 
+def trigger_of(schedule: dict):
+    """The schedule's trigger, as stored: the one thing every fire time is computed from (the
+    scheduler's slots, create's and update's next fire, the preview), so they all agree. An
+    interval is anchored at its stored start (job['start_at']); one without it is refused
+    (TriggerError), never anchored at 'now'."""
+    anchor = schedule['job'].get('start_at')
+    return parse_trigger(schedule['kind'], schedule['expression'], schedule['timezone'],
+                         anchor=dt.datetime.fromisoformat(anchor) if anchor else None)
+
+
 def _cron(expression: str, tz: ZoneInfo) -> CronTrigger:
     expanded = NAMED.get(expression.lower(), expression)
     if expanded.startswith('@'):

@@ -8,6 +8,9 @@ run per batch, and stop when a batch fails more than the plan allows. With a poo
 run first takes a slot of the pool (waiting while it is full, as long as the job is not
 canceled or past its deadline) and gives it back after. Every host gets a row in job_host_runs: lane or batch,
 estimate, start, end, status.
+
+The lanes runner sees the job run it belongs to (runner_service.worker.run.JobRun) only through
+RunControl: whether and why the job stops, where events go, and the pool slots it holds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from dbfleet.clock import utcnow
 from runner_service.bounded import run_bounded
@@ -39,12 +43,31 @@ class PlanError(Exception):
     """The plan cannot run (no hosts, an unknown pool): the job fails with this message."""
 
 
+class RunControl(Protocol):
+    """What a lanes runner needs from the job run it belongs to."""
+
+    stop_reason: str | None  # 'canceled' or 'timed_out' once the job must stop, else None
+
+    def should_stop(self) -> bool:
+        """Checks the deadline and cancel requests now (waiting for a pool slot lets time pass);
+        True once the job must stop."""
+
+    def add_event(self, event: dict) -> bool:
+        """An ansible-runner event of one of the plan's runs, for the job's event stream."""
+
+    def hold_lease(self, pool: str, holder: str) -> bool:
+        """Take a slot of `pool` for `holder` if one is free, kept while the job runs; False when full."""
+
+    def release_lease(self, pool: str, holder: str) -> None:
+        """Give the slot back."""
+
+
 class PlanRunner:
-    def __init__(self, run, kwargs: dict):
-        self.run_ = run  # the JobRun: store, writer, stop flags, job
-        self.job = run.job
-        self.store = run.store
-        self.plan = run.job['plan']
+    def __init__(self, control: RunControl, job: dict, store, kwargs: dict):
+        self.control = control
+        self.job = job
+        self.store = store
+        self.plan = job['plan']
         self.kwargs = dict(kwargs, rotate_artifacts=0)  # concurrent runs must not rotate each other away
         self.failures = 0
         self.lock = threading.Lock()
@@ -126,14 +149,14 @@ class PlanRunner:
     def _host(self, limit: str, host: str | None, where: dict, group: list[str] | None = None) -> int:
         """Run the play on `limit` (one host, or a batch); returns how many of its hosts failed."""
         names = group or [host]
-        if self.run_.stop_reason is not None:
-            self._mark(names, where, 'not_run', detail='the job was %s first' % self.run_.stop_reason)
+        if self.control.stop_reason is not None:
+            self._mark(names, where, 'not_run', detail='the job was %s first' % self.control.stop_reason)
             return 0
         holder = '%s:%s' % (self.job['id'], limit)[:255]
         pool = self.plan.get('pool')
         if pool and not self._take_slot(pool, holder):
             self._mark(names, where, 'not_run', detail='the job was %s while waiting for pool %s'
-                       % (self.run_.stop_reason, pool))
+                       % (self.control.stop_reason, pool))
             return 0
         started = utcnow()
         self._mark(names, where, 'running', started_at=started)
@@ -142,7 +165,7 @@ class PlanRunner:
         def handler(event: dict) -> bool:
             if event.get('event') == 'playbook_on_stats':
                 stats.update(event.get('event_data') or {})
-            return self.run_.writer.add(event)
+            return self.control.add_event(event)
 
         try:
             from ansible_runner.interface import init_runner
@@ -154,15 +177,14 @@ class PlanRunner:
             runner.run()
         finally:
             if pool:
-                self.run_.leases.discard((pool, holder))
-                self.store.release_lease(pool, holder)
+                self.control.release_lease(pool, holder)
         failed_hosts = {name for key in ('failures', 'dark') for name, count in stats.get(key, {}).items() if count}
-        if runner.rc not in (0, None) and not failed_hosts and self.run_.stop_reason is None:
+        if runner.rc not in (0, None) and not failed_hosts and self.control.stop_reason is None:
             failed_hosts = set(names)  # the run failed before any task (syntax, connection to nothing)
         finished = utcnow()
         for name in names:
             status = 'failed' if name in failed_hosts else (
-                'not_run' if self.run_.stop_reason is not None and runner.rc not in (0, None) else 'ok')
+                'not_run' if self.control.stop_reason is not None and runner.rc not in (0, None) else 'ok')
             self._mark([name], where, status, started_at=started, finished_at=finished,
                        detail='ansible-playbook exited %s' % runner.rc if status == 'failed' else None)
         with self.lock:
@@ -171,12 +193,11 @@ class PlanRunner:
         return len(failed_hosts & set(names))
 
     def _take_slot(self, pool: str, holder: str) -> bool:
-        while self.run_.stop_reason is None:
-            if self.store.acquire_lease(pool, holder):
-                self.run_.leases.add((pool, holder))
+        while self.control.stop_reason is None:
+            if self.control.hold_lease(pool, holder):
                 return True
             time.sleep(POOL_WAIT_SECONDS)
-            self.run_._should_stop()  # deadlines pass while waiting too
+            self.control.should_stop()  # deadlines pass while waiting too
         return False
 
     def _mark(self, names: list[str], where: dict, status: str, **fields) -> None:

@@ -4,10 +4,9 @@
 
 The job moves queued -> running by compare-and-set (a duplicate RQ entry, or a job canceled
 meanwhile, does nothing). ansible-playbook runs in its own process group under
-ansible-runner; its events are redacted and written to the store in batches by a writer
-thread (a batch is whatever arrived within BATCH_SECONDS of the last write, or while it was
-written: one event when the play is quiet, many when it is busy), each batch announced on
-Redis for live followers.
+ansible-runner; its events go to the store through an EventWriter (runner_service.worker.events).
+A job with a batch plan runs through the lanes runner (runner_service.worker.lanes), which sees
+this run only through its RunControl: the stop reason, the stop check, events, pool leases.
 A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
 the play if the worker process that forked this one dies. Cancel and deadlines kill the whole
 process group, then every process left below the work horse (a child subreaper: a daemon that
@@ -21,7 +20,6 @@ import datetime as dt
 import json
 import logging
 import os
-import queue
 import shutil
 import sys
 import threading
@@ -37,6 +35,7 @@ from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secret_box import Redactor, secret_values
 from runner_service.worker import process_tree
+from runner_service.worker.events import EventWriter, host_results
 from runner_service.worker.lanes import PlanError, PlanRunner
 
 log = logging.getLogger(__name__)
@@ -46,14 +45,6 @@ HEARTBEAT_SECONDS = 2.0
 POLL_SECONDS = 0.1
 # How often, of those wakes, Redis is asked for a cancel request (a round trip each).
 CANCEL_POLL_SECONDS = 0.5
-BATCH_LIMIT = 1000
-# A busy play's events are written at most this often: what arrives meanwhile joins the next
-# batch (one transaction and one announcement for many events). An event after a quiet spell
-# is written at once.
-BATCH_SECONDS = 0.1
-STATS_KEYS = {'ok': 'ok', 'changed': 'changed', 'failures': 'failed', 'dark': 'unreachable', 'skipped': 'skipped',
-              'rescued': 'rescued', 'ignored': 'ignored'}
-FAILED_EVENTS = ('runner_on_failed', 'runner_on_unreachable', 'runner_item_on_failed')
 
 
 def run_job(job_id: str) -> str:
@@ -96,7 +87,7 @@ class JobRun:
         try:
             kwargs = self._prepare()
             if self.job.get('plan'):
-                runner = PlanRunner(self, kwargs).run()
+                runner = PlanRunner(self, self.job, self.store, kwargs).run()
             else:
                 import ansible_runner  # imported by the worker before forking; cheap here
                 runner = ansible_runner.run(**kwargs)
@@ -176,7 +167,7 @@ class JobRun:
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
             cmdline=' '.join(cmdline) or None, envvars=envvars, ident=str(job['attempt']), rotate_artifacts=3,
             quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
-            event_handler=self.writer.add, cancel_callback=self._should_stop, status_handler=None,
+            event_handler=self.writer.add, cancel_callback=self.should_stop, status_handler=None,
         )
 
     def _inventory(self, project: Path) -> str:
@@ -196,9 +187,9 @@ class JobRun:
                 (directory / name).symlink_to(target)
         return str(source)
 
-    # -- while it runs -------------------------------------------------------------------
+    # -- while it runs (also the lanes runner's RunControl) ----------------------------------
 
-    def _should_stop(self) -> bool:
+    def should_stop(self) -> bool:
         """ansible-runner asks this every POLL_SECONDS; True kills the play's process group.
         The deadline is checked each time, Redis's cancel flag every CANCEL_POLL_SECONDS."""
         if self.stop_reason is None:
@@ -212,6 +203,20 @@ class JobRun:
                 except Exception:  # Redis away: the heartbeat still reads the store's flag
                     pass
         return self.stop_reason is not None
+
+    def add_event(self, event: dict) -> bool:
+        return self.writer.add(event)
+
+    def hold_lease(self, pool: str, holder: str) -> bool:
+        """Take a slot of `pool` for `holder` if one is free; the heartbeat renews it until released."""
+        if not self.store.acquire_lease(pool, holder):
+            return False
+        self.leases.add((pool, holder))
+        return True
+
+    def release_lease(self, pool: str, holder: str) -> None:
+        self.leases.discard((pool, holder))
+        self.store.release_lease(pool, holder)
 
     def _heartbeat(self) -> None:
         reported_pid = None
@@ -267,89 +272,6 @@ class JobRun:
         prune_runs(self.settings.runs_dir, self.settings.keep_runs)
 
 
-class EventWriter:
-    """Takes ansible-runner events on its thread, writes them to the store on its own."""
-
-    def __init__(self, runtime: Runtime, job_id: str, redactor: Redactor, offset: int = 0):
-        self.runtime = runtime
-        self.job_id = job_id
-        self.redactor = redactor
-        self.offset = offset
-        self.runner_pid: int | None = None
-        self.stats: dict = {}  # the recap of every run so far (ansible-runner's own needs events on disk)
-        self.lock = threading.Lock()
-        self.count = 0
-        self.pending: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._write, name='dbfleet-events', daemon=True)
-        self.thread.start()
-        self.written = 0
-
-    def add(self, event: dict) -> bool:
-        if self.runner_pid is None and event.get('pid'):
-            self.runner_pid = int(event['pid'])
-        with self.lock:
-            if event.get('event') == 'playbook_on_stats':
-                for key in STATS_KEYS:
-                    for host, count in ((event.get('event_data') or {}).get(key) or {}).items():
-                        self.stats.setdefault(key, {})[host] = self.stats.get(key, {}).get(host, 0) + int(count)
-            # Numbered here, in arrival order: a plan's concurrent runs each count from 1.
-            self.count += 1
-            row = self._row(event, self.offset + self.count)
-        self.pending.put(row)
-        return False  # the store keeps events: ansible-runner need not write them to disk
-
-    def close(self) -> None:
-        if self.thread.is_alive():
-            self.pending.put(None)
-            self.thread.join()
-
-    def _row(self, event: dict, seq: int) -> dict:
-        data = self.redactor.data(event.get('event_data') or {})
-        name = event.get('event') or 'verbose'
-        result = data.get('res') if isinstance(data.get('res'), dict) else {}
-        return {
-            'seq': seq, 'uuid': event.get('uuid'), 'event': name,
-            'host': data.get('host') or None, 'task': data.get('task') or None, 'play': data.get('play') or None,
-            'changed': bool(result.get('changed')) if name.startswith('runner_on_') else None,
-            'failed': (name in FAILED_EVENTS and not data.get('ignore_errors')) if name.startswith('runner_') else None,
-            'created': event.get('created'), 'stdout': self.redactor.text(event.get('stdout') or ''), 'data': data,
-        }
-
-    def _write(self) -> None:
-        finished = False
-        written_at = float('-inf')
-        while not finished:
-            batch = [self.pending.get()]
-            # Gather until BATCH_SECONDS after the last write (nothing to wait for after a quiet
-            # spell); the end of the run (None) is written at once.
-            gather_until = written_at + BATCH_SECONDS
-            while len(batch) < BATCH_LIMIT and batch[-1] is not None:
-                remaining = gather_until - time.monotonic()
-                try:
-                    batch.append(self.pending.get(timeout=remaining) if remaining > 0 else self.pending.get_nowait())
-                except queue.Empty:
-                    break
-            if batch[-1] is None:
-                finished = True
-            rows = [row for row in batch if row is not None]
-            if rows:
-                self._store(rows)
-                written_at = time.monotonic()
-
-    def _store(self, rows: list[dict]) -> None:
-        for attempt in range(5):
-            try:
-                self.written += self.runtime.store.append_events(self.job_id, rows)
-                break
-            except Exception as exc:
-                log.warning('job %s: storing %d events failed (%s), trying again', self.job_id, len(rows), exc)
-                time.sleep(0.5 * (attempt + 1))
-        try:
-            self.runtime.queue.publish_events(self.job_id, rows[-1]['seq'])
-        except Exception:  # followers fall back to polling the store
-            pass
-
-
 def effective_deadline(job: dict) -> dt.datetime | None:
     """The earlier of the job's deadline and its start plus its timeout."""
     candidates = [job['deadline']] if job.get('deadline') else []
@@ -361,15 +283,6 @@ def effective_deadline(job: dict) -> dt.datetime | None:
 def unmask(extra_vars: dict, secret: dict) -> dict:
     """The extra vars the play gets: the stored (masked) ones with the real secret values back."""
     return {**(extra_vars or {}), **secret}
-
-
-def host_results(stats: dict | None) -> dict[str, dict]:
-    """ansible-runner's recap ({ok: {host: n}, dark: {...}, ...}) as {host: {ok, unreachable, ...}}."""
-    results: dict[str, dict] = {}
-    for key, column in STATS_KEYS.items():
-        for host, count in ((stats or {}).get(key) or {}).items():
-            results.setdefault(host, {})[column] = int(count)
-    return results
 
 
 def untemplated(value):

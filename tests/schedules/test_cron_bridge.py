@@ -132,7 +132,7 @@ def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
 
 def test_edits_become_the_crontab_line_where_crontab_can_follow(runtime):
     schedule = minutely(runtime, text='0 3 * * * pg_dump "db one" > /backups/$(date +\\%F).sql\n')
-    service = ScheduleService(runtime)
+    service = CronBridge(runtime).schedules
     edited = service.update(schedule['id'], ScheduleUpdate(expression='*/10 2-4 * * *'), 'admin')
     assert edited['source']['original'] == '*/10 2-4 * * * pg_dump "db one" > /backups/$(date +\\%F).sql'
     with pytest.raises(Conflict, match='take it over first'):
@@ -146,6 +146,14 @@ def test_edits_become_the_crontab_line_where_crontab_can_follow(runtime):
     assert reverted['paused'] and reverted['source']['mode'] == 'reverted'
     with pytest.raises(Conflict, match='reverted'):
         service.update(schedule['id'], ScheduleUpdate(expression='0 4 * * *'), 'admin')
+
+
+def test_a_schedule_service_without_the_bridge_refuses_to_edit_a_crontab_entry(runtime):
+    """Its crontab line would stay as it was, and the host's agent would write the old timing back."""
+    schedule = minutely(runtime)
+    with pytest.raises(RuntimeError, match='crontab bridge'):
+        ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(expression='*/10 * * * *'), 'admin')
+    assert runtime.store.get_schedule(schedule['id'])['expression'] == schedule['expression']
 
 
 def test_an_entry_holding_a_password_stays_crontabs_and_the_password_goes_nowhere(runtime):
@@ -196,7 +204,7 @@ def test_a_crlf_line_runs_on_the_platform_with_its_carriage_return_as_cron_ran_i
 
 def test_a_crlf_entry_keeps_its_carriage_return_through_edits(runtime):
     schedule = minutely(runtime, text=CRLF_LINES[2])
-    service = ScheduleService(runtime)
+    service = CronBridge(runtime).schedules
     edited = service.update(schedule['id'], ScheduleUpdate(expression='30 5 * * *'), 'admin')
     assert edited['source']['original'] == '30 5 * * * cat -A%first%second'
     [entry] = parse(edited['source']['original'] + '\r\n').entries

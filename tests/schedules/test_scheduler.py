@@ -233,12 +233,13 @@ def test_changing_a_cron_schedule_to_an_interval_fires_once_per_interval(runtime
     'now' on every pass, and each pass's 'next slot' was that pass's now."""
     if kind == 'cron':
         schedule = create(runtime, name='was-cron', expression='0 3 * * *', overlap='allow')
+        service = ScheduleService(runtime)
     else:
         from runner_service.bridge.platform import CronBridge
         schedule = minutely(runtime, text='0 3 * * * /usr/bin/true\n')
         CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
-    updated = ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(kind='interval', expression='15s'),
-                                              'admin')
+        service = CronBridge(runtime).schedules  # a crontab entry's edits go through its bridge
+    updated = service.update(schedule['id'], ScheduleUpdate(kind='interval', expression='15s'), 'admin')
     start = updated['next_fire_at']
     scheduler = Scheduler(runtime)
     for step in range(400):  # 40 s of passes, ten a second

@@ -60,7 +60,6 @@ from runner_service.bridge.platform import CronBridge
 from runner_service.errors import BadRequest, Conflict
 from runner_service.runtime import Runtime
 from runner_service.schedules.loop import MISSED_RECORDED, Scheduler
-from runner_service.schedules.service import ScheduleService
 from runner_service.schedules.triggers import parse_trigger
 from runner_service.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleCreate, ScheduleUpdate
 from tests.service.harness import REPO
@@ -148,8 +147,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         super().__init__()
         self.now = STARTS[0]
         self.models: dict[str, Model] = {}
-        self.service = ScheduleService(self.runtime, clock=lambda: self.now)
         self.bridge = CronBridge(self.runtime, clock=lambda: self.now)
+        self.service = self.bridge.schedules  # crontab entries' edits become their lines
         self.scheduler = Scheduler(self.runtime)
         self.jobs_checked: set[tuple[str, dt.datetime]] = set()
         self.prefix = 'p%d-' % next(self.counter)

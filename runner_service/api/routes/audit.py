@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from runner_service.api.deps import Admin, RuntimeDep
+from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest
-from runner_service.schemas import AuditEntryOut, AuditPage, Problem, QueryInstant
+from runner_service.schemas import AuditEntryOut, AuditPage, QueryInstant
 
 router = APIRouter(prefix='/api/v1/audit', tags=['audit'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 422)}
+ERRORS = error_responses(400, 401, 403, 422)
 
 
 @router.get('', response_model=AuditPage, responses=ERRORS)

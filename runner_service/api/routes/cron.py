@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
-from runner_service.api.deps import Admin, AdminOrAgent, Operator, RuntimeDep, Viewer, ViewerOrAgent, own_host
-from runner_service.bridge.platform import CronBridge
+from runner_service.api.deps import Admin, AdminOrAgent, Bridge, Operator, Viewer, ViewerOrAgent, own_host
+from runner_service.api.errors import error_responses
 from runner_service.schemas import (
     CronEntryOut,
     CronHistoryItem,
@@ -23,19 +23,11 @@ from runner_service.schemas import (
     CronReport,
     CronReportAnswer,
     CronRunOut,
-    Problem,
 )
 
 router = APIRouter(prefix='/api/v1/cron', tags=['cron'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Ref = Annotated[str, Path(min_length=1, max_length=255, description='schedule id or name of a crontab entry')]
-
-
-def get_bridge(runtime: RuntimeDep) -> CronBridge:
-    return CronBridge(runtime)
-
-
-Bridge = Annotated[CronBridge, Depends(get_bridge)]
 
 
 def entry_view(schedule: dict) -> CronEntryOut:

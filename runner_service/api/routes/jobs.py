@@ -16,7 +16,8 @@ from dbfleet.clock import utc
 from dbfleet.store import TERMINAL_STATUSES
 from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Viewer, is_admin, need_admin
+from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Templates, Viewer, is_admin, need_admin
+from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest
 from runner_service.job_queue import events_channel
 from runner_service.jobs.service import JobService, check_caller_key
@@ -27,15 +28,14 @@ from runner_service.schemas import (
     JobOut,
     JobPage,
     JobStatus,
-    Problem,
     QueryInstant,
     Relaunch,
     Stdout,
 )
-from runner_service.templates.service import TemplateService, check_scope
+from runner_service.templates.service import check_scope
 
 router = APIRouter(prefix='/api/v1/jobs', tags=['jobs'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 JobId = Annotated[str, Path(min_length=1, max_length=32, description='a job id')]
 # Event seqs (and so cursors and SSE ids) fit the store's integer column with room to spare.
 MAX_SEQ = 2**31
@@ -156,7 +156,8 @@ def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
 
 
 @router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)
-def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None = None) -> JobOut:
+def relaunch(job_id: JobId, jobs: Jobs, templates: Templates, caller: Operator,
+             body: Relaunch | None = None) -> JobOut:
     """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones.
     A job launched from a template may be relaunched by an operator whose token may launch that
     template; a bare playbook's only by an admin."""
@@ -165,7 +166,7 @@ def relaunch(job_id: JobId, jobs: Jobs, caller: Operator, body: Relaunch | None 
         need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
     check_scope(caller, job['template'])
     if not is_admin(caller):
-        TemplateService(jobs.runtime).check_relaunch(job)
+        templates.check_relaunch(job)
     return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
 
 

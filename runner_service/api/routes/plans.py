@@ -9,14 +9,15 @@ from fastapi import APIRouter
 
 from dbfleet.clock import utcnow
 from runner_service.api.deps import Jobs, Viewer
+from runner_service.api.errors import error_responses
 from runner_service.bounded import MemoryLimit, TimeLimit
 from runner_service.errors import BadRequest, TookTooLong, TooLarge
 from runner_service.jobs import planner
-from runner_service.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest, Problem
+from runner_service.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest
 from runner_service.worker.lanes import PlanError, estimate_hosts, list_hosts
 
 router = APIRouter(prefix='/api/v1/plans', tags=['plans'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 413, 422, 504)}
+ERRORS = error_responses(400, 401, 403, 413, 422, 504)
 
 
 @router.post('/preview', response_model=PlanPreview, responses=ERRORS)
@@ -24,8 +25,7 @@ def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview
     if body.hosts is not None:
         hosts = list(dict.fromkeys(body.hosts))
     elif body.tags is not None:
-        expression = jobs._tag_expression(body.tags)
-        hosts = [record['name'] for record in jobs.store.inventory(fact_paths=()) if expression.matches(record['tags'])]
+        hosts = jobs.hosts_matching(body.tags)
     else:
         template = JobTemplate(playbook=body.playbook, inventory=body.inventory, limit=body.limit)
         spec, _ = jobs.check_template(template)

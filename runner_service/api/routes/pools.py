@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path
 
 from dbfleet.store import UnknownPool
 from runner_service.api.deps import Admin, RuntimeDep, Viewer
+from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest, NotFound
-from runner_service.schemas import PoolOut, PoolSet, Problem
+from runner_service.schemas import PoolOut, PoolSet
 
 router = APIRouter(prefix='/api/v1/pools', tags=['pools'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 Name = Annotated[str, Path(min_length=1, max_length=64, pattern=r'^[a-z0-9][a-z0-9_-]{0,63}$')]
 
 

@@ -7,25 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from runner_service import tokens
-from runner_service.api.deps import Operator, RuntimeDep, Viewer
+from runner_service.api.deps import Operator, Schedules, Viewer
+from runner_service.api.errors import error_responses
 from runner_service.errors import Forbidden
 from runner_service.schedules.service import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
-from runner_service.schemas import BlockedTime, Preview, Problem, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
+from runner_service.schemas import BlockedTime, Preview, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
 from runner_service.templates.service import check_scope
 
 router = APIRouter(prefix='/api/v1/schedules', tags=['schedules'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 Ref = Annotated[str, Path(min_length=1, max_length=255, description='schedule id or name')]
-
-
-def get_schedules(runtime: RuntimeDep) -> ScheduleService:
-    return ScheduleService(runtime)
-
-
-Schedules = Annotated[ScheduleService, Depends(get_schedules)]
 
 
 def schedule_view(schedule: dict) -> ScheduleOut:

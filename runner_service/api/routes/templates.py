@@ -5,24 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Response
+from fastapi import APIRouter, Header, Path, Response
 
-from runner_service.api.deps import Admin, Operator, RuntimeDep, Viewer
+from runner_service.api.deps import Admin, Operator, Templates, Viewer
+from runner_service.api.errors import error_responses
 from runner_service.api.routes.jobs import job_view
 from runner_service.jobs.service import check_caller_key
-from runner_service.schemas import JobOut, Problem, TemplateCreate, TemplateLaunch, TemplateOut, TemplateUpdate
-from runner_service.templates.service import DEFAULTS, TemplateService
+from runner_service.schemas import JobOut, TemplateCreate, TemplateLaunch, TemplateOut, TemplateUpdate
+from runner_service.templates.service import DEFAULTS
 
 router = APIRouter(prefix='/api/v1/templates', tags=['templates'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 409, 413, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 Name = Annotated[str, Path(min_length=1, max_length=255, description='a template name')]
-
-
-def get_templates(runtime: RuntimeDep) -> TemplateService:
-    return TemplateService(runtime)
-
-
-Templates = Annotated[TemplateService, Depends(get_templates)]
 
 
 def template_view(template: dict) -> TemplateOut:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path
 from dbfleet.store.errors import UnknownToken
 from runner_service import tokens
 from runner_service.api.deps import Admin, RuntimeDep
+from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest, NotFound
-from runner_service.schemas import Problem, TokenCreate, TokenCreated, TokenOut
+from runner_service.schemas import TokenCreate, TokenCreated, TokenOut
 
 router = APIRouter(prefix='/api/v1/tokens', tags=['tokens'])
-ERRORS = {status: {'model': Problem} for status in (400, 401, 403, 404, 422)}
+ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 def token_view(record: dict) -> TokenOut:
