@@ -466,7 +466,7 @@ def replay(service: Service, job_id: str, raw: list[dict], rounds: int):
     from dbfleet.settings import Settings
     from runner_service.runtime import Runtime
     from runner_service.secret_box import Redactor
-    from runner_service.worker.run import EventWriter
+    from runner_service.worker.events import EventWriter
 
     runtime = Runtime(settings=Settings(store_url=service.store_url, redis_url=service.redis.url,
                                         var_dir=service.directory / 'var', project_dir=REPO))
