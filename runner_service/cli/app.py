@@ -1,64 +1,10 @@
-"""The `dbfleet` app, assembled from its command groups (one module each, beside this one).
+"""`python -m runner_service.cli.app`: how runner_service.processes (`dbfleet up`) and the service
+tests start the API, workers and scheduler. The app itself is assembled in runner_service.cli;
+this module stays until those callers run `python -m runner_service.cli`."""
 
-It is also what `python -m runner_service.cli.app` runs: runner_service.processes (`dbfleet up`)
-and the service tests start the API, workers and schedulers that way.
+from runner_service.cli import app, main
 
-The commands that stand alone come first in `dbfleet --help`, then the groups. Command modules
-import only typer and rich at the top and everything else inside the command that needs it, so
-`dbfleet cron exec` (the wrapper crontab runs every minute on a bridged host) and `dbfleet
-version` start without FastAPI, RQ, ansible-runner, SQLAlchemy or uvicorn (tests/unit/test_cli_imports.py).
-"""
-
-import typer
-
-from runner_service.cli import service
-from runner_service.cli.audit import audit
-from runner_service.cli.cron import cron_app
-from runner_service.cli.hosts import hosts_app
-from runner_service.cli.jobs import jobs_app
-from runner_service.cli.plans import plans_app
-from runner_service.cli.pools import pools_app
-from runner_service.cli.schedules import schedules_app
-from runner_service.cli.store import store_app
-from runner_service.cli.tags import tags_app
-from runner_service.cli.templates import templates_app
-from runner_service.cli.tokens import tokens_app
-from runner_service.cli.version import version
-from runner_service.cli.windows import windows_app
-
-app = typer.Typer(help='Operate a MySQL/MariaDB fleet with Ansible: facts, tags, jobs, schedules.',
-                  no_args_is_help=True, add_completion=False)
-
-
-@app.callback()
-def _root() -> None:
-    """Operate a MySQL/MariaDB fleet with Ansible: facts, tags, jobs, schedules."""
-
-
-app.command('version')(version)
-app.command('audit')(audit)
-app.command('api')(service.api)
-app.command('worker')(service.worker)
-app.command('up')(service.up)
-app.command('scheduler')(service.scheduler_command)
-app.command('reconcile')(service.reconcile_command)
-
-app.add_typer(hosts_app, name='hosts')
-app.add_typer(tags_app, name='tags')
-app.add_typer(store_app, name='store')
-app.add_typer(tokens_app, name='tokens')
-app.add_typer(jobs_app, name='jobs')
-app.add_typer(schedules_app, name='schedules')
-app.add_typer(pools_app, name='pools')
-app.add_typer(plans_app, name='plans')
-app.add_typer(windows_app, name='windows')
-app.add_typer(cron_app, name='cron')
-app.add_typer(templates_app, name='templates')
-
-
-def main() -> None:
-    app()
-
+__all__ = ['app', 'main']
 
 if __name__ == '__main__':
     main()
