@@ -1,10 +1,8 @@
 """`python -m runner_service.cli.app`: how runner_service.processes (`dbfleet up`) and the service
-tests start the API, workers and scheduler. The app itself is assembled in runner_service.cli;
-this module stays until those callers run `python -m runner_service.cli`."""
-
-from runner_service.cli import app, main
-
-__all__ = ['app', 'main']
+tests start the API, workers and scheduler. The app is assembled in runner_service.cli, which
+must not import this module: runpy would then warn on stderr, before the one line of a refused
+command. It stays until those callers run `python -m runner_service.cli`."""
 
 if __name__ == '__main__':
+    from runner_service.cli import main
     main()
