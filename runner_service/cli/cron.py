@@ -15,7 +15,8 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
+from runner_service.cli.options import JSON_OPTION
+from runner_service.cli.output import api_answer, api_client, console, fail, print_json, print_wide, table
 
 cron_app = typer.Typer(help='The crontab bridge: import crontab entries, observe them, take them over, revert, '
                             'sync, fall back.', no_args_is_help=True)

@@ -14,7 +14,10 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
+from runner_service.cli.inputs import parse_extra_vars, parse_rolling, parse_seconds, request_model
+from runner_service.cli.job_view import show_launched
+from runner_service.cli.options import JSON_OPTION, WAIT_OPTION, optional, shared_options
+from runner_service.cli.output import api_answer, api_client, console, fail, fields_table, print_json, print_wide, table
 
 templates_app = typer.Typer(help='Job templates (what operators may launch), through the API: list, show, create, '
                                  'edit, delete, launch.', no_args_is_help=True)
@@ -22,12 +25,6 @@ templates_app = typer.Typer(help='Job templates (what operators may launch), thr
 NAME_ARGUMENT = typer.Argument(..., help='A template name, e.g. nightly-backup.')
 FROM_FILE = typer.Option(None, '--from-file', '-f', help='A YAML or JSON file with the template\'s fields; options '
                                                          'given here win.')
-
-
-def _main():
-    """The main CLI module's helpers (-e parsing, durations, --wait): imported late, as it imports this one."""
-    from runner_service.cli import app as cli
-    return cli
 
 
 def _from_file(path: str | None) -> dict:
@@ -49,21 +46,20 @@ def _from_file(path: str | None) -> dict:
 
 def _fields(playbook: str | None, options: dict) -> dict:
     """Template fields from the command's options; those not given left out."""
-    cli = _main()
     fields = {key: options[key] for key in ('description', 'inventory', 'tags', 'limit', 'forks', 'queue',
                                             'priority', 'allow_limit') if options.get(key) is not None}
     if playbook is not None:
         fields['playbook'] = playbook
     for key, option in (('timeout', '--timeout'), ('deadline_after', '--deadline-after')):
         if options.get(key) is not None:
-            fields[key] = cli._seconds(options[key], option)
+            fields[key] = parse_seconds(options[key], option)
     plan = {}
     if options.get('lanes') is not None:
         plan['lanes'] = options['lanes']
     if options.get('rolling') is not None:
-        plan['rolling'] = cli._rolling(options['rolling'])
+        plan['rolling'] = parse_rolling(options['rolling'])
     if options.get('window_end_after') is not None:
-        plan['window_end_after'] = cli._seconds(options['window_end_after'], '--window-end-after')
+        plan['window_end_after'] = parse_seconds(options['window_end_after'], '--window-end-after')
     for key in ('pool', 'window_end_at', 'window_timezone'):
         if options.get(key) is not None:
             plan[key] = options[key]
@@ -73,9 +69,8 @@ def _fields(playbook: str | None, options: dict) -> dict:
 
 
 def _show(template: dict) -> None:
-    cli = _main()
     target = template['inventory'] or 'tags: %s' % template['tags']
-    cli._fields_table({
+    fields_table({
         'name': template['name'], 'description': template.get('description'), 'playbook': template['playbook'],
         'hosts': target + (' --limit %s' % template['limit'] if template.get('limit') else ''),
         'launch may limit': 'yes' if template['allow_limit'] else 'no',
@@ -100,27 +95,28 @@ def _show(template: dict) -> None:
         console.print('survey: none (a launch sets no extra vars)')
 
 
-DEFINITION_OPTIONS = dict(
-    description=typer.Option(None, '--description', help='What it is for, for people.'),
-    inventory=typer.Option(None, '--inventory', '-i', help='An inventory file or directory under the project.'),
-    tags=typer.Option(None, '--tags', help="The store's hosts matching a tag expression."),
-    limit=typer.Option(None, '--limit', '-l', help='Every launch runs within these hosts (a host pattern).'),
-    allow_limit=typer.Option(None, '--allow-limit/--no-allow-limit', help='A launch may narrow the hosts with '
-                                                                            'its own --limit.'),
-    forks=typer.Option(None, '--forks', help='Parallel hosts.'),
-    timeout=typer.Option(None, '--timeout', help='Seconds a run may take (or 30m, 2h).'),
-    deadline_after=typer.Option(None, '--deadline-after', help='Kill each run this long after its launch (2h).'),
-    queue=typer.Option(None, '--queue', help='The queue (default: default).'),
-    priority=typer.Option(None, '--priority', help='-100..100; above 0 jumps its queue.'),
-    lanes=typer.Option(None, '--lanes', help='Split the hosts into N lanes.'),
-    rolling=typer.Option(None, '--rolling', help='Rolling batches, e.g. 1,5,20%.'),
-    pool=typer.Option(None, '--pool', help='Each host run holds a slot of this pool.'),
-    window_end_after=typer.Option(None, '--window-end-after', help='Each run should be over this long after its '
-                                                                   'launch (2h).'),
-    window_end_at=typer.Option(None, '--window-end-at', help='Each run should be over by this time of day (HH:MM, '
-                                                             'in --window-tz).'),
-    window_timezone=typer.Option(None, '--window-tz', help='IANA zone of --window-end-at (default UTC).'),
-)
+# The fields of a template that `create` and `edit` both take, after their own options.
+DEFINITION_OPTIONS = {
+    'description': optional(str, '--description', help='What it is for, for people.'),
+    'inventory': optional(str, '--inventory', '-i', help='An inventory file or directory under the project.'),
+    'tags': optional(str, '--tags', help="The store's hosts matching a tag expression."),
+    'limit': optional(str, '--limit', '-l', help='Every launch runs within these hosts (a host pattern).'),
+    'allow_limit': optional(bool, '--allow-limit/--no-allow-limit', help='A launch may narrow the hosts with its '
+                                                                          'own --limit.'),
+    'forks': optional(int, '--forks', help='Parallel hosts.'),
+    'timeout': optional(str, '--timeout', help='Seconds a run may take (or 30m, 2h).'),
+    'deadline_after': optional(str, '--deadline-after', help='Kill each run this long after its launch (2h).'),
+    'queue': optional(str, '--queue', help='The queue (default: default).'),
+    'priority': optional(int, '--priority', help='-100..100; above 0 jumps its queue.'),
+    'lanes': optional(int, '--lanes', help='Split the hosts into N lanes.'),
+    'rolling': optional(str, '--rolling', help='Rolling batches, e.g. 1,5,20%.'),
+    'pool': optional(str, '--pool', help='Each host run holds a slot of this pool.'),
+    'window_end_after': optional(str, '--window-end-after', help='Each run should be over this long after its '
+                                                                 'launch (2h).'),
+    'window_end_at': optional(str, '--window-end-at', help='Each run should be over by this time of day (HH:MM, in '
+                                                           '--window-tz).'),
+    'window_timezone': optional(str, '--window-tz', help='IANA zone of --window-end-at (default UTC).'),
+}
 
 
 @templates_app.command('list')
@@ -145,69 +141,37 @@ def templates_show(name: str = NAME_ARGUMENT, as_json: bool = JSON_OPTION) -> No
 
 
 @templates_app.command('create', short_help='Define what operators may launch (needs an admin token).')
+@shared_options(DEFINITION_OPTIONS, last=True)
 def templates_create(name: str = NAME_ARGUMENT,
                      playbook: Optional[str] = typer.Argument(None, help='A playbook under the project (or in '
                                                               '--from-file).'),
-                     from_file: Optional[str] = FROM_FILE, as_json: bool = JSON_OPTION,
-                     description: Optional[str] = DEFINITION_OPTIONS['description'],
-                     inventory: Optional[str] = DEFINITION_OPTIONS['inventory'],
-                     tags: Optional[str] = DEFINITION_OPTIONS['tags'],
-                     limit: Optional[str] = DEFINITION_OPTIONS['limit'],
-                     allow_limit: Optional[bool] = DEFINITION_OPTIONS['allow_limit'],
-                     forks: Optional[int] = DEFINITION_OPTIONS['forks'],
-                     timeout: Optional[str] = DEFINITION_OPTIONS['timeout'],
-                     deadline_after: Optional[str] = DEFINITION_OPTIONS['deadline_after'],
-                     queue: Optional[str] = DEFINITION_OPTIONS['queue'],
-                     priority: Optional[int] = DEFINITION_OPTIONS['priority'],
-                     lanes: Optional[int] = DEFINITION_OPTIONS['lanes'],
-                     rolling: Optional[str] = DEFINITION_OPTIONS['rolling'],
-                     pool: Optional[str] = DEFINITION_OPTIONS['pool'],
-                     window_end_after: Optional[str] = DEFINITION_OPTIONS['window_end_after'],
-                     window_end_at: Optional[str] = DEFINITION_OPTIONS['window_end_at'],
-                     window_timezone: Optional[str] = DEFINITION_OPTIONS['window_timezone']) -> None:
+                     from_file: Optional[str] = FROM_FILE, as_json: bool = JSON_OPTION, **options) -> None:
     """Create a template: PLAYBOOK on --inventory or --tags, with defaults; its survey (the extra
     vars a launch may set, with their types and rules) comes from --from-file."""
     from runner_service.schemas import TemplateCreate
-    options = dict(locals())
     fields = {**_from_file(from_file), **_fields(playbook, options)}
     fields.pop('name', None)
     for given, other in (('inventory', 'tags'), ('tags', 'inventory')):
         if options.get(given) is not None:
             fields.pop(other, None)
-    request = _main()._request(TemplateCreate, name=name, **fields)
+    request = request_model(TemplateCreate, name=name, **fields)
     created = api_answer(lambda client: client.create_template(request), as_json)
     _show(created)
 
 
 @templates_app.command('edit', short_help='Change a template: only the options given change.')
+@shared_options(DEFINITION_OPTIONS, last=True)
 def templates_edit(name: str = NAME_ARGUMENT,
                    playbook: Optional[str] = typer.Option(None, '--playbook', help='Run this playbook instead.'),
-                   from_file: Optional[str] = FROM_FILE, as_json: bool = JSON_OPTION,
-                   description: Optional[str] = DEFINITION_OPTIONS['description'],
-                   inventory: Optional[str] = DEFINITION_OPTIONS['inventory'],
-                   tags: Optional[str] = DEFINITION_OPTIONS['tags'],
-                   limit: Optional[str] = DEFINITION_OPTIONS['limit'],
-                   allow_limit: Optional[bool] = DEFINITION_OPTIONS['allow_limit'],
-                   forks: Optional[int] = DEFINITION_OPTIONS['forks'],
-                   timeout: Optional[str] = DEFINITION_OPTIONS['timeout'],
-                   deadline_after: Optional[str] = DEFINITION_OPTIONS['deadline_after'],
-                   queue: Optional[str] = DEFINITION_OPTIONS['queue'],
-                   priority: Optional[int] = DEFINITION_OPTIONS['priority'],
-                   lanes: Optional[int] = DEFINITION_OPTIONS['lanes'],
-                   rolling: Optional[str] = DEFINITION_OPTIONS['rolling'],
-                   pool: Optional[str] = DEFINITION_OPTIONS['pool'],
-                   window_end_after: Optional[str] = DEFINITION_OPTIONS['window_end_after'],
-                   window_end_at: Optional[str] = DEFINITION_OPTIONS['window_end_at'],
-                   window_timezone: Optional[str] = DEFINITION_OPTIONS['window_timezone']) -> None:
+                   from_file: Optional[str] = FROM_FILE, as_json: bool = JSON_OPTION, **options) -> None:
     """Change a template: the fields of --from-file and the options given replace its own (a plan
     option replaces its whole plan; --from-file with `survey:` its whole survey)."""
     from runner_service.schemas import TemplateUpdate
-    options = dict(locals())
     changes = {**_from_file(from_file), **_fields(playbook, options)}
     changes.pop('name', None)
     if not changes:
         fail('nothing to change: give the options to change (dbfleet templates edit --help)')
-    request = _main()._request(TemplateUpdate, **changes)
+    request = request_model(TemplateUpdate, **changes)
     _show(api_answer(lambda client: client.update_template(name, request), as_json))
 
 
@@ -226,18 +190,16 @@ def templates_launch(name: str = NAME_ARGUMENT,
                                                          '(where it allows it).'),
                      idempotency_key: Optional[str] = typer.Option(None, '--idempotency-key',
                                                                    help='The same key gives back the same job.'),
-                     wait: bool = typer.Option(False, '--wait', help='Follow the job to its end (exit 0 if '
-                                                                     'successful, else 1).'),
+                     wait: bool = WAIT_OPTION,
                      as_json: bool = JSON_OPTION) -> None:
     """Queue a run of the template with values for its survey (-e) and print the job's id and
     status. Exit code: as `dbfleet jobs launch` (with --wait: 0 successful, 1 otherwise; 2 refused)."""
     from runner_service.schemas import TemplateLaunch
-    cli = _main()
-    request = cli._request(TemplateLaunch, extra_vars=cli._extra_vars(extra_vars) if extra_vars else None,
-                           limit=limit, idempotency_key=idempotency_key)
+    request = request_model(TemplateLaunch, extra_vars=parse_extra_vars(extra_vars) if extra_vars else None,
+                            limit=limit, idempotency_key=idempotency_key)
     with api_client() as client:
         job = client.launch_template(name, request)
         if as_json and not wait:
             print_json(job)
             return
-        cli._started(client, job, wait, as_json)
+        show_launched(client, job, wait, as_json)

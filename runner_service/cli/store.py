@@ -1,0 +1,59 @@
+"""`dbfleet store ...`: the store's schema migrations; and opened_store, for the commands that read
+and write the store directly (hosts, tags, tokens, audit) rather than through the API."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Optional
+
+import typer
+
+from runner_service.cli.options import STORE_OPTION
+from runner_service.cli.output import fail
+
+store_app = typer.Typer(help='The store: migrations.', no_args_is_help=True)
+
+
+@contextmanager
+def opened_store(url: str | None):
+    from dbfleet.store import StoreError, open_store
+    try:
+        store = open_store(url)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        yield store
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
+@store_app.command('upgrade')
+def store_upgrade(store: Optional[str] = STORE_OPTION) -> None:
+    """Create or migrate the store to this dbfleet's schema."""
+    from dbfleet.settings import get_settings
+    from dbfleet.store import StoreError, migrate
+    url = store or get_settings().store_url
+    try:
+        before = migrate.current(url)
+        migrate.upgrade(url)
+        after = migrate.current(url)
+    except StoreError as exc:
+        fail(str(exc))
+    typer.echo('store at revision %s (was %s)' % (after, before or 'empty'))
+
+
+@store_app.command('current')
+def store_current(store: Optional[str] = STORE_OPTION) -> None:
+    """Show the store's schema revision and the one this dbfleet needs."""
+    from dbfleet.settings import get_settings
+    from dbfleet.store import StoreError, migrate
+    url = store or get_settings().store_url
+    try:
+        current = migrate.current(url)
+    except StoreError as exc:
+        fail(str(exc))
+    head = migrate.head()
+    typer.echo('store revision %s, dbfleet needs %s%s' % (
+        current or 'none (empty)', head, '' if current == head else ": run 'dbfleet store upgrade'"))
