@@ -132,7 +132,7 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
                                                      else None))).start()
         env['DBFLEET_REDIS_URL'] = private.url
         print('dbfleet up: private Redis at %s' % private.url, flush=True)
-    cli = [sys.executable, '-m', 'runner_service.cli.app']
+    cli = [sys.executable, '-m', 'runner_service.cli']
     commands = {'api': cli + ['api', '--host', host, '--port', str(port)], 'scheduler': cli + ['scheduler']}
     for index in range(workers):
         commands['worker-%d' % (index + 1)] = cli + ['worker'] + [arg for queue in queues for arg in ('--queue', queue)]

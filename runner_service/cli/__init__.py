@@ -53,10 +53,8 @@ app.add_typer(cron_app, name='cron')
 app.add_typer(templates_app, name='templates')
 
 
-# main holds the app itself: importing the module runner_service.cli.app (app.py, which only runs
-# it) rebinds the package's `app` name to that module.
-def main(dbfleet: typer.Typer = app) -> None:
-    dbfleet()
+def main() -> None:
+    app()
 
 
 __all__ = ['app', 'main']

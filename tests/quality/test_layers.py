@@ -240,7 +240,7 @@ def test_the_checks_see_what_they_check(graph):
     assert 'runner_service.jobs.service' in graph['runner_service.api.deps']
     assert 'dbfleet.tags' in graph[COLLECTION + '.plugins.inventory.fleet']  # imported inside a method
     assert cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
-    assert layer_of('runner_service.cli.app') < layer_of('runner_service.api.deps') < layer_of('runner_service.errors')
+    assert layer_of('runner_service.cli.jobs') < layer_of('runner_service.api.deps') < layer_of('runner_service.errors')
 
 
 def test_from_a_package_import_names_its_submodule_unless_the_package_binds_the_name(tmp_path):

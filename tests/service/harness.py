@@ -60,7 +60,7 @@ class Service:
         env = self.env
         if token:
             env['DBFLEET_TOKEN'] = token
-        return subprocess.run([sys.executable, '-m', 'runner_service.cli.app', *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, '-m', 'runner_service.cli', *args], env=env, capture_output=True,
                               text=True, timeout=timeout, check=check)
 
     def start(self) -> 'Service':
@@ -87,19 +87,19 @@ class Service:
 
     def start_scheduler(self) -> subprocess.Popen:
         log = open(self.directory / ('scheduler-%d.log' % (len(self.schedulers) + 1)), 'ab')
-        scheduler = subprocess.Popen([sys.executable, '-m', 'runner_service.cli.app', 'scheduler'], env=self.env,
+        scheduler = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'scheduler'], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
         self.schedulers.append(scheduler)
         return scheduler
 
     def start_api(self) -> None:
         log = open(self.directory / 'api.log', 'ab')
-        self.api = subprocess.Popen([sys.executable, '-m', 'runner_service.cli.app', 'api', '--port', str(self.port)],
+        self.api = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'api', '--port', str(self.port)],
                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def start_worker(self) -> subprocess.Popen:
         log = open(self.directory / ('worker-%d.log' % (len(self.workers) + 1)), 'ab')
-        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli.app', 'worker'], env=self.env, stdout=log,
+        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker'], env=self.env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
         return worker

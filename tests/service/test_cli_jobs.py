@@ -109,7 +109,7 @@ def test_cancel_a_running_job_and_a_follower_exits_1(service):
     job_id = launched(jobs(service, 'launch', SLEEP, '-i', INVENTORY))
     service.wait(job_id, statuses={'running'})
     env = dict(service.env, DBFLEET_TOKEN=service.tokens['viewer'])
-    follower = subprocess.Popen([sys.executable, '-m', 'runner_service.cli.app', 'jobs', 'logs', '-f', job_id], env=env,
+    follower = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'jobs', 'logs', '-f', job_id], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         canceled = jobs(service, 'cancel', job_id)
@@ -165,7 +165,7 @@ def test_bad_requests_fail_with_one_line_and_exit_2(service, monkeypatch):
     assert 'role operator' in operator and 'needs admin' in operator
 
     env = dict(service.env, DBFLEET_API_URL='http://127.0.0.1:%d' % free_port(), DBFLEET_TOKEN=service.tokens['admin'])
-    down = subprocess.run([sys.executable, '-m', 'runner_service.cli.app', 'jobs', 'list'], env=env, capture_output=True,
+    down = subprocess.run([sys.executable, '-m', 'runner_service.cli', 'jobs', 'list'], env=env, capture_output=True,
                           text=True, timeout=60)
     message = one_line_error(down)
     assert 'unreachable' in message and 'dbfleet up' in message and 'DBFLEET_API_URL' in message
