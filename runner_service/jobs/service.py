@@ -23,6 +23,7 @@ from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
 from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
 from runner_service.errors import BadRequest, Conflict, NotFound, ServiceError, TooLarge, Unprocessable
 from runner_service.extra_vars import excerpt
+from runner_service.host_patterns import HostPatternError, narrow
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime
 from runner_service.schemas import JobCreate, JobTemplate
@@ -119,9 +120,10 @@ class JobService:
                 raise BadRequest(str(exc)) from None
         return spec, tags
 
-    def relaunch(self, job_id: str, hosts: str, actor: str) -> dict:
+    def relaunch(self, job_id: str, hosts: str, actor: str, within: str | None = None) -> dict:
         """A new job like `job_id` (same playbook, inventory, vars and secrets), on all its hosts
-        or only on those that failed or were unreachable."""
+        or only on those that failed or were unreachable; with `within` (a host pattern: the
+        template's limit as it is now), only on the hosts that pattern also takes."""
         old = self.get(job_id)
         limit = old['limit_pattern']
         if hosts == 'failed':
@@ -131,6 +133,12 @@ class JobService:
                 raise Conflict('job %s has no failed or unreachable host to relaunch (status %s): relaunch with '
                                'hosts=all' % (job_id, old['status']))
             limit = ','.join(failed)
+        if within is not None:
+            try:
+                limit = narrow(within, limit)
+            except HostPatternError as exc:
+                raise Conflict('job %s: its template now runs on %s; launch the template again (%s)'
+                               % (job_id, within[:200], exc)) from None
         try:
             request = JobCreate(
                 playbook=old['playbook'], limit=limit, extra_vars=old['extra_vars'], check=old['check_mode'],

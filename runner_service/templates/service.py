@@ -194,10 +194,12 @@ class TemplateService:
                 from None
         return request, secret
 
-    def check_relaunch(self, job: dict) -> None:
+    def check_relaunch(self, job: dict) -> str | None:
         """A job of this template relaunched by a non-admin runs only what the template as it is
         now would launch: the template still exists, runs the same playbook on the same hosts,
-        and its survey takes the job's values (an admin who tightened it stops old values)."""
+        and its survey takes the job's values (an admin who tightened it stops old values).
+        Returns the template's limit now, which the relaunch's limit must stay within (an admin
+        who narrowed it since narrows relaunches too)."""
         name = job['template']
         try:
             definition = {**DEFAULTS, **self.store.get_template(name)['definition']}
@@ -215,6 +217,7 @@ class TemplateService:
         except SurveyError as exc:
             raise Unprocessable('job %s: template %s no longer takes its values: %s' % (job['id'], name[:200], exc)) \
                 from None
+        return definition.get('limit')
 
     # -- for schedules -------------------------------------------------------------------
 

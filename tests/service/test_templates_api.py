@@ -262,6 +262,22 @@ def test_an_operator_relaunch_runs_only_what_the_template_takes_now(service):
         assert gone.status_code == 409 and 'deleted' in gone.json()['detail'], gone.text
 
 
+def test_an_operator_relaunch_stays_within_the_template_limit_as_it_is_now(service):
+    assert create(service, 'narrowed', allow_limit=True, survey=[{'name': 'value', 'type': 'string'}]).status_code == 201
+    old = launch(service, 'narrowed', extra_vars={'value': 'x'})
+    assert old.status_code == 201 and old.json()['limit'] is None, old.text
+    with service.client('admin') as admin:
+        assert admin.patch('/api/v1/templates/narrowed', json={'limit': 'node1'}).status_code == 200
+    with service.client('operator') as operator:
+        again = operator.post('/api/v1/jobs/%s/relaunch' % old.json()['id'], json={'hosts': 'all'})
+        assert again.status_code == 201 and again.json()['limit'] == 'node1', again.text
+    with service.client('admin') as admin:  # an admin relaunches the job as it was
+        as_it_was = admin.post('/api/v1/jobs/%s/relaunch' % old.json()['id'], json={'hosts': 'all'})
+        assert as_it_was.status_code == 201 and as_it_was.json()['limit'] is None, as_it_was.text
+    assert service.wait(again.json()['id'])['hosts'].keys() == {'node1'}
+    assert service.wait(as_it_was.json()['id'])['hosts'].keys() == {'node1', 'node2', 'node3'}
+
+
 def test_numbers_too_large_for_a_survey_are_refused(service):
     assert create(service, 'counted', survey=[{'name': 'n', 'type': 'integer'}]).status_code == 201
     huge = int('1' + '0' * 400)

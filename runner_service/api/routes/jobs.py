@@ -165,9 +165,8 @@ def relaunch(job_id: JobId, jobs: Jobs, templates: Templates, caller: Operator,
     if is_bare_playbook(job):
         need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
     check_scope(caller, job['template'])
-    if not is_admin(caller):
-        templates.check_relaunch(job)
-    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name']))
+    within = None if is_admin(caller) else templates.check_relaunch(job)
+    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name'], within=within))
 
 
 def is_bare_playbook(job: dict) -> bool:
