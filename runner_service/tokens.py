@@ -22,6 +22,7 @@ import secrets
 from typing import Any
 
 from dbfleet.clock import utcnow
+from dbfleet.store import UnknownTemplate
 from dbfleet.store.models import RANKED_ROLES, TOKEN_ROLES
 
 ROLES = TOKEN_ROLES  # viewer < operator < admin, and agent apart
@@ -72,6 +73,12 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
     as for issue, and for an expiry that cannot be read."""
     if expires is not None:
         expires_at = expiry(expires, now)
+    for template in templates or ():
+        try:
+            store.get_template(template)
+        except UnknownTemplate:
+            raise ValueError('token %s: template %s does not exist; create it first (dbfleet templates create) '
+                             'or name one of: %s' % (name, str(template)[:200], _template_names(store))) from None
     token, record = issue(store, name, role, created_by=actor, host=host, expires_at=expires_at, now=now,
                           templates=templates)
     details = {'role': record['role'], 'host': record['host'],
@@ -80,6 +87,11 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
         details['templates'] = record['templates']
     store.audit(actor, 'token.create', name, details)
     return token, record
+
+
+def _template_names(store, most: int = 10) -> str:
+    names = [template['name'] for template in store.list_templates()]
+    return ', '.join(names[:most]) + (' ...' if len(names) > most else '') if names else 'none yet'
 
 
 def revoke(store, name: str, actor: str) -> dict:

@@ -157,6 +157,11 @@ def test_a_token_limited_to_templates_launches_only_those(service, echo):
             refused = client.post('/api/v1/tokens', json={'name': 'limited-' + role, 'role': role,
                                                           'templates': ['hello']})
             assert refused.status_code == 400 and 'operator' in refused.json()['detail'], refused.text
+        unknown = client.post('/api/v1/tokens', json={'name': 'limited-typo', 'role': 'operator',
+                                                      'templates': ['hello', 'helo']})
+        assert unknown.status_code == 400, unknown.text
+        assert 'template helo does not exist' in unknown.json()['detail'] and 'hello' in unknown.json()['detail']
+        assert 'limited-typo' not in [token['name'] for token in client.get('/api/v1/tokens').json()]
 
 
 def test_edit_delete_and_the_audit_trail(service):
