@@ -18,7 +18,7 @@ from rich.text import Text
 from runner_service.cli.output import JSON_OPTION, api_answer, api_client, console, fail, print_json, print_wide, table
 
 cron_app = typer.Typer(help='The crontab bridge: import crontab entries, observe them, take them over, revert, '
-                            'sync, fall back.', no_args_is_help=True)
+                            'sync, fall back.', no_args_is_help=True, add_completion=False)
 
 HOST_OPTION = typer.Option(None, '--host', help='The host\'s name on the platform (default: DBFLEET_HOST, else '
                                                 'this machine\'s hostname).')
