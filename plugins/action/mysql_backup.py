@@ -12,7 +12,7 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
-from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import missing
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
 
 MODULE = 'dbfleet.mysql.mysql_backup'
 
@@ -45,7 +45,7 @@ class ActionModule(ActionBase):
             from dbfleet.store import StoreError, open_store
         except ImportError as exc:
             result.setdefault('warnings', []).append('backup of %s not recorded: %s'
-                                                     % (host, missing('the dbfleet store', exc)))
+                                                     % (host, needs_base('the dbfleet store', exc)))
             return result
         try:
             with open_store() as store:

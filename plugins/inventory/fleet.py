@@ -83,7 +83,7 @@ compose:
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
-from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import missing
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -117,7 +117,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             from dbfleet.store import StoreError, open_store
         except ImportError as exc:
-            raise AnsibleParserError(missing('the fleet inventory plugin', exc))
+            raise AnsibleParserError(needs_base('the fleet inventory plugin', exc))
         try:
             store = open_store(self.get_option('store_url'), migrate=False)
             try:

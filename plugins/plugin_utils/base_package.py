@@ -25,7 +25,7 @@ def requirement():
     return 'dbfleet'
 
 
-def missing(what, exc):
+def needs_base(what, exc):
     """The message for a controller without the base package: what needs it, the exact pip command."""
     return ("%s needs the Python package %s on the Ansible controller (pip install '%s'), in the Python "
             "that runs ansible: %s" % (what, requirement(), requirement(), exc))
