@@ -1,4 +1,6 @@
-"""Where dbfleet's own files are: the repository root holds the collection, playbooks and inventories."""
+"""Where dbfleet's files are. From a checkout (an editable install: `make demo`, `make test`)
+the repository holds everything: the collection, playbooks, inventories and var/. An installed
+package keeps its state in a state directory and reaches the collection through Ansible."""
 
 from __future__ import annotations
 
@@ -6,7 +8,31 @@ import os
 import stat
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+def _checkout() -> Path | None:
+    root = Path(__file__).resolve().parent.parent
+    # Beside an installed package (site-packages) there is no galaxy.yml nor playbooks/.
+    return root if (root / 'galaxy.yml').is_file() and (root / 'playbooks').is_dir() else None
+
+
+# The repository root when dbfleet runs from a checkout, else None: the one place that decides.
+CHECKOUT: Path | None = _checkout()
+
+
+def state_directory() -> Path:
+    """The default var directory (DBFLEET_VAR_DIR overrides it through the settings): the
+    checkout's var/, else /var/lib/dbfleet for root, else $XDG_STATE_HOME/dbfleet."""
+    if CHECKOUT is not None:
+        return CHECKOUT / 'var'
+    if os.geteuid() == 0:
+        return Path('/var/lib/dbfleet')
+    return Path(os.environ.get('XDG_STATE_HOME') or Path.home() / '.local' / 'state') / 'dbfleet'
+
+
+def checkout_collections() -> Path | None:
+    """The collections path under which the checkout is the dbfleet.mysql collection (a link),
+    or None when installed: Ansible then finds the installed collection on its own paths."""
+    return CHECKOUT / 'collections' if CHECKOUT is not None else None
 
 
 def private_directory(path: Path, tighten_existing: bool = True) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from dbfleet.paths import REPO_ROOT
+from dbfleet.paths import CHECKOUT, state_directory
 
 
 def config_file() -> Path:
@@ -23,14 +23,19 @@ def config_file() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix='DBFLEET_', extra='ignore', env_file=config_file())
 
-    store_url: str = Field(default_factory=lambda: 'sqlite:///%s' % (REPO_ROOT / 'var' / 'dbfleet.db'),
+    # var_dir comes first: the store's and the project's defaults are inside it.
+    var_dir: Path = Field(default_factory=state_directory, description='runtime files: job run directories, '
+                          'secret key, the default store (default: the checkout\'s var/, else /var/lib/dbfleet '
+                          'for root, else $XDG_STATE_HOME/dbfleet)')
+    store_url: str = Field(default_factory=lambda data: 'sqlite:///%s' % (data['var_dir'] / 'dbfleet.db'),
                            description='SQLAlchemy URL of the store (sqlite:///path or mysql+pymysql://...)')
     redis_url: str = Field(default='redis://127.0.0.1:6379/0', description='Redis holding the job queues')
-    project_dir: Path = Field(default=REPO_ROOT, description='playbook root')
-    tag_rules: Path = Field(default=REPO_ROOT / 'inventories' / 'tag_rules.yml', description='tag rules file')
+    project_dir: Path = Field(default_factory=lambda data: CHECKOUT or data['var_dir'] / 'project',
+                              description='playbook root (default: the checkout, else var_dir/project)')
+    tag_rules: Path = Field(default_factory=lambda data: data['project_dir'] / 'inventories' / 'tag_rules.yml',
+                            description='tag rules file')
     api_url: str = Field(default='http://127.0.0.1:8080', description='where the CLI finds the API')
     token: str | None = Field(default=None, description='bearer token the CLI sends', repr=False)
-    var_dir: Path = Field(default=REPO_ROOT / 'var', description='runtime files: job run directories, secret key')
     secret_key: str | None = Field(default=None, repr=False,
                                    description='Fernet key for secret extra vars at rest (else var/secret.key)')
     keep_runs: int = Field(default=200, ge=1, description='job run directories (ansible-runner artifacts) kept')

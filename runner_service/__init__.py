@@ -1,3 +1,5 @@
 """dbfleet's controller: the service that runs fleet operations as queued Ansible jobs."""
 
-__version__ = '0.1.0'
+from dbfleet import __version__
+
+__all__ = ['__version__']

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
 
 ARGUMENT_SPEC = dict(
     facts=dict(type='dict'),
@@ -44,8 +45,7 @@ class ActionModule(ActionBase):
             from dbfleet import inspection
             from dbfleet.tags import tag_group
         except ImportError as exc:
-            raise AnsibleActionFail('fleet_tags needs the runner_service package on the controller '
-                                    '(pip install dbfleet): %s' % exc)
+            raise AnsibleActionFail(needs_base('fleet_tags', exc))
 
         host = args['host'] or task_vars.get('inventory_hostname')
         facts = args['facts']

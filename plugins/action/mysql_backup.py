@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of dbfleet.mysql.mysql_backup: run the module where the task runs, then record
 the attempt - successful or failed - in the dbfleet store, so backup durations are on record for
-planning. A store that cannot be reached (or runner_service missing on the controller) is a
+planning. A store that cannot be reached (or the dbfleet package missing on the controller) is a
 warning: the backup itself is what the task is for."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
 
 MODULE = 'dbfleet.mysql.mysql_backup'
 
@@ -43,9 +44,8 @@ class ActionModule(ActionBase):
         try:
             from dbfleet.store import StoreError, open_store
         except ImportError as exc:
-            result.setdefault('warnings', []).append(
-                'backup of %s not recorded: the dbfleet store needs the runner_service package on the controller '
-                '(%s)' % (host, exc))
+            result.setdefault('warnings', []).append('backup of %s not recorded: %s'
+                                                     % (host, needs_base('the dbfleet store', exc)))
             return result
         try:
             with open_store() as store:

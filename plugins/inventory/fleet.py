@@ -16,6 +16,8 @@ description:
   - Configuration files must end in C(.fleet.yml) or C(.fleet.yaml).
 author:
   - dbfleet developers (@dbfleet)
+requirements:
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -81,6 +83,7 @@ compose:
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -114,8 +117,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             from dbfleet.store import StoreError, open_store
         except ImportError as exc:
-            raise AnsibleParserError('fleet inventory needs the runner_service package (dbfleet) on the '
-                                     'controller: %s' % exc)
+            raise AnsibleParserError(needs_base('the fleet inventory plugin', exc))
         try:
             store = open_store(self.get_option('store_url'), migrate=False)
             try:

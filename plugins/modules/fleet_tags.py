@@ -102,8 +102,8 @@ options:
     description:
       - Who made the change, for the audit trail. Default is C(ansible:<user>).
     type: str
-notes:
-  - Needs the C(runner_service) Python package (dbfleet) on the controller.
+requirements:
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller
 seealso:
   - module: dbfleet.mysql.mysql_facts
   - module: ansible.builtin.group_by

@@ -100,6 +100,9 @@ notes:
 requirements:
   - mariadb-dump or mysqldump (logical), mariabackup or xtrabackup (physical), gzip or zstd on the host running the
     module
+  - PyMySQL on the host running the module
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller, to record the backup
+    in the store (without it the backup runs and a warning says it was not recorded)
 '''
 
 EXAMPLES = r'''

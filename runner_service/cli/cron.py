@@ -19,7 +19,7 @@ from runner_service.cli.options import JSON_OPTION
 from runner_service.cli.output import api_answer, api_client, console, fail, print_json, print_wide, table
 
 cron_app = typer.Typer(help='The crontab bridge: import crontab entries, observe them, take them over, revert, '
-                            'sync, fall back.', no_args_is_help=True)
+                            'sync, fall back.', no_args_is_help=True, add_completion=False)
 
 HOST_OPTION = typer.Option(None, '--host', help='The host\'s name on the platform (default: DBFLEET_HOST, else '
                                                 'this machine\'s hostname).')

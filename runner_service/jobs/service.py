@@ -18,7 +18,7 @@ from typing import Iterable
 from pydantic import ValidationError
 
 from dbfleet.clock import utcnow
-from dbfleet.paths import REPO_ROOT
+from dbfleet.paths import checkout_collections
 from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
 from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
 from runner_service.errors import BadRequest, Conflict, NotFound, ServiceError, TooLarge, Unprocessable
@@ -54,6 +54,18 @@ def check_caller_key(key: str | None) -> str | None:
                             'choose another' % (excerpt(key), SCHEDULE_KEY_PREFIX))
     return key
 
+
+def collection_playbook_dirs() -> list[Path]:
+    """Where ansible-playbook looks for dbfleet.mysql's playbooks: the checkout (the worker puts it
+    first on the collections path), then the collections paths of Ansible's configuration and,
+    as Ansible does, sys.path. An installed collection is found there, wherever it was put."""
+    from ansible import constants
+
+    roots = [checkout_collections()] if checkout_collections() is not None else []
+    roots += [Path(path) for path in constants.COLLECTIONS_PATHS]
+    if constants.COLLECTIONS_SCAN_SYS_PATH:
+        roots += [Path(path) for path in sys.path if path]
+    return [root / 'ansible_collections' / 'dbfleet' / 'mysql' / 'playbooks' for root in roots]
 
 class JobService:
     def __init__(self, runtime: Runtime):
@@ -224,7 +236,8 @@ class JobService:
         match = COLLECTION_PLAYBOOK.fullmatch(name)
         if match is None:
             return None
-        if not any((REPO_ROOT / 'playbooks' / (match.group(1) + suffix)).is_file() for suffix in PLAYBOOK_SUFFIXES):
+        if not any((directory / (match.group(1) + suffix)).is_file() for directory in collection_playbook_dirs()
+                   for suffix in PLAYBOOK_SUFFIXES):
             raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % excerpt(name))
         return name
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from dbfleet.clock import utcnow
-from dbfleet.paths import REPO_ROOT, private_directory
+from dbfleet.paths import checkout_collections, private_directory
 from runner_service.extra_vars import check_extra_vars
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime, process_runtime
@@ -159,9 +159,11 @@ class JobRun:
         }
         if (project / 'ansible.cfg').is_file():
             envvars['ANSIBLE_CONFIG'] = str(project / 'ansible.cfg')
-        else:  # the collection's own playbooks (dbfleet.mysql.run_command) from any project
+        elif checkout_collections() is not None:
+            # The checkout's collection (dbfleet.mysql.run_command) from any project; an installed
+            # collection is on Ansible's own collections paths already.
             envvars['ANSIBLE_COLLECTIONS_PATH'] = os.pathsep.join(
-                [str(REPO_ROOT / 'collections'), os.environ.get('ANSIBLE_COLLECTIONS_PATH', '')]).rstrip(os.pathsep)
+                [str(checkout_collections()), os.environ.get('ANSIBLE_COLLECTIONS_PATH', '')]).rstrip(os.pathsep)
         return dict(
             private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],

@@ -3,17 +3,27 @@ ansible-lint are clean. Every test here runs the real tool."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import tarfile
 
 import pytest
+import yaml
 
+from dbfleet import __version__
 from tests.conftest import REPO, VENV_BIN, ansible_env
 
 pytestmark = pytest.mark.sanity
 
 PLUGIN_DIRS = {'modules': 'module', 'action': 'module', 'inventory': 'inventory'}
-NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'collections/', '.git/')
+# The Python packages are pip's to install (meta/requirements.txt), not the collection's to carry.
+NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'dbfleet/', 'collections/', '.git/',
+               'requirements.txt', 'pyproject.toml')
+# Controller-side plugins, each with the module (or itself) whose DOCUMENTATION declares the base package.
+CONTROLLER_PLUGINS = {'plugins/action/fleet_tags.py': 'plugins/modules/fleet_tags.py',
+                      'plugins/action/mysql_backup.py': 'plugins/modules/mysql_backup.py',
+                      'plugins/inventory/fleet.py': 'plugins/inventory/fleet.py'}
 
 
 def run(args, cwd=REPO, timeout=900):
@@ -48,6 +58,7 @@ def test_collection_builds_without_development_files(tarball):
         names = archive.getnames()
     assert 'plugins/modules/mysql_facts.py' in names and 'MANIFEST.json' in names
     assert 'playbooks/collect_facts.yml' in names
+    assert 'meta/requirements.txt' in names and 'meta/execution-environment.yml' in names
     leaked = [name for name in names if name.startswith(NOT_SHIPPED) or '/__pycache__' in name]
     assert leaked == []
 
@@ -76,3 +87,49 @@ def test_ansible_lint_playbooks():
     completed, output = run([str(VENV_BIN / 'ansible-lint'), '--nocolor', 'playbooks/'])
     assert completed.returncode == 0, output
     assert 'Passed' in output
+
+
+def base_requirement() -> str:
+    lines = [line.split('#', 1)[0].strip() for line in (REPO / 'meta' / 'requirements.txt').read_text().splitlines()]
+    (requirement,) = [line for line in lines if line.startswith('dbfleet')]
+    return requirement
+
+
+def test_the_collection_and_the_package_carry_one_version():
+    """dbfleet/__init__.py holds the version; galaxy.yml and the collection's requirement follow it."""
+    galaxy = yaml.safe_load((REPO / 'galaxy.yml').read_text())
+    assert galaxy['version'] == __version__
+    assert base_requirement() == 'dbfleet>=%s' % __version__
+
+
+def test_execution_environment_installs_the_declared_requirements():
+    environment = yaml.safe_load((REPO / 'meta' / 'execution-environment.yml').read_text())
+    assert (REPO / environment['dependencies']['python']).resolve() == (REPO / 'meta' / 'requirements.txt').resolve()
+
+
+@pytest.mark.parametrize('plugin,documented_in', sorted(CONTROLLER_PLUGINS.items()))
+def test_controller_plugins_declare_the_base_package(plugin, documented_in):
+    source = (REPO / documented_in).read_text()
+    documentation = yaml.safe_load(re.search(r"DOCUMENTATION = r\'\'\'(.*?)\'\'\'", source, re.S).group(1))
+    assert any(base_requirement() in line and "pip install '%s'" % base_requirement() in line
+               for line in documentation['requirements'])
+    assert 'base_package import needs_base' in (REPO / plugin).read_text()
+
+
+def test_plugins_import_only_the_base_package():
+    """The collection ships without runner_service: a plugin importing it would fail once installed."""
+    offenders = []
+    for path in sorted((REPO / 'plugins').rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
+            offenders += ['%s: %s' % (path.relative_to(REPO), name) for name in names
+                          if name.split('.')[0] == 'runner_service']
+    assert offenders == []
+
+
+def test_a_missing_base_package_names_the_exact_requirement():
+    from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
+
+    message = needs_base('the fleet inventory plugin', ImportError("No module named 'dbfleet'"))
+    assert "pip install '%s'" % base_requirement() in message

@@ -7,10 +7,10 @@ import time
 import pytest
 import yaml
 
-from dbfleet.paths import REPO_ROOT
 from dbfleet.tags import HostContext, load_rules, parse_rules
+from tests.conftest import REPO
 
-DEFAULT_RULES = REPO_ROOT / 'inventories' / 'tag_rules.yml'
+DEFAULT_RULES = REPO / 'inventories' / 'tag_rules.yml'
 DAY = 86400
 YEAR = 365 * DAY
 GIB = 1024 ** 3

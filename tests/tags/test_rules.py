@@ -5,10 +5,10 @@ import textwrap
 import pytest
 import yaml
 
-from dbfleet.paths import REPO_ROOT
 from dbfleet.tags import RulesError, load_rules, parse_rules
+from tests.conftest import REPO
 
-DEFAULT_RULES = REPO_ROOT / 'inventories' / 'tag_rules.yml'
+DEFAULT_RULES = REPO / 'inventories' / 'tag_rules.yml'
 
 
 def rules_text(*rules, variables=None):
