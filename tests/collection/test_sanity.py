@@ -18,7 +18,7 @@ pytestmark = pytest.mark.sanity
 
 PLUGIN_DIRS = {'modules': 'module', 'action': 'module', 'inventory': 'inventory'}
 # The Python packages are pip's to install (meta/requirements.txt), not the collection's to carry.
-NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'dbfleet/', 'collections/', '.git/',
+NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'dbfleet/', 'devtools/', 'collections/', '.git/',
                'requirements.txt', 'pyproject.toml')
 # Controller-side plugins, each with the module (or itself) whose DOCUMENTATION declares the base package.
 CONTROLLER_PLUGINS = {'plugins/action/fleet_tags.py': 'plugins/modules/fleet_tags.py',
