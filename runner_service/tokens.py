@@ -60,8 +60,8 @@ def issue(store, name: str, role: str, created_by: str | None = None, host: str 
         raise ValueError('token %s: expires_at %s is already past: give a future time or a duration (90d)'
                          % (name, expires_at.isoformat()))
     token = new_token()
-    return token, store.create_token(name, role, hash_token(token), created_by=created_by, host=host,
-                                     expires_at=expires_at, templates=templates)
+    return token, store.tokens.create(name, role, hash_token(token), created_by=created_by, host=host,
+                                      expires_at=expires_at, templates=templates)
 
 
 def create(store, name: str, role: str, actor: str, host: str | None = None, expires: str | None = None,
@@ -78,14 +78,14 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
                'expires_at': record['expires_at'].isoformat() if record['expires_at'] else None}
     if record['templates'] is not None:
         details['templates'] = record['templates']
-    store.audit(actor, 'token.create', name, details)
+    store.audit.record(actor, 'token.create', name, details)
     return token, record
 
 
 def revoke(store, name: str, actor: str) -> dict:
     """Revoke the token `name` for good, recorded in the audit log. UnknownToken, ValueError."""
-    record = store.revoke_token(name)
-    store.audit(actor, 'token.revoke', name)
+    record = store.tokens.revoke(name)
+    store.audit.record(actor, 'token.revoke', name)
     return record
 
 
@@ -116,7 +116,7 @@ def verify(store, text: Any, now: dt.datetime | None = None) -> dict:
     (a store that cannot be reached still raises StoreUnavailable)."""
     if not isinstance(text, str) or not _TOKEN.fullmatch(text):
         raise Refused('unknown', 'the bearer token is unknown or revoked')
-    return check_record(store.token_by_hash(hash_token(text), now=now), now)
+    return check_record(store.tokens.by_hash(hash_token(text), now=now), now)
 
 
 def check_record(record: dict | None, now: dt.datetime | None = None) -> dict:

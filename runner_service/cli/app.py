@@ -167,7 +167,7 @@ def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filt
     except TagExpressionError as exc:
         fail('bad --tags filter: %s' % str(exc).replace('\n', ' '))
     with opened_store(store) as opened:
-        records = [record for record in opened.inventory(fact_paths=['server.version.full', 'replication.role',
+        records = [record for record in opened.hosts.inventory(fact_paths=['server.version.full', 'replication.role',
                                                                       'schemas.totals.total_bytes'])
                    if matches is None or matches.matches(record['tags'])]
     if as_json:
@@ -196,7 +196,7 @@ def hosts_set(host: str, attributes: list[str] = typer.Argument(..., help='key=v
             fail('attribute %r is not key=value' % item)
         values[key] = value or None
     with opened_store(store) as opened:
-        opened.upsert_host(host, address=address, port=port, attributes=values)
+        opened.hosts.upsert(host, address=address, port=port, attributes=values)
     typer.echo('%s: %s' % (host, ', '.join('%s=%s' % item for item in values.items())))
 
 
@@ -206,11 +206,11 @@ def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
     import getpass
     who = 'cli:%s' % getpass.getuser()
     with opened_store(store) as opened:
-        known = opened.get_host(host)
-        tags = sorted(opened.host_tags(host)) if known else []
-        if known is None or not opened.delete_host(host, who=who):
+        known = opened.hosts.get(host)
+        tags = sorted(opened.tags.of_host(host)) if known else []
+        if known is None or not opened.hosts.delete(host, who=who):
             fail('unknown host %r: `dbfleet hosts list` shows the hosts' % host[:100])
-        opened.audit(who, 'host.delete', host, {'tags': tags})
+        opened.audit.record(who, 'host.delete', host, {'tags': tags})
     typer.echo('%s: deleted%s' % (host, ' (tags: %s)' % ', '.join(tags) if tags else ''))
 
 
@@ -254,7 +254,7 @@ def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] =
 def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Tags with their dimension, kind and number of hosts."""
     with opened_store(store) as opened:
-        tags = opened.list_tags()
+        tags = opened.tags.list()
     if as_json:
         print_json(tags)
         return
@@ -375,7 +375,7 @@ def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revo
     """API tokens by name, with their role, host, expiry and use (never the tokens or their hashes)."""
     from runner_service.tokens import is_expired
     with opened_store(store) as opened:
-        tokens = opened.list_tokens(include_revoked=show_all)
+        tokens = opened.tokens.list(include_revoked=show_all)
     if as_json:
         print_json([dict(token, expired=is_expired(token)) for token in tokens])
         return
@@ -434,7 +434,7 @@ def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what t
         cursor_id = filters.pop('cursor')
         with opened_store(store) as opened:
             try:
-                entries = opened.audit_log(before=cursor_id, **filters)
+                entries = opened.audit.list(before=cursor_id, **filters)
             except ValueError as exc:
                 fail(str(exc))
         next_cursor = entries[-1]['id'] if len(entries) == limit else None

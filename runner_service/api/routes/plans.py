@@ -25,7 +25,7 @@ def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview
         hosts = list(dict.fromkeys(body.hosts))
     elif body.tags is not None:
         expression = jobs._tag_expression(body.tags)
-        hosts = [record['name'] for record in jobs.store.inventory(fact_paths=()) if expression.matches(record['tags'])]
+        hosts = [record['name'] for record in jobs.store.hosts.inventory(fact_paths=()) if expression.matches(record['tags'])]
     else:
         template = JobTemplate(playbook=body.playbook, inventory=body.inventory, limit=body.limit)
         spec, _ = jobs.check_template(template)
