@@ -13,7 +13,7 @@ from alembic import command
 
 from dbfleet.store import Store, UnknownJob, migrate, open_store
 from dbfleet.store.engine import create_store_engine
-from dbfleet.store.jobs import SATISFIED_BY, TERMINAL_STATUSES, TRANSITIONS
+from dbfleet.store.job_lifecycle import SATISFIED_BY, TERMINAL_STATUSES, TRANSITIONS
 from dbfleet.store.models import DEPENDENCY_CONDITIONS, JOB_STATUSES
 
 UTC = dt.timezone.utc

@@ -179,12 +179,12 @@ def test_a_name_lost_to_a_concurrent_insert_is_the_same_error(store, store_url):
                                        "VALUES ('racy', 'viewer', :hash, :at)"),
                                {'hash': digest('theirs'), 'at': utcnow().replace(tzinfo=None)})
 
-    sa.event.listen(store._writer, 'before_flush', insert_behind_its_back)
+    sa.event.listen(store.transactions.writer, 'before_flush', insert_behind_its_back)
     try:
         with pytest.raises(ValueError, match='a token named racy already exists'):
             store.tokens.create('racy', 'admin', digest('mine'))
     finally:
-        sa.event.remove(store._writer, 'before_flush', insert_behind_its_back)
+        sa.event.remove(store.transactions.writer, 'before_flush', insert_behind_its_back)
         other.dispose()
     assert inserted
     [token] = store.tokens.list()
@@ -280,13 +280,13 @@ def test_created_by_must_be_a_short_string(store, created_by):
 def count_writes(store, monkeypatch) -> list[bool]:
     """The `write` flag of each transaction the store runs from now on."""
     seen: list[bool] = []
-    original = store._run
+    original = store.transactions.run
 
     def recording(work, write=False):
         seen.append(write)
         return original(work, write=write)
 
-    monkeypatch.setattr(store, '_run', recording)
+    monkeypatch.setattr(store.transactions, 'run', recording)
     return seen
 
 
