@@ -80,10 +80,10 @@ def real_run(service: Service, count: int) -> list[str]:
     with open_store(service.store_url) as store:
         for name, seconds in zip(names, work):  # the history the planner estimates from
             started = dt.datetime.now(dt.timezone.utc)
-            store.record_backup(name, method='logical', status='ok', started_at=started,
-                                finished_at=started + dt.timedelta(seconds=seconds + overhead),
-                                duration_seconds=seconds + overhead, bytes=int(seconds * 100 * 2**20),
-                                path='/bench/%s' % name)
+            store.backups.record(name, method='logical', status='ok', started_at=started,
+                                 finished_at=started + dt.timedelta(seconds=seconds + overhead),
+                                 duration_seconds=seconds + overhead, bytes=int(seconds * 100 * 2**20),
+                                 path='/bench/%s' % name)
     job = service.launch('work.yml', inventory=str(inventory.relative_to(ROOT)), plan={'lanes': LANES})
     done = service.wait(job['id'], timeout=7200)
     with service.client('viewer') as client:

@@ -474,7 +474,7 @@ def replay(service: Service, job_id: str, raw: list[dict], rounds: int):
     try:
         for _ in range(rounds):
             events = [dict(event, uuid=uuid.uuid4().hex) for event in raw]
-            writer = EventWriter(runtime, job_id, Redactor(), offset=runtime.store.last_event_seq(job_id))
+            writer = EventWriter(runtime, job_id, Redactor(), offset=runtime.store.events.last_seq(job_id))
             started = time.perf_counter()
             for event in events:
                 writer.add(event)

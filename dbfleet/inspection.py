@@ -102,21 +102,21 @@ def apply_tags(request: TagRequest) -> TagOutcome:
 def _apply_rules(store, request: TagRequest) -> TagOutcome:
     ruleset = rules_for(request.rules_path, request.rule_vars)
     if not request.check_mode:
-        store.expire_tags()
-        store.define_tags(ruleset.definitions())
-        store.upsert_host(request.host, address=request.address, port=request.port,
-                          attributes=request.attributes or None)
-        store.record_facts(request.host, request.facts)
-    stored = store.get_host(request.host)
+        store.tags.expire()
+        store.tags.define(ruleset.definitions())
+        store.hosts.upsert(request.host, address=request.address, port=request.port,
+                           attributes=request.attributes or None)
+        store.facts.record(request.host, request.facts)
+    stored = store.hosts.get(request.host)
     attributes = dict(stored['attributes'] if stored else {}, **(request.attributes or {}))
-    current = store.host_tags(request.host) if stored else {}
+    current = store.tags.of_host(request.host) if stored else {}
     manual = frozenset(name for name, tag in current.items() if tag['source'] == 'manual')
     evaluation = ruleset.evaluate(HostContext(request.host, request.facts, attributes, manual))
     if request.check_mode:
-        diff = store.preview_rule_tags(request.host, evaluation.tags) if stored else dict(
+        diff = store.tags.preview_rules(request.host, evaluation.tags) if stored else dict(
             added=sorted(evaluation.tags), removed=[])
     else:
-        diff = store.sync_rule_tags(request.host, evaluation.tags, who=request.who)
+        diff = store.tags.sync_rules(request.host, evaluation.tags, who=request.who)
     dimensions = dict((tag['name'], tag['dimension']) for tag in ruleset.definitions())
     return _outcome(request.host, current, diff, evidence=evaluation.tags, rule_errors=evaluation.errors,
                     dimensions=dimensions)
@@ -128,28 +128,28 @@ def _apply_manual(store, request: TagRequest) -> TagOutcome:
             raise InspectionError('invalid tag name %r: use letters, digits and _ - . : (and not and/or/not), '
                                   'as tag filters read them' % str(tag)[:100])
     expires_at = parse_point_in_time(request.expires) if request.expires else None
-    stored = store.get_host(request.host)
+    stored = store.hosts.get(request.host)
     if stored is None and request.state == 'present' and not request.create_host:
         raise InspectionError('unknown host %r: `dbfleet hosts list` shows the hosts; add it with --create'
                               % str(request.host)[:100])
-    current = store.host_tags(request.host) if stored else {}
+    current = store.tags.of_host(request.host) if stored else {}
     added, removed = [], []
     for tag in request.manual_tags:
         if request.state == 'present':
             if request.check_mode:
                 changed = tag not in current
             else:
-                changed = store.add_tag(request.host, tag, who=request.who, expires_at=expires_at)
+                changed = store.tags.add(request.host, tag, who=request.who, expires_at=expires_at)
             if changed:
                 added.append(tag)
         else:
             if request.check_mode:
                 changed = tag in current
             else:
-                changed = stored is not None and store.remove_tag(request.host, tag, who=request.who)
+                changed = stored is not None and store.tags.remove(request.host, tag, who=request.who)
             if changed:
                 removed.append(tag)
-    dimensions = dict((tag['name'], tag['dimension']) for tag in store.list_tags())
+    dimensions = dict((tag['name'], tag['dimension']) for tag in store.tags.list())
     return _outcome(request.host, current, dict(added=added, removed=removed), dimensions=dimensions)
 
 
@@ -167,11 +167,11 @@ def explain(host: str, tag: str | None = None, store_url: str | None = None, rul
         ruleset = rules_for(rules_path, rule_vars)
         store = open_store(store_url)
         try:
-            stored = store.get_host(host)
+            stored = store.hosts.get(host)
             if stored is None:
                 raise InspectionError('no host named %s in the store' % host)
-            latest = store.latest_facts(host)
-            current = store.host_tags(host)
+            latest = store.facts.latest(host)
+            current = store.tags.of_host(host)
         finally:
             store.close()
     except (StoreError, RulesError) as exc:

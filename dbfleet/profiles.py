@@ -30,13 +30,13 @@ def dig(data, path: str):
 
 
 def host_profile(store, name: str, history: int = 20) -> dict:
-    host = store.get_host(name)
+    host = store.hosts.get(name)
     if host is None:
         raise UnknownHost('no host named %s in the store' % name)
-    latest = store.latest_facts(name)
+    latest = store.facts.latest(name)
     facts = latest['facts'] if latest else {}
     tags_by_dimension: dict[str, list] = {}
-    for tag, info in sorted(store.host_tags(name).items()):
+    for tag, info in sorted(store.tags.of_host(name).items()):
         tags_by_dimension.setdefault(info.get('dimension') or 'other', []).append(dict(info, name=tag))
     return dict(
         host=host,
@@ -44,6 +44,6 @@ def host_profile(store, name: str, history: int = 20) -> dict:
         facts=dict((label, dig(facts, path)) for label, path in SUMMARY_FACTS),
         fact_errors=facts.get('errors') or {},
         tags=tags_by_dimension,
-        tag_history=store.tag_events(host=name, limit=history),
-        snapshots=len(store.fact_history(name, limit=1000)),
+        tag_history=store.tags.events(host=name, limit=history),
+        snapshots=len(store.facts.history(name, limit=1000)),
     )

@@ -61,8 +61,8 @@ def issue(store, name: str, role: str, created_by: str | None = None, host: str 
         raise ValueError('token %s: expires_at %s is already past: give a future time or a duration (90d)'
                          % (name, expires_at.isoformat()))
     token = new_token()
-    return token, store.create_token(name, role, hash_token(token), created_by=created_by, host=host,
-                                     expires_at=expires_at, templates=templates)
+    return token, store.tokens.create(name, role, hash_token(token), created_by=created_by, host=host,
+                                      expires_at=expires_at, templates=templates)
 
 
 def create(store, name: str, role: str, actor: str, host: str | None = None, expires: str | None = None,
@@ -75,7 +75,7 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
         expires_at = expiry(expires, now)
     for template in templates or ():
         try:
-            store.get_template(template)
+            store.templates.get(template)
         except UnknownTemplate:
             raise ValueError('token %s: template %s does not exist; create it first (dbfleet templates create) '
                              'or name one of: %s' % (name, str(template)[:200], _template_names(store))) from None
@@ -85,19 +85,19 @@ def create(store, name: str, role: str, actor: str, host: str | None = None, exp
                'expires_at': record['expires_at'].isoformat() if record['expires_at'] else None}
     if record['templates'] is not None:
         details['templates'] = record['templates']
-    store.audit(actor, 'token.create', name, details)
+    store.audit.record(actor, 'token.create', name, details)
     return token, record
 
 
 def _template_names(store, most: int = 10) -> str:
-    names = [template['name'] for template in store.list_templates()]
+    names = [template['name'] for template in store.templates.list()]
     return ', '.join(names[:most]) + (' ...' if len(names) > most else '') if names else 'none yet'
 
 
 def revoke(store, name: str, actor: str) -> dict:
     """Revoke the token `name` for good, recorded in the audit log. UnknownToken, ValueError."""
-    record = store.revoke_token(name)
-    store.audit(actor, 'token.revoke', name)
+    record = store.tokens.revoke(name)
+    store.audit.record(actor, 'token.revoke', name)
     return record
 
 
@@ -128,7 +128,7 @@ def verify(store, text: Any, now: dt.datetime | None = None) -> dict:
     (a store that cannot be reached still raises StoreUnavailable)."""
     if not isinstance(text, str) or not _TOKEN.fullmatch(text):
         raise Refused('unknown', 'the bearer token is unknown or revoked')
-    return check_record(store.token_by_hash(hash_token(text), now=now), now)
+    return check_record(store.tokens.by_hash(hash_token(text), now=now), now)
 
 
 def check_record(record: dict | None, now: dt.datetime | None = None) -> dict:

@@ -2,30 +2,34 @@
 
     from dbfleet.store import open_store
     store = open_store()            # DBFLEET_STORE_URL, default var/dbfleet.db under the repo
-    store.record_facts('db1', facts)
+    store.facts.record('db1', facts)
+    store.jobs.get(job_id)
 
 `open_store` is the front door: it builds the engine, checks that the database is
 reachable and at the schema revision this dbfleet needs (upgrading it on first use unless
-told not to), and returns a Store whose methods each run one short transaction.
+told not to), and returns a Store whose parts (store.hosts, store.jobs, ...: see store.py)
+run one short transaction per method.
 """
 
 from __future__ import annotations
 
 from dbfleet.settings import get_settings
 from dbfleet.store.engine import create_store_engine
-from dbfleet.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownTag, UnknownToken
-from dbfleet.store.jobs import TERMINAL_STATUSES, UnknownJob
+from dbfleet.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownToken
+from dbfleet.store.facts import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS
+from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
+from dbfleet.store.jobs import UnknownJob
 from dbfleet.store.migrate import ensure_schema
 from dbfleet.store.pools import UnknownPool
 from dbfleet.store.schedules import UnknownSchedule, is_launching
-from dbfleet.store.store import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS, Store
+from dbfleet.store.store import Store
 from dbfleet.store.templates import UnknownTemplate
 from dbfleet.store.tokens import LAST_USED_EVERY
 from dbfleet.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule', 'UnknownTag',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule',
     'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'is_launching', 'open_store',
 ]
 

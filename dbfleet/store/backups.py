@@ -1,12 +1,12 @@
 """Backup attempts, as the dbfleet.mysql.mysql_backup action plugin reports them.
 
-`BackupStore` is mixed into `Store`, with its habits: every public method is one short
-transaction (`_run`), returns plain dicts {id, host, method, status, started_at, finished_at,
+`store.backups` (Backups) has the Store's habits: every public method is one short
+transaction, returns plain dicts {id, host, method, status, started_at, finished_at,
 duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at},
 datetimes are aware UTC (naive ones are taken as UTC), and bad input is a ValueError.
 
 Failed attempts are kept too (status 'failed' with the error), so a host's history shows them;
-only successful ones count in `backup_durations`, which the planner uses to estimate how long
+only successful ones count in `durations`, which the planner uses to estimate how long
 a host's next backup will take.
 """
 
@@ -15,13 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup
+from dbfleet.store.transactions import Transactions
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
                  'binlog_file', 'binlog_position', 'gtid', 'error')
@@ -32,12 +33,13 @@ _SHA256 = re.compile(r'[0-9a-f]{64}')
 _CHUNK = 500
 
 
-class BackupStore:
-    """The backup half of Store (mixed in; uses Store._run for its transactions)."""
+class Backups:
+    """store.backups: record backup attempts, list them, read past durations."""
 
-    _run: Callable[..., Any]
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
 
-    def record_backup(self, host: str, **fields: Any) -> dict:
+    def record(self, host: str, **fields: Any) -> dict:
         """Record one backup attempt of `host`. Fields: method ('logical' | 'physical') and
         started_at are required; status 'ok' (default) or 'failed'; finished_at, duration_seconds
         (computed from the times when left out), bytes, path, checksum (SHA-256 hex), binlog_file,
@@ -50,18 +52,18 @@ class BackupStore:
             session.flush()
             return _backup_dict(row)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def list_backups(self, host: str | None = None, limit: int = 50) -> list[dict]:
+    def list(self, host: str | None = None, limit: int = 50) -> list[dict]:
         """Backup attempts, newest first (by start), of one host or of every host."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
             raise ValueError('limit must be an integer from 1 to %d, got %r' % (MAX_LIST, limit))
         query = select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit)
         if host is not None:
             query = query.where(Backup.host == host)
-        return self._run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
+        return self._transactions.run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
 
-    def backup_durations(self, hosts: Iterable[str] | None = None, last: int = 5) -> dict[str, list[float]]:
+    def durations(self, hosts: Iterable[str] | None = None, last: int = 5) -> dict[str, list[float]]:
         """{host: durations in seconds of its `last` most recent successful backups, newest first}.
         With `hosts`, every one of them is a key (an empty list when it has none); without, every
         host that has one."""
@@ -90,7 +92,7 @@ class BackupStore:
                 return dict((name, found.get(name, [])) for name in names)
             return dict(found)
 
-        return self._run(work)
+        return self._transactions.run(work)
 
 
 def _check_host(host: Any) -> str:

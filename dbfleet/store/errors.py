@@ -28,15 +28,6 @@ class UnknownHost(StoreError, LookupError):
         self.name = name
 
 
-class UnknownTag(StoreError, LookupError):
-    """For callers that need a defined tag (API and CLI look-ups). The Store itself treats
-    an undefined tag as one that no host carries, so removing it is a no-op."""
-
-    def __init__(self, name: str):
-        super().__init__('no tag named %s in the store' % name)
-        self.name = name
-
-
 class UnknownToken(StoreError, LookupError):
     def __init__(self, name: str):
         super().__init__("no API token named %s in the store: 'dbfleet tokens list --all' shows them all" % name)

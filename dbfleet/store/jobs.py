@@ -1,20 +1,8 @@
-"""The runner service's job records: jobs, their dependencies, events, per-host results, the audit log.
+"""Jobs: what the API accepted to run, their dependencies, and per-host results and runs.
 
-`JobStore` is mixed into `Store`, so `open_store()` serves jobs as it serves hosts and tags,
-with the same habits: every public method is one short transaction (`_run`), returns plain
-dicts, takes and returns datetimes as aware UTC, and refuses bad input with ValueError.
-
-A job's life (TRANSITIONS is the one definition of it):
-
-    waiting ──▶ queued ──▶ running ──▶ successful | failed | canceled | timed_out | worker_lost
-       │          │                                                                 │
-       ├──▶ dependency_failed, canceled, timed_out                                  │
-       │          └──▶ canceled, timed_out                     (retry) queued ◀─────┘
-
-Every move is a compare-and-set on the job's locked row, so of two processes racing to move
-the same job exactly one wins. A job is *final* when its status is terminal and will not
-change again: worker_lost is final only once its retries are used up or it was canceled,
-because until then the reconciler may put it back in the queue.
+A job's status moves only as job_lifecycle.TRANSITIONS allows, and every move is a
+compare-and-set on the job's locked row, so of two processes racing to move the same job
+exactly one wins.
 
 After a job ends (a transition to a terminal status, or a request_cancel), the caller calls
 ready_dependents(job_id) to queue or fail the jobs waiting for it; ready_dependents()
@@ -27,14 +15,15 @@ import datetime as dt
 import re
 import uuid
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
+from dbfleet.store.checks import check_datetime, check_int, check_limit, check_text
 from dbfleet.store.errors import StoreError
+from dbfleet.store.job_lifecycle import TERMINAL_STATUSES, TRANSITIONS, decide, final_columns, move
 from dbfleet.store.models import (
     DEPENDENCY_CONDITIONS,
     HOST_RESULT_COUNTS,
@@ -42,45 +31,17 @@ from dbfleet.store.models import (
     JOB_STATUSES,
     NAME_LENGTH,
     PATH_LENGTH,
-    AuditEntry,
     Job,
     JobDependency,
-    JobEvent,
     JobHostResult,
     JobHostRun,
     JobTag,
 )
+from dbfleet.store.transactions import Transactions, chunked, upsert
 
-TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
-# to_status: the statuses a job may move to it from. Terminal statuses never move again,
-# except worker_lost back to queued while it has retries left (the retry path).
-TRANSITIONS: dict[str, frozenset[str]] = {
-    'waiting': frozenset(),  # only ever the status a job is created with
-    'queued': frozenset({'waiting', 'worker_lost'}),
-    'running': frozenset({'queued'}),
-    'successful': frozenset({'running'}),
-    'failed': frozenset({'running'}),
-    'canceled': frozenset({'waiting', 'queued', 'running'}),
-    'timed_out': frozenset({'waiting', 'queued', 'running'}),
-    'dependency_failed': frozenset({'waiting'}),
-    'worker_lost': frozenset({'running'}),
-}
-# depends_on `on:` -> the final statuses of the dependency that let the dependent run.
-SATISFIED_BY: dict[str, frozenset[str]] = {
-    'success': frozenset({'successful'}),
-    'failure': frozenset({'failed', 'timed_out', 'worker_lost', 'dependency_failed'}),
-    'always': TERMINAL_STATUSES,
-}
-
-MAX_PAGE = 1000
 QUEUE_LENGTH = 64
-EVENT_NAME_LENGTH = 64
-EVENT_UUID_LENGTH = 64
-ACTION_LENGTH = 32
-# Rows per IN (...) list: far below SQLite's 32,766 parameters and MySQL's packet size.
-_CHUNK = 500
 
-# What create_job's spec may hold: name -> default (playbook and inventory are required).
+# What Jobs.create's spec may hold: name -> default (playbook and inventory are required).
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
@@ -89,7 +50,6 @@ SPEC_DEFAULTS: dict[str, Any] = dict(
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
 TRANSITION_FIELDS = ('worker', 'return_code', 'status_reason', 'enqueued_at', 'started_at', 'finished_at')
-EVENT_FIELDS = ('seq', 'uuid', 'event', 'host', 'task', 'play', 'changed', 'failed', 'created', 'stdout', 'data')
 _CURSOR = re.compile(r'^(\d{1,20})\.([0-9A-Za-z_-]{1,64})$')
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -100,16 +60,15 @@ class UnknownJob(StoreError, LookupError):
         self.job_id = job_id
 
 
-class JobStore:
-    """The job half of Store (mixed in; uses Store._run for its transactions)."""
+class Jobs:
+    """store.jobs: create jobs, move them through their life, read them, record their host results."""
 
-    _run: Callable[..., Any]
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
 
-    # -- jobs ------------------------------------------------------------------------------
-
-    def create_job(self, spec: dict, depends_on: Iterable[tuple[str, str] | dict] = (),
-                   idempotency_key: str | None = None, created_by: str | None = None,
-                   tags: Iterable[str] = ()) -> tuple[dict, bool]:
+    def create(self, spec: dict, depends_on: Iterable[tuple[str, str] | dict] = (),
+               idempotency_key: str | None = None, created_by: str | None = None,
+               tags: Iterable[str] = ()) -> tuple[dict, bool]:
         """Record a job the API accepted; returns (job, created).
 
         spec: playbook and inventory (required), inventory_kind ('file' | 'tags'), limit_pattern,
@@ -117,7 +76,7 @@ class JobStore:
         queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
         secret_vars (sealed text, runner_service.secret_box), template (the job template that launched it).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
-        tags: the tag names a tag-expression inventory refers to (list_jobs(tag=...) finds them).
+        tags: the tag names a tag-expression inventory refers to (jobs.list(tag=...) finds them).
 
         A job with an idempotency_key already used is not created again: that job is returned
         with created=False, also when processes race with the same key. The new job is
@@ -126,11 +85,11 @@ class JobStore:
         """
         values = _check_spec(spec)
         dependencies = _check_dependencies(depends_on)
-        tag_names = sorted({_check_text(tag, 'tag', NAME_LENGTH) for tag in tags})
+        tag_names = sorted({check_text(tag, 'tag', NAME_LENGTH) for tag in tags})
         if idempotency_key is not None:
-            _check_text(idempotency_key, 'idempotency_key', NAME_LENGTH)
+            check_text(idempotency_key, 'idempotency_key', NAME_LENGTH)
         if created_by is not None:
-            _check_text(created_by, 'created_by', NAME_LENGTH)
+            check_text(created_by, 'created_by', NAME_LENGTH)
 
         def work(session: Session) -> tuple[dict, bool]:
             if idempotency_key is not None:
@@ -142,13 +101,13 @@ class JobStore:
             # Shared locks: a dependency cannot end between this read and the commit, so either
             # this job sees it ended, or ready_dependents (run after it ended) sees this job.
             upstream = {row.id: row for row in session.execute(
-                _final_columns().where(Job.id.in_(list(dependencies))).order_by(Job.id).with_for_update(read=True))
+                final_columns().where(Job.id.in_(list(dependencies))).order_by(Job.id).with_for_update(read=True))
             } if dependencies else {}
             missing = sorted(set(dependencies) - set(upstream))
             if missing:
                 raise ValueError('depends_on: no job %s in the store' % ', '.join(missing))
             now = utcnow()
-            status, reason = _decide(dependencies, upstream)
+            status, reason = decide(dependencies, upstream)
             job = Job(id=uuid.uuid4().hex, **values, status=status, created_at=now, status_reason=reason,
                       enqueued_at=now if status == 'queued' else None,
                       finished_at=now if status in TERMINAL_STATUSES else None,
@@ -158,34 +117,34 @@ class JobStore:
             session.add_all(JobDependency(job_id=job.id, depends_on_id=depends_on_id, on=on)
                             for depends_on_id, on in dependencies.items())
             session.add_all(JobTag(job_id=job.id, tag=tag) for tag in tag_names)
-            session.flush()  # a duplicate idempotency key fails here, and _run starts again
+            session.flush()  # a duplicate idempotency key fails here, and the transaction runs again
             return _job_dicts(session, [job])[0], True
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def get_job(self, job_id: str) -> dict | None:
+    def get(self, job_id: str) -> dict | None:
         """The job (columns, timings {queued_seconds, run_seconds}, depends_on [{job_id, on}],
         host_results {host: counts}), or None."""
         def work(session: Session) -> dict | None:
             job = session.get(Job, job_id) if isinstance(job_id, str) else None
             return _job_dicts(session, [job])[0] if job else None
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def job_by_idempotency_key(self, key: str) -> dict | None:
+    def by_idempotency_key(self, key: str) -> dict | None:
         def work(session: Session) -> dict | None:
             job = session.scalar(select(Job).where(Job.idempotency_key == key))
             return _job_dicts(session, [job])[0] if job else None
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def list_jobs(self, status: str | Iterable[str] | None = None, playbook: str | None = None,
-                  created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
-                  limit: int = 50, cursor: str | None = None, tag: str | None = None) -> dict:
+    def list(self, status: str | Iterable[str] | None = None, playbook: str | None = None,
+             created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
+             limit: int = 50, cursor: str | None = None, tag: str | None = None) -> dict:
         """{'jobs': [...], 'next_cursor': str | None}, newest first. created_after is inclusive,
         created_before exclusive. The cursor marks the last job of a page by (created_at, id),
         so later pages neither repeat nor skip jobs when new ones arrive meanwhile."""
-        _check_limit(limit)
+        check_limit(limit)
         query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
         if status is not None:
             query = query.where(Job.status.in_(_check_statuses(status, 'status')))
@@ -194,9 +153,9 @@ class JobStore:
         if tag is not None:
             query = query.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
         if created_after is not None:
-            query = query.where(Job.created_at >= _check_datetime(created_after, 'created_after'))
+            query = query.where(Job.created_at >= check_datetime(created_after, 'created_after'))
         if created_before is not None:
-            query = query.where(Job.created_at < _check_datetime(created_before, 'created_before'))
+            query = query.where(Job.created_at < check_datetime(created_before, 'created_before'))
         if cursor is not None:
             at, last_id = _parse_cursor(cursor)
             query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
@@ -207,7 +166,7 @@ class JobStore:
             jobs = jobs[:limit]
             return {'jobs': _job_dicts(session, jobs), 'next_cursor': _cursor(jobs[-1]) if more else None}
 
-        return self._run(work)
+        return self._transactions.run(work)
 
     def transition(self, job_id: str, to_status: str, *, expect: Iterable[str] | str | None = None,
                    **fields: Any) -> dict | None:
@@ -242,44 +201,39 @@ class JobStore:
                 if job.attempt > job.max_retries:
                     raise ValueError('job %s has run %d times and may be retried %d times: it stays worker_lost'
                                      % (job_id, job.attempt, job.max_retries))
-            _move(job, to_status, utcnow(), fields)
+            move(job, to_status, utcnow(), fields)
             session.flush()
             return _job_dicts(session, [job])[0]
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def heartbeat(self, job_id: str, runner_host: str | None = None, runner_pid: int | None = None) -> bool:
         """The running job's worker is alive (and, once known, where its ansible-playbook runs).
         False when the job is no longer running: the worker should stop."""
         values: dict[str, Any] = {'heartbeat_at': utcnow()}
         if runner_host is not None:
-            values['runner_host'] = _check_text(runner_host, 'runner_host', NAME_LENGTH)
+            values['runner_host'] = check_text(runner_host, 'runner_host', NAME_LENGTH)
         if runner_pid is not None:
-            values['runner_pid'] = _check_int(runner_pid, 'runner_pid', minimum=1)
+            values['runner_pid'] = check_int(runner_pid, 'runner_pid', minimum=1)
 
         def work(session: Session) -> bool:
             result = session.execute(update(Job).where(Job.id == job_id, Job.status == 'running').values(**values))
             return result.rowcount > 0
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def stale_running_jobs(self, silent_seconds: float) -> list[dict]:
+    def stale_running(self, silent_seconds: float) -> list[dict]:
         """Running jobs whose worker has not written a heartbeat for `silent_seconds`."""
         cutoff = utcnow() - dt.timedelta(seconds=silent_seconds)
         query = select(Job).where(Job.status == 'running', or_(
             Job.heartbeat_at < cutoff, and_(Job.heartbeat_at.is_(None), Job.started_at < cutoff))).order_by(Job.id)
-        return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
+        return self._transactions.run(lambda session: _job_dicts(session, list(session.scalars(query))))
 
-    def overdue_jobs(self, now: dt.datetime | None = None) -> list[dict]:
+    def overdue(self, now: dt.datetime | None = None) -> list[dict]:
         """Waiting or queued jobs whose deadline has passed before they could start."""
         now = utc(now) or utcnow()
         query = select(Job).where(Job.status.in_(('waiting', 'queued')), Job.deadline <= now).order_by(Job.id)
-        return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
-
-    def last_event_seq(self, job_id: str) -> int:
-        """The highest event seq stored for the job (0 when none): a retry numbers its events after it."""
-        return self._run(lambda session: session.scalar(
-            select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)) or 0)
+        return self._transactions.run(lambda session: _job_dicts(session, list(session.scalars(query))))
 
     def request_cancel(self, job_id: str) -> dict | None:
         """Ask for the job to stop: a queued or waiting job is canceled at once; a running one
@@ -291,28 +245,28 @@ class JobStore:
             if job is None:
                 return None
             if job.status in ('queued', 'waiting'):
-                _move(job, 'canceled', utcnow(), {'status_reason': 'canceled before it started'})
+                move(job, 'canceled', utcnow(), {'status_reason': 'canceled before it started'})
             elif job.status in ('running', 'worker_lost'):
                 job.cancel_requested = True
             session.flush()
             return _job_dicts(session, [job])[0]
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def pending_jobs(self, limit: int | None = None) -> list[dict]:
+    def pending(self, limit: int | None = None) -> list[dict]:
         """The queued jobs, for the reconciler that re-enqueues them after Redis lost its
         queues: higher priority first, then oldest first."""
         query = (select(Job).where(Job.status == 'queued')
                  .order_by(Job.priority.desc(), Job.created_at, Job.id))
         if limit is not None:
-            _check_limit(limit)
+            check_limit(limit)
             query = query.limit(limit)
-        return self._run(lambda session: _job_dicts(session, list(session.scalars(query))))
+        return self._transactions.run(lambda session: _job_dicts(session, list(session.scalars(query))))
 
     def queued_by_queue(self) -> dict[str, int]:
         """{queue: how many jobs wait in it}, for /healthz."""
         query = select(Job.queue, func.count()).where(Job.status == 'queued').group_by(Job.queue)
-        return self._run(lambda session: {queue: count for queue, count in session.execute(query)})
+        return self._transactions.run(lambda session: {queue: count for queue, count in session.execute(query)})
 
     # -- dependencies ----------------------------------------------------------------------
 
@@ -331,7 +285,7 @@ class JobStore:
             while True:
                 candidates = select(Job).where(Job.status == 'waiting').order_by(Job.id).with_for_update()
                 if ended is not None:
-                    dependents = _chunked(ended, lambda chunk: select(JobDependency.job_id).distinct()
+                    dependents = chunked(ended, lambda chunk: select(JobDependency.job_id).distinct()
                                           .where(JobDependency.depends_on_id.in_(chunk)), session)
                     if not dependents:
                         break
@@ -340,18 +294,18 @@ class JobStore:
                 if not waiting:
                     break
                 edges: dict[str, dict[str, str]] = defaultdict(dict)
-                for dependency in _chunked([job.id for job in waiting], lambda chunk: select(JobDependency)
+                for dependency in chunked([job.id for job in waiting], lambda chunk: select(JobDependency)
                                            .where(JobDependency.job_id.in_(chunk)), session):
                     edges[dependency.job_id][dependency.depends_on_id] = dependency.on
                 upstream_ids = sorted({upstream for deps in edges.values() for upstream in deps})
-                upstream = {row.id: row for row in _chunked(
-                    upstream_ids, lambda chunk: _final_columns().where(Job.id.in_(chunk)), session, rows=True)}
+                upstream = {row.id: row for row in chunked(
+                    upstream_ids, lambda chunk: final_columns().where(Job.id.in_(chunk)), session, rows=True)}
                 ended = []
                 for job in waiting:
-                    status, reason = _decide(edges[job.id], upstream)
+                    status, reason = decide(edges[job.id], upstream)
                     if status == 'waiting':
                         continue
-                    _move(job, status, now, {'status_reason': reason})
+                    move(job, status, now, {'status_reason': reason})
                     moved.append(job)
                     if status == 'dependency_failed':
                         ended.append(job.id)
@@ -360,66 +314,9 @@ class JobStore:
                     break
             return _job_dicts(session, moved)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    # -- events and results ----------------------------------------------------------------
-
-    def append_events(self, job_id: str, events: Sequence[dict]) -> int:
-        """Store a batch of the job's ansible-runner events in one INSERT; returns how many
-        were new. Each event: seq (the runner's counter) and event (its name) required; uuid,
-        host, task, play, changed, failed, created (datetime or ISO text; default now), stdout,
-        data (event_data, already redacted). An event whose uuid the job already has, or that
-        comes twice in the batch, is dropped; events without uuid are always stored."""
-        now = utcnow()
-        rows = [_event_row(job_id, event, index, now) for index, event in enumerate(events)]
-
-        def work(session: Session) -> int:
-            _require_job(session, job_id)
-            seen = set(_chunked([row['uuid'] for row in rows if row['uuid'] is not None],
-                                lambda chunk: select(JobEvent.uuid).where(JobEvent.job_id == job_id,
-                                                                           JobEvent.uuid.in_(chunk)), session))
-            fresh = []
-            for row in rows:
-                if row['uuid'] is not None:
-                    if row['uuid'] in seen:
-                        continue
-                    seen.add(row['uuid'])
-                fresh.append(row)
-            if fresh:
-                # Core executemany: one prepared statement on SQLite, one multi-row INSERT with
-                # PyMySQL. A concurrent writer of the same uuid makes it fail with a duplicate
-                # key on MySQL, and _run starts again (then the uuid is in `seen`).
-                session.connection().execute(insert(JobEvent.__table__), fresh)
-            return len(fresh)
-
-        return self._run(work, write=True)
-
-    def list_events(self, job_id: str, host: str | None = None, event: str | Iterable[str] | None = None,
-                    after_seq: int | None = None, limit: int = 100) -> dict:
-        """{'events': [...], 'next_cursor': int | None} in seq order. Pass next_cursor back as
-        after_seq for the next page; None means there was no more (yet: a running job's
-        followers keep asking after the last seq they saw)."""
-        _check_limit(limit)
-        if after_seq is not None and (isinstance(after_seq, bool) or not isinstance(after_seq, int)):
-            raise ValueError('after_seq must be an integer (a next_cursor), got %r' % (after_seq,))
-        columns = [getattr(JobEvent, name) for name in ('job_id',) + EVENT_FIELDS]
-        query = select(*columns).where(JobEvent.job_id == job_id).order_by(JobEvent.seq, JobEvent.id)
-        if host is not None:
-            query = query.where(JobEvent.host == host)
-        if event is not None:
-            names = [event] if isinstance(event, str) else list(event)
-            query = query.where(JobEvent.event.in_(names))
-        if after_seq is not None:
-            query = query.where(JobEvent.seq > after_seq)
-        query = query.limit(limit + 1)
-
-        def work(session: Session) -> dict:
-            _require_job(session, job_id)
-            rows = session.connection().execute(query).all()
-            events = [row._asdict() for row in rows[:limit]]
-            return {'events': events, 'next_cursor': events[-1]['seq'] if len(rows) > limit else None}
-
-        return self._run(work)
+    # -- results ---------------------------------------------------------------------------
 
     def set_host_results(self, job_id: str, results: dict[str, dict]) -> None:
         """Create or replace the job's recap counts per host: {host: {ok, changed, failed,
@@ -429,29 +326,29 @@ class JobStore:
         rows = [_host_result_row(job_id, host, counts) for host, counts in results.items()]
 
         def work(session: Session) -> None:
-            _require_job(session, job_id)
+            require_job(session, job_id)
             if rows:
-                _upsert(session, JobHostResult.__table__, rows, HOST_RESULT_COUNTS)
+                upsert(session, JobHostResult.__table__, rows, HOST_RESULT_COUNTS)
 
-        self._run(work, write=True)
+        self._transactions.run(work, write=True)
 
     # -- planned jobs: per-host runs --------------------------------------------------------
 
     def set_host_runs(self, job_id: str, runs: Sequence[dict]) -> None:
         """Create or replace the job's host runs: {host, lane, batch, status, estimate_seconds,
         started_at, finished_at, detail} (status: pending, running, ok, failed, not_run)."""
-        rows = [dict(job_id=job_id, host=_check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
-                     batch=run.get('batch'), status=_check_text(run['status'], 'status', 12),
+        rows = [dict(job_id=job_id, host=check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
+                     batch=run.get('batch'), status=check_text(run['status'], 'status', 12),
                      estimate_seconds=run.get('estimate_seconds'), started_at=run.get('started_at'),
                      finished_at=run.get('finished_at'), detail=run.get('detail')) for run in runs]
 
         def work(session: Session) -> None:
-            _require_job(session, job_id)
+            require_job(session, job_id)
             if rows:
-                _upsert(session, JobHostRun.__table__, rows,
+                upsert(session, JobHostRun.__table__, rows,
                         ('lane', 'batch', 'status', 'estimate_seconds', 'started_at', 'finished_at', 'detail'))
 
-        self._run(work, write=True)
+        self._transactions.run(work, write=True)
 
     def host_runs(self, job_id: str) -> list[dict]:
         """The job's host runs by lane (or batch), then start time."""
@@ -460,96 +357,13 @@ class JobStore:
                  .order_by(JobHostRun.lane, JobHostRun.batch, JobHostRun.started_at, JobHostRun.host))
 
         def work(session: Session) -> list[dict]:
-            _require_job(session, job_id)
+            require_job(session, job_id)
             return [row._asdict() for row in session.execute(query)]
 
-        return self._run(work)
-
-    # -- audit -----------------------------------------------------------------------------
-
-    def audit(self, actor: str, action: str, target: str, detail: Any = None) -> None:
-        """Record that `actor` (a token's name) did `action` (launch, cancel, relaunch, ...) to `target`."""
-        _check_text(actor, 'actor', NAME_LENGTH)
-        _check_text(action, 'action', ACTION_LENGTH)
-        _check_text(target, 'target', NAME_LENGTH)
-
-        def work(session: Session) -> None:
-            session.add(AuditEntry(at=utcnow(), actor=actor, action=action, target=target, detail=detail))
-
-        self._run(work, write=True)
-
-    def audit_log(self, limit: int = 100, actor: str | None = None, action: str | None = None,
-                  target: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
-                  before: int | None = None) -> list[dict]:
-        """The audit log, newest first (by the order entries were recorded): [{id, at, actor,
-        action, target, detail}]. Filters: exact actor, action (or a prefix ending in '.', e.g.
-        'token.'), target; at >= since, at < until; id < before (the last id of a page, to read
-        the next one)."""
-        _check_limit(limit)
-        if before is not None and (not isinstance(before, int) or isinstance(before, bool) or before < 1):
-            raise ValueError('before must be a positive entry id, got %r' % (before,))
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
-        if actor is not None:
-            query = query.where(AuditEntry.actor == actor)
-        if action is not None:
-            query = query.where(AuditEntry.action.startswith(action, autoescape=True) if action.endswith('.')
-                                else AuditEntry.action == action)
-        if target is not None:
-            query = query.where(AuditEntry.target == target)
-        if since is not None:
-            query = query.where(AuditEntry.at >= utc(since))
-        if until is not None:
-            query = query.where(AuditEntry.at < utc(until))
-        if before is not None:
-            query = query.where(AuditEntry.id < before)
-        return self._run(lambda session: [
-            dict(id=entry.id, at=entry.at, actor=entry.actor, action=entry.action, target=entry.target,
-                 detail=entry.detail) for entry in session.scalars(query)])
+        return self._transactions.run(work)
 
 
-# -- helpers: the life of a job ------------------------------------------------------------
-
-def is_final(status: str, attempt: int, max_retries: int, cancel_requested: bool) -> bool:
-    """Whether a job with this status will not change again (what its dependents wait for)."""
-    if status == 'worker_lost':
-        return cancel_requested or attempt > max_retries
-    return status in TERMINAL_STATUSES
-
-
-def _final_columns():
-    return select(Job.id, Job.status, Job.attempt, Job.max_retries, Job.cancel_requested)
-
-
-def _decide(dependencies: dict[str, str], upstream: dict[str, Any]) -> tuple[str, str | None]:
-    """('queued' | 'waiting' | 'dependency_failed', reason) for a job with these dependencies
-    ({job_id: on}) given their rows: it waits until all are final, then runs if each ended as asked."""
-    if any(not is_final(row.status, row.attempt, row.max_retries, row.cancel_requested)
-           for row in (upstream[job_id] for job_id in dependencies)):
-        return 'waiting', None
-    unmet = ['dependency %s ended %s, but this job runs on %s' % (job_id, upstream[job_id].status, on)
-             for job_id, on in sorted(dependencies.items()) if upstream[job_id].status not in SATISFIED_BY[on]]
-    return ('dependency_failed', '; '.join(unmet)) if unmet else ('queued', None)
-
-
-def _move(job: Job, to_status: str, now: dt.datetime, fields: dict[str, Any]) -> None:
-    """Set the status and what goes with it; the caller has checked that the move is legal."""
-    retry = job.status == 'worker_lost'
-    job.status = to_status
-    if to_status == 'queued':
-        job.enqueued_at = now
-        if retry:
-            job.started_at = job.finished_at = job.worker = job.return_code = job.status_reason = None
-    elif to_status == 'running':
-        job.started_at = job.heartbeat_at = now
-        job.runner_host = job.runner_pid = None
-        job.attempt += 1
-    if to_status in TERMINAL_STATUSES:
-        job.finished_at = now
-    if to_status == 'canceled':
-        job.cancel_requested = True
-    for name, value in fields.items():
-        setattr(job, name, value)
-
+# -- helpers: rows and dicts ---------------------------------------------------------------
 
 def _locked_job(session: Session, job_id: str) -> Job | None:
     if not isinstance(job_id, str):
@@ -557,12 +371,10 @@ def _locked_job(session: Session, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id).with_for_update())
 
 
-def _require_job(session: Session, job_id: str) -> None:
+def require_job(session: Session, job_id: str) -> None:
     if not isinstance(job_id, str) or session.scalar(select(Job.id).where(Job.id == job_id)) is None:
         raise UnknownJob(job_id)
 
-
-# -- helpers: rows and dicts ---------------------------------------------------------------
 
 _JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns)
 
@@ -571,11 +383,11 @@ def _job_dicts(session: Session, jobs: list[Job]) -> list[dict]:
     """Jobs as plain dicts, with their dependencies and host results in two queries for all of them."""
     ids = [job.id for job in jobs]
     depends_on: dict[str, list[dict]] = defaultdict(list)
-    for dependency in _chunked(ids, lambda chunk: select(JobDependency).where(JobDependency.job_id.in_(chunk))
+    for dependency in chunked(ids, lambda chunk: select(JobDependency).where(JobDependency.job_id.in_(chunk))
                                .order_by(JobDependency.job_id, JobDependency.depends_on_id), session):
         depends_on[dependency.job_id].append({'job_id': dependency.depends_on_id, 'on': dependency.on})
     host_results: dict[str, dict[str, dict]] = defaultdict(dict)
-    for result in _chunked(ids, lambda chunk: select(JobHostResult).where(JobHostResult.job_id.in_(chunk))
+    for result in chunked(ids, lambda chunk: select(JobHostResult).where(JobHostResult.job_id.in_(chunk))
                            .order_by(JobHostResult.job_id, JobHostResult.host), session):
         host_results[result.job_id][result.host] = {name: getattr(result, name) for name in HOST_RESULT_COUNTS}
     now = utcnow()
@@ -612,55 +424,7 @@ def _parse_cursor(cursor: Any) -> tuple[dt.datetime, str]:
     return _EPOCH + dt.timedelta(microseconds=int(match.group(1))), match.group(2)
 
 
-def _chunked(values: list, query: Callable[[list], Any], session: Session, rows: bool = False) -> list:
-    """The results of `query(chunk)` over `values` in IN-list-sized chunks (scalars, or rows)."""
-    result = []
-    for start in range(0, len(values), _CHUNK):
-        statement = query(values[start:start + _CHUNK])
-        result.extend(session.execute(statement).all() if rows else session.scalars(statement).all())
-    return result
-
-
-def _upsert(session: Session, table, rows: list[dict], update: Sequence[str]) -> None:
-    """Insert rows, replacing the `update` columns of those whose primary key exists: the
-    one statement differs by dialect, and this is the only place that knows it."""
-    connection = session.connection()
-    if connection.dialect.name == 'sqlite':
-        statement = sqlite.insert(table)
-        statement = statement.on_conflict_do_update(index_elements=[column.name for column in table.primary_key],
-                                                    set_={name: statement.excluded[name] for name in update})
-    else:
-        statement = mysql.insert(table)
-        statement = statement.on_duplicate_key_update({name: statement.inserted[name] for name in update})
-    connection.execute(statement, rows)
-
-
 # -- helpers: validation -------------------------------------------------------------------
-
-def _check_text(value: Any, what: str, length: int | None = None) -> str:
-    if not isinstance(value, str) or not value or (length is not None and len(value) > length):
-        raise ValueError('%s must be a non-empty string%s, got %r'
-                         % (what, ' of at most %d characters' % length if length else '', value))
-    return value
-
-
-def _check_int(value: Any, what: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        raise ValueError('%s must be an integer%s, got %r'
-                         % (what, ' of at least %d' % minimum if minimum is not None else '', value))
-    return value
-
-
-def _check_datetime(value: Any, what: str) -> dt.datetime:
-    if not isinstance(value, dt.datetime):
-        raise ValueError('%s must be a datetime, got %r' % (what, value))
-    return utc(value)
-
-
-def _check_limit(limit: Any) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise ValueError('limit must be an integer from 1 to %d, got %r' % (MAX_PAGE, limit))
-
 
 def _check_statuses(statuses: str | Iterable[str], what: str) -> frozenset[str]:
     values = frozenset([statuses] if isinstance(statuses, str) else statuses)
@@ -679,12 +443,12 @@ def _check_spec(spec: Any) -> dict[str, Any]:
         raise ValueError('job spec: unknown field %s; known: %s'
                          % (', '.join(map(str, unknown)), ', '.join(SPEC_REQUIRED + tuple(SPEC_DEFAULTS))))
     values = dict(SPEC_DEFAULTS, **spec)
-    _check_text(values.get('playbook'), 'job spec: playbook', PATH_LENGTH)
-    _check_text(values.get('inventory'), 'job spec: inventory')
+    check_text(values.get('playbook'), 'job spec: playbook', PATH_LENGTH)
+    check_text(values.get('inventory'), 'job spec: inventory')
     if values['inventory_kind'] not in INVENTORY_KINDS:
         raise ValueError("job spec: inventory_kind must be 'file' or 'tags', got %r" % (values['inventory_kind'],))
     if values['limit_pattern'] is not None:
-        _check_text(values['limit_pattern'], 'job spec: limit_pattern')
+        check_text(values['limit_pattern'], 'job spec: limit_pattern')
     if values['extra_vars'] is None:
         values['extra_vars'] = {}
     if not isinstance(values['extra_vars'], dict):
@@ -694,19 +458,19 @@ def _check_spec(spec: Any) -> dict[str, Any]:
             raise ValueError('job spec: %s must be true or false, got %r' % (name, values[name]))
     for name in ('forks', 'timeout_seconds'):
         if values[name] is not None:
-            _check_int(values[name], 'job spec: ' + name, minimum=1)
+            check_int(values[name], 'job spec: ' + name, minimum=1)
     if values['deadline'] is not None:
-        values['deadline'] = _check_datetime(values['deadline'], 'job spec: deadline')
-    _check_text(values['queue'], 'job spec: queue', QUEUE_LENGTH)
-    _check_int(values['priority'], 'job spec: priority')
-    _check_int(values['max_retries'], 'job spec: max_retries', minimum=0)
-    _check_int(values['retry_backoff_seconds'], 'job spec: retry_backoff_seconds', minimum=0)
+        values['deadline'] = check_datetime(values['deadline'], 'job spec: deadline')
+    check_text(values['queue'], 'job spec: queue', QUEUE_LENGTH)
+    check_int(values['priority'], 'job spec: priority')
+    check_int(values['max_retries'], 'job spec: max_retries', minimum=0)
+    check_int(values['retry_backoff_seconds'], 'job spec: retry_backoff_seconds', minimum=0)
     if values['relaunch_of'] is not None:
-        _check_text(values['relaunch_of'], 'job spec: relaunch_of')
+        check_text(values['relaunch_of'], 'job spec: relaunch_of')
     if values['template'] is not None:
-        _check_text(values['template'], 'job spec: template', NAME_LENGTH)
+        check_text(values['template'], 'job spec: template', NAME_LENGTH)
     if values['secret_vars'] is not None:
-        _check_text(values['secret_vars'], 'job spec: secret_vars')
+        check_text(values['secret_vars'], 'job spec: secret_vars')
     if values['plan'] is not None and not isinstance(values['plan'], dict):
         raise ValueError('job spec: plan must be a mapping, got %s' % type(values['plan']).__name__)
     return values
@@ -724,7 +488,7 @@ def _check_dependencies(depends_on: Any) -> dict[str, str]:
             job_id, on = item
         else:
             raise ValueError('depends_on: each item must be (job_id, on) or {job_id, on}, got %r' % (item,))
-        _check_text(job_id, 'depends_on: job id')
+        check_text(job_id, 'depends_on: job id')
         if on not in DEPENDENCY_CONDITIONS:
             raise ValueError('depends_on %s: on must be one of %s, got %r'
                              % (job_id, ', '.join(DEPENDENCY_CONDITIONS), on))
@@ -744,62 +508,18 @@ def _check_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if name == 'worker':
-            _check_text(value, 'worker', NAME_LENGTH)
+            check_text(value, 'worker', NAME_LENGTH)
         elif name == 'return_code':
-            _check_int(value, 'return_code')
+            check_int(value, 'return_code')
         elif name == 'status_reason':
-            _check_text(value, 'status_reason')
+            check_text(value, 'status_reason')
         else:
-            checked[name] = _check_datetime(value, name)
+            checked[name] = check_datetime(value, name)
     return checked
 
 
-def _event_row(job_id: str, event: Any, index: int, now: dt.datetime) -> dict:
-    """A job_events row from one event dict; validation is a few isinstance checks, since
-    thousands of events a second go through here."""
-    if not isinstance(event, dict):
-        raise ValueError('event %d must be a mapping, got %s' % (index, type(event).__name__))
-    unknown = event.keys() - EVENT_FIELDS
-    if unknown:
-        raise ValueError('event %d: unknown field %s; known: %s'
-                         % (index, ', '.join(sorted(map(str, unknown))), ', '.join(EVENT_FIELDS)))
-    seq, name, created = event.get('seq'), event.get('event'), event.get('created')
-    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-        raise ValueError('event %d: seq must be an integer of at least 0 (the runner counter), got %r' % (index, seq))
-    if not isinstance(name, str) or not name or len(name) > EVENT_NAME_LENGTH:
-        raise ValueError('event %d: event must be the event name, at most %d characters, got %r'
-                         % (index, EVENT_NAME_LENGTH, name))
-    if created is None:
-        created = now
-    elif isinstance(created, str):
-        try:
-            created = dt.datetime.fromisoformat(created)
-        except ValueError:
-            raise ValueError('event %d: created must be a datetime or ISO 8601 text, got %r' % (index, created)) \
-                from None
-    elif not isinstance(created, dt.datetime):
-        raise ValueError('event %d: created must be a datetime or ISO 8601 text, got %r' % (index, created))
-    row = dict(job_id=job_id, seq=seq, event=name, created=created, uuid=event.get('uuid'), host=event.get('host'),
-               task=event.get('task'), play=event.get('play'), changed=event.get('changed'),
-               failed=event.get('failed'), stdout=event.get('stdout', ''), data=event.get('data', {}))
-    for field, length in (('uuid', EVENT_UUID_LENGTH), ('host', NAME_LENGTH), ('task', None), ('play', None)):
-        value = row[field]
-        if value is not None and (not isinstance(value, str) or (length and len(value) > length)):
-            raise ValueError('event %d: %s must be text%s or null, got %r'
-                             % (index, field, ' of at most %d characters' % length if length else '', value))
-    for field in ('changed', 'failed'):
-        if row[field] is not None and not isinstance(row[field], bool):
-            raise ValueError('event %d: %s must be true, false or null, got %r' % (index, field, row[field]))
-    if not isinstance(row['stdout'], str):
-        raise ValueError('event %d: stdout must be text, got %s' % (index, type(row['stdout']).__name__))
-    if not isinstance(row['data'], dict):
-        raise ValueError('event %d: data must be a mapping (the event_data), got %s'
-                         % (index, type(row['data']).__name__))
-    return row
-
-
 def _host_result_row(job_id: str, host: Any, counts: Any) -> dict:
-    _check_text(host, 'host name', NAME_LENGTH)
+    check_text(host, 'host name', NAME_LENGTH)
     if not isinstance(counts, dict):
         raise ValueError('host results of %s must be a mapping of counts, got %s' % (host, type(counts).__name__))
     unknown = sorted(set(counts) - set(HOST_RESULT_COUNTS), key=str)
@@ -808,5 +528,5 @@ def _host_result_row(job_id: str, host: Any, counts: Any) -> dict:
                          % (host, ', '.join(map(str, unknown)), ', '.join(HOST_RESULT_COUNTS)))
     row = dict(job_id=job_id, host=host)
     for name in HOST_RESULT_COUNTS:
-        row[name] = _check_int(counts.get(name, 0), 'host results of %s: %s' % (host, name), minimum=0)
+        row[name] = check_int(counts.get(name, 0), 'host results of %s: %s' % (host, name), minimum=0)
     return row

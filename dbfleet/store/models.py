@@ -42,8 +42,6 @@ from sqlalchemy.types import TypeDecorator
 from dbfleet.clock import utc
 
 TAG_KINDS = ('manual', 'rule', 'derived')
-TAG_SOURCES = ('manual', 'rule', 'derived')
-EVENT_ACTIONS = ('added', 'removed', 'expired', 'updated')
 NAME_LENGTH = 255
 JOB_STATUSES = ('queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed',
                 'worker_lost')
@@ -145,7 +143,7 @@ class Host(Base):
     address: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     port: Mapped[int | None] = mapped_column(Integer)
     attributes: Mapped[dict] = mapped_column(JSON())
-    # Copied from the newest snapshot at record_facts time so the inventory reads one
+    # Copied from the newest snapshot at facts.record time so the inventory reads one
     # small JSON per host instead of every host's full facts.
     facts_at: Mapped[dt.datetime | None] = mapped_column()
     facts_summary: Mapped[dict | None] = mapped_column(NullableJSON)
@@ -194,7 +192,7 @@ class HostTag(Base):
 
 
 class TagEvent(Base):
-    """The audit trail. Host and tag are kept by name, so history outlives deleted hosts."""
+    """The tag trail. Host and tag are kept by name, so history outlives deleted hosts."""
 
     __tablename__ = 'tag_events'
     __table_args__ = (

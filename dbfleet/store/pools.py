@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utcnow
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import Pool, PoolLease
+from dbfleet.store.transactions import Transactions
 
 POOL_NAME = re.compile(r'^[a-z0-9][a-z0-9_-]{0,63}$')
 LEASE_TTL_SECONDS = 60.0
@@ -29,10 +30,13 @@ class UnknownPool(StoreError, LookupError):
         self.name = name
 
 
-class PoolStore:
-    _run: Callable[..., Any]
+class Pools:
+    """store.pools: pools and the leases on their slots."""
 
-    def set_pool(self, name: str, slots: int, description: str | None = None) -> dict:
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
+
+    def set(self, name: str, slots: int, description: str | None = None) -> dict:
         """Create the pool or change its size (running holders keep their slots; new ones wait)."""
         if not isinstance(name, str) or not POOL_NAME.match(name):
             raise ValueError('pool name %r: lower-case letters, digits, - and _, at most 64' % (name,))
@@ -51,22 +55,22 @@ class PoolStore:
             session.flush()
             return _pool(session, pool)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def get_pool(self, name: str) -> dict:
+    def get(self, name: str) -> dict:
         def work(session: Session) -> dict:
             pool = session.get(Pool, name) if isinstance(name, str) else None
             if pool is None:
                 raise UnknownPool(str(name))
             return _pool(session, pool)
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def list_pools(self) -> list[dict]:
-        return self._run(lambda session: [_pool(session, pool) for pool in
+    def list(self) -> list[dict]:
+        return self._transactions.run(lambda session: [_pool(session, pool) for pool in
                                           session.scalars(select(Pool).order_by(Pool.name))])
 
-    def delete_pool(self, name: str) -> dict:
+    def delete(self, name: str) -> dict:
         def work(session: Session) -> dict:
             pool = session.get(Pool, name, with_for_update=True) if isinstance(name, str) else None
             if pool is None:
@@ -75,7 +79,7 @@ class PoolStore:
             session.delete(pool)
             return gone
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def acquire_lease(self, pool_name: str, holder: str, ttl: float = LEASE_TTL_SECONDS) -> bool:
         """Take a slot of the pool for `holder`; False when all are taken (ask again later).
@@ -97,7 +101,7 @@ class PoolStore:
             session.flush()
             return True
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def renew_leases(self, holders: Iterable[str]) -> int:
         holders = list(holders)
@@ -109,10 +113,10 @@ class PoolStore:
                                      .values(renewed_at=utcnow()))
             return result.rowcount
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def release_lease(self, pool_name: str, holder: str) -> None:
-        self._run(lambda session: session.execute(delete(PoolLease).where(PoolLease.pool == pool_name,
+        self._transactions.run(lambda session: session.execute(delete(PoolLease).where(PoolLease.pool == pool_name,
                                                                           PoolLease.holder == holder)), write=True)
 
 

@@ -1,6 +1,6 @@
-"""Schedules and their slots in the store (mixed into Store, like JobStore).
+"""Schedules and their slots in the store (`store.schedules`).
 
-The scheduler works with three calls: `due_schedules(now)`, `record_slot(...)` (one record per
+The scheduler works with three calls: `due(now)`, `record_slot(...)` (one record per
 slot: the first writer wins, later ones get the record that is there; `claimed_by` says who took
 the slot, the platform or crontab) and `advance(...)`, a
 compare-and-set of next_fire_at, so two schedulers never move a schedule past a slot twice.
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Callable
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot
+from dbfleet.store.transactions import Transactions
 
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
                    'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')
@@ -38,10 +39,13 @@ class UnknownSchedule(StoreError, LookupError):
         self.ref = ref
 
 
-class ScheduleStore:
-    _run: Callable[..., Any]
+class Schedules:
+    """store.schedules: schedules, and the record of each of their slots."""
 
-    def create_schedule(self, **fields: Any) -> dict:
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
+
+    def create(self, **fields: Any) -> dict:
         unknown = sorted(set(fields) - set(SCHEDULE_FIELDS))
         if unknown:
             raise ValueError('schedule: unknown field %s' % ', '.join(unknown))
@@ -57,23 +61,23 @@ class ScheduleStore:
             session.flush()
             return _dict(schedule)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def get_schedule(self, ref: str) -> dict:
+    def get(self, ref: str) -> dict:
         """By id or by name; UnknownSchedule when neither matches."""
         def work(session: Session) -> dict:
             return _dict(_find(session, ref))
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def list_schedules(self, source_host: str | None = None) -> list[dict]:
+    def list(self, source_host: str | None = None) -> list[dict]:
         """Every schedule by name; with source_host, those whose source names that host."""
         query = select(Schedule).order_by(Schedule.name)
         if source_host is not None:
             query = query.where(Schedule.source_host == source_host)
-        return self._run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
+        return self._transactions.run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
 
-    def update_schedule(self, ref: str, **fields: Any) -> dict:
+    def update(self, ref: str, **fields: Any) -> dict:
         unknown = sorted(set(fields) - set(UPDATABLE))
         if unknown:
             raise ValueError('schedule: cannot change %s' % ', '.join(unknown))
@@ -91,28 +95,27 @@ class ScheduleStore:
             session.flush()
             return _dict(schedule)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def delete_schedule(self, ref: str) -> dict:
+    def delete(self, ref: str) -> dict:
         def work(session: Session) -> dict:
             schedule = _find(session, ref, lock=True)
             gone = _dict(schedule)
             session.delete(schedule)
             return gone
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     # -- for the scheduler -----------------------------------------------------------------
 
-    def due_schedules(self, now: dt.datetime) -> list[dict]:
+    def due(self, now: dt.datetime) -> list[dict]:
         query = (select(Schedule).where(Schedule.paused.is_(False), Schedule.next_fire_at <= utc(now))
                  .order_by(Schedule.next_fire_at, Schedule.id))
-        return self._run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
+        return self._transactions.run(lambda session: [_dict(schedule) for schedule in session.scalars(query)])
 
     def next_due_at(self) -> dt.datetime | None:
         """The earliest next_fire_at of an active schedule (the scheduler sleeps until then)."""
-        from sqlalchemy import func
-        return self._run(lambda session: session.scalar(
+        return self._transactions.run(lambda session: session.scalar(
             select(func.min(Schedule.next_fire_at)).where(Schedule.paused.is_(False))))
 
     def advance(self, schedule_id: str, expected: dt.datetime, to: dt.datetime | None,
@@ -133,7 +136,7 @@ class ScheduleStore:
             result = session.execute(update(Schedule).where(*conditions).values(**values))
             return result.rowcount > 0
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def record_slot(self, schedule_id: str, slot_at: dt.datetime, outcome: str, claimed_by: str | None,
                     job_id: str | None = None, reason: str | None = None) -> tuple[dict, bool]:
@@ -149,10 +152,10 @@ class ScheduleStore:
             slot = ScheduleSlot(schedule_id=schedule_id, slot_at=utc(slot_at), outcome=outcome, job_id=job_id,
                                 reason=reason, claimed_by=claimed_by, recorded_at=utcnow())
             session.add(slot)
-            session.flush()  # a racing scheduler's insert fails here, and _run starts again
+            session.flush()  # a racing scheduler's insert fails here, and the transaction runs again
             return _slot(slot), True
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
     def settle_claim(self, schedule_id: str, slot_at: dt.datetime, outcome: str, job_id: str | None,
                      reason: str | None = None) -> dict:
@@ -170,20 +173,20 @@ class ScheduleStore:
                 session.flush()
             return _slot(slot)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def slot_record(self, schedule_id: str, slot_at: dt.datetime) -> dict | None:
+    def slot(self, schedule_id: str, slot_at: dt.datetime) -> dict | None:
         def work(session: Session) -> dict | None:
             slot = session.get(ScheduleSlot, (schedule_id, utc(slot_at)))
             return _slot(slot) if slot is not None else None
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def schedule_slots(self, schedule_id: str, limit: int = 50) -> list[dict]:
+    def slots(self, schedule_id: str, limit: int = 50) -> list[dict]:
         """The schedule's most recent slot records, newest first."""
         query = (select(ScheduleSlot).where(ScheduleSlot.schedule_id == schedule_id)
                  .order_by(ScheduleSlot.slot_at.desc()).limit(limit))
-        return self._run(lambda session: [_slot(slot) for slot in session.scalars(query)])
+        return self._transactions.run(lambda session: [_slot(slot) for slot in session.scalars(query)])
 
 
 def _find(session: Session, ref: str, lock: bool = False) -> Schedule:

@@ -1,4 +1,4 @@
-"""Job templates in the store (mixed into Store, like ScheduleStore): a name and its definition.
+"""Job templates in the store (`store.templates`): a name and its definition.
 
 The definition is kept as the caller gives it (a JSON mapping); checking it is the job of
 runner_service.templates.service. Templates come out as plain dicts {id, name, definition, created_at,
@@ -7,7 +7,7 @@ created_by, updated_at, updated_by}; bad input is a ValueError, an unknown name 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utcnow
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import NAME_LENGTH, Template
+from dbfleet.store.transactions import Transactions
 
 _COLUMNS = tuple(column.key for column in Template.__table__.columns)
 
@@ -26,10 +27,13 @@ class UnknownTemplate(StoreError, LookupError):
         self.name = name
 
 
-class TemplateStore:
-    _run: Callable[..., Any]
+class Templates:
+    """store.templates: job templates by name."""
 
-    def create_template(self, name: str, definition: dict, created_by: str | None = None) -> dict:
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
+
+    def create(self, name: str, definition: dict, created_by: str | None = None) -> dict:
         """ValueError when the name is taken (also when processes race to create it)."""
         _check_name(name)
         _check_definition(definition)
@@ -47,19 +51,19 @@ class TemplateStore:
                 raise _taken(name) from None
             return _dict(template)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def get_template(self, name: str) -> dict:
+    def get(self, name: str) -> dict:
         def work(session: Session) -> dict:
             return _dict(_find(session, name))
 
-        return self._run(work)
+        return self._transactions.run(work)
 
-    def list_templates(self) -> list[dict]:
+    def list(self) -> list[dict]:
         query = select(Template).order_by(Template.name)
-        return self._run(lambda session: [_dict(template) for template in session.scalars(query)])
+        return self._transactions.run(lambda session: [_dict(template) for template in session.scalars(query)])
 
-    def update_template(self, name: str, definition: dict, updated_by: str | None = None) -> dict:
+    def update(self, name: str, definition: dict, updated_by: str | None = None) -> dict:
         """Replace the definition (the caller merges the changes it was given)."""
         _check_definition(definition)
 
@@ -70,9 +74,9 @@ class TemplateStore:
             session.flush()
             return _dict(template)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def delete_template(self, name: str) -> dict:
+    def delete(self, name: str) -> dict:
         """The jobs it launched keep its name."""
         def work(session: Session) -> dict:
             template = _find(session, name, lock=True)
@@ -80,7 +84,7 @@ class TemplateStore:
             session.delete(template)
             return gone
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
 
 def _check_name(name: Any) -> None:

@@ -1,22 +1,22 @@
 """The API's bearer tokens. Only a token's SHA-256 is stored (runner_service.tokens makes the
 token, shows it once and hashes it); no method here ever returns the hash.
 
-`TokenStore` is mixed into `Store`, with its habits: every public method is one short
-transaction (`_run`), returns plain dicts {id, name, role, created_at, created_by,
+`store.tokens` (Tokens) has the Store's habits: every public method is one short
+transaction, returns plain dicts {id, name, role, created_at, created_by,
 revoked_at, last_used_at, host, expires_at}, datetimes are aware UTC, and bad input is a ValueError.
 An agent token names its host (and only an agent token does); any token may have an expiry,
 which runner_service.tokens enforces (the store keeps returning an expired token, so a caller
 can be told why it is refused).
 
 A token's name is its handle for people (`dbfleet tokens revoke NAME`), so it is never
-reused, not even once the token is revoked: a name in the audit trail always means one token.
+reused, not even once the token is revoked: a name in the audit log always means one token.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.errors import UnknownToken
 from dbfleet.store.models import NAME_LENGTH, TOKEN_ROLES, ApiToken
+from dbfleet.store.transactions import Transactions
 
 # token_by_hash records a token's use at most this often, so serving a request is a read,
 # not a write (on SQLite every write takes the database's one write lock).
@@ -32,14 +33,15 @@ LAST_USED_EVERY = dt.timedelta(seconds=60)
 _HASH = re.compile(r'[0-9a-f]{64}')
 
 
-class TokenStore:
-    """The API token half of Store (mixed in; uses Store._run for its transactions)."""
+class Tokens:
+    """store.tokens: create, find by hash, list and revoke API tokens."""
 
-    _run: Callable[..., Any]
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
 
-    def create_token(self, name: str, role: str, token_hash: str, created_by: str | None = None,
-                     templates: list[str] | None = None, host: str | None = None,
-                     expires_at: dt.datetime | None = None) -> dict:
+    def create(self, name: str, role: str, token_hash: str, created_by: str | None = None,
+               templates: list[str] | None = None, host: str | None = None,
+               expires_at: dt.datetime | None = None) -> dict:
         """Record a new token by the SHA-256 (64 lowercase hex characters) of its text; an agent
         token with its `host` (required for agents, refused for other roles), any token with an
         optional expiry (aware; it may be past: the caller decides what it accepts).
@@ -74,9 +76,9 @@ class TokenStore:
                 raise (_hash_taken(name) if 'token_hash' in str(error.orig) else _name_taken(name)) from None
             return _token_dict(token)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def token_by_hash(self, token_hash: str, now: dt.datetime | None = None) -> dict | None:
+    def by_hash(self, token_hash: str, now: dt.datetime | None = None) -> dict | None:
         """The token (not revoked) with this hash, or None; an expired one too (its expires_at
         says so, and its use is not recorded). Its last_used_at becomes `now` (default: the
         current time) when it is older than LAST_USED_EVERY: most calls are a single read, and
@@ -89,7 +91,7 @@ class TokenStore:
                                                           ApiToken.revoked_at.is_(None)))
             return _token_dict(token) if token is not None else None
 
-        found = self._run(find)
+        found = self._transactions.run(find)
         if found is None or not _use_is_due(found['last_used_at'], now) or \
                 (found['expires_at'] is not None and found['expires_at'] <= now):
             return found
@@ -104,16 +106,16 @@ class TokenStore:
                 token.last_used_at = now
             return _token_dict(token)
 
-        return self._run(touch, write=True)
+        return self._transactions.run(touch, write=True)
 
-    def list_tokens(self, include_revoked: bool = False) -> list[dict]:
+    def list(self, include_revoked: bool = False) -> list[dict]:
         """Tokens by name; revoked ones only with include_revoked."""
         query = select(ApiToken).order_by(ApiToken.name)
         if not include_revoked:
             query = query.where(ApiToken.revoked_at.is_(None))
-        return self._run(lambda session: [_token_dict(token) for token in session.scalars(query)])
+        return self._transactions.run(lambda session: [_token_dict(token) for token in session.scalars(query)])
 
-    def revoke_token(self, name: str) -> dict:
+    def revoke(self, name: str) -> dict:
         """Revoke a token for good; revoking it again keeps the first revoked_at. UnknownToken
         when no token ever had this name."""
         _check_token_name(name)
@@ -126,7 +128,7 @@ class TokenStore:
                 token.revoked_at = utcnow()
             return _token_dict(token)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
 
 def _check_token_name(name: Any) -> None:

@@ -1,4 +1,4 @@
-"""Maintenance windows in the store (mixed into Store, like ScheduleStore), and the one schedule
+"""Maintenance windows in the store (`store.windows`), and the one schedule
 column they add: window_policy, what a schedule's slot inside a window does (skip or defer).
 
 Checking a window's start, time zone and tags is the caller's job (runner_service.schedules.windows).
@@ -7,7 +7,7 @@ Checking a window's start, time zone and tags is the caller's job (runner_servic
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -16,6 +16,7 @@ from dbfleet.clock import utcnow
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import WINDOW_KINDS, MaintenanceWindow, Schedule
 from dbfleet.store.schedules import UnknownSchedule
+from dbfleet.store.transactions import Transactions
 
 WINDOW_FIELDS = ('name', 'kind', 'start', 'duration_seconds', 'timezone', 'tags', 'description', 'created_by')
 WINDOW_POLICIES = ('skip', 'defer')
@@ -28,10 +29,13 @@ class UnknownWindow(StoreError, LookupError):
         self.ref = ref
 
 
-class WindowStore:
-    _run: Callable[..., Any]
+class Windows:
+    """store.windows: maintenance windows, and the policy a schedule follows inside one."""
 
-    def create_window(self, **fields: Any) -> dict:
+    def __init__(self, transactions: Transactions):
+        self._transactions = transactions
+
+    def create(self, **fields: Any) -> dict:
         unknown = sorted(set(fields) - set(WINDOW_FIELDS))
         if unknown:
             raise ValueError('window: unknown field %s' % ', '.join(unknown))
@@ -47,26 +51,26 @@ class WindowStore:
             session.flush()
             return _dict(window)
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def get_window(self, ref: str) -> dict:
+    def get(self, ref: str) -> dict:
         """By id or by name; UnknownWindow when neither matches."""
-        return self._run(lambda session: _dict(_find(session, ref)))
+        return self._transactions.run(lambda session: _dict(_find(session, ref)))
 
-    def list_windows(self) -> list[dict]:
-        return self._run(lambda session: [_dict(window) for window in
+    def list(self) -> list[dict]:
+        return self._transactions.run(lambda session: [_dict(window) for window in
                                           session.scalars(select(MaintenanceWindow).order_by(MaintenanceWindow.name))])
 
-    def delete_window(self, ref: str) -> dict:
+    def delete(self, ref: str) -> dict:
         def work(session: Session) -> dict:
             window = _find(session, ref, lock=True)
             gone = _dict(window)
             session.delete(window)
             return gone
 
-        return self._run(work, write=True)
+        return self._transactions.run(work, write=True)
 
-    def set_window_policy(self, schedule_id: str, policy: str) -> None:
+    def set_policy(self, schedule_id: str, policy: str) -> None:
         """What the schedule's slots inside a maintenance window do: 'skip' or 'defer'."""
         if policy not in WINDOW_POLICIES:
             raise ValueError('window_policy must be one of %s, got %r' % (', '.join(WINDOW_POLICIES), policy))
@@ -77,7 +81,7 @@ class WindowStore:
             if result.rowcount == 0:
                 raise UnknownSchedule(schedule_id)
 
-        self._run(work, write=True)
+        self._transactions.run(work, write=True)
 
 
 def _find(session: Session, ref: str, lock: bool = False) -> MaintenanceWindow:

@@ -49,7 +49,7 @@ class ActionModule(ActionBase):
             return result
         try:
             with open_store() as store:
-                store.record_backup(host, **fields)
+                store.backups.record(host, **fields)
             result['recorded'] = True
         except (StoreError, ValueError) as exc:
             result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))

@@ -121,7 +121,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             store = open_store(self.get_option('store_url'), migrate=False)
             try:
-                return store.inventory(fact_paths=self.get_option('facts'))
+                return store.hosts.inventory(fact_paths=self.get_option('facts'))
             finally:
                 store.close()
         except StoreError as exc:

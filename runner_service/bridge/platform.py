@@ -136,11 +136,11 @@ class CronBridge:
                 continue
             schedule = self._create(request, file, entry, original, actor)
             entries.append({'line': entry.number, 'schedule': schedule, 'created': True})
-        self.store.audit(actor, 'cron.import', request.host, {
+        self.store.audit.record(actor, 'cron.import', request.host, {
             'file': file['name'], 'created': [item['schedule']['name'] for item in entries if item['created']],
             'found': len([item for item in entries if not item['created']]), 'left_alone': len(unscheduled)})
         if reboot:
-            self.store.audit(actor, 'cron.import.reboot', request.host, {'file': file, 'lines': reboot})
+            self.store.audit.record(actor, 'cron.import.reboot', request.host, {'file': file, 'lines': reboot})
         errors = [{'line': error.number, 'text': error.text, 'reason': error.reason} for error in crontab.errors]
         warnings = [{'line': warning.number, 'text': warning.text, 'reason': warning.reason}
                     for warning in crontab.warnings] + unscheduled
@@ -176,12 +176,12 @@ class CronBridge:
                   'mode': 'observe', 'timing': entry.timing, 'command': command_text, 'stdin': stdin,
                   'crlf': entry.crlf, 'user': entry.user, 'env': entry.env, 'imported_at': utcnow().isoformat(),
                   'imported_by': actor}
-        return self.store.update_schedule(schedule['id'], source=source)
+        return self.store.schedules.update(schedule['id'], source=source)
 
     # -- reading ---------------------------------------------------------------------------
 
     def bridged(self, host: str | None = None) -> list[dict]:
-        return [schedule for schedule in self.store.list_schedules(source_host=host) if is_bridged(schedule)]
+        return [schedule for schedule in self.store.schedules.list(source_host=host) if is_bridged(schedule)]
 
     def get(self, ref: str) -> dict:
         schedule = self._find(ref)
@@ -191,7 +191,7 @@ class CronBridge:
 
     def _find(self, ref: str) -> dict | None:
         try:
-            schedule = self.store.get_schedule(ref)
+            schedule = self.store.schedules.get(ref)
         except UnknownSchedule:
             return None
         return schedule if is_bridged(schedule) else None
@@ -200,10 +200,10 @@ class CronBridge:
         """Each recent slot with what happened: ok, failed, running, missed (no report by the
         slot plus the grace), or the platform's job; newest first."""
         schedule = self.get(ref)
-        runs = {run['slot_at']: run for run in self.store.cron_runs(schedule['id'], limit=limit * 2)
+        runs = {run['slot_at']: run for run in self.store.cron.list_runs(schedule['id'], limit=limit * 2)
                 if run['slot_at'] is not None and run['status'] != 'skipped'}
         history = []
-        for slot in self.store.schedule_slots(schedule['id'], limit):
+        for slot in self.store.schedules.slots(schedule['id'], limit):
             run = runs.get(slot['slot_at'])
             if run is not None:
                 state = run['status']
@@ -235,8 +235,8 @@ class CronBridge:
                                                                   schedule['expression']))
             fields['paused'] = False
             fields['next_fire_at'] = trigger_of(schedule).next_after(self.clock())
-        updated = self.store.update_schedule(schedule['id'], **fields)
-        self.store.audit(actor, 'cron.%s' % mode, updated['name'], {'host': source['host'],
+        updated = self.store.schedules.update(schedule['id'], **fields)
+        self.store.audit.record(actor, 'cron.%s' % mode, updated['name'], {'host': source['host'],
                                                                     'file': source['file']['name']})
         return updated
 
@@ -296,7 +296,7 @@ class CronBridge:
                             % (schedule['name'], schedule['source']['host'], host))
         slot = self.slot_of(schedule, report.started_at)
         tail = report.output_tail[-OUTPUT_TAIL:] if report.output_tail else None
-        existing = self.store.cron_run(report.id)
+        existing = self.store.cron.get_run(report.id)
         action = 'run'
         status = 'running' if report.phase == 'start' else ('ok' if report.exit_code == 0 else 'failed')
         if existing is not None:
@@ -304,12 +304,12 @@ class CronBridge:
             if existing['status'] == 'skipped':
                 status = 'skipped'
         elif crontab_mode(schedule) == 'takeover' and slot is not None:
-            record, mine = self.store.record_slot(schedule['id'], slot, 'fired', claimed_by='crontab',
-                                                  reason='crontab ran it: run %s (fallback)' % report.id)
+            record, mine = self.store.schedules.record_slot(schedule['id'], slot, 'fired', claimed_by='crontab',
+                                                            reason='crontab ran it: run %s (fallback)' % report.id)
             if not mine and record['claimed_by'] != 'crontab':
                 action, status = 'skip', 'skipped'
         via = 'fallback' if report.fallback or crontab_mode(schedule) == 'takeover' else 'observe'
-        run, _ = self.store.save_cron_run(
+        run, _ = self.store.cron.save_run(
             report.id, schedule_id=schedule['id'], host=report.host, via=via, status=status, slot_at=slot,
             started_at=report.started_at, finished_at=report.finished_at if status != 'skipped' else None,
             exit_code=report.exit_code, duration_seconds=report.duration_seconds, output_tail=tail)

@@ -38,7 +38,7 @@ def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what t
         cursor_id = filters.pop('cursor')
         with opened_store(store) as opened:
             try:
-                entries = opened.audit_log(before=cursor_id, **filters)
+                entries = opened.audit.list(before=cursor_id, **filters)
             except ValueError as exc:
                 fail(str(exc))
         next_cursor = entries[-1]['id'] if len(entries) == limit else None

@@ -33,7 +33,7 @@ def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filt
     except TagExpressionError as exc:
         fail('bad --tags filter: %s' % str(exc).replace('\n', ' '))
     with opened_store(store) as opened:
-        records = [record for record in opened.inventory(fact_paths=['server.version.full', 'replication.role',
+        records = [record for record in opened.hosts.inventory(fact_paths=['server.version.full', 'replication.role',
                                                                       'schemas.totals.total_bytes'])
                    if matches is None or matches.matches(record['tags'])]
     if as_json:
@@ -62,7 +62,7 @@ def hosts_set(host: str, attributes: list[str] = typer.Argument(..., help='key=v
             fail('attribute %r is not key=value' % item)
         values[key] = value or None
     with opened_store(store) as opened:
-        opened.upsert_host(host, address=address, port=port, attributes=values)
+        opened.hosts.upsert(host, address=address, port=port, attributes=values)
     typer.echo('%s: %s' % (host, ', '.join('%s=%s' % item for item in values.items())))
 
 
@@ -72,11 +72,11 @@ def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
     import getpass
     who = 'cli:%s' % getpass.getuser()
     with opened_store(store) as opened:
-        known = opened.get_host(host)
-        tags = sorted(opened.host_tags(host)) if known else []
-        if known is None or not opened.delete_host(host, who=who):
+        known = opened.hosts.get(host)
+        tags = sorted(opened.tags.of_host(host)) if known else []
+        if known is None or not opened.hosts.delete(host, who=who):
             fail('unknown host %r: `dbfleet hosts list` shows the hosts' % host[:100])
-        opened.audit(who, 'host.delete', host, {'tags': tags})
+        opened.audit.record(who, 'host.delete', host, {'tags': tags})
     typer.echo('%s: deleted%s' % (host, ' (tags: %s)' % ', '.join(tags) if tags else ''))
 
 

@@ -20,7 +20,7 @@ tags_app.add_typer(rules_app, name='rules')
 def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Tags with their dimension, kind and number of hosts."""
     with opened_store(store) as opened:
-        tags = opened.list_tags()
+        tags = opened.tags.list()
     if as_json:
         print_json(tags)
         return

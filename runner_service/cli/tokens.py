@@ -59,7 +59,7 @@ def tokens_list(show_all: bool = typer.Option(False, '--all', help='Include revo
     """API tokens by name, with their role, host, expiry and use (never the tokens or their hashes)."""
     from runner_service.tokens import is_expired
     with opened_store(store) as opened:
-        tokens = opened.list_tokens(include_revoked=show_all)
+        tokens = opened.tokens.list(include_revoked=show_all)
     if as_json:
         print_json([dict(token, expired=is_expired(token)) for token in tokens])
         return

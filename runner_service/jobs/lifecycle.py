@@ -31,14 +31,14 @@ def enqueue(runtime: Runtime, jobs: list[dict]) -> None:
 
 def finish(runtime: Runtime, job_id: str, status: str, expect='running', **fields) -> dict | None:
     """Move the job to a terminal status, then queue or fail the jobs waiting for it and tell followers."""
-    job = runtime.store.transition(job_id, status, expect=expect, **fields)
+    job = runtime.store.jobs.transition(job_id, status, expect=expect, **fields)
     released(runtime, job_id)
     return job
 
 
 def released(runtime: Runtime, job_id: str) -> None:
     """The job has ended (or was canceled): resolve what waits for it."""
-    enqueue(runtime, runtime.store.ready_dependents(job_id))
+    enqueue(runtime, runtime.store.jobs.ready_dependents(job_id))
     try:
         runtime.queue.publish_events(job_id, -1)
     except Exception:  # followers also poll the store
@@ -49,14 +49,14 @@ def lose(runtime: Runtime, job: dict, reason: str) -> dict | None:
     """Mark a running job worker_lost, kill its ansible processes if they run on this machine,
     and queue its retry (after its backoff) when its policy allows one."""
     kill_runner(runtime, job)
-    lost = runtime.store.transition(job['id'], 'worker_lost', expect='running', status_reason=reason)
+    lost = runtime.store.jobs.transition(job['id'], 'worker_lost', expect='running', status_reason=reason)
     if lost is None:
         return None
     if lost['cancel_requested'] or lost['attempt'] > lost['max_retries']:
         released(runtime, job['id'])
         return lost
-    retried = runtime.store.transition(job['id'], 'queued', expect='worker_lost',
-                                       status_reason='retry %d of %d, after: %s' % (lost['attempt'], lost['max_retries'],
+    retried = runtime.store.jobs.transition(job['id'], 'queued', expect='worker_lost',
+                                            status_reason='retry %d of %d, after: %s' % (lost['attempt'], lost['max_retries'],
                                                                                   reason))
     if retried is not None:
         try:

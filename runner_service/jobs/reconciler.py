@@ -24,18 +24,18 @@ log = logging.getLogger(__name__)
 def reconcile(runtime: Runtime) -> dict[str, int]:
     store = runtime.store
     counts = {'released': 0, 'timed_out': 0, 'lost': 0, 'enqueued': 0}
-    released = store.ready_dependents()
+    released = store.jobs.ready_dependents()
     lifecycle.enqueue(runtime, released)
     counts['released'] = len(released)
-    for job in store.overdue_jobs():
+    for job in store.jobs.overdue():
         if lifecycle.finish(runtime, job['id'], 'timed_out', expect=('waiting', 'queued'),
                             status_reason='deadline passed before the job could start') is not None:
             counts['timed_out'] += 1
-    for job in store.stale_running_jobs(runtime.settings.lost_after_seconds):
+    for job in store.jobs.stale_running(runtime.settings.lost_after_seconds):
         reason = 'no heartbeat from worker %s for %.0f s' % (job['worker'], runtime.settings.lost_after_seconds)
         if lifecycle.lose(runtime, job, reason) is not None:
             counts['lost'] += 1
-    for job in store.pending_jobs():
+    for job in store.jobs.pending():
         if not runtime.queue.is_present(job):
             lifecycle.enqueue(runtime, [job])
             counts['enqueued'] += 1

@@ -91,14 +91,14 @@ class JobService:
         spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of, template=template,
                     secret_vars=sealed_secrets or self.runtime.secrets.seal(secret))
         try:
-            job, created = self.store.create_job(
+            job, created = self.store.jobs.create(
                 spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
                 idempotency_key=request.idempotency_key, created_by=actor, tags=tags)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if created:
-            self.store.audit(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
-                             {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of,
+            self.store.audit.record(actor, 'relaunch' if relaunch_of else 'launch', job['id'],
+                                    {'playbook': spec['playbook'], 'inventory': spec['inventory'], 'relaunch_of': relaunch_of,
                               'template': template})
             lifecycle.enqueue(self.runtime, [job])
         return job, created
@@ -127,7 +127,7 @@ class JobService:
         )
         if request.plan is not None and request.plan.pool is not None:
             try:
-                self.store.get_pool(request.plan.pool)
+                self.store.pools.get(request.plan.pool)
             except UnknownPool as exc:
                 raise BadRequest(str(exc)) from None
         return spec, tags
@@ -171,8 +171,8 @@ class JobService:
         before = self.get(job_id)
         if before['status'] in TERMINAL_STATUSES and not (before['status'] == 'worker_lost'):
             raise Conflict('job %s has already ended (%s): nothing to cancel' % (job_id, before['status']))
-        job = self.store.request_cancel(job_id)
-        self.store.audit(actor, 'cancel', job_id, {'status': before['status']})
+        job = self.store.jobs.request_cancel(job_id)
+        self.store.audit.record(actor, 'cancel', job_id, {'status': before['status']})
         if job['status'] == 'canceled':
             try:
                 self.runtime.queue.remove(job)
@@ -189,7 +189,7 @@ class JobService:
     # -- reading -------------------------------------------------------------------------
 
     def get(self, job_id: str) -> dict:
-        job = self.store.get_job(job_id)
+        job = self.store.jobs.get(job_id)
         if job is None:
             raise NotFound('no job %s: list jobs with GET /api/v1/jobs' % job_id)
         return job
@@ -198,7 +198,7 @@ class JobService:
              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
              limit: int = 50, cursor: str | None = None) -> dict:
         try:
-            return self.store.list_jobs(status=list(status) if status else None, playbook=playbook, tag=tag,
+            return self.store.jobs.list(status=list(status) if status else None, playbook=playbook, tag=tag,
                                         created_after=created_after, created_before=created_before, limit=limit,
                                         cursor=cursor)
         except ValueError as exc:
@@ -207,7 +207,7 @@ class JobService:
     def events(self, job_id: str, host: str | None = None, event: Iterable[str] | None = None,
                after: int | None = None, limit: int = 100) -> dict:
         try:
-            return self.store.list_events(job_id, host=host, event=list(event) if event else None,
+            return self.store.events.list(job_id, host=host, event=list(event) if event else None,
                                           after_seq=after, limit=limit)
         except UnknownJob:
             raise NotFound('no job %s' % job_id) from None
@@ -334,14 +334,14 @@ class JobService:
             expression = parse_tag_expression(text)
         except TagExpressionError as exc:
             raise BadRequest('tags: %s' % exc) from None
-        matching = [host['name'] for host in self.store.inventory(fact_paths=()) if expression.matches(host['tags'])]
+        matching = [host['name'] for host in self.store.hosts.inventory(fact_paths=()) if expression.matches(host['tags'])]
         if not matching:
             raise BadRequest('tags %r matches no host in the store: see `dbfleet hosts list` and `dbfleet tags list`'
                              % excerpt(text))
         return expression, matching
 
     def _by_key(self, key: str) -> dict | None:
-        return self.store.job_by_idempotency_key(key)
+        return self.store.jobs.by_idempotency_key(key)
 
 
 def _walk_inventory(directory: Path, most: int = 10000):

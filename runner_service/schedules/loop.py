@@ -74,7 +74,7 @@ class Scheduler:
         now = now or utcnow()
         try:
             did = self.tick(now)
-            next_due = self.store.next_due_at()
+            next_due = self.store.schedules.next_due_at()
         except Exception as exc:  # the store away for a moment: try again shortly
             log.warning('scheduler pass failed: %s', exc)
             return MAX_SLEEP
@@ -97,7 +97,7 @@ class Scheduler:
         """One pass over the due schedules; returns what each slot did."""
         now = now or utcnow()
         outcomes = []
-        for schedule in self.store.due_schedules(now):
+        for schedule in self.store.schedules.due(now):
             try:
                 outcomes.extend(self._handle(schedule, now))
             except Exception:
@@ -113,7 +113,7 @@ class Scheduler:
         try:
             trigger = trigger_of(schedule)
         except TriggerError as exc:  # e.g. a time zone this machine lacks: stop it, say why
-            self.store.update_schedule(schedule['id'], paused=True)
+            self.store.schedules.update(schedule['id'], paused=True)
             self._record(schedule, slot, 'skipped', reason='paused: %s' % exc)
             return []
         late = (now - slot - jitter(schedule, slot)).total_seconds()
@@ -121,8 +121,8 @@ class Scheduler:
             block = self.windows.blocking(schedule, slot)
             outcome = self._fire(schedule, slot, now, block=block)
             following = deferred_next(trigger.next_after(slot), block, schedule['window_policy'])
-            self.store.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now,
-                               updated_at=schedule['updated_at'])
+            self.store.schedules.advance(schedule['id'], slot, following, fired_job=outcome.get('job_id'), fired_at=now,
+                                         updated_at=schedule['updated_at'])
             return [outcome]
         # Missed: every slot up to now.
         missed = [slot]
@@ -144,8 +144,8 @@ class Scheduler:
             outcomes.append(self._fire(schedule, fire, now, catching_up=len(missed), block=block))
             following = deferred_next(following, block, schedule['window_policy'])
         job_id = next((outcome.get('job_id') for outcome in outcomes if outcome.get('outcome') == 'fired'), None)
-        self.store.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None,
-                           updated_at=schedule['updated_at'])
+        self.store.schedules.advance(schedule['id'], slot, following, fired_job=job_id, fired_at=now if job_id else None,
+                                     updated_at=schedule['updated_at'])
         return outcomes
 
     def _observe(self, schedule: dict, now: dt.datetime) -> list[dict]:
@@ -155,7 +155,7 @@ class Scheduler:
         trigger = trigger_of(schedule)
         slot, outcomes = schedule['next_fire_at'], []
         while slot is not None and slot + grace <= now and len(outcomes) < MISSED_RECORDED:
-            run = self.store.cron_run_for_slot(schedule['id'], slot)
+            run = self.store.cron.run_for_slot(schedule['id'], slot)
             if run is None:
                 outcomes.append(self._record(schedule, slot, 'missed', reason='no report from crontab by %s (the '
                                              'slot plus a grace of %d s)' % ((slot + grace).isoformat(),
@@ -167,12 +167,12 @@ class Scheduler:
                                              reason='crontab ran it: run %s, %s' % (run['id'], state)))
             slot = trigger.next_after(slot)
         if outcomes:
-            self.store.advance(schedule['id'], schedule['next_fire_at'], slot, updated_at=schedule['updated_at'])
+            self.store.schedules.advance(schedule['id'], schedule['next_fire_at'], slot, updated_at=schedule['updated_at'])
         return outcomes
 
     def _fire(self, schedule: dict, slot: dt.datetime, now: dt.datetime, catching_up: int = 0,
               block: Block | None = None) -> dict:
-        done = self.store.slot_record(schedule['id'], slot)
+        done = self.store.schedules.slot(schedule['id'], slot)
         if done is not None and not is_launching(done):
             return done  # another scheduler got here first, or crontab ran it (a bridged entry's fallback)
         claimed = done is not None  # claimed by a pass that died before settling it: launch it again
@@ -180,7 +180,7 @@ class Scheduler:
             return self._settle(schedule, slot, claimed, 'skipped', reason=block_reason(
                 block, schedule['window_policy'], zone(schedule['timezone'])))
         actor = 'schedule:%s' % schedule['name']
-        previous = self.store.get_job(schedule['last_job_id']) if schedule['last_job_id'] else None
+        previous = self.store.jobs.get(schedule['last_job_id']) if schedule['last_job_id'] else None
         if previous is not None and previous['status'] not in TERMINAL_STATUSES:
             if schedule['overlap'] == 'forbid':
                 return self._settle(schedule, slot, claimed, 'skipped', reason='the last run %s is still %s '
@@ -201,7 +201,7 @@ class Scheduler:
         if crontab_mode(schedule) == 'takeover' and not claimed:
             # Crontab may run this slot too (its watchdog re-enabled the line while the platform
             # was away): claim the slot before launching, so that one of the two stands down.
-            record, claimed = self.store.record_slot(schedule['id'], slot, 'fired', claimed_by='platform')
+            record, claimed = self.store.schedules.record_slot(schedule['id'], slot, 'fired', claimed_by='platform')
             if not claimed and not is_launching(record):
                 return record
             claimed = True
@@ -233,14 +233,14 @@ class Scheduler:
         """Record what the platform did with a slot: settle the claim made before launching, or
         record it now (the first record of a slot stays: whatever is there is returned)."""
         if claimed:
-            return self.store.settle_claim(schedule['id'], slot, outcome, job_id, reason=reason)
+            return self.store.schedules.settle_claim(schedule['id'], slot, outcome, job_id, reason=reason)
         return self._record(schedule, slot, outcome, job_id=job_id, reason=reason)
 
     def _depends_on(self, schedule: dict) -> list[Dependency]:
         """`after`: the latest job of each schedule named there (none yet: nothing to wait for)."""
         found = []
         for dependency in schedule['job'].get('after') or ():
-            other = self.store.get_schedule(dependency['schedule'])
+            other = self.store.schedules.get(dependency['schedule'])
             if other['last_job_id']:
                 found.append(Dependency(job_id=other['last_job_id'], on=dependency['on']))
         return found
@@ -248,6 +248,6 @@ class Scheduler:
     def _record(self, schedule: dict, slot: dt.datetime, outcome: str, job_id: str | None = None,
                 reason: str | None = None, claimed_by: str = 'platform') -> dict:
         """Record a slot (the first record stays); a missed slot was claimed by nobody."""
-        record, _ = self.store.record_slot(schedule['id'], slot, outcome, None if outcome == 'missed' else claimed_by,
-                                           job_id=job_id, reason=reason)
+        record, _ = self.store.schedules.record_slot(schedule['id'], slot, outcome, None if outcome == 'missed' else claimed_by,
+                                                     job_id=job_id, reason=reason)
         return record

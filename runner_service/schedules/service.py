@@ -55,7 +55,7 @@ class ScheduleService:
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
         try:
-            schedule = self.store.create_schedule(
+            schedule = self.store.schedules.create(
                 name=request.name, kind=request.kind, expression=request.expression, timezone=request.timezone,
                 job=job, secret_vars=sealed, overlap=request.overlap,
                 misfire_grace_seconds=request.misfire_grace_seconds, catch_up=request.catch_up,
@@ -65,7 +65,7 @@ class ScheduleService:
             raise BadRequest(str(exc)) from None
         if request.window_policy != schedule['window_policy']:
             schedule = self._set_window_policy(schedule['id'], request.window_policy)
-        self.store.audit(actor, 'schedule.create', schedule['name'], {'kind': request.kind,
+        self.store.audit.record(actor, 'schedule.create', schedule['name'], {'kind': request.kind,
                                                                        'expression': request.expression})
         return schedule
 
@@ -114,15 +114,15 @@ class ScheduleService:
         source = self._source_after_update(current, fields)
         if source is not None:
             fields['source'] = source
-        schedule = self.store.update_schedule(current['id'], **fields)
+        schedule = self.store.schedules.update(current['id'], **fields)
         if changes.get('window_policy') is not None:
             schedule = self._set_window_policy(schedule['id'], changes['window_policy'])
-        self.store.audit(actor, 'schedule.update', schedule['name'], sorted(changes))
+        self.store.audit.record(actor, 'schedule.update', schedule['name'], sorted(changes))
         return schedule
 
     def pause(self, ref: str, actor: str) -> dict:
-        schedule = self.store.update_schedule(self.get(ref)['id'], paused=True)
-        self.store.audit(actor, 'schedule.pause', schedule['name'])
+        schedule = self.store.schedules.update(self.get(ref)['id'], paused=True)
+        self.store.audit.record(actor, 'schedule.pause', schedule['name'])
         return schedule
 
     def resume(self, ref: str, actor: str) -> dict:
@@ -131,9 +131,9 @@ class ScheduleService:
         if crontab_mode(current) == 'reverted':
             raise Conflict('%s was reverted to crontab, which runs it; `dbfleet cron observe` or `takeover` '
                            'brings it back here' % current['name'])
-        schedule = self.store.update_schedule(current['id'], paused=False,
-                                              next_fire_at=self._trigger(current).next_after(self.clock()))
-        self.store.audit(actor, 'schedule.resume', schedule['name'])
+        schedule = self.store.schedules.update(current['id'], paused=False,
+                                               next_fire_at=self._trigger(current).next_after(self.clock()))
+        self.store.audit.record(actor, 'schedule.resume', schedule['name'])
         return schedule
 
     def delete(self, ref: str, actor: str) -> dict:
@@ -142,13 +142,13 @@ class ScheduleService:
             raise Conflict('%s is a crontab entry in mode %s: its crontab line names this schedule; revert it '
                            'first (`dbfleet cron revert`: the line comes back as it was), then delete it'
                            % (current['name'], crontab_mode(current)))
-        schedule = self.store.delete_schedule(current['id'])
-        self.store.audit(actor, 'schedule.delete', schedule['name'])
+        schedule = self.store.schedules.delete(current['id'])
+        self.store.audit.record(actor, 'schedule.delete', schedule['name'])
         return schedule
 
     def get(self, ref: str) -> dict:
         try:
-            return self.store.get_schedule(ref)
+            return self.store.schedules.get(ref)
         except UnknownSchedule as exc:
             raise NotFound(str(exc)) from None
 
@@ -182,8 +182,8 @@ class ScheduleService:
         return self.crontab.source_after_update(current, fields)
 
     def _set_window_policy(self, schedule_id: str, policy: str) -> dict:
-        self.store.set_window_policy(schedule_id, policy)
-        return self.store.get_schedule(schedule_id)
+        self.store.windows.set_policy(schedule_id, policy)
+        return self.store.schedules.get(schedule_id)
 
     @staticmethod
     def _trigger(schedule: dict):

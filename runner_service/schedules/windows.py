@@ -98,14 +98,14 @@ class Window:
         target = schedule['job'].get('tags')
         if target is None and schedule['job'].get('template'):  # the template's hosts, as it is now
             try:
-                target = store.get_template(schedule['job']['template'])['definition'].get('tags')
+                target = store.templates.get(schedule['job']['template'])['definition'].get('tags')
             except LookupError:
                 return False
         if target is None:
             return False
         targeted = parse_tag_expression(target)
         return any(targeted.matches(host['tags']) and self.tags.matches(host['tags'])
-                   for host in store.inventory(fact_paths=()))
+                   for host in store.hosts.inventory(fact_paths=()))
 
 
 def deferred_next(following: dt.datetime | None, block: Block | None, policy: str) -> dt.datetime | None:
@@ -149,25 +149,25 @@ class WindowService:
             raise BadRequest('start: the window %s + %d s is over already; give a time to come'
                              % (request.start, request.duration_seconds))
         try:
-            window = self.store.create_window(created_by=actor, **request.model_dump())
+            window = self.store.windows.create(created_by=actor, **request.model_dump())
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        self.store.audit(actor, 'window.create', window['name'], {'kind': window['kind'], 'start': window['start'],
+        self.store.audit.record(actor, 'window.create', window['name'], {'kind': window['kind'], 'start': window['start'],
                                                                    'duration_seconds': window['duration_seconds']})
         return window
 
     def list(self) -> list[dict]:
-        return self.store.list_windows()
+        return self.store.windows.list()
 
     def get(self, ref: str) -> dict:
         try:
-            return self.store.get_window(ref)
+            return self.store.windows.get(ref)
         except UnknownWindow as exc:
             raise NotFound(str(exc)) from None
 
     def delete(self, ref: str, actor: str) -> dict:
-        window = self.store.delete_window(self.get(ref)['id'])
-        self.store.audit(actor, 'window.delete', window['name'])
+        window = self.store.windows.delete(self.get(ref)['id'])
+        self.store.audit.record(actor, 'window.delete', window['name'])
         return window
 
     def upcoming(self, window: dict, count: int = 5) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -185,7 +185,7 @@ class WindowService:
         """Every stored window, parsed. One this machine cannot read (a time zone it lacks) is left
         out, with a warning: it was checked when created."""
         parsed = []
-        for row in self.store.list_windows():
+        for row in self.store.windows.list():
             try:
                 parsed.append(Window.from_row(row))
             except (TriggerError, TagExpressionError) as exc:

@@ -89,10 +89,10 @@ class TemplateService:
         definition = request.model_dump(mode='json', exclude={'name'}, exclude_none=True)
         self._check(definition)
         try:
-            template = self.store.create_template(request.name, definition, created_by=actor)
+            template = self.store.templates.create(request.name, definition, created_by=actor)
         except ValueError as exc:
             raise Conflict(str(exc)) from None
-        self.store.audit(actor, 'template.create', request.name, {'playbook': request.playbook})
+        self.store.audit.record(actor, 'template.create', request.name, {'playbook': request.playbook})
         return template
 
     def update(self, name: str, request: TemplateUpdate, actor: str) -> dict:
@@ -114,34 +114,34 @@ class TemplateService:
                 '%s: %s' % ('.'.join(map(str, error['loc'])) or 'template', error['msg'])
                 for error in exc.errors()[:5]))) from None
         self._check(definition)
-        template = self.store.update_template(name, definition, updated_by=actor)
-        self.store.audit(actor, 'template.update', name, sorted(changes))
+        template = self.store.templates.update(name, definition, updated_by=actor)
+        self.store.audit.record(actor, 'template.update', name, sorted(changes))
         return template
 
     def delete(self, name: str, actor: str) -> dict:
         """Conflict while a schedule launches it: change or delete those first."""
         self.get(name)
-        users = [schedule['name'] for schedule in self.store.list_schedules()
+        users = [schedule['name'] for schedule in self.store.schedules.list()
                  if schedule['job'].get('template') == name]
         if users:
             raise Conflict('template %s is launched by the schedules %s%s: point them at another template or '
                            'delete them first' % (name, ', '.join(users[:5]), ' and %d more' % (len(users) - 5)
                                                   if len(users) > 5 else ''))
         try:
-            template = self.store.delete_template(name)
+            template = self.store.templates.delete(name)
         except UnknownTemplate as exc:
             raise NotFound(str(exc)) from None
-        self.store.audit(actor, 'template.delete', name, {'playbook': template['definition'].get('playbook')})
+        self.store.audit.record(actor, 'template.delete', name, {'playbook': template['definition'].get('playbook')})
         return template
 
     def get(self, name: str) -> dict:
         try:
-            return self.store.get_template(name)
+            return self.store.templates.get(name)
         except UnknownTemplate as exc:
             raise NotFound(str(exc)) from None
 
     def list(self) -> list[dict]:
-        return self.store.list_templates()
+        return self.store.templates.list()
 
     # -- launching -----------------------------------------------------------------------
 
@@ -154,8 +154,8 @@ class TemplateService:
         job, created = self.jobs.launch(job_request, token['name'], template=name,
                                         sealed_secrets=self.runtime.secrets.seal(secret))
         if created:
-            self.store.audit(token['name'], 'template.launch', name,
-                             {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
+            self.store.audit.record(token['name'], 'template.launch', name,
+                                    {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
                               'extra_vars': sorted(map(str, request.extra_vars))[:50]})
         return job, created
 
@@ -202,7 +202,7 @@ class TemplateService:
         who narrowed it since narrows relaunches too)."""
         name = job['template']
         try:
-            definition = {**DEFAULTS, **self.store.get_template(name)['definition']}
+            definition = {**DEFAULTS, **self.store.templates.get(name)['definition']}
         except UnknownTemplate:
             raise Conflict('job %s: template %s was deleted; launch another template (or an admin relaunches '
                            'it)' % (job['id'], name[:200])) from None

@@ -100,7 +100,7 @@ class EventWriter:
     def _store(self, rows: list[dict]) -> None:
         for attempt in range(5):
             try:
-                self.written += self.runtime.store.append_events(self.job_id, rows)
+                self.written += self.runtime.store.events.add(self.job_id, rows)
                 break
             except Exception as exc:
                 log.warning('job %s: storing %d events failed (%s), trying again', self.job_id, len(rows), exc)

@@ -96,13 +96,13 @@ class PlanRunner:
 
     def _pool_slots(self) -> int | None:
         pool = self.plan.get('pool')
-        return self.store.get_pool(pool)['slots'] if pool else None
+        return self.store.pools.get(pool)['slots'] if pool else None
 
     # -- lanes ---------------------------------------------------------------------------
 
     def _lanes(self, hosts: list[str], count: int) -> None:
         plan = planner.lanes(self.estimates(hosts), min(count, len(hosts)))
-        self.store.set_host_runs(self.job['id'], [
+        self.store.jobs.set_host_runs(self.job['id'], [
             {'host': item.host, 'lane': lane.index, 'status': 'pending', 'estimate_seconds': item.seconds}
             for lane in plan for item in lane.hosts])
         threads = [threading.Thread(target=self._lane, args=(lane,), name='dbfleet-lane-%d' % lane.index, daemon=True)
@@ -129,13 +129,13 @@ class PlanRunner:
 
     def _rolling(self, hosts: list[str]) -> None:
         groups = planner.batches(hosts, self.plan['rolling'])
-        self.store.set_host_runs(self.job['id'], [{'host': host, 'batch': index, 'status': 'pending'}
+        self.store.jobs.set_host_runs(self.job['id'], [{'host': host, 'batch': index, 'status': 'pending'}
                                                   for index, group in enumerate(groups) for host in group])
         for index, group in enumerate(groups):
             failed = self._host(','.join(group), None, {'batch': index}, group=group)
             if planner.batch_failed_too_much(failed, len(group), self.plan.get('max_fail_percentage')):
                 rest = [host for later in groups[index + 1:] for host in later]
-                self.store.set_host_runs(self.job['id'], [
+                self.store.jobs.set_host_runs(self.job['id'], [
                     {'host': host, 'batch': position, 'status': 'not_run',
                      'detail': 'batch %d failed %d of %d hosts, beyond max_fail_percentage %s'
                                % (index, failed, len(group), self.plan.get('max_fail_percentage', '(all)'))}
@@ -202,21 +202,21 @@ class PlanRunner:
 
     def _mark(self, names: list[str], where: dict, status: str, **fields) -> None:
         estimate = where.get('estimate_seconds')
-        self.store.set_host_runs(self.job['id'], [
+        self.store.jobs.set_host_runs(self.job['id'], [
             dict({'host': name, 'lane': where.get('lane'), 'batch': where.get('batch'), 'status': status,
                   'estimate_seconds': estimate}, **fields) for name in names])
 
 
 def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
     """Estimates from the store: recent backup durations, data sizes from facts, the fleet's throughput."""
-    durations = store.backup_durations(hosts)
+    durations = store.backups.durations(hosts)
     history: dict[str, list[tuple[float, float]]] = {}
-    for backup in store.list_backups(limit=500):
+    for backup in store.backups.list(limit=500):
         if backup.get('status') == 'ok' and backup.get('bytes') and backup.get('duration_seconds'):
             history.setdefault(backup['host'], []).append((backup['bytes'], backup['duration_seconds']))
     wanted = set(hosts)
     sizes = {record['name']: record['facts'].get('schemas.totals.total_bytes')
-             for record in store.inventory(fact_paths=['schemas.totals.total_bytes']) if record['name'] in wanted}
+             for record in store.hosts.inventory(fact_paths=['schemas.totals.total_bytes']) if record['name'] in wanted}
     return planner.estimate(hosts, durations, {host: size for host, size in sizes.items() if size},
                             planner.throughput(history))
 

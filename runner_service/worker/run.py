@@ -51,9 +51,9 @@ def run_job(job_id: str) -> str:
     """RQ's entry point. Returns the job's final status (RQ keeps it briefly as the result)."""
     runtime = process_runtime()
     worker = '%s/%d' % (runtime.hostname, os.getppid())
-    job = runtime.store.transition(job_id, 'running', expect='queued', worker=worker)
+    job = runtime.store.jobs.transition(job_id, 'running', expect='queued', worker=worker)
     if job is None:
-        current = runtime.store.get_job(job_id)
+        current = runtime.store.jobs.get(job_id)
         return 'not run: job is %s' % (current['status'] if current else 'gone')
     return JobRun(runtime, job).run()
 
@@ -74,7 +74,7 @@ class JobRun:
         self.done = threading.Event()
         self.parent_pid = os.getppid()
         self.leases: set[tuple[str, str]] = set()  # pool slots held by this run's hosts (renewed by the heartbeat)
-        self.writer = EventWriter(runtime, self.job_id, self.redactor, offset=self.store.last_event_seq(self.job_id))
+        self.writer = EventWriter(runtime, self.job_id, self.redactor, offset=self.store.events.last_seq(self.job_id))
 
     # -- the run -------------------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class JobRun:
             self._kill_play()  # whatever outlived the play (or its cancel)
             self._scrub()
         self.writer.close()
-        self.store.set_host_results(self.job_id, host_results(self.writer.stats))
+        self.store.jobs.set_host_results(self.job_id, host_results(self.writer.stats))
         return self._end(*self._outcome(runner))
 
     def _outcome(self, runner) -> tuple[str, int | None, str]:
@@ -124,7 +124,7 @@ class JobRun:
     def _end(self, status: str, rc: int | None, reason: str | None) -> str:
         job = lifecycle.finish(self.runtime, self.job_id, status, return_code=rc, status_reason=reason)
         if job is None:
-            current = self.store.get_job(self.job_id)
+            current = self.store.jobs.get(self.job_id)
             log.warning('job %s ended %s here, but the store already has it %s', self.job_id, status,
                         current and current['status'])
             return current['status'] if current else status
@@ -211,14 +211,14 @@ class JobRun:
 
     def hold_lease(self, pool: str, holder: str) -> bool:
         """Take a slot of `pool` for `holder` if one is free; the heartbeat renews it until released."""
-        if not self.store.acquire_lease(pool, holder):
+        if not self.store.pools.acquire_lease(pool, holder):
             return False
         self.leases.add((pool, holder))
         return True
 
     def release_lease(self, pool: str, holder: str) -> None:
         self.leases.discard((pool, holder))
-        self.store.release_lease(pool, holder)
+        self.store.pools.release_lease(pool, holder)
 
     def _heartbeat(self) -> None:
         reported_pid = None
@@ -227,15 +227,15 @@ class JobRun:
                 self._orphaned()
             pid = self.writer.runner_pid
             try:
-                running = self.store.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
-                                               runner_pid=pid if pid != reported_pid else None)
+                running = self.store.jobs.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
+                                                    runner_pid=pid if pid != reported_pid else None)
                 reported_pid = pid
                 if not running and self.stop_reason is None:
                     self.stop_reason = 'canceled'  # someone else ended it (the reaper, an admin)
-                job = self.store.get_job(self.job_id)
+                job = self.store.jobs.get(self.job_id)
                 if job and job['cancel_requested'] and self.stop_reason is None:
                     self.stop_reason = 'canceled'
-                self.store.renew_leases(holder for _, holder in list(self.leases))
+                self.store.pools.renew_leases(holder for _, holder in list(self.leases))
             except Exception as exc:  # the store away for a moment: try again next beat
                 log.warning('job %s heartbeat failed: %s', self.job_id, exc)
 
@@ -245,7 +245,7 @@ class JobRun:
         self._kill_play()
         try:
             self.writer.close()
-            job = self.store.get_job(self.job_id)
+            job = self.store.jobs.get(self.job_id)
             if job is not None:
                 lifecycle.lose(self.runtime, job, 'worker process %d died while the job ran' % self.parent_pid)
         finally:

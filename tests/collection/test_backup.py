@@ -197,8 +197,8 @@ def test_durations_land_in_the_store(primary_backup):
     manifest = primary_backup['manifest']
     assert re.search(r'recorded: true', primary_backup['output'])
     with open_store(primary_backup['store_url']) as store:
-        (record,) = store.list_backups('primary')
-        assert store.backup_durations(['primary']) == {'primary': [manifest['duration_seconds']]}
+        (record,) = store.backups.list('primary')
+        assert store.backups.durations(['primary']) == {'primary': [manifest['duration_seconds']]}
     assert record['status'] == 'ok' and record['method'] == 'logical'
     assert record['checksum'] == manifest['sha256'] and record['bytes'] == manifest['bytes']
     assert record['path'] == str(primary_backup['directory'])
@@ -459,8 +459,8 @@ def test_a_host_at_a_closed_port_fails_alone(fleet, tmp_path, private_store):
     assert the_backup(dest, 'analytics')[1]['databases'] == ['dbfleet_fleet']
     assert not (dest / 'broken').exists()
     with open_store(private_store) as store:
-        (failure,) = store.list_backups('broken')
-        assert set(store.backup_durations()) == {'primary', 'analytics'}
+        (failure,) = store.backups.list('broken')
+        assert set(store.backups.durations()) == {'primary', 'analytics'}
     assert failure['status'] == 'failed' and message in failure['error']
 
 
@@ -475,7 +475,7 @@ def test_a_failing_dump_tool_reports_its_error_and_leaves_nothing(fleet, run_mod
     assert LIMITED_PASSWORD not in run.output
     assert list(dest.rglob('*')) == [], 'no partial archive, no empty directories of this run'
     with open_store(private_store) as store:
-        (record,) = store.list_backups('primary')
+        (record,) = store.backups.list('primary')
     assert record['status'] == 'failed' and 'denied' in record['error']
 
 
@@ -533,7 +533,7 @@ def test_a_full_disk_fails_clearly_and_leaves_no_partial_archive(fleet, run_modu
     assert result['failed'] is True and 'disk full while writing' in result['msg'], result['msg']
     assert left == []
     with open_store(private_store) as store:
-        (record,) = store.list_backups('primary')
+        (record,) = store.backups.list('primary')
     assert record['status'] == 'failed' and 'disk full' in record['error']
 
 

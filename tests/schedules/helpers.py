@@ -17,7 +17,7 @@ def create(runtime, name='every-10s', expression='*/10 * * * * *', **options):
 
 
 def slot_jobs(runtime, schedule_id):
-    return [slot for slot in runtime.store.schedule_slots(schedule_id, limit=1000) if slot['outcome'] == 'fired']
+    return [slot for slot in runtime.store.schedules.slots(schedule_id, limit=1000) if slot['outcome'] == 'fired']
 
 
 def import_text(runtime, text, host='db1', **options):

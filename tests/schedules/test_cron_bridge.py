@@ -57,7 +57,7 @@ def test_import_keeps_provenance_and_reports_what_it_did_not_schedule(runtime):
     assert every5['overlap'] == 'allow' and every5['catch_up'] == 'skip'  # as crontab behaves
     assert result['reboot'] == [{'line': 7, 'text': '@reboot /usr/bin/warm-cache'}]
     assert [error['line'] for error in result['errors']] == [8] and result['errors'][0]['reason']
-    assert runtime.store.audit_log(action='cron.import.reboot')
+    assert runtime.store.audit.list(action='cron.import.reboot')
 
     again = import_text(runtime, TEXT)
     assert [item['created'] for item in again['entries']] == [False, False]
@@ -86,7 +86,7 @@ def test_observed_slots_are_recorded_run_or_missed(runtime):
     [first] = scheduler.tick(slot + dt.timedelta(seconds=31))
     assert first['outcome'] == 'fired' and run['id'] in first['reason'] and 'FAILED, exit 3' in first['reason']
     assert first['claimed_by'] == 'crontab'
-    assert all(record['job_id'] is None for record in runtime.store.schedule_slots(schedule['id']))  # crontab ran it
+    assert all(record['job_id'] is None for record in runtime.store.schedules.slots(schedule['id']))  # crontab ran it
     [second] = scheduler.tick(slot + dt.timedelta(seconds=60 + 31))
     assert second['outcome'] == 'missed' and 'no report from crontab' in second['reason']
     assert second['claimed_by'] is None
@@ -103,14 +103,14 @@ def test_a_report_delivered_twice_is_one_run(runtime):
         report(runtime, schedule, slot, run_id=run_id)
         report(runtime, schedule, slot, phase='end', run_id=run_id, exit_code=0)
     report(runtime, schedule, slot, run_id=run_id)  # a late start report does not reopen it
-    [run] = runtime.store.cron_runs(schedule['id'])
+    [run] = runtime.store.cron.list_runs(schedule['id'])
     assert run['id'] == run_id and run['status'] == 'ok' and run['exit_code'] == 0
 
 
 def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
     schedule = minutely(runtime)
     CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
-    schedule = runtime.store.get_schedule(schedule['id'])
+    schedule = runtime.store.schedules.get(schedule['id'])
     slot = schedule['next_fire_at']
     scheduler = Scheduler(runtime)
     # Crontab first (the watchdog put the line back while the platform was away): it claims the slot.
@@ -122,11 +122,11 @@ def test_a_taken_over_slot_runs_once_whoever_claims_it_first(runtime):
     following = slot + dt.timedelta(minutes=1)
     [outcome] = scheduler.tick(following + dt.timedelta(milliseconds=100))
     assert outcome['job_id'] is not None and outcome['claimed_by'] == 'platform'
-    job = runtime.store.get_job(outcome['job_id'])
+    job = runtime.store.jobs.get(outcome['job_id'])
     assert job['playbook'] == bridge.COMMAND_PLAYBOOK
     late, action = report(runtime, schedule, following + dt.timedelta(seconds=1), fallback=True)
     assert action == 'skip' and late['status'] == 'skipped'
-    jobs = [slot for slot in runtime.store.schedule_slots(schedule['id']) if slot['job_id']]
+    jobs = [slot for slot in runtime.store.schedules.slots(schedule['id']) if slot['job_id']]
     assert len(jobs) == 1
 
 
@@ -153,7 +153,7 @@ def test_a_schedule_service_without_the_bridge_refuses_to_edit_a_crontab_entry(r
     schedule = minutely(runtime)
     with pytest.raises(RuntimeError, match='crontab bridge'):
         ScheduleService(runtime).update(schedule['id'], ScheduleUpdate(expression='*/10 * * * *'), 'admin')
-    assert runtime.store.get_schedule(schedule['id'])['expression'] == schedule['expression']
+    assert runtime.store.schedules.get(schedule['id'])['expression'] == schedule['expression']
 
 
 def test_an_entry_holding_a_password_stays_crontabs_and_the_password_goes_nowhere(runtime):
@@ -165,7 +165,7 @@ def test_an_entry_holding_a_password_stays_crontabs_and_the_password_goes_nowher
     assert [item['line'] for item in result['entries']] == [1]
     refused = {note['line']: note['reason'] for note in result['warnings']}
     assert '-p<password>' in refused[2] and 'MYSQL_PWD' in refused[4]
-    everything = repr(result) + repr(runtime.store.list_schedules()) + repr(runtime.store.audit_log())
+    everything = repr(result) + repr(runtime.store.schedules.list()) + repr(runtime.store.audit.list())
     assert 'S3cret' not in everything
 
 
@@ -224,16 +224,16 @@ def test_a_claim_left_by_a_scheduler_that_died_is_launched_by_the_next_pass(runt
     slot's job and settles the claim. Crontab's late run of that slot stands down."""
     schedule = minutely(runtime)
     CronBridge(runtime).set_mode(schedule['id'], 'takeover', 'admin')
-    schedule = runtime.store.get_schedule(schedule['id'])
+    schedule = runtime.store.schedules.get(schedule['id'])
     slot = schedule['next_fire_at']
-    _, claimed = runtime.store.record_slot(schedule['id'], slot, 'fired', 'platform')
-    assert claimed and runtime.store.slot_record(schedule['id'], slot)['job_id'] is None
+    _, claimed = runtime.store.schedules.record_slot(schedule['id'], slot, 'fired', 'platform')
+    assert claimed and runtime.store.schedules.slot(schedule['id'], slot)['job_id'] is None
     [outcome] = Scheduler(runtime).tick(slot + dt.timedelta(seconds=1))
     assert outcome['claimed_by'] == 'platform' and outcome['outcome'] == 'fired' and outcome['job_id']
     late, action = report(runtime, schedule, slot + dt.timedelta(seconds=2), fallback=True)
     assert action == 'skip' and late['status'] == 'skipped'
     with pytest.raises(ValueError, match='claimed_by'):
-        runtime.store.record_slot(schedule['id'], slot, 'missed', 'platform')
+        runtime.store.schedules.record_slot(schedule['id'], slot, 'missed', 'platform')
 
 
 def test_the_loop_sleeps_while_an_observed_slot_waits_for_its_report(runtime):
@@ -246,4 +246,4 @@ def test_the_loop_sleeps_while_an_observed_slot_waits_for_its_report(runtime):
     assert scheduler.pass_once(slot - dt.timedelta(seconds=0.2)) == pytest.approx(0.2)
     assert scheduler.pass_once(slot + dt.timedelta(seconds=1)) == MAX_SLEEP  # waiting: no spin
     assert scheduler.pass_once(slot + dt.timedelta(seconds=31)) == MAX_SLEEP  # recorded missed; next slot later
-    assert runtime.store.slot_record(schedule['id'], slot)['outcome'] == 'missed'
+    assert runtime.store.schedules.slot(schedule['id'], slot)['outcome'] == 'missed'

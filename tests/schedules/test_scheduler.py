@@ -26,10 +26,10 @@ def test_a_due_slot_fires_one_job_and_moves_on(runtime):
     assert scheduler.tick(slot - dt.timedelta(milliseconds=1)) == []
     [outcome] = scheduler.tick(slot + dt.timedelta(milliseconds=50))
     assert outcome['outcome'] == 'fired'
-    job = runtime.store.get_job(outcome['job_id'])
+    job = runtime.store.jobs.get(outcome['job_id'])
     assert job['idempotency_key'] == 'schedule:%s:%s' % (schedule['id'], slot.isoformat())
     assert job['created_by'] == 'schedule:every-10s' and job['status'] == 'queued'
-    after = runtime.store.get_schedule(schedule['id'])
+    after = runtime.store.schedules.get(schedule['id'])
     assert after['next_fire_at'] == slot + dt.timedelta(seconds=10)
     assert after['last_job_id'] == job['id']
     assert scheduler.tick(slot + dt.timedelta(seconds=1)) == []
@@ -55,9 +55,9 @@ def test_two_schedulers_fire_every_slot_exactly_once(make_runtime):
             thread.join()
     fired = slot_jobs(first, schedule['id'])
     assert len(fired) == 20 and len({slot['job_id'] for slot in fired}) == 20
-    jobs = first.store.list_jobs(limit=1000)['jobs']
+    jobs = first.store.jobs.list(limit=1000)['jobs']
     assert len([job for job in jobs if job['created_by'] == 'schedule:every-10s']) == 20
-    assert first.store.get_schedule(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=20)
+    assert first.store.schedules.get(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=20)
 
 
 @pytest.mark.parametrize('overlap', ['forbid', 'allow', 'replace'])
@@ -68,7 +68,7 @@ def test_overlap_policies(runtime, overlap):
     [first] = scheduler.tick(slot)
     assert first['outcome'] == 'fired'  # no worker here: that job stays queued, "still running"
     [second] = scheduler.tick(slot + dt.timedelta(seconds=10))
-    previous = runtime.store.get_job(first['job_id'])
+    previous = runtime.store.jobs.get(first['job_id'])
     if overlap == 'forbid':
         assert second['outcome'] == 'skipped' and 'still queued (overlap: forbid)' in second['reason']
         assert previous['status'] == 'queued'
@@ -76,7 +76,7 @@ def test_overlap_policies(runtime, overlap):
         assert second['outcome'] == 'fired' and previous['status'] == 'queued'
     else:
         assert second['outcome'] == 'fired' and previous['status'] == 'canceled'
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=20)
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=20)
 
 
 @pytest.mark.parametrize('catch_up', ['skip', 'once'])
@@ -95,7 +95,7 @@ def test_missed_slots_after_the_scheduler_was_down(runtime, catch_up):
         assert fired[0]['slot_at'] == slot + dt.timedelta(seconds=60)
         assert 'latest of 7 missed slots' in fired[0]['reason']
     assert 'beyond the misfire grace of 5 s' in missed[0]['reason']
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=70)
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == slot + dt.timedelta(seconds=70)
 
 
 def test_a_late_slot_within_the_grace_still_fires(runtime):
@@ -124,7 +124,7 @@ def test_pause_and_resume(runtime):
     assert Scheduler(runtime).tick(slot + dt.timedelta(seconds=30)) == []
     resumed = service.resume('every-10s', 'admin')
     assert resumed['paused'] is False and resumed['next_fire_at'] > utcnow() - dt.timedelta(seconds=1)
-    assert runtime.store.schedule_slots(schedule['id']) == []  # nothing caught up from the pause
+    assert runtime.store.schedules.slots(schedule['id']) == []  # nothing caught up from the pause
 
 
 def test_deadline_after_and_secrets_reach_the_job(runtime):
@@ -132,10 +132,10 @@ def test_deadline_after_and_secrets_reach_the_job(runtime):
                            extra_vars={'db_password': 'Sched-Secret-77', 'region': 'eu'})
     schedule = create(runtime, name='with-secret', job=template, deadline_after=600)
     assert schedule['job']['extra_vars'] == {'db_password': MASK, 'region': 'eu'}
-    assert 'Sched-Secret-77' not in str(runtime.store.get_schedule(schedule['id']))
+    assert 'Sched-Secret-77' not in str(runtime.store.schedules.get(schedule['id']))
     slot = schedule['next_fire_at']
     [outcome] = Scheduler(runtime).tick(slot)
-    job = runtime.store.get_job(outcome['job_id'])
+    job = runtime.store.jobs.get(outcome['job_id'])
     assert job['deadline'] == slot + dt.timedelta(seconds=600)
     assert job['extra_vars']['db_password'] == MASK
     assert runtime.secrets.open(job['secret_vars']) == {'db_password': 'Sched-Secret-77'}
@@ -143,7 +143,7 @@ def test_deadline_after_and_secrets_reach_the_job(runtime):
     shown = schedule_view(schedule).job
     ScheduleService(runtime).update('with-secret', ScheduleUpdate(job=JobTemplate(
         **dict(shown, extra_vars={'db_password': MASK, 'region': 'us'}))), 'admin')
-    updated = runtime.store.get_schedule(schedule['id'])
+    updated = runtime.store.schedules.get(schedule['id'])
     assert runtime.secrets.open(updated['secret_vars']) == {'db_password': 'Sched-Secret-77'}
     assert updated['job']['extra_vars']['region'] == 'us'
 
@@ -176,7 +176,7 @@ def test_a_one_shot_fires_once_and_stops(runtime):
     assert schedule['next_fire_at'] == at
     [outcome] = Scheduler(runtime).tick(at)
     assert outcome['outcome'] == 'fired'
-    assert runtime.store.get_schedule('once')['next_fire_at'] is None
+    assert runtime.store.schedules.get('once')['next_fire_at'] is None
     assert Scheduler(runtime).tick(at + dt.timedelta(days=1)) == []
 
 
@@ -189,11 +189,11 @@ def test_after_makes_each_run_wait_for_the_latest_run_of_another_schedule(runtim
     scheduler = Scheduler(runtime)
     backup_slot = backup['next_fire_at']
     scheduler.tick(backup_slot + dt.timedelta(milliseconds=10))  # the report may fire too: nothing to wait for
-    first_backup = runtime.store.get_schedule(backup['id'])['last_job_id']
-    report_slot = runtime.store.get_schedule(report['id'])['next_fire_at']
+    first_backup = runtime.store.schedules.get(backup['id'])['last_job_id']
+    report_slot = runtime.store.schedules.get(report['id'])['next_fire_at']
     assert report_slot == backup_slot + dt.timedelta(seconds=30)
     [outcome] = scheduler.tick(report_slot + dt.timedelta(milliseconds=10))
-    assert runtime.store.get_job(outcome['job_id'])['depends_on'] == [{'job_id': first_backup, 'on': 'always'}]
+    assert runtime.store.jobs.get(outcome['job_id'])['depends_on'] == [{'job_id': first_backup, 'on': 'always'}]
     with pytest.raises(BadRequest, match='after: no schedule'):
         create(runtime, name='orphan', after=[ScheduleDependency(schedule='nope')])
     with pytest.raises(BadRequest, match='itself'):
@@ -217,12 +217,12 @@ def test_a_redis_flush_and_a_scheduler_restart_lose_no_slot_and_double_none(make
     counts = reconcile(restarted)  # what the API's reconciler does: the store's queued jobs back in Redis
     assert counts['enqueued'] == 1  # the flushed one; the two later ones went to Redis when they fired
     for slot in fired:
-        job = restarted.store.get_job(slot['job_id'])
+        job = restarted.store.jobs.get(slot['job_id'])
         assert job['status'] == 'queued' and restarted.queue.is_present(job)
 
 
 def slots_between(runtime, schedule_id):
-    return sorted(slot['slot_at'] for slot in runtime.store.schedule_slots(schedule_id, limit=1000))
+    return sorted(slot['slot_at'] for slot in runtime.store.schedules.slots(schedule_id, limit=1000))
 
 
 @pytest.mark.parametrize('kind', ['cron', 'takeover'])
@@ -246,7 +246,7 @@ def test_changing_a_cron_schedule_to_an_interval_fires_once_per_interval(runtime
         scheduler.tick(start + dt.timedelta(milliseconds=100 * step))
     slots = slots_between(runtime, schedule['id'])
     assert slots == [start + dt.timedelta(seconds=15 * step) for step in range(3)]
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=45)
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == start + dt.timedelta(seconds=45)
 
 
 def test_an_interval_schedule_records_each_slot_once(runtime):
@@ -259,7 +259,7 @@ def test_an_interval_schedule_records_each_slot_once(runtime):
     for step in range(20):
         scheduler.tick(first + dt.timedelta(milliseconds=step))
     assert slots_between(runtime, schedule['id']) == [first]
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == first + dt.timedelta(seconds=15)
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == first + dt.timedelta(seconds=15)
 
 
 def test_a_job_launched_for_a_slot_another_scheduler_skipped_is_canceled(runtime):
@@ -273,13 +273,13 @@ def test_a_job_launched_for_a_slot_another_scheduler_skipped_is_canceled(runtime
 
     def launch_while_the_other_skips(*args, **kwargs):
         job, created = launch(*args, **kwargs)
-        runtime.store.record_slot(schedule['id'], slot, 'skipped', 'platform', reason='the other scheduler')
+        runtime.store.schedules.record_slot(schedule['id'], slot, 'skipped', 'platform', reason='the other scheduler')
         return job, created
 
     scheduler.jobs.launch = launch_while_the_other_skips
     [outcome] = scheduler.tick(slot)
     assert outcome['outcome'] == 'skipped' and outcome['reason'] == 'the other scheduler'
-    [job] = [job for job in runtime.store.list_jobs(limit=10)['jobs'] if job['created_by'] == 'schedule:raced']
+    [job] = [job for job in runtime.store.jobs.list(limit=10)['jobs'] if job['created_by'] == 'schedule:raced']
     assert job['status'] == 'canceled'
 
 

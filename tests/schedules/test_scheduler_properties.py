@@ -248,7 +248,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         model = self.models.get(name)
         if model is None:
             return
-        before = self.runtime.store.get_schedule(model.id)['next_fire_at']
+        before = self.runtime.store.schedules.get(model.id)['next_fire_at']
         schedule = self.service.update(name, ScheduleUpdate(**options), 'admin')
         assert schedule['next_fire_at'] == before
         model.grace = dt.timedelta(seconds=options['misfire_grace_seconds'])
@@ -294,7 +294,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             slot, following = following, model.open.trigger.next_after(following)
         if slot is None or slot + dt.timedelta(seconds=delay) > self.now:
             return
-        before = self.runtime.store.slot_record(model.id, slot)
+        before = self.runtime.store.schedules.slot(model.id, slot)
         report = CronReport(id=uuid.uuid4().hex, schedule_id=model.id, host='db1', phase='start',
                             fallback=model.mode == 'takeover', started_at=slot + dt.timedelta(seconds=delay))
         run, action = self.bridge.report(report, 'agent')
@@ -321,7 +321,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         """What the scheduler's loop does: sleep until the earliest next fire, then pass (a few
         times over)."""
         for _ in range(times):
-            due = self.runtime.store.next_due_at()
+            due = self.runtime.store.schedules.next_due_at()
             if due is not None:
                 self.now = max(self.now, due + dt.timedelta(seconds=delay))
             self._drain()
@@ -335,7 +335,7 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     def teardown(self):
         for model in self.models.values():
-            self.runtime.store.delete_schedule(model.id)
+            self.runtime.store.schedules.delete(model.id)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -361,7 +361,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                 break
         else:
             pytest.fail('the scheduler still had slots to fire after %d passes at %s' % (MAX_PASSES, self.now))
-        stored = {schedule['id']: schedule for schedule in self.runtime.store.list_schedules()}
+        stored = {schedule['id']: schedule for schedule in self.runtime.store.schedules.list()}
         for model in self.models.values():
             if model.open is not None:
                 until = self.now - model.lag()
@@ -372,7 +372,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                     'runaway: %s still due after a drained pass' % model.name
 
     def _check(self, model: Model) -> None:
-        records = self.runtime.store.schedule_slots(model.id, limit=100000)
+        records = self.runtime.store.schedules.slots(model.id, limit=100000)
         recorded = {record['slot_at']: record for record in records}
         assert len(recorded) == len(records), 'a slot recorded twice'
         due = set()
@@ -409,7 +409,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             if record['claimed_by'] == 'platform' and record['outcome'] == 'fired' and \
                     (model.id, at) not in self.jobs_checked:
                 self.jobs_checked.add((model.id, at))
-                job = self.runtime.store.get_job(record['job_id'])
+                job = self.runtime.store.jobs.get(record['job_id'])
                 assert job['idempotency_key'] == 'schedule:%s:%s' % (model.id, at.isoformat())
 
 

@@ -37,7 +37,7 @@ def window(runtime, name='saturday-night', kind='recurring', start='0 1 * * 6', 
 def fire_at(runtime, schedule, slot, scheduler=None):
     """Put the schedule's next slot at `slot` (resumed, if it was created paused) and run a pass
     then: what the slot did. Other schedules are paused or not due then."""
-    runtime.store.update_schedule(schedule['id'], next_fire_at=slot, paused=False)
+    runtime.store.schedules.update(schedule['id'], next_fire_at=slot, paused=False)
     [outcome] = (scheduler or Scheduler(runtime)).tick(slot)
     return outcome
 
@@ -89,11 +89,11 @@ def test_a_recurring_window_skips_the_slots_inside_it(runtime):
     scheduler = Scheduler(runtime)
     friday = fire_at(runtime, schedule, at('2027-01-08T01:30:00+01:00'), scheduler)
     assert friday['outcome'] == 'fired'
-    assert runtime.store.get_schedule('nightly')['next_fire_at'] == at('2027-01-09T01:30:00+01:00')
+    assert runtime.store.schedules.get('nightly')['next_fire_at'] == at('2027-01-09T01:30:00+01:00')
     [saturday] = scheduler.tick(at('2027-01-09T01:30:00+01:00'))
     assert saturday['outcome'] == 'skipped' and saturday['job_id'] is None
     assert saturday['reason'] == 'inside maintenance window saturday-night (until 2027-01-09T03:00:00+01:00)'
-    assert runtime.store.get_schedule('nightly')['next_fire_at'] == at('2027-01-10T01:30:00+01:00')
+    assert runtime.store.schedules.get('nightly')['next_fire_at'] == at('2027-01-10T01:30:00+01:00')
     [sunday] = scheduler.tick(at('2027-01-10T01:30:00+01:00'))
     assert sunday['outcome'] == 'fired'
 
@@ -108,7 +108,7 @@ def test_the_window_follows_its_own_time_zone_across_dst(runtime):
 def test_an_absolute_window(runtime):
     window(runtime, name='migration', kind='absolute', start='2027-06-01T10:00:00', duration_seconds=3600)
     schedule = create(runtime, name='every-10m', expression='*/10 * * * *', overlap='allow')
-    runtime.store.update_schedule(schedule['id'], next_fire_at=at('2027-06-01T07:50:00+00:00'))
+    runtime.store.schedules.update(schedule['id'], next_fire_at=at('2027-06-01T07:50:00+00:00'))
     scheduler = Scheduler(runtime)
     outcomes = [outcome for minutes in range(0, 80, 10)
                 for outcome in scheduler.tick(at('2027-06-01T07:50:00+00:00') + dt.timedelta(minutes=minutes))]
@@ -122,21 +122,21 @@ def test_defer_fires_one_job_at_the_window_end_with_two_schedulers(make_runtime)
     schedule = create(first, name='deferred', expression='*/10 * * * *', overlap='allow', window_policy='defer')
     assert schedule['window_policy'] == 'defer' and schedule_view(schedule).window_policy == 'defer'
     start = at('2027-06-01T08:00:00+00:00')
-    first.store.update_schedule(schedule['id'], next_fire_at=start)
+    first.store.schedules.update(schedule['id'], next_fire_at=start)
     schedulers = [Scheduler(first), Scheduler(second)]
     for minute in range(56):
         tick_together(schedulers, start + dt.timedelta(minutes=minute, milliseconds=100))
-    slots = sorted(first.store.schedule_slots(schedule['id'], limit=100), key=lambda slot: slot['slot_at'])
+    slots = sorted(first.store.schedules.slots(schedule['id'], limit=100), key=lambda slot: slot['slot_at'])
     assert [(slot['slot_at'].strftime('%H:%M'), slot['outcome']) for slot in slots] == [
         ('08:00', 'fired'), ('08:10', 'skipped'), ('08:20', 'skipped'), ('08:30', 'skipped'), ('08:40', 'skipped'),
         ('08:47', 'fired'), ('08:50', 'fired')]
     assert slots[1]['reason'] == 'deferred to the end of maintenance window upgrade (2027-06-01T08:47:00+00:00)'
     end = at('2027-06-01T08:47:00+00:00')
-    deferred = first.store.get_job(slots[5]['job_id'])
+    deferred = first.store.jobs.get(slots[5]['job_id'])
     assert deferred['idempotency_key'] == 'schedule:%s:%s' % (schedule['id'], end.isoformat())
-    jobs = [job for job in first.store.list_jobs(limit=1000)['jobs'] if job['created_by'] == 'schedule:deferred']
+    jobs = [job for job in first.store.jobs.list(limit=1000)['jobs'] if job['created_by'] == 'schedule:deferred']
     assert len(jobs) == 3 == len(slot_jobs(first, schedule['id']))
-    assert first.store.get_schedule(schedule['id'])['next_fire_at'] == at('2027-06-01T09:00:00+00:00')
+    assert first.store.schedules.get(schedule['id'])['next_fire_at'] == at('2027-06-01T09:00:00+00:00')
 
 
 def test_defer_of_a_recurring_window_between_trigger_slots(runtime):
@@ -145,17 +145,17 @@ def test_defer_of_a_recurring_window_between_trigger_slots(runtime):
     scheduler = Scheduler(runtime)
     assert fire_at(runtime, schedule, at('2027-01-09T01:30:00+01:00'), scheduler)['outcome'] == 'skipped'
     end = at('2027-01-09T03:00:00+01:00')
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == end
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == end
     assert scheduler.tick(end - dt.timedelta(seconds=1)) == []
     [deferred] = scheduler.tick(end)
     assert deferred['outcome'] == 'fired' and deferred['slot_at'] == end
-    assert runtime.store.get_schedule(schedule['id'])['next_fire_at'] == at('2027-01-10T01:30:00+01:00')
+    assert runtime.store.schedules.get(schedule['id'])['next_fire_at'] == at('2027-01-10T01:30:00+01:00')
 
 
 def test_tag_scope(runtime):
-    runtime.store.add_tag('db-eu', 'eu', 'test')
-    runtime.store.add_tag('db-eu', 'large', 'test')
-    runtime.store.add_tag('db-us', 'us', 'test')
+    runtime.store.tags.add('db-eu', 'eu', 'test')
+    runtime.store.tags.add('db-eu', 'large', 'test')
+    runtime.store.tags.add('db-us', 'us', 'test')
     window(runtime, name='eu-only', kind='absolute', start='2027-06-01T10:00:00Z', duration_seconds=3600, tags='eu')
     playbook = 'tests/service/playbooks/hello.yml'
     large, us, usa = (create(runtime, name=name, paused=True, job=JobTemplate(playbook=playbook, tags=tags))
@@ -178,7 +178,7 @@ def test_preview_shows_blocked_times(runtime):
     window(runtime)
     service = ScheduleService(runtime)
     schedule = create(runtime, name='nightly', expression='30 1 * * *', timezone=BERLIN, overlap='allow')
-    runtime.store.update_schedule(schedule['id'], next_fire_at=at('2027-01-08T01:30:00+01:00'))
+    runtime.store.schedules.update(schedule['id'], next_fire_at=at('2027-01-08T01:30:00+01:00'))
     _, times, blocked = service.preview('nightly', 9)
     assert [time.isoformat() for time in times[:3]] == [
         '2027-01-08T01:30:00+01:00', '2027-01-09T01:30:00+01:00', '2027-01-10T01:30:00+01:00']
@@ -188,7 +188,7 @@ def test_preview_shows_blocked_times(runtime):
     assert blocked[0]['until'].isoformat() == '2027-01-09T03:00:00+01:00'
     service.update('nightly', ScheduleUpdate(window_policy='defer'), 'admin')
     assert {entry['action'] for entry in service.preview('nightly', 9)[2]} == {'defer'}
-    assert runtime.store.get_schedule('nightly')['window_policy'] == 'defer'
+    assert runtime.store.schedules.get('nightly')['window_policy'] == 'defer'
 
 
 def test_windows_are_stored_listed_and_deleted(runtime):
@@ -203,7 +203,7 @@ def test_windows_are_stored_listed_and_deleted(runtime):
     with pytest.raises(NotFound, match="no maintenance window 'saturday-night'"):
         service.get('saturday-night')
     with pytest.raises(UnknownWindow):
-        runtime.store.delete_window(created['id'])
+        runtime.store.windows.delete(created['id'])
 
 
 def test_bad_windows_are_refused(runtime):

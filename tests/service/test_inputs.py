@@ -108,7 +108,7 @@ def test_a_marker_already_in_the_store_never_reaches_ansible(service, tmp_path):
     reconciler) is refused by the worker, and cannot be relaunched."""
     marker = tmp_path / 'ran'
     with open_store(service.store_url) as store:
-        job, _ = store.create_job({'playbook': PLAYBOOKS + '/echo_value.yml', 'inventory': INVENTORY,
+        job, _ = store.jobs.create({'playbook': PLAYBOOKS + '/echo_value.yml', 'inventory': INVENTORY,
                                    'limit_pattern': 'node1',
                                    'extra_vars': {'value': [{'__ansible_unsafe': LOOKUP % marker}]}}, created_by='old')
     done = service.wait(job['id'])

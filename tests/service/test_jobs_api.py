@@ -191,9 +191,9 @@ def test_list_filters_and_pages(service):
 def test_a_tag_expression_inventory_and_the_tag_filter(service):
     with open_store(service.store_url) as store:
         for host in ('node1', 'node2', 'node3'):
-            store.record_facts(host, {})
-        store.add_tag('node1', 'team:blue', who='test')
-        store.add_tag('node3', 'team:blue', who='test')
+            store.facts.record(host, {})
+        store.tags.add('node1', 'team:blue', who='test')
+        store.tags.add('node3', 'team:blue', who='test')
     job = service.launch('hello.yml', inventory=None, tags='team:blue')
     assert job['tags'] == 'team:blue' and job['inventory'] is None
     done = service.wait(job['id'])
@@ -289,7 +289,7 @@ def test_roles_are_enforced(service):
     job_id = launched.json()['id']
     service.wait(job_id)
     with open_store(service.store_url) as store:
-        entries = store.audit_log(limit=1000)
+        entries = store.audit.list(limit=1000)
     assert {'actor': 'admin', 'action': 'launch', 'target': job_id} in [
         {key: entry[key] for key in ('actor', 'action', 'target')} for entry in entries]
     assert {'actor': 'admin', 'action': 'token.revoke', 'target': 'chatbot'} in [

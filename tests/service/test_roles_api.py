@@ -62,8 +62,8 @@ def people(service):
     made['agent'] = new_token(service, 'agent', host='db-a')[1]
     made['expired'] = tokens.new_token()
     with open_store(service.store_url) as store:
-        store.create_token('expired-viewer', 'viewer', tokens.hash_token(made['expired']),
-                           expires_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc))
+        store.tokens.create('expired-viewer', 'viewer', tokens.hash_token(made['expired']),
+                            expires_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc))
     name, made['revoked'] = new_token(service, 'viewer')
     assert admin_call(service, 'DELETE', '/api/v1/tokens/%s' % name).status_code == 200
     return made

@@ -108,7 +108,7 @@ def test_password_values_are_sealed_and_masked_everywhere(service):
     output = stdout(service, done['id'])
     assert 'value is ********' in output and 's3cret' not in output
     with open_store(service.store_url) as store:
-        job = store.get_job(done['id'])
+        job = store.jobs.get(done['id'])
     assert job['extra_vars'] == {'value': '********'} and job['secret_vars'] and 's3cret' not in job['secret_vars']
 
 
@@ -189,7 +189,7 @@ def test_edit_delete_and_the_audit_trail(service):
     assert launch(service, 'editable').status_code == 404
     assert service.job(job['id'])['template'] == 'editable'
     with open_store(service.store_url) as store:
-        entries = [(entry['action'], entry['actor']) for entry in store.audit_log(limit=1000)
+        entries = [(entry['action'], entry['actor']) for entry in store.audit.list(limit=1000)
                    if entry['target'] == 'editable']
     assert entries[::-1] == [('template.create', 'admin'), ('template.update', 'admin'), ('template.update', 'admin'),
                              ('template.launch', 'operator'), ('template.delete', 'admin')]

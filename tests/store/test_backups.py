@@ -16,37 +16,37 @@ def ok(store, host, day, seconds, **extra):
     fields = dict(method='logical', started_at=started, finished_at=started + dt.timedelta(seconds=seconds),
                   duration_seconds=seconds)
     fields.update(extra)
-    return store.record_backup(host, **fields)
+    return store.backups.record(host, **fields)
 
 
 def test_record_a_successful_backup_and_read_it_back(store):
     started = dt.datetime(2026, 11, 27, 1, 0, 0, 123456, tzinfo=UTC)
-    record = store.record_backup(
+    record = store.backups.record(
         'db1', method='logical', status='ok', started_at=started, finished_at=started + dt.timedelta(seconds=95.5),
         duration_seconds=95.5, bytes=123_456_789_012, path='/srv/backups/db1/2026-11-27/20261127T010000Z-logical',
         checksum=SHA, binlog_file='mysql-bin.000042', binlog_position=4_000_000_000, gtid='0-1-1234,1-2-5')
     assert record['id'] and record['host'] == 'db1' and record['status'] == 'ok'
     assert record['started_at'] == started and record['started_at'].tzinfo is not None
-    (listed,) = store.list_backups('db1')
+    (listed,) = store.backups.list('db1')
     assert listed == record
     assert listed['bytes'] == 123_456_789_012 and listed['binlog_position'] == 4_000_000_000
     assert listed['duration_seconds'] == 95.5 and listed['created_at'].tzinfo is not None
 
 
 def test_failed_attempts_are_kept_with_their_error(store):
-    record = store.record_backup('db1', method='physical', status='failed', started_at=T0,
-                                 error='mariabackup exited with status 1: missing required privilege RELOAD')
+    record = store.backups.record('db1', method='physical', status='failed', started_at=T0,
+                                  error='mariabackup exited with status 1: missing required privilege RELOAD')
     assert record['status'] == 'failed' and 'RELOAD' in record['error']
     assert record['duration_seconds'] is None and record['checksum'] is None
     long_error = 'x' * 20000 + 'the end'
-    kept = store.record_backup('db1', method='logical', status='failed', started_at=T0, error=long_error)
+    kept = store.backups.record('db1', method='logical', status='failed', started_at=T0, error=long_error)
     assert kept['error'].endswith('the end') and len(kept['error']) == 8000
 
 
 def test_naive_datetimes_are_utc_and_duration_defaults_to_the_times(store):
     naive = dt.datetime(2026, 11, 27, 3, 0, 0)
-    record = store.record_backup('db1', method='logical', started_at=naive,
-                                 finished_at=naive + dt.timedelta(minutes=2))
+    record = store.backups.record('db1', method='logical', started_at=naive,
+                                  finished_at=naive + dt.timedelta(minutes=2))
     assert record['started_at'] == naive.replace(tzinfo=UTC)
     assert record['duration_seconds'] == 120.0 and record['status'] == 'ok'
 
@@ -55,33 +55,33 @@ def test_list_is_newest_first_per_host_or_overall_with_a_limit(store):
     for day in (3, 1, 2):
         ok(store, 'db1', day, 10 + day)
     ok(store, 'db2', 5, 50)
-    assert [row['duration_seconds'] for row in store.list_backups('db1')] == [13, 12, 11]
-    assert [row['host'] for row in store.list_backups()] == ['db2', 'db1', 'db1', 'db1']
-    assert len(store.list_backups(limit=2)) == 2
-    assert store.list_backups('nobody') == []
+    assert [row['duration_seconds'] for row in store.backups.list('db1')] == [13, 12, 11]
+    assert [row['host'] for row in store.backups.list()] == ['db2', 'db1', 'db1', 'db1']
+    assert len(store.backups.list(limit=2)) == 2
+    assert store.backups.list('nobody') == []
     with pytest.raises(ValueError, match='limit'):
-        store.list_backups(limit=0)
+        store.backups.list(limit=0)
 
 
 def test_durations_are_the_last_successful_ones_newest_first(store):
     for day, seconds in enumerate((100, 110, 120, 130, 140, 150, 160)):
         ok(store, 'db1', day, seconds)
-    store.record_backup('db1', method='logical', status='failed', started_at=T0 + dt.timedelta(days=30),
-                        duration_seconds=3.0, error='disk full')
+    store.backups.record('db1', method='logical', status='failed', started_at=T0 + dt.timedelta(days=30),
+                         duration_seconds=3.0, error='disk full')
     ok(store, 'db2', 1, 7.25)
     ok(store, 'db2', 2, 8.5, method='physical')
-    assert store.backup_durations(['db1']) == {'db1': [160.0, 150.0, 140.0, 130.0, 120.0]}
-    assert store.backup_durations(['db1'], last=2) == {'db1': [160.0, 150.0]}
-    assert store.backup_durations() == {'db1': [160.0, 150.0, 140.0, 130.0, 120.0], 'db2': [8.5, 7.25]}
-    assert store.backup_durations(['db2', 'never-backed-up']) == {'db2': [8.5, 7.25], 'never-backed-up': []}
-    assert store.backup_durations([]) == {}
+    assert store.backups.durations(['db1']) == {'db1': [160.0, 150.0, 140.0, 130.0, 120.0]}
+    assert store.backups.durations(['db1'], last=2) == {'db1': [160.0, 150.0]}
+    assert store.backups.durations() == {'db1': [160.0, 150.0, 140.0, 130.0, 120.0], 'db2': [8.5, 7.25]}
+    assert store.backups.durations(['db2', 'never-backed-up']) == {'db2': [8.5, 7.25], 'never-backed-up': []}
+    assert store.backups.durations([]) == {}
 
 
 def test_durations_for_many_hosts(store):
     hosts = ['db%04d' % number for number in range(1200)]
     for number in (0, 600, 1199):
         ok(store, hosts[number], 0, float(number))
-    durations = store.backup_durations(hosts, last=1)
+    durations = store.backups.durations(hosts, last=1)
     assert len(durations) == 1200
     assert durations['db0600'] == [600.0] and durations['db1199'] == [1199.0] and durations['db0001'] == []
 
@@ -100,12 +100,12 @@ def test_durations_for_many_hosts(store):
 ])
 def test_bad_fields_are_refused_with_what_is_wrong(store, fields, message):
     with pytest.raises(ValueError, match=message):
-        store.record_backup('db1', **fields)
-    assert store.list_backups() == []
+        store.backups.record('db1', **fields)
+    assert store.backups.list() == []
 
 
 def test_bad_arguments_to_durations(store):
     with pytest.raises(ValueError, match='last must be a positive integer'):
-        store.backup_durations(last=0)
+        store.backups.durations(last=0)
     with pytest.raises(ValueError, match='host must be a non-empty string'):
-        store.backup_durations([''])
+        store.backups.durations([''])

@@ -77,7 +77,7 @@ def test_downgrade_and_first_use_upgrade_again(store_url):
     assert table_names(store_url) == {'alembic_version'}
     assert migrate.current(store_url) is None
     with open_store(store_url) as store:
-        assert store.list_hosts() == []
+        assert store.hosts.list() == []
     assert migrate.current(store_url) == migrate.head()
 
 
@@ -88,17 +88,17 @@ def test_upgrade_to_0008_fills_in_each_schedules_source_host(store_url):
         for name, source in (('db1-entry', {'origin': 'crontab', 'host': 'db1', 'line': 3}),
                              ('db2-entry', {'origin': 'crontab', 'host': 'db2'}),
                              ('plain', None)):
-            store.create_schedule(name=name, kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
-                                  overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
-                                  paused=False, next_fire_at=None, source=source)
+            store.schedules.create(name=name, kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
+                                   overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
+                                   paused=False, next_fire_at=None, source=source)
     downgrade(store_url, '0007')
     migrate.upgrade(store_url)
     with open_store(store_url) as store:
-        assert [schedule['name'] for schedule in store.list_schedules(source_host='db1')] == ['db1-entry']
-        assert [schedule['source'] for schedule in store.list_schedules(source_host='db2')] == [
+        assert [schedule['name'] for schedule in store.schedules.list(source_host='db1')] == ['db1-entry']
+        assert [schedule['source'] for schedule in store.schedules.list(source_host='db2')] == [
             {'origin': 'crontab', 'host': 'db2'}]
-        assert len(store.list_schedules()) == 3
-        assert 'source_host' not in store.list_schedules()[0]
+        assert len(store.schedules.list()) == 3
+        assert 'source_host' not in store.schedules.list()[0]
 
 
 def test_upgrade_to_0011_moves_slot_ownership_from_reason_words_to_a_column(store_url):
@@ -109,12 +109,12 @@ def test_upgrade_to_0011_moves_slot_ownership_from_reason_words_to_a_column(stor
     job = {'playbook': 'playbooks/run_command.yml', 'inventory': 'inventories/localhost.yml'}
     at = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.timezone.utc)
     with open_store(store_url) as store:
-        schedule = store.create_schedule(name='entry', kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
-                                         overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
-                                         paused=False, next_fire_at=None, source=None)
-        store.create_schedule(name='was-cron', kind='interval', expression='15s', timezone='UTC',
-                              job=dict(job, start_at=None), overlap='allow', misfire_grace_seconds=60,
-                              catch_up='skip', jitter_seconds=0, paused=False, next_fire_at=at, source=None)
+        schedule = store.schedules.create(name='entry', kind='cron', expression='0 3 * * *', timezone='UTC', job=job,
+                                          overlap='allow', misfire_grace_seconds=60, catch_up='skip', jitter_seconds=0,
+                                          paused=False, next_fire_at=None, source=None)
+        store.schedules.create(name='was-cron', kind='interval', expression='15s', timezone='UTC',
+                               job=dict(job, start_at=None), overlap='allow', misfire_grace_seconds=60,
+                               catch_up='skip', jitter_seconds=0, paused=False, next_fire_at=at, source=None)
     downgrade(store_url, '0008')
     rows = [(0, 'fired', None, 'run by crontab: run r1, exit 0'), (1, 'fired', None, 'run by crontab (run r2, fallback)'),
             (2, 'fired', None, 'claimed by the scheduler'), (3, 'fired', 'job3', None), (4, 'skipped', None, 'forbid'),
@@ -127,11 +127,11 @@ def test_upgrade_to_0011_moves_slot_ownership_from_reason_words_to_a_column(stor
                                     outcome=outcome, job=job_id, reason=reason))
     migrate.upgrade(store_url)
     with open_store(store_url) as store:
-        slots = sorted(store.schedule_slots(schedule['id']), key=lambda slot: slot['slot_at'])
+        slots = sorted(store.schedules.slots(schedule['id']), key=lambda slot: slot['slot_at'])
         assert [slot['claimed_by'] for slot in slots] == ['crontab', 'crontab', 'platform', 'platform', 'platform',
                                                           None]
         assert slots[2]['reason'] is None and slots[0]['reason'] == 'run by crontab: run r1, exit 0'
-        assert store.get_schedule('was-cron')['job']['start_at'] == at.isoformat()
+        assert store.schedules.get('was-cron')['job']['start_at'] == at.isoformat()
     downgrade(store_url, '0008')
     with transaction(store_url) as connection:
         reasons = connection.execute(sa.text('SELECT reason FROM schedule_slots ORDER BY slot_at')).scalars().all()
@@ -149,7 +149,7 @@ def test_open_store_without_migrating_an_empty_store_says_what_to_run(store_url)
 
     migrate.upgrade(store_url)
     with open_store(store_url, migrate=False) as store:
-        assert store.list_tags() == []
+        assert store.tags.list() == []
 
 
 @pytest.mark.parametrize('migrate_if_needed', [True, False])
@@ -165,7 +165,7 @@ def test_a_store_from_a_newer_dbfleet_is_refused(store_url, migrate_if_needed):
 def _open_concurrently(url, barrier):
     barrier.wait(timeout=60)
     with open_store(url) as store:
-        store.upsert_host('db1')
+        store.hosts.upsert('db1')
 
 
 def test_concurrent_first_use_migrates_once(store_url):
@@ -179,7 +179,7 @@ def test_concurrent_first_use_migrates_once(store_url):
     assert [process.exitcode for process in processes] == [0] * 4
     assert migrate.current(store_url) == migrate.head()
     with open_store(store_url, migrate=False) as store:
-        assert [host['name'] for host in store.list_hosts()] == ['db1']
+        assert [host['name'] for host in store.hosts.list()] == ['db1']
 
 
 # -- unreachable stores ------------------------------------------------------------------
@@ -241,8 +241,8 @@ def test_0010_adds_agent_tokens_and_going_back_drops_them(store_url):
     """Tokens made before 0010 keep working; an agent token cannot outlive a downgrade (the old
     schema has no such role), every other token stays."""
     with open_store(store_url) as store:
-        store.create_token('old', 'operator', 'a' * 64)
-        store.create_token('agent-db1', 'agent', 'b' * 64, host='db1')
+        store.tokens.create('old', 'operator', 'a' * 64)
+        store.tokens.create('agent-db1', 'agent', 'b' * 64, host='db1')
     downgrade(store_url, '0008')
     with transaction(store_url) as connection:
         assert [row[0] for row in connection.execute(sa.text('SELECT name FROM api_tokens'))] == ['old']
@@ -252,9 +252,9 @@ def test_0010_adds_agent_tokens_and_going_back_drops_them(store_url):
                                            "VALUES ('x', 'agent', '%s', '2030-01-01 00:00:00')" % ('c' * 64)))
     migrate.upgrade(store_url)
     with open_store(store_url) as store:
-        [old] = store.list_tokens()
+        [old] = store.tokens.list()
         assert (old['name'], old['host'], old['expires_at']) == ('old', None, None)
-        assert store.create_token('agent-db2', 'agent', 'd' * 64, host='db2')['host'] == 'db2'
+        assert store.tokens.create('agent-db2', 'agent', 'd' * 64, host='db2')['host'] == 'db2'
     with transaction(store_url) as connection:
         with pytest.raises((sa.exc.IntegrityError, sa.exc.OperationalError)):  # MariaDB: 4025
             with connection.begin_nested():

@@ -17,56 +17,56 @@ DEFINITION = {'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/loc
 
 def test_create_read_list_update_delete(store):
     before = utcnow()
-    created = store.create_template('nightly-backup', DEFINITION, created_by='alice')
+    created = store.templates.create('nightly-backup', DEFINITION, created_by='alice')
     assert created['name'] == 'nightly-backup' and created['definition'] == DEFINITION
     assert created['created_by'] == created['updated_by'] == 'alice'
     assert before <= created['created_at'] == created['updated_at'] <= utcnow()
-    store.create_template('inspect', {'playbook': 'playbooks/inspect.yml', 'tags': 'large and not maintenance'})
-    assert [template['name'] for template in store.list_templates()] == ['inspect', 'nightly-backup']
-    assert store.get_template('nightly-backup') == created
+    store.templates.create('inspect', {'playbook': 'playbooks/inspect.yml', 'tags': 'large and not maintenance'})
+    assert [template['name'] for template in store.templates.list()] == ['inspect', 'nightly-backup']
+    assert store.templates.get('nightly-backup') == created
 
-    changed = store.update_template('nightly-backup', dict(DEFINITION, forks=5), updated_by='bob')
+    changed = store.templates.update('nightly-backup', dict(DEFINITION, forks=5), updated_by='bob')
     assert changed['definition']['forks'] == 5 and changed['updated_by'] == 'bob'
     assert changed['created_by'] == 'alice' and changed['updated_at'] >= created['updated_at']
 
-    gone = store.delete_template('nightly-backup')
+    gone = store.templates.delete('nightly-backup')
     assert gone['definition']['forks'] == 5
     with pytest.raises(UnknownTemplate, match='nightly-backup'):
-        store.get_template('nightly-backup')
+        store.templates.get('nightly-backup')
     with pytest.raises(UnknownTemplate):
-        store.delete_template('nightly-backup')
+        store.templates.delete('nightly-backup')
     with pytest.raises(UnknownTemplate):
-        store.update_template('nightly-backup', DEFINITION)
+        store.templates.update('nightly-backup', DEFINITION)
 
 
 def test_names_are_unique_and_checked(store):
-    store.create_template('inspect', DEFINITION)
+    store.templates.create('inspect', DEFINITION)
     with pytest.raises(ValueError, match='already exists'):
-        store.create_template('inspect', DEFINITION)
+        store.templates.create('inspect', DEFINITION)
     for name in ('', 'with space', 'x' * 256, 'tab\there', None):
         with pytest.raises(ValueError):
-            store.create_template(name, DEFINITION)
+            store.templates.create(name, DEFINITION)
     with pytest.raises(ValueError, match='mapping'):
-        store.create_template('listed', ['not', 'a', 'mapping'])
+        store.templates.create('listed', ['not', 'a', 'mapping'])
 
 
 def test_a_job_records_the_template_that_launched_it(store):
-    job, _ = store.create_job({'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/localhost.yml',
+    job, _ = store.jobs.create({'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/localhost.yml',
                                'template': 'inspect'})
-    assert store.get_job(job['id'])['template'] == 'inspect'
-    bare, _ = store.create_job({'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/localhost.yml'})
-    assert store.get_job(bare['id'])['template'] is None
+    assert store.jobs.get(job['id'])['template'] == 'inspect'
+    bare, _ = store.jobs.create({'playbook': 'playbooks/inspect.yml', 'inventory': 'inventories/localhost.yml'})
+    assert store.jobs.get(bare['id'])['template'] is None
     with pytest.raises(ValueError, match='template'):
-        store.create_job({'playbook': 'p.yml', 'inventory': 'i.yml', 'template': 'x' * 256})
+        store.jobs.create({'playbook': 'p.yml', 'inventory': 'i.yml', 'template': 'x' * 256})
 
 
 def test_a_token_carries_the_templates_it_is_limited_to(store):
     digest = hashlib.sha256(b'scoped').hexdigest()
-    token = store.create_token('scoped', 'operator', digest, templates=['nightly-backup', 'inspect', 'inspect'])
+    token = store.tokens.create('scoped', 'operator', digest, templates=['nightly-backup', 'inspect', 'inspect'])
     assert token['templates'] == ['inspect', 'nightly-backup']
-    assert store.token_by_hash(digest)['templates'] == ['inspect', 'nightly-backup']
-    assert store.create_token('any', 'operator', hashlib.sha256(b'any').hexdigest())['templates'] is None
+    assert store.tokens.by_hash(digest)['templates'] == ['inspect', 'nightly-backup']
+    assert store.tokens.create('any', 'operator', hashlib.sha256(b'any').hexdigest())['templates'] is None
     for templates in ([], 'inspect', [''], [1]):
         with pytest.raises(ValueError, match='templates'):
-            store.create_token('bad-%s' % len(str(templates)), 'operator', hashlib.sha256(str(templates).encode())
-                               .hexdigest(), templates=templates)
+            store.tokens.create('bad-%s' % len(str(templates)), 'operator', hashlib.sha256(str(templates).encode())
+                                .hexdigest(), templates=templates)

@@ -40,7 +40,7 @@ def assert_no_hash(value, *hashes):
 
 def test_create_returns_the_record_without_the_hash(store):
     before = utcnow()
-    record = store.create_token('ci-bot', 'operator', digest('one'), created_by='cli:alice')
+    record = store.tokens.create('ci-bot', 'operator', digest('one'), created_by='cli:alice')
     assert_no_hash(record, digest('one'))
     assert record['name'] == 'ci-bot' and record['role'] == 'operator' and record['created_by'] == 'cli:alice'
     assert record['created_at'].tzinfo == UTC and before <= record['created_at'] <= utcnow()
@@ -51,102 +51,102 @@ def test_create_returns_the_record_without_the_hash(store):
 def test_every_role_can_be_given(store):
     for role in TOKEN_ROLES:
         host = 'db1' if role == 'agent' else None
-        assert store.create_token('t-' + role, role, digest(role), host=host)['role'] == role
-    assert [(token['role'], token['host']) for token in store.list_tokens()] == [
+        assert store.tokens.create('t-' + role, role, digest(role), host=host)['role'] == role
+    assert [(token['role'], token['host']) for token in store.tokens.list()] == [
         ('admin', None), ('agent', 'db1'), ('operator', None), ('viewer', None)]
 
 
 @pytest.mark.parametrize('host', [None, '', 'db 1', 'db\n1', 'h' * (NAME_LENGTH + 1), 7])
 def test_an_agent_token_needs_its_host(store, host):
     with pytest.raises(ValueError, match='token a: an agent token needs its host'):
-        store.create_token('a', 'agent', digest('a'), host=host)
-    assert store.list_tokens() == []
+        store.tokens.create('a', 'agent', digest('a'), host=host)
+    assert store.tokens.list() == []
 
 
 @pytest.mark.parametrize('role', ['viewer', 'operator', 'admin'])
 def test_only_an_agent_token_names_a_host(store, role):
     with pytest.raises(ValueError, match='token t: only an agent token names a host'):
-        store.create_token('t', role, digest('t'), host='db1')
+        store.tokens.create('t', role, digest('t'), host='db1')
 
 
 def test_a_token_keeps_its_expiry_and_an_expired_one_is_found_but_its_use_not_recorded(store):
     at = dt.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    record = store.create_token('temp', 'viewer', digest('temp'), expires_at=at)
-    assert record['expires_at'] == at and store.list_tokens()[0]['expires_at'] == at
-    found = store.token_by_hash(digest('temp'), now=at - dt.timedelta(seconds=1))
+    record = store.tokens.create('temp', 'viewer', digest('temp'), expires_at=at)
+    assert record['expires_at'] == at and store.tokens.list()[0]['expires_at'] == at
+    found = store.tokens.by_hash(digest('temp'), now=at - dt.timedelta(seconds=1))
     assert found['expires_at'] == at and found['last_used_at'] == at - dt.timedelta(seconds=1)
-    later = store.token_by_hash(digest('temp'), now=at + dt.timedelta(days=1))
+    later = store.tokens.by_hash(digest('temp'), now=at + dt.timedelta(days=1))
     assert later['last_used_at'] == at - dt.timedelta(seconds=1), 'an expired token\'s use is not recorded'
     with pytest.raises(ValueError, match='expires_at must be a timezone-aware datetime'):
-        store.create_token('naive', 'viewer', digest('naive'), expires_at=dt.datetime(2030, 1, 1))
+        store.tokens.create('naive', 'viewer', digest('naive'), expires_at=dt.datetime(2030, 1, 1))
 
 
 def test_token_by_hash_finds_the_live_token(store):
-    created = store.create_token('reader', 'viewer', digest('r'))
-    found = store.token_by_hash(digest('r'))
+    created = store.tokens.create('reader', 'viewer', digest('r'))
+    found = store.tokens.by_hash(digest('r'))
     assert_no_hash(found, digest('r'))
     assert {key: found[key] for key in FIELDS - {'last_used_at'}} == \
         {key: created[key] for key in FIELDS - {'last_used_at'}}
-    assert store.token_by_hash(digest('unknown')) is None
+    assert store.tokens.by_hash(digest('unknown')) is None
 
 
 def test_list_is_by_name_and_hides_revoked_tokens_unless_asked(store):
     for name in ('zeta', 'alpha', 'Mid', 'beta'):
-        store.create_token(name, 'viewer', digest(name))
-    store.revoke_token('beta')
-    listed = store.list_tokens()
+        store.tokens.create(name, 'viewer', digest(name))
+    store.tokens.revoke('beta')
+    listed = store.tokens.list()
     assert_no_hash(listed, *(digest(name) for name in ('zeta', 'alpha', 'Mid', 'beta')))
     assert [token['name'] for token in listed] == ['Mid', 'alpha', 'zeta']  # binary order, as on both backends
-    everything = store.list_tokens(include_revoked=True)
+    everything = store.tokens.list(include_revoked=True)
     assert [token['name'] for token in everything] == ['Mid', 'alpha', 'beta', 'zeta']
     assert [token['name'] for token in everything if token['revoked_at']] == ['beta']
 
 
 def test_an_empty_store_has_no_tokens(store):
-    assert store.list_tokens() == [] and store.list_tokens(include_revoked=True) == []
+    assert store.tokens.list() == [] and store.tokens.list(include_revoked=True) == []
 
 
 # -- revoking -----------------------------------------------------------------------------------
 
 def test_revoke_is_final_and_idempotent(store):
-    store.create_token('old', 'admin', digest('old'))
-    first = store.revoke_token('old')
+    store.tokens.create('old', 'admin', digest('old'))
+    first = store.tokens.revoke('old')
     assert_no_hash(first, digest('old'))
     assert first['revoked_at'] is not None and first['revoked_at'].tzinfo == UTC
-    assert store.token_by_hash(digest('old')) is None
-    again = store.revoke_token('old')
+    assert store.tokens.by_hash(digest('old')) is None
+    again = store.tokens.revoke('old')
     assert again == first, 'revoking again keeps the first revocation time'
 
 
 def test_revoking_an_unknown_token_names_it_and_says_what_to_run(store):
     with pytest.raises(UnknownToken, match=r"no API token named ghost in the store: 'dbfleet tokens list") as caught:
-        store.revoke_token('ghost')
+        store.tokens.revoke('ghost')
     assert isinstance(caught.value, LookupError) and isinstance(caught.value, StoreError)
     assert caught.value.name == 'ghost'
 
 
 def test_revoke_refuses_a_name_no_token_can_have(store):
     with pytest.raises(ValueError, match='token name must not contain whitespace'):
-        store.revoke_token('two\nlines')
+        store.tokens.revoke('two\nlines')
 
 
 # -- names are never reused ---------------------------------------------------------------------
 
 def test_a_name_is_taken_even_once_revoked(store):
-    store.create_token('deploy', 'operator', digest('d1'))
+    store.tokens.create('deploy', 'operator', digest('d1'))
     message = r"a token named deploy already exists: pick another name, or revoke it \('dbfleet tokens revoke deploy'\)"
     with pytest.raises(ValueError, match=message):
-        store.create_token('deploy', 'viewer', digest('d2'))
-    store.revoke_token('deploy')
+        store.tokens.create('deploy', 'viewer', digest('d2'))
+    store.tokens.revoke('deploy')
     with pytest.raises(ValueError, match=message):
-        store.create_token('deploy', 'viewer', digest('d3'))
-    assert [token['name'] for token in store.list_tokens(include_revoked=True)] == ['deploy']
+        store.tokens.create('deploy', 'viewer', digest('d3'))
+    assert [token['name'] for token in store.tokens.list(include_revoked=True)] == ['deploy']
 
 
 def test_a_hash_is_registered_once(store):
-    store.create_token('first', 'viewer', digest('same'))
+    store.tokens.create('first', 'viewer', digest('same'))
     with pytest.raises(ValueError, match='token second: another token already has this hash') as caught:
-        store.create_token('second', 'viewer', digest('same'))
+        store.tokens.create('second', 'viewer', digest('same'))
     assert digest('same') not in str(caught.value)
 
 
@@ -170,16 +170,16 @@ def test_a_name_lost_to_a_concurrent_insert_is_the_same_error(store, store_url):
                                        "VALUES ('racy', 'viewer', :hash, :at)"),
                                {'hash': digest('theirs'), 'at': utcnow().replace(tzinfo=None)})
 
-    sa.event.listen(store._writer, 'before_flush', insert_behind_its_back)
+    sa.event.listen(store.transactions.writer, 'before_flush', insert_behind_its_back)
     try:
         with pytest.raises(ValueError, match='a token named racy already exists'):
-            store.create_token('racy', 'admin', digest('mine'))
+            store.tokens.create('racy', 'admin', digest('mine'))
     finally:
-        sa.event.remove(store._writer, 'before_flush', insert_behind_its_back)
+        sa.event.remove(store.transactions.writer, 'before_flush', insert_behind_its_back)
         other.dispose()
     assert inserted
-    [token] = store.list_tokens()
-    assert token['role'] == 'viewer' and store.token_by_hash(digest('mine')) is None
+    [token] = store.tokens.list()
+    assert token['role'] == 'viewer' and store.tokens.by_hash(digest('mine')) is None
 
 
 _barrier = None
@@ -196,7 +196,7 @@ def _create_named(url, index) -> str:
     try:
         _barrier.wait(timeout=120)
         try:
-            store.create_token('shared', 'viewer', digest('racer-%d' % index))
+            store.tokens.create('shared', 'viewer', digest('racer-%d' % index))
             return 'created'
         except ValueError as error:
             return str(error)
@@ -211,7 +211,7 @@ def test_one_of_many_processes_gets_a_name(store, store_url):
     assert outcomes.count('created') == 1
     assert all(outcome.startswith('a token named shared already exists') for outcome in outcomes
                if outcome != 'created')
-    assert len(store.list_tokens()) == 1
+    assert len(store.tokens.list()) == 1
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -231,20 +231,20 @@ def test_one_of_many_processes_gets_a_name(store, store_url):
 ])
 def test_bad_names_are_refused(store, name, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        store.create_token(name, 'viewer', digest('x'))
-    assert store.list_tokens() == []
+        store.tokens.create(name, 'viewer', digest('x'))
+    assert store.tokens.list() == []
 
 
 def test_the_longest_name_and_other_scripts_are_fine(store):
     for name in ('n' * NAME_LENGTH, 'équipe-données', 'ci/bot@prod:1'):
-        assert store.create_token(name, 'viewer', digest(name))['name'] == name
+        assert store.tokens.create(name, 'viewer', digest(name))['name'] == name
 
 
 @pytest.mark.parametrize('role', ['root', 'Admin', '', None, 'viewer '])
 def test_an_unknown_role_is_refused_with_the_roles(store, role):
     with pytest.raises(ValueError, match=re.escape('token ci: role must be one of viewer, operator, admin, agent, '
                                                    'got %r' % (role,))):
-        store.create_token('ci', role, digest('x'))
+        store.tokens.create('ci', role, digest('x'))
 
 
 @pytest.mark.parametrize('token_hash', [
@@ -253,17 +253,17 @@ def test_an_unknown_role_is_refused_with_the_roles(store, role):
 ])
 def test_a_hash_must_be_64_lowercase_hex_characters(store, token_hash):
     with pytest.raises(ValueError, match='token_hash must be the SHA-256 hex digest') as caught:
-        store.create_token('ci', 'viewer', token_hash)
+        store.tokens.create('ci', 'viewer', token_hash)
     if token_hash:
         assert str(token_hash) not in str(caught.value)
     with pytest.raises(ValueError, match='token_hash must be the SHA-256 hex digest'):
-        store.token_by_hash(token_hash)
+        store.tokens.by_hash(token_hash)
 
 
 @pytest.mark.parametrize('created_by', ['', 'w' * (NAME_LENGTH + 1), 7])
 def test_created_by_must_be_a_short_string(store, created_by):
     with pytest.raises(ValueError, match='token ci: created_by must be a non-empty string of at most 255'):
-        store.create_token('ci', 'viewer', digest('x'), created_by=created_by)
+        store.tokens.create('ci', 'viewer', digest('x'), created_by=created_by)
 
 
 # -- last use -----------------------------------------------------------------------------------
@@ -271,60 +271,60 @@ def test_created_by_must_be_a_short_string(store, created_by):
 def count_writes(store, monkeypatch) -> list[bool]:
     """The `write` flag of each transaction the store runs from now on."""
     seen: list[bool] = []
-    original = store._run
+    original = store.transactions.run
 
     def recording(work, write=False):
         seen.append(write)
         return original(work, write=write)
 
-    monkeypatch.setattr(store, '_run', recording)
+    monkeypatch.setattr(store.transactions, 'run', recording)
     return seen
 
 
 def test_last_use_is_recorded_at_most_once_a_minute(store, monkeypatch):
-    store.create_token('api', 'viewer', digest('api'))
+    store.tokens.create('api', 'viewer', digest('api'))
     start = dt.datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     writes = count_writes(store, monkeypatch)
 
-    assert store.token_by_hash(digest('api'), now=start)['last_used_at'] == start
+    assert store.tokens.by_hash(digest('api'), now=start)['last_used_at'] == start
     assert writes == [False, True], 'first use: a read, then one write'
 
     writes.clear()
     for seconds in (1, 30, 59.999):
         later = start + dt.timedelta(seconds=seconds)
-        assert store.token_by_hash(digest('api'), now=later)['last_used_at'] == start
+        assert store.tokens.by_hash(digest('api'), now=later)['last_used_at'] == start
     assert writes == [False, False, False], 'uses within a minute are reads only'
-    assert store.list_tokens()[0]['last_used_at'] == start
+    assert store.tokens.list()[0]['last_used_at'] == start
 
     writes.clear()
     next_minute = start + LAST_USED_EVERY
-    assert store.token_by_hash(digest('api'), now=next_minute)['last_used_at'] == next_minute
+    assert store.tokens.by_hash(digest('api'), now=next_minute)['last_used_at'] == next_minute
     assert writes == [False, True]
-    assert store.list_tokens()[0]['last_used_at'] == next_minute
+    assert store.tokens.list()[0]['last_used_at'] == next_minute
 
 
 def test_an_earlier_clock_does_not_move_last_use_back(store):
-    store.create_token('api', 'viewer', digest('api'))
+    store.tokens.create('api', 'viewer', digest('api'))
     start = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
-    store.token_by_hash(digest('api'), now=start)
-    assert store.token_by_hash(digest('api'), now=start - dt.timedelta(hours=1))['last_used_at'] == start
+    store.tokens.by_hash(digest('api'), now=start)
+    assert store.tokens.by_hash(digest('api'), now=start - dt.timedelta(hours=1))['last_used_at'] == start
 
 
 def test_each_token_has_its_own_last_use(store):
-    store.create_token('one', 'viewer', digest('one'))
-    store.create_token('two', 'viewer', digest('two'))
+    store.tokens.create('one', 'viewer', digest('one'))
+    store.tokens.create('two', 'viewer', digest('two'))
     start = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
-    store.token_by_hash(digest('one'), now=start)
-    store.token_by_hash(digest('two'), now=start + dt.timedelta(seconds=10))
-    assert {token['name']: token['last_used_at'] for token in store.list_tokens()} == {
+    store.tokens.by_hash(digest('one'), now=start)
+    store.tokens.by_hash(digest('two'), now=start + dt.timedelta(seconds=10))
+    assert {token['name']: token['last_used_at'] for token in store.tokens.list()} == {
         'one': start, 'two': start + dt.timedelta(seconds=10)}
 
 
 def test_a_revoked_token_is_not_found_and_its_use_is_not_recorded(store):
-    store.create_token('gone', 'admin', digest('gone'))
-    store.revoke_token('gone')
-    assert store.token_by_hash(digest('gone')) is None
-    [token] = store.list_tokens(include_revoked=True)
+    store.tokens.create('gone', 'admin', digest('gone'))
+    store.tokens.revoke('gone')
+    assert store.tokens.by_hash(digest('gone')) is None
+    [token] = store.tokens.list(include_revoked=True)
     assert token['last_used_at'] is None
 
 
@@ -348,7 +348,7 @@ def test_authenticate_knows_live_tokens_only(store):
     assert found['name'] == 'reader' and found['id'] == record['id'] and found['last_used_at'] is not None
     assert tokens.authenticate(store, other)['role'] == 'operator'
     assert tokens.authenticate(store, tokens.new_token()) is None, 'well formed but unknown'
-    store.revoke_token('reader')
+    store.tokens.revoke('reader')
     assert tokens.authenticate(store, token) is None
     assert tokens.authenticate(store, other)['name'] == 'writer'
 
@@ -366,7 +366,7 @@ def test_authenticate_never_raises_for_bad_input(store, text):
 def test_a_token_differs_on_every_issue(store):
     made = {tokens.issue(store, 'ci-%d' % index, 'viewer')[0] for index in range(20)}
     assert len(made) == 20
-    assert_no_hash(store.list_tokens(), *(tokens.hash_token(token) for token in made))
+    assert_no_hash(store.tokens.list(), *(tokens.hash_token(token) for token in made))
 
 
 def test_hash_token_is_the_sha256_hex_digest():
@@ -397,7 +397,7 @@ def test_verify_says_expired_from_the_injected_clock(store):
     assert refused.value.reason == 'expired' and 'expired at 2030-08-30' in refused.value.detail
     assert token not in refused.value.detail
     assert tokens.authenticate(store, token, now=now + dt.timedelta(days=91)) is None
-    store.revoke_token('quarter')
+    store.tokens.revoke('quarter')
     with pytest.raises(tokens.Refused) as refused:
         tokens.verify(store, token, now=now)
     assert refused.value.reason == 'unknown'
@@ -408,18 +408,18 @@ def test_an_expiry_in_the_past_or_unreadable_is_refused(store, expires):
     now = dt.datetime(2030, 6, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match='token t: expires_at .* is already past|expires: '):
         tokens.create(store, 't', 'viewer', 'cli:alice', expires=expires, now=now)
-    assert store.list_tokens() == [] and store.audit_log() == []
+    assert store.tokens.list() == [] and store.audit.list() == []
 
 
 def test_create_and_revoke_are_audited_without_the_token(store):
     now = dt.datetime(2030, 6, 1, tzinfo=UTC)
     token, _ = tokens.create(store, 'agent-db1', 'agent', 'admin', host='db1', expires='2030-12-31', now=now)
     tokens.revoke(store, 'agent-db1', 'admin')
-    revoked, created = store.audit_log()
+    revoked, created = store.audit.list()
     assert (created['action'], created['target'], created['actor']) == ('token.create', 'agent-db1', 'admin')
     assert created['detail'] == {'role': 'agent', 'host': 'db1', 'expires_at': '2030-12-31T00:00:00+00:00'}
     assert (revoked['action'], revoked['target']) == ('token.revoke', 'agent-db1')
-    assert token not in str(store.audit_log()) and tokens.hash_token(token) not in str(store.audit_log())
+    assert token not in str(store.audit.list()) and tokens.hash_token(token) not in str(store.audit.list())
 
 
 @pytest.mark.parametrize('needed', ['root', '', None, 'Admin'])

@@ -47,10 +47,10 @@ def test_hosts_delete_removes_the_host_and_its_tags_and_keeps_the_trail(store_ur
     assert "unknown host 'db1'" in refused(store_url, 'tags', 'add', 'db1', 'maintenance')
     store = open_store(store_url)
     try:
-        [entry] = store.audit_log(action='host.delete')
+        [entry] = store.audit.list(action='host.delete')
         assert entry['target'] == 'db1' and entry['actor'].startswith('cli:')
         assert entry['detail'] == {'tags': ['maintenance', 'payments']}
-        removed = [(event['tag'], event['action']) for event in store.tag_events(host='db1')]
+        removed = [(event['tag'], event['action']) for event in store.tags.events(host='db1')]
     finally:
         store.close()
     assert ('maintenance', 'removed') in removed and ('payments', 'removed') in removed

@@ -115,8 +115,8 @@ def test_an_agent_token_names_its_host_and_any_token_may_expire(store_url):
 
 def test_an_expired_token_is_listed_as_expired(store_url):
     with open_store(store_url) as store:
-        store.create_token('gone', 'viewer', tokens.hash_token(tokens.new_token()),
-                           expires_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc))
+        store.tokens.create('gone', 'viewer', tokens.hash_token(tokens.new_token()),
+                            expires_at=dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc))
     assert re.search(r'^gone\s+viewer\s+-\s+\S+ \S+\s+2001-01-01 00:00:00 \(expired\)', ok(
         store_url, 'tokens', 'list').stdout, re.MULTILINE)
     assert json.loads(ok(store_url, 'tokens', 'list', '--json').stdout)[0]['expired'] is True

@@ -28,8 +28,8 @@ def audit_log(runtime: RuntimeDep, caller: Admin,
     """Newest first; pass next_cursor back as cursor for the next (older) page."""
     try:
         # Naive times are UTC, as everywhere in the store.
-        entries = runtime.store.audit_log(limit=limit, actor=actor, action=action, target=target,
-                                          since=since, until=until, before=cursor)
+        entries = runtime.store.audit.list(limit=limit, actor=actor, action=action, target=target,
+                                           since=since, until=until, before=cursor)
     except (ValueError, OverflowError) as exc:
         raise BadRequest('audit: %s' % str(exc)[:200]) from None
     return AuditPage(entries=[AuditEntryOut(**entry) for entry in entries],

@@ -99,4 +99,4 @@ def runs(bridge: Bridge, caller: Viewer,
          host: Annotated[str | None, Query(max_length=255)] = None,
          limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[CronRunOut]:
     schedule_id = bridge.get(entry)['id'] if entry else None
-    return [CronRunOut(**run) for run in bridge.store.cron_runs(schedule_id, host=host, limit=limit)]
+    return [CronRunOut(**run) for run in bridge.store.cron.list_runs(schedule_id, host=host, limit=limit)]

@@ -22,7 +22,7 @@ def check(runtime) -> Health:
     store: dict = {'ok': True}
     waiting: dict[str, int] = {}
     try:
-        waiting = runtime.store.queued_by_queue()
+        waiting = runtime.store.jobs.queued_by_queue()
     except Exception as exc:
         store = {'ok': False, 'error': type(exc).__name__}
         reasons.append('store: unreachable (%s)' % type(exc).__name__)

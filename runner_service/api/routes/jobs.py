@@ -146,7 +146,7 @@ def stdout(job_id: JobId, jobs: Jobs, caller: Viewer,
 def runs(job_id: JobId, jobs: Jobs, caller: Viewer) -> list[HostRun]:
     """A planned job's timeline: each host's lane or batch, estimate, start, end and status."""
     jobs.get(job_id)
-    return [HostRun(**run) for run in jobs.store.host_runs(job_id)]
+    return [HostRun(**run) for run in jobs.store.jobs.host_runs(job_id)]
 
 
 @router.post('/{job_id}/cancel', status_code=202, response_model=JobOut, responses=ERRORS)
@@ -230,7 +230,7 @@ async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host
 def _token_refused(store, token_hash: str) -> dict | None:
     """None while the token with this hash is live; else why not, for the stream's last event."""
     try:
-        tokens.check_record(store.token_by_hash(token_hash))
+        tokens.check_record(store.tokens.by_hash(token_hash))
     except tokens.Refused as refused:
         # The token was live when the stream began: not found now means revoked.
         return {'reason': 'expired' if refused.reason == 'expired' else 'revoked',

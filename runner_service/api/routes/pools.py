@@ -19,13 +19,13 @@ Name = Annotated[str, Path(min_length=1, max_length=64, pattern=r'^[a-z0-9][a-z0
 
 @router.get('', response_model=list[PoolOut], responses=ERRORS)
 def list_pools(runtime: RuntimeDep, caller: Viewer) -> list[PoolOut]:
-    return [PoolOut(**pool) for pool in runtime.store.list_pools()]
+    return [PoolOut(**pool) for pool in runtime.store.pools.list()]
 
 
 @router.get('/{name}', response_model=PoolOut, responses=ERRORS)
 def show(name: Name, runtime: RuntimeDep, caller: Viewer) -> PoolOut:
     try:
-        return PoolOut(**runtime.store.get_pool(name))
+        return PoolOut(**runtime.store.pools.get(name))
     except UnknownPool as exc:
         raise NotFound(str(exc)) from None
 
@@ -34,18 +34,18 @@ def show(name: Name, runtime: RuntimeDep, caller: Viewer) -> PoolOut:
 def set_pool(name: Name, body: PoolSet, runtime: RuntimeDep, caller: Admin) -> PoolOut:
     """Create the pool or resize it (holders keep their slots; new ones wait for a free one)."""
     try:
-        pool = runtime.store.set_pool(name, body.slots, body.description)
+        pool = runtime.store.pools.set(name, body.slots, body.description)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    runtime.store.audit(caller['name'], 'pool.set', name, {'slots': body.slots})
+    runtime.store.audit.record(caller['name'], 'pool.set', name, {'slots': body.slots})
     return PoolOut(**pool)
 
 
 @router.delete('/{name}', response_model=PoolOut, responses=ERRORS)
 def delete(name: Name, runtime: RuntimeDep, caller: Admin) -> PoolOut:
     try:
-        pool = runtime.store.delete_pool(name)
+        pool = runtime.store.pools.delete(name)
     except UnknownPool as exc:
         raise NotFound(str(exc)) from None
-    runtime.store.audit(caller['name'], 'pool.delete', name)
+    runtime.store.audit.record(caller['name'], 'pool.delete', name)
     return PoolOut(**pool)

@@ -56,7 +56,7 @@ def create(body: ScheduleCreate, schedules: Schedules, caller: Operator) -> Sche
 
 @router.get('', response_model=list[ScheduleOut], responses=ERRORS)
 def list_schedules(schedules: Schedules, caller: Viewer) -> list[ScheduleOut]:
-    return [schedule_view(schedule) for schedule in schedules.store.list_schedules()]
+    return [schedule_view(schedule) for schedule in schedules.store.schedules.list()]
 
 
 @router.get('/{ref}', response_model=ScheduleOut, responses=ERRORS)
@@ -112,4 +112,4 @@ def preview(ref: Ref, schedules: Schedules, caller: Viewer,
 def slots(ref: Ref, schedules: Schedules, caller: Viewer,
           limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[Slot]:
     """What each recent slot did (fired with its job, skipped or missed, and why), newest first."""
-    return [Slot(**slot) for slot in schedules.store.schedule_slots(schedules.get(ref)['id'], limit)]
+    return [Slot(**slot) for slot in schedules.store.schedules.slots(schedules.get(ref)['id'], limit)]

@@ -36,7 +36,7 @@ def create(body: TokenCreate, runtime: RuntimeDep, caller: Admin) -> TokenCreate
 
 @router.get('', response_model=list[TokenOut], responses=ERRORS)
 def list_tokens(runtime: RuntimeDep, caller: Admin, all: bool = False) -> list[TokenOut]:
-    return [token_view(record) for record in runtime.store.list_tokens(include_revoked=all)]
+    return [token_view(record) for record in runtime.store.tokens.list(include_revoked=all)]
 
 
 @router.delete('/{name}', response_model=TokenOut, responses=ERRORS)

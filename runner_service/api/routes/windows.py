@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path
 
 from runner_service.api.deps import Admin, Viewer, Windows
 from runner_service.api.errors import error_responses
+from runner_service.schedules.windows import WindowService
 from runner_service.schemas import Occurrence, WindowCreate, WindowOut
 
 router = APIRouter(prefix='/api/v1/windows', tags=['windows'])
 ERRORS = error_responses(400, 401, 403, 404, 422)
 Ref = Annotated[str, Path(min_length=1, max_length=255, description='window id or name')]
-
 
 
 def window_view(window: dict, windows: WindowService) -> WindowOut:
