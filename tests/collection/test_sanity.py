@@ -3,7 +3,6 @@ ansible-lint are clean. Every test here runs the real tool."""
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import tarfile
@@ -114,18 +113,6 @@ def test_controller_plugins_declare_the_base_package(plugin, documented_in):
     assert any(base_requirement() in line and "pip install '%s'" % base_requirement() in line
                for line in documentation['requirements'])
     assert 'base_package import needs_base' in (REPO / plugin).read_text()
-
-
-def test_plugins_import_only_the_base_package():
-    """The collection ships without runner_service: a plugin importing it would fail once installed."""
-    offenders = []
-    for path in sorted((REPO / 'plugins').rglob('*.py')):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
-            offenders += ['%s: %s' % (path.relative_to(REPO), name) for name in names
-                          if name.split('.')[0] == 'runner_service']
-    assert offenders == []
 
 
 def test_a_missing_base_package_names_the_exact_requirement():

@@ -4,7 +4,8 @@ statement counts, also one inside a function: a lazy import is still a dependenc
 The packages, top to bottom:
 
     plugins/ (the collection)      dbfleet.mysql's plugins: action and inventory plugins may import
-                                   the base `dbfleet` and module_utils; modules and module_utils run
+                                   the base `dbfleet`, plugin_utils and module_utils (never
+                                   runner_service, which the collection does not declare); modules and module_utils run
                                    on a database host and import only module_utils
     runner_service (the service)   see LAYERS below
     dbfleet (the base)             store, tags, inspection, profiles, settings, clock; never the service
