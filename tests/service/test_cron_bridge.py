@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from runner_service.bridge.crontab import parse
-from tests.service.harness import Service
+from tests.service.harness import PATIENCE, Service
 
 pytestmark = pytest.mark.service
 
@@ -74,7 +74,7 @@ class Host:
         if args[0] == 'cron' and args[1] in PEOPLE:
             env['DBFLEET_TOKEN'] = self.service.tokens[PEOPLE[args[1]]]
         done = subprocess.run([str(Path(sys.executable).parent / 'dbfleet'), *args], env=env,
-                              capture_output=True, text=True, timeout=120, **kwargs)
+                              capture_output=True, text=True, timeout=120 * PATIENCE, **kwargs)
         if check:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done
@@ -84,7 +84,7 @@ class Host:
         entry = parse(crontab_file.read_bytes().decode(), system=system).entry(line)
         return subprocess.run([entry.env.get('SHELL', '/bin/sh'), '-c', entry.command], input=entry.stdin,
                               env=dict(self.env, **{k: v for k, v in entry.env.items() if k != 'CRON_TZ'}),
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120 * PATIENCE)
 
     def import_one(self, crontab: Path, *options: str) -> dict:
         """Import a crontab file of one entry (user format) and return that entry."""
@@ -190,7 +190,7 @@ def test_takeover_runs_on_the_platform_and_revert_brings_the_line_back(host):
     assert lines[0] == 'MAILTO=dba@example.com' and lines[2] == '# end'
     # On the platform it may run with second precision: every 2 s.
     host.api('PATCH', '/api/v1/schedules/%s' % schedule_id, json={'expression': '*/2 * * * * *'})
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 * PATIENCE
     while time.monotonic() < deadline and not marker.exists():
         time.sleep(0.5)
     assert marker.read_bytes().decode().splitlines()[0] == "/bin/sh 'x' 100%"
@@ -268,7 +268,7 @@ def test_the_real_cron_daemon_fires_an_observed_entry(host):
         [item] = json.loads(host.dbfleet('cron', 'import', '--crond', name, '--json').stdout)['entries']
         schedule_id = item['entry']['schedule_id']
         assert parse(path.read_bytes().decode(), system=True).entry(3).observed == schedule_id
-        deadline = time.monotonic() + 150  # cron reads the file at its next minute, fires at the one after
+        deadline = time.monotonic() + 150 * PATIENCE  # cron reads the file at its next minute, fires at the one after
         runs = []
         while time.monotonic() < deadline:
             runs = [run for run in host.api('GET', '/api/v1/cron/runs', role='viewer',
