@@ -87,6 +87,19 @@ def run_scheduler() -> None:
         runtime.close()
 
 
+# A unix socket's path fits in sockaddr_un's 108 bytes with its NUL; a longer one fails to bind.
+SOCKET_PATH_MAX = 107
+
+
+def private_redis_directory(var_dir: Path) -> Path:
+    """A new 0700 directory for the private Redis's socket: under the state directory when the
+    socket's path fits a unix socket address there, else under the system's temporary directory
+    (an installed dbfleet's state directory can be deep: $XDG_STATE_HOME of a long home)."""
+    socket = var_dir / ('dbfleet-redis-' + 'x' * 8) / 'redis.sock'  # mkdtemp adds 8 characters
+    fits = var_dir.is_dir() and len(os.fsencode(socket)) <= SOCKET_PATH_MAX
+    return Path(tempfile.mkdtemp(prefix='dbfleet-redis-', dir=var_dir if fits else None))
+
+
 class PrivateRedis:
     """A redis-server for `dbfleet up` alone: unix socket in a private directory, no TCP, no disk."""
 
@@ -109,13 +122,15 @@ class PrivateRedis:
             [binary, '--port', '0', '--unixsocket', str(self.socket), '--unixsocketperm', '700', '--save', '',
              '--appendonly', 'no', '--dir', str(self.directory)], stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if connect(self.url).ping():
                     return self
             except Exception:
                 time.sleep(0.05)
-        raise RuntimeError('the private redis-server did not start on %s' % self.socket)
+        raise RuntimeError('the private redis-server did not start on %s (%s)' % (
+            self.socket, 'it exited with %s' % self.process.returncode if self.process.poll() is not None
+            else 'no answer in 10 s'))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -128,8 +143,7 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
     env = dict(os.environ)
     private = None
     if not env.get('DBFLEET_REDIS_URL'):
-        private = PrivateRedis(Path(tempfile.mkdtemp(prefix='dbfleet-redis-', dir=var_dir if var_dir.is_dir()
-                                                     else None))).start()
+        private = PrivateRedis(private_redis_directory(var_dir)).start()
         env['DBFLEET_REDIS_URL'] = private.url
         print('dbfleet up: private Redis at %s' % private.url, flush=True)
     cli = [sys.executable, '-m', 'runner_service.cli']

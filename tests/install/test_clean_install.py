@@ -166,10 +166,12 @@ def project_from(collection: Path, project: Path) -> Path:
     return project
 
 
-def wait_ready(up: subprocess.Popen, seconds: float = 180) -> None:
+def wait_ready(up: subprocess.Popen, seconds: float = 900) -> None:
     deadline = time.monotonic() + seconds
+    said = []
     while not (line := up.stdout.readline()).startswith('dbfleet up: ready'):
-        assert line and time.monotonic() < deadline, 'dbfleet up not ready: %r' % line
+        said.append(line)
+        assert line and time.monotonic() < deadline, 'dbfleet up not ready; it said:\n%s' % ''.join(said[-30:])
 
 
 def launch_template(client: httpx.Client, name: str, playbook: str) -> dict:
