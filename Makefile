@@ -47,6 +47,7 @@ bench: fleet
 	$(PY) bench/rules.py
 	$(PY) bench/runner.py
 	$(PY) bench/plans.py
+	$(PY) bench/agent.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/

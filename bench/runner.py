@@ -61,7 +61,7 @@ INGEST_PLAYBOOK = BENCH_DIR + '/ingest.yml'
 INGEST_TASKS = 3
 NODES = ('node1', 'node2', 'node3')
 
-# The environment the worker gives ansible-playbook (runner_service/execution.py), so both sides
+# The environment the worker gives ansible-playbook (runner_service/worker/run.py), so both sides
 # read the same ansible.cfg and find the same ansible-playbook.
 ENVVARS = {'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]),
            'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_FORCE_COLOR': '0', 'ANSIBLE_NOCOLOR': '1'}
