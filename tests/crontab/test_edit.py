@@ -127,6 +127,21 @@ def test_wrapped_line_refusals(stub):
         unwrapped_line(entry)
 
 
+def test_a_line_cron_would_cut_is_never_written(stub):
+    # cron keeps the first 999 bytes of a command (entry.c, get_string into MAX_COMMAND): a wrap or a
+    # new line beyond that would run a cut command, its quoting open.
+    entry = parse('* * * * * ' + 'x' * 980 + '\n').entries[0]
+    with pytest.raises(ValueError, match='only the first 999 bytes of a command, and this one is 1'):
+        wrapped_line(entry, 'nightly', '/usr/bin/dbfleet')
+    with pytest.raises(ValueError, match='only the first 999 bytes'):
+        entry_line('* * * * *', 'y' * 1000)
+    with pytest.raises(ValueError, match='only the first 999 bytes'):
+        entry_line('* * * * *', 'echo', stdin='z' * 995 + '\n')
+    assert parse(entry_line('* * * * *', 'y' * 999) + '\n').entries[0].command == 'y' * 999
+    short = parse('* * * * * ' + 'x' * 900 + '\n').entries[0]
+    assert parse(wrapped_line(short, 'n', '/usr/bin/dbfleet') + '\n').entries[0].observed == 'n'
+
+
 def test_takeover_and_revert_round_trip():
     text = 'SHELL=/bin/sh\r\n0 5 * * * backup --all %x\\%y\r\n# keep\n'
     tab = parse(text)

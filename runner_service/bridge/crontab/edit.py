@@ -15,7 +15,8 @@ from __future__ import annotations
 import difflib
 import re
 
-from .syntax import BLANKS, MARKER, WRAP_VERB, Crontab, Entry, Taken, line_body, parse, schedule_id_ok, split_lines
+from .syntax import (BLANKS, COMMAND_BYTES, MARKER, WRAP_VERB, Crontab, Entry, Taken, cron_reads, line_body, parse,
+                     schedule_id_ok, split_lines)
 
 _SAFE_WORD = re.compile(r'[A-Za-z0-9_./+:@=,-]+\Z')
 
@@ -30,6 +31,7 @@ def wrapped_line(entry: Entry, schedule_id: str, wrapper: str) -> str:
         raise ValueError('schedule id %r: use letters, digits and . _ : - only' % schedule_id)
     raw = entry.text[entry.command_start:entry.command_end]
     call = '%s %s %s -- %s' % (_wrapper_word(wrapper), WRAP_VERB, schedule_id, shell_quote(raw))
+    _check_cron_keeps(call + entry.text[entry.command_end:], 'line %d wrapped' % entry.number)
     return entry.text[:entry.command_start] + call + entry.text[entry.command_end:]
 
 
@@ -64,8 +66,10 @@ def entry_line(timing: str, command: str, stdin: str | None = None, user: str | 
         raise ValueError('command %r: cron drops blanks before a command and needs one' % command)
     if user is not None and (not user or any(ch in user for ch in ' \t\n\r')):
         raise ValueError('user %r: give one user name without blanks' % user)
-    head = timing + ' ' + (user + ' ' if user is not None else '') + _escape_command(command, stdin is not None)
+    escaped = _escape_command(command, stdin is not None)
+    head = timing + ' ' + (user + ' ' if user is not None else '') + escaped
     for tail in _stdin_candidates(stdin):
+        _check_cron_keeps(escaped + tail, 'the command')
         line = head + tail
         tab = parse(line + '\n', system=user is not None)
         if tab.errors:
@@ -130,6 +134,16 @@ def _stdin_candidates(stdin: str | None) -> list[str]:
     escaped = ''.join({'%': '\\%', '\n': '%'}.get(ch, ch) for ch in stdin)
     natural = escaped[:-1] if stdin.endswith('\n') and not stdin.endswith('\n\n') else escaped
     return ['%' + natural, '%' + escaped]
+
+
+def _check_cron_keeps(command_part: str, what: str) -> None:
+    """ValueError when cron would run less than `command_part` (the line from its command on):
+    it keeps only the first 999 bytes of a command, and nothing after a NUL."""
+    if '\0' in command_part:
+        raise ValueError('%s: a NUL byte ends a command for cron' % what)
+    if cron_reads(command_part) != command_part:
+        raise ValueError('%s: cron runs only the first %d bytes of a command, and this one is %d bytes' % (
+            what, COMMAND_BYTES, len(command_part.encode('utf-8', 'surrogateescape'))))
 
 
 def _one_line(text: str) -> None:

@@ -36,7 +36,8 @@ SPECIAL = {'yearly': '0 0 1 1 *', 'annually': '0 0 1 1 *', 'monthly': '0 0 1 * *
 _MONTHS = ('jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec')
 _WEEKDAYS = ('sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')
 _MAX_TEMPSTR = 100  # get_number()'s buffer: longer tokens are errors in cron
-_MAX_COMMAND = 1000  # cron.h: the command buffer, its NUL included
+# cron.h's MAX_COMMAND is the command buffer, its NUL included: a command keeps this many bytes.
+COMMAND_BYTES = 999
 _SCHEDULE_ID = re.compile(r'[A-Za-z0-9][A-Za-z0-9._:-]*\Z')
 
 
@@ -428,7 +429,7 @@ def cron_reads(raw: str) -> str:
     buffer of MAX_COMMAND (1000) bytes, so only its first 999 bytes survive, and the C string ends
     at a NUL byte. Bytes cut inside a UTF-8 character stay as they are (surrogateescape), which is
     also how they reach the shell."""
-    data = raw.encode('utf-8', 'surrogateescape').split(b'\0', 1)[0][:_MAX_COMMAND - 1]
+    data = raw.encode('utf-8', 'surrogateescape').split(b'\0', 1)[0][:COMMAND_BYTES]
     return data.decode('utf-8', 'surrogateescape')
 
 
@@ -436,7 +437,7 @@ def _cut_reason(raw: str) -> str | None:
     if '\0' in raw:
         return 'a NUL byte in the command: cron runs only what comes before it'
     if cron_reads(raw) != raw:
-        return 'command longer than %d bytes: cron runs only its first %d' % (_MAX_COMMAND - 1, _MAX_COMMAND - 1)
+        return 'command longer than %d bytes: cron runs only its first %d' % (COMMAND_BYTES, COMMAND_BYTES)
     return None
 
 
