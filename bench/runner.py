@@ -534,7 +534,8 @@ def main():
     section = 0
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix='dbfleet-bench-') as tmp:
-        service = Service(Path(tmp), workers=options.workers, reconcile_seconds=5)
+        service = Service(Path(tmp), workers=options.workers, reconcile_seconds=5,
+                          inventory_dirs=json.dumps(['inventories', 'tests/service', BENCH_DIR]))
         try:
             service.start()
             if options.launches:

@@ -37,8 +37,9 @@ def free_port() -> int:
 
 class Service:
     def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1,
-                 schedulers: int = 0):
+                 schedulers: int = 0, inventory_dirs: str = INVENTORY_DIRS):
         self.directory = directory
+        self.inventory_dirs = inventory_dirs
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.redis = PrivateRedis(directory / 'redis')
@@ -56,7 +57,7 @@ class Service:
         env = dict(os.environ)
         env.update(DBFLEET_STORE_URL=self.store_url, DBFLEET_REDIS_URL=self.redis.url,
                    DBFLEET_PROJECT_DIR=str(REPO), DBFLEET_VAR_DIR=str(self.directory / 'var'),
-                   DBFLEET_INVENTORY_DIRS=INVENTORY_DIRS,
+                   DBFLEET_INVENTORY_DIRS=self.inventory_dirs,
                    DBFLEET_RECONCILE_SECONDS=str(self.reconcile_seconds), DBFLEET_LOST_AFTER_SECONDS='6',
                    DBFLEET_API_URL=self.url, PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
         return env
