@@ -278,7 +278,8 @@ def test_explanations_cover_every_rule_in_evaluation_order(defaults):
 def test_now_and_host_are_in_the_context():
     # `now` is the injected clock when given (NOW is 2026-11-27T03:00Z), the wall clock otherwise;
     # no assertion here depends on today's date.
-    ruleset = rules("host == 'db9'", 'now > 0', ('recent', "now - date('2026-11-26') < days(2)"))
+    yesterday = datetime.datetime.fromtimestamp(NOW - DAY, datetime.timezone.utc).date().isoformat()
+    ruleset = rules("host == 'db9'", 'now > 0', ('recent', "now - date('%s') < days(2)" % yesterday))
     assert set(ruleset.evaluate(host('db9'), now=NOW).tags) == {'r1', 'r2', 'recent'}
     assert set(ruleset.evaluate(host('db1'), now=NOW).tags) == {'r2', 'recent'}
     assert set(ruleset.evaluate(host('db1'), now=NOW + 3 * DAY).tags) == {'r2'}
