@@ -11,14 +11,19 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 setup:
 	@scripts/bootstrap.sh
 
+# The local fleet (three mariadbd on 127.0.0.1) and the namespace fleet (hosts with their own
+# sshd, mariadbd and cron, reached over SSH; FLEET_HOSTS=db=4,worker=2,backup=1 by default).
 fleet: setup
 	@$(PY) -m devtools.fleet start
+	@$(PY) -m devtools.netfleet start
 
 fleet-status:
 	@$(PY) -m devtools.fleet status
+	@$(PY) -m devtools.netfleet status
 
 fleet-stop:
 	@$(PY) -m devtools.fleet stop
+	@$(PY) -m devtools.netfleet stop
 
 # The main job end to end: facts from every server of the local fleet, tags from the rules
 # into the store (var/dbfleet.db unless DBFLEET_STORE_URL), the store as an inventory with tag
@@ -54,4 +59,5 @@ collection: setup
 
 clean:
 	-$(PY) -m devtools.fleet stop
+	-$(PY) -m devtools.netfleet stop
 	rm -rf var .pytest_cache

@@ -23,6 +23,12 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v shellcheck >/dev/null || missing+=(shellcheck)  # ansible-test sanity checks the shell scripts
 command -v git >/dev/null || missing+=(git)
 [ -x /usr/sbin/cron ] || missing+=(cron)  # the crontab bridge: a test has the real cron daemon fire an entry
+# The namespace fleet (devtools/netfleet): hosts with their own sshd, reached with host key checking.
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keyscan >/dev/null || missing+=(openssh-client)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)  # Redis through Sentinel, no single point of failure
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

@@ -33,6 +33,25 @@ def fleet():
         fleet.stop()
 
 
+@pytest.fixture(scope='session')
+def netfleet():
+    """The namespace fleet (devtools/netfleet: hosts with their own sshd, mariadbd and cron,
+    reached over SSH), started if needed and stopped again if this run started it. Needs root:
+    on a machine that cannot make namespaces the tests using it skip with the reason; on this
+    machine and in CI they run."""
+    from devtools.netfleet.harness import NetFleet
+    from devtools.netfleet.namespaces import can_make_namespaces
+
+    reason = can_make_namespaces()
+    if reason:
+        pytest.skip(reason)
+    fleet = NetFleet()
+    info = fleet.start()
+    yield fleet
+    if info['_summary']['started'] and not os.environ.get('DBFLEET_KEEP_FLEET'):
+        fleet.stop()
+
+
 def ansible_env(**extra):
     env = dict(os.environ)
     env.update(
