@@ -9,11 +9,12 @@ worker's compare-and-set (queued -> running) makes a stray duplicate a no-op.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from functools import lru_cache
 from typing import Iterable
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
@@ -138,6 +139,23 @@ class JobQueue:
 
     def queue_names(self, queues: Iterable[str]) -> list[str]:
         return [queue_name(name) for name in queues]
+
+    def listening(self) -> Counter:
+        """dbfleet queue -> how many live workers listen to it (RQ drops a worker whose heartbeat
+        has expired from its registry, so a killed worker host stops counting)."""
+        return listeners(dbfleet_workers(self.redis))
+
+
+def listeners(workers: Iterable[Worker]) -> Counter:
+    """dbfleet queue -> how many of these workers listen to it."""
+    return Counter(name[len(QUEUE_PREFIX):] for worker in workers for name in worker.queue_names()
+                   if name.startswith(QUEUE_PREFIX))
+
+
+def dbfleet_workers(redis: Redis) -> list[Worker]:
+    """The live RQ workers that listen to at least one dbfleet queue."""
+    return [worker for worker in Worker.all(connection=redis)
+            if any(name.startswith(QUEUE_PREFIX) for name in worker.queue_names())]
 
 
 def _status(job: RQJob) -> str | None:

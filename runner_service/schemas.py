@@ -207,6 +207,9 @@ class JobOut(BaseModel):
                                                             'playbook')
     plan: BatchPlan | None = None
     cancel_requested: bool
+    waiting_for_worker: bool | None = Field(
+        default=None, description='queued on a queue no live worker listens to: it will not start until one does '
+                                  '(/healthz names such queues); null when Redis cannot say')
     hosts: dict[str, HostCounts] = Field(description='per-host recap once the play has ended')
     links: dict[str, str]
 

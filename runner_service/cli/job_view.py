@@ -143,6 +143,9 @@ def wait_for_end(client, job: dict, as_json: bool) -> int:
 
 
 def show_launched(client, job: dict, wait: bool, as_json: bool) -> None:
+    if job.get('waiting_for_worker') and not as_json:
+        typer.echo('warning: no worker listens to queue %s: job %s waits until one does (dbfleet worker --queue %s)'
+                   % (job['queue'], job['id'], job['queue']), err=True)
     if wait:
         raise typer.Exit(wait_for_end(client, job, as_json))
     if as_json:

@@ -188,6 +188,13 @@ class JobService:
 
     # -- reading -------------------------------------------------------------------------
 
+    def listening(self):
+        """Queue -> live workers listening to it; None when Redis cannot say (reads go on without it)."""
+        try:
+            return self.runtime.queue.listening()
+        except Exception:  # Redis down: the store still answers, the flag is unknown
+            return None
+
     def get(self, job_id: str) -> dict:
         job = self.store.jobs.get(job_id)
         if job is None:

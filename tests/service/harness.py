@@ -104,10 +104,11 @@ class Service:
         self.api = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'api', '--port', str(self.port)],
                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, *queues: str) -> subprocess.Popen:
         log = open(self.directory / ('worker-%d.log' % (len(self.workers) + 1)), 'ab')
-        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker'], env=self.env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        options = [option for queue in queues for option in ('--queue', queue)]
+        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker', *options], env=self.env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
         return worker
 

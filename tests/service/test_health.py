@@ -58,9 +58,32 @@ def test_a_stopped_scheduler_makes_it_degraded(service):
 
 def test_a_queue_with_waiting_jobs_and_no_worker_makes_it_degraded(service):
     job = service.launch('hello.yml', role='admin', queue='nightly')
+    assert job['waiting_for_worker'] is True  # said at once, in the POST's answer
     body = wait_for(service, lambda body: body['status'] == 'degraded', 'ok with a job nobody runs')
     assert body['reasons'] == ['queue nightly: 1 job(s) waiting and no worker listens to it']
     assert body['queues'] == {'waiting': {'nightly': 1}, 'unattended': ['nightly']}
+    with service.client('viewer') as client:
+        assert client.get('/api/v1/jobs/%s' % job['id']).json()['waiting_for_worker'] is True
+        listed = client.get('/api/v1/jobs', params={'status': 'queued'}).json()['jobs']
+        assert [item['waiting_for_worker'] for item in listed if item['id'] == job['id']] == [True]
+    shown = service.dbfleet('jobs', 'show', job['id'], token=service.tokens['viewer'])
+    assert 'nightly (priority 0): no worker listens to it' in shown.stdout
     with service.client('admin') as client:
         assert client.post('/api/v1/jobs/%s/cancel' % job['id']).status_code == 202
     wait_for(service, lambda body: body['status'] == 'ok', 'not ok once the job is canceled')
+
+
+def test_a_worker_for_the_queue_takes_the_waiting_job(service):
+    job = service.launch('hello.yml', role='admin', queue='dc1')
+    assert job['waiting_for_worker'] is True
+    worker = service.start_worker('dc1')
+    try:
+        done = service.wait(job['id'])
+        assert done['status'] == 'successful' and done['waiting_for_worker'] is False
+        running = service.launch('hello.yml', role='admin', queue='dc1')
+        assert running['waiting_for_worker'] is False
+        service.wait(running['id'])
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        service.workers.remove(worker)

@@ -4,14 +4,10 @@ times, never an address, a path or an error text (which may carry either)."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from rq import Worker
-
 from runner_service.api.deps import RuntimeDep
-from runner_service.job_queue import QUEUE_PREFIX, SCHEDULER_SILENT_SECONDS
+from runner_service.job_queue import QUEUE_PREFIX, SCHEDULER_SILENT_SECONDS, dbfleet_workers, listeners
 from runner_service.schemas import Health
 
 router = APIRouter(tags=['health'])
@@ -32,10 +28,8 @@ def check(runtime) -> Health:
     found: list = []
     try:
         runtime.redis.ping()
-        found = [worker for worker in Worker.all(connection=runtime.redis)
-                 if any(name.startswith(QUEUE_PREFIX) for name in worker.queue_names())]
-        per_queue = Counter(name[len(QUEUE_PREFIX):] for worker in found for name in worker.queue_names()
-                            if name.startswith(QUEUE_PREFIX))
+        found = dbfleet_workers(runtime.redis)
+        per_queue = listeners(found)
         workers = {'ok': bool(found), 'count': len(found),
                    'busy': sum(1 for worker in found if worker.get_state() == 'busy'),
                    'queues': sorted(QUEUE_PREFIX + name for name in per_queue),

@@ -46,9 +46,12 @@ FOLLOW_POLL_SECONDS = 1.0
 TOKEN_RECHECK_SECONDS = 2.0
 
 
-def job_view(job: dict) -> JobOut:
-    """A store job as the API shows it: secrets and internals left out, links added."""
+def job_view(job: dict, listening=None) -> JobOut:
+    """A store job as the API shows it: secrets and internals left out, links added.
+    `listening` (queue -> live workers, from JobService.listening) flags a queued job that no
+    worker will take."""
     base = '/api/v1/jobs/%s' % job['id']
+    waiting_for_worker = None if listening is None else job['status'] == 'queued' and not listening.get(job['queue'])
     by_file = job['inventory_kind'] == 'file'
     return JobOut(
         id=job['id'], status=job['status'], status_reason=job['status_reason'], playbook=job['playbook'],
@@ -60,7 +63,7 @@ def job_view(job: dict) -> JobOut:
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
         relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
-        hosts=job['host_results'], template=job.get('template'),
+        hosts=job['host_results'], template=job.get('template'), waiting_for_worker=waiting_for_worker,
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
@@ -80,7 +83,7 @@ def launch(body: JobCreate, jobs: Jobs, caller: Viewer, response: Response,
     job, created = jobs.launch(body, caller['name'])
     response.status_code = 201 if created else 200
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
-    return job_view(job)
+    return job_view(job, jobs.listening())
 
 
 @router.get('', response_model=JobPage, responses=ERRORS)
@@ -95,12 +98,14 @@ def list_jobs(jobs: Jobs, caller: Viewer,
     """Newest first; pass next_cursor back as cursor for the next page."""
     page = jobs.list(status=status, playbook=playbook, tag=tag, created_after=utc(created_after),
                      created_before=utc(created_before), limit=limit, cursor=cursor)
-    return JobPage(jobs=[job_view(job) for job in page['jobs']], next_cursor=page['next_cursor'])
+    listening = jobs.listening() if any(job['status'] == 'queued' for job in page['jobs']) else {}
+    return JobPage(jobs=[job_view(job, listening) for job in page['jobs']], next_cursor=page['next_cursor'])
 
 
 @router.get('/{job_id}', response_model=JobOut, responses=ERRORS)
 def show(job_id: JobId, jobs: Jobs, caller: Viewer) -> JobOut:
-    return job_view(jobs.get(job_id))
+    job = jobs.get(job_id)
+    return job_view(job, jobs.listening() if job['status'] == 'queued' else {})
 
 
 @router.get('/{job_id}/events', response_model=EventPage, responses={
@@ -166,7 +171,7 @@ def relaunch(job_id: JobId, jobs: Jobs, templates: Templates, caller: Operator,
         need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
     check_scope(caller, job['template'])
     within = None if is_admin(caller) else templates.check_relaunch(job)
-    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name'], within=within))
+    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name'], within=within), jobs.listening())
 
 
 def is_bare_playbook(job: dict) -> bool:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
-from runner_service.api.deps import Admin, Operator, Templates, Viewer
+from runner_service.api.deps import Admin, Jobs, Operator, Templates, Viewer
 from runner_service.api.errors import error_responses
 from runner_service.api.routes.jobs import job_view
 from runner_service.jobs.service import check_caller_key
@@ -56,7 +56,8 @@ def delete(name: Name, templates: Templates, caller: Admin) -> TemplateOut:
 
 @router.post('/{name}/launch', status_code=201, response_model=JobOut, responses={**ERRORS, 200: {
              'model': JobOut, 'description': 'the job an earlier launch with the same idempotency key created'}})
-def launch(name: Name, templates: Templates, caller: Operator, response: Response, body: TemplateLaunch | None = None,
+def launch(name: Name, templates: Templates, jobs: Jobs, caller: Operator, response: Response,
+           body: TemplateLaunch | None = None,
            idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> JobOut:
     """Queue a run of the template with values for its survey (nothing else) and, where it allows,
     a limit within its hosts; answers like POST /api/v1/jobs."""
@@ -67,4 +68,4 @@ def launch(name: Name, templates: Templates, caller: Operator, response: Respons
     job, created = templates.launch(name, body, caller)
     response.status_code = 201 if created else 200
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
-    return job_view(job)
+    return job_view(job, jobs.listening())
