@@ -189,6 +189,14 @@ class NetFleet:
                                                           (result.stderr or result.stdout).strip()[-800:]))
         return result
 
+    def spawn(self, host: str, argv: list[str], log: Path, env: dict | None = None) -> int:
+        """Start a long-running process on the host (a dbfleet worker, say), detached, its output
+        appended to `log` on this machine; returns its pid (stop it with os.kill)."""
+        holder = self._read_state()['holders'].get(host)
+        if not namespaces.holder_alive(self.host(host), holder):
+            raise NetFleetError('namespace host %s is not running (make fleet)' % host)
+        return namespaces.launch(holder, argv, log, env=env)
+
     def sql(self, host: str, statements, timeout: float = 600) -> str:
         """Statements run as root over the host's own socket (unix_socket authentication)."""
         text = statements if isinstance(statements, str) else ';\n'.join(statements) + ';\n'

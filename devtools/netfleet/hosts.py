@@ -25,7 +25,10 @@ DIRECTORIES = {
     '/etc/mysql': 0o755,
     '/etc/cron.d': 0o755,
     '/etc/dbfleet': 0o755,
-    '/root': 0o700,  # root's home: .ssh/authorized_keys, Ansible's remote temp files
+    # root's own SSH files and Ansible's remote temp files; not all of /root, which holds the
+    # machine's Python (pyenv) that the hosts share with it like the rest of the installed software
+    '/root/.ssh': 0o700,
+    '/root/.ansible': 0o700,
     '/var/lib/mysql': 0o750,
     '/run': 0o755,  # its own pid files (cron's lock), /run/mysqld, /run/sshd
     '/var/log/mysql': 0o750,
@@ -36,7 +39,7 @@ DIRECTORIES = {
     '/tmp': 0o1777,
 }
 # Made inside the directories above (in the binds' sources).
-SUBDIRECTORIES = {'/run/mysqld': 0o755, '/run/sshd': 0o755, '/root/.ssh': 0o700}
+SUBDIRECTORIES = {'/run/mysqld': 0o755, '/run/sshd': 0o755}
 MYSQL_OWNED = ('/var/lib/mysql', '/run/mysqld', '/var/log/mysql')
 FILES = {'/etc/crontab': 0o644}  # the host's own (empty) system crontab, not the machine's
 
@@ -70,7 +73,7 @@ class HostFiles:
 
     def binds(self) -> list[tuple[Path, str]]:
         """(source, target) in mount order: a target that holds sources of other binds (/tmp for a
-        fleet under /tmp, /root for a checkout in root's home) is mounted after them."""
+        fleet under /tmp, /opt for a checkout under /opt) is mounted after them."""
         binds = [(self.path(target), target) for target in list(DIRECTORIES) + list(FILES)]
         return sorted(binds, key=lambda bind: any(str(source).startswith(bind[1] + '/') for source, _ in binds))
 

@@ -139,7 +139,7 @@ def inside(pid: int) -> list[str]:
     return ['nsenter', '--target', str(pid), '--net', '--uts', '--mount', '--time', '--']
 
 
-def launch(holder: int, argv: list[str], log: Path) -> int:
+def launch(holder: int, argv: list[str], log: Path, env: dict | None = None) -> int:
     """Start a daemon in the host, detached (it outlives this process), its output appended to
     `log`. The log is opened here and handed down as a file descriptor: inside the host, a path
     under /tmp or /root is the host's own, not this machine's. Returns the daemon's pid."""
@@ -147,7 +147,7 @@ def launch(holder: int, argv: list[str], log: Path) -> int:
         # The shell's stderr is the log; the daemon's stdout joins it, the shell's stdout says its pid.
         result = subprocess.run(inside(holder) + ['/bin/sh', '-c', '"$@" </dev/null >&2 & echo $!', 'sh', *argv],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=output, text=True,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     if result.returncode != 0 or not result.stdout.strip().isdigit():
         raise NamespaceError('could not start %s (see %s)' % (argv[0], log))
     return int(result.stdout.strip())

@@ -29,6 +29,19 @@ INVENTORY_DIRS = '["inventories", "tests/service"]'
 PATIENCE = float(os.environ.get('DBFLEET_TEST_PATIENCE', '5'))
 
 
+class ExternalRedis:
+    """A Redis someone else runs (devtools/netfleet's platform): the harness neither starts nor stops it."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def start(self):
+        return self
+
+    def stop(self):
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -37,12 +50,12 @@ def free_port() -> int:
 
 class Service:
     def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1,
-                 schedulers: int = 0, inventory_dirs: str = INVENTORY_DIRS):
+                 schedulers: int = 0, inventory_dirs: str = INVENTORY_DIRS, redis_url: str | None = None):
         self.directory = directory
         self.inventory_dirs = inventory_dirs
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
-        self.redis = PrivateRedis(directory / 'redis')
+        self.redis = ExternalRedis(redis_url) if redis_url else PrivateRedis(directory / 'redis')
         self.store_url = store_url or 'sqlite:///%s' % (directory / 'store.db')
         self.worker_count = workers
         self.reconcile_seconds = reconcile_seconds
@@ -121,7 +134,8 @@ class Service:
                 body = httpx.get(self.url + '/healthz', timeout=5).json()
                 # A service started without `dbfleet scheduler` is degraded for that reason alone.
                 expected = [reason for reason in body['reasons']
-                            if reason.startswith('scheduler:') and not self.scheduler_count]
+                            if reason.startswith('scheduler:') and not self.scheduler_count
+                            or reason.startswith('workers:') and not self.worker_count]
                 if body['reasons'] == expected and body['workers']['count'] >= len(self.live_workers()):
                     return body
             except httpx.HTTPError:
