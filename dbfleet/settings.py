@@ -29,7 +29,9 @@ class Settings(BaseSettings):
                           'for root, else $XDG_STATE_HOME/dbfleet)')
     store_url: str = Field(default_factory=lambda data: 'sqlite:///%s' % (data['var_dir'] / 'dbfleet.db'),
                            description='SQLAlchemy URL of the store (sqlite:///path or mysql+pymysql://...)')
-    redis_url: str = Field(default='redis://127.0.0.1:6379/0', description='Redis holding the job queues')
+    redis_url: str = Field(default='redis://127.0.0.1:6379/0', pattern=r'^(redis|rediss|unix|redis\+sentinel)://\S+$',
+                           description='Redis holding the job queues: redis://, rediss://, unix:// or, for a master '
+                           'found through Sentinel, redis+sentinel://host:26379,host2:26379/MASTER_NAME')
     project_dir: Path = Field(default_factory=lambda data: CHECKOUT or data['var_dir'] / 'project',
                               description='playbook root (default: the checkout, else var_dir/project)')
     tag_rules: Path = Field(default_factory=lambda data: data['project_dir'] / 'inventories' / 'tag_rules.yml',

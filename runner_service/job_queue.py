@@ -19,6 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 
 from dbfleet.clock import utc
+from runner_service import redis_urls
 
 QUEUE_PREFIX = 'dbfleet-'
 # RQ's own timeout stays out of the way: dbfleet enforces timeouts and deadlines itself.
@@ -31,8 +32,9 @@ SCHEDULER_SILENT_SECONDS = 20
 
 
 def connect(url: str) -> Redis:
-    """redis://host:port/db, rediss://..., or unix:///path/to/socket?db=N."""
-    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30, **_client_info())
+    """redis://host:port/db, rediss://..., unix:///path/to/socket?db=N, or a master found through
+    Sentinel: redis+sentinel://host:26379,host2:26379/MASTER_NAME (runner_service/redis_urls.py)."""
+    return redis_urls.connect(url, socket_connect_timeout=5, health_check_interval=30, **_client_info())
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from dbfleet.settings import Settings, get_settings
 from dbfleet.store import Store, open_store
+from runner_service import redis_urls
 from runner_service.job_queue import JobQueue, connect
 from runner_service.secret_box import SecretBox, load_key
 
@@ -35,8 +36,7 @@ class Runtime:
     def async_redis(self):
         """An asyncio client (the API's live streams), one per Runtime."""
         if 'async_client' not in self.__dict__:
-            from redis.asyncio import Redis as AsyncRedis
-            self.__dict__['async_client'] = AsyncRedis.from_url(self.settings.redis_url, socket_connect_timeout=5)
+            self.__dict__['async_client'] = redis_urls.connect_async(self.settings.redis_url, socket_connect_timeout=5)
         return self.__dict__['async_client']
 
     @cached_property

@@ -54,7 +54,24 @@ app.add_typer(templates_app, name='templates')
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValueError as exc:
+        # A setting from the environment or the config file that does not hold (pydantic's
+        # ValidationError and redis_urls.RedisUrlError are ValueErrors): one line, exit 2.
+        if type(exc).__name__ not in ('ValidationError', 'RedisUrlError'):
+            raise
+        typer.echo('dbfleet: configuration: %s' % setting_problem(exc), err=True)
+        raise SystemExit(2) from None
+
+
+def setting_problem(exc: ValueError) -> str:
+    errors = getattr(exc, 'errors', None)
+    if callable(errors):
+        first = errors()[0]
+        name = 'DBFLEET_%s' % '.'.join(str(part) for part in first['loc']).upper()
+        return '%s: %s' % (name, first['msg'])
+    return str(exc)
 
 
 __all__ = ['app', 'main']
