@@ -41,8 +41,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # What the dbfleet wheel is built from: the distribution's own files, nothing else of the checkout.
 WHEEL_SOURCES = ('pyproject.toml', 'README.md', 'dbfleet', 'runner_service')
-# What the hosts install; the agent's extra brings the base (PyMySQL among it) and `dbfleet cron`.
-REQUIREMENTS = ('dbfleet[agent]', 'PyMySQL')
+# What the hosts install besides the dbfleet wheel's agent extra (which brings the base and `dbfleet
+# cron`): PyMySQL, named on its own since the modules need it whatever the base's dependencies become.
+OTHER_REQUIREMENTS = ('PyMySQL',)
 MANIFEST = 'wheelhouse.json'
 ARCHIVE = 'wheelhouse.tar'
 
@@ -104,7 +105,7 @@ def download_dependencies(out: Path, wheel: Path):
         if old != wheel:
             old.unlink()
     pip('download', '-q', '--only-binary', ':all:', '-c', REPO / 'requirements.txt', '-d', out,
-        '%s[agent]' % wheel, *REQUIREMENTS[1:])
+        '%s[agent]' % wheel, *OTHER_REQUIREMENTS)
 
 
 def distribution(wheel: Path) -> tuple[str, str]:
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
         updated.append(wheel.name)
 
     dependencies = hashlib.sha256((REPO / 'requirements.txt').read_bytes() + wheel_metadata(wheel).encode()
-                                  + repr(REQUIREMENTS).encode() + ('%d.%d' % sys.version_info[:2]).encode()).hexdigest()
+                                  + repr(OTHER_REQUIREMENTS).encode() + ('%d.%d' % sys.version_info[:2]).encode()).hexdigest()
     if manifest.get('dependencies') != dependencies or not (out / 'requirements.txt').is_file():
         download_dependencies(out, wheel)
         write_requirements(out, wheel)

@@ -121,6 +121,20 @@ def test_prepare_hosts_installs_the_virtualenv_and_a_second_run_changes_nothing(
         assert netfleet.ssh(host, 'stat -c %a:%U /var/backups/dbfleet').stdout.strip() == '750:root'
 
 
+def test_a_dbfleet_wheel_rebuilt_at_the_same_version_is_reinstalled(prepared, fleet, netfleet):
+    """pip keeps an installed version; the play compares the wheel's sha256 with the one it installed."""
+    marker = '%s/dbfleet-wheel.sha256' % VENV
+    package = netfleet.ssh('db4', "%s/bin/python -c 'import dbfleet; print(dbfleet.__file__)'" % VENV).stdout.strip()
+    # As if the host had the wheel of older code: another checksum recorded, a file of the package changed.
+    netfleet.ssh('db4', 'echo 0000 > %s && echo "STALE = True" >> %s' % (marker, shlex.quote(package)))
+    run = fleet.playbook(REPO / 'playbooks' / 'prepare_hosts.yml', '--limit', 'db4')
+    assert run.returncode == 0, output_of(run)[-6000:]
+    assert recap(run.stdout)['db4']['changed'] == 2  # the reinstall and the checksum it records
+    assert 'STALE' not in netfleet.ssh('db4', 'cat %s' % shlex.quote(package)).stdout
+    wanted = json.loads((REPO / 'var' / 'wheelhouse' / 'wheelhouse.json').read_text())['dbfleet_sha256']
+    assert netfleet.ssh('db4', 'cat %s' % marker).stdout.strip() == wanted
+
+
 def test_a_missing_package_without_a_deb_file_fails_naming_it(fleet, prepared, tmp_path):
     absent = 'dbfleet-netfleet-no-such-package'
     variables = json.dumps({'dbfleet_host_packages': ['cron', absent]})
