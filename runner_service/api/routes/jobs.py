@@ -60,7 +60,7 @@ def job_view(job: dict) -> JobOut:
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
         relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
-        hosts=job['host_results'], template=job.get('template'),
+        hosts=job['host_results'], template=job.get('template'), credentials=job.get('credentials') or [],
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
