@@ -238,6 +238,19 @@ def test_a_vaulted_play_runs_with_the_vault_credential_and_leaves_no_secret_file
             assert VAULT_PASSWORD.encode() not in text and BECOME_PASSWORD.encode() not in text, path
 
 
+def test_a_mysql_credential_gives_the_play_its_login_masked(service):
+    created(service, name='echo-login', kind='mysql', username='backup', password=MYSQL_PASSWORD)
+    assert template(service, 'mysql-login', 'mysql_login.yml', credentials=['echo-login'],
+                    inventory='tests/service/inventory.yml', limit='node1').status_code == 201
+    job = service.wait(launch(service, 'mysql-login')['id'])
+    output = stdout(service, job['id'])
+    assert job['status'] == 'successful', (job['status_reason'], output)
+    assert 'login as backup with a password of %d characters' % len(MYSQL_PASSWORD) in output
+    assert MYSQL_PASSWORD not in output and MYSQL_PASSWORD not in json.dumps(service.events(job['id']))
+    assert '********' in output
+    assert secret_files(service, job['id']) == []
+
+
 def test_a_vaulted_play_without_the_credential_fails_naming_it(service):
     assert template(service, 'vaulted-bare', 'vaulted.yml').status_code == 201
     job = service.wait(launch(service, 'vaulted-bare')['id'])
