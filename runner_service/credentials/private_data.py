@@ -43,6 +43,13 @@ class RunCredentials:
     """The credentials of one run, opened: [(name, kind, public, secret)]."""
 
     items: list[tuple[str, str, dict, dict]] = field(default_factory=list)
+    # Opening an OpenSSH key runs its KDF (bcrypt, on purpose slow): once per run is enough.
+    _agent_keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def agent_key(self, name: str, secret: dict) -> str:
+        if name not in self._agent_keys:
+            self._agent_keys[name] = agent_key(secret)
+        return self._agent_keys[name]
 
     def names(self, kind: str) -> list[str]:
         return [name for name, item_kind, _, _ in self.items if item_kind == kind]
@@ -51,8 +58,8 @@ class RunCredentials:
         """Every secret as it could show up in output, for the run's Redactor: passwords, and each
         line of a key or certificate (as given and as handed to ssh-agent)."""
         found: set[str] = set()
-        for _, kind, _, secret in self.items:
-            texts = list(secret.values()) + ([agent_key(secret)] if kind == 'ssh' else [])
+        for name, kind, _, secret in self.items:
+            texts = list(secret.values()) + ([self.agent_key(name, secret)] if kind == 'ssh' else [])
             for text in texts:
                 for piece in [text, text.strip()] + [line.strip() for line in text.splitlines()]:
                     if len(piece) >= MIN_SECRET_LENGTH and not piece.startswith('-----'):
@@ -67,7 +74,7 @@ class RunCredentials:
         directory = None
         for name, kind, public, secret in self.items:
             if kind == 'ssh':
-                ssh_key = agent_key(secret)
+                ssh_key = self.agent_key(name, secret)
                 if public.get('username'):
                     arguments += ['--user', public['username']]
             elif kind == 'mysql':

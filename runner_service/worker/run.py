@@ -132,8 +132,9 @@ class JobRun:
         """The reason of a run that stopped at vaulted data it had no password for, naming the
         credential the job lacks (Ansible's own words say only that no vault secret was found)."""
         try:
-            output = runner.stdout.read()
-        except (AttributeError, OSError):
+            with runner.stdout as handle:
+                output = handle.read()
+        except (AttributeError, OSError):  # a lanes run, or no output saved
             return None
         if 'no vault secrets' not in output.lower():
             return None
@@ -200,7 +201,8 @@ class JobRun:
         return dict(
             private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
-            cmdline=command_line(cmdline) or None, ssh_key=ssh_key, envvars=envvars, ident=str(job['attempt']), rotate_artifacts=3,
+            cmdline=command_line(cmdline) or None, ssh_key=ssh_key, envvars=envvars, ident=str(job['attempt']),
+            rotate_artifacts=3,
             quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
             event_handler=self.writer.add, cancel_callback=self.should_stop, status_handler=None,
         )
