@@ -123,3 +123,29 @@ def test_a_vault_without_an_id_is_a_password_file(tmp_path):
         tmp_path)
     assert arguments == ['--vault-password-file', str(tmp_path / 'credentials' / 'vault_password')]
     assert ssh_key is None and extra_vars == {}
+
+
+def test_a_mysql_tls_credential_is_accepted_but_a_run_refuses_it_by_name(tmp_path):
+    """Modules read certificates from paths on the database host: until dbfleet copies them there,
+    a run naming such a credential fails saying so instead of connecting without them."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from runner_service.credentials.private_data import CredentialError
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'backup')])
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    cert = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(
+        1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
+    fields = {'username': 'backup', 'client_cert': cert.public_bytes(serialization.Encoding.PEM).decode(),
+              'client_key': key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode()}
+    public, secret, _ = split('mysql', fields, digest)
+    assert public == {'username': 'backup'} and set(secret) == {'client_cert', 'client_key'}
+    with pytest.raises(CredentialError, match='credential tls-login holds TLS certificates'):
+        RunCredentials([('tls-login', 'mysql', public, secret)]).prepare(tmp_path)
