@@ -14,6 +14,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from runner_service.schemas import (
     AuditPage,
+    CredentialCreate,
+    CredentialOut,
     CronEntryOut,
     CronHistoryItem,
     CronImport,
@@ -52,6 +54,7 @@ PLANS = '/api/v1/plans'
 WINDOWS = '/api/v1/windows'
 CRON = '/api/v1/cron'
 TEMPLATES = '/api/v1/templates'
+CREDENTIALS = '/api/v1/credentials'
 AUDIT = '/api/v1/audit'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
@@ -263,6 +266,19 @@ class ApiClient:
                           params=_params({'entry': entry, 'host': host, 'limit': limit}))
 
     # -- job templates -----------------------------------------------------------------------
+
+    def create_credential(self, credential: CredentialCreate) -> dict:
+        return self._call(CredentialOut, 'POST', CREDENTIALS, json=credential.model_dump(mode='json',
+                                                                                          exclude_none=True))
+
+    def credentials(self) -> list[dict]:
+        return self._call(list[CredentialOut], 'GET', CREDENTIALS)
+
+    def credential(self, name: str) -> dict:
+        return self._call(CredentialOut, 'GET', _path(CREDENTIALS, name))
+
+    def delete_credential(self, name: str) -> dict:
+        return self._call(CredentialOut, 'DELETE', _path(CREDENTIALS, name))
 
     def create_template(self, template: TemplateCreate) -> dict:
         return self._call(TemplateOut, 'POST', TEMPLATES, json=template.model_dump(mode='json', exclude_none=True))

@@ -205,6 +205,8 @@ class JobOut(BaseModel):
     relaunch_of: str | None = None
     template: str | None = Field(default=None, description='the job template that launched it; none: a bare '
                                                             'playbook')
+    credentials: list[str] = Field(default_factory=list, description="the names of the credentials its run gets "
+                                   "(its template's at launch)")
     plan: BatchPlan | None = None
     cancel_requested: bool
     waiting_for_worker: bool | None = Field(
@@ -780,6 +782,49 @@ class TemplatePlan(BatchPlan):
         return self
 
 
+CredentialKind = Literal['ssh', 'mysql', 'vault', 'become']
+# A credential's secret text: a key or certificate is a few KiB, a password a line.
+SecretText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
+
+
+class CredentialCreate(BaseModel):
+    """A credential: which fields a kind takes is checked by runner_service.credentials.kinds."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    name: TemplateName
+    kind: CredentialKind
+    username: str | None = Field(default=None, min_length=1, max_length=128, description='ssh: the login user; '
+                                 'mysql: the MySQL user')
+    ssh_key: SecretText | None = Field(default=None, description='ssh: the private key (OpenSSH or PEM)')
+    passphrase: SecretText | None = Field(default=None, description="ssh: the key's passphrase")
+    password: SecretText | None = Field(default=None, description='mysql, vault, become: the password')
+    client_cert: SecretText | None = Field(default=None, description='mysql: a TLS client certificate (PEM)')
+    client_key: SecretText | None = Field(default=None, description='mysql: its private key (PEM)')
+    ca_cert: SecretText | None = Field(default=None, description="mysql: the CA of the server's certificate (PEM)")
+    vault_id: str | None = Field(default=None, min_length=1, max_length=64, description='vault: the vault id it '
+                                 'opens (--vault-id ID@...)')
+    become_method: str | None = Field(default=None, min_length=1, max_length=32, description='become: sudo, su, ...')
+    become_user: str | None = Field(default=None, min_length=1, max_length=128, description='become: the user to '
+                                    'become')
+
+
+class CredentialOut(BaseModel):
+    """What the API shows of a credential: never a secret."""
+
+    name: str
+    kind: CredentialKind
+    username: str | None = None
+    vault_id: str | None = None
+    become_method: str | None = None
+    become_user: str | None = None
+    fingerprint: str = Field(description="ssh: the key's SHA256 fingerprint as ssh-keygen -l prints it; others: a "
+                             'keyed hash that changes when the secret does')
+    created_at: dt.datetime
+    created_by: str | None = None
+    links: dict[str, str]
+
+
 class TemplateFields(BaseModel):
     """What a template runs and the defaults of its launches. Every field may be changed by PATCH."""
 
@@ -809,6 +854,8 @@ class TemplateFields(BaseModel):
     plan: TemplatePlan | None = None
     survey: list[SurveyVariable] | None = Field(default=None, max_length=200, description='the extra vars a '
                                                 'launch may set; nothing else can be set')
+    credentials: list[TemplateName] | None = Field(default=None, max_length=4, description='the credentials its '
+                                                   'runs get, by name: at most one of each kind')
 
 
 class TemplateCreate(TemplateFields):

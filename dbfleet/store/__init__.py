@@ -14,6 +14,7 @@ run one short transaction per method.
 from __future__ import annotations
 
 from dbfleet.settings import get_settings
+from dbfleet.store.credentials import UnknownCredential
 from dbfleet.store.engine import create_store_engine
 from dbfleet.store.errors import StoreError, StoreNotMigrated, StoreUnavailable, UnknownHost, UnknownToken
 from dbfleet.store.facts import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS
@@ -29,7 +30,7 @@ from dbfleet.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownCredential', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule',
     'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'is_launching', 'open_store',
 ]
 

@@ -45,7 +45,7 @@ QUEUE_LENGTH = 64
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
-    relaunch_of=None, secret_vars=None, plan=None, template=None,
+    relaunch_of=None, secret_vars=None, plan=None, template=None, credentials=None,
 )
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
@@ -74,7 +74,8 @@ class Jobs:
         spec: playbook and inventory (required), inventory_kind ('file' | 'tags'), limit_pattern,
         extra_vars (already redacted), check_mode, diff_mode, forks, timeout_seconds, deadline,
         queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
-        secret_vars (sealed text, runner_service.secret_box), template (the job template that launched it).
+        secret_vars (sealed text, runner_service.secret_box), template (the job template that launched it),
+        credentials (the names of the credentials its run gets).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
         tags: the tag names a tag-expression inventory refers to (jobs.list(tag=...) finds them).
 
@@ -471,6 +472,12 @@ def _check_spec(spec: Any) -> dict[str, Any]:
         check_text(values['template'], 'job spec: template', NAME_LENGTH)
     if values['secret_vars'] is not None:
         check_text(values['secret_vars'], 'job spec: secret_vars')
+    if values['credentials'] is not None:
+        if not isinstance(values['credentials'], list):
+            raise ValueError('job spec: credentials must be a list of names, got %s'
+                             % type(values['credentials']).__name__)
+        for name in values['credentials']:
+            check_text(name, 'job spec: credentials', NAME_LENGTH)
     if values['plan'] is not None and not isinstance(values['plan'], dict):
         raise ValueError('job spec: plan must be a mapping, got %s' % type(values['plan']).__name__)
     return values

@@ -54,6 +54,7 @@ SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
 # Who took a slot: the scheduler (fired or skipped it) or crontab (ran it); a missed slot, nobody.
 SLOT_CLAIMANTS = ('platform', 'crontab')
 WINDOW_KINDS = ('recurring', 'absolute')
+CREDENTIAL_KINDS = ('ssh', 'mysql', 'vault', 'become')
 TOKEN_ROLES = ('viewer', 'operator', 'admin', 'agent')  # the first three ranked; agent stands apart
 RANKED_ROLES = TOKEN_ROLES[:3]  # viewer < operator < admin: each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
@@ -267,6 +268,8 @@ class Job(Base):
     runner_pid: Mapped[int | None] = mapped_column(Integer)
     # The job template that launched it (runner_service.templates.service); None: a bare playbook.
     template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # The names of the credentials its run gets (the template's at launch); None: none.
+    credentials: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
 
 
 class JobDependency(Base):
@@ -393,6 +396,25 @@ class Template(Base):
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     updated_at: Mapped[dt.datetime] = mapped_column()
     updated_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+class Credential(Base):
+    """A secret a job's run needs (an SSH key, a MySQL login, a vault or become password): the
+    secret sealed with the service key, beside what may be shown (runner_service.credentials)."""
+
+    __tablename__ = 'credentials'
+    __table_args__ = (CheckConstraint(_in('kind', CREDENTIAL_KINDS), name='kind'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # What the API shows: username, vault id, become method and user; never a secret.
+    public: Mapped[dict] = mapped_column(JSON())
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    # The secret fields, sealed (Fernet with the service key, runner_service.secret_box).
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class Schedule(Base):

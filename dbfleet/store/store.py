@@ -11,6 +11,7 @@
     store.pools      concurrency pools and their leases                     (pools.py)
     store.templates  job templates                                          (templates.py)
     store.tokens     API tokens                                             (tokens.py)
+    store.credentials  sealed secrets for job runs                          (credentials.py)
     store.backups    backup attempts                                        (backups.py)
     store.cron       runs of bridged crontab entries                        (cron.py)
 
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Engine
 
 from dbfleet.store.audit import Audit
 from dbfleet.store.backups import Backups
+from dbfleet.store.credentials import Credentials
 from dbfleet.store.cron import Cron
 from dbfleet.store.errors import masked
 from dbfleet.store.events import Events
@@ -64,6 +66,7 @@ class Store:
         self.tokens = Tokens(self.transactions)
         self.backups = Backups(self.transactions)
         self.cron = Cron(self.transactions)
+        self.credentials = Credentials(self.transactions)
 
     def __repr__(self):
         return '<Store %s>' % self.url

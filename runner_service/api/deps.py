@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from runner_service import tokens
 from runner_service.bridge.platform import CronBridge
+from runner_service.credentials.service import CredentialService
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
 from runner_service.schedules.service import ScheduleService
@@ -25,6 +26,10 @@ def get_runtime(request: Request) -> Runtime:
 
 def get_jobs(runtime: Annotated[Runtime, Depends(get_runtime)]) -> JobService:
     return JobService(runtime)
+
+
+def get_credentials(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CredentialService:
+    return CredentialService(runtime)
 
 
 def get_templates(runtime: Annotated[Runtime, Depends(get_runtime)]) -> TemplateService:
@@ -97,6 +102,7 @@ ViewerOrAgent = Annotated[dict, Depends(require('viewer', agent=True))]
 AdminOrAgent = Annotated[dict, Depends(require('admin', agent=True))]
 Jobs = Annotated[JobService, Depends(get_jobs)]
 Templates = Annotated[TemplateService, Depends(get_templates)]
+CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 Schedules = Annotated[ScheduleService, Depends(get_schedules)]
 Bridge = Annotated[CronBridge, Depends(get_bridge)]
 Windows = Annotated[WindowService, Depends(get_windows)]

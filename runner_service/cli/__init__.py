@@ -10,6 +10,7 @@ import typer
 
 from runner_service.cli import service
 from runner_service.cli.audit import audit
+from runner_service.cli.credentials import credentials_app
 from runner_service.cli.cron import cron_app
 from runner_service.cli.hosts import hosts_app
 from runner_service.cli.jobs import jobs_app
@@ -51,6 +52,7 @@ app.add_typer(plans_app, name='plans')
 app.add_typer(windows_app, name='windows')
 app.add_typer(cron_app, name='cron')
 app.add_typer(templates_app, name='templates')
+app.add_typer(credentials_app, name='credentials')
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ def _from_file(path: str | None) -> dict:
 def _fields(playbook: str | None, options: dict) -> dict:
     """Template fields from the command's options; those not given left out."""
     fields = {key: options[key] for key in ('description', 'inventory', 'tags', 'limit', 'forks', 'queue',
-                                            'priority', 'allow_limit') if options.get(key) is not None}
+                                            'priority', 'allow_limit', 'credentials') if options.get(key)
+              is not None}
     if playbook is not None:
         fields['playbook'] = playbook
     for key, option in (('timeout', '--timeout'), ('deadline_after', '--deadline-after')):
@@ -77,6 +78,7 @@ def _show(template: dict) -> None:
         'forks': template.get('forks'), 'timeout s': template.get('timeout'),
         'deadline after s': template.get('deadline_after'), 'queue': template.get('queue'),
         'priority': template.get('priority'),
+        'credentials': ', '.join(template.get('credentials') or []) or None,
         'plan': json.dumps(template['plan'], sort_keys=True) if template.get('plan') else None,
         'created': template['created_at'], 'created by': template.get('created_by'),
         'updated': template['updated_at'], 'updated by': template.get('updated_by'),
@@ -116,6 +118,8 @@ DEFINITION_OPTIONS = {
     'window_end_at': optional(str, '--window-end-at', help='Each run should be over by this time of day (HH:MM, in '
                                                            '--window-tz).'),
     'window_timezone': optional(str, '--window-tz', help='IANA zone of --window-end-at (default UTC).'),
+    'credentials': optional(list[str], '--credential', help='A credential its runs get (repeat; at most one of '
+                                                            'each kind). On edit, the list replaces the old one.'),
 }
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+from runner_service.credentials.private_data import remove_private_data
 from runner_service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -67,10 +68,13 @@ def lose(runtime: Runtime, job: dict, reason: str) -> dict | None:
 
 
 def kill_runner(runtime: Runtime, job: dict) -> int:
-    """Kill what is left of the job's play when it ran on this machine; returns how many processes."""
+    """Kill what is left of the job's play when it ran on this machine, and remove the files of its
+    run that held secrets (its run could not: it was killed); returns how many processes."""
     if job.get('runner_host') not in (None, runtime.hostname):
         return 0
-    return kill_job_processes(job['id'])
+    killed = kill_job_processes(job['id'])
+    remove_private_data(runtime.settings.runs_dir / job['id'])
+    return killed
 
 
 def kill_job_processes(job_id: str, rounds: int = 3) -> int:

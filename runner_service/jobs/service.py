@@ -76,10 +76,12 @@ class JobService:
     # -- launching -----------------------------------------------------------------------
 
     def launch(self, request: JobCreate, actor: str, relaunch_of: str | None = None,
-               sealed_secrets: str | None = None, template: str | None = None) -> tuple[dict, bool]:
+               sealed_secrets: str | None = None, template: str | None = None,
+               credentials: list[str] | None = None) -> tuple[dict, bool]:
         """Check the request, record the job, queue it; returns (job, created). A known
         idempotency key returns the job it made before (created False). `template`: the job
-        template the request was made from (runner_service.templates.service), recorded with the job."""
+        template the request was made from (runner_service.templates.service), recorded with the job;
+        `credentials`: the names of the credentials its run gets (the template's)."""
         if request.idempotency_key:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
@@ -89,7 +91,7 @@ class JobService:
             raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
         public, secret = split_extra_vars(request.extra_vars)
         spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of, template=template,
-                    secret_vars=sealed_secrets or self.runtime.secrets.seal(secret))
+                    secret_vars=sealed_secrets or self.runtime.secrets.seal(secret), credentials=credentials or None)
         try:
             job, created = self.store.jobs.create(
                 spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
@@ -162,7 +164,7 @@ class JobService:
             raise Unprocessable('job %s cannot be relaunched: %s' % (
                 job_id, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
         job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'],
-                             template=old['template'])
+                             template=old['template'], credentials=old['credentials'])
         return job
 
     def cancel(self, job_id: str, actor: str) -> dict:

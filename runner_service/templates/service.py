@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from dbfleet.clock import utcnow
 from dbfleet.store import UnknownTemplate
 from dbfleet.tags import TagExpressionError, parse_tag_expression
+from runner_service.credentials.service import CredentialService
 from runner_service.errors import Conflict, Forbidden, NotFound, Unprocessable
 from runner_service.host_patterns import HostPatternError, narrow, terms
 from runner_service.jobs.service import JobService
@@ -152,7 +153,8 @@ class TemplateService:
         job_request, secret = self.job_request(name, definition, request.extra_vars, request.limit, utcnow(),
                                                idempotency_key=request.idempotency_key)
         job, created = self.jobs.launch(job_request, token['name'], template=name,
-                                        sealed_secrets=self.runtime.secrets.seal(secret))
+                                        sealed_secrets=self.runtime.secrets.seal(secret),
+                                        credentials=definition.get('credentials'))
         if created:
             self.store.audit.record(token['name'], 'template.launch', name,
                                     {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
@@ -243,13 +245,15 @@ class TemplateService:
         request, secret = self.job_request(name, definition, values, schedule['job'].get('limit'), slot)
         request = request.model_copy(update={key: value for key, value in fields.items()
                                               if value is not None or key != 'deadline'})
-        return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret))
+        return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret),
+                                credentials=definition.get('credentials'))
 
     # -- checks --------------------------------------------------------------------------
 
     def _check(self, definition: dict) -> None:
         """What a launch will find: the playbook and inventory exist under the project, the tag
-        expression parses, the limit is a host pattern, the survey is consistent."""
+        expression parses, the limit is a host pattern, the survey is consistent, the credentials
+        exist (one of each kind at most)."""
         playbook = self.jobs.collection_playbook(definition['playbook']) or self.jobs.project_path(
             definition['playbook'], 'playbook', playbook=True)
         if COMMAND_RUNNER.search(playbook):
@@ -271,6 +275,7 @@ class TemplateService:
             check_survey(definition.get('survey') or [])
         except (HostPatternError, SurveyError) as exc:
             raise Unprocessable(str(exc)) from None
+        CredentialService(self.runtime).check_names(definition.get('credentials') or [])
         plan = definition.get('plan') or {}
         if plan.get('window_end_at'):
             try:

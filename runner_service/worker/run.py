@@ -30,6 +30,8 @@ import yaml
 
 from dbfleet.clock import utcnow
 from dbfleet.paths import checkout_collections, private_directory
+from runner_service.credentials.private_data import (CredentialError, RunCredentials, command_line,
+                                                     open_credentials, remove_private_data)
 from runner_service.extra_vars import check_extra_vars
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime, process_runtime
@@ -66,7 +68,13 @@ class JobRun:
         self.job_id = job['id']
         self.settings = runtime.settings
         self.secret = runtime.secrets.open(job.get('secret_vars'))
-        self.redactor = Redactor(secret_values(self.secret))
+        # A credential that cannot be had fails the run in _prepare, once its events can be written.
+        self.credential_problem: str | None = None
+        try:
+            self.credentials = open_credentials(self.store, runtime.secrets, job.get('credentials'))
+        except CredentialError as exc:
+            self.credentials, self.credential_problem = RunCredentials(), str(exc)
+        self.redactor = Redactor(secret_values(self.secret) | self.credentials.secret_texts())
         self.private_dir = self.settings.runs_dir / self.job_id
         self.deadline = effective_deadline(job)
         self.stop_reason: str | None = None
@@ -92,7 +100,7 @@ class JobRun:
                 import ansible_runner  # imported by the worker before forking; cheap here
                 runner = ansible_runner.run(**kwargs)
         except Exception as exc:
-            if not isinstance(exc, PlanError):
+            if not isinstance(exc, (PlanError, CredentialError)):
                 log.exception('job %s could not run', self.job_id)
             self.writer.close()
             return self._end('failed', None, 'dbfleet could not run the playbook: %s' % self.redactor.text(str(exc)))
@@ -112,10 +120,31 @@ class JobRun:
             return 'timed_out', rc, 'deadline %s reached: the play was killed' % _iso(self.deadline)
         if runner.status == 'successful' and rc == 0 and not self._failed_hosts():
             return 'successful', rc, None
+        vault = self._missing_vault(runner)
+        if vault:
+            return 'failed', rc, vault
         failed = self._failed_hosts()
         if failed:
             return 'failed', rc, 'ansible-playbook exited %s; failed or unreachable: %s' % (rc, _names(failed))
         return 'failed', rc, 'ansible-playbook exited %s (%s): see the job stdout' % (rc, runner.status)
+
+    def _missing_vault(self, runner) -> str | None:
+        """The reason of a run that stopped at vaulted data it had no password for, naming the
+        credential the job lacks (Ansible's own words say only that no vault secret was found)."""
+        try:
+            with runner.stdout as handle:
+                output = handle.read()
+        except (AttributeError, OSError):  # a lanes run, or no output saved
+            return None
+        if 'no vault secrets' not in output.lower():
+            return None
+        template = ' to template %s' % self.job['template'] if self.job.get('template') else ''
+        held = self.credentials.names('vault')
+        if held:
+            return ('ansible-playbook found vaulted data that the vault credential %s does not open: add the vault '
+                    'credential of its vault id%s' % (held[0], template))
+        return ('ansible-playbook found vaulted data and the job has no vault credential: add a vault credential'
+                '%s (credentials: [NAME]; `dbfleet credentials create NAME --kind vault`)' % template)
 
     def _failed_hosts(self) -> list[str]:
         stats = self.writer.stats
@@ -134,14 +163,18 @@ class JobRun:
 
     def _prepare(self) -> dict:
         job = self.job
+        if self.credential_problem:
+            raise CredentialError(self.credential_problem)
         if self.private_dir.exists():
             shutil.rmtree(self.private_dir / 'inventory', ignore_errors=True)
         for directory in (self.settings.var_dir, self.settings.runs_dir, self.private_dir):
             private_directory(directory)
         env_dir = private_directory(self.private_dir / 'env')
+        credential_arguments, ssh_key, credential_vars = self.credentials.prepare(self.private_dir)
         # Checked again as they leave the store: a job accepted before the check, or a store
-        # edited by hand, must not hand Ansible a marker of its own.
-        extra_vars = check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True)
+        # edited by hand, must not hand Ansible a marker of its own. A credential's variables win.
+        extra_vars = {**check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True),
+                      **credential_vars}
         if extra_vars:
             # A file ansible-runner passes as -e @file: values never reach a command line.
             path = env_dir / 'extravars'
@@ -150,6 +183,7 @@ class JobRun:
                 json.dump(untemplated(extra_vars), handle)
         project = Path(self.settings.project_dir).resolve()
         cmdline = [flag for flag, wanted in (('--check', job['check_mode']), ('--diff', job['diff_mode'])) if wanted]
+        cmdline += credential_arguments
         envvars = {
             'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]),
             'DBFLEET_STORE_URL': self.settings.store_url,
@@ -167,7 +201,8 @@ class JobRun:
         return dict(
             private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
-            cmdline=' '.join(cmdline) or None, envvars=envvars, ident=str(job['attempt']), rotate_artifacts=3,
+            cmdline=command_line(cmdline) or None, ssh_key=ssh_key, envvars=envvars, ident=str(job['attempt']),
+            rotate_artifacts=3,
             quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
             event_handler=self.writer.add, cancel_callback=self.should_stop, status_handler=None,
         )
@@ -259,11 +294,8 @@ class JobRun:
             process_tree.kill_descendants()
 
     def _scrub(self) -> None:
-        """Leave no secret on disk: the extra vars file goes, and saved output is redacted."""
-        try:
-            (self.private_dir / 'env' / 'extravars').unlink()
-        except FileNotFoundError:
-            pass
+        """Leave no secret on disk: the extra vars and credential files go, and saved output is redacted."""
+        remove_private_data(self.private_dir)
         if self.redactor:
             for path in (self.private_dir / 'artifacts').rglob('*'):
                 if path.is_file():

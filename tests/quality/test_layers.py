@@ -21,8 +21,8 @@ below, never one above):
     bridge                         the crontab bridge: platform side, host agent, crontab files
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
-    jobs, worker                   the job service, lifecycle, reconciler and planner; the worker's run,
-                                   event writer and lanes runner
+    jobs, worker, credentials      the job service, lifecycle, reconciler and planner; the worker's run,
+                                   event writer and lanes runner; credentials and what a run gets of them
     runtime, job_queue, ...        what every service shares: the process runtime, the RQ queue,
                                    secrets, tokens, the API client (the host agent's), bounded
                                    subprocesses, and schedules.triggers: cron expressions and time
@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.bridge',),
     ('runner_service.schedules',),
     ('runner_service.templates',),
-    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution'),
+    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials'),
     ('runner_service.runtime', 'runner_service.job_queue', 'runner_service.secret_box', 'runner_service.tokens',
      'runner_service.bounded', 'runner_service.client', 'runner_service.schedules.triggers'),
     ('runner_service.schemas', 'runner_service.errors', 'runner_service.extra_vars', 'runner_service.host_patterns',

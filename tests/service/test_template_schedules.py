@@ -120,3 +120,22 @@ def test_who_may_change_which_schedule(service):
         assert in_use.status_code == 409 and 'scoped-other' in in_use.json()['detail']
     with service.client('operator') as operator:
         assert operator.delete('/api/v1/schedules/op-echo').status_code == 200
+
+
+def test_a_slot_of_a_template_gets_its_credentials(service):
+    """The vaulted play (tests/service/vaulted) runs from a schedule through its template's vault credential."""
+    with service.client('admin') as admin:
+        made = admin.post('/api/v1/credentials', json={'name': 'fleet-vault', 'kind': 'vault', 'vault_id': 'fleet',
+                                                       'password': 'vault test password 14'})
+        assert made.status_code == 201, made.text
+        response = admin.post('/api/v1/templates', json={
+            'name': 'vaulted', 'playbook': '%s/vaulted.yml' % PLAYBOOKS,
+            'inventory': 'tests/service/vaulted/inventory.yml', 'credentials': ['fleet-vault']})
+        assert response.status_code == 201, response.text
+        assert admin.post('/api/v1/schedules', json={'name': 'vaulted-often', **EVERY_SECOND,
+                                                     'template': 'vaulted'}).status_code == 201
+        fired = [slot for slot in slots(service, 'vaulted-often') if slot['outcome'] == 'fired']
+        assert admin.post('/api/v1/schedules/vaulted-often/pause').status_code == 200
+    assert fired, 'no slot fired'
+    job = service.wait(fired[0]['job_id'])
+    assert job['status'] == 'successful' and job['credentials'] == ['fleet-vault'], job['status_reason']

@@ -63,7 +63,8 @@ def job_view(job: dict, listening=None) -> JobOut:
         enqueued_at=job['enqueued_at'], started_at=job['started_at'], finished_at=job['finished_at'],
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
         relaunch_of=job['relaunch_of'], plan=job['plan'], cancel_requested=job['cancel_requested'],
-        hosts=job['host_results'], template=job.get('template'), waiting_for_worker=waiting_for_worker,
+        hosts=job['host_results'], template=job.get('template'), credentials=job.get('credentials') or [],
+        waiting_for_worker=waiting_for_worker,
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
                'relaunch': base + '/relaunch'},
     )
