@@ -206,6 +206,9 @@ class JobOut(BaseModel):
     template: str | None = Field(default=None, description='the job template that launched it; none: a bare '
                                                             'playbook')
     plan: BatchPlan | None = None
+    project_revision: str | None = Field(default=None, description='the git commit the job (its latest attempt) '
+                                         'ran from, with DBFLEET_PROJECT_URL; null: not fetched (yet), or a local '
+                                         'project directory')
     cancel_requested: bool
     waiting_for_worker: bool | None = Field(
         default=None, description='queued on a queue no live worker listens to: it will not start until one does '

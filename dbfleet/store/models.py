@@ -267,6 +267,8 @@ class Job(Base):
     runner_pid: Mapped[int | None] = mapped_column(Integer)
     # The job template that launched it (runner_service.templates.service); None: a bare playbook.
     template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # The git commit the job's last run used (DBFLEET_PROJECT_URL); None: a local project directory.
+    project_revision: Mapped[str | None] = mapped_column(String(40))
 
 
 class JobDependency(Base):

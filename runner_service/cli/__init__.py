@@ -8,6 +8,7 @@ version` start without FastAPI, RQ, ansible-runner, SQLAlchemy or uvicorn (tests
 
 import typer
 
+from dbfleet.settings import SettingsError
 from runner_service.cli import service
 from runner_service.cli.audit import audit
 from runner_service.cli.cron import cron_app
@@ -54,7 +55,11 @@ app.add_typer(templates_app, name='templates')
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SettingsError as exc:  # a DBFLEET_* value refused, by whichever command first read them
+        typer.echo('dbfleet: %s' % exc, err=True)
+        raise SystemExit(2) from None
 
 
 __all__ = ['app', 'main']
