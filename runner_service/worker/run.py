@@ -92,6 +92,7 @@ class JobRun:
         heartbeat = threading.Thread(target=self._heartbeat, name='dbfleet-heartbeat', daemon=True)
         heartbeat.start()
         runner = None
+        unrun: tuple[str, int | None, str] | None = None  # how the job ends when its play could not run
         try:
             kwargs = self._prepare()
             if self.job.get('plan'):
@@ -100,21 +101,21 @@ class JobRun:
                 import ansible_runner  # imported by the worker before forking; cheap here
                 runner = ansible_runner.run(**kwargs)
         except ProjectStopped:
-            self.writer.close()
-            if self.stop_reason == 'timed_out':
-                return self._end('timed_out', None, 'deadline %s reached while fetching the project' % _iso(self.deadline))
-            return self._end('canceled', None, 'canceled while fetching the project, before the play started')
+            unrun = ('timed_out', None, 'deadline %s reached while fetching the project' % _iso(self.deadline)) \
+                if self.stop_reason == 'timed_out' else \
+                ('canceled', None, 'canceled while fetching the project, before the play started')
         except Exception as exc:
             if not isinstance(exc, (PlanError, ProjectError)):
                 log.exception('job %s could not run', self.job_id)
-            self.writer.close()
             what = 'project' if isinstance(exc, ProjectError) else 'dbfleet could not run the playbook'
-            return self._end('failed', None, '%s: %s' % (what, self.redactor.text(str(exc))))
+            unrun = ('failed', None, '%s: %s' % (what, self.redactor.text(str(exc))))
         finally:
             self.done.set()
             self._kill_play()  # whatever outlived the play (or its cancel)
-            self._scrub()
+            self._scrub()  # before the job is seen ended: its files are gone by then
         self.writer.close()
+        if unrun is not None:
+            return self._end(*unrun)
         self.store.jobs.set_host_results(self.job_id, host_results(self.writer.stats))
         return self._end(*self._outcome(runner))
 

@@ -3,7 +3,8 @@ run it from a private copy of that commit, record the commit, and remove the cop
 
 The repositories are real (`git init --bare` in tmp_path, commits made here); one worker pool
 fetches over file://, one over git:// from a `git daemon` on loopback, and two workers are set
-up to fail (a branch that does not exist, an https URL with credentials that nothing answers).
+up to fail (a branch that does not exist, an https URL with credentials that nothing answers, a
+git server that never answers).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SilentServer, one_line_error
 from tests.service.harness import PATIENCE, Service, free_port
 
 GIT_IDENTITY = ['-c', 'user.name=dbfleet tests', '-c', 'user.email=tests@dbfleet.invalid']
@@ -132,16 +134,23 @@ def daemon(origin):
 
 
 @pytest.fixture(scope='module')
-def service(tmp_path_factory, origin, daemon):
-    """Two workers on the default queue fetch over file://; one on `daemon` over git://; `nobranch`
-    and `unreachable` have a worker each whose project cannot be fetched."""
+def silent():
+    with SilentServer() as server:
+        yield server
+
+
+@pytest.fixture(scope='module')
+def service(tmp_path_factory, origin, daemon, silent):
+    """Two workers on the default queue fetch over file://; one on `daemon` over git://; `nobranch`,
+    `unreachable` and `hanging` have a worker each whose project cannot be fetched."""
     file_url = 'file://%s' % origin.bare
-    service = Service(tmp_path_factory.mktemp('service'), settings={'DBFLEET_PROJECT_URL': file_url}).start()
+    service = Service(tmp_path_factory.mktemp('service'), variables={'DBFLEET_PROJECT_URL': file_url}).start()
     try:
-        service.start_worker('daemon', settings={'DBFLEET_PROJECT_URL': '%s/playbooks.git' % daemon.url_base})
-        service.start_worker('nobranch', settings={'DBFLEET_PROJECT_BRANCH': 'release/2026'})
-        service.start_worker('unreachable', settings={
+        service.start_worker('daemon', variables={'DBFLEET_PROJECT_URL': '%s/playbooks.git' % daemon.url_base})
+        service.start_worker('nobranch', variables={'DBFLEET_PROJECT_BRANCH': 'release/2026'})
+        service.start_worker('unreachable', variables={
             'DBFLEET_PROJECT_URL': 'https://deploy:hunter2@127.0.0.1:%d/playbooks.git' % free_port()})
+        service.start_worker('hanging', variables={'DBFLEET_PROJECT_URL': 'git://127.0.0.1:%d/pb.git' % silent.port})
         service.wait_healthy()
         yield service
     finally:
@@ -244,6 +253,35 @@ def test_a_playbook_missing_from_the_commit_fails_the_job_the_launch_checked_onl
     assert not project_copy(service, job['id']).exists()
 
 
+def test_a_planned_job_runs_its_hosts_from_the_copy(service, origin):
+    job = service.wait(launch(service, 'playbooks/show.yml', plan={'lanes': 1})['id'])
+    assert job['status'] == 'successful', stdout(service, job['id'])
+    assert 'message two' in stdout(service, job['id'])
+    assert not project_copy(service, job['id']).exists()
+
+
+def test_a_cancel_stops_a_fetch_that_hangs(service, silent):
+    job = launch(service, 'playbooks/show.yml', queue='hanging')
+    deadline = time.monotonic() + 120 * PATIENCE
+    while not silent.accepted:
+        assert time.monotonic() < deadline, service.job(job['id'])
+        time.sleep(0.1)
+    with service.client('admin') as client:
+        assert client.post('/api/v1/jobs/%s/cancel' % job['id']).status_code == 202  # running: told to stop
+    job = service.wait(job['id'])
+    assert (job['status'], job['status_reason']) == (
+        'canceled', 'canceled while fetching the project, before the play started')
+    assert not project_copy(service, job['id']).exists()
+
+
+def test_a_preview_of_a_file_inventory_is_refused_without_a_local_project(service):
+    with service.client('viewer') as client:
+        response = client.post('/api/v1/plans/preview', json={'playbook': 'playbooks/show.yml', 'inventory': INVENTORY,
+                                                               'lanes': 2})
+    assert response.status_code == 422, response.text
+    assert 'DBFLEET_PROJECT_URL' in response.text
+
+
 @pytest.mark.parametrize('name, value', [
     ('DBFLEET_PROJECT_URL', 'ext::sh -c touch% /tmp/pwned'),
     ('DBFLEET_PROJECT_URL', '--upload-pack=touch /tmp/pwned'),
@@ -260,6 +298,5 @@ def test_hostile_project_settings_are_refused_in_one_line(tmp_path, name, value,
     env[name] = value
     completed = subprocess.run([sys.executable, '-m', 'runner_service.cli', *command], env=env, capture_output=True,
                                text=True, timeout=120 * PATIENCE)
-    assert completed.returncode == 2, completed.stderr
-    assert completed.stderr.startswith('dbfleet: %s: ' % name), completed.stderr
-    assert completed.stderr.count('\n') == 1 and 'hunter2' not in completed.stderr
+    line = one_line_error(completed)
+    assert line.startswith('dbfleet: %s: ' % name) and 'hunter2' not in line, line

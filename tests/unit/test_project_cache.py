@@ -4,41 +4,20 @@ is canceled, or at DBFLEET_PROJECT_FETCH_SECONDS, and leaves no git process behi
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from runner_service.worker.project import ProjectCache, ProjectError, ProjectStopped
+from tests.helpers import SilentServer
 
 
 @pytest.fixture
 def silent_server():
-    """A git:// address that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(('127.0.0.1', 0))
-    listener.listen(8)
-    accepted = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield 'git://127.0.0.1:%d/playbooks.git' % listener.getsockname()[1], accepted
-    stop.set()
-    thread.join()
-    for connection in accepted:
-        connection.close()
-    listener.close()
+    """A git:// URL of a server that never answers, and its connections so far."""
+    with SilentServer() as server:
+        yield 'git://127.0.0.1:%d/playbooks.git' % server.port, server.accepted
 
 
 def settings(tmp_path: Path, url: str, seconds: float = 600.0):
