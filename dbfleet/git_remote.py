@@ -47,8 +47,10 @@ def check_project_url(url: str) -> str:
 
 
 def check_branch(name: str) -> str:
-    """`name` when it is a branch name git accepts, else ValueError. Cheap checks first; git
-    itself (`git check-ref-format --branch`) has the last word when it is installed."""
+    """`name` when it is a branch name git accepts, else ValueError. The checks that keep it
+    from being read as anything else come first; git itself (`git check-ref-format --branch`)
+    has the last word where it is installed. A machine without git (a bridged database host
+    sharing the settings file) never fetches, and a worker without git fails each job saying so."""
     if not name or name.startswith('-') or any(ord(character) < 0x20 or ord(character) == 0x7f
                                                for character in name):
         raise ValueError("not a branch name: empty, starting with '-', or with a control character")
@@ -56,7 +58,7 @@ def check_branch(name: str) -> str:
         raise ValueError("'@{' is refused: name the branch itself")
     git = shutil.which('git')
     if git is None:
-        raise ValueError('git is not installed on this machine (a project URL needs it)')
+        return name
     # Run outside any repository, so that nothing is resolved against one.
     checked = subprocess.run([git, 'check-ref-format', '--branch', name], capture_output=True, text=True,
                              cwd='/', env=dict(os.environ, GIT_DIR='/nonexistent', LC_ALL='C'), timeout=30)

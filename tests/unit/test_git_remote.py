@@ -87,3 +87,12 @@ def test_the_settings_refuse_a_hostile_url_in_one_line_without_its_password(monk
         assert get_settings().project_branch == 'a..b'
     finally:
         get_settings.cache_clear()
+
+
+def test_without_git_only_what_could_be_read_as_something_else_is_refused(monkeypatch, tmp_path):
+    """A machine that shares the settings file but never fetches (a bridged database host) needs no git."""
+    monkeypatch.setenv('PATH', str(tmp_path))
+    assert check_branch('a..b') == 'a..b'
+    for name in ('-main', '@{-1}', 'x\ny'):
+        with pytest.raises(ValueError):
+            check_branch(name)
