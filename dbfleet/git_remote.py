@@ -85,6 +85,12 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc='%s@%s' % (shown, host)).geturl()
 
 
+def without_credentials(url: str) -> str:
+    """`url` with no user name nor password: which repository it names, whoever asks."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit('@', 1)[-1]).geturl()
+
+
 def redact_text(text: str, url: str) -> str:
     """`text` (what git printed) with the URL shown as redact_url shows it, and whatever secret
     the URL carries removed wherever else it appears (raw or percent-decoded)."""

@@ -1,8 +1,8 @@
 """A job's playbook project from git (DBFLEET_PROJECT_URL): fetched before the job, run from one commit.
 
 Workers share nothing but Redis and the store, so each keeps its own cache of the repository: a
-bare repository under its state directory (var_dir/projects/<hash of the URL>). Before each job
-the worker fetches the configured branch into it, resolves the branch to a commit and writes
+bare repository under its state directory (var_dir/projects/<hash of the URL without credentials>).
+Before each job the worker fetches the configured branch into it, resolves the branch to a commit and writes
 that commit's tree into the job's private directory (`read-tree` into a private index, then
 `checkout-index`): the job never sees a tree that moves, whatever later fetches bring, and two
 jobs of one worker never share a working tree. The job's run removes the copy when it ends.
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from dbfleet.git_remote import protocol, redact_text, redact_url
+from dbfleet.git_remote import protocol, redact_text, redact_url, without_credentials
 from dbfleet.paths import private_directory
 
 COMMIT = re.compile(r'^[0-9a-f]{40}$')
@@ -51,7 +51,10 @@ class ProjectCache:
         self.branch: str = settings.project_branch
         self.fetch_seconds: float = settings.project_fetch_seconds
         self.shown_url = redact_url(self.url)
-        self.directory = Path(settings.var_dir) / 'projects' / hashlib.sha256(self.url.encode()).hexdigest()[:24]
+        # Named by the URL without its credentials: nothing on disk derives from a password, and
+        # rotating one keeps the cache.
+        self.directory = Path(settings.var_dir) / 'projects' / hashlib.sha256(
+            without_credentials(self.url).encode()).hexdigest()[:24]
         self.git = shutil.which('git')
 
     def check_out(self, target: Path, should_stop: Callable[[], bool]) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dbfleet.git_remote import check_branch, check_project_url, protocol, redact_text, redact_url
+from dbfleet.git_remote import (
+    check_branch,
+    check_project_url,
+    protocol,
+    redact_text,
+    redact_url,
+    without_credentials,
+)
 from dbfleet.settings import SettingsError, get_settings
 
 
@@ -19,6 +26,13 @@ from dbfleet.settings import SettingsError, get_settings
 ])
 def test_a_url_is_shown_without_its_credentials(url, shown):
     assert redact_url(url) == shown
+
+
+def test_a_repository_is_named_without_credentials():
+    assert without_credentials('https://deploy:hunter2@git.example.com:8443/r.git') == \
+        'https://git.example.com:8443/r.git'
+    assert without_credentials('ssh://git@host/r.git') == 'ssh://host/r.git'
+    assert without_credentials('file:///srv/r.git') == 'file:///srv/r.git'
 
 
 def test_what_git_printed_loses_the_credentials_wherever_they_appear():
