@@ -2,7 +2,7 @@
 run it from a private copy of that commit, record the commit, and remove the copy after.
 
 The repositories are real (`git init --bare` in tmp_path, commits made here); one worker pool
-fetches over file://, one over git:// from a `git daemon` on loopback, and two workers are set
+fetches over file://, one over git:// from a `git daemon` on loopback, and three workers are set
 up to fail (a branch that does not exist, an https URL with credentials that nothing answers, a
 git server that never answers).
 """
@@ -21,6 +21,8 @@ import pytest
 
 from tests.helpers import SilentServer, one_line_error
 from tests.service.harness import PATIENCE, Service, free_port
+
+pytestmark = pytest.mark.service
 
 GIT_IDENTITY = ['-c', 'user.name=dbfleet tests', '-c', 'user.email=tests@dbfleet.invalid']
 INVENTORY = 'inventories/local.yml'
@@ -77,6 +79,10 @@ class Origin:
         git('init', '--quiet', '--initial-branch=main', str(self.work))
         git('remote', 'add', 'origin', str(self.bare), cwd=self.work)
 
+    def head(self) -> tuple[str, str]:
+        """The commit main points to, and its message.txt."""
+        return git('rev-parse', 'main', cwd=self.bare).strip(), git('show', 'main:message.txt', cwd=self.bare)
+
     def push(self, files: dict[str, str], message: str) -> str:
         """Commit `files` on main, push it; returns the commit id."""
         for name, text in files.items():
@@ -121,7 +127,7 @@ class GitDaemon:
 @pytest.fixture(scope='module')
 def origin(tmp_path_factory):
     origin = Origin(tmp_path_factory.mktemp('origin'))
-    origin.first = origin.push({'message.txt': 'one', 'playbooks/show.yml': SHOW, 'playbooks/pause.yml': PAUSE,
+    origin.push({'message.txt': 'one', 'playbooks/show.yml': SHOW, 'playbooks/pause.yml': PAUSE,
                                 INVENTORY: LOCAL_INVENTORY}, 'first')
     return origin
 
@@ -185,42 +191,46 @@ def wait_for_file(path: Path, job_id: str, service: Service) -> None:
 
 
 def test_a_job_runs_the_branch_head_and_records_its_commit(service, origin):
+    commit, message = origin.head()
     job = service.wait(launch(service, 'playbooks/show.yml')['id'])
     assert job['status'] == 'successful', stdout(service, job['id'])
-    assert job['project_revision'] == origin.first
-    assert 'message one' in stdout(service, job['id'])
+    assert job['project_revision'] == commit
+    assert 'message %s' % message in stdout(service, job['id'])
     assert not project_copy(service, job['id']).exists()
     shown = service.dbfleet('jobs', 'show', job['id'], token=service.tokens['viewer'])
     assert shown.returncode == 0, shown.stderr
-    assert origin.first in shown.stdout
+    assert commit in shown.stdout
 
 
 def test_a_running_job_keeps_its_commit_while_the_next_job_runs_the_new_one(service, origin, tmp_path):
     started, gate = tmp_path / 'started', tmp_path / 'gate'
+    before, old = origin.head()
+    new = old + ' and more'
     paused = launch(service, 'playbooks/pause.yml', extra_vars={'started': str(started), 'gate': str(gate)})
     wait_for_file(started, paused['id'], service)
-    assert (project_copy(service, paused['id']) / 'message.txt').read_text() == 'one'
+    assert (project_copy(service, paused['id']) / 'message.txt').read_text() == old
 
-    second = origin.push({'message.txt': 'two'}, 'second')
+    second = origin.push({'message.txt': new}, 'a new message')
     after = service.wait(launch(service, 'playbooks/show.yml')['id'])
     assert after['status'] == 'successful', after
-    assert after['project_revision'] == second != origin.first
-    assert 'message two' in stdout(service, after['id'])
+    assert after['project_revision'] == second != before
+    assert 'message %s' % new in stdout(service, after['id'])
 
     gate.touch()
     paused = service.wait(paused['id'])
     assert paused['status'] == 'successful', paused
-    assert paused['project_revision'] == origin.first
+    assert paused['project_revision'] == before
     output = stdout(service, paused['id'])
-    assert 'message one' in output and 'message two' not in output
+    assert 'message %s' % old in output and 'message %s' % new not in output
     assert not project_copy(service, paused['id']).exists()
 
 
 def test_the_git_daemon_transport_fetches_the_same_branch(service, origin):
-    head = git('rev-parse', 'main', cwd=origin.bare).strip()
+    commit, message = origin.head()
     job = service.wait(launch(service, 'playbooks/show.yml', queue='daemon')['id'])
     assert job['status'] == 'successful', job
-    assert job['project_revision'] == head
+    assert job['project_revision'] == commit
+    assert 'message %s' % message in stdout(service, job['id'])
     assert not project_copy(service, job['id']).exists()
 
 
@@ -247,16 +257,18 @@ def test_a_playbook_missing_from_the_commit_fails_the_job_the_launch_checked_onl
     assert refused.status_code == 400, refused.text
     job = service.wait(launch(service, 'playbooks/absent.yml')['id'])
     assert job['status'] == 'failed', job
-    head = git('rev-parse', 'main', cwd=origin.bare).strip()
+    head, _ = origin.head()
     assert job['status_reason'] == ("project: commit %s of branch 'main': playbook 'playbooks/absent.yml': no such "
                                     "file under the project directory" % head), job['status_reason']
     assert not project_copy(service, job['id']).exists()
 
 
 def test_a_planned_job_runs_its_hosts_from_the_copy(service, origin):
+    commit, message = origin.head()
     job = service.wait(launch(service, 'playbooks/show.yml', plan={'lanes': 1})['id'])
     assert job['status'] == 'successful', stdout(service, job['id'])
-    assert 'message two' in stdout(service, job['id'])
+    assert job['project_revision'] == commit
+    assert 'message %s' % message in stdout(service, job['id'])
     assert not project_copy(service, job['id']).exists()
 
 
