@@ -286,6 +286,18 @@ def test_a_cancel_stops_a_fetch_that_hangs(service, silent):
     assert not project_copy(service, job['id']).exists()
 
 
+def test_a_job_canceled_while_its_play_runs_leaves_no_copy(service, tmp_path):
+    started, gate = tmp_path / 'started', tmp_path / 'gate'
+    job = launch(service, 'playbooks/pause.yml', extra_vars={'started': str(started), 'gate': str(gate)})
+    wait_for_file(started, job['id'], service)
+    assert (project_copy(service, job['id']) / 'playbooks' / 'pause.yml').is_file()
+    with service.client('admin') as client:
+        assert client.post('/api/v1/jobs/%s/cancel' % job['id']).status_code == 202
+    job = service.wait(job['id'])
+    assert job['status'] == 'canceled', job
+    assert not project_copy(service, job['id']).exists()
+
+
 def test_a_preview_of_a_file_inventory_is_refused_without_a_local_project(service):
     with service.client('viewer') as client:
         response = client.post('/api/v1/plans/preview', json={'playbook': 'playbooks/show.yml', 'inventory': INVENTORY,
