@@ -7,9 +7,10 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dbfleet.git_remote import check_branch, check_project_url
 from dbfleet.paths import CHECKOUT, state_directory
 
 
@@ -34,6 +35,12 @@ class Settings(BaseSettings):
                            'found through Sentinel, redis+sentinel://host:26379,host2:26379/MASTER_NAME')
     project_dir: Path = Field(default_factory=lambda data: CHECKOUT or data['var_dir'] / 'project',
                               description='playbook root (default: the checkout, else var_dir/project)')
+    project_url: str | None = Field(default=None, repr=False, description='git URL (file://, ssh://, https://, '
+                                    'git://) the playbook project comes from: each worker fetches its branch before a '
+                                    'job and runs the job from that commit (unset: the project is project_dir)')
+    project_branch: str = Field(default='main', description='the branch of project_url jobs run')
+    project_fetch_seconds: float = Field(default=120.0, gt=0, description='time limit of fetching project_url '
+                                         'before a job: the job fails when it is reached')
     tag_rules: Path = Field(default_factory=lambda data: data['project_dir'] / 'inventories' / 'tag_rules.yml',
                             description='tag rules file')
     api_url: str = Field(default='http://127.0.0.1:8080', description='where the CLI finds the API')
@@ -61,6 +68,20 @@ class Settings(BaseSettings):
     cron_fallback_seconds: float = Field(default=300.0, gt=0, description='the watchdog gives taken-over entries '
                                          'back to crontab after the platform has been unreachable this long')
 
+    @field_validator('project_url')
+    @classmethod
+    def _project_url(cls, value: str | None) -> str | None:
+        return check_project_url(value) if value else None  # empty: unset (a job's own plays see it so)
+
+    @model_validator(mode='after')
+    def _project_branch(self) -> 'Settings':
+        if self.project_url is not None:  # git checks the name: only needed (and installed) with a URL
+            try:
+                check_branch(self.project_branch)
+            except ValueError as exc:
+                raise ValueError('DBFLEET_PROJECT_BRANCH: %s' % exc) from None
+        return self
+
     def model_post_init(self, context) -> None:
         if self.cron_spool is None:
             self.cron_spool = self.var_dir / 'cron-spool'
@@ -74,6 +95,25 @@ class Settings(BaseSettings):
         return self.var_dir / 'secret.key'
 
 
+class SettingsError(ValueError):
+    """A DBFLEET_* value the settings refuse, in one line naming the variable (never its value:
+    a project URL may carry a password)."""
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_message(exc)) from None
+
+
+def settings_message(error: ValidationError) -> str:
+    # A default computed from a refused value is not a second mistake.
+    errors = [item for item in error.errors(include_input=False) if item['type'] != 'default_factory_not_called']
+    first = errors[0]
+    message = first['msg'].removeprefix('Value error, ')
+    if first['loc']:  # a field's own check; a check of several fields names its variable itself
+        message = 'DBFLEET_%s: %s' % (str(first['loc'][0]).upper(), message)
+    more = ' (and %d more)' % (len(errors) - 1) if len(errors) > 1 else ''
+    return message + more

@@ -208,6 +208,9 @@ class JobOut(BaseModel):
     credentials: list[str] = Field(default_factory=list, description="the names of the credentials its run gets "
                                    "(its template's at launch)")
     plan: BatchPlan | None = None
+    project_revision: str | None = Field(default=None, description='the git commit the job (its latest attempt) '
+                                         'ran from, with DBFLEET_PROJECT_URL; null: not fetched (yet), or a local '
+                                         'project directory')
     cancel_requested: bool
     waiting_for_worker: bool | None = Field(
         default=None, description='queued on a queue no live worker listens to: it will not start until one does '

@@ -1,12 +1,15 @@
-"""Helpers several test directories share: the `dbfleet` CLI run as a user runs it, and a fresh
-interpreter for checks this long-lived test process cannot make (it has imported everything)."""
+"""Helpers several test directories share: the `dbfleet` CLI run as a user runs it, a fresh
+interpreter for checks this long-lived test process cannot make (it has imported everything),
+and a server that accepts connections and never answers."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 from tests.conftest import REPO, VENV_BIN, ansible_env
 
@@ -44,3 +47,36 @@ def run_fresh(code: str) -> str:
                                text=True, timeout=60, check=False)
     assert completed.returncode == 0, completed.stderr
     return completed.stdout
+
+
+class SilentServer:
+    """A loopback port that accepts connections and never says a word (a git server that hangs);
+    `accepted` lists the connections so far. A context manager: closes everything on exit."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(('127.0.0.1', 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                pass
+
+    def __enter__(self) -> 'SilentServer':
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopping.set()
+        self.thread.join()
+        for connection in self.accepted:
+            connection.close()
+        self.listener.close()

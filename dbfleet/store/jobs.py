@@ -51,6 +51,7 @@ SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
 TRANSITION_FIELDS = ('worker', 'return_code', 'status_reason', 'enqueued_at', 'started_at', 'finished_at')
 _CURSOR = re.compile(r'^(\d{1,20})\.([0-9A-Za-z_-]{1,64})$')
+_REVISION = re.compile(r'^[0-9a-f]{40}$')
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -222,6 +223,18 @@ class Jobs:
             return result.rowcount > 0
 
         return self._transactions.run(work, write=True)
+
+    def set_project_revision(self, job_id: str, revision: str | None) -> None:
+        """The git commit (40 hex) the job runs from, recorded by its worker once fetched; None
+        clears a previous attempt's before a retry fetches again."""
+        if revision is not None and not (isinstance(revision, str) and _REVISION.match(revision)):
+            raise ValueError('project revision must be a commit id of 40 hex digits, got %r' % (revision,))
+
+        def work(session: Session) -> None:
+            require_job(session, job_id)
+            session.execute(update(Job).where(Job.id == job_id).values(project_revision=revision))
+
+        self._transactions.run(work, write=True)
 
     def stale_running(self, silent_seconds: float) -> list[dict]:
         """Running jobs whose worker has not written a heartbeat for `silent_seconds`."""

@@ -270,6 +270,8 @@ class Job(Base):
     template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     # The names of the credentials its run gets (the template's at launch); None: none.
     credentials: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    # The git commit the job's last run used (DBFLEET_PROJECT_URL); None: a local project directory.
+    project_revision: Mapped[str | None] = mapped_column(String(40))
 
 
 class JobDependency(Base):

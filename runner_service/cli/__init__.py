@@ -8,6 +8,8 @@ version` start without FastAPI, RQ, ansible-runner, SQLAlchemy or uvicorn (tests
 
 import typer
 
+from dbfleet.settings import SettingsError
+from runner_service.redis_urls import RedisUrlError
 from runner_service.cli import service
 from runner_service.cli.audit import audit
 from runner_service.cli.credentials import credentials_app
@@ -58,22 +60,12 @@ app.add_typer(credentials_app, name='credentials')
 def main() -> None:
     try:
         app()
-    except ValueError as exc:
-        # A setting from the environment or the config file that does not hold (pydantic's
-        # ValidationError and redis_urls.RedisUrlError are ValueErrors): one line, exit 2.
-        if type(exc).__name__ not in ('ValidationError', 'RedisUrlError'):
-            raise
-        typer.echo('dbfleet: configuration: %s' % setting_problem(exc), err=True)
+    except SettingsError as exc:  # a DBFLEET_* value refused, by whichever command first read them
+        typer.echo('dbfleet: %s' % exc, err=True)
         raise SystemExit(2) from None
-
-
-def setting_problem(exc: ValueError) -> str:
-    errors = getattr(exc, 'errors', None)
-    if callable(errors):
-        first = errors()[0]
-        name = 'DBFLEET_%s' % '.'.join(str(part) for part in first['loc']).upper()
-        return '%s: %s' % (name, first['msg'])
-    return str(exc)
+    except RedisUrlError as exc:  # DBFLEET_REDIS_URL passed the settings' scheme check, not the URL's own
+        typer.echo('dbfleet: DBFLEET_REDIS_URL: %s' % exc, err=True)
+        raise SystemExit(2) from None
 
 
 __all__ = ['app', 'main']

@@ -129,7 +129,7 @@ def _show_job(client, job: dict) -> None:
         'attempt': '%d of %d' % (job['attempt'], job['max_retries'] + 1),
         'created': job['created_at'], 'started': job['started_at'], 'finished': job['finished_at'],
         'queued s': seconds_text(timings['queued_seconds']), 'run s': seconds_text(timings['run_seconds']),
-        'worker': job['worker'],
+        'worker': job['worker'], 'project revision': job.get('project_revision'),
         'return code': job['return_code'], 'created by': job['created_by'], 'relaunch of': job['relaunch_of'],
         'cancel requested': 'yes' if job['cancel_requested'] else None,
         'plan': plan_text(job['plan']),

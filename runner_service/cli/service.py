@@ -17,7 +17,9 @@ def api(host: str = typer.Option('127.0.0.1', help='Address to listen on.'),
         port: int = typer.Option(8080, help='Port to listen on.'),
         log_level: str = typer.Option('info', help='uvicorn log level.')) -> None:
     """Serve the REST API (/api/v1, /healthz, /openapi.json); reconciles the queues with the store."""
+    from dbfleet.settings import get_settings
     from runner_service.processes import run_api
+    get_settings()  # refused settings end the command here, not inside the server's start-up
     run_api(host, port, log_level)
 
 

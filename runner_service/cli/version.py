@@ -17,6 +17,10 @@ def version() -> None:
     rows.add_row('dbfleet', __version__)
     rows.add_row('ansible-core', installed_version('ansible-core'))
     rows.add_row('ansible-runner', installed_version('ansible-runner'))
-    rows.add_row('project dir', str(settings.project_dir))
+    if settings.project_url:
+        from dbfleet.git_remote import redact_url
+        rows.add_row('project', '%s, branch %s' % (redact_url(settings.project_url), settings.project_branch))
+    else:
+        rows.add_row('project dir', str(settings.project_dir))
     rows.add_row('tag rules', str(settings.tag_rules))
     console.print(rows)

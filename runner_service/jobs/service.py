@@ -250,11 +250,22 @@ class JobService:
             raise BadRequest('playbook %r: the dbfleet.mysql collection has no such playbook' % excerpt(name))
         return name
 
-    def project_path(self, name: str, what: str, playbook: bool = False) -> str:
+    def project_root(self) -> Path | None:
+        """The project directory launches are checked against; None when the project comes from
+        git (DBFLEET_PROJECT_URL): this host has no copy, so a launch checks only the names, and
+        the worker checks the files in the commit it fetched (runner_service.worker.run)."""
+        return None if self.settings.project_url else Path(self.settings.project_dir).resolve()
+
+    def project_path(self, name: str, what: str, playbook: bool = False, project: Path | None = None) -> str:
         """`name` as a clean relative path of a file (or, for inventories, a directory) under
-        the project directory; anything that would leave it is refused."""
-        project = Path(self.settings.project_dir).resolve()
+        the project directory (`project`, default project_root()); anything that would leave it
+        is refused."""
+        project = project or self.project_root()
         relative = self._relative(name, what)
+        if project is None:
+            if playbook and relative.suffix not in PLAYBOOK_SUFFIXES:
+                raise BadRequest('playbook %r: not a .yml or .yaml file' % excerpt(name))
+            return relative.as_posix()
         resolved = self._resolve(project / relative, name, what)
         if not resolved.is_relative_to(project):
             raise BadRequest('%s %r: leads out of the project directory through a link' % (what, excerpt(name)))
@@ -264,19 +275,21 @@ class JobService:
             raise BadRequest('%s %r: no such file under the project directory' % (what, excerpt(name)))
         return relative.as_posix()
 
-    def inventory_path(self, name: str) -> str:
+    def inventory_path(self, name: str, project: Path | None = None) -> str:
         """`name` when it is an inventory: a file with an inventory extension (.yml, .yaml, .ini
         or none, so .fleet.yml too) under one of the inventory directories (DBFLEET_INVENTORY_DIRS,
         default inventories/), or a directory there holding only such files. Refused whatever
         else Ansible would read (and quote in its errors): var/, the secret key, the virtualenv,
         the project root, links that lead out of the inventory directory."""
-        project = Path(self.settings.project_dir).resolve()
+        project = project or self.project_root()
         relative = self._relative(name, 'inventory', Unprocessable)
         roots = [PurePosixPath(root) for root in self.settings.inventory_dirs]
         root = next((root for root in roots if relative.parts[:len(root.parts)] == root.parts), None)
         if root is None:
             raise Unprocessable('inventory %r: inventories are under %s in the project directory'
                              % (excerpt(name), ', '.join(root.as_posix() + '/' for root in roots)))
+        if project is None:
+            return relative.as_posix()
         top = (project / root).resolve()
         resolved = self._resolve(project / relative, name, 'inventory', Unprocessable)
         if not resolved.exists():
@@ -299,7 +312,9 @@ class JobService:
             return 'leads out of the inventory directory through a link'
         if path == project:
             return 'is the project directory'
-        if path.is_relative_to(var_dir) or path == Path(self.settings.secret_key_file).resolve():
+        # A project under the var directory (a job's git checkout, the installed default) is not it.
+        if (path.is_relative_to(var_dir) and not project.is_relative_to(var_dir)) \
+                or path == Path(self.settings.secret_key_file).resolve():
             return "is dbfleet's own runtime data (var/)"
         if path.is_relative_to(Path(sys.prefix).resolve()):
             return 'is in the virtualenv'

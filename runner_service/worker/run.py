@@ -5,6 +5,9 @@
 The job moves queued -> running by compare-and-set (a duplicate RQ entry, or a job canceled
 meanwhile, does nothing). ansible-playbook runs in its own process group under
 ansible-runner; its events go to the store through an EventWriter (runner_service.worker.events).
+With a project URL (DBFLEET_PROJECT_URL) the play runs from this job's own copy of the commit
+its branch points to when the job starts (runner_service.worker.project), recorded with the job
+and removed when it ends; the playbook and inventory are checked in that copy.
 A job with a batch plan runs through the lanes runner (runner_service.worker.lanes), which sees
 this run only through its RunControl: the stop reason, the stop check, events, pool leases.
 A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
@@ -32,13 +35,16 @@ from dbfleet.clock import utcnow
 from dbfleet.paths import checkout_collections, private_directory
 from runner_service.credentials.private_data import (CredentialError, RunCredentials, command_line,
                                                      open_credentials, remove_private_data)
+from runner_service.errors import ServiceError
 from runner_service.extra_vars import check_extra_vars
 from runner_service.jobs import lifecycle
+from runner_service.jobs.service import COLLECTION_PLAYBOOK, JobService
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secret_box import Redactor, secret_values
 from runner_service.worker import process_tree
 from runner_service.worker.events import EventWriter, host_results
 from runner_service.worker.lanes import PlanError, PlanRunner
+from runner_service.worker.project import ProjectCache, ProjectError, ProjectStopped
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,8 @@ HEARTBEAT_SECONDS = 2.0
 POLL_SECONDS = 0.1
 # How often, of those wakes, Redis is asked for a cancel request (a round trip each).
 CANCEL_POLL_SECONDS = 0.5
+# The job's copy of its git project, in its private directory.
+PROJECT_COPY = 'project'
 
 
 def run_job(job_id: str) -> str:
@@ -92,6 +100,7 @@ class JobRun:
         heartbeat = threading.Thread(target=self._heartbeat, name='dbfleet-heartbeat', daemon=True)
         heartbeat.start()
         runner = None
+        unrun: tuple[str, int | None, str] | None = None  # how the job ends when its play could not run
         try:
             kwargs = self._prepare()
             if self.job.get('plan'):
@@ -99,16 +108,22 @@ class JobRun:
             else:
                 import ansible_runner  # imported by the worker before forking; cheap here
                 runner = ansible_runner.run(**kwargs)
+        except ProjectStopped:
+            unrun = ('timed_out', None, 'deadline %s reached while fetching the project' % _iso(self.deadline)) \
+                if self.stop_reason == 'timed_out' else \
+                ('canceled', None, 'canceled while fetching the project, before the play started')
         except Exception as exc:
-            if not isinstance(exc, (PlanError, CredentialError)):
+            if not isinstance(exc, (PlanError, CredentialError, ProjectError)):
                 log.exception('job %s could not run', self.job_id)
-            self.writer.close()
-            return self._end('failed', None, 'dbfleet could not run the playbook: %s' % self.redactor.text(str(exc)))
+            what = 'project' if isinstance(exc, ProjectError) else 'dbfleet could not run the playbook'
+            unrun = ('failed', None, '%s: %s' % (what, self.redactor.text(str(exc))))
         finally:
             self.done.set()
             self._kill_play()  # whatever outlived the play (or its cancel)
-            self._scrub()
+            self._scrub()  # before the job is seen ended: its files are gone by then
         self.writer.close()
+        if unrun is not None:
+            return self._end(*unrun)
         self.store.jobs.set_host_results(self.job_id, host_results(self.writer.stats))
         return self._end(*self._outcome(runner))
 
@@ -181,7 +196,7 @@ class JobRun:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, 'w') as handle:
                 json.dump(untemplated(extra_vars), handle)
-        project = Path(self.settings.project_dir).resolve()
+        project = self._project()
         cmdline = [flag for flag, wanted in (('--check', job['check_mode']), ('--diff', job['diff_mode'])) if wanted]
         cmdline += credential_arguments
         envvars = {
@@ -191,6 +206,9 @@ class JobRun:
             'ANSIBLE_FORCE_COLOR': '0',
             'ANSIBLE_NOCOLOR': '1',
         }
+        if self.settings.project_url:
+            # The play's own dbfleet (the fleet_tags plugin: tag rules) reads this copy as a local project.
+            envvars.update(DBFLEET_PROJECT_DIR=str(project), DBFLEET_PROJECT_URL='')
         if (project / 'ansible.cfg').is_file():
             envvars['ANSIBLE_CONFIG'] = str(project / 'ansible.cfg')
         elif checkout_collections() is not None:
@@ -206,6 +224,29 @@ class JobRun:
             quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
             event_handler=self.writer.add, cancel_callback=self.should_stop, status_handler=None,
         )
+
+    def _project(self) -> Path:
+        """Where the play runs: the local project directory, or this job's copy of the commit the
+        project branch points to now (a retry fetches again, and may run a newer commit)."""
+        if not self.settings.project_url:
+            return Path(self.settings.project_dir).resolve()
+        if self.job.get('project_revision'):
+            self.store.jobs.set_project_revision(self.job_id, None)  # an earlier attempt's
+        copy = self.private_dir / PROJECT_COPY
+        commit = ProjectCache(self.settings).check_out(copy, self.should_stop)
+        self.store.jobs.set_project_revision(self.job_id, commit)
+        copy = copy.resolve()
+        # The launch could only check the names (the API host has no copy): the files, here.
+        checks = JobService(self.runtime)
+        try:
+            if not COLLECTION_PLAYBOOK.fullmatch(self.job['playbook']):
+                checks.project_path(self.job['playbook'], 'playbook', playbook=True, project=copy)
+            if self.job['inventory_kind'] == 'file':
+                checks.inventory_path(self.job['inventory'], project=copy)
+        except ServiceError as exc:
+            raise ProjectError('commit %s of branch %r: %s' % (commit, self.settings.project_branch,
+                                                              exc.detail)) from None
+        return copy
 
     def _inventory(self, project: Path) -> str:
         job = self.job
@@ -284,6 +325,7 @@ class JobRun:
             if job is not None:
                 lifecycle.lose(self.runtime, job, 'worker process %d died while the job ran' % self.parent_pid)
         finally:
+            shutil.rmtree(self.private_dir / PROJECT_COPY, ignore_errors=True)
             os._exit(1)
 
     def _kill_play(self) -> None:
@@ -294,7 +336,9 @@ class JobRun:
             process_tree.kill_descendants()
 
     def _scrub(self) -> None:
-        """Leave no secret on disk: the extra vars and credential files go, and saved output is redacted."""
+        """Leave no secret on disk: the extra vars and credential files go, and saved output is redacted.
+        The job's copy of its git project goes too."""
+        shutil.rmtree(self.private_dir / PROJECT_COPY, ignore_errors=True)
         remove_private_data(self.private_dir)
         if self.redactor:
             for path in (self.private_dir / 'artifacts').rglob('*'):

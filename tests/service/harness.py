@@ -50,8 +50,10 @@ def free_port() -> int:
 
 class Service:
     def __init__(self, directory: Path, workers: int = 2, store_url: str | None = None, reconcile_seconds: float = 1,
-                 schedulers: int = 0, inventory_dirs: str = INVENTORY_DIRS, redis_url: str | None = None):
+                 schedulers: int = 0, inventory_dirs: str = INVENTORY_DIRS, redis_url: str | None = None,
+                 variables: dict | None = None):
         self.directory = directory
+        self.variables = variables or {}  # more DBFLEET_* variables for every process
         self.inventory_dirs = inventory_dirs
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
@@ -73,6 +75,7 @@ class Service:
                    DBFLEET_INVENTORY_DIRS=self.inventory_dirs,
                    DBFLEET_RECONCILE_SECONDS=str(self.reconcile_seconds), DBFLEET_LOST_AFTER_SECONDS='6',
                    DBFLEET_API_URL=self.url, PATH='%s:%s' % (Path(sys.executable).parent, env.get('PATH', '')))
+        env.update(self.variables)
         return env
 
     def dbfleet(self, *args, token: str | None = None, check=False, timeout=120) -> subprocess.CompletedProcess:
@@ -117,10 +120,12 @@ class Service:
         self.api = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'api', '--port', str(self.port)],
                                     env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
-    def start_worker(self, *queues: str) -> subprocess.Popen:
+    def start_worker(self, *queues: str, variables: dict | None = None) -> subprocess.Popen:
+        """A worker on `queues` (default: default), with DBFLEET_* `variables` of its own."""
         log = open(self.directory / ('worker-%d.log' % (len(self.workers) + 1)), 'ab')
         options = [option for queue in queues for option in ('--queue', queue)]
-        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker', *options], env=self.env,
+        worker = subprocess.Popen([sys.executable, '-m', 'runner_service.cli', 'worker', *options],
+                                  env={**self.env, **(variables or {})},
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(worker)
         return worker

@@ -51,7 +51,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0012'
+    assert migrate.head() == '0013'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -261,3 +261,24 @@ def test_0010_adds_agent_tokens_and_going_back_drops_them(store_url):
             with connection.begin_nested():
                 connection.execute(sa.text("INSERT INTO api_tokens (name, role, token_hash, created_at) "
                                            "VALUES ('y', 'root', '%s', '2030-01-01 00:00:00')" % ('e' * 64)))
+
+
+def test_0013_records_the_commit_a_job_ran_and_going_back_drops_it(store_url):
+    """Jobs from before 0013 have no revision; a revision is 40 hex digits or nothing; a downgrade
+    drops the column and keeps the jobs."""
+    with open_store(store_url) as store:
+        old, _ = store.jobs.create({'playbook': 'playbooks/hello.yml', 'inventory': 'inventories/localhost.yml'})
+    downgrade(store_url, '0012')
+    with transaction(store_url) as connection:
+        assert 'project_revision' not in {column['name'] for column in sa.inspect(connection).get_columns('jobs')}
+    migrate.upgrade(store_url)
+    commit = '0123456789abcdef0123456789abcdef01234567'
+    with open_store(store_url) as store:
+        assert store.jobs.get(old['id'])['project_revision'] is None
+        store.jobs.set_project_revision(old['id'], commit)
+        assert store.jobs.get(old['id'])['project_revision'] == commit
+        for wrong in ('main', commit.upper(), commit[:39], commit + '0'):
+            with pytest.raises(ValueError, match='40 hex digits'):
+                store.jobs.set_project_revision(old['id'], wrong)
+        store.jobs.set_project_revision(old['id'], None)
+        assert store.jobs.get(old['id'])['project_revision'] is None

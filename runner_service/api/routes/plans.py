@@ -11,7 +11,7 @@ from dbfleet.clock import utcnow
 from runner_service.api.deps import Jobs, Viewer
 from runner_service.api.errors import error_responses
 from runner_service.bounded import MemoryLimit, TimeLimit
-from runner_service.errors import BadRequest, TookTooLong, TooLarge
+from runner_service.errors import BadRequest, TookTooLong, TooLarge, Unprocessable
 from runner_service.jobs import planner
 from runner_service.schemas import JobTemplate, PlannedHost, PlannedLane, PlanPreview, PlanPreviewRequest
 from runner_service.worker.lanes import PlanError, estimate_hosts, list_hosts
@@ -29,6 +29,9 @@ def preview(body: PlanPreviewRequest, jobs: Jobs, caller: Viewer) -> PlanPreview
     else:
         template = JobTemplate(playbook=body.playbook, inventory=body.inventory, limit=body.limit)
         spec, _ = jobs.check_template(template)
+        if jobs.project_root() is None:
+            raise Unprocessable('a preview of a file inventory reads the project, which comes from git '
+                                '(DBFLEET_PROJECT_URL) and is not kept on the API host: preview by tags or hosts')
         try:
             hosts = list_hosts(jobs.settings, spec['playbook'], spec['inventory'], spec['limit_pattern'])
         except PlanError as exc:
