@@ -225,6 +225,10 @@ class JobRun:
         while not self.done.wait(HEARTBEAT_SECONDS):
             if os.getppid() != self.parent_pid:
                 self._orphaned()
+            try:
+                os.utime(self.private_dir)  # alive: not the oldest run for another job's prune_runs
+            except OSError:
+                pass
             pid = self.writer.runner_pid
             try:
                 running = self.store.jobs.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
@@ -271,7 +275,7 @@ class JobRun:
                     cleaned = self.redactor.text(text)
                     if cleaned != text:
                         path.write_text(cleaned)
-        prune_runs(self.settings.runs_dir, self.settings.keep_runs)
+        prune_runs(self.settings.runs_dir, self.settings.keep_runs, self.settings.keep_runs_days)
 
 
 def effective_deadline(job: dict) -> dt.datetime | None:
@@ -302,14 +306,21 @@ def untemplated(value):
     return value
 
 
-def prune_runs(runs_dir: Path, keep: int) -> None:
-    """Keep the newest `keep` job run directories."""
+def prune_runs(runs_dir: Path, keep: int, keep_days: float | None = None, now: float | None = None) -> list[Path]:
+    """Remove the job run directories beyond the newest `keep`, and those older than `keep_days`
+    (DBFLEET_KEEP_RUNS, DBFLEET_KEEP_RUNS_DAYS). A directory's age is its modification time, which
+    a running job's heartbeat renews (JobRun._heartbeat): a long job is never the oldest. `now`
+    is a time.time() value. Returns what was removed."""
     try:
-        runs = sorted(runs_dir.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+        runs = sorted(((path.stat().st_mtime, path) for path in runs_dir.iterdir()), reverse=True)
     except FileNotFoundError:
-        return
-    for old in runs[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+        return []
+    cutoff = None if keep_days is None else (time.time() if now is None else now) - keep_days * 86400
+    removed = [path for index, (mtime, path) in enumerate(runs)
+               if index >= keep or (cutoff is not None and mtime < cutoff)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def _iso(value: dt.datetime | None) -> str:
