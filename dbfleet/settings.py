@@ -51,6 +51,9 @@ class Settings(BaseSettings):
                                            '(RLIMIT_AS) of each Ansible process an API call starts: 413 when reached')
     inventory_dirs: list[str] = Field(default_factory=lambda: ['inventories'], description='where inventories are, '
                                       'relative to the project directory (JSON list in the environment)')
+    worker_stop_seconds: float = Field(default=60.0, gt=0, description='a worker asked to stop (SIGTERM) takes no '
+                                       'new job and gives its running one this long to end; then it stops the play '
+                                       'and records the job worker_lost (retried when its policy allows)')
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')

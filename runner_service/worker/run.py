@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -45,6 +46,15 @@ HEARTBEAT_SECONDS = 2.0
 POLL_SECONDS = 0.1
 # How often, of those wakes, Redis is asked for a cancel request (a round trip each).
 CANCEL_POLL_SECONDS = 0.5
+# What the worker (runner_service.worker.fleet_worker) sends its work horse when it is stopping and
+# the job overran DBFLEET_WORKER_STOP_SECONDS: the run stops its play and records the job lost.
+STOP_JOB_SIGNAL = signal.SIGUSR1
+_worker_stopping = threading.Event()
+
+
+def on_stop_job_signal(signum, frame) -> None:
+    """The work horse's handler of STOP_JOB_SIGNAL: the run sees it at its next stop check."""
+    _worker_stopping.set()
 
 
 def run_job(job_id: str) -> str:
@@ -102,6 +112,10 @@ class JobRun:
             self._scrub()
         self.writer.close()
         self.store.jobs.set_host_results(self.job_id, host_results(self.writer.stats))
+        if self.stop_reason == 'worker_stopped':
+            return self._lost('its worker was stopped and the job did not end within %g s '
+                              '(DBFLEET_WORKER_STOP_SECONDS): its processes were killed'
+                              % self.settings.worker_stop_seconds)
         return self._end(*self._outcome(runner))
 
     def _outcome(self, runner) -> tuple[str, int | None, str]:
@@ -120,6 +134,13 @@ class JobRun:
     def _failed_hosts(self) -> list[str]:
         stats = self.writer.stats
         return sorted(host for key in ('failures', 'dark') for host, count in (stats.get(key) or {}).items() if count)
+
+    def _lost(self, reason: str) -> str:
+        """worker_lost, retried when the job's policy allows: the job was not at fault."""
+        job = self.store.jobs.get(self.job_id)
+        ended = lifecycle.lose(self.runtime, job, reason) if job else None
+        current = ended or self.store.jobs.get(self.job_id)
+        return current['status'] if current else 'worker_lost'
 
     def _end(self, status: str, rc: int | None, reason: str | None) -> str:
         job = lifecycle.finish(self.runtime, self.job_id, status, return_code=rc, status_reason=reason)
@@ -195,7 +216,9 @@ class JobRun:
         """ansible-runner asks this every POLL_SECONDS; True kills the play's process group.
         The deadline is checked each time, Redis's cancel flag every CANCEL_POLL_SECONDS."""
         if self.stop_reason is None:
-            if self.deadline is not None and utcnow() >= self.deadline:
+            if _worker_stopping.is_set():
+                self.stop_reason = 'worker_stopped'
+            elif self.deadline is not None and utcnow() >= self.deadline:
                 self.stop_reason = 'timed_out'
             elif time.monotonic() >= self.next_cancel_check:
                 self.next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
