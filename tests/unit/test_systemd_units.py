@@ -78,7 +78,7 @@ def test_every_unit_verifies_without_a_word(tmp_path):
     ('dbfleet-api.service', 'Restart=on-failure', 'Restart=on-failuer', 'Failed to parse service restart specifier'),
     ('dbfleet-worker@.service', 'KillMode=mixed', 'KillMode=mixd', 'Failed to parse kill mode specification'),
     ('dbfleet-worker@.service', 'TimeoutStopSec=', 'TimeoutStopSecs=', "Unknown key 'TimeoutStopSecs'"),
-    ('dbfleet-scheduler.service', 'ProtectSystem=strict', 'ProtectSystem=strikt', 'ProtectSystem'),
+    ('dbfleet-scheduler.service', 'ProtectSystem=strict', 'ProtectSystem=strikt', 'Failed to parse protect system value'),
     ('dbfleet.target', 'WantedBy=multi-user.target', 'WanteBy=multi-user.target', "Unknown key 'WanteBy'"),
 ])
 def test_a_planted_mistake_fails_the_check(tmp_path, unit, old, new, said):
