@@ -93,11 +93,13 @@ def test_tls_serves_https_verified_by_its_ca_and_nothing_in_plain_http(tmp_path,
 
 
 def test_behind_a_proxy_the_access_log_names_the_client_only_an_allowed_proxy_forwards_for(tmp_path, environment):
-    """The settings (as /etc/dbfleet/dbfleet.env gives them) rather than options: the proxy is
-    127.0.0.1; a request from 127.0.0.2 (loopback too, another peer) carries a forged header."""
-    env = dict(environment, DBFLEET_API_PROXY_HEADERS='true', DBFLEET_API_FORWARDED_ALLOW_IPS='127.0.0.1',
-               DBFLEET_API_ACCESS_LOG='true')
-    api = Api(tmp_path, env)
+    """Set in the settings file (what /etc/dbfleet/dbfleet.env is, here through DBFLEET_CONFIG) rather
+    than options: the proxy is 127.0.0.1; a request from 127.0.0.2 (loopback too, another peer)
+    carries a forged header."""
+    settings_file = tmp_path / 'dbfleet.env'
+    settings_file.write_text("DBFLEET_API_PROXY_HEADERS=true\nDBFLEET_API_FORWARDED_ALLOW_IPS='127.0.0.1'\n"
+                             'DBFLEET_API_ACCESS_LOG=true\n')
+    api = Api(tmp_path, dict(environment, DBFLEET_CONFIG=str(settings_file)))
     url = 'http://127.0.0.1:%d' % api.port
     forged = httpx.Client(transport=httpx.HTTPTransport(local_address='127.0.0.2'), timeout=10)
     try:
