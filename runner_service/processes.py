@@ -39,11 +39,7 @@ class ApiServing:
     forwarded_allow_ips: str = '127.0.0.1,::1'
     access_log: bool = False
 
-    @property
-    def scheme(self) -> str:
-        return 'https' if self.tls_cert else 'http'
-
-    def check(self) -> 'ApiServing':
+    def check(self) -> None:
         """Raises ValueError saying what is wrong: a certificate without its key (or the other way
         round), files that do not load as a certificate and its key, a proxy that is no address."""
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -64,7 +60,6 @@ class ApiServing:
             except ValueError:
                 raise ValueError('forwarded allow IPs: %r is not an address or network (comma-separated, or *)'
                                  % entry[:100]) from None
-        return self
 
 
 def run_api(serving: ApiServing, log_level: str = 'info') -> None:
