@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     token: str | None = Field(default=None, description='bearer token the CLI sends', repr=False)
     secret_key: str | None = Field(default=None, repr=False,
                                    description='Fernet key for secret extra vars at rest (else var/secret.key)')
-    keep_runs: int = Field(default=200, ge=1, description='job run directories (ansible-runner artifacts) kept')
+    keep_runs: int = Field(default=200, ge=1, description='job run directories (ansible-runner artifacts) kept: '
+                           'the newest this many')
+    keep_runs_days: float | None = Field(default=None, gt=0, description='job run directories older than this many '
+                                         'days are removed too, however few there are (default: no age limit)')
     max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description='a request body larger than this is '
                                    'refused (413) before it is parsed')
@@ -57,9 +60,25 @@ class Settings(BaseSettings):
                                            '(RLIMIT_AS) of each Ansible process an API call starts: 413 when reached')
     inventory_dirs: list[str] = Field(default_factory=lambda: ['inventories'], description='where inventories are, '
                                       'relative to the project directory (JSON list in the environment)')
+    worker_stop_seconds: float = Field(default=60.0, gt=0, description='a worker asked to stop (SIGTERM) takes no '
+                                       'new job and gives its running one this long to end; then it stops the play '
+                                       'and records the job worker_lost (retried when its policy allows)')
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')
+
+    api_host: str = Field(default='127.0.0.1', min_length=1, description='address `dbfleet api` listens on')
+    api_port: int = Field(default=8080, ge=1, le=65535, description='port `dbfleet api` listens on')
+    api_tls_cert: Path | None = Field(default=None, description='PEM certificate (chain) of the API: with '
+                                      'api_tls_key, `dbfleet api` serves HTTPS only')
+    api_tls_key: Path | None = Field(default=None, description='PEM private key of api_tls_cert (unencrypted)')
+    api_proxy_headers: bool = Field(default=False, description='behind a reverse proxy: take the client address '
+                                    '(X-Forwarded-For) and scheme (X-Forwarded-Proto) from the proxies of '
+                                    'api_forwarded_allow_ips')
+    api_forwarded_allow_ips: str = Field(default='127.0.0.1,::1', min_length=1, description='comma-separated '
+                                         'addresses or networks of the proxies whose X-Forwarded-* headers are '
+                                         'believed (with api_proxy_headers); anyone else\'s are ignored')
+    api_access_log: bool = Field(default=False, description='one log line per request with the client address')
 
     host: str = Field(default_factory=socket.gethostname, description='this host\'s name on the platform '
                       '(crontab bridge: the host its imported entries belong to)')

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner_service.job_queue import connect, queue_name
@@ -24,11 +26,49 @@ from runner_service.job_queue import connect, queue_name
 log = logging.getLogger(__name__)
 
 
-def run_api(host: str, port: int, log_level: str = 'info') -> None:
+@dataclass(frozen=True)
+class ApiServing:
+    """How `dbfleet api` listens: address, TLS, which proxies' X-Forwarded-* headers it believes,
+    access log. check() turns what uvicorn would only find out with a traceback into one line."""
+
+    host: str = '127.0.0.1'
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = '127.0.0.1,::1'
+    access_log: bool = False
+
+    def check(self) -> None:
+        """Raises ValueError saying what is wrong: a certificate without its key (or the other way
+        round), files that do not load as a certificate and its key, a proxy that is no address."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError('TLS needs both a certificate and its key (--tls-cert and --tls-key, or '
+                             'DBFLEET_API_TLS_CERT and DBFLEET_API_TLS_KEY)')
+        if self.tls_cert:
+            import ssl
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.tls_cert, self.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError('cannot serve TLS with certificate %s and key %s: %s' % (
+                    self.tls_cert, self.tls_key, getattr(exc, 'strerror', None) or exc.args[-1])) from None
+        for entry in (item.strip() for item in self.forwarded_allow_ips.split(',')):
+            if entry == '*':
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError('forwarded allow IPs: %r is not an address or network (comma-separated, or *)'
+                                 % entry[:100]) from None
+
+
+def run_api(serving: ApiServing, log_level: str = 'info') -> None:
     # The one import of the HTTP layer outside it: this is where the API's process starts.
     from runner_service.api.server import serve
 
-    serve(host, port, log_level)
+    serve(serving.host, serving.port, log_level, tls_cert=serving.tls_cert and str(serving.tls_cert),
+          tls_key=serving.tls_key and str(serving.tls_key), proxy_headers=serving.proxy_headers,
+          forwarded_allow_ips=serving.forwarded_allow_ips, access_log=serving.access_log)
 
 
 def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: bool = False,
@@ -138,7 +178,7 @@ class PrivateRedis:
             self.process.wait(10)
 
 
-def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path) -> int:
+def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path, tls: bool = False) -> int:
     """Run API and workers as child processes, restart any that dies, stop all on SIGINT/SIGTERM."""
     env = dict(os.environ)
     private = None
@@ -161,7 +201,7 @@ def run_up(host: str, port: int, workers: int, queues: list[str], var_dir: Path)
     signal.signal(signal.SIGINT, stop)
     print('dbfleet up: starting the API, %d worker(s) on queues %s and the scheduler' % (workers, ', '.join(queues)),
           flush=True)
-    readiness = Readiness(host, port, workers)
+    readiness = Readiness(host, port, workers, tls)
     try:
         while not stopping:
             readiness.check()
@@ -196,9 +236,13 @@ class Readiness:
 
     WAIT_REPORT_SECONDS = 30
 
-    def __init__(self, host: str, port: int, workers: int):
+    def __init__(self, host: str, port: int, workers: int, tls: bool = False):
         local = {'0.0.0.0': '127.0.0.1', '': '127.0.0.1', '::': '::1'}.get(host, host)
-        self.url = 'http://%s:%d' % ('[%s]' % local if ':' in local else local, port)
+        self.url = '%s://%s:%d' % ('https' if tls else 'http', '[%s]' % local if ':' in local else local, port)
+        # With TLS (DBFLEET_API_TLS_CERT), the probe of its own child on this machine does not check
+        # the certificate: it names the API's public name, not the address probed, and /healthz
+        # is public anyway.
+        self.verify = not tls
         self.workers = workers
         self.ready = False
         self.next_report = time.monotonic() + self.WAIT_REPORT_SECONDS
@@ -208,7 +252,7 @@ class Readiness:
             return
         import httpx
         try:
-            body = httpx.get(self.url + '/healthz', timeout=2).json()
+            body = httpx.get(self.url + '/healthz', timeout=2, verify=self.verify).json()
             waiting = [reason for reason in body['reasons'] if not reason.startswith('queue ')]
             if body['workers']['count'] < self.workers:
                 waiting.append('workers: %d of %d registered' % (body['workers']['count'], self.workers))

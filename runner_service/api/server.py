@@ -1,6 +1,8 @@
 """Serving the API: uvicorn with the app factory, ending live event streams when asked to stop.
 
     serve('127.0.0.1', 8080)      # what `dbfleet api` runs (runner_service.processes.run_api)
+    serve('0.0.0.0', 8443, tls_cert='api.pem', tls_key='api.key')                  # HTTPS only
+    serve('10.0.0.5', 8080, proxy_headers=True, forwarded_allow_ips='10.0.0.2,10.0.0.3')  # behind proxies
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ from runner_service.api import shutdown
 API_GRACE_SECONDS = 3
 
 
-def serve(host: str, port: int, log_level: str = 'info') -> None:
+def serve(host: str, port: int, log_level: str = 'info', tls_cert: str | None = None, tls_key: str | None = None,
+          proxy_headers: bool = False, forwarded_allow_ips: str = '127.0.0.1,::1', access_log: bool = False) -> None:
+    """uvicorn's own TLS and proxy-header handling: with proxy_headers, X-Forwarded-For and
+    X-Forwarded-Proto are believed from the peers in forwarded_allow_ips only, and the access log
+    (on with access_log, or at debug level) names the client they give; anyone else's are ignored."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -20,5 +26,6 @@ def serve(host: str, port: int, log_level: str = 'info') -> None:
             super().handle_exit(sig, frame)
 
     Server(uvicorn.Config('runner_service.api.app:create_app', factory=True, host=host, port=port,
-                          log_level=log_level, proxy_headers=False, access_log=log_level == 'debug',
+                          log_level=log_level, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
+                          access_log=access_log or log_level == 'debug', ssl_certfile=tls_cert, ssl_keyfile=tls_key,
                           timeout_graceful_shutdown=API_GRACE_SECONDS)).run()

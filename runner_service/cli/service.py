@@ -4,6 +4,7 @@ RQ, the store) only when it runs, so the other commands start without them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -13,14 +14,38 @@ from runner_service.cli.output import fail, print_json
 QUEUE_OPTION = typer.Option(['default'], '--queue', '-q', help='Queue to work on (repeat for several, in order).')
 
 
-def api(host: str = typer.Option('127.0.0.1', help='Address to listen on.'),
-        port: int = typer.Option(8080, help='Port to listen on.'),
+def api(host: Optional[str] = typer.Option(None, help='Address to listen on (default: DBFLEET_API_HOST, 127.0.0.1).'),
+        port: Optional[int] = typer.Option(None, min=1, max=65535,
+                                           help='Port to listen on (default: DBFLEET_API_PORT, 8080).'),
+        tls_cert: Optional[Path] = typer.Option(None, help='PEM certificate (chain): serve HTTPS only '
+                                                '(default: DBFLEET_API_TLS_CERT).'),
+        tls_key: Optional[Path] = typer.Option(None, help='Its PEM private key (default: DBFLEET_API_TLS_KEY).'),
+        proxy_headers: Optional[bool] = typer.Option(None, '--proxy-headers/--no-proxy-headers',
+                                                     help='Believe X-Forwarded-For/-Proto from the proxies of '
+                                                          '--forwarded-allow-ips (default: DBFLEET_API_PROXY_HEADERS).'),
+        forwarded_allow_ips: Optional[str] = typer.Option(None, help='Comma-separated proxy addresses or networks '
+                                                          '(default: DBFLEET_API_FORWARDED_ALLOW_IPS, 127.0.0.1,::1).'),
+        access_log: Optional[bool] = typer.Option(None, '--access-log/--no-access-log',
+                                                  help='A log line per request (default: DBFLEET_API_ACCESS_LOG).'),
         log_level: str = typer.Option('info', help='uvicorn log level.')) -> None:
     """Serve the REST API (/api/v1, /healthz, /openapi.json); reconciles the queues with the store."""
     from dbfleet.settings import get_settings
-    from runner_service.processes import run_api
-    get_settings()  # refused settings end the command here, not inside the server's start-up
-    run_api(host, port, log_level)
+    from runner_service.processes import ApiServing, run_api
+    settings = get_settings()
+
+    def given(value, default):
+        return default if value is None else value
+
+    serving = ApiServing(host=given(host, settings.api_host), port=given(port, settings.api_port),
+                         tls_cert=given(tls_cert, settings.api_tls_cert), tls_key=given(tls_key, settings.api_tls_key),
+                         proxy_headers=given(proxy_headers, settings.api_proxy_headers),
+                         forwarded_allow_ips=given(forwarded_allow_ips, settings.api_forwarded_allow_ips),
+                         access_log=given(access_log, settings.api_access_log))
+    try:
+        serving.check()
+    except ValueError as exc:
+        fail(str(exc))
+    run_api(serving, log_level)
 
 
 def worker(queues: list[str] = QUEUE_OPTION,
@@ -39,8 +64,9 @@ def up(host: str = typer.Option('127.0.0.1', help='API address.'), port: int = t
     """API, workers and scheduler on this machine, supervised; a private Redis unless DBFLEET_REDIS_URL is set."""
     from dbfleet.settings import get_settings
     from runner_service.processes import run_up
+    settings = get_settings()
     try:
-        status = run_up(host, port, workers, queues, get_settings().var_dir)
+        status = run_up(host, port, workers, queues, settings.var_dir, tls=settings.api_tls_cert is not None)
     except RuntimeError as exc:  # no redis-server, or it did not start
         fail(str(exc))
     raise typer.Exit(status)

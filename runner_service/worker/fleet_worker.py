@@ -10,6 +10,11 @@
   is started again at the next heartbeat when it died alone.
 - Redis forgetting the worker (FLUSHALL, a restart without persistence) is noticed at the next
   heartbeat, which registers it again. Heartbeats come every HEARTBEAT_SECONDS, idle or busy.
+- Asked to stop (SIGTERM: RQ's warm shutdown), it takes no new job and gives the running one
+  DBFLEET_WORKER_STOP_SECONDS; at the first heartbeat after that it sends the work horse
+  STOP_JOB_SIGNAL, and the job's run stops its play and records the job worker_lost itself
+  (runner_service.worker.run), so a service manager's stop timeout above that bound never has to
+  kill a job that nobody records.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import signal
 
 from rq import Worker, worker_registration
 from rq.scheduler import RQScheduler
+from rq.utils import now
 
+from dbfleet.settings import get_settings
 from runner_service.worker import process_tree
+from runner_service.worker.run import STOP_JOB_SIGNAL, on_stop_job_signal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,8 @@ class FleetWorker(Worker):
         kwargs.setdefault('worker_ttl', WORKER_TTL)
         kwargs.setdefault('job_monitoring_interval', HEARTBEAT_SECONDS)
         super().__init__(*args, **kwargs)
+        self.stop_seconds = get_settings().worker_stop_seconds
+        self.job_stop_sent = False
 
     def bootstrap(self, *args, **kwargs):
         process_tree.become_subreaper()
@@ -54,9 +64,11 @@ class FleetWorker(Worker):
 
     def main_work_horse(self, job, queue):
         process_tree.become_subreaper()  # not inherited across fork: each horse asks for itself
+        signal.signal(STOP_JOB_SIGNAL, on_stop_job_signal)
         super().main_work_horse(job, queue)
 
     def execute_job(self, job, queue):
+        self.job_stop_sent = False
         try:
             super().execute_job(job, queue)
         finally:
@@ -71,6 +83,21 @@ class FleetWorker(Worker):
     def maintain_heartbeats(self, job, execution):
         super().maintain_heartbeats(job, execution)
         self._keep_up()
+        self._stop_job_when_overdue()
+
+    def _stop_job_when_overdue(self) -> None:
+        """After a stop request, once the running job has had its stop_seconds: tell its horse to stop it."""
+        if not self._stop_requested or self.job_stop_sent or not self.horse_pid:
+            return
+        if (now() - self._shutdown_requested_date).total_seconds() < self.stop_seconds:
+            return
+        log.warning('worker %s: stopping; its job did not end within %g s (DBFLEET_WORKER_STOP_SECONDS): stopping '
+                    'it', self.name, self.stop_seconds)
+        try:
+            os.kill(self.horse_pid, STOP_JOB_SIGNAL)
+            self.job_stop_sent = True
+        except ProcessLookupError:  # ended meanwhile
+            pass
 
     def _keep_up(self) -> None:
         try:

@@ -46,7 +46,7 @@ class PlanError(Exception):
 class RunControl(Protocol):
     """What a lanes runner needs from the job run it belongs to."""
 
-    stop_reason: str | None  # 'canceled' or 'timed_out' once the job must stop, else None
+    stop_reason: str | None  # 'canceled', 'timed_out' or 'worker_stopped' once the job must stop, else None
 
     def should_stop(self) -> bool:
         """Checks the deadline and cancel requests now (waiting for a pool slot lets time pass);

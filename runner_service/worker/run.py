@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -55,6 +56,15 @@ POLL_SECONDS = 0.1
 CANCEL_POLL_SECONDS = 0.5
 # The job's copy of its git project, in its private directory.
 PROJECT_COPY = 'project'
+# What the worker (runner_service.worker.fleet_worker) sends its work horse when it is stopping and
+# the job overran DBFLEET_WORKER_STOP_SECONDS: the run stops its play and records the job lost.
+STOP_JOB_SIGNAL = signal.SIGUSR1
+_worker_stopping = threading.Event()
+
+
+def on_stop_job_signal(signum, frame) -> None:
+    """The work horse's handler of STOP_JOB_SIGNAL: the run sees it at its next stop check."""
+    _worker_stopping.set()
 
 
 def run_job(job_id: str) -> str:
@@ -125,6 +135,10 @@ class JobRun:
         if unrun is not None:
             return self._end(*unrun)
         self.store.jobs.set_host_results(self.job_id, host_results(self.writer.stats))
+        if self.stop_reason == 'worker_stopped':
+            return self._lost('its worker was stopped and the job did not end within %g s '
+                              '(DBFLEET_WORKER_STOP_SECONDS): its processes were killed'
+                              % self.settings.worker_stop_seconds)
         return self._end(*self._outcome(runner))
 
     def _outcome(self, runner) -> tuple[str, int | None, str]:
@@ -164,6 +178,13 @@ class JobRun:
     def _failed_hosts(self) -> list[str]:
         stats = self.writer.stats
         return sorted(host for key in ('failures', 'dark') for host, count in (stats.get(key) or {}).items() if count)
+
+    def _lost(self, reason: str) -> str:
+        """worker_lost, retried when the job's policy allows: the job was not at fault."""
+        job = self.store.jobs.get(self.job_id)
+        ended = lifecycle.lose(self.runtime, job, reason) if job else None
+        current = ended or self.store.jobs.get(self.job_id)
+        return current['status'] if current else 'worker_lost'
 
     def _end(self, status: str, rc: int | None, reason: str | None) -> str:
         job = lifecycle.finish(self.runtime, self.job_id, status, return_code=rc, status_reason=reason)
@@ -271,7 +292,9 @@ class JobRun:
         """ansible-runner asks this every POLL_SECONDS; True kills the play's process group.
         The deadline is checked each time, Redis's cancel flag every CANCEL_POLL_SECONDS."""
         if self.stop_reason is None:
-            if self.deadline is not None and utcnow() >= self.deadline:
+            if _worker_stopping.is_set():
+                self.stop_reason = 'worker_stopped'
+            elif self.deadline is not None and utcnow() >= self.deadline:
                 self.stop_reason = 'timed_out'
             elif time.monotonic() >= self.next_cancel_check:
                 self.next_cancel_check = time.monotonic() + CANCEL_POLL_SECONDS
@@ -301,6 +324,10 @@ class JobRun:
         while not self.done.wait(HEARTBEAT_SECONDS):
             if os.getppid() != self.parent_pid:
                 self._orphaned()
+            try:
+                os.utime(self.private_dir)  # alive: not the oldest run for another job's prune_runs
+            except OSError:
+                pass
             pid = self.writer.runner_pid
             try:
                 running = self.store.jobs.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
@@ -347,7 +374,7 @@ class JobRun:
                     cleaned = self.redactor.text(text)
                     if cleaned != text:
                         path.write_text(cleaned)
-        prune_runs(self.settings.runs_dir, self.settings.keep_runs)
+        prune_runs(self.settings.runs_dir, self.settings.keep_runs, self.settings.keep_runs_days)
 
 
 def effective_deadline(job: dict) -> dt.datetime | None:
@@ -378,14 +405,21 @@ def untemplated(value):
     return value
 
 
-def prune_runs(runs_dir: Path, keep: int) -> None:
-    """Keep the newest `keep` job run directories."""
+def prune_runs(runs_dir: Path, keep: int, keep_days: float | None = None, now: float | None = None) -> list[Path]:
+    """Remove the job run directories beyond the newest `keep`, and those older than `keep_days`
+    (DBFLEET_KEEP_RUNS, DBFLEET_KEEP_RUNS_DAYS). A directory's age is its modification time, which
+    a running job's heartbeat renews (JobRun._heartbeat): a long job is never the oldest. `now`
+    is a time.time() value. Returns what was removed."""
     try:
-        runs = sorted(runs_dir.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+        runs = sorted(((path.stat().st_mtime, path) for path in runs_dir.iterdir()), reverse=True)
     except FileNotFoundError:
-        return
-    for old in runs[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+        return []
+    cutoff = None if keep_days is None else (time.time() if now is None else now) - keep_days * 86400
+    removed = [path for index, (mtime, path) in enumerate(runs)
+               if index >= keep or (cutoff is not None and mtime < cutoff)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
 
 
 def _iso(value: dt.datetime | None) -> str:

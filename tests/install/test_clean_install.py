@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import zipfile
 import time
 from pathlib import Path
 
@@ -242,3 +243,12 @@ def test_the_tarball_carries_what_the_install_test_copies(tarball):
         names = set(archive.getnames())
     assert {'inventories/local_fleet.yml', 'inventories/group_vars/mysql.yml', 'inventories/tag_rules.yml',
             'playbooks/collect_facts.yml', 'playbooks/inspect.yml'} <= names
+
+
+def test_the_wheel_carries_the_systemd_units_and_the_settings_example(wheel):
+    """docs/deploy.md copies them from the installed package."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {'runner_service/systemd/%s' % name for name in (
+        'dbfleet-api.service', 'dbfleet-worker@.service', 'dbfleet-scheduler.service', 'dbfleet.target',
+        'dbfleet.env.example')} <= names
