@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import random
 import sys
 import tempfile
@@ -183,7 +184,9 @@ def main() -> None:
              '| run | lower bound | dbfleet lanes | round-robin | serial: 100 | notes |', '|---|---|---|---|---|---|']
     lines += simulate()
     with tempfile.TemporaryDirectory(prefix='dbfleet-bench-plans-') as directory:
-        service = Service(Path(directory), workers=2, schedulers=1).start()
+        # The API takes inventories only from DBFLEET_INVENTORY_DIRS: the generated one is under var/bench.
+        service = Service(Path(directory), workers=2, schedulers=1,
+                          inventory_dirs=json.dumps(['inventories', 'tests/service', 'var/bench'])).start()
         try:
             lines += real_run(service, args.hosts)
             lines += ['', 'Schedule lateness: a schedule firing a one-host playbook every second (two workers keep up',
