@@ -98,27 +98,25 @@ def _master_kwargs(parsed: SentinelUrl, options: dict) -> dict:
 def connect(url: str, **options):
     """A redis-py client for the URL; `options` go to every connection (timeouts, client info)."""
     from redis import Redis
-
-    if not is_sentinel(url):
-        return Redis.from_url(url, **options)
     from redis.sentinel import Sentinel
 
-    parsed = parse_sentinel(url)
-    timeout = options.get('socket_connect_timeout', 5)
-    sentinel = Sentinel(list(parsed.sentinels), socket_timeout=timeout, sentinel_kwargs=_sentinel_kwargs(parsed))
-    return sentinel.master_for(parsed.master, **_master_kwargs(parsed, options))
+    return _client(url, Redis, Sentinel, options)
 
 
 def connect_async(url: str, **options):
     """The asyncio client for the URL (the API's live streams)."""
-    if not is_sentinel(url):
-        from redis.asyncio import Redis
-        return Redis.from_url(url, **options)
+    from redis.asyncio import Redis
     from redis.asyncio.sentinel import Sentinel
 
+    return _client(url, Redis, Sentinel, options)
+
+
+def _client(url: str, redis_class, sentinel_class, options: dict):
+    if not is_sentinel(url):
+        return redis_class.from_url(url, **options)
     parsed = parse_sentinel(url)
-    timeout = options.get('socket_connect_timeout', 5)
-    sentinel = Sentinel(list(parsed.sentinels), socket_timeout=timeout, sentinel_kwargs=_sentinel_kwargs(parsed))
+    sentinel = sentinel_class(list(parsed.sentinels), socket_timeout=options.get('socket_connect_timeout', 5),
+                              sentinel_kwargs=_sentinel_kwargs(parsed))
     return sentinel.master_for(parsed.master, **_master_kwargs(parsed, options))
 
 
