@@ -87,7 +87,41 @@ def run_worker(redis_url: str, queues: list[str], processes: int = 1, burst: boo
         WorkerPool(names, connection=redis, num_workers=processes, worker_class=FleetWorker).start(
             burst=burst, logging_level=log_level)
     else:
-        FleetWorker(names, connection=redis, name=name).work(burst=burst, with_scheduler=True, logging_level=log_level)
+        work_until_stopped(lambda: FleetWorker(names, connection=redis, name=name), burst, log_level)
+
+
+# Pauses before a worker that ended on its own starts again: doubled each time, up to the last.
+RESTART_PAUSES = (1, 2, 4, 8, 15, 30)
+
+
+def work_until_stopped(make_worker, burst: bool, log_level: str, sleep=time.sleep) -> None:
+    """RQ's worker leaves work() when Redis fails anywhere but in its wait for a job (a Sentinel
+    failover between two jobs, the master gone while it books a job's end): it logs 'quitting'
+    and returns. A dbfleet worker then starts a new one, after a pause, until it is asked to stop
+    (SIGTERM) or, with --burst, has emptied its queues; the store keeps every job meanwhile and
+    the reconciler puts back what Redis lost."""
+    from redis.exceptions import RedisError
+
+    attempt = 0
+    worker = None
+    while True:
+        try:
+            worker = make_worker()  # RQ's worker names itself to Redis as it is made
+            worker.work(burst=burst, with_scheduler=True, logging_level=log_level)
+        except (RedisError, ValueError) as exc:  # Redis away at the start; a worker name still registered
+            log.warning('dbfleet worker: Redis failed (%s)', exc)
+        if burst or stopping(worker):
+            return
+        pause = RESTART_PAUSES[min(attempt, len(RESTART_PAUSES) - 1)]
+        log.warning('dbfleet worker: the RQ worker ended on its own (Redis unreachable?); a new one in %d s', pause)
+        sleep(pause)
+        if stopping(worker):  # SIGTERM during the pause reached the last worker's handler
+            return
+        attempt += 1
+
+
+def stopping(worker) -> bool:
+    return worker is not None and worker._stop_requested
 
 
 def _prepare_for_work_horses() -> None:
