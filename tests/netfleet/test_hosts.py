@@ -4,6 +4,7 @@ hostname, boot time, files and crontab; cut off and back; removed without a trac
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -87,9 +88,11 @@ def test_each_host_has_its_own_files_and_crontab(netfleet):
         # the machine's own crontab spool and /etc/dbfleet are untouched
         machine = subprocess.run(['crontab', '-l'], capture_output=True, text=True)
         assert 'netfleet-test' not in machine.stdout
-        assert not __import__('os').path.exists('/etc/dbfleet/only-on-db1')
-        # cron in the host's namespaces reads the host's spool
-        assert netfleet.ssh('db1', 'pgrep -x cron').returncode == 0
+        assert not os.path.exists('/etc/dbfleet/only-on-db1')
+        # a cron of the host's own, in its mount namespace (reading its spool), not the machine's
+        inside = os.stat('/proc/%d/ns/mnt' % netfleet.status()['db1']['holder']).st_ino
+        crons = subprocess.run(['pgrep', '-x', 'cron'], capture_output=True, text=True).stdout.split()
+        assert any(os.stat('/proc/%s/ns/mnt' % pid).st_ino == inside for pid in crons)
     finally:
         netfleet.ssh('db1', 'crontab -r; rm -f /etc/dbfleet/only-on-db1', check=False)
 
@@ -148,7 +151,7 @@ def test_a_second_fleet_starts_beside_and_stops_without_a_trace(netfleet, tmp_pa
         other.stop()
     assert other.leftovers() == []
     for pid in holders:
-        assert not __import__('os').path.exists('/proc/%d' % pid)
+        assert not os.path.exists('/proc/%d' % pid)
     mounts = open('/proc/self/mountinfo').read()
     assert str(tmp_path) not in mounts
 
