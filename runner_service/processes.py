@@ -101,6 +101,7 @@ def work_until_stopped(make_worker, burst: bool, log_level: str, sleep=time.slee
     (SIGTERM) or, with --burst, has emptied its queues; the store keeps every job meanwhile and
     the reconciler puts back what Redis lost."""
     from redis.exceptions import RedisError
+    from rq.exceptions import StopRequested
 
     attempt = 0
     worker = None
@@ -114,14 +115,19 @@ def work_until_stopped(make_worker, burst: bool, log_level: str, sleep=time.slee
             return
         pause = RESTART_PAUSES[min(attempt, len(RESTART_PAUSES) - 1)]
         log.warning('dbfleet worker: the RQ worker ended on its own (Redis unreachable?); a new one in %d s', pause)
-        sleep(pause)
-        if stopping(worker):  # SIGTERM during the pause reached the last worker's handler
+        try:
+            sleep(pause)
+        except StopRequested:  # SIGTERM during the pause, through the last worker's handler
+            return
+        if stopping(worker):
             return
         attempt += 1
 
 
 def stopping(worker) -> bool:
-    return worker is not None and worker._stop_requested
+    """Whether the worker was asked to stop (SIGTERM/SIGINT): RQ dates every request, and sets
+    _stop_requested only for one that comes while a job runs."""
+    return worker is not None and (worker._stop_requested or worker._shutdown_requested_date is not None)
 
 
 def _prepare_for_work_horses() -> None:
