@@ -117,8 +117,8 @@ class FleetWorker(Worker):
             pipeline.execute()
 
     def _keep_scheduler(self) -> None:
-        if self.scheduler is None:
-            return
+        if self.scheduler is None or self._shutdown_requested_date is not None:
+            return  # stopping: RQ stopped the scheduler on purpose, and its teardown joins it
         process = self.scheduler._process
         if process is not None and not process.is_alive():
             log.warning('worker %s: the RQ scheduler process %s exited (%s); starting it again', self.name,
