@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Mapping
 
 
 def _checkout() -> Path | None:
@@ -27,6 +28,14 @@ def state_directory() -> Path:
     if os.geteuid() == 0:
         return Path('/var/lib/dbfleet')
     return Path(os.environ.get('XDG_STATE_HOME') or Path.home() / '.local' / 'state') / 'dbfleet'
+
+
+def config_file(environ: Mapping[str, str] | None = None) -> Path:
+    """DBFLEET_* settings for processes started without the environment, such as crontab's
+    (`dbfleet cron exec`, the watchdog): DBFLEET_CONFIG, default /etc/dbfleet/dbfleet.env.
+    The environment wins over the file."""
+    environ = os.environ if environ is None else environ
+    return Path(environ.get('DBFLEET_CONFIG') or '/etc/dbfleet/dbfleet.env')
 
 
 def checkout_collections() -> Path | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -11,14 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dbfleet.git_remote import check_branch, check_project_url
-from dbfleet.paths import CHECKOUT, state_directory
-
-
-def config_file() -> Path:
-    """DBFLEET_* settings for processes started without the environment, such as crontab's
-    (`dbfleet cron exec`, the watchdog): DBFLEET_CONFIG, default /etc/dbfleet/dbfleet.env.
-    The environment wins over the file."""
-    return Path(os.environ.get('DBFLEET_CONFIG') or '/etc/dbfleet/dbfleet.env')
+from dbfleet.paths import CHECKOUT, config_file, state_directory
 
 
 class Settings(BaseSettings):

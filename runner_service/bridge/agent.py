@@ -1,11 +1,6 @@
-"""The crontab bridge, host side: what `dbfleet cron exec|sync|diff|watchdog` do on the host
-whose crontab is bridged.
+"""The crontab bridge, host side: what `dbfleet cron sync|diff|watchdog` do on the host whose
+crontab is bridged (the wrapper, `dbfleet cron exec`, is runner_service.bridge.cron_exec).
 
-- The wrapper (`dbfleet cron exec ID -- COMMAND`) runs the command exactly as crontab would
-  have (its shell, stdin, output, exit code), and reports the start and the end of the run to
-  the API. When the API cannot be reached it runs the command anyway and spools the reports
-  under the spool directory; they are delivered, in order, by the next wrapper or watchdog
-  run. The run id travels with the report, so a report delivered twice is stored once.
 - `sync` makes the host's crontab files match the platform: an entry in mode observe has its
   command wrapped, one taken over is commented out with a marker naming its schedule, a
   reverted one is back exactly as it was; an entry edited on the platform gets its new line.
@@ -20,30 +15,16 @@ whose crontab is bridged.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
-import time
-import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbfleet.settings import Settings
+from runner_service.bridge.cron_exec import REPORT_TIMEOUT
 from runner_service.bridge.crontab import edit, files, parse
-
-REPORT_TIMEOUT = 5.0  # seconds the wrapper waits for the API before it spools and goes on
-TAIL_BYTES = 8192  # the end of the output that goes into the report
-STATE_FILE = 'watchdog.state'  # JSON, named apart from the reports
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable, utcnow
 
 
 def wrapper_path() -> str:
@@ -60,151 +41,6 @@ def wrapper_path() -> str:
 def client_for(settings: Settings, timeout: float = REPORT_TIMEOUT):
     from runner_service.client import ApiClient
     return ApiClient(settings.api_url, settings.token or '', timeout=timeout)
-
-
-def is_unreachable(exc) -> bool:
-    """An answer worth retrying later: no answer at all, a server error, or the token refused
-    (a rotated token in the config file is fixed and the spool then delivers)."""
-    return exc.status is None or exc.status >= 500 or exc.status in (401, 403, 408, 429)
-
-
-# -- the spool ---------------------------------------------------------------------------------
-
-class Spool:
-    """Reports that could not be delivered yet, one JSON file each, delivered oldest first."""
-
-    def __init__(self, directory: Path):
-        self.directory = Path(directory)
-
-    def put(self, report: dict) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        name = '%s-%s-%s.json' % (utcnow().strftime('%Y%m%dT%H%M%S%f'), report['id'], report['phase'])
-        temporary = self.directory / ('.' + name)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, 'w') as handle:
-            json.dump(report, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.directory / name)
-        return self.directory / name
-
-    def pending(self) -> list[Path]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(path for path in self.directory.glob('*.json') if not path.name.startswith('.'))
-
-    def deliver(self, client) -> tuple[int, int]:
-        """(delivered, rejected). Stops at the first report the API cannot take now; one
-        deliverer at a time (a lock file), the others leave it to that one."""
-        from runner_service.client import ApiError
-        if not self.pending():
-            return 0, 0
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.directory / '.lock', 'w') as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return 0, 0
-            delivered = rejected = 0
-            for path in self.pending():
-                try:
-                    report = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue  # removed by a deliverer that had the lock before us, or half-written
-                try:
-                    client.cron_report(report)
-                    delivered += 1
-                except ApiError as exc:
-                    if is_unreachable(exc):
-                        break
-                    rejected += 1  # the API will never take it (entry deleted): keep it aside
-                    rejected_dir = self.directory / 'rejected'
-                    rejected_dir.mkdir(exist_ok=True)
-                    path.replace(rejected_dir / path.name)
-                    continue
-                path.unlink(missing_ok=True)
-            return delivered, rejected
-
-
-# -- the wrapper -------------------------------------------------------------------------------
-
-def run_wrapped(schedule_id: str, command: list[str], settings: Settings, host: str) -> int:
-    """Run `command` for crontab entry `schedule_id`, reporting to the API; the command's exit
-    code (128 + N when a signal N ended it)."""
-    spool = Spool(settings.cron_spool)
-    fallback = schedule_id in WatchdogState.load(spool.directory).fallback_ids
-    report = {'id': uuid.uuid4().hex, 'schedule_id': schedule_id, 'host': host, 'phase': 'start',
-              'fallback': fallback, 'started_at': utcnow().isoformat()}
-    client = client_for(settings) if settings.token else None
-    try:
-        if _send(client, spool, report) == 'skip':
-            return 0  # the platform runs this slot itself
-        started = time.monotonic()
-        code, tail = _run(command)
-        report.update(phase='end', finished_at=utcnow().isoformat(), exit_code=max(-255, min(255, code)),
-                      duration_seconds=round(time.monotonic() - started, 3),
-                      output_tail=tail.decode('utf-8', 'replace'))
-        _send(client, spool, report)
-        return code
-    finally:
-        if client is not None:
-            client.close()
-
-
-def _send(client, spool: Spool, report: dict) -> str:
-    """'run' or 'skip' as the API says; 'run' (and the report spooled) when it cannot say."""
-    from runner_service.client import ApiError
-    if client is None:
-        spool.put(report)
-        return 'run'
-    try:
-        spool.deliver(client)
-        return client.cron_report(report)['action']
-    except ApiError as exc:
-        if is_unreachable(exc):
-            spool.put(report)
-        else:  # refused for good (the entry was deleted on the platform): crontab still runs it
-            print('dbfleet cron exec: report refused: %s' % exc.detail, file=sys.stderr)
-        return 'run'
-
-
-def _run(command: list[str]) -> tuple[int, bytes]:
-    """Run it with our stdin, passing its output through as it comes; (exit code, output tail)."""
-    argv = [os.environ.get('SHELL') or '/bin/sh', '-c', command[0]] if len(command) == 1 else command
-    try:
-        child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:
-        message = ('dbfleet cron exec: cannot run %s: %s\n' % (argv[0], exc)).encode()
-        sys.stderr.buffer.write(message)
-        return 127, message
-    tail: deque[bytes] = deque()
-    size = [0]
-    lock = threading.Lock()
-
-    def pump(source, target) -> None:
-        for chunk in iter(lambda: source.read1(65536), b''):
-            target.write(chunk)
-            target.flush()
-            with lock:
-                tail.append(chunk)
-                size[0] += len(chunk)
-                while size[0] - len(tail[0]) >= TAIL_BYTES:
-                    size[0] -= len(tail.popleft())
-
-    pumps = [threading.Thread(target=pump, args=(child.stdout, sys.stdout.buffer), daemon=True),
-             threading.Thread(target=pump, args=(child.stderr, sys.stderr.buffer), daemon=True)]
-    for thread in pumps:
-        thread.start()
-    previous = {number: signal.signal(number, lambda received, frame: child.send_signal(received))
-                for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        code = child.wait()
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    for thread in pumps:
-        thread.join()
-    return (128 - code if code < 0 else code), b''.join(tail)[-TAIL_BYTES:]
 
 
 # -- making the crontab files match the platform -------------------------------------------------
@@ -300,38 +136,6 @@ def apply(changes: list[FileChange]) -> list[FileChange]:
 
 # -- the watchdog --------------------------------------------------------------------------------
 
-@dataclass
-class WatchdogState:
-    """What the watchdog remembers between runs (in the spool directory): when the platform last
-    answered, what it said this host's entries are, and whether crontab runs the taken-over
-    ones now (fallback)."""
-
-    last_ok: str | None = None
-    down_since: str | None = None
-    fallback: bool = False
-    entries: list[dict] = field(default_factory=list)
-
-    @property
-    def fallback_ids(self) -> set[str]:
-        if not self.fallback:
-            return set()
-        return {entry['schedule_id'] for entry in self.entries if entry['mode'] == 'takeover'}
-
-    @classmethod
-    def load(cls, directory: Path) -> 'WatchdogState':
-        try:
-            return cls(**json.loads((Path(directory) / STATE_FILE).read_text()))
-        except (OSError, ValueError, TypeError):
-            return cls()
-
-    def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = directory / ('.' + STATE_FILE)
-        temporary.write_text(json.dumps(self.__dict__, default=str))
-        os.replace(temporary, directory / STATE_FILE)
-
-
 def watchdog(settings: Settings, host: str, threshold: float, wrapper: str | None = None) -> dict:
     """One watchdog pass; what it saw and did."""
     from runner_service.client import ApiError
@@ -360,7 +164,7 @@ def watchdog(settings: Settings, host: str, threshold: float, wrapper: str | Non
         state.fallback, state.down_since, state.last_ok = False, None, now.isoformat()
         state.entries = [{key: entry[key] for key in ('schedule_id', 'name', 'mode', 'file', 'line', 'original')}
                          for entry in entries]
-        delivered, rejected = spool.deliver(client)
+        delivered, rejected = spool.deliver(client.cron_report)
         changes = plan_sync(entries, set(), wrapper)
         written = apply(changes)
         state.save(spool.directory)

@@ -183,9 +183,10 @@ def cron_runs(entry: str = typer.Option(None, '--entry', help='Only this entry\'
 def _sync(host: str, apply: bool):
     from runner_service.bridge import agent as cron_agent
     from runner_service.bridge.crontab import files
+    from runner_service.bridge.spool import WatchdogState
     with api_client() as client:
         entries = client.cron_entries(host)
-    state = cron_agent.WatchdogState.load(_settings().cron_spool)
+    state = WatchdogState.load(_settings().cron_spool)
     try:
         changes = cron_agent.plan_sync(entries, state.fallback_ids)
         for change in changes:
@@ -223,13 +224,14 @@ def cron_exec(schedule_id: str = typer.Argument(..., help='The entry\'s schedule
                                                   'crontab does), or a program and its arguments.'),
               host: str = HOST_OPTION) -> None:
     """The wrapper crontab runs: runs COMMAND as crontab would (output passed through, same exit
-    code) and reports the run to the API; when the API is away the report is spooled and sent later."""
-    from runner_service.bridge import agent as cron_agent
+    code) and reports the run to the API; when the API is away the report is spooled and sent later.
+    The `dbfleet` executable runs it without loading this CLI (runner_service.console)."""
+    from runner_service.bridge import cron_exec as wrapper
     if command[:1] == ['--']:  # click keeps the separator once arguments stop being interspersed
         command = command[1:]
     if not command:
         fail('cron exec: no command after --')
-    raise typer.Exit(cron_agent.run_wrapped(schedule_id, command, _settings(), _host(host)))
+    raise typer.Exit(wrapper.run_wrapped(schedule_id, command, wrapper.read_config(host=host)))
 
 
 @cron_app.command('watchdog')

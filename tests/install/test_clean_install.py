@@ -113,13 +113,13 @@ def test_the_base_alone_serves_the_plugins_and_keeps_state_in_the_state_director
 
 CRON_EXEC = '''
 import sys
-from runner_service.cli import main
+from runner_service.console import main
 sys.argv = ['dbfleet', 'cron', 'exec', 'entry-1', '--', 'sh', '-c', 'echo ran; exit 3']
 try:
     main()
 finally:
-    heavy = sorted(name for name in ('fastapi', 'rq', 'ansible_runner', 'ansible', 'sqlalchemy', 'alembic')
-                   if name in sys.modules)
+    heavy = sorted(name for name in ('fastapi', 'rq', 'ansible_runner', 'ansible', 'sqlalchemy', 'alembic',
+                                     'typer', 'rich', 'pydantic', 'httpx') if name in sys.modules)
     sys.stderr.write('heavy=%s\\n' % ','.join(heavy))
 '''
 

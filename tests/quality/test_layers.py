@@ -13,6 +13,7 @@ The packages, top to bottom:
 Inside runner_service, top to bottom (a module may import its own layer's modules and any layer
 below, never one above):
 
+    console                        the `dbfleet` executable: `cron exec` to the wrapper, the rest to cli
     cli                            the `dbfleet` command: one module per command group
     processes                      starts each long-running process (API, workers, scheduler, `up`)
     api                            the HTTP layer: app, deps, routes; nothing outside cli/, api/ and
@@ -48,6 +49,7 @@ MODULE_UTILS = COLLECTION + '.plugins.module_utils'
 
 # Top to bottom; a module is in the layer that names it or, failing that, the package nearest above it.
 LAYERS: list[tuple[str, ...]] = [
+    ('runner_service.console',),  # the executable: sends `cron exec` to the wrapper, the rest to cli
     ('runner_service.cli',),
     ('runner_service.processes',),
     ('runner_service.api',),
@@ -61,8 +63,9 @@ LAYERS: list[tuple[str, ...]] = [
      'runner_service.redis_urls'),
     ('runner_service',),  # the package itself: __version__
 ]
-# The one import of the HTTP layer from below it: the process that serves the API starts it there.
-API_ENTRY = {'runner_service.processes': {'runner_service.api.server'}}
+# The one import of the HTTP layer from below it: the process that serves the API starts it there;
+# and the executable's import of the command line, which it runs for every command but the wrapper.
+API_ENTRY = {'runner_service.processes': {'runner_service.api.server'}, 'runner_service.console': {'runner_service.cli'}}
 
 
 def module_name(path: Path) -> str:

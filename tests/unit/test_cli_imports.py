@@ -82,3 +82,39 @@ def test_the_check_sees_a_heavy_import():
     # The same check on a command that needs the store: it must see SQLAlchemy, or it proves nothing.
     report = run_reporting('store', 'current', '--store', 'sqlite://')
     assert 'sqlalchemy' in report['loaded']
+
+
+# What `dbfleet cron exec` (the executable, runner_service.console) must not load either: the
+# command line's libraries and the API client's. It starts in a few hundredths of a second on
+# the standard library (bench/agent.py measures it).
+CLI_LIBRARIES = ('typer', 'click', 'rich', 'pydantic', 'pydantic_settings', 'httpx', 'yaml', 'jinja2')
+
+
+def test_the_executable_runs_the_wrapper_on_the_standard_library(tmp_path):
+    script = '''
+import json, sys
+from runner_service.console import main
+sys.argv = ['dbfleet', 'cron', 'exec', 'nightly', '--', 'exit 4']
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print('\\nMODULES ' + json.dumps({'code': code, 'loaded': sorted(name for name in %r if name in sys.modules)}))
+''' % (HEAVY + CLI_LIBRARIES,)
+    env = dict(os.environ, DBFLEET_API_URL='http://127.0.0.1:9', DBFLEET_TOKEN='agent-token',
+               DBFLEET_VAR_DIR=str(tmp_path), DBFLEET_HOST='db1')
+    completed = subprocess.run([sys.executable, '-c', script], cwd=tmp_path, capture_output=True, text=True, env=env,
+                               check=False, timeout=60)
+    line = [text for text in completed.stdout.splitlines() if text.startswith('MODULES ')]
+    assert line, completed.stdout + completed.stderr
+    assert json.loads(line[-1].removeprefix('MODULES ')) == {'code': 4, 'loaded': []}
+    assert len(list((tmp_path / 'cron-spool').glob('*.json'))) == 2
+
+
+def test_the_check_sees_a_cli_library():
+    # Everything else goes through the Typer application: the same check must see it load.
+    script = ('import sys\nfrom runner_service.console import main\nsys.argv = ["dbfleet", "version"]\n'
+              'try:\n    main()\nexcept SystemExit:\n    pass\nprint("typer" in sys.modules)')
+    completed = subprocess.run([sys.executable, '-c', script],
+                               cwd=REPO, capture_output=True, text=True, check=False, timeout=60)
+    assert completed.stdout.strip().splitlines()[-1] == 'True', completed.stderr
