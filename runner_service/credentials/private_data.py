@@ -1,9 +1,12 @@
 """What a job's run gets from its credentials, the way AWX hands them to ansible-runner, and
 their removal when the run ends however it ends.
 
-- ssh: the key, opened with its passphrase in memory, goes to ansible-runner's `ssh_key`: a FIFO
-  in the run's artifacts that `ssh-add` reads into an ssh-agent living as long as the play (the
-  key never lands in a file); the username becomes `--user`.
+- ssh: the key, opened with its passphrase in memory, is piped to `ssh-add -` into an ssh-agent
+  of the run's own (`ssh-agent -D -a SOCKET`, the socket in the run's temporary directory, the
+  way AWX keeps its agent's socket in the job's private directory), living as long as the play;
+  the play gets SSH_AUTH_SOCK, the key never lands in a file; the username becomes `--user`.
+  (ansible-runner's own `ssh_key` lets ssh-agent pick its socket directory in /tmp, and
+  Debian's setgid ssh-agent ignores TMPDIR: a killed agent left it there.)
 - vault: the password in a 0600 file under the run's `credentials/` directory, passed as
   `--vault-id ID@file` (or `--vault-password-file file`).
 - become: the password in a 0600 file, `--become-password-file file` (never on a command line
@@ -12,8 +15,13 @@ their removal when the run ends however it ends.
   every dbfleet.mysql module, merged into the run's extra vars file (0600, see
   runner_service.worker.run), so they win over inventory variables; docs/decisions.md says why.
 
-`remove_private_data` deletes the credentials directory, the extra vars file and the key FIFO;
-the run calls it when it ends (done, failed, canceled, timed out) and the reconciler's
+Each run has its own temporary directory (TMPDIR of the play, made by `run_temp_dir`): the
+ssh-agent's socket and whatever else the play's processes put in TMPDIR land there and go
+with the run, also when the agent was killed before it could clean up after itself. The agent
+carries the job's environment marker, so whatever kills the play's processes kills it too.
+
+`remove_private_data` deletes the credentials directory, the extra vars file, the key FIFO and
+the run's temporary directory; the run calls it when it ends (done, failed, canceled, timed out) and the reconciler's
 `lifecycle.lose` when the run's process was killed before it could.
 """
 
@@ -22,6 +30,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +43,12 @@ from runner_service.secret_box import MIN_SECRET_LENGTH, SecretBox, SecretsError
 
 CREDENTIALS_DIR = 'credentials'
 EXTRA_VARS_FILE = ('env', 'extravars')
+# The run's link to its temporary directory, which lives in the system's temporary directory:
+# an agent socket path must fit in 108 bytes, which a run directory under a deep var_dir does not.
+TEMP_LINK = 'tmp'
+TEMP_PREFIX = 'dbfleet-run-'
+AGENT_SOCKET = 'agent.sock'
+AGENT_START_SECONDS = 10.0  # the agent's socket appears within this, or the run fails
 
 
 class CredentialError(Exception):
@@ -45,6 +62,8 @@ class RunCredentials:
     items: list[tuple[str, str, dict, dict]] = field(default_factory=list)
     # Opening an OpenSSH key runs its KDF (bcrypt, on purpose slow): once per run is enough.
     _agent_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    # The run's ssh-agent, once an ssh credential started it (prepare); stopped by close.
+    agent: subprocess.Popen | None = field(default=None, repr=False)
 
     def agent_key(self, name: str, secret: dict) -> str:
         if name not in self._agent_keys:
@@ -66,15 +85,17 @@ class RunCredentials:
                         found.add(piece)
         return found
 
-    def prepare(self, private_dir: Path) -> tuple[list[str], str | None, dict]:
-        """Write the run's credential files; returns (ansible-playbook arguments, the SSH key for
-        ansible-runner's ssh_key or None, extra vars to merge into the run's)."""
+    def prepare(self, private_dir: Path, temp_dir: Path, marker: dict[str, str]) -> tuple[list[str], dict, dict]:
+        """Write the run's credential files and start its ssh-agent (in `temp_dir`, with the
+        environment `marker`); returns (ansible-playbook arguments, environment variables for
+        the play, extra vars to merge into the run's)."""
         arguments: list[str] = []
-        ssh_key, extra_vars = None, {}
+        environment: dict[str, str] = {}
+        extra_vars: dict = {}
         directory = None
         for name, kind, public, secret in self.items:
             if kind == 'ssh':
-                ssh_key = self.agent_key(name, secret)
+                environment['SSH_AUTH_SOCK'] = self._start_agent(name, secret, temp_dir, marker)
                 if public.get('username'):
                     arguments += ['--user', public['username']]
             elif kind == 'mysql':
@@ -95,7 +116,45 @@ class RunCredentials:
                     for option in ('become_method', 'become_user'):
                         if public.get(option):
                             arguments += ['--' + option.replace('_', '-'), public[option]]
-        return arguments, ssh_key, extra_vars
+        return arguments, environment, extra_vars
+
+    def _start_agent(self, name: str, secret: dict, temp_dir: Path, marker: dict[str, str]) -> str:
+        """The run's ssh-agent holding the credential's key; its socket path."""
+        socket = temp_dir / AGENT_SOCKET
+        if self.agent is None:
+            self.agent = subprocess.Popen(['ssh-agent', '-D', '-a', str(socket)], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          env=dict(os.environ, **marker))
+            deadline = time.monotonic() + AGENT_START_SECONDS
+            while not socket.is_socket():
+                if self.agent.poll() is not None or time.monotonic() > deadline:
+                    problem = self.agent.stderr.read().decode(errors='replace').strip() if self.agent.poll() \
+                        is not None else 'no socket after %g s' % AGENT_START_SECONDS
+                    self.close()
+                    raise CredentialError('credential %s: ssh-agent did not start: %s' % (name, problem))
+                time.sleep(0.01)
+        added = subprocess.run(['ssh-add', '-q', '-'], input=self.agent_key(name, secret).encode(),
+                               env=dict(os.environ, SSH_AUTH_SOCK=str(socket), **marker), capture_output=True,
+                               timeout=30, check=False)
+        if added.returncode != 0:
+            self.close()
+            said = added.stderr.decode(errors='replace').strip().splitlines()
+            raise CredentialError('credential %s: ssh-add refused its key: %s'
+                                  % (name, said[-1] if said else 'exit code %d' % added.returncode))
+        return str(socket)
+
+    def close(self) -> None:
+        """Stop the run's ssh-agent (when the play's processes were not killed already)."""
+        if self.agent is not None:
+            if self.agent.poll() is None:
+                self.agent.terminate()
+                try:
+                    self.agent.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.agent.kill()
+                    self.agent.wait()
+            self.agent.stderr.close()
+            self.agent = None
 
 
 def open_credentials(store, secrets: SecretBox, names: list[str] | None) -> RunCredentials:
@@ -124,14 +183,37 @@ def command_line(arguments: list[str]) -> str:
 
 def remove_private_data(private_dir: Path) -> None:
     """Remove every file of a run that held a secret: the credentials directory, the extra vars
-    file, and the key FIFO ansible-runner leaves when ssh-add never read it."""
+    file, the key FIFO ansible-runner leaves when ssh-add never read it, and the run's temporary
+    directory (the ssh-agent's socket)."""
     shutil.rmtree(private_dir / CREDENTIALS_DIR, ignore_errors=True)
+    _remove_temp_dir(private_dir / TEMP_LINK)
     leftovers = [private_dir.joinpath(*EXTRA_VARS_FILE)] + list((private_dir / 'artifacts').glob('*/ssh_key_data'))
     for path in leftovers:
         try:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def run_temp_dir(private_dir: Path) -> Path:
+    """A new private (0700) temporary directory for the run, linked from its private directory
+    (an earlier attempt's is removed first)."""
+    link = private_dir / TEMP_LINK
+    _remove_temp_dir(link)
+    directory = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    link.symlink_to(directory)
+    return directory
+
+
+def _remove_temp_dir(link: Path) -> None:
+    try:
+        target = Path(os.readlink(link))
+    except OSError:
+        return
+    # Only what run_temp_dir made: a link edited to point elsewhere removes nothing but itself.
+    if target.parent == Path(tempfile.gettempdir()) and target.name.startswith(TEMP_PREFIX) and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    link.unlink(missing_ok=True)
 
 
 def _write_secret(path: Path, text: str) -> Path:

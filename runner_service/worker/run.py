@@ -35,7 +35,8 @@ import yaml
 from dbfleet.clock import utcnow
 from dbfleet.paths import checkout_collections, private_directory
 from runner_service.credentials.private_data import (CredentialError, RunCredentials, command_line,
-                                                     open_credentials, remove_private_data)
+                                                     open_credentials, remove_private_data,
+                                                     run_temp_dir)
 from runner_service.errors import ServiceError
 from runner_service.extra_vars import check_extra_vars
 from runner_service.jobs import lifecycle
@@ -206,7 +207,9 @@ class JobRun:
         for directory in (self.settings.var_dir, self.settings.runs_dir, self.private_dir):
             private_directory(directory)
         env_dir = private_directory(self.private_dir / 'env')
-        credential_arguments, ssh_key, credential_vars = self.credentials.prepare(self.private_dir)
+        temp_dir = run_temp_dir(self.private_dir)
+        credential_arguments, credential_env, credential_vars = self.credentials.prepare(
+            self.private_dir, temp_dir, {lifecycle.JOB_ENV: self.job_id})
         # Checked again as they leave the store: a job accepted before the check, or a store
         # edited by hand, must not hand Ansible a marker of its own. A credential's variables win.
         extra_vars = {**check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True),
@@ -226,6 +229,8 @@ class JobRun:
             lifecycle.JOB_ENV: self.job_id,
             'ANSIBLE_FORCE_COLOR': '0',
             'ANSIBLE_NOCOLOR': '1',
+            'TMPDIR': str(temp_dir),  # goes with the run
+            **credential_env,
         }
         if self.settings.project_url:
             # The play's own dbfleet (the fleet_tags plugin: tag rules) reads this copy as a local project.
@@ -240,7 +245,7 @@ class JobRun:
         return dict(
             private_data_dir=str(self.private_dir), project_dir=str(project), playbook=job['playbook'],
             inventory=self._inventory(project), limit=job['limit_pattern'], forks=job['forks'],
-            cmdline=command_line(cmdline) or None, ssh_key=ssh_key, envvars=envvars, ident=str(job['attempt']),
+            cmdline=command_line(cmdline) or None, envvars=envvars, ident=str(job['attempt']),
             rotate_artifacts=3,
             quiet=True, settings={'pexpect_timeout': POLL_SECONDS, 'suppress_ansible_output': True},
             event_handler=self.writer.add, cancel_callback=self.should_stop, status_handler=None,
@@ -366,6 +371,7 @@ class JobRun:
         """Leave no secret on disk: the extra vars and credential files go, and saved output is redacted.
         The job's copy of its git project goes too."""
         shutil.rmtree(self.private_dir / PROJECT_COPY, ignore_errors=True)
+        self.credentials.close()
         remove_private_data(self.private_dir)
         if self.redactor:
             for path in (self.private_dir / 'artifacts').rglob('*'):

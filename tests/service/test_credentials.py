@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def secret_files(service, job_id: str) -> list[str]:
     directory = run_dir(service, job_id)
     found = [path for path in (directory / 'credentials', directory / 'env' / 'extravars') if path.exists()]
     found += list((directory / 'artifacts').glob('*/ssh_key_data'))
+    found += [path for path in [directory / 'tmp'] if path.is_symlink() or path.exists()]  # the run's TMPDIR
     return sorted(str(path.relative_to(directory)) for path in found)
 
 
@@ -264,7 +266,7 @@ def test_credential_files_are_gone_after_a_cancel(service, vault, become):
     job = launch(service, 'sleepy')
     wait_for(lambda: job_processes(job['id']), 'the play never started')
     listed = secret_files(service, job['id'])
-    assert listed == ['credentials', 'env/extravars'] or listed == ['credentials'], listed
+    assert listed == ['credentials', 'env/extravars', 'tmp'] or listed == ['credentials', 'tmp'], listed
     assert sorted(path.name for path in (run_dir(service, job['id']) / 'credentials').iterdir()) == \
         ['become_password', 'vault_password']
     assert oct((run_dir(service, job['id']) / 'credentials' / 'vault_password').stat().st_mode & 0o777) == '0o600'
@@ -318,10 +320,15 @@ def test_an_ssh_credential_is_the_only_way_in(service, netfleet):
     job = service.wait(launch(service, 'hostname-key')['id'], timeout=180)
     events = service.events(job['id'])
     assert job['status'] == 'successful', (job['status_reason'], stdout(service, job['id']))
-    results = [event['data']['res'] for event in events if event['event'] == 'runner_on_ok']
-    assert [result['stdout_lines'] for result in results] == [['db1']]
-    assert job['hosts']['db1']['ok'] == 1
+    results = {event['data']['task']: event['data']['res'] for event in events if event['event'] == 'runner_on_ok'}
+    assert results['Hostname']['stdout_lines'] == ['db1']
+    assert job['hosts']['db1']['ok'] == 2
     assert secret_files(service, job['id']) == []
+    # The agent's socket was in the run's own temporary directory, and went with it.
+    socket = Path(results["Where the run's ssh-agent listens (a lookup runs on the controller)"]['msg'])
+    assert socket.parent.parent == Path(tempfile.gettempdir()), socket
+    assert socket.parent.name.startswith('dbfleet-run-'), socket
+    assert not socket.parent.exists()
     texts = [stdout(service, job['id']), json.dumps(events)]
     texts += [path.read_bytes().decode(errors='replace') for path in run_dir(service, job['id']).rglob('*')
               if path.is_file()]

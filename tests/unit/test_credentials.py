@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import shlex
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from runner_service.credentials.kinds import CredentialInvalid, agent_key, split
-from runner_service.credentials.private_data import RunCredentials, command_line, remove_private_data
+from runner_service.credentials.private_data import RunCredentials, command_line, remove_private_data, run_temp_dir
 
 KEY = b'k' * 32
 
@@ -87,7 +89,7 @@ def test_each_kind_checks_its_fields(kind, fields, reason):
 
 
 def test_a_run_gets_0600_files_and_arguments_and_they_all_go(tmp_path):
-    key, _ = keygen(tmp_path, 'ed25519', 'pass phrase 14')
+    key, printed = keygen(tmp_path, 'ed25519', 'pass phrase 14')
     run = tmp_path / 'run'
     (run / 'env').mkdir(parents=True)
     (run / 'env' / 'extravars').write_text('{}')
@@ -99,7 +101,8 @@ def test_a_run_gets_0600_files_and_arguments_and_they_all_go(tmp_path):
         ('b', 'become', {'become_method': 'su', 'become_user': 'postgres'}, {'password': 'become password 14'}),
         ('m', 'mysql', {'username': 'backup'}, {'password': 'mysql password 14'}),
     ])
-    arguments, ssh_key, extra_vars = credentials.prepare(run)
+    temp = run_temp_dir(run)
+    arguments, environment, extra_vars = credentials.prepare(run, temp, {'DBFLEET_JOB_ID': 'job-under-test'})
     directory = run / 'credentials'
     vault, become = directory / 'vault_password', directory / 'become_password'
     assert arguments == ['--user', 'deploy', '--vault-id', 'prod@%s' % vault, '--become-password-file', str(become),
@@ -109,20 +112,42 @@ def test_a_run_gets_0600_files_and_arguments_and_they_all_go(tmp_path):
     for path in (vault, become):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert 'PRIVATE KEY' in ssh_key and extra_vars == {'login_user': 'backup', 'login_password': 'mysql password 14'}
+    assert extra_vars == {'login_user': 'backup', 'login_password': 'mysql password 14'}
+    # The key is in the run's own agent, whose socket is in the run's temporary directory and
+    # which carries the job's marker (what kills the play's processes kills it too).
+    assert environment == {'SSH_AUTH_SOCK': str(temp / 'agent.sock')}
+    assert stat.S_IMODE(temp.stat().st_mode) == 0o700 and (run / 'tmp').resolve() == temp
+    listed = subprocess.run(['ssh-add', '-l'], env=dict(os.environ, **environment), capture_output=True, text=True)
+    assert listed.returncode == 0 and printed in listed.stdout, listed
+    agent = credentials.agent.pid
+    assert b'DBFLEET_JOB_ID=job-under-test\0' in Path('/proc/%d/environ' % agent).read_bytes()
+    assert not any(path.is_file() for path in temp.rglob('*')), 'the key is never a file'
     texts = credentials.secret_texts()
     assert {'pass phrase 14', 'vault password 14', 'become password 14', 'mysql password 14'} <= texts
     assert all(line in texts for line in key.splitlines()[1:-1])
     assert not any(text.startswith('-----') for text in texts)
+    credentials.close()
+    assert not Path('/proc/%d' % agent).exists() and credentials.agent is None
     remove_private_data(run)
     assert sorted(str(path.relative_to(run)) for path in run.rglob('*')) == ['artifacts', 'artifacts/1', 'env']
+    assert not temp.exists()
+
+
+def test_a_key_the_agent_refuses_fails_the_run_naming_the_credential(tmp_path):
+    from runner_service.credentials.private_data import CredentialError
+    credentials = RunCredentials([('broken', 'ssh', {}, {'ssh_key': 'x'})])
+    credentials._agent_keys['broken'] = '-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n'
+    with pytest.raises(CredentialError, match='credential broken: ssh-add refused its key'):
+        credentials.prepare(tmp_path, run_temp_dir(tmp_path), {})
+    assert credentials.agent is None
+    remove_private_data(tmp_path)
 
 
 def test_a_vault_without_an_id_is_a_password_file(tmp_path):
-    arguments, ssh_key, extra_vars = RunCredentials([('v', 'vault', {}, {'password': 'vault password'})]).prepare(
-        tmp_path)
+    arguments, environment, extra_vars = RunCredentials([('v', 'vault', {}, {'password': 'vault password'})]).prepare(
+        tmp_path, tmp_path, {})
     assert arguments == ['--vault-password-file', str(tmp_path / 'credentials' / 'vault_password')]
-    assert ssh_key is None and extra_vars == {}
+    assert environment == {} and extra_vars == {}
 
 
 def test_a_mysql_tls_credential_is_accepted_but_a_run_refuses_it_by_name(tmp_path):
@@ -148,4 +173,4 @@ def test_a_mysql_tls_credential_is_accepted_but_a_run_refuses_it_by_name(tmp_pat
     public, secret, _ = split('mysql', fields, digest)
     assert public == {'username': 'backup'} and set(secret) == {'client_cert', 'client_key'}
     with pytest.raises(CredentialError, match='credential tls-login holds TLS certificates'):
-        RunCredentials([('tls-login', 'mysql', public, secret)]).prepare(tmp_path)
+        RunCredentials([('tls-login', 'mysql', public, secret)]).prepare(tmp_path, tmp_path, {})
