@@ -1,14 +1,12 @@
 """The collection over SSH on the namespace fleet: playbooks/prepare_hosts.yml makes the database
 hosts usable (a virtualenv from the controller's wheelhouse, nothing from the network), then
-collect_facts.yml, inspect.yml's fleet_tags, backup.yml and the crontab agent run there for real,
-with host key checking on."""
+collect_facts.yml, inspect.yml's fleet_tags and backup.yml run there for real, with host key
+checking on (the crontab bridge over SSH: test_cron_over_ssh.py)."""
 
 from __future__ import annotations
 
 import json
-import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,64 +15,17 @@ import yaml
 from dbfleet import __version__
 from dbfleet.store import open_store
 from dbfleet.tags import HostContext, load_rules, parse_rules
-from tests.conftest import REPO, VENV_BIN, ansible_env
+from tests.conftest import REPO
+from tests.netfleet.conftest import DB_HOSTS, VENV, output_of, recap
 
 pytestmark = pytest.mark.netfleet
 
-DB_HOSTS = ('db1', 'db2', 'db3', 'db4')
 DAY = 86400
-VENV = '/opt/dbfleet/venv'
 RULES = REPO / 'inventories' / 'tag_rules.yml'
 # What docs/backups.md says a physical backup needs on MariaDB 10.11.
 PHYSICAL_USER = 'dbfleet_physical_test'
 PHYSICAL_PASSWORD = 'physical-pw-Secret5'
 PHYSICAL_GRANTS = 'RELOAD, PROCESS, BINLOG MONITOR'
-
-
-class Fleet:
-    """This test fleet's inventory (beside the repository's group_vars, as inventories/ssh_fleet.yml
-    is) and ansible-playbook runs against it with the fleet's key."""
-
-    def __init__(self, netfleet, directory: Path):
-        self.netfleet = netfleet
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.inventory = directory / 'ssh_fleet.yml'
-        self.inventory.write_text(netfleet.inventory())
-        (directory / 'group_vars').symlink_to(REPO / 'inventories' / 'group_vars')
-
-    def playbook(self, playbook, *args, **env) -> subprocess.CompletedProcess:
-        command = [str(VENV_BIN / 'ansible-playbook'), '-i', str(self.inventory), '--private-key',
-                   str(self.netfleet.key), str(playbook), *map(str, args)]
-        return subprocess.run(command, cwd=REPO, env=ansible_env(**env), capture_output=True, text=True, timeout=900)
-
-
-def recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP counts per host."""
-    return {match.group(1): {key: int(value) for key, value in re.findall(r'(\w+)=(\d+)', match.group(2))}
-            for match in re.finditer(r'^(\S+)\s+:\s+(ok=.*)$', output, re.MULTILINE)}
-
-
-def output_of(run: subprocess.CompletedProcess) -> str:
-    return run.stdout + run.stderr
-
-
-@pytest.fixture(scope='module')
-def fleet(netfleet, tmp_path_factory):
-    return Fleet(netfleet, tmp_path_factory.mktemp('ssh_fleet'))
-
-
-@pytest.fixture(scope='module')
-def prepared(fleet, netfleet):
-    """prepare_hosts.yml twice, on database hosts whose /opt/dbfleet is removed first: the first run
-    installs from nothing, the second must change nothing."""
-    for host in DB_HOSTS:
-        netfleet.ssh(host, 'rm -rf /opt/dbfleet')
-    first = fleet.playbook(REPO / 'playbooks' / 'prepare_hosts.yml')
-    assert first.returncode == 0, output_of(first)[-6000:]
-    second = fleet.playbook(REPO / 'playbooks' / 'prepare_hosts.yml')
-    assert second.returncode == 0, output_of(second)[-6000:]
-    return first, second
 
 
 @pytest.fixture(scope='module')
@@ -228,24 +179,3 @@ def test_physical_and_logical_backups_are_written_on_the_database_host(prepared,
         recorded = store.backups.list(host='db1')
     assert {(row['method'], row['status']) for row in recorded} == {('physical', 'ok'), ('logical', 'ok')}
     assert all(row['path'].startswith('/var/backups/dbfleet/db1/') for row in recorded)
-
-
-# -- the crontab agent -----------------------------------------------------------------------------
-
-def test_the_agent_runs_the_command_and_spools_its_reports_when_the_api_is_away(prepared, netfleet):
-    assert 'Usage: dbfleet cron exec' in netfleet.ssh('db4', '%s/bin/dbfleet cron exec --help' % VENV).stdout
-    spool = '/var/lib/dbfleet/cron-spool'
-    # An API address on the host's own network where nothing listens: refused at once.
-    api = 'http://%s:9' % netfleet.host('db4').address
-    environment = 'DBFLEET_API_URL=%s DBFLEET_TOKEN=not-a-real-token' % api
-    netfleet.ssh('db4', 'rm -rf %s' % spool)
-    for command, status in (('true', 0), ('exit 3', 3)):
-        run = netfleet.ssh('db4', '%s %s/bin/dbfleet cron exec sched-netfleet -- %s' % (
-            environment, VENV, shlex.quote(command)), check=False)
-        assert run.returncode == status, run.stderr
-    names = netfleet.ssh('db4', 'ls %s' % spool).stdout.split()
-    reports = [json.loads(netfleet.ssh('db4', 'cat %s/%s' % (spool, name)).stdout) for name in sorted(names)]
-    assert [(report['phase'], report.get('exit_code')) for report in reports] == [
-        ('start', None), ('end', 0), ('start', None), ('end', 3)]
-    assert {(report['schedule_id'], report['host']) for report in reports} == {('sched-netfleet', 'db4')}
-    assert netfleet.ssh('db4', 'stat -c %%a %s' % spool).stdout.strip() == '700'

@@ -5,9 +5,11 @@ fires an observed entry from /etc/cron.d."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -251,26 +253,41 @@ def test_the_watchdog_gives_entries_back_to_crontab_and_takes_them_back(host):
     assert run['via'] == 'fallback' and run['status'] == 'ok'
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='writes /etc/cron.d and needs the cron daemon: run as root')
-def machine_cron_running() -> bool:
-    """A cron daemon that reads this machine's /etc/cron.d: one in our own mount namespace (the
+def machine_crons() -> set[int]:
+    """The cron daemons that read this machine's /etc/cron.d: those in our own mount namespace (the
     namespace fleet's hosts each run a cron of their own, reading their own files)."""
     found = subprocess.run(['pgrep', '-x', 'cron'], capture_output=True, text=True).stdout.split()
     own = os.stat('/proc/self/ns/mnt').st_ino
+    crons = set()
     for pid in found:
         try:
             if os.stat('/proc/%s/ns/mnt' % pid).st_ino == own:
-                return True
+                crons.add(int(pid))
         except OSError:
             pass
-    return False
+    return crons
 
 
-def test_the_real_cron_daemon_fires_an_observed_entry(host):
+@pytest.fixture
+def machine_cron():
+    """This machine's cron daemon: the one running, else one started for the test and stopped after it."""
     cron = shutil.which('cron', path='/usr/sbin:/usr/bin:/sbin:/bin')
     assert cron, 'the cron daemon is not installed: `make setup` installs Debian\'s cron package'
-    if not machine_cron_running():
-        subprocess.run([cron], check=True)
+    running = machine_crons()
+    if running:
+        yield
+        return
+    subprocess.run([cron], check=True)  # it forks and the parent returns: find the daemon by name
+    try:
+        yield
+    finally:
+        for pid in machine_crons():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='writes /etc/cron.d and needs the cron daemon: run as root')
+def test_the_real_cron_daemon_fires_an_observed_entry(host, machine_cron):
     name = 'dbfleet-test-%s' % uuid.uuid4().hex[:8]
     path = Path('/etc/cron.d') / name
     out = host.directory / 'fired-by-cron'
