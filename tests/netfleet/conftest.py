@@ -60,3 +60,73 @@ def prepared(fleet, netfleet):
     second = fleet.playbook(REPO / 'playbooks' / 'prepare_hosts.yml')
     assert second.returncode == 0, output_of(second)[-6000:]
     return first, second
+
+
+# -- the platform's processes on other hosts --------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def platform(netfleet, tmp_path_factory):
+    """Redis and the store (MariaDB) on the fleet bridge's address, where every host reaches them."""
+    from devtools.netfleet.platform import Platform
+    platform = Platform(netfleet, tmp_path_factory.mktemp('platform')).start()
+    yield platform
+    platform.stop()
+
+
+def remote_env(service, key: str, **more: str) -> dict:
+    """What a platform machine's /etc/dbfleet/dbfleet.env would give a dbfleet process on another
+    host: Redis, the store and the secret key of the platform, its own state directory, the
+    checkout as its project (the namespace hosts see this machine's files there)."""
+    import sys
+    env = {
+        'PATH': '%s:/usr/sbin:/usr/bin:/sbin:/bin' % Path(sys.executable).parent,
+        'HOME': '/root', 'LANG': 'C.UTF-8',
+        'DBFLEET_REDIS_URL': service.redis.url, 'DBFLEET_STORE_URL': service.store_url,
+        'DBFLEET_SECRET_KEY': key, 'DBFLEET_VAR_DIR': '/var/lib/dbfleet/platform',
+        'DBFLEET_PROJECT_DIR': str(REPO), 'DBFLEET_INVENTORY_DIRS': service.inventory_dirs,
+        'DBFLEET_LOST_AFTER_SECONDS': '6',
+    }
+    env.update(more)
+    return env
+
+
+def dbfleet_processes(netfleet, host: str) -> list[int]:
+    """The dbfleet processes started on the host with remote_env, and everything under them."""
+    import contextlib
+    found = []
+    for pid in namespaces_pids(netfleet, host):
+        with contextlib.suppress(OSError):
+            if b'DBFLEET_REDIS_URL=' in Path('/proc/%d/environ' % pid).read_bytes():
+                found.append(pid)
+    return found
+
+
+def namespaces_pids(netfleet, host: str) -> list[int]:
+    from devtools.netfleet import namespaces
+    return namespaces.pids_in(netfleet.host(host))
+
+
+def stop_remote(netfleet, host: str, pid: int, seconds: float = 30) -> None:
+    """SIGTERM the process and wait for it to end; SIGKILL it after `seconds`."""
+    import contextlib
+    import os
+    import signal
+    import time
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and pid in dbfleet_processes(netfleet, host):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(predicate, what: str, timeout: float = 60):
+    """`predicate()`'s first true value, polled; fails naming `what` after `timeout` (x PATIENCE)."""
+    import time
+    from tests.service.harness import PATIENCE
+    deadline = time.monotonic() + timeout * PATIENCE
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, 'timed out: %s' % what
+        time.sleep(0.3)
+    return value

@@ -11,26 +11,17 @@ import signal
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-from devtools.netfleet import namespaces
-from devtools.netfleet.platform import Platform
-from tests.service.harness import INVENTORY, PATIENCE, REPO, Service
+from tests.netfleet.conftest import dbfleet_processes, remote_env, wait_until
+from tests.service.harness import INVENTORY, REPO, Service
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 
 WHERE = 'where.yml'
 WORKER_HOSTS = ('worker1', 'worker2')
-
-
-@pytest.fixture(scope='module')
-def platform(netfleet, tmp_path_factory):
-    platform = Platform(netfleet, tmp_path_factory.mktemp('platform')).start()
-    yield platform
-    platform.stop()
 
 
 @pytest.fixture(scope='module')
@@ -57,18 +48,10 @@ def service(netfleet, platform, tmp_path_factory):
 
 def start_remote_worker(netfleet, service, host: str, key: str) -> int:
     """`dbfleet worker --queue dc1` on the worker host: its own hostname and state directory; Redis,
-    the store and the secret key from the platform, as a worker machine's /etc/dbfleet/dbfleet.env
-    would give them."""
-    env = {
-        'PATH': '%s:/usr/sbin:/usr/bin:/sbin:/bin' % Path(sys.executable).parent,
-        'HOME': '/root', 'LANG': 'C.UTF-8',
-        'DBFLEET_REDIS_URL': service.redis.url, 'DBFLEET_STORE_URL': service.store_url,
-        'DBFLEET_SECRET_KEY': key, 'DBFLEET_VAR_DIR': '/var/lib/dbfleet/worker',
-        'DBFLEET_PROJECT_DIR': str(REPO), 'DBFLEET_INVENTORY_DIRS': service.inventory_dirs,
-        'DBFLEET_LOST_AFTER_SECONDS': '6',
-    }
+    the store and the secret key from the platform."""
     return netfleet.spawn(host, [sys.executable, '-m', 'runner_service.cli', 'worker', '--queue', 'dc1'],
-                          service.directory / ('worker-%s.log' % host), env=env)
+                          service.directory / ('worker-%s.log' % host),
+                          env=remote_env(service, key, DBFLEET_VAR_DIR='/var/lib/dbfleet/worker'))
 
 
 def stop_remote_worker(netfleet, host: str, pid: int):
@@ -84,25 +67,12 @@ def stop_remote_worker(netfleet, host: str, pid: int):
 
 def worker_processes(netfleet, host: str) -> list[int]:
     """The dbfleet worker of the host and everything under it (work horse, ansible)."""
-    found = []
-    for pid in namespaces.pids_in(netfleet.host(host)):
-        with contextlib.suppress(OSError):
-            environ = Path('/proc/%d/environ' % pid).read_bytes()
-            if b'DBFLEET_REDIS_URL=' in environ:
-                found.append(pid)
-    return found
+    return dbfleet_processes(netfleet, host)
 
 
 def health(service) -> dict:
     import httpx
     return httpx.get(service.url + '/healthz', timeout=10).json()
-
-
-def wait_until(predicate, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout * PATIENCE
-    while not predicate():
-        assert time.monotonic() < deadline, 'timed out: %s' % what
-        time.sleep(0.3)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ over HTTP on a free port and `dbfleet worker` processes, all started as a user w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -222,3 +223,17 @@ def job_processes(job_id: str) -> list[int]:
             except OSError:
                 pass
     return found
+
+
+def live_event_names(response) -> tuple[list[str], dict | None]:
+    """Read a job's server-sent events stream to its end: (the events' names in order, the end
+    event's data: status and status_reason), or None for the end when the stream stopped first."""
+    names, kind = [], None
+    for line in response.iter_lines():
+        if line.startswith('event: '):
+            kind = line[7:]
+        elif line.startswith('data: '):
+            if kind == 'end':
+                return names, json.loads(line[6:])
+            names.append(kind)
+    return names, None

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dbfleet.store import open_store
-from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, job_processes
+from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, job_processes, live_event_names
 
 pytestmark = pytest.mark.service
 
@@ -84,20 +84,11 @@ def test_events_page_with_a_cursor(service):
 
 def test_live_events_stream_with_server_sent_events(service):
     job = service.launch('sleep.yml', limit='node1', extra_vars={'sleep_seconds': 2})
-    names, ended = [], None
     headers = {'Accept': 'text/event-stream', **service.client('viewer').headers}
     with httpx.stream('GET', service.url + '/api/v1/jobs/%s/events' % job['id'], headers=headers,
                       timeout=60) as response:
         assert response.headers['content-type'].startswith('text/event-stream')
-        kind = None
-        for line in response.iter_lines():
-            if line.startswith('event: '):
-                kind = line[7:]
-            elif line.startswith('data: '):
-                if kind == 'end':
-                    ended = json.loads(line[6:])
-                    break
-                names.append(kind)
+        names, ended = live_event_names(response)
     assert ended == {'status': 'successful', 'status_reason': None}
     assert names[0] == 'playbook_on_start' and names[-1] == 'playbook_on_stats'
     assert names == [event['event'] for event in service.events(job['id'])]
