@@ -40,6 +40,7 @@ READY_TIMEOUT = 60      # seconds for a started server to accept connections
 STOP_TIMEOUT = 60       # seconds for a clean shutdown before SIGKILL
 PROBE_TIMEOUT = 5       # seconds a health check waits for a server to answer
 SEED_CATCH_UP_TIMEOUT = 300
+CATCH_UP_TIMEOUT = 120  # seconds a replica gets to catch up after a test altered it (a loaded machine is slow)
 SERVER_BINARIES = ('mariadbd', 'mysqld')
 SYSTEM_SCHEMAS = ('mysql', 'information_schema', 'performance_schema', 'sys')
 
@@ -378,29 +379,34 @@ class Fleet:
 
     @contextlib.contextmanager
     def replica_sql_stopped(self):
-        """The replica's SQL thread stopped for the duration (replication stopped, lag unknown)."""
-        self.on_replica(['STOP SLAVE SQL_THREAD'])
-        try:
-            yield
-        finally:
-            self.on_replica(['START SLAVE SQL_THREAD'])
-            self.wait_replica_caught_up()
+        """The replica's SQL thread stopped for the duration (replication stopped, lag unknown).
+        Holds the fleet's lock: a `start` meanwhile (`make bench` beside the tests) waits instead
+        of repairing the replica under the test."""
+        with self._lock():
+            self.on_replica(['STOP SLAVE SQL_THREAD'])
+            try:
+                yield
+            finally:
+                self.on_replica(['START SLAVE SQL_THREAD'])
+                self.wait_replica_caught_up(CATCH_UP_TIMEOUT)
 
     @contextlib.contextmanager
     def replica_delayed(self, seconds: int, settle: float = 3):
         """The replica applying events `seconds` late, with a fresh write on the primary aged `settle`
-        seconds, so the replica reports a lag of about `settle` seconds for the duration."""
-        self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = %d' % seconds, 'START SLAVE'])
-        try:
-            with contextlib.closing(self.admin('primary')) as primary:
-                _execute(primary, ['CREATE DATABASE IF NOT EXISTS lag_probe',
-                                   'CREATE TABLE IF NOT EXISTS lag_probe.beat (id INT PRIMARY KEY, at TIMESTAMP)',
-                                   'REPLACE INTO lag_probe.beat VALUES (1, NOW())'], 'primary')
-            time.sleep(settle)
-            yield
-        finally:
-            self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE'])
-            self.wait_replica_caught_up()
+        seconds, so the replica reports a lag of about `settle` seconds for the duration. Holds the
+        fleet's lock, as replica_sql_stopped does."""
+        with self._lock():
+            self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = %d' % seconds, 'START SLAVE'])
+            try:
+                with contextlib.closing(self.admin('primary')) as primary:
+                    _execute(primary, ['CREATE DATABASE IF NOT EXISTS lag_probe',
+                                       'CREATE TABLE IF NOT EXISTS lag_probe.beat (id INT PRIMARY KEY, at TIMESTAMP)',
+                                       'REPLACE INTO lag_probe.beat VALUES (1, NOW())'], 'primary')
+                time.sleep(settle)
+                yield
+            finally:
+                self.on_replica(['STOP SLAVE', 'CHANGE MASTER TO MASTER_DELAY = 0', 'START SLAVE'])
+                self.wait_replica_caught_up(CATCH_UP_TIMEOUT)
 
     def on_replica(self, statements):
         """Run statements on the replica as root (never writes: root bypasses read_only)."""
