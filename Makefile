@@ -53,6 +53,7 @@ bench: fleet
 	$(PY) bench/runner.py
 	$(PY) bench/plans.py
 	$(PY) bench/agent.py
+	$(PY) bench/scale.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/

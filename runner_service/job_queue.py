@@ -27,6 +27,7 @@ NO_RQ_TIMEOUT = -1
 # RQ job hashes of finished runs: the store has the history, keep these only briefly.
 RESULT_TTL = 600
 WAITING_STATUSES = ('queued', 'scheduled', 'deferred')
+PRESENCE_BATCH = 500  # RQ jobs read per Redis round trip when checking which queued jobs Redis holds
 # A cron loop that has not finished a pass for this long is taken for dead (it passes every second).
 SCHEDULER_SILENT_SECONDS = 20
 
@@ -89,17 +90,35 @@ class JobQueue:
             queue.enqueue('runner_service.worker.run.run_job', job['id'], at_front=job.get('priority', 0) > 0,
                           **options)
 
-    def is_present(self, job: dict) -> bool:
-        """Whether RQ holds this queued store job as waiting, scheduled, or started for this
-        attempt (an RQ job started before the store queued the job again is a dead run's)."""
-        try:
-            found = RQJob.fetch(job['id'], connection=self.redis)
-        except NoSuchJobError:
-            return False
-        status = _status(found)
-        if status == 'started':
-            return found.started_at is not None and utc(found.started_at) >= job['enqueued_at']
-        return status in WAITING_STATUSES
+    def present(self, queued: list[tuple[str, str, dt.datetime | None]]) -> set[str]:
+        """Which of the queued store jobs, (id, queue, enqueued_at), RQ holds: waiting in its
+        queue, scheduled or deferred, with its job hash; or started for this attempt (an RQ job
+        started before the store queued the job again is a dead run's). The reconciler asks this
+        of every queued job every few seconds: it reads each queue's ids and registries whole
+        (a few round trips, ids only) and fetches only the started jobs, PRESENCE_BATCH a trip."""
+        waiting: set[str] = set()
+        started: set[str] = set()
+        for name in sorted({queue for _, queue, _ in queued}):
+            queue = self.queue(name)
+            waiting.update(queue.get_job_ids())
+            waiting.update(queue.scheduled_job_registry.get_job_ids())
+            waiting.update(queue.deferred_job_registry.get_job_ids())
+            started.update(queue.started_job_registry.get_job_ids())
+        candidates = [job_id for job_id, _, _ in queued if job_id in waiting]
+        found = set()
+        for start in range(0, len(candidates), PRESENCE_BATCH):  # an id whose job hash is gone holds nothing
+            batch = candidates[start:start + PRESENCE_BATCH]
+            with self.redis.pipeline(transaction=False) as pipeline:
+                for job_id in batch:
+                    pipeline.exists(RQJob.key_for(job_id))
+                found.update(job_id for job_id, exists in zip(batch, pipeline.execute()) if exists)
+        running = [(job_id, enqueued_at) for job_id, _, enqueued_at in queued if job_id not in found and job_id in started]
+        for start in range(0, len(running), PRESENCE_BATCH):
+            batch = running[start:start + PRESENCE_BATCH]
+            held = RQJob.fetch_many([job_id for job_id, _ in batch], connection=self.redis)
+            found.update(job_id for (job_id, enqueued_at), job in zip(batch, held)
+                         if job is not None and _holds(job, enqueued_at))
+        return found
 
     def _forget_stale(self, job: dict) -> None:
         """Drop an RQ job of the same id left by an earlier attempt, registries and all."""
@@ -158,6 +177,13 @@ def dbfleet_workers(redis: Redis) -> list[Worker]:
     """The live RQ workers that listen to at least one dbfleet queue."""
     return [worker for worker in Worker.all(connection=redis)
             if any(name.startswith(QUEUE_PREFIX) for name in worker.queue_names())]
+
+
+def _holds(job: RQJob, enqueued_at: dt.datetime | None) -> bool:
+    status = _status(job)
+    if status == 'started':
+        return job.started_at is not None and enqueued_at is not None and utc(job.started_at) >= enqueued_at
+    return status in WAITING_STATUSES
 
 
 def _status(job: RQJob) -> str | None:

@@ -35,10 +35,14 @@ def reconcile(runtime: Runtime) -> dict[str, int]:
         reason = 'no heartbeat from worker %s for %.0f s' % (job['worker'], runtime.settings.lost_after_seconds)
         if lifecycle.lose(runtime, job, reason) is not None:
             counts['lost'] += 1
-    for job in store.jobs.pending():
-        if not runtime.queue.is_present(job):
-            lifecycle.enqueue(runtime, [job])
-            counts['enqueued'] += 1
+    queued = store.jobs.pending()
+    held = runtime.queue.present(queued)
+    for job_id, _, _ in queued:
+        if job_id not in held:
+            job = store.jobs.get(job_id)
+            if job is not None and job['status'] == 'queued':  # not started or ended meanwhile
+                lifecycle.enqueue(runtime, [job])
+                counts['enqueued'] += 1
     return counts
 
 

@@ -216,9 +216,9 @@ def test_a_redis_flush_and_a_scheduler_restart_lose_no_slot_and_double_none(make
     assert len({slot['job_id'] for slot in fired}) == 3
     counts = reconcile(restarted)  # what the API's reconciler does: the store's queued jobs back in Redis
     assert counts['enqueued'] == 1  # the flushed one; the two later ones went to Redis when they fired
-    for slot in fired:
-        job = restarted.store.jobs.get(slot['job_id'])
-        assert job['status'] == 'queued' and restarted.queue.is_present(job)
+    jobs = [restarted.store.jobs.get(slot['job_id']) for slot in fired]
+    assert [job['status'] for job in jobs] == ['queued'] * 3
+    assert restarted.queue.present([(job['id'], job['queue'], job['enqueued_at']) for job in jobs]) == {job['id'] for job in jobs}
 
 
 def slots_between(runtime, schedule_id):
@@ -291,3 +291,32 @@ def test_the_loop_passes_again_at_once_only_while_it_makes_progress(runtime):
     late = slot + dt.timedelta(seconds=3, milliseconds=500)  # slots +0 ... +3 due, within the grace
     assert [scheduler.pass_once(late) for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
     assert len(slot_jobs(runtime, schedule['id'])) == 4
+
+
+def test_the_reconciler_tells_what_redis_holds_and_enqueues_the_rest(runtime):
+    """What `JobQueue.present` counts as held: a job waiting in its queue or scheduled for later;
+    not one whose id is listed but whose job hash is gone, nor one Redis never had. The
+    reconciler enqueues exactly the others, once."""
+    from rq.job import Job as RQJob
+
+    from runner_service.jobs.reconciler import reconcile
+    from runner_service.jobs.service import JobService
+    from runner_service.schemas import JobCreate
+    service = JobService(runtime)
+
+    def launched(queue: str) -> dict:
+        job, _ = service.launch(JobCreate(playbook='tests/service/playbooks/hello.yml',
+                                          inventory='tests/service/inventory.yml', limit='node1', queue=queue),
+                                actor='test')
+        return job
+
+    waiting, later, hashless, forgotten = (launched('presence') for _ in range(4))
+    runtime.queue.queue('presence').remove(later['id'])
+    runtime.queue.enqueue(runtime.store.jobs.get(later['id']), delay_seconds=3600)
+    runtime.redis.delete(RQJob.key_for(hashless['id']))
+    runtime.queue.queue('presence').remove(forgotten['id'])
+    queued = [item for item in runtime.store.jobs.pending() if item[1] == 'presence']
+    assert runtime.queue.present(queued) == {waiting['id'], later['id']}
+    assert reconcile(runtime)['enqueued'] == 2
+    assert runtime.queue.present(queued) == {item[0] for item in queued}
+    assert reconcile(runtime)['enqueued'] == 0

@@ -511,9 +511,9 @@ def test_pending_jobs_by_priority_then_age(store):
     store.jobs.transition(launch(store, priority=1000)['id'], 'running')
     launch(store, depends_on=[(low['id'], 'success')], priority=1000)  # waiting: not pending
     store.jobs.request_cancel(launch(store, priority=1000)['id'])
-    assert [job['id'] for job in store.jobs.pending()] == [urgent['id'], high['id'], low['id'], low_later['id']]
-    assert [job['id'] for job in store.jobs.pending(limit=2)] == [urgent['id'], high['id']]
-    assert store.jobs.pending()[0]['queue'] == 'urgent'
+    assert [job_id for job_id, _, _ in store.jobs.pending()] == [urgent['id'], high['id'], low['id'], low_later['id']]
+    assert [job_id for job_id, _, _ in store.jobs.pending(limit=2)] == [urgent['id'], high['id']]
+    assert store.jobs.pending()[0] == (urgent['id'], 'urgent', store.jobs.get(urgent['id'])['enqueued_at'])
 
 
 # -- events and results ------------------------------------------------------------------------
