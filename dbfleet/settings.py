@@ -43,6 +43,10 @@ class Settings(BaseSettings):
                            'the newest this many')
     keep_runs_days: float | None = Field(default=None, gt=0, description='job run directories older than this many '
                                          'days are removed too, however few there are (default: no age limit)')
+    keep_events_days: float | None = Field(default=None, gt=0, description='the events (output, per-task results) '
+                                           'of jobs that ended more than this many days ago are deleted by the '
+                                           'API\'s reconciler, hourly, in small batches; the jobs stay (default: '
+                                           'kept for ever)')
     max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description='a request body larger than this is '
                                    'refused (413) before it is parsed')

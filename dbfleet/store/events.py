@@ -9,17 +9,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from dbfleet.clock import utcnow
+from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_limit
 from dbfleet.store.jobs import require_job
-from dbfleet.store.models import NAME_LENGTH, JobEvent
+from dbfleet.store.models import NAME_LENGTH, Job, JobEvent
 from dbfleet.store.transactions import Transactions, chunked
 
 EVENT_NAME_LENGTH = 64
 EVENT_UUID_LENGTH = 64
+PRUNE_BATCH = 2000  # events deleted per transaction: writers of live jobs wait for one batch at most
 EVENT_FIELDS = ('seq', 'uuid', 'event', 'host', 'task', 'play', 'changed', 'failed', 'created', 'stdout', 'data')
 
 
@@ -58,6 +59,34 @@ class Events:
             return len(fresh)
 
         return self._transactions.run(work, write=True)
+
+    def prune(self, finished_before: dt.datetime, batch: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Delete the events of jobs that ended before `finished_before` (their output and per-task
+        results; the jobs themselves, their host results and audit stay): (jobs, events) pruned.
+        A batch of events per transaction, so the events of running jobs keep being written
+        meanwhile; a job that has not ended keeps everything."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError('batch must be a positive integer, got %r' % (batch,))
+        if not isinstance(finished_before, dt.datetime):
+            raise ValueError('finished_before must be a datetime, got %r' % (finished_before,))
+        ended = select(Job.id).where(Job.finished_at.is_not(None), Job.finished_at < utc(finished_before))
+        job_ids = self._transactions.run(lambda session: list(session.scalars(
+            select(JobEvent.job_id).where(JobEvent.job_id.in_(ended)).distinct())))
+        removed = 0
+        for job_id in job_ids:
+            while True:
+                def work(session: Session) -> int:
+                    ids = list(session.scalars(select(JobEvent.id).where(JobEvent.job_id == job_id)
+                                               .order_by(JobEvent.id).limit(batch)))
+                    if ids:
+                        session.execute(delete(JobEvent).where(JobEvent.id.in_(ids)))
+                    return len(ids)
+
+                deleted = self._transactions.run(work, write=True)
+                removed += deleted
+                if deleted < batch:
+                    break
+        return len(job_ids), removed
 
     def list(self, job_id: str, host: str | None = None, event: str | Iterable[str] | None = None,
              after_seq: int | None = None, limit: int = 100) -> dict:

@@ -11,7 +11,7 @@ import typer
 from runner_service.cli.options import STORE_OPTION
 from runner_service.cli.output import fail
 
-store_app = typer.Typer(help='The store: migrations.', no_args_is_help=True)
+store_app = typer.Typer(help='The store: migrations and retention.', no_args_is_help=True)
 
 
 @contextmanager
@@ -57,3 +57,23 @@ def store_current(store: Optional[str] = STORE_OPTION) -> None:
     head = migrate.head()
     typer.echo('store revision %s, dbfleet needs %s%s' % (
         current or 'none (empty)', head, '' if current == head else ": run 'dbfleet store upgrade'"))
+
+
+@store_app.command('prune-events')
+def store_prune_events(older_than: str = typer.Option(..., '--older-than', help='Jobs that ended longer ago than '
+                                                      'this (90d, 12h, 2w) lose their events: output and per-task '
+                                                      'results; the jobs themselves stay.'),
+                       store: Optional[str] = STORE_OPTION) -> None:
+    """Delete the events of jobs that ended before a time, in small batches (jobs running meanwhile
+    keep writing theirs). DBFLEET_KEEP_EVENTS_DAYS has the API do it every hour."""
+    from dbfleet.clock import utcnow
+    from dbfleet.durations import parse_duration
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        fail('--older-than: %s' % exc)
+    if age.total_seconds() <= 0:
+        fail('--older-than: give a duration longer than zero, such as 90d')
+    with opened_store(store) as opened:
+        jobs, events = opened.events.prune(utcnow() - age)
+    typer.echo('pruned %d events of %d jobs that ended more than %s ago' % (events, jobs, older_than))

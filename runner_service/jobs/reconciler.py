@@ -8,17 +8,23 @@ One pass (`reconcile`), run when the API starts and then every DBFLEET_RECONCILE
   processes killed when they run on this machine) and retried as their policy says;
 - queued jobs that Redis does not hold (it was flushed or restarted) are enqueued again.
 Every move is a compare-and-set in the store, so two reconcilers at once do no harm.
+With DBFLEET_KEEP_EVENTS_DAYS, the loop also prunes the events of jobs ended longer ago than
+that, once an hour (`prune_events`; `dbfleet store prune-events` does it by hand).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 def reconcile(runtime: Runtime) -> dict[str, int]:
@@ -46,6 +52,12 @@ def reconcile(runtime: Runtime) -> dict[str, int]:
     return counts
 
 
+def prune_events(runtime: Runtime, days: float, now: dt.datetime | None = None) -> tuple[int, int]:
+    """Delete the events of jobs that ended more than `days` days ago: (jobs, events)."""
+    from dbfleet.clock import utcnow
+    return runtime.store.events.prune((now or utcnow()) - dt.timedelta(days=days))
+
+
 class Reconciler:
     """reconcile() now and then every `interval` seconds on a daemon thread, until stopped."""
 
@@ -54,6 +66,7 @@ class Reconciler:
         self.interval = interval or runtime.settings.reconcile_seconds
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name='dbfleet-reconciler', daemon=True)
+        self.next_prune = time.monotonic()
 
     def start(self) -> 'Reconciler':
         self.thread.start()
@@ -71,5 +84,14 @@ class Reconciler:
                     log.info('reconciled: %s', counts)
             except Exception as exc:  # Redis or the store away: try again next time
                 log.warning('reconcile pass failed: %s', exc)
+            days = self.runtime.settings.keep_events_days
+            if days is not None and time.monotonic() >= self.next_prune:
+                self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                try:
+                    jobs, events = prune_events(self.runtime, days)
+                    if events:
+                        log.info('pruned %d events of %d jobs ended more than %g days ago', events, jobs, days)
+                except Exception as exc:  # noqa: BLE001 - the store away: next hour
+                    log.warning('pruning events failed: %s', exc)
             if self.stopped.wait(self.interval):
                 return

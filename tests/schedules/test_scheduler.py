@@ -320,3 +320,26 @@ def test_the_reconciler_tells_what_redis_holds_and_enqueues_the_rest(runtime):
     assert reconcile(runtime)['enqueued'] == 2
     assert runtime.queue.present(queued) == {item[0] for item in queued}
     assert reconcile(runtime)['enqueued'] == 0
+
+
+def test_the_reconciler_prunes_old_events_when_asked(runtime):
+    """DBFLEET_KEEP_EVENTS_DAYS: the API's reconciler loop prunes at once, then hourly."""
+    import time
+
+    from dbfleet.clock import utcnow
+    from runner_service.jobs.reconciler import Reconciler
+    job, _ = runtime.store.jobs.create(dict(playbook='tests/service/playbooks/hello.yml',
+                                            inventory='tests/service/inventory.yml'))
+    runtime.store.jobs.transition(job['id'], 'running', worker='w1')
+    runtime.store.jobs.transition(job['id'], 'successful', finished_at=utcnow() - dt.timedelta(days=11))
+    runtime.store.events.add(job['id'], [dict(seq=1, event='playbook_on_start'), dict(seq=2, event='playbook_on_stats')])
+    runtime.settings.keep_events_days = 10
+    reconciler = Reconciler(runtime, interval=0.05).start()
+    try:
+        deadline = time.monotonic() + 30
+        while runtime.store.events.last_seq(job['id']):
+            assert time.monotonic() < deadline, 'the events were not pruned'
+            time.sleep(0.05)
+    finally:
+        reconciler.stop()
+    assert runtime.store.jobs.get(job['id'])['status'] == 'successful'

@@ -728,3 +728,37 @@ def test_queued_jobs_are_counted_per_queue(store):
     launch(store, queue='backups')
     run(store, launch(store, queue='nightly'), 'successful')
     assert store.jobs.queued_by_queue() == {'default': 1, 'backups': 2}
+
+
+def test_events_of_jobs_ended_before_a_time_are_pruned_in_batches(store):
+    cutoff = dt.datetime(2026, 6, 1, tzinfo=UTC)
+    old = run(store, launch(store), 'successful', finished_at=cutoff - dt.timedelta(days=30))
+    older = run(store, launch(store), 'failed', finished_at=cutoff - dt.timedelta(days=90))
+    recent = run(store, launch(store), 'successful', finished_at=cutoff + dt.timedelta(seconds=1))
+    running = launch(store)
+    store.jobs.transition(running['id'], 'running', worker='w1')
+    for job, count in ((old, 7), (older, 3), (recent, 5), (running, 4)):
+        assert store.events.add(job['id'], make_events(count)) == count
+    assert store.events.prune(cutoff, batch=2) == (2, 10)
+    assert [store.events.last_seq(job['id']) for job in (old, older, recent, running)] == [0, 0, 5, 4]
+    assert store.jobs.get(old['id'])['status'] == 'successful', 'the job stays'
+    assert store.events.prune(cutoff) == (0, 0)
+    for bad in (0, -1, True, '10'):
+        with pytest.raises(ValueError, match='batch'):
+            store.events.prune(cutoff, batch=bad)
+    with pytest.raises(ValueError, match='finished_before'):
+        store.events.prune('2026-06-01')
+
+
+def test_the_cli_prunes_events_by_age(store, store_url):
+    from dbfleet.clock import utcnow
+    from tests.helpers import ok, refused
+    old = run(store, launch(store), 'successful', finished_at=utcnow() - dt.timedelta(days=40))
+    recent = run(store, launch(store), 'successful', finished_at=utcnow() - dt.timedelta(days=1))
+    store.events.add(old['id'], make_events(3))
+    store.events.add(recent['id'], make_events(2))
+    assert 'pruned 3 events of 1 jobs that ended more than 30d ago' in \
+        ok(store_url, 'store', 'prune-events', '--older-than', '30d').stdout
+    assert [store.events.last_seq(old['id']), store.events.last_seq(recent['id'])] == [0, 2]
+    assert 'not a duration' in refused(store_url, 'store', 'prune-events', '--older-than', 'soon')
+    assert 'longer than zero' in refused(store_url, 'store', 'prune-events', '--older-than', '0d')
