@@ -108,6 +108,9 @@ def send_report(config: AgentConfig, report: dict, timeout: float = REPORT_TIMEO
     except (OSError, http.client.HTTPException) as exc:
         raise ReportError(None, 'the API at %s did not answer (%s)' % (config.api_url, exc or type(exc).__name__)) \
             from None
+    except ValueError:  # a control character in the token or the URL's path: kept until they are fixed
+        raise ReportError(None, 'DBFLEET_TOKEN or DBFLEET_API_URL holds a character no HTTP request can carry') \
+            from None
     finally:
         connection.close()
     try:
@@ -141,18 +144,25 @@ def run_wrapped(schedule_id: str, command: list[str], config: AgentConfig) -> in
 
 
 def _report(config: AgentConfig, spool: Spool, report: dict) -> str:
-    """'run' or 'skip' as the API says; 'run' (and the report spooled) when it cannot say."""
-    if not config.token:
-        spool.put(report)
-        return 'run'
+    """'run' or 'skip' as the API says; 'run' (and the report spooled) when it cannot say.
+    Nothing here stops crontab's command: a report that can be neither sent nor spooled (a
+    token or URL no HTTP request can carry, a spool that cannot be written) is one line on
+    stderr, and the command runs."""
     try:
-        spool.deliver(lambda spooled: send_report(config, spooled))
-        return send_report(config, report)['action']
-    except ReportError as exc:
-        if is_unreachable(exc):
+        if not config.token:
             spool.put(report)
-        else:  # refused for good (the entry was deleted on the platform): crontab still runs it
-            print('dbfleet cron exec: report refused: %s' % exc.detail, file=sys.stderr)
+            return 'run'
+        try:
+            spool.deliver(lambda spooled: send_report(config, spooled))
+            return send_report(config, report)['action']
+        except ReportError as exc:
+            if is_unreachable(exc):
+                spool.put(report)
+            else:  # refused for good (the entry was deleted on the platform): crontab still runs it
+                print('dbfleet cron exec: report refused: %s' % exc.detail, file=sys.stderr)
+            return 'run'
+    except Exception as exc:  # noqa: BLE001 - see above
+        print('dbfleet cron exec: report of the %s not sent: %s' % (report['phase'], exc), file=sys.stderr)
         return 'run'
 
 

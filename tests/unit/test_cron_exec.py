@@ -192,3 +192,22 @@ def test_bad_usage_is_one_line_and_exit_2(argv, message):
                           text=True, timeout=60)
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and message in done.stderr and done.stderr.startswith('dbfleet cron exec:')
+
+
+def test_a_token_no_request_can_carry_spools_the_reports(api, tmp_path):
+    marker = tmp_path / 'ran'
+    code = cron_exec.run_wrapped('entry-1', ['touch %s; exit 6' % marker],
+                                 config_for(api.url, tmp_path / 'spool', token='bad\r\ntoken'))
+    assert code == 6 and marker.exists() and api.reports == []
+    assert len(Spool(tmp_path / 'spool').pending()) == 2
+
+
+def test_a_report_that_cannot_be_kept_never_stops_the_command(api, tmp_path, capsys):
+    spool = tmp_path / 'spool'
+    spool.write_text('not a directory')
+    api.status = 503
+    marker = tmp_path / 'ran'
+    code = cron_exec.run_wrapped('entry-1', ['touch %s; exit 6' % marker], config_for(api.url, spool))
+    assert code == 6 and marker.exists()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all(line.startswith('dbfleet cron exec: report of the ') for line in lines), lines
