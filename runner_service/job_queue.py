@@ -112,7 +112,8 @@ class JobQueue:
                 for job_id in batch:
                     pipeline.exists(RQJob.key_for(job_id))
                 found.update(job_id for job_id, exists in zip(batch, pipeline.execute()) if exists)
-        running = [(job_id, enqueued_at) for job_id, _, enqueued_at in queued if job_id not in found and job_id in started]
+        running = [(job_id, enqueued_at) for job_id, _, enqueued_at in queued
+                   if job_id not in found and job_id in started]
         for start in range(0, len(running), PRESENCE_BATCH):
             batch = running[start:start + PRESENCE_BATCH]
             held = RQJob.fetch_many([job_id for job_id, _ in batch], connection=self.redis)

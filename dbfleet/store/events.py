@@ -72,20 +72,20 @@ class Events:
         ended = select(Job.id).where(Job.finished_at.is_not(None), Job.finished_at < utc(finished_before))
         job_ids = self._transactions.run(lambda session: list(session.scalars(
             select(JobEvent.job_id).where(JobEvent.job_id.in_(ended)).distinct())))
+
+        def delete_batch(session: Session, job_id: str) -> int:
+            ids = list(session.scalars(select(JobEvent.id).where(JobEvent.job_id == job_id)
+                                       .order_by(JobEvent.id).limit(batch)))
+            if ids:
+                session.execute(delete(JobEvent).where(JobEvent.id.in_(ids)))
+            return len(ids)
+
         removed = 0
         for job_id in job_ids:
-            while True:
-                def work(session: Session) -> int:
-                    ids = list(session.scalars(select(JobEvent.id).where(JobEvent.job_id == job_id)
-                                               .order_by(JobEvent.id).limit(batch)))
-                    if ids:
-                        session.execute(delete(JobEvent).where(JobEvent.id.in_(ids)))
-                    return len(ids)
-
-                deleted = self._transactions.run(work, write=True)
+            deleted = batch
+            while deleted == batch:
+                deleted = self._transactions.run(lambda session: delete_batch(session, job_id), write=True)
                 removed += deleted
-                if deleted < batch:
-                    break
         return len(job_ids), removed
 
     def list(self, job_id: str, host: str | None = None, event: str | Iterable[str] | None = None,

@@ -21,10 +21,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dbfleet.clock import utcnow
 from dbfleet.settings import Settings
 from runner_service.bridge.cron_exec import REPORT_TIMEOUT
 from runner_service.bridge.crontab import edit, files, parse
-from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable, utcnow
+from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable
 
 
 def wrapper_path() -> str:

@@ -33,8 +33,9 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from dbfleet import __version__
+from dbfleet.clock import utcnow
 from dbfleet.paths import config_file, state_directory
-from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable, utcnow
+from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable
 
 REPORT_TIMEOUT = 5.0  # seconds the wrapper waits for the API before it spools and goes on
 TAIL_BYTES = 8192  # the end of the output that goes into the report
@@ -65,10 +66,8 @@ def read_config(environ: Mapping[str, str] | None = None, host: str | None = Non
     def setting(name: str) -> str | None:
         return values.get('DBFLEET_' + name)
 
-    spool = setting('CRON_SPOOL') or None
-    if spool is None:
-        spool = Path(setting('VAR_DIR') or state_directory()) / 'cron-spool'
     found_host = setting('HOST')
+    spool = setting('CRON_SPOOL') or Path(setting('VAR_DIR') or state_directory()) / 'cron-spool'
     return AgentConfig(api_url=setting('API_URL') or DEFAULT_API_URL, token=setting('TOKEN'),
                        host=host or (found_host if found_host is not None else socket.gethostname()),
                        spool=Path(spool))

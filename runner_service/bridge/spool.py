@@ -4,7 +4,6 @@ crontab runs every minute reads both and must start in a few hundredths of a sec
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import os
@@ -12,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dbfleet.clock import utcnow
+
 STATE_FILE = 'watchdog.state'  # JSON, named apart from the reports
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def is_unreachable(exc) -> bool:

@@ -21,8 +21,8 @@ with the run, also when the agent was killed before it could clean up after itse
 carries the job's environment marker, so whatever kills the play's processes kills it too.
 
 `remove_private_data` deletes the credentials directory, the extra vars file, the key FIFO and
-the run's temporary directory; the run calls it when it ends (done, failed, canceled, timed out) and the reconciler's
-`lifecycle.lose` when the run's process was killed before it could.
+the run's temporary directory; the run calls it when it ends (done, failed, canceled, timed
+out) and the reconciler's `lifecycle.lose` when the run's process was killed before it could.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 
+from dbfleet.clock import utcnow
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime
 
@@ -54,7 +55,6 @@ def reconcile(runtime: Runtime) -> dict[str, int]:
 
 def prune_events(runtime: Runtime, days: float, now: dt.datetime | None = None) -> tuple[int, int]:
     """Delete the events of jobs that ended more than `days` days ago: (jobs, events)."""
-    from dbfleet.clock import utcnow
     return runtime.store.events.prune((now or utcnow()) - dt.timedelta(days=days))
 
 
