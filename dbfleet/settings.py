@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     worker_stop_seconds: float = Field(default=60.0, gt=0, description='a worker asked to stop (SIGTERM) takes no '
                                        'new job and gives its running one this long to end; then it stops the play '
                                        'and records the job worker_lost (retried when its policy allows)')
+    lanes_per_worker: int | None = Field(default=None, ge=1, description='the most lanes of one job a worker runs '
+                                         'at once (default: an even share, the job\'s lanes divided by the workers '
+                                         'listening to its queue); the worker that took the job asks the queue\'s '
+                                         'other workers to run the rest')
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')

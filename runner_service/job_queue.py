@@ -63,6 +63,11 @@ def events_channel(job_id: str) -> str:
     return 'dbfleet:events:%s' % job_id
 
 
+def lanes_key(job_id: str, attempt: int) -> str:
+    """The prefix of one job attempt's lane board (runner_service.worker.lane_board)."""
+    return 'dbfleet:lanes:%s:%d' % (job_id, attempt)
+
+
 def scheduler_key(name: str) -> str:
     """The last pass of one cron loop (`dbfleet scheduler`), expiring when it falls silent."""
     return 'dbfleet:scheduler:%s' % name
@@ -89,6 +94,17 @@ class JobQueue:
             # RQ has no priorities inside a queue: a job above the default goes to the front.
             queue.enqueue('runner_service.worker.run.run_job', job['id'], at_front=job.get('priority', 0) > 0,
                           **options)
+
+    def enqueue_lane_helpers(self, job: dict, count: int, share: int) -> None:
+        """Ask `count` more workers of the job's queue to run some of its lanes, up to `share` at once
+        each (runner_service.worker.lane_share): ahead of waiting jobs, since the job already runs.
+        A helper that starts when no lane is left ends at once."""
+        queue = self.queue(job['queue'])
+        for number in range(1, count + 1):
+            queue.enqueue('runner_service.worker.lane_share.run_lane_share', job['id'], job['attempt'], share,
+                          job_id='%s-lanes-%d-%d' % (job['id'], job['attempt'], number), at_front=True,
+                          job_timeout=NO_RQ_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                          description='dbfleet job %s: lanes, helper %d' % (job['id'], number))
 
     def present(self, queued: list[tuple[str, str, dt.datetime | None]]) -> set[str]:
         """Which of the queued store jobs, (id, queue, enqueued_at), RQ holds: waiting in its

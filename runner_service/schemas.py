@@ -598,11 +598,13 @@ class HostRun(BaseModel):
     host: str
     lane: int | None = None
     batch: int | None = None
-    status: Literal['pending', 'running', 'ok', 'failed', 'not_run']
+    status: Literal['pending', 'running', 'ok', 'failed', 'not_run', 'worker_lost']
     estimate_seconds: float | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
     detail: str | None = None
+    worker: str | None = Field(default=None, description='host/pid of the worker that ran it (a job\'s lanes are '
+                                                         'spread over the workers of its queue)')
 
 
 # -- the crontab bridge ---------------------------------------------------------------------

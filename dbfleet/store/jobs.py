@@ -352,17 +352,21 @@ class Jobs:
 
     def set_host_runs(self, job_id: str, runs: Sequence[dict]) -> None:
         """Create or replace the job's host runs: {host, lane, batch, status, estimate_seconds,
-        started_at, finished_at, detail} (status: pending, running, ok, failed, not_run)."""
+        started_at, finished_at, detail, worker} (status: pending, running, ok, failed, not_run, worker_lost;
+        worker: host/pid of the worker that ran it)."""
         rows = [dict(job_id=job_id, host=check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
                      batch=run.get('batch'), status=check_text(run['status'], 'status', 12),
                      estimate_seconds=run.get('estimate_seconds'), started_at=run.get('started_at'),
-                     finished_at=run.get('finished_at'), detail=run.get('detail')) for run in runs]
+                     finished_at=run.get('finished_at'), detail=run.get('detail'),
+                     worker=None if run.get('worker') is None else check_text(run['worker'], 'worker', NAME_LENGTH))
+                for run in runs]
 
         def work(session: Session) -> None:
             require_job(session, job_id)
             if rows:
                 upsert(session, JobHostRun.__table__, rows,
-                        ('lane', 'batch', 'status', 'estimate_seconds', 'started_at', 'finished_at', 'detail'))
+                        ('lane', 'batch', 'status', 'estimate_seconds', 'started_at', 'finished_at', 'detail',
+                         'worker'))
 
         self._transactions.run(work, write=True)
 

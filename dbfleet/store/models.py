@@ -491,6 +491,7 @@ class JobHostRun(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     detail: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 
 
 class Pool(Base):

@@ -80,7 +80,7 @@ def timeline(client, job: dict) -> None:
         console.print('no timeline (yet)')
         return
     group = 'lane' if any(run['lane'] is not None for run in runs) else 'batch'
-    rows = table(group, 'host', 'status', 'start', 'end', 'took s', 'estimate s')
+    rows = table(group, 'host', 'status', 'worker', 'start', 'end', 'took s', 'estimate s')
     for run in sorted(runs, key=lambda run: (run[group] if run[group] is not None else -1,
                                              run['started_at'] or '~', run['host'])):
         took = None
@@ -88,9 +88,10 @@ def timeline(client, job: dict) -> None:
             took = (dt.datetime.fromisoformat(run['finished_at'])
                     - dt.datetime.fromisoformat(run['started_at'])).total_seconds()
         rows.add_row('-' if run[group] is None else str(run[group]), Text(run['host']), run['status'],
+                     Text(run.get('worker') or '-'),
                      when(run['started_at']).replace('T', ' '), when(run['finished_at']).replace('T', ' '),
                      seconds_text(took) or '-', seconds_text(run['estimate_seconds']) or '-',
-                     style='red' if run['status'] == 'failed' else None)
+                     style='red' if run['status'] in ('failed', 'worker_lost') else None)
     print_wide(rows)
 
 

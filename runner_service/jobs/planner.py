@@ -90,6 +90,13 @@ def round_robin(estimates: list[Estimate], count: int) -> list[Lane]:
     return result
 
 
+def lane_share(lanes: int, workers: int, most: int | None = None) -> int:
+    """How many of a job's `lanes` one worker runs at once when `workers` listen to its queue: an
+    even share (the coordinator asks the others for the rest), at most `most` when set."""
+    share = math.ceil(lanes / max(1, workers)) if lanes > 0 else 1
+    return max(1, min(share, most) if most else share)
+
+
 def lower_bound(estimates: list[Estimate], count: int) -> float:
     """No plan of `count` lanes can finish before this."""
     if not estimates:

@@ -48,28 +48,39 @@ class EventWriter:
     def add(self, event: dict) -> bool:
         if self.runner_pid is None and event.get('pid'):
             self.runner_pid = int(event['pid'])
+        self.add_row(self._row(event))
+        return False  # the store keeps events: ansible-runner need not write them to disk
+
+    def add_row(self, row: dict) -> None:
+        """An event already made a row (redacted): this run's own, or one a lanes helper relayed."""
         with self.lock:
-            if event.get('event') == 'playbook_on_stats':
+            if row['event'] == 'playbook_on_stats':
                 for key in STATS_KEYS:
-                    for host, count in ((event.get('event_data') or {}).get(key) or {}).items():
+                    for host, count in ((row.get('data') or {}).get(key) or {}).items():
                         self.stats.setdefault(key, {})[host] = self.stats.get(key, {}).get(host, 0) + int(count)
             # Numbered here, in arrival order: a plan's concurrent runs each count from 1.
             self.count += 1
-            row = self._row(event, self.offset + self.count)
-        self.pending.put(row)
-        return False  # the store keeps events: ansible-runner need not write them to disk
+            row['seq'] = self.offset + self.count
+            self.pending.put(row)
+
+    def flush(self) -> None:
+        """Return once every event added so far is written."""
+        if self.thread.is_alive():
+            written = threading.Event()
+            self.pending.put(written)
+            written.wait()
 
     def close(self) -> None:
         if self.thread.is_alive():
             self.pending.put(None)
             self.thread.join()
 
-    def _row(self, event: dict, seq: int) -> dict:
+    def _row(self, event: dict) -> dict:
         data = self.redactor.data(event.get('event_data') or {})
         name = event.get('event') or 'verbose'
         result = data.get('res') if isinstance(data.get('res'), dict) else {}
         return {
-            'seq': seq, 'uuid': event.get('uuid'), 'event': name,
+            'seq': None, 'uuid': event.get('uuid'), 'event': name,
             'host': data.get('host') or None, 'task': data.get('task') or None, 'play': data.get('play') or None,
             'changed': bool(result.get('changed')) if name.startswith('runner_on_') else None,
             'failed': (name in FAILED_EVENTS and not data.get('ignore_errors')) if name.startswith('runner_') else None,
@@ -92,10 +103,13 @@ class EventWriter:
                     break
             if batch[-1] is None:
                 finished = True
-            rows = [row for row in batch if row is not None]
+            rows = [row for row in batch if isinstance(row, dict)]
             if rows:
                 self._store(rows)
                 written_at = time.monotonic()
+            for marker in batch:
+                if isinstance(marker, threading.Event):
+                    marker.set()
 
     def _store(self, rows: list[dict]) -> None:
         for attempt in range(5):
@@ -109,6 +123,25 @@ class EventWriter:
             self.runtime.queue.publish_events(self.job_id, rows[-1]['seq'])
         except Exception:  # followers fall back to polling the store
             pass
+
+
+class RelayWriter(EventWriter):
+    """A lanes helper's writer: its rows go to the lane board, where the job's coordinator takes
+    them and writes them with its own (one sequence per job, one writer to the store)."""
+
+    def __init__(self, runtime: Runtime, job_id: str, redactor: Redactor, board):
+        self.board = board
+        super().__init__(runtime, job_id, redactor)
+
+    def _store(self, rows: list[dict]) -> None:
+        for attempt in range(5):
+            try:
+                self.board.push_events(rows)
+                self.written += len(rows)
+                return
+            except Exception as exc:
+                log.warning('job %s: relaying %d events failed (%s), trying again', self.job_id, len(rows), exc)
+                time.sleep(0.5 * (attempt + 1))
 
 
 def host_results(stats: dict | None) -> dict[str, dict]:

@@ -1,16 +1,28 @@
 """Running a job that has a batch plan (runner_service.jobs.planner): lanes, rolling batches, a pool.
 
 The play's hosts come from `ansible-playbook --list-hosts` (the job's inventory and limit, as
-Ansible resolves them), in inventory order. Lanes run in threads of the work horse, each
-running its hosts one after another, one ansible-runner run per host (per-host results and
-timings, and a lane never runs two hosts at once); rolling batches run one after another, one
-run per batch, and stop when a batch fails more than the plan allows. With a pool, every host
-run first takes a slot of the pool (waiting while it is full, as long as the job is not
-canceled or past its deadline) and gives it back after. Every host gets a row in job_host_runs: lane or batch,
-estimate, start, end, status.
+Ansible resolves them), in inventory order. Every host gets a row in job_host_runs: lane or
+batch, estimate, the worker that ran it, start, end, status.
 
-The lanes runner sees the job run it belongs to (runner_service.worker.run.JobRun) only through
-RunControl: whether and why the job stops, where events go, and the pool slots it holds.
+Lanes are spread over the workers of the job's queue. The worker that took the job (the
+coordinator) plans the lanes and posts each as a piece on the job's lane board in Redis
+(runner_service.worker.lane_board); it runs its share of them at once (lanes / workers listening
+to the queue, or DBFLEET_LANES_PER_WORKER) and asks as many helper runs as the rest needs
+(runner_service.worker.lane_share), which other workers take ahead of waiting jobs. Each of
+them claims the next piece, runs its hosts one after another (one ansible-runner run per host,
+so a lane never runs two hosts at once), and claims again until none waits; a busy queue's
+lanes end up run by the coordinator itself. The coordinator writes the helpers' events with
+its own, and takes back the piece of a worker that stopped renewing its claim (its host died):
+the host it was running is worker_lost, run again on another worker when the job's retries
+allow, and the lane's other hosts go on elsewhere.
+
+Rolling batches run one after another in the coordinator, one run per batch, and stop when a
+batch fails more than the plan allows. With a pool, every host run first takes a slot of the
+pool, which the store keeps for the whole fleet (waiting while it is full, as long as the job
+is not canceled or past its deadline), and gives it back after.
+
+The lanes runner sees the job run it belongs to (runner_service.worker.run.JobRun, or a helper's
+LaneShare) only through RunControl.
 """
 
 from __future__ import annotations
@@ -21,15 +33,20 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from dbfleet.clock import utcnow
 from runner_service.bounded import run_bounded
 from runner_service.jobs import planner
+from runner_service.worker.lane_board import LaneBoard, Piece
 
 log = logging.getLogger(__name__)
 
 POOL_WAIT_SECONDS = 0.5
+# How often the coordinator relays helpers' events, looks for lost pieces and checks the job.
+COORDINATE_SECONDS = 0.5
+# How often a worker renews its claims on the pieces it runs (lane_board.CLAIM_SECONDS is the limit).
+RENEW_SECONDS = 2.0
 INIT_LOCK = threading.Lock()
 
 
@@ -37,6 +54,7 @@ INIT_LOCK = threading.Lock()
 class PlanResult:
     rc: int
     status: str  # successful | failed
+    lost: list[str]  # hosts whose worker was lost while running them and that were not run again
 
 
 class PlanError(Exception):
@@ -46,7 +64,12 @@ class PlanError(Exception):
 class RunControl(Protocol):
     """What a lanes runner needs from the job run it belongs to."""
 
-    stop_reason: str | None  # 'canceled', 'timed_out' or 'worker_stopped' once the job must stop, else None
+    stop_reason: str | None  # 'canceled', 'timed_out', 'worker_stopped' (or a helper's 'job_ended') once it must stop
+    worker: str  # this run's worker, host/pid: recorded with the hosts it runs, and its claims
+
+    def abandoning(self) -> bool:
+        """True when this run stops without recording its hosts' ends: a lanes helper whose worker is
+        stopping or whose job attempt ended leaves its piece for the coordinator to take back."""
 
     def should_stop(self) -> bool:
         """Checks the deadline and cancel requests now (waiting for a pool slot lets time pass);
@@ -55,6 +78,12 @@ class RunControl(Protocol):
     def add_event(self, event: dict) -> bool:
         """An ansible-runner event of one of the plan's runs, for the job's event stream."""
 
+    def add_row(self, row: dict) -> None:
+        """An event row a lanes helper relayed (the coordinator writes them with its own)."""
+
+    def flush_events(self) -> None:
+        """Return once the events added so far are on their way (written, or relayed)."""
+
     def hold_lease(self, pool: str, holder: str) -> bool:
         """Take a slot of `pool` for `holder` if one is free, kept while the job runs; False when full."""
 
@@ -62,16 +91,31 @@ class RunControl(Protocol):
         """Give the slot back."""
 
 
+@dataclass
+class LaneSpread:
+    """How a job's lanes reach other workers: its board, the workers listening to its queue, how
+    to ask them for help, and the most lanes one worker runs at once (DBFLEET_LANES_PER_WORKER)."""
+
+    board: LaneBoard
+    workers: int = 1
+    ask_helpers: Callable[[int, int], None] | None = None  # (helpers, share)
+    most: int | None = None
+
+
 class PlanRunner:
-    def __init__(self, control: RunControl, job: dict, store, kwargs: dict):
+    def __init__(self, control: RunControl, job: dict, store, kwargs: dict, spread: LaneSpread | None = None):
         self.control = control
         self.job = job
         self.store = store
         self.plan = job['plan']
+        self.spread = spread
         self.kwargs = dict(kwargs, rotate_artifacts=0)  # concurrent runs must not rotate each other away
         self.failures = 0
         self.lock = threading.Lock()
         self.rcs: list[int] = []
+        self.lost: list[str] = []
+        self.claims: dict[str, threading.Event] = {}  # piece id -> set when the claim was taken back
+        self.retried = 0
 
     def run(self) -> PlanResult:
         hosts = self.hosts()
@@ -83,7 +127,8 @@ class PlanRunner:
             count = self.plan.get('lanes') or self._pool_slots() or 1
             self._lanes(hosts, count)
         rc = max(self.rcs, default=0)
-        return PlanResult(rc=rc, status='successful' if rc == 0 and not self.failures else 'failed')
+        return PlanResult(rc=rc, status='successful' if rc == 0 and not self.failures else 'failed',
+                          lost=sorted(self.lost))
 
     # -- hosts and estimates ---------------------------------------------------------------
 
@@ -98,32 +143,188 @@ class PlanRunner:
         pool = self.plan.get('pool')
         return self.store.pools.get(pool)['slots'] if pool else None
 
-    # -- lanes ---------------------------------------------------------------------------
+    # -- lanes: the coordinator ------------------------------------------------------------
 
     def _lanes(self, hosts: list[str], count: int) -> None:
-        plan = planner.lanes(self.estimates(hosts), min(count, len(hosts)))
+        plan = [lane for lane in planner.lanes(self.estimates(hosts), min(count, len(hosts))) if lane.hosts]
         self.store.jobs.set_host_runs(self.job['id'], [
             {'host': item.host, 'lane': lane.index, 'status': 'pending', 'estimate_seconds': item.seconds}
             for lane in plan for item in lane.hosts])
-        threads = [threading.Thread(target=self._lane, args=(lane,), name='dbfleet-lane-%d' % lane.index, daemon=True)
-                   for lane in plan if lane.hosts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    def _lane(self, lane: planner.Lane) -> None:
-        for position, item in enumerate(lane.hosts):
-            where = {'lane': lane.index, 'estimate_seconds': item.seconds}
+        pieces = [Piece(id=str(lane.index), lane=lane.index, hosts=[[item.host, item.seconds] for item in lane.hosts])
+                  for lane in plan]
+        share = planner.lane_share(len(pieces), self.spread.workers, self.spread.most)
+        self.spread.board.post(pieces)
+        helpers = -(-len(pieces) // share) - 1
+        if helpers and self.spread.ask_helpers is not None:
             try:
-                self._host(item.host, item.host, where)
-            except Exception as exc:  # the lane cannot go on: its remaining hosts fail with the reason
-                log.exception('job %s lane %d failed', self.job['id'], lane.index)
-                self._mark([rest.host for rest in lane.hosts[position:]], where, 'failed',
-                           detail='dbfleet could not run this host: %s' % exc)
+                self.spread.ask_helpers(helpers, share)
+            except Exception as exc:  # Redis refused: this worker runs every lane itself
+                log.warning('job %s: could not ask other workers for lanes: %s', self.job['id'], exc)
+        try:
+            self._coordinate(share)
+        finally:
+            self.spread.board.clear()
+
+    def _coordinate(self, share: int) -> None:
+        """Run up to `share` pieces here at once, relay the helpers' events, take back lost pieces,
+        until every piece is done (or this worker is stopping: the job is lost, retried as a whole)."""
+        board = self.spread.board
+        threads: list[threading.Thread] = []
+        renewing = self._start_renewing()
+        try:
+            while True:
+                self.control.should_stop()
+                try:
+                    self._relay()
+                    self._recover()
+                    threads = [thread for thread in threads if thread.is_alive()]
+                    more = min(share - len(threads), board.waiting())
+                    for _ in range(max(0, more)):
+                        thread = threading.Thread(target=self.work_pieces, name='dbfleet-lane', daemon=True)
+                        thread.start()
+                        threads.append(thread)
+                    if not threads and board.outstanding() <= 0:
+                        break
+                except Exception as exc:  # Redis away for a moment (a failover): look again
+                    log.warning('job %s: the lane board could not be read: %s', self.job['id'], exc)
+                if self.control.stop_reason == 'worker_stopped':
+                    break
+                time.sleep(COORDINATE_SECONDS)
+            for thread in threads:
+                thread.join()
+            self._relay()
+        finally:
+            renewing.set()
+        for result in board.results():
+            if 'rc' in result:
                 with self.lock:
-                    self.failures += len(lane.hosts) - position
+                    self.rcs.append(result['rc'])
+                    self.failures += result['failures']
+
+    def _relay(self) -> None:
+        while True:
+            rows = self.spread.board.pop_events()
+            for row in rows:
+                self.control.add_row(row)
+            if len(rows) < 100:
                 return
+
+    def _recover(self) -> None:
+        """Take back the pieces of workers that stopped renewing their claims: the host each was
+        running is worker_lost (run again, first in what is left of its lane, while the job's
+        max_retries allow), the lane's hosts not yet run go back to wait for a worker."""
+        board = self.spread.board
+        for piece, worker in board.lost():
+            runs = {run['host']: run for run in self.store.jobs.host_runs(self.job['id'])}
+            lost = [item for item in piece.hosts if runs.get(item[0], {}).get('status') == 'running']
+            rest = [item for item in piece.hosts if runs.get(item[0], {}).get('status') == 'pending']
+            when = utcnow().isoformat(timespec='seconds').replace('+00:00', 'Z')
+            names = ', '.join(host for host, _ in lost) or 'no host'
+            stopping = self.control.stop_reason is not None
+            retry = bool(lost) and not stopping and piece.retries < self.job.get('max_retries', 0)
+            note = 'its run on %s was lost at %s: the worker stopped answering' % (worker, when)
+            notes = dict(piece.notes)
+            for host, seconds in lost:
+                where = {'lane': piece.lane, 'estimate_seconds': seconds}
+                if retry:
+                    notes[host] = note + '; run again'
+                    self._mark([host], where, 'pending', worker=None, detail=notes[host])
+                else:
+                    self._mark([host], where, 'worker_lost', worker=worker, finished_at=utcnow(), detail=note)
+            if not retry:
+                with self.lock:
+                    self.failures += len(lost)
+                    self.lost.extend(host for host, _ in lost)
+            if stopping:
+                for host, seconds in rest:
+                    self._mark([host], {'lane': piece.lane, 'estimate_seconds': seconds}, 'not_run',
+                               detail='the job was %s first' % self.control.stop_reason)
+            what = ('lane %d: worker %s stopped answering while it ran %s; ' % (piece.lane, worker, names)
+                    + ('run again on another worker' if retry else
+                       'not run again (the job was %s)' % self.control.stop_reason if stopping and lost else
+                       'not run again (max_retries %d)' % self.job.get('max_retries', 0) if lost else 'nothing was lost'))
+            if rest and not stopping:
+                what += '; its %d other host(s) go to another worker' % len(rest)
+            self.control.add_event({'event': 'verbose', 'created': utcnow().isoformat(),
+                                    'stdout': 'dbfleet: %s' % what, 'event_data': {}})
+            log.warning('job %s: %s', self.job['id'], what)
+            hosts = (lost if retry else []) + (rest if not stopping else [])
+            if hosts:
+                self.retried += 1
+                board.post([Piece(id='%s.%d' % (piece.id.split('.')[0], self.retried), lane=piece.lane, hosts=hosts,
+                                  retries=piece.retries + (1 if retry else 0), notes=notes)])
+
+    # -- lanes: every worker that runs some ------------------------------------------------
+
+    def work(self, share: int) -> None:
+        """A helper's part: run up to `share` pieces at once until none waits."""
+        renewing = self._start_renewing()
+        try:
+            threads = [threading.Thread(target=self.work_pieces, name='dbfleet-lane', daemon=True)
+                       for _ in range(share)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            renewing.set()
+
+    def work_pieces(self) -> None:
+        """Claim a waiting piece and run it, again, until none waits or this run must stop."""
+        board = self.spread.board
+        while not self.control.abandoning():
+            try:
+                piece = board.claim(self.control.worker)
+            except Exception as exc:  # Redis away: the coordinator, or a later look, takes the piece
+                log.warning('job %s: could not claim a lane: %s', self.job['id'], exc)
+                return
+            if piece is None:
+                return
+            self._piece(piece)
+
+    def _piece(self, piece: Piece) -> None:
+        board = self.spread.board
+        taken_back = threading.Event()
+        self.claims[piece.id] = taken_back
+        rc = failures = 0
+        try:
+            for position, (host, seconds) in enumerate(piece.hosts):
+                if taken_back.is_set() or self.control.abandoning():
+                    break
+                where = {'lane': piece.lane, 'estimate_seconds': seconds}
+                try:
+                    failed, host_rc = self._host(host, host, where, note=piece.notes.get(host), taken_back=taken_back)
+                except Exception as exc:  # the lane cannot go on: its remaining hosts fail with the reason
+                    log.exception('job %s lane %d failed', self.job['id'], piece.lane)
+                    rest = piece.host_names()[position:]
+                    self._mark(rest, where, 'failed', detail='dbfleet could not run this host: %s' % exc)
+                    failures += len(rest)
+                    break
+                rc, failures = max(rc, host_rc), failures + failed
+        finally:
+            self.claims.pop(piece.id, None)
+        if taken_back.is_set() or self.control.abandoning():
+            board.abandon(piece.id, self.control.worker)
+            return
+        self.control.flush_events()  # the piece's events are on their way before it is done
+        board.finish(piece.id, self.control.worker, rc, failures)
+
+    def _start_renewing(self) -> threading.Event:
+        """A thread that renews this worker's claims every RENEW_SECONDS until the event is set;
+        a claim the coordinator took back is flagged, and its piece stops."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(RENEW_SECONDS):
+                for piece_id, taken_back in list(self.claims.items()):
+                    try:
+                        if not self.spread.board.renew(piece_id, self.control.worker):
+                            taken_back.set()
+                    except Exception as exc:  # Redis away for a moment: the claim lasts CLAIM_SECONDS
+                        log.warning('job %s: could not renew lane %s: %s', self.job['id'], piece_id, exc)
+
+        threading.Thread(target=renew, name='dbfleet-lane-claims', daemon=True).start()
+        return stop
 
     # -- rolling -------------------------------------------------------------------------
 
@@ -132,7 +333,10 @@ class PlanRunner:
         self.store.jobs.set_host_runs(self.job['id'], [{'host': host, 'batch': index, 'status': 'pending'}
                                                   for index, group in enumerate(groups) for host in group])
         for index, group in enumerate(groups):
-            failed = self._host(','.join(group), None, {'batch': index}, group=group)
+            failed, rc = self._host(','.join(group), None, {'batch': index}, group=group)
+            with self.lock:
+                self.rcs.append(rc)
+                self.failures += failed
             if planner.batch_failed_too_much(failed, len(group), self.plan.get('max_fail_percentage')):
                 rest = [host for later in groups[index + 1:] for host in later]
                 self.store.jobs.set_host_runs(self.job['id'], [
@@ -146,20 +350,23 @@ class PlanRunner:
 
     # -- one run -------------------------------------------------------------------------
 
-    def _host(self, limit: str, host: str | None, where: dict, group: list[str] | None = None) -> int:
-        """Run the play on `limit` (one host, or a batch); returns how many of its hosts failed."""
+    def _host(self, limit: str, host: str | None, where: dict, group: list[str] | None = None,
+              note: str | None = None, taken_back: threading.Event | None = None) -> tuple[int, int]:
+        """Run the play on `limit` (one host, or a batch); returns (how many of its hosts failed, rc)."""
         names = group or [host]
         if self.control.stop_reason is not None:
-            self._mark(names, where, 'not_run', detail='the job was %s first' % self.control.stop_reason)
-            return 0
+            if not self.control.abandoning():
+                self._mark(names, where, 'not_run', detail='the job was %s first' % self.control.stop_reason)
+            return 0, 0
         holder = '%s:%s' % (self.job['id'], limit)[:255]
         pool = self.plan.get('pool')
         if pool and not self._take_slot(pool, holder):
-            self._mark(names, where, 'not_run', detail='the job was %s while waiting for pool %s'
-                       % (self.control.stop_reason, pool))
-            return 0
+            if not self.control.abandoning():
+                self._mark(names, where, 'not_run', detail='the job was %s while waiting for pool %s'
+                           % (self.control.stop_reason, pool))
+            return 0, 0
         started = utcnow()
-        self._mark(names, where, 'running', started_at=started)
+        self._mark(names, where, 'running', started_at=started, detail=note)
         stats: dict = {}
 
         def handler(event: dict) -> bool:
@@ -167,9 +374,12 @@ class PlanRunner:
                 stats.update(event.get('event_data') or {})
             return self.control.add_event(event)
 
+        def stop() -> bool:
+            return self.control.should_stop() or bool(taken_back and taken_back.is_set())
+
         try:
             from ansible_runner.interface import init_runner
-            options = dict(self.kwargs, limit=limit, event_handler=handler, ident='%s-%s' % (
+            options = dict(self.kwargs, limit=limit, event_handler=handler, cancel_callback=stop, ident='%s-%s' % (
                 self.job['attempt'], host or 'batch%d' % where.get('batch', 0)))
             # Setting up writes the shared env/ files of the private data dir: one lane at a time.
             with INIT_LOCK:
@@ -178,6 +388,8 @@ class PlanRunner:
         finally:
             if pool:
                 self.control.release_lease(pool, holder)
+        if self.control.abandoning() or (taken_back and taken_back.is_set()):
+            return 0, 0  # left as running: the coordinator takes the piece back
         failed_hosts = {name for key in ('failures', 'dark') for name, count in stats.get(key, {}).items() if count}
         if runner.rc not in (0, None) and not failed_hosts and self.control.stop_reason is None:
             failed_hosts = set(names)  # the run failed before any task (syntax, connection to nothing)
@@ -185,12 +397,10 @@ class PlanRunner:
         for name in names:
             status = 'failed' if name in failed_hosts else (
                 'not_run' if self.control.stop_reason is not None and runner.rc not in (0, None) else 'ok')
+            detail = 'ansible-playbook exited %s' % runner.rc if status == 'failed' else None
             self._mark([name], where, status, started_at=started, finished_at=finished,
-                       detail='ansible-playbook exited %s' % runner.rc if status == 'failed' else None)
-        with self.lock:
-            self.rcs.append(runner.rc or 0)
-            self.failures += len(failed_hosts & set(names))
-        return len(failed_hosts & set(names))
+                       detail='; '.join(filter(None, [detail, note])) or None)
+        return len(failed_hosts & set(names)), runner.rc or 0
 
     def _take_slot(self, pool: str, holder: str) -> bool:
         while self.control.stop_reason is None:
@@ -201,6 +411,9 @@ class PlanRunner:
         return False
 
     def _mark(self, names: list[str], where: dict, status: str, **fields) -> None:
+        if not names:
+            return
+        fields.setdefault('worker', self.control.worker if status not in ('pending', 'not_run') else None)
         estimate = where.get('estimate_seconds')
         self.store.jobs.set_host_runs(self.job['id'], [
             dict({'host': name, 'lane': where.get('lane'), 'batch': where.get('batch'), 'status': status,

@@ -57,9 +57,11 @@ class ProjectCache:
             without_credentials(self.url).encode()).hexdigest()[:24]
         self.git = shutil.which('git')
 
-    def check_out(self, target: Path, should_stop: Callable[[], bool]) -> str:
-        """Fetch the branch, write the commit it points to into `target` (made anew, 0700) and
-        return that commit. ProjectError when it cannot; ProjectStopped when should_stop() said so."""
+    def check_out(self, target: Path, should_stop: Callable[[], bool], commit: str | None = None) -> str:
+        """Fetch the branch, write the commit it points to (or `commit`, one the branch had: the
+        commit a job's coordinator runs, for the workers that run some of its lanes) into `target`
+        (made anew, 0700) and return that commit. ProjectError when it cannot; ProjectStopped when
+        should_stop() said so."""
         if self.git is None:
             raise ProjectError('git is not installed on this worker: DBFLEET_PROJECT_URL needs it')
         private_directory(self.directory.parent)
@@ -69,8 +71,18 @@ class ProjectCache:
                 self._git(['init', '--quiet', '--bare'], should_stop)
             ref = 'refs/dbfleet/%s' % self.branch
             self._fetch(ref, should_stop)
-            commit = self._git(['rev-parse', '--verify', '--quiet', '%s^{commit}' % ref], should_stop).strip()
-            if not COMMIT.match(commit):
+            wanted = commit
+            try:
+                commit = self._git(['rev-parse', '--verify', '--quiet', '%s^{commit}' % (wanted or ref)],
+                                   should_stop).strip()
+            except ProjectStopped:
+                raise
+            except ProjectError:
+                if wanted is None:
+                    raise
+                raise ProjectError('commit %s is no longer on branch %r of %s' % (wanted, self.branch,
+                                                                                 self.shown_url)) from None
+            if not COMMIT.match(commit) or (wanted is not None and commit != wanted):
                 raise ProjectError('branch %r of %s resolved to %r, not a commit' % (self.branch, self.shown_url,
                                                                                    commit[:80]))
             self._write_tree(commit, target, should_stop)

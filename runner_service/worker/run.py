@@ -9,7 +9,9 @@ With a project URL (DBFLEET_PROJECT_URL) the play runs from this job's own copy 
 its branch points to when the job starts (runner_service.worker.project), recorded with the job
 and removed when it ends; the playbook and inventory are checked in that copy.
 A job with a batch plan runs through the lanes runner (runner_service.worker.lanes), which sees
-this run only through its RunControl: the stop reason, the stop check, events, pool leases.
+this run only through its RunControl: the stop reason, the stop check, events, pool leases; its
+lanes are spread over the queue's workers through a lane board in Redis, and the helpers that
+run some of them on other workers (runner_service.worker.lane_share) are runs of this class too.
 A heartbeat thread tells the store the worker is alive, picks up cancel requests, and kills
 the play if the worker process that forked this one dies. Cancel and deadlines kill the whole
 process group, then every process left below the work horse (a child subreaper: a daemon that
@@ -44,8 +46,10 @@ from runner_service.jobs.service import COLLECTION_PLAYBOOK, JobService
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secret_box import Redactor, secret_values
 from runner_service.worker import process_tree
+from runner_service.jobs.planner import lane_share
 from runner_service.worker.events import EventWriter, host_results
-from runner_service.worker.lanes import PlanError, PlanRunner
+from runner_service.worker.lane_board import LaneBoard
+from runner_service.worker.lanes import LaneSpread, PlanError, PlanRunner
 from runner_service.worker.project import ProjectCache, ProjectError, ProjectStopped
 
 log = logging.getLogger(__name__)
@@ -94,14 +98,21 @@ class JobRun:
         except CredentialError as exc:
             self.credentials, self.credential_problem = RunCredentials(), str(exc)
         self.redactor = Redactor(secret_values(self.secret) | self.credentials.secret_texts())
+        self.worker = '%s/%d' % (runtime.hostname, os.getppid())
+        # The value of DBFLEET_JOB_ID in the play's environment: what kills this run's processes finds them by it.
+        self.marker = self.job_id
         self.private_dir = self.settings.runs_dir / self.job_id
         self.deadline = effective_deadline(job)
         self.stop_reason: str | None = None
         self.next_cancel_check = 0.0  # time.monotonic() of the next cancel check on Redis
         self.done = threading.Event()
         self.parent_pid = os.getppid()
+        self.reported_pid: int | None = None
         self.leases: set[tuple[str, str]] = set()  # pool slots held by this run's hosts (renewed by the heartbeat)
-        self.writer = EventWriter(runtime, self.job_id, self.redactor, offset=self.store.events.last_seq(self.job_id))
+        self.writer = self._writer()
+
+    def _writer(self) -> EventWriter:
+        return EventWriter(self.runtime, self.job_id, self.redactor, offset=self.store.events.last_seq(self.job_id))
 
     # -- the run -------------------------------------------------------------------------
 
@@ -115,7 +126,7 @@ class JobRun:
         try:
             kwargs = self._prepare()
             if self.job.get('plan'):
-                runner = PlanRunner(self, self.job, self.store, kwargs).run()
+                runner = PlanRunner(self, self.job, self.store, kwargs, spread=self._spread()).run()
             else:
                 import ansible_runner  # imported by the worker before forking; cheap here
                 runner = ansible_runner.run(**kwargs)
@@ -142,6 +153,21 @@ class JobRun:
                               % self.settings.worker_stop_seconds)
         return self._end(*self._outcome(runner))
 
+    def _spread(self) -> LaneSpread:
+        """The lane board of this attempt, and how many workers could take some of its lanes."""
+        queue = self.runtime.queue
+        try:
+            workers = queue.listening()[self.job['queue']]
+        except Exception as exc:  # Redis away: this worker runs every lane itself
+            log.warning('job %s: could not count the workers of queue %s: %s', self.job_id, self.job['queue'], exc)
+            workers = 1
+
+        def ask(helpers: int, share: int) -> None:
+            queue.enqueue_lane_helpers(self.job, helpers, share)
+
+        return LaneSpread(board=LaneBoard(queue.redis, self.job_id, self.job['attempt']), workers=workers,
+                          ask_helpers=ask, most=self.settings.lanes_per_worker)
+
     def _outcome(self, runner) -> tuple[str, int | None, str]:
         rc = runner.rc
         if self.stop_reason == 'canceled':
@@ -150,6 +176,11 @@ class JobRun:
             return 'timed_out', rc, 'deadline %s reached: the play was killed' % _iso(self.deadline)
         if runner.status == 'successful' and rc == 0 and not self._failed_hosts():
             return 'successful', rc, None
+        lost = getattr(runner, 'lost', None)
+        if lost:
+            failed = self._failed_hosts()
+            return 'failed', rc, ('the worker running %s was lost and the job has no retry left for it%s'
+                                  % (_names(lost), '; failed or unreachable: %s' % _names(failed) if failed else ''))
         vault = self._missing_vault(runner)
         if vault:
             return 'failed', rc, vault
@@ -209,7 +240,7 @@ class JobRun:
         env_dir = private_directory(self.private_dir / 'env')
         temp_dir = run_temp_dir(self.private_dir)
         credential_arguments, credential_env, credential_vars = self.credentials.prepare(
-            self.private_dir, temp_dir, {lifecycle.JOB_ENV: self.job_id})
+            self.private_dir, temp_dir, {lifecycle.JOB_ENV: self.marker})
         # Checked again as they leave the store: a job accepted before the check, or a store
         # edited by hand, must not hand Ansible a marker of its own. A credential's variables win.
         extra_vars = {**check_extra_vars(unmask(job['extra_vars'], self.secret), allow_connection_vars=True),
@@ -226,7 +257,7 @@ class JobRun:
         envvars = {
             'PATH': os.pathsep.join([os.path.dirname(sys.executable), os.environ.get('PATH', '')]),
             'DBFLEET_STORE_URL': self.settings.store_url,
-            lifecycle.JOB_ENV: self.job_id,
+            lifecycle.JOB_ENV: self.marker,
             'ANSIBLE_FORCE_COLOR': '0',
             'ANSIBLE_NOCOLOR': '1',
             'TMPDIR': str(temp_dir),  # goes with the run
@@ -258,9 +289,15 @@ class JobRun:
             return Path(self.settings.project_dir).resolve()
         if self.job.get('project_revision'):
             self.store.jobs.set_project_revision(self.job_id, None)  # an earlier attempt's
-        copy = self.private_dir / PROJECT_COPY
-        commit = ProjectCache(self.settings).check_out(copy, self.should_stop)
+        copy, commit = self._check_out(None)
         self.store.jobs.set_project_revision(self.job_id, commit)
+        return copy
+
+    def _check_out(self, commit: str | None) -> tuple[Path, str]:
+        """This run's copy of the project at `commit` (None: where its branch points now), its
+        playbook and inventory checked there."""
+        copy = self.private_dir / PROJECT_COPY
+        commit = ProjectCache(self.settings).check_out(copy, self.should_stop, commit=commit)
         copy = copy.resolve()
         # The launch could only check the names (the API host has no copy): the files, here.
         checks = JobService(self.runtime)
@@ -272,7 +309,7 @@ class JobRun:
         except ServiceError as exc:
             raise ProjectError('commit %s of branch %r: %s' % (commit, self.settings.project_branch,
                                                               exc.detail)) from None
-        return copy
+        return copy, commit
 
     def _inventory(self, project: Path) -> str:
         job = self.job
@@ -313,6 +350,15 @@ class JobRun:
     def add_event(self, event: dict) -> bool:
         return self.writer.add(event)
 
+    def add_row(self, row: dict) -> None:
+        self.writer.add_row(row)
+
+    def flush_events(self) -> None:
+        self.writer.flush()
+
+    def abandoning(self) -> bool:
+        return False  # the job's own run records every host it stops
+
     def hold_lease(self, pool: str, holder: str) -> bool:
         """Take a slot of `pool` for `holder` if one is free; the heartbeat renews it until released."""
         if not self.store.pools.acquire_lease(pool, holder):
@@ -325,7 +371,6 @@ class JobRun:
         self.store.pools.release_lease(pool, holder)
 
     def _heartbeat(self) -> None:
-        reported_pid = None
         while not self.done.wait(HEARTBEAT_SECONDS):
             if os.getppid() != self.parent_pid:
                 self._orphaned()
@@ -333,19 +378,23 @@ class JobRun:
                 os.utime(self.private_dir)  # alive: not the oldest run for another job's prune_runs
             except OSError:
                 pass
-            pid = self.writer.runner_pid
             try:
-                running = self.store.jobs.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
-                                                    runner_pid=pid if pid != reported_pid else None)
-                reported_pid = pid
-                if not running and self.stop_reason is None:
-                    self.stop_reason = 'canceled'  # someone else ended it (the reaper, an admin)
-                job = self.store.jobs.get(self.job_id)
-                if job and job['cancel_requested'] and self.stop_reason is None:
-                    self.stop_reason = 'canceled'
+                self._beat()
                 self.store.pools.renew_leases(holder for _, holder in list(self.leases))
             except Exception as exc:  # the store away for a moment: try again next beat
                 log.warning('job %s heartbeat failed: %s', self.job_id, exc)
+
+    def _beat(self) -> None:
+        """Tell the store the job's worker is alive (and where its play runs); pick up cancels."""
+        pid = self.writer.runner_pid
+        running = self.store.jobs.heartbeat(self.job_id, runner_host=self.runtime.hostname if pid else None,
+                                            runner_pid=pid if pid != self.reported_pid else None)
+        self.reported_pid = pid
+        if not running and self.stop_reason is None:
+            self.stop_reason = 'canceled'  # someone else ended it (the reaper, an admin)
+        job = self.store.jobs.get(self.job_id)
+        if job and job['cancel_requested'] and self.stop_reason is None:
+            self.stop_reason = 'canceled'
 
     def _orphaned(self) -> None:
         """The worker that forked us is gone (killed): nobody would report this run, so kill the
@@ -363,7 +412,7 @@ class JobRun:
     def _kill_play(self) -> None:
         """Every process of the play: those that kept the job's environment marker, and, in a work
         horse (a child subreaper, see runner_service.worker.fleet_worker), everything below it, wherever it went."""
-        lifecycle.kill_job_processes(self.job_id)
+        lifecycle.kill_job_processes(self.marker)
         if process_tree.is_subreaper():
             process_tree.kill_descendants()
 

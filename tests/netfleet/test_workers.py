@@ -1,12 +1,15 @@
 """Workers on other machines: `dbfleet worker` processes on the worker namespace hosts join the
 service through Redis and the store on MariaDB (both on the platform's address, nothing else
 shared but the installed software), take the jobs of the queue they listen to, run them on their
-own host, and a job whose worker host dies is retried on the other one."""
+own host, and a job whose worker host dies is retried on the other one. One job's lanes over
+the SSH fleet run on both worker hosts, and go on when one of them dies."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -22,6 +25,8 @@ pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 
 WHERE = 'where.yml'
 WORKER_HOSTS = ('worker1', 'worker2')
+# The SSH fleet's inventory for this NETFLEET_ID (git-ignored, under the project as the API requires).
+SSH_DIR = 'var/worker-tests/%s' % os.environ.get('NETFLEET_ID', '0')
 
 
 @pytest.fixture(scope='module')
@@ -30,7 +35,8 @@ def service(netfleet, platform, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('DBFLEET_SECRET_KEY', key)
         service = Service(tmp_path_factory.mktemp('workers-service'), workers=0, store_url=platform.store_url,
-                          redis_url=platform.redis_url, schedulers=1).start()
+                          redis_url=platform.redis_url, schedulers=1,
+                          inventory_dirs=json.dumps(['inventories', 'tests/service', SSH_DIR])).start()
         remote = {}
         try:
             for host in WORKER_HOSTS:
@@ -126,3 +132,94 @@ def test_a_job_whose_worker_host_dies_is_retried_on_the_other(netfleet, service,
         assert done['worker'].split('/')[0] == survivor
     finally:
         service.remote_workers[lost_host] = start_remote_worker(netfleet, service, lost_host, service.secret_key)
+
+
+# -- one job's lanes over both worker hosts -------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def ssh_template(netfleet, service, prepared):
+    """A template over the SSH fleet's database hosts in 4 lanes on dc1, with the fleet's key as its
+    SSH credential and one retry."""
+    from devtools.netfleet.harness import PASSPHRASE
+    # An earlier test killed a worker host: its registration must have expired, its new worker joined.
+    wait_until(lambda: health(service)['workers']['per_queue'].get('dc1') == len(WORKER_HOSTS),
+               'both worker hosts listening to dc1', timeout=120)
+    directory = REPO / SSH_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / 'ssh_fleet.yml').write_text(netfleet.inventory())
+    with service.client('admin') as admin:
+        made = admin.post('/api/v1/credentials', json={
+            'name': 'fleet-key', 'kind': 'ssh', 'ssh_key': netfleet.key_with_passphrase.read_text(),
+            'passphrase': PASSPHRASE, 'username': 'root'})
+        assert made.status_code == 201, made.text
+        made = admin.post('/api/v1/templates', json={
+            'name': 'fleet-lanes', 'playbook': 'tests/service/playbooks/sleep.yml',
+            'inventory': '%s/ssh_fleet.yml' % SSH_DIR, 'limit': 'mysql', 'queue': 'dc1', 'max_retries': 1,
+            'plan': {'lanes': 4}, 'credentials': ['fleet-key'],
+            'survey': [{'name': 'sleep_seconds', 'type': 'integer', 'default': 5, 'min': 1, 'max': 60}]})
+        assert made.status_code == 201, made.text
+    yield 'fleet-lanes'
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def launch_template(service, name: str) -> dict:
+    with service.client('operator') as operator:
+        response = operator.post('/api/v1/templates/%s/launch' % name, json={})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def host_runs(service, job_id: str) -> dict[str, dict]:
+    with service.client('viewer') as viewer:
+        return {run['host']: run for run in viewer.get('/api/v1/jobs/%s/runs' % job_id).json()}
+
+
+def job_stdout(service, job_id: str) -> str:
+    with service.client('viewer') as viewer:
+        return viewer.get('/api/v1/jobs/%s/stdout' % job_id).text
+
+
+def test_one_jobs_lanes_run_on_both_worker_hosts(service, ssh_template):
+    done = service.wait(launch_template(service, ssh_template)['id'], timeout=300)
+    assert done['status'] == 'successful', (done['status_reason'], job_stdout(service, done['id'])[-3000:])
+    runs = host_runs(service, done['id'])
+    assert sorted(runs) == ['db1', 'db2', 'db3', 'db4'] and {run['status'] for run in runs.values()} == {'ok'}
+    # Two lanes ran on each worker host, each lane on one of them, over SSH to the database hosts.
+    hosts_of = {}
+    for run in runs.values():
+        hosts_of.setdefault(run['worker'].split('/')[0], set()).add(run['lane'])
+    assert sorted(hosts_of) == list(WORKER_HOSTS) and sorted(map(len, hosts_of.values())) == [2, 2], hosts_of
+    events = service.events(done['id'])
+    assert sorted(event['seq'] for event in events) == list(range(1, len(events) + 1))
+    assert {event['host'] for event in events if event['event'] == 'runner_on_ok'} == set(runs)
+
+
+def test_when_a_worker_host_dies_its_lane_is_finished_on_the_other(netfleet, service, ssh_template):
+    job = launch_template(service, ssh_template)
+
+    def helper_running():
+        coordinator = service.job(job['id'])['worker']
+        return next((run for run in host_runs(service, job['id']).values()
+                     if run['status'] == 'running' and run['worker'] and run['worker'] != coordinator), None)
+
+    running = wait_until(helper_running, 'a lane running on the other worker host', timeout=120)
+    lost_host, lost_db = running['worker'].split('/')[0], running['host']
+    for pid in worker_processes(netfleet, lost_host):  # the worker host dies: all its processes at once
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    try:
+        done = service.wait(job['id'], timeout=300)
+        assert done['status'] == 'successful' and done['attempt'] == 1, (done['status_reason'],
+                                                                         job_stdout(service, job['id'])[-3000:])
+        survivor = done['worker'].split('/')[0]
+        assert survivor != lost_host
+        runs = host_runs(service, job['id'])
+        assert {run['status'] for run in runs.values()} == {'ok'}
+        assert runs[lost_db]['worker'].split('/')[0] == survivor and 'was lost at' in runs[lost_db]['detail']
+        notes = [event['stdout'] for event in service.events(job['id'])
+                 if 'stopped answering' in (event['stdout'] or '')]
+        assert len(notes) == 1 and lost_host in notes[0] and lost_db in notes[0], notes
+    finally:
+        service.remote_workers[lost_host] = start_remote_worker(netfleet, service, lost_host, service.secret_key)
+        wait_until(lambda: health(service)['workers']['per_queue'].get('dc1') == len(WORKER_HOSTS),
+                   'both worker hosts listening to dc1 again', timeout=120)

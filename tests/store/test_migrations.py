@@ -51,7 +51,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0013'
+    assert migrate.head() == '0014'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -282,3 +282,27 @@ def test_0013_records_the_commit_a_job_ran_and_going_back_drops_it(store_url):
                 store.jobs.set_project_revision(old['id'], wrong)
         store.jobs.set_project_revision(old['id'], None)
         assert store.jobs.get(old['id'])['project_revision'] is None
+
+
+def test_0014_records_the_worker_of_each_host_run_and_going_back_drops_it(store_url):
+    """Host runs from before 0014 have no worker; a worker is recorded and read back; a downgrade
+    drops the column and keeps the runs."""
+    with open_store(store_url) as store:
+        job, _ = store.jobs.create({'playbook': 'playbooks/hello.yml', 'inventory': 'inventories/localhost.yml'})
+    downgrade(store_url, '0013')
+    with transaction(store_url) as connection:
+        connection.execute(sa.text("INSERT INTO job_host_runs (job_id, host, lane, status) "
+                                   "VALUES ('%s', 'db1', 0, 'ok')" % job['id']))
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        assert store.jobs.host_runs(job['id'])[0]['worker'] is None
+        store.jobs.set_host_runs(job['id'], [{'host': 'db2', 'lane': 1, 'status': 'worker_lost',
+                                              'worker': 'worker1/4242'}])
+        assert {run['host']: run['worker'] for run in store.jobs.host_runs(job['id'])} == {
+            'db1': None, 'db2': 'worker1/4242'}
+        with pytest.raises(ValueError):
+            store.jobs.set_host_runs(job['id'], [{'host': 'db3', 'status': 'ok', 'worker': 'w' * 256}])
+    downgrade(store_url, '0013')
+    with transaction(store_url) as connection:
+        assert 'worker' not in {column['name'] for column in sa.inspect(connection).get_columns('job_host_runs')}
+        assert connection.execute(sa.text('SELECT COUNT(*) FROM job_host_runs')).scalar() == 2
