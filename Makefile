@@ -28,7 +28,8 @@ fleet-stop:
 # The main job end to end: facts from every server of the local fleet, tags from the rules
 # into the store (var/dbfleet.db unless DBFLEET_STORE_URL), the store as an inventory with tag
 # groups, one database's profile; then the nightly backup through the runner service (dbfleet
-# up): an inspection job, a plan preview against the window, the backup in lanes and its timeline.
+# up): an inspection job, a plan preview against the window, the backup in lanes and its timeline;
+# last, the nightly backup across the SSH fleet (namespace hosts) in lanes over two worker hosts.
 demo: fleet
 	ansible-playbook -i inventories/local_fleet.yml playbooks/collect_facts.yml
 	ansible-playbook -i inventories/local_fleet.yml playbooks/inspect.yml
@@ -37,6 +38,7 @@ demo: fleet
 	dbfleet hosts list
 	dbfleet hosts profile replica
 	scripts/demo_nightly_backup.sh
+	$(PY) -m devtools.ssh_demo
 
 # pytest's exit code 5 (no tests collected) is a failure here: a suite that ran nothing proves nothing.
 test: setup
