@@ -64,6 +64,9 @@ class Settings(BaseSettings):
                                          'listening to its queue); the worker that took the job asks the queue\'s '
                                          'other workers to run the rest')
     reconcile_seconds: float = Field(default=5.0, gt=0, description='how often the reconciler runs')
+    reconcile_full_seconds: float = Field(default=300.0, gt=0, description='how often the reconciler checks every '
+                                          'queued job against Redis; between, only the jobs queued since its last '
+                                          'pass, unless Redis may have lost data (restarted, failed over, flushed)')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')
 

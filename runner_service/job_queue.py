@@ -9,6 +9,7 @@ worker's compare-and-set (queued -> running) makes a stray duplicate a no-op.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter
 from functools import lru_cache
 from typing import Iterable
@@ -68,6 +69,11 @@ def lanes_key(job_id: str, attempt: int) -> str:
     return 'dbfleet:lanes:%s:%d' % (job_id, attempt)
 
 
+def epoch_key() -> str:
+    """A random value that lives as long as Redis keeps its data: a new one means it lost them."""
+    return 'dbfleet:epoch'
+
+
 def scheduler_key(name: str) -> str:
     """The last pass of one cron loop (`dbfleet scheduler`), expiring when it falls silent."""
     return 'dbfleet:scheduler:%s' % name
@@ -105,6 +111,14 @@ class JobQueue:
                           job_id='%s-lanes-%d-%d' % (job['id'], job['attempt'], number), at_front=True,
                           job_timeout=NO_RQ_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                           description='dbfleet job %s: lanes, helper %d' % (job['id'], number))
+
+    def epoch(self) -> tuple[str, str]:
+        """(Redis's run id, the epoch value): either changes when Redis may have lost queued jobs
+        (a restart without persistence, a failover to a replica that lagged, a FLUSHALL)."""
+        run_id = str(self.redis.info('server').get('run_id', ''))
+        self.redis.set(epoch_key(), uuid.uuid4().hex, nx=True)
+        value = self.redis.get(epoch_key())
+        return run_id, value.decode() if value else ''
 
     def present(self, queued: list[tuple[str, str, dt.datetime | None]]) -> set[str]:
         """Which of the queued store jobs, (id, queue, enqueued_at), RQ holds: waiting in its

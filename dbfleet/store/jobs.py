@@ -267,12 +267,16 @@ class Jobs:
 
         return self._transactions.run(work, write=True)
 
-    def pending(self, limit: int | None = None) -> list[tuple[str, str, dt.datetime | None]]:
-        """(id, queue, enqueued_at) of the queued jobs, for the reconciler that re-enqueues them
-        after Redis lost its queues: higher priority first, then oldest first. Only these
-        columns: the reconciler reads them every few seconds, with thousands queued."""
-        query = (select(Job.id, Job.queue, Job.enqueued_at).where(Job.status == 'queued')
-                 .order_by(Job.priority.desc(), Job.created_at, Job.id))
+    def pending(self, limit: int | None = None,
+                enqueued_since: dt.datetime | None = None) -> list[tuple[str, str, dt.datetime | None]]:
+        """(id, queue, enqueued_at) of the queued jobs (those queued at or after `enqueued_since`
+        only, when given), for the reconciler that re-enqueues them after Redis lost its queues:
+        higher priority first, then oldest first. Only these columns: the reconciler reads them
+        every few seconds, with thousands queued."""
+        query = select(Job.id, Job.queue, Job.enqueued_at).where(Job.status == 'queued')
+        if enqueued_since is not None:
+            query = query.where(Job.enqueued_at >= check_datetime(enqueued_since, 'enqueued_since'))
+        query = query.order_by(Job.priority.desc(), Job.created_at, Job.id)
         if limit is not None:
             check_limit(limit)
             query = query.limit(limit)

@@ -225,6 +225,7 @@ class Job(Base):
         CheckConstraint(_in('inventory_kind', INVENTORY_KINDS), name='inventory_kind'),
         # Each filter comes with the listing's newest-first order.
         Index(None, 'status', 'created_at'),
+        Index(None, 'status', 'enqueued_at'),  # the reconciler's recently queued jobs
         Index(None, 'created_at', 'id'),
         Index(None, 'playbook', 'created_at'),
         Index(None, 'relaunch_of'),

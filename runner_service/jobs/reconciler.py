@@ -7,6 +7,11 @@ One pass (`reconcile`), run when the API starts and then every DBFLEET_RECONCILE
 - running jobs whose worker stopped writing heartbeats are worker_lost (their ansible
   processes killed when they run on this machine) and retried as their policy says;
 - queued jobs that Redis does not hold (it was flushed or restarted) are enqueued again.
+  Checking every queued job costs the API process tens of milliseconds with 10,000 queued, so
+  a Reconciler checks them all only at its first pass, every DBFLEET_RECONCILE_FULL_SECONDS,
+  and as soon as Redis may have lost data (its run id or dbfleet's epoch key changed: a
+  restart, a failover, a flush); between, it checks the jobs queued since its last good pass
+  (a launch whose enqueue Redis refused), a minute of overlap for clocks and late commits.
 Every move is a compare-and-set in the store, so two reconcilers at once do no harm.
 With DBFLEET_KEEP_EVENTS_DAYS, the loop also prunes the events of jobs ended longer ago than
 that, once an hour (`prune_events`; `dbfleet store prune-events` does it by hand).
@@ -26,9 +31,36 @@ from runner_service.runtime import Runtime
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 3600.0
+# A recent pass checks jobs queued this long before the previous pass began: store writers on
+# other machines have their own clocks, and a transaction commits a little after its `now`.
+RECENT_OVERLAP = dt.timedelta(seconds=60)
 
 
-def reconcile(runtime: Runtime) -> dict[str, int]:
+class Presence:
+    """What the last pass checked of the queued jobs: which of them the next pass must check."""
+
+    def __init__(self, full_seconds: float, clock=time.monotonic):
+        self.full_seconds = full_seconds
+        self.clock = clock
+        self.epoch: tuple[str, str] | None = None
+        self.checked_since: dt.datetime | None = None  # the start of the last good pass
+        self.next_full = 0.0
+
+    def since(self, epoch: tuple[str, str]) -> dt.datetime | None:
+        """None: check every queued job; else the enqueue time from which to check."""
+        if self.checked_since is None or epoch != self.epoch or self.clock() >= self.next_full:
+            return None
+        return self.checked_since - RECENT_OVERLAP
+
+    def checked(self, epoch: tuple[str, str], started: dt.datetime, full: bool) -> None:
+        self.epoch, self.checked_since = epoch, started
+        if full:
+            self.next_full = self.clock() + self.full_seconds
+
+
+def reconcile(runtime: Runtime, presence: Presence | None = None) -> dict[str, int]:
+    """One pass. Without `presence`, every queued job is checked against Redis."""
+    started = utcnow()
     store = runtime.store
     counts = {'released': 0, 'timed_out': 0, 'lost': 0, 'enqueued': 0}
     released = store.jobs.ready_dependents()
@@ -42,7 +74,9 @@ def reconcile(runtime: Runtime) -> dict[str, int]:
         reason = 'no heartbeat from worker %s for %.0f s' % (job['worker'], runtime.settings.lost_after_seconds)
         if lifecycle.lose(runtime, job, reason) is not None:
             counts['lost'] += 1
-    queued = store.jobs.pending()
+    epoch = runtime.queue.epoch() if presence is not None else None
+    since = presence.since(epoch) if presence is not None else None
+    queued = store.jobs.pending(enqueued_since=since)
     held = runtime.queue.present(queued)
     for job_id, _, _ in queued:
         if job_id not in held:
@@ -50,6 +84,8 @@ def reconcile(runtime: Runtime) -> dict[str, int]:
             if job is not None and job['status'] == 'queued':  # not started or ended meanwhile
                 lifecycle.enqueue(runtime, [job])
                 counts['enqueued'] += 1
+    if presence is not None:
+        presence.checked(epoch, started, full=since is None)
     return counts
 
 
@@ -67,6 +103,7 @@ class Reconciler:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name='dbfleet-reconciler', daemon=True)
         self.next_prune = time.monotonic()
+        self.presence = Presence(runtime.settings.reconcile_full_seconds)
 
     def start(self) -> 'Reconciler':
         self.thread.start()
@@ -79,7 +116,7 @@ class Reconciler:
     def _loop(self) -> None:
         while True:
             try:
-                counts = reconcile(self.runtime)
+                counts = reconcile(self.runtime, self.presence)
                 if any(counts.values()):
                     log.info('reconciled: %s', counts)
             except Exception as exc:  # Redis or the store away: try again next time

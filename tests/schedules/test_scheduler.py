@@ -322,6 +322,56 @@ def test_the_reconciler_tells_what_redis_holds_and_enqueues_the_rest(runtime):
     assert reconcile(runtime)['enqueued'] == 0
 
 
+def test_between_full_passes_the_reconciler_checks_recent_jobs_unless_redis_may_have_lost_data(runtime):
+    """A Reconciler checks every queued job at its first pass and every DBFLEET_RECONCILE_FULL_SECONDS;
+    between, the jobs queued since its last pass (less a minute); at once all of them again when
+    Redis may have lost data: flushed (the epoch key is gone) or another server (its run id)."""
+    import sqlalchemy as sa
+
+    from dbfleet.store.models import Job
+    from runner_service.jobs.reconciler import Presence, reconcile
+    from runner_service.jobs.service import JobService
+    from runner_service.schemas import JobCreate
+    service = JobService(runtime)
+
+    def launched() -> dict:
+        job, _ = service.launch(JobCreate(playbook='tests/service/playbooks/hello.yml',
+                                          inventory='tests/service/inventory.yml', limit='node1', queue='recent'),
+                                actor='test')
+        return job
+
+    def forget(job: dict) -> None:  # Redis loses it (or never got it: the launch's enqueue was refused)
+        runtime.queue.queue('recent').remove(job['id'])
+
+    def queued_long_ago(job: dict) -> None:
+        with runtime.store._engine.begin() as connection:
+            connection.execute(sa.update(Job).where(Job.id == job['id']).values(
+                enqueued_at=utcnow().replace(tzinfo=None) - dt.timedelta(hours=1)))
+
+    clock = [0.0]
+    presence = Presence(300, clock=lambda: clock[0])
+    old = launched()
+    queued_long_ago(old)
+    assert reconcile(runtime, presence)['enqueued'] == 0  # the first pass checks all: held
+    forget(old)
+    recent = launched()
+    forget(recent)
+    assert reconcile(runtime, presence)['enqueued'] == 1  # only the recent one is checked
+    assert runtime.queue.present(runtime.store.jobs.pending(enqueued_since=utcnow() - dt.timedelta(minutes=5))) == {
+        recent['id']}
+    clock[0] = 301  # a full pass is due: the old one is found
+    assert reconcile(runtime, presence)['enqueued'] == 1
+    forget(old)
+    clock[0] = 302
+    assert reconcile(runtime, presence)['enqueued'] == 0  # recent passes again: not seen
+    runtime.redis.delete('dbfleet:epoch')  # a FLUSHALL would take it too
+    assert reconcile(runtime, presence)['enqueued'] == 1
+    forget(old)
+    presence.epoch = ('another run id', presence.epoch[1])  # what a failover to another server looks like
+    assert reconcile(runtime, presence)['enqueued'] == 1
+    assert reconcile(runtime, presence)['enqueued'] == 0
+
+
 def test_the_reconciler_prunes_old_events_when_asked(runtime):
     """DBFLEET_KEEP_EVENTS_DAYS: the API's reconciler loop prunes at once, then hourly."""
     import time
