@@ -226,6 +226,7 @@ class Job(Base):
         # Each filter comes with the listing's newest-first order.
         Index(None, 'status', 'created_at'),
         Index(None, 'status', 'enqueued_at'),  # the reconciler's recently queued jobs
+        Index(None, 'status', 'deadline'),  # the reconciler's overdue jobs
         Index(None, 'created_at', 'id'),
         Index(None, 'playbook', 'created_at'),
         Index(None, 'relaunch_of'),

@@ -11,7 +11,8 @@ One pass (`reconcile`), run when the API starts and then every DBFLEET_RECONCILE
   a Reconciler checks them all only at its first pass, every DBFLEET_RECONCILE_FULL_SECONDS,
   and as soon as Redis may have lost data (its run id or dbfleet's epoch key changed: a
   restart, a failover, a flush); between, it checks the jobs queued since its last good pass
-  (a launch whose enqueue Redis refused), a minute of overlap for clocks and late commits.
+  (a launch whose enqueue Redis refused), a minute of overlap for clocks and late commits,
+  less those it already found in Redis at the same enqueue.
 Every move is a compare-and-set in the store, so two reconcilers at once do no harm.
 With DBFLEET_KEEP_EVENTS_DAYS, the loop also prunes the events of jobs ended longer ago than
 that, once an hour (`prune_events`; `dbfleet store prune-events` does it by hand).
@@ -45,6 +46,8 @@ class Presence:
         self.epoch: tuple[str, str] | None = None
         self.checked_since: dt.datetime | None = None  # the start of the last good pass
         self.next_full = 0.0
+        # Job id -> the enqueue Redis was found holding: not asked again until a full check.
+        self.confirmed: dict[str, dt.datetime | None] = {}
 
     def since(self, epoch: tuple[str, str]) -> dt.datetime | None:
         """None: check every queued job; else the enqueue time from which to check."""
@@ -52,10 +55,20 @@ class Presence:
             return None
         return self.checked_since - RECENT_OVERLAP
 
-    def checked(self, epoch: tuple[str, str], started: dt.datetime, full: bool) -> None:
+    def to_check(self, queued: list[tuple], full: bool) -> list[tuple]:
+        """Of the queued jobs read, those to look for in Redis: all at a full check, else those
+        not already found there at their current enqueue."""
+        return queued if full else [item for item in queued if self.confirmed.get(item[0], _NONE) != item[2]]
+
+    def checked(self, epoch: tuple[str, str], started: dt.datetime, full: bool, queued: list[tuple],
+                missing: set[str]) -> None:
         self.epoch, self.checked_since = epoch, started
+        self.confirmed = {job_id: enqueued_at for job_id, _, enqueued_at in queued if job_id not in missing}
         if full:
             self.next_full = self.clock() + self.full_seconds
+
+
+_NONE = object()
 
 
 def reconcile(runtime: Runtime, presence: Presence | None = None) -> dict[str, int]:
@@ -77,15 +90,17 @@ def reconcile(runtime: Runtime, presence: Presence | None = None) -> dict[str, i
     epoch = runtime.queue.epoch() if presence is not None else None
     since = presence.since(epoch) if presence is not None else None
     queued = store.jobs.pending(enqueued_since=since)
-    held = runtime.queue.present(queued)
-    for job_id, _, _ in queued:
-        if job_id not in held:
+    checking = presence.to_check(queued, full=since is None) if presence is not None else queued
+    held = runtime.queue.present(checking)
+    missing = {job_id for job_id, _, _ in checking if job_id not in held}
+    for job_id, _, _ in checking:
+        if job_id in missing:
             job = store.jobs.get(job_id)
             if job is not None and job['status'] == 'queued':  # not started or ended meanwhile
                 lifecycle.enqueue(runtime, [job])
                 counts['enqueued'] += 1
     if presence is not None:
-        presence.checked(epoch, started, full=since is None)
+        presence.checked(epoch, started, full=since is None, queued=queued, missing=missing)
     return counts
 
 
