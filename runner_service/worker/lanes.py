@@ -386,6 +386,7 @@ class PlanRunner:
                 runner = init_runner(**options)
             runner.run()
         finally:
+            finished = utcnow()  # before the slot is given back: a host's recorded run lies inside its lease
             if pool:
                 self.control.release_lease(pool, holder)
         if self.control.abandoning() or (taken_back and taken_back.is_set()):
@@ -393,11 +394,11 @@ class PlanRunner:
         failed_hosts = {name for key in ('failures', 'dark') for name, count in stats.get(key, {}).items() if count}
         if runner.rc not in (0, None) and not failed_hosts and self.control.stop_reason is None:
             failed_hosts = set(names)  # the run failed before any task (syntax, connection to nothing)
-        finished = utcnow()
         for name in names:
             status = 'failed' if name in failed_hosts else (
                 'not_run' if self.control.stop_reason is not None and runner.rc not in (0, None) else 'ok')
-            detail = 'ansible-playbook exited %s' % runner.rc if status == 'failed' else None
+            detail = ('ansible-playbook exited %s' % runner.rc if status == 'failed' else
+                      'stopped while it ran: the job was %s' % self.control.stop_reason if status == 'not_run' else None)
             self._mark([name], where, status, started_at=started, finished_at=finished,
                        detail='; '.join(filter(None, [detail, note])) or None)
         return len(failed_hosts & set(names)), runner.rc or 0

@@ -3,6 +3,7 @@ over HTTP on a free port and `dbfleet worker` processes, all started as a user w
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -237,3 +238,27 @@ def live_event_names(response) -> tuple[list[str], dict | None]:
                 return names, json.loads(line[6:])
             names.append(kind)
     return names, None
+
+
+def runs(service, job_id: str) -> list[dict]:
+    """A planned job's timeline (GET /api/v1/jobs/{id}/runs)."""
+    with service.client('viewer') as client:
+        response = client.get('/api/v1/jobs/%s/runs' % job_id)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def intervals(items) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(start, end) of the runs that have both."""
+    return [(dt.datetime.fromisoformat(run['started_at']), dt.datetime.fromisoformat(run['finished_at']))
+            for run in items if run['started_at'] and run['finished_at']]
+
+
+def most_at_once(spans) -> int:
+    """The largest number of intervals that overlap at one instant."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak

@@ -14,9 +14,8 @@ import time
 import pytest
 
 from runner_service.worker.process_tree import descendants
-from tests.service.harness import PATIENCE, Service
-from tests.service.test_plans import intervals as spans
-from tests.service.test_plans import most_at_once, runs
+from tests.service.harness import PATIENCE, Service, job_processes, most_at_once, runs
+from tests.service.harness import intervals as spans
 
 pytestmark = pytest.mark.service
 MANY = 'tests/service/inventory_many.yml'
@@ -109,3 +108,21 @@ def test_without_retries_the_lost_host_is_worker_lost_and_the_lane_goes_on(servi
     timeline = {run['host']: run for run in runs(service, job['id'])}
     assert timeline[lost]['status'] == 'worker_lost' and timeline[lost]['finished_at']
     assert {run['status'] for host, run in timeline.items() if host != lost} == {'ok'}
+
+
+def test_cancel_stops_the_lanes_on_every_worker(service):
+    job = service.launch('sleep.yml', inventory=MANY, extra_vars={'sleep_seconds': 300}, plan={'lanes': 4})
+
+    def both_running():
+        return len({run['worker'] for run in runs(service, job['id']) if run['status'] == 'running'}) == 2
+
+    wait_until(both_running, 'hosts running on both workers')
+    with service.client('operator') as operator:
+        assert operator.post('/api/v1/jobs/%s/cancel' % job['id']).status_code in (200, 202)
+    done = service.wait(job['id'], timeout=120)
+    assert done['status'] == 'canceled', done['status_reason']
+    timeline = runs(service, job['id'])
+    assert {run['status'] for run in timeline} <= {'not_run'} and len(timeline) == 8, timeline
+    assert all('canceled' in run['detail'] for run in timeline), timeline
+    # Nothing of the play is left, on the job's worker or the helper's.
+    wait_until(lambda: not job_processes(job['id']), 'every process of the job gone', timeout=30)

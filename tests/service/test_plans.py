@@ -9,33 +9,11 @@ import pytest
 import yaml
 
 from runner_service.worker.lanes import _list_hosts
-from tests.service.harness import PLAYBOOKS
+from tests.service.harness import PLAYBOOKS, intervals, most_at_once, runs
 
 pytestmark = pytest.mark.service
 MANY = 'tests/service/inventory_many.yml'
 HOSTS = ['host%d' % index for index in range(1, 9)]
-
-
-def runs(service, job_id):
-    with service.client('viewer') as client:
-        response = client.get('/api/v1/jobs/%s/runs' % job_id)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def intervals(items):
-    return [(dt.datetime.fromisoformat(run['started_at']), dt.datetime.fromisoformat(run['finished_at']))
-            for run in items if run['started_at'] and run['finished_at']]
-
-
-def most_at_once(spans) -> int:
-    """The largest number of intervals that overlap at one instant."""
-    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-    running = peak = 0
-    for _, step in edges:
-        running += step
-        peak = max(peak, running)
-    return peak
 
 
 def test_lanes_run_each_lane_host_after_host_and_never_more_than_n_at_once(service):
