@@ -56,6 +56,8 @@ bench: fleet
 	$(PY) bench/plans.py
 	$(PY) bench/agent.py
 	$(PY) bench/scale.py
+	$(PY) bench/prune.py
+	$(PY) bench/ssh.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/
