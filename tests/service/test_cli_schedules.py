@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import time
 
@@ -204,11 +205,12 @@ def test_launch_with_lanes_waits_and_show_prints_the_timeline(service):
     shown = cli(service, 'jobs', 'show', job_id, role='viewer').stdout
     assert '2 lanes' in shown
     header = next(line.split() for line in shown.splitlines() if line.split()[:2] == ['lane', 'host'])
-    assert header == ['lane', 'host', 'status', 'start', 'end', 'took', 's', 'estimate', 's']
+    assert header == ['lane', 'host', 'status', 'worker', 'start', 'end', 'took', 's', 'estimate', 's']
     timeline = [line.split() for line in shown.splitlines() if line.split()[1:2] and line.split()[1] in HOSTS]
     assert sorted(words[1] for words in timeline) == HOSTS
     assert {words[0] for words in timeline} == {'0', '1'} and {words[2] for words in timeline} == {'ok'}
-    assert all(float(words[7]) >= 0 and float(words[8]) > 0 for words in timeline)  # took, estimate
+    assert all(re.fullmatch(r'\S+/\d+', words[3]) for words in timeline)  # the worker (host/pid) that ran it
+    assert all(float(words[8]) >= 0 and float(words[9]) > 0 for words in timeline)  # took, estimate
     assert 'estimate s' in completed.stdout, '--wait ends with the timeline too'
 
 
