@@ -64,6 +64,24 @@ options:
       - The path to the client private key.
     type: path
     aliases: [ ssl_key ]
+  ca_cert_data:
+    description:
+      - The CA certificate as PEM text instead of a path, written for the run into the module's own
+        temporary directory (mode 0700, removed when the module ends). Turns on TLS.
+      - dbfleet's MySQL credentials hand certificates this way (C(login_ca_cert_data)), so they need
+        not be installed on the host.
+      - Mutually exclusive with O(ca_cert).
+    type: str
+  client_cert_data:
+    description:
+      - The client certificate as PEM text instead of a path, like O(ca_cert_data).
+      - Mutually exclusive with O(client_cert).
+    type: str
+  client_key_data:
+    description:
+      - The client private key as PEM text instead of a path, like O(ca_cert_data); never logged.
+      - Mutually exclusive with O(client_key).
+    type: str
   check_hostname:
     description:
       - Whether to verify that the server certificate matches O(login_host).

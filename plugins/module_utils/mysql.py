@@ -133,8 +133,35 @@ def mysql_common_argument_spec():
         ca_cert=dict(type='path', aliases=['ssl_ca']),
         client_cert=dict(type='path', aliases=['ssl_cert']),
         client_key=dict(type='path', aliases=['ssl_key']),
+        ca_cert_data=dict(type='str'),
+        client_cert_data=dict(type='str'),
+        client_key_data=dict(type='str', no_log=True),
         check_hostname=dict(type='bool'),
     )
+
+
+# A certificate or key given as text, and the path option it stands for.
+TLS_DATA_OPTIONS = (('ca_cert_data', 'ca_cert'), ('client_cert_data', 'client_cert'), ('client_key_data', 'client_key'))
+MYSQL_MUTUALLY_EXCLUSIVE = [[data, path] for data, path in TLS_DATA_OPTIONS]
+
+
+def write_tls_data(module):
+    """Certificates and keys given as text (a dbfleet MySQL credential hands them so: the files
+    need not exist on the host beforehand) are written 0600 into the module's own temporary
+    directory, which is 0700 and removed when the module ends, and used by path from there.
+    Returns an error message, or None."""
+    for data_option, path_option in TLS_DATA_OPTIONS:
+        text = module.params.get(data_option)
+        if text is None:
+            continue
+        if '-----BEGIN ' not in text:
+            return '%s is not PEM text (a -----BEGIN ...----- block)' % data_option
+        path = os.path.join(module.tmpdir, '%s.pem' % path_option)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, 'w') as handle:
+            handle.write(text if text.endswith('\n') else text + '\n')
+        module.params[path_option] = path
+    return None
 
 
 class MySQLConnectError(Exception):

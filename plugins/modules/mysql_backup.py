@@ -279,8 +279,10 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import (
     PYMYSQL_IMPORT_ERROR,
     MySQLConnectError,
     describe_target,
+    MYSQL_MUTUALLY_EXCLUSIVE,
     mysql_common_argument_spec,
     mysql_connect,
+    write_tls_data,
     pymysql,
 )
 
@@ -304,9 +306,13 @@ def main():
         retention_days=dict(type='int'),
         verify=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=MYSQL_MUTUALLY_EXCLUSIVE)
     if PYMYSQL_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
+    problem = write_tls_data(module)
+    if problem:
+        module.fail_json(msg=problem)
     params = module.params
     target = describe_target(params)
     started = utcnow()

@@ -542,8 +542,10 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import SubsetE
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import (
     PYMYSQL_IMPORT_ERROR,
     MySQLConnectError,
+    MYSQL_MUTUALLY_EXCLUSIVE,
     mysql_common_argument_spec,
     mysql_connect,
+    write_tls_data,
     pymysql,
 )
 
@@ -557,9 +559,13 @@ def main():
         all_variables=dict(type='bool', default=False),
         all_status=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           mutually_exclusive=MYSQL_MUTUALLY_EXCLUSIVE)
     if PYMYSQL_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib('PyMySQL'), exception=PYMYSQL_IMPORT_ERROR)
+    problem = write_tls_data(module)
+    if problem:
+        module.fail_json(msg=problem)
 
     try:
         subsets = resolve_subsets(module.params['gather_subset'])

@@ -99,12 +99,12 @@ class RunCredentials:
                 if public.get('username'):
                     arguments += ['--user', public['username']]
             elif kind == 'mysql':
-                if 'client_cert' in secret or 'ca_cert' in secret:
-                    raise CredentialError('credential %s holds TLS certificates, which dbfleet does not hand to '
-                                          'plays yet: use a user and password credential' % name)
+                # The play's login, over the inventory's: a certificate-only login sends no password.
                 extra_vars['login_user'] = public['username']
-                if 'password' in secret:
-                    extra_vars['login_password'] = secret['password']
+                extra_vars['login_password'] = secret.get('password')
+                for field in ('ca_cert', 'client_cert', 'client_key'):
+                    if field in secret:  # PEM text: the modules write it where they run, for their run only
+                        extra_vars['login_%s_data' % field] = secret[field]
             else:
                 directory = directory or private_directory(private_dir / CREDENTIALS_DIR)
                 path = _write_secret(directory / ('%s_password' % kind), secret['password'])

@@ -119,3 +119,30 @@ def test_facts_report_the_connection_tls_through_ansible_playbook(tls, run_modul
                      dict(login_vars, config_file='', gather_subset=['!all'], ca_cert='{{ ca }}', check_hostname=True))
     assert run.rc == 0, run.output
     assert run.facts('primary')['server']['connection_tls']['cipher']
+
+
+def test_certificates_given_as_text_log_in_and_leave_no_file(tls, x509_user, run_module, tmp_path):
+    """ca_cert_data / client_cert_data / client_key_data (what a dbfleet MySQL credential hands a
+    play): written into the module's own temporary directory for the run, gone after it; the key
+    never in the output."""
+    texts = {name: path.read_text() for name, path in (('ca', tls.ca), ('cert', tls.client_cert),
+                                                       ('key', tls.client_key))}
+    host = dict(login_host='127.0.0.1', login_port=INSTANCES['primary'].port, login_user=x509_user,
+                login_password=X509_PASSWORD, **texts)
+    args = dict((key, '{{ %s }}' % key) for key in ('login_host', 'login_port', 'login_user', 'login_password'))
+    args.update(config_file='', gather_subset=['!all'], check_hostname=True, ca_cert_data='{{ ca }}',
+                client_cert_data='{{ cert }}', client_key_data='{{ key }}')
+    remote_tmp = tmp_path / 'remote-tmp'
+    run = run_module({'primary': host}, args, extra_args=['-e', 'ansible_remote_tmp=%s' % remote_tmp, '-v'])
+    assert run.rc == 0 and not run.results['primary'].get('failed'), run.output
+    assert run.facts('primary')['server']['connection_tls']['version'].startswith('TLS')
+    key_lines = [line for line in texts['key'].splitlines() if not line.startswith('-----')]
+    assert not any(line in run.output for line in key_lines)
+    assert remote_tmp.is_dir() and not list(remote_tmp.rglob('*.pem'))
+
+    run = run_module({'primary': host}, dict(args, client_cert_data=None, client_key_data=None))
+    assert run.results['primary']['failed'] and 'access denied' in run.results['primary']['msg'], 'X509 required'
+    run = run_module({'primary': host}, dict(args, ca_cert=str(tls.ca)))
+    assert 'mutually exclusive' in run.results['primary']['msg'] and 'ca_cert' in run.results['primary']['msg']
+    run = run_module({'primary': host}, dict(args, client_key_data='not a key at all'))
+    assert run.results['primary']['msg'] == 'client_key_data is not PEM text (a -----BEGIN ...----- block)'

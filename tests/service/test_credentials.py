@@ -253,6 +253,41 @@ def test_a_mysql_credential_gives_the_play_its_login_masked(service):
     assert secret_files(service, job['id']) == []
 
 
+@pytest.mark.fleet
+def test_a_mysql_tls_credential_logs_in_with_its_client_certificate(service, fleet):
+    """The local fleet's primary serves TLS; an account there requires an X509 certificate and has
+    no password. The credential's certificate, key and CA reach the module as text; the
+    inventory's password does not go with them; nothing of the key is left or shown."""
+    import contextlib
+
+    from devtools.fleet import INSTANCES
+    account = "'dbfleet_tls_login'@'127.0.0.1'"
+    with contextlib.closing(fleet.admin('primary')) as admin, admin.cursor() as cursor:
+        cursor.execute('SET SESSION sql_log_bin = 0')
+        cursor.execute('CREATE OR REPLACE USER %s REQUIRE X509' % account)
+    tls = INSTANCES['primary'].tls_files
+    key = tls.client_key.read_text()
+    try:
+        created(service, name='tls-login', kind='mysql', username='dbfleet_tls_login',
+                client_cert=tls.client_cert.read_text(), client_key=key, ca_cert=tls.ca.read_text())
+        assert template(service, 'mysql-tls', 'mysql_tls.yml', credentials=['tls-login'],
+                        inventory='inventories/local_fleet.yml', limit='primary').status_code == 201
+        job = service.wait(launch(service, 'mysql-tls')['id'], timeout=180)
+        output = stdout(service, job['id'])
+        assert job['status'] == 'successful', (job['status_reason'], output)
+        assert 'logged in as dbfleet_tls_login over TLS' in output
+        texts = [output, json.dumps(service.events(job['id']))]
+        texts += [path.read_bytes().decode(errors='replace') for path in run_dir(service, job['id']).rglob('*')
+                  if path.is_file()]
+        for text in texts:
+            assert not any(line in text for line in key.splitlines()[1:-1])
+        assert secret_files(service, job['id']) == []
+    finally:
+        with contextlib.closing(fleet.admin('primary')) as admin, admin.cursor() as cursor:
+            cursor.execute('SET SESSION sql_log_bin = 0')
+            cursor.execute('DROP USER IF EXISTS %s' % account)
+
+
 def test_a_vaulted_play_without_the_credential_fails_naming_it(service):
     assert template(service, 'vaulted-bare', 'vaulted.yml').status_code == 201
     job = service.wait(launch(service, 'vaulted-bare')['id'])

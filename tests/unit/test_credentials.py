@@ -150,17 +150,16 @@ def test_a_vault_without_an_id_is_a_password_file(tmp_path):
     assert environment == {} and extra_vars == {}
 
 
-def test_a_mysql_tls_credential_is_accepted_but_a_run_refuses_it_by_name(tmp_path):
-    """Modules read certificates from paths on the database host: until dbfleet copies them there,
-    a run naming such a credential fails saying so instead of connecting without them."""
+def test_a_mysql_tls_credential_hands_the_play_its_pem_text_and_no_password(tmp_path):
+    """The modules write certificates given as text where they run (their own temporary directory):
+    the run hands the PEM text as login_*_data extra vars, and no password (the inventory's must
+    not go with a certificate login); no file is written on the controller."""
     import datetime as dt
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-
-    from runner_service.credentials.private_data import CredentialError
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'backup')])
@@ -172,5 +171,9 @@ def test_a_mysql_tls_credential_is_accepted_but_a_run_refuses_it_by_name(tmp_pat
                                               serialization.NoEncryption()).decode()}
     public, secret, _ = split('mysql', fields, digest)
     assert public == {'username': 'backup'} and set(secret) == {'client_cert', 'client_key'}
-    with pytest.raises(CredentialError, match='credential tls-login holds TLS certificates'):
-        RunCredentials([('tls-login', 'mysql', public, secret)]).prepare(tmp_path, tmp_path, {})
+    arguments, environment, extra_vars = RunCredentials([('tls-login', 'mysql', public, secret)]).prepare(
+        tmp_path, tmp_path, {})
+    assert arguments == [] and environment == {}
+    assert extra_vars == {'login_user': 'backup', 'login_password': None,
+                          'login_client_cert_data': fields['client_cert'], 'login_client_key_data': fields['client_key']}
+    assert list(tmp_path.iterdir()) == []
