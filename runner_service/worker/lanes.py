@@ -38,7 +38,7 @@ from typing import Callable, Protocol
 from dbfleet.clock import utcnow
 from runner_service.bounded import run_bounded
 from runner_service.jobs import planner
-from runner_service.worker.lane_board import LaneBoard, Piece
+from runner_service.worker.lane_board import EVENT_BATCH, LaneBoard, Piece
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class PlanRunner:
             rows = self.spread.board.pop_events()
             for row in rows:
                 self.control.add_row(row)
-            if len(rows) < 100:
+            if len(rows) < EVENT_BATCH:  # the list is empty now
                 return
 
     def _recover(self) -> None:

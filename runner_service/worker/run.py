@@ -46,7 +46,6 @@ from runner_service.jobs.service import COLLECTION_PLAYBOOK, JobService
 from runner_service.runtime import Runtime, process_runtime
 from runner_service.secret_box import Redactor, secret_values
 from runner_service.worker import process_tree
-from runner_service.jobs.planner import lane_share
 from runner_service.worker.events import EventWriter, host_results
 from runner_service.worker.lane_board import LaneBoard
 from runner_service.worker.lanes import LaneSpread, PlanError, PlanRunner
@@ -75,8 +74,7 @@ def on_stop_job_signal(signum, frame) -> None:
 def run_job(job_id: str) -> str:
     """RQ's entry point. Returns the job's final status (RQ keeps it briefly as the result)."""
     runtime = process_runtime()
-    worker = '%s/%d' % (runtime.hostname, os.getppid())
-    job = runtime.store.jobs.transition(job_id, 'running', expect='queued', worker=worker)
+    job = runtime.store.jobs.transition(job_id, 'running', expect='queued', worker=worker_name(runtime))
     if job is None:
         current = runtime.store.jobs.get(job_id)
         return 'not run: job is %s' % (current['status'] if current else 'gone')
@@ -98,7 +96,7 @@ class JobRun:
         except CredentialError as exc:
             self.credentials, self.credential_problem = RunCredentials(), str(exc)
         self.redactor = Redactor(secret_values(self.secret) | self.credentials.secret_texts())
-        self.worker = '%s/%d' % (runtime.hostname, os.getppid())
+        self.worker = worker_name(runtime)
         # The value of DBFLEET_JOB_ID in the play's environment: what kills this run's processes finds them by it.
         self.marker = self.job_id
         self.private_dir = self.settings.runs_dir / self.job_id
@@ -430,6 +428,11 @@ class JobRun:
                     if cleaned != text:
                         path.write_text(cleaned)
         prune_runs(self.settings.runs_dir, self.settings.keep_runs, self.settings.keep_runs_days)
+
+
+def worker_name(runtime: Runtime) -> str:
+    """host/pid of the RQ worker whose work horse this is: recorded with the job and each host it runs."""
+    return '%s/%d' % (runtime.hostname, os.getppid())
 
 
 def effective_deadline(job: dict) -> dt.datetime | None:
