@@ -81,7 +81,7 @@ class NetFleet:
 
     def files(self, host: Host | str) -> host_files.HostFiles:
         host = self.topology.host(host) if isinstance(host, str) else host
-        return host_files.HostFiles(self.dir, self.topology, host)
+        return host_files.HostFiles(self.dir, self.topology, host, checkout=REPO)
 
     def host(self, name: str) -> Host:
         return self.topology.host(name)

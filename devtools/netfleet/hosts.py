@@ -54,10 +54,13 @@ def missing_mount_points() -> list[str]:
 class HostFiles:
     """The on-disk side of one host."""
 
-    def __init__(self, fleet_dir: Path, topology: Topology, host: Host):
+    def __init__(self, fleet_dir: Path, topology: Topology, host: Host, checkout: Path | None = None):
         self.host = host
         self.topology = topology
         self.root = fleet_dir / 'hosts' / host.name
+        # The dbfleet checkout (its .venv runs the workers, schedulers and APIs on worker hosts). One
+        # under a directory the host has its own of (/tmp, /opt) is bound into that directory too.
+        self.checkout = checkout
 
     def path(self, inside: str) -> Path:
         """Where a path of the host lives on the machine (`/etc/ssh` -> <root>/etc/ssh)."""
@@ -73,9 +76,22 @@ class HostFiles:
 
     def binds(self) -> list[tuple[Path, str]]:
         """(source, target) in mount order: a target that holds sources of other binds (/tmp for a
-        fleet under /tmp, /opt for a checkout under /opt) is mounted after them."""
+        fleet under /tmp, /opt for a checkout under /opt) is mounted after them. The holder mounts
+        recursively (--rbind), so a checkout bound into the host's own /tmp shows through it."""
         binds = [(self.path(target), target) for target in list(DIRECTORIES) + list(FILES)]
+        if self.checkout is not None and self._hidden(self.checkout):
+            binds.append((self.checkout, str(self.path(str(self.checkout)))))
         return sorted(binds, key=lambda bind: any(str(source).startswith(bind[1] + '/') for source, _ in binds))
+
+    @staticmethod
+    def _hidden(path: Path) -> bool:
+        """Whether `path` lies under a directory the host has its own of (so the host cannot see it)."""
+        return any(str(path).startswith(target + '/') for target in DIRECTORIES)
+
+    def make_checkout_mount_point(self):
+        """The empty directory in the host's own files where the checkout is bound (see binds)."""
+        if self.checkout is not None and self._hidden(self.checkout):
+            self.path(str(self.checkout)).mkdir(parents=True, exist_ok=True)
 
     def prepare(self, authorized_keys: str):
         """Create the host's directories and configuration (idempotent; a host key once made is
@@ -101,6 +117,7 @@ class HostFiles:
                 path.write_text('# %s: the system crontab of namespace host %s (empty)\n' % (target, self.host.name))
             os.chmod(path, mode)
         self.logs.mkdir(exist_ok=True)
+        self.make_checkout_mount_point()
         self._ssh_files(authorized_keys)
         self.path('/etc/mysql/my.cnf').write_text(self.my_cnf())
 

@@ -117,7 +117,7 @@ def start_holder(host: Host, binds: list[tuple[Path, str]], pid_file: Path, time
     # when every bind is in place.
     lines = ['set -e', "exec 3> '%s'" % pid_file, 'hostname %s' % host.name]
     for source, target in binds:
-        lines.append("mount --bind '%s' '%s'" % (source, target))
+        lines.append("mount --rbind '%s' '%s'" % (source, target))
     lines += ['echo $$ >&3', 'exec 3>&-', 'exec sleep infinity']
     argv = ['ip', 'netns', 'exec', host.namespace, 'unshare', '--uts', '--mount', '--propagation', 'private',
             '--time', '--boottime', str(offset), '--fork', '--kill-child', '/bin/sh', '-c', '\n'.join(lines)]
