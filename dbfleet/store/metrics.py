@@ -39,8 +39,8 @@ class Metrics:
         now, since = utc(now), utc(since)
 
         def work(session: Session) -> dict:
-            return dict(jobs=_jobs(session, since), queues=_queues(session),
-                        durations=_durations(session, since, duration_bounds),
+            jobs, durations = _jobs(session, since, duration_bounds)
+            return dict(jobs=jobs, queues=_queues(session), durations=durations,
                         lateness=_lateness(session, since, lateness_bounds), slots=_slots(session, since),
                         pools=_pools(session, now - dt.timedelta(seconds=lease_ttl)),
                         events_stored=session.scalar(select(func.max(JobEvent.id))) or 0,
@@ -49,14 +49,22 @@ class Metrics:
         return self._transactions.run(work)
 
 
-def _jobs(session: Session, since: dt.datetime) -> list[tuple[str, str | None, int]]:
-    """Every job not ended yet, and the ended ones created since `since` (index (status, created_at))."""
-    def counted(condition) -> list[tuple[str, str | None, int]]:
-        query = select(Job.status, Job.template, func.count()).where(condition).group_by(Job.status, Job.template)
-        return [(status, template, count) for status, template, count in session.execute(query)]
-
-    return (counted(Job.status.in_(LIVE_STATUSES))
-            + counted(and_(Job.status.in_(sorted(TERMINAL_STATUSES)), Job.created_at >= since)))
+def _jobs(session: Session, since: dt.datetime, bounds: Sequence[float]) -> tuple[list, dict]:
+    """([(status, template, count)], {template: histogram of run times}): every job not ended yet
+    (index (status, ...)), and the ended ones created since `since`, counted and their run times
+    (started to finished, of those that ran) summed in the same pass over the window."""
+    live = select(Job.status, Job.template, func.count()).where(Job.status.in_(LIVE_STATUSES))
+    run_time = elapsed_seconds(Job.started_at, Job.finished_at)
+    ended = (select(Job.status, Job.template, func.count(), *_histogram_columns(run_time, bounds))
+             .where(Job.status.in_(sorted(TERMINAL_STATUSES)), Job.created_at >= since))
+    counts = [(status, template, count) for status, template, count in
+              session.execute(live.group_by(Job.status, Job.template))]
+    durations: dict[str | None, dict] = {}
+    for status, template, count, *histogram in session.execute(ended.group_by(Job.status, Job.template)):
+        counts.append((status, template, count))
+        if histogram[0]:
+            durations[template] = _added(durations.get(template), _histogram(histogram))
+    return counts, durations
 
 
 def _queues(session: Session) -> dict[str, tuple[int, dt.datetime | None]]:
@@ -66,7 +74,8 @@ def _queues(session: Session) -> dict[str, tuple[int, dt.datetime | None]]:
 
 
 def _histogram_columns(value, bounds: Sequence[float]) -> list:
-    return [func.count(), func.coalesce(func.sum(value), 0.0),
+    """count, sum and cumulative buckets of `value` where it is not NULL."""
+    return [func.count(value), func.coalesce(func.sum(value), 0.0),
             *(func.coalesce(func.sum(case((value <= bound, 1), else_=0)), 0) for bound in bounds)]
 
 
@@ -75,14 +84,11 @@ def _histogram(row) -> dict:
     return dict(count=int(count), sum=float(total), buckets=[int(bucket) for bucket in buckets])
 
 
-def _durations(session: Session, since: dt.datetime, bounds: Sequence[float]) -> dict[str | None, dict]:
-    """Run time (started to finished) of the jobs created since `since` that ran and ended, by template."""
-    run_time = elapsed_seconds(Job.started_at, Job.finished_at)
-    query = (select(Job.template, *_histogram_columns(run_time, bounds))
-             .where(Job.status.in_(sorted(TERMINAL_STATUSES)), Job.created_at >= since,
-                    Job.started_at.is_not(None), Job.finished_at.is_not(None))
-             .group_by(Job.template))
-    return {row[0]: _histogram(row[1:]) for row in session.execute(query)}
+def _added(first: dict | None, second: dict) -> dict:
+    if first is None:
+        return second
+    return dict(count=first['count'] + second['count'], sum=first['sum'] + second['sum'],
+                buckets=[one + other for one, other in zip(first['buckets'], second['buckets'])])
 
 
 def _lateness(session: Session, since: dt.datetime, bounds: Sequence[float]) -> dict:
