@@ -57,6 +57,7 @@ bench: fleet
 	$(PY) bench/agent.py
 	$(PY) bench/scale.py
 	$(PY) bench/prune.py
+	$(PY) bench/metrics.py
 	$(PY) bench/ssh.py
 
 collection: setup

@@ -24,26 +24,20 @@ import time
 import uuid
 from pathlib import Path
 
-import pymysql
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.report import record  # noqa: E402
 from bench.runner import percentile  # noqa: E402
+from bench.scratch_database import scratch_database  # noqa: E402
 from dbfleet.clock import utcnow  # noqa: E402
 from dbfleet.store import open_store  # noqa: E402
 
 COMMAND = '.venv/bin/python bench/prune.py'
-MARIADB = dict(host='127.0.0.1', port=3306, user='root', password='')
 DATABASE = 'dbfleet_bench_prune'
-STORE_URL = 'mysql+pymysql://root@127.0.0.1:3306/%s' % DATABASE
 JOB = {'playbook': 'playbooks/backup.yml', 'inventory': 'inventories/local_fleet.yml'}
 WRITE_EVERY = 0.05
-
-
-def mariadb() -> pymysql.Connection:
-    return pymysql.connect(autocommit=True, **MARIADB)
 
 
 def event(seq: int, host: str) -> dict:
@@ -114,11 +108,8 @@ def main() -> None:
     if args.jobs < 1 or args.events < args.jobs or args.batch < 1 or args.seconds <= 0:
         parser.error('--events at least --jobs, --jobs, --batch and --seconds positive')
 
-    with mariadb() as connection, connection.cursor() as cursor:
-        cursor.execute('DROP DATABASE IF EXISTS `%s`' % DATABASE)
-        cursor.execute('CREATE DATABASE `%s`' % DATABASE)
-    try:
-        with open_store(STORE_URL) as store:
+    with scratch_database(DATABASE) as store_url:
+        with open_store(store_url) as store:
             started = time.perf_counter()
             for _ in range(args.jobs):
                 ended_job(store, args.events // args.jobs)
@@ -132,9 +123,6 @@ def main() -> None:
             live = len(store.events.list(writer.job['id'], limit=1000)['events'])
             left = sum(len(store.events.list(job['id'], limit=10)['events'])
                        for job in store.jobs.list(limit=args.jobs + 1)['jobs'] if job['id'] != writer.job['id'])
-    finally:
-        with mariadb() as connection, connection.cursor() as cursor:
-            cursor.execute('DROP DATABASE IF EXISTS `%s`' % DATABASE)
 
     assert pruned == args.events // args.jobs * args.jobs and jobs == args.jobs, (jobs, pruned)
     assert left == 0 and kept == writer.seq and live > 0, (left, kept, writer.seq)

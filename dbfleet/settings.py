@@ -82,6 +82,9 @@ class Settings(BaseSettings):
                                          'addresses or networks of the proxies whose X-Forwarded-* headers are '
                                          'believed (with api_proxy_headers); anyone else\'s are ignored')
     api_access_log: bool = Field(default=False, description='one log line per request with the client address')
+    metrics_auth: bool = Field(default=True, description='GET /metrics asks for a bearer token of role viewer or '
+                               'above (Prometheus: authorization credentials_file); off: anyone who reaches the API '
+                               'reads it (host, template, schedule and queue names, counts and times)')
 
     host: str = Field(default_factory=socket.gethostname, description='this host\'s name on the platform '
                       '(crontab bridge: the host its imported entries belong to)')

@@ -35,6 +35,24 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Prometheus and promtool for the /metrics test, which starts its own prometheus: the package
+# must leave no daemon running, so no recommends (node-exporter) and, for the install, a
+# policy-rc.d that refuses every service start (the one already there, if any, is put back).
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    say "installing Debian package prometheus (no daemon started)"
+    as_root apt-get update -qq
+    policy=/usr/sbin/policy-rc.d
+    kept=$(mktemp)
+    if [ -e "$policy" ]; then as_root cp -p "$policy" "$kept"; fi
+    # shellcheck disable=SC2016
+    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > "$1" && chmod 755 "$1"' sh "$policy"
+    status=0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+        >/dev/null || status=$?
+    if [ -s "$kept" ]; then as_root cp -p "$kept" "$policy"; else as_root rm -f "$policy"; fi
+    rm -f "$kept"
+    [ "$status" -eq 0 ] || die "apt-get install prometheus failed"
+fi
 
 # --- services --------------------------------------------------------------------
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then

@@ -14,6 +14,7 @@
     store.credentials  sealed secrets for job runs                          (credentials.py)
     store.backups    backup attempts                                        (backups.py)
     store.cron       runs of bridged crontab entries                        (cron.py)
+    store.metrics    the figures /metrics exposes, aggregated in SQL        (metrics.py)
 
 Every part shares the Store's Transactions (transactions.py): each public method is one
 short transaction, retried when it lost a race, and returns plain dicts and lists, so callers
@@ -36,6 +37,7 @@ from dbfleet.store.events import Events
 from dbfleet.store.facts import DEFAULT_KEEP_SNAPSHOTS, Facts
 from dbfleet.store.hosts import Hosts
 from dbfleet.store.jobs import Jobs
+from dbfleet.store.metrics import Metrics
 from dbfleet.store.pools import Pools
 from dbfleet.store.schedules import Schedules
 from dbfleet.store.tags import Tags
@@ -67,6 +69,7 @@ class Store:
         self.backups = Backups(self.transactions)
         self.cron = Cron(self.transactions)
         self.credentials = Credentials(self.transactions)
+        self.metrics = Metrics(self.transactions)
 
     def __repr__(self):
         return '<Store %s>' % self.url

@@ -7,11 +7,13 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 
 from runner_service import tokens
 from runner_service.bridge.platform import CronBridge
 from runner_service.credentials.service import CredentialService
 from runner_service.jobs.service import JobService
+from runner_service.metrics.collector import fleet_registry
 from runner_service.runtime import Runtime
 from runner_service.schedules.service import ScheduleService
 from runner_service.schedules.windows import WindowService
@@ -109,3 +111,20 @@ Windows = Annotated[WindowService, Depends(get_windows)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_metrics_registry(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CollectorRegistry:
+    return fleet_registry(runtime)
+
+
+async def metrics_reader(runtime: Annotated[Runtime, Depends(get_runtime)],
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> dict | None:
+    """Who may scrape /metrics: a token of role viewer or above (401 / 403 as any route), or
+    anyone when DBFLEET_METRICS_AUTH is off."""
+    if not runtime.settings.metrics_auth:
+        return None
+    return await require('viewer')(await authenticated(runtime, credentials))
+
+
+MetricsRegistry = Annotated[CollectorRegistry, Depends(get_metrics_registry)]
+MetricsReader = Annotated[dict | None, Depends(metrics_reader)]
