@@ -97,7 +97,8 @@ class HostService:
                                     attributes=change.attributes or None)
         except ValueError as exc:
             raise Unprocessable(str(exc)[:300]) from None
-        detail = change.model_dump(exclude_none=True, exclude_defaults=True)
+        detail = {field: value for field, value in (('address', change.address), ('port', change.port),
+                                                    ('attributes', change.attributes)) if value}
         self.store.audit.record(actor, 'host.update', name, detail or None)
         return self.get(name)
 

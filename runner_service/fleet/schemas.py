@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from runner_service.schemas import CronMode, HostRun
 
@@ -62,7 +62,7 @@ class HostUpdate(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
     address: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[^\s\x00]+$')] | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)
     attributes: dict[AttributeName, AttributeValue | None] = Field(default_factory=dict,
                                                                    max_length=MAX_ATTRIBUTES)
 
