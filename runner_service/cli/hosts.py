@@ -9,7 +9,7 @@ import typer
 
 from runner_service.cli.fleet import DIRECT_STORE_OPTION, fleet, request
 from runner_service.cli.options import JSON_OPTION
-from runner_service.cli.output import console, fail, print_json, table, when
+from runner_service.cli.output import console, fail, print_json, print_wide, table, when
 
 hosts_app = typer.Typer(help='Database hosts and their profiles.', no_args_is_help=True)
 
@@ -99,7 +99,10 @@ def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] =
         for tag in entries:
             tags.add_row(dimension, tag['name'], tag['source'], when(tag['since']), when(tag['expires_at']),
                          ', '.join('%s=%s' % item for item in sorted((tag.get('evidence') or {}).items())))
-    console.print(tags if profile['tags'] else 'no tags')
+    if profile['tags']:
+        print_wide(tags)
+    else:
+        console.print('no tags')
     _section('tag history', profile['tag_history'], ('when', 'tag', 'change', 'who'),
              lambda event: (when(event['at']), event['tag'], event['action'], event['who'] or '-'))
     _section('recent jobs', profile['jobs'], ('job', 'playbook', 'template', 'status', 'created', 'recap'),
@@ -125,4 +128,4 @@ def _section(title: str, items: list, columns: tuple, row) -> None:
     rows = table(*columns)
     for item in items:
         rows.add_row(*row(item))
-    console.print(rows)
+    print_wide(rows)
