@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from dbfleet.store import open_store
+from runner_service.fleet.schemas import MAX_RULES_TEXT
 from tests.service.fleet_helpers import HOSTS, T0, seed_fleet
 from tests.service.harness import Service
 
@@ -365,7 +366,7 @@ def test_a_bad_rules_file_answers_its_errors(service, text, words):
         assert word in error, error
 
 
-@pytest.mark.parametrize('body', [{'text': 'x' * (256 * 1024 + 1)}, {'path': '/etc/passwd'},
+@pytest.mark.parametrize('body', [{'text': 'x' * (MAX_RULES_TEXT + 1)}, {'text': '\U0001f600' * (MAX_RULES_TEXT + 1)}, {'path': '/etc/passwd'},
                                   {'text': 'rules: []', 'path': 'inventories/tag_rules.yml'}, {}, {'text': 7}])
 def test_a_rules_check_takes_text_only(service, body):
     refused(service, 'admin', 'POST', '/api/v1/rules/check', 422, json=body)

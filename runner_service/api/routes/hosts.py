@@ -12,7 +12,7 @@ from runner_service.api.errors import error_responses
 from runner_service.fleet.schemas import HostDeleted, HostPage, HostRecord, HostUpdate, Profile
 
 router = APIRouter(prefix='/api/v1/hosts', tags=['hosts'])
-ERRORS = error_responses(400, 401, 403, 404, 422)
+ERRORS = error_responses(400, 401, 403, 404, 413, 422)
 Name = Annotated[str, Path(min_length=1, max_length=255, description='a host name')]
 
 

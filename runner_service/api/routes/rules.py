@@ -10,7 +10,7 @@ from runner_service.api.errors import error_responses
 from runner_service.fleet.schemas import Rules, RulesCheck, RulesChecked
 
 router = APIRouter(prefix='/api/v1/rules', tags=['rules'])
-ERRORS = error_responses(401, 403, 409, 413, 422)
+ERRORS = error_responses(400, 401, 403, 409, 413, 422)
 
 
 @router.get('', response_model=Rules, responses=ERRORS)

@@ -10,7 +10,7 @@ from runner_service.api.errors import error_responses
 from runner_service.fleet.schemas import ManualTags, TagChange, TagOut
 
 router = APIRouter(prefix='/api/v1/tags', tags=['tags'])
-ERRORS = error_responses(400, 401, 403, 404, 422)
+ERRORS = error_responses(400, 401, 403, 404, 413, 422)
 
 
 @router.get('', response_model=list[TagOut], responses=ERRORS)
