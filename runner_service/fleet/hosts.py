@@ -4,12 +4,13 @@ edits (attributes, address, port; delete, which keeps its job history and tag tr
 from __future__ import annotations
 
 import json
+import re
 
 from dbfleet.profiles import host_profile
 from dbfleet.store import Store, UnknownHost
 from dbfleet.tags import TagExpressionError, parse_tag_expression
 from runner_service.errors import BadRequest, NotFound, Unprocessable
-from runner_service.fleet.schemas import HostUpdate
+from runner_service.fleet.schemas import HOST_NAME_PATTERN, HostUpdate
 from runner_service.schedules.provenance import crontab_mode
 
 # What a listing shows of each host's latest facts.
@@ -92,6 +93,8 @@ class HostService:
 
     def update(self, name: str, change: HostUpdate, actor: str) -> dict:
         """Create the host or change it (HostUpdate's rules are the API's and the CLI's)."""
+        if not re.fullmatch(HOST_NAME_PATTERN, name):
+            raise Unprocessable('host name %r: at most 255 characters, without blanks, NUL, / or \\' % name[:100])
         try:
             self.store.hosts.upsert(name, address=change.address, port=change.port,
                                     attributes=change.attributes or None)

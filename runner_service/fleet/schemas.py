@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, String
 
 from runner_service.schemas import CronMode, HostRun
 
-# A host as the store names it: the inventory's hostname (no blanks, no NUL, no path tricks matter:
-# it is only ever a key in the store).
-HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[^\s\x00/\\]+$')]
+# A host as the store names it: the inventory's hostname, no blanks, NUL, slashes or backslashes
+# (names Ansible patterns and tag-filtered inventories can carry).
+HOST_NAME_PATTERN = r'^[^\s\x00/\\]{1,255}$'
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=HOST_NAME_PATTERN)]
 # Tag names as tag filters read them (dbfleet.tags.is_valid_tag_name checks the keywords too).
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9_.:\-]+$')]
 # Host attributes (owner, business, rack, purchase_date, warranty_end, ...): names that rules can

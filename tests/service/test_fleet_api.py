@@ -227,6 +227,15 @@ def test_deleting_a_host_keeps_its_job_history(service):
                                             params={'host': name})['backups']] == [name]
 
 
+def test_host_names_that_no_inventory_could_carry_are_refused(service):
+    for name in ('db%20a', 'db%00a', 'db%5Ca', 'db%09a', 'x' * 256):
+        answer = call(service, 'admin', 'PUT', '/api/v1/hosts/' + name, json={'attributes': {'owner': 'x'}})
+        assert answer.status_code in (404, 422), (name, answer.text)
+    refused(service, 'admin', 'PUT', '/api/v1/hosts/db%20a', 422, 'host name', json={'attributes': {}})
+    names = [host['name'] for host in ok(service, 'viewer', 'GET', '/api/v1/hosts', params={'limit': 1000})['hosts']]
+    assert not [name for name in names if not name.startswith('db-')]
+
+
 @pytest.mark.parametrize('body, field', [
     ({'attributes': {'': 'x'}}, 'attributes'),
     ({'attributes': {'has space': 'x'}}, 'attributes'),
