@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import httpx
 import pytest
 
 from dbfleet.store import open_store
@@ -421,3 +422,11 @@ def test_the_backup_catalog_pages_without_repeats_or_gaps(service):
 ])
 def test_backup_filters_out_of_bounds_are_refused(service, params, status):
     refused(service, 'viewer', 'GET', '/api/v1/backups', status, params=params)
+
+
+def test_an_added_host_links_to_its_operations(service):
+    document = httpx.get(service.url + '/openapi.json').json()
+    links = document['paths']['/api/v1/hosts/{name}']['put']['responses']['200']['links']
+    targets = {link['operationRef']: link['parameters'] for link in links.values()}
+    for path, method in (('', 'get'), ('', 'delete'), ('~1profile', 'get')):
+        assert targets['#/paths/~1api~1v1~1hosts~1{name}%s/%s' % (path, method)] == {'name': '$response.body#/name'}
