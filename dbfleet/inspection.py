@@ -99,6 +99,14 @@ def apply_tags(request: TagRequest) -> TagOutcome:
         raise InspectionError(str(exc)) from None
 
 
+def apply_manual_tags(store, request: TagRequest) -> TagOutcome:
+    """apply_tags for manual tags, on a store the caller has open (the runner service's)."""
+    try:
+        return _apply_manual(store, request)
+    except (StoreError, TimeSpecError, OverflowError) as exc:
+        raise InspectionError(str(exc)) from None
+
+
 def _apply_rules(store, request: TagRequest) -> TagOutcome:
     ruleset = rules_for(request.rules_path, request.rule_vars)
     if not request.check_mode:

@@ -12,6 +12,19 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
+from runner_service.fleet.schemas import (
+    BackupPage,
+    HostDeleted,
+    HostPage,
+    HostRecord,
+    HostUpdate,
+    ManualTags,
+    Profile,
+    Rules,
+    RulesChecked,
+    TagChange,
+    TagOut,
+)
 from runner_service.schemas import (
     AuditPage,
     CredentialCreate,
@@ -56,6 +69,10 @@ CRON = '/api/v1/cron'
 TEMPLATES = '/api/v1/templates'
 CREDENTIALS = '/api/v1/credentials'
 AUDIT = '/api/v1/audit'
+HOSTS = '/api/v1/hosts'
+TAGS = '/api/v1/tags'
+RULES = '/api/v1/rules'
+BACKUPS = '/api/v1/backups'
 # A live stream is quiet while a task runs; after this long without a byte it is reopened.
 STREAM_READ_SECONDS = 60.0
 # Reopening a dropped stream: tries in a row without news, and the pause before each.
@@ -307,6 +324,43 @@ class ApiClient:
         """{entries, next_cursor}, newest first. Filters as the API names them: actor, action,
         target, since, until, limit, cursor; None ones are left out."""
         return self._call(AuditPage, 'GET', AUDIT, params=_params(filters))
+
+    # -- the fleet: hosts, tags, rules, backups ------------------------------------------------
+
+    def hosts(self, **filters) -> dict:
+        """{hosts, next_cursor}, by name. Filters: tags (an expression), q, limit, cursor."""
+        return self._call(HostPage, 'GET', HOSTS, params=_params(filters))
+
+    def host(self, name: str) -> dict:
+        return self._call(HostRecord, 'GET', _path(HOSTS, name))
+
+    def host_profile(self, name: str) -> dict:
+        return self._call(Profile, 'GET', _path(HOSTS, name, 'profile'))
+
+    def put_host(self, name: str, change: HostUpdate) -> dict:
+        """Add the host or change it (attributes merged, None removes one)."""
+        return self._call(HostRecord, 'PUT', _path(HOSTS, name), json=change.model_dump(mode='json'))
+
+    def delete_host(self, name: str) -> dict:
+        return self._call(HostDeleted, 'DELETE', _path(HOSTS, name))
+
+    def tags(self) -> list[dict]:
+        return self._call(list[TagOut], 'GET', TAGS)
+
+    def change_tags(self, request: ManualTags, state: str) -> dict:
+        """Manual tags: state 'present' adds them, 'absent' takes them off."""
+        return self._call(TagChange, 'POST', '%s/%s' % (TAGS, 'add' if state == 'present' else 'remove'),
+                          json=request.model_dump(mode='json', exclude_none=True))
+
+    def rules(self) -> dict:
+        return self._call(Rules, 'GET', RULES)
+
+    def check_rules(self, text: str) -> dict:
+        return self._call(RulesChecked, 'POST', RULES + '/check', json={'text': text})
+
+    def backups(self, **filters) -> dict:
+        """{backups, next_cursor}, newest first. Filters: host, method, status, since, until, limit, cursor."""
+        return self._call(BackupPage, 'GET', BACKUPS, params=_params(filters))
 
     # -- plumbing --------------------------------------------------------------------------
 

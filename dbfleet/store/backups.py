@@ -17,10 +17,12 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
+from dbfleet.store.checks import check_datetime, check_limit
+from dbfleet.store.cursors import page_cursor, parse_page_cursor
 from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup
 from dbfleet.store.transactions import Transactions
 
@@ -62,6 +64,38 @@ class Backups:
         if host is not None:
             query = query.where(Backup.host == host)
         return self._transactions.run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
+
+    def catalog(self, host: str | None = None, method: str | None = None, status: str | None = None,
+                since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
+                cursor: str | None = None) -> dict:
+        """{'backups': [...], 'next_cursor': str | None}: attempts newest first (by start), filtered by
+        host, method, status, started at or after `since` and before `until`. The cursor marks the
+        last attempt of a page by (started_at, id), so later pages neither repeat nor skip any."""
+        check_limit(limit)
+        query = select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit + 1)
+        if host is not None:
+            query = query.where(Backup.host == _check_host(host))
+        for column, value, known in ((Backup.method, method, BACKUP_METHODS), (Backup.status, status, BACKUP_STATUSES)):
+            if value is not None:
+                if value not in known:
+                    raise ValueError('%s must be one of %s, got %r' % (column.key, ', '.join(known), value))
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(Backup.started_at >= check_datetime(since, 'since'))
+        if until is not None:
+            query = query.where(Backup.started_at < check_datetime(until, 'until'))
+        if cursor is not None:
+            at, last_id = parse_page_cursor(cursor, 'the backup catalog', numeric_id=True)
+            query = query.where(or_(Backup.started_at < at, and_(Backup.started_at == at, Backup.id < int(last_id))))
+
+        def work(session: Session) -> dict:
+            rows = list(session.scalars(query))
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return {'backups': [_backup_dict(row) for row in rows],
+                    'next_cursor': page_cursor(rows[-1].started_at, rows[-1].id) if more else None}
+
+        return self._transactions.run(work)
 
     def durations(self, hosts: Iterable[str] | None = None, last: int = 5) -> dict[str, list[float]]:
         """{host: durations in seconds of its `last` most recent successful backups, newest first}.

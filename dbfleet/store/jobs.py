@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_datetime, check_int, check_limit, check_text
+from dbfleet.store.cursors import page_cursor, parse_page_cursor
 from dbfleet.store.errors import StoreError
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES, TRANSITIONS, decide, final_columns, move
 from dbfleet.store.models import (
@@ -50,9 +51,7 @@ SPEC_DEFAULTS: dict[str, Any] = dict(
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
 TRANSITION_FIELDS = ('worker', 'return_code', 'status_reason', 'enqueued_at', 'started_at', 'finished_at')
-_CURSOR = re.compile(r'^(\d{1,20})\.([0-9A-Za-z_-]{1,64})$')
 _REVISION = re.compile(r'^[0-9a-f]{40}$')
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class UnknownJob(StoreError, LookupError):
@@ -159,14 +158,15 @@ class Jobs:
         if created_before is not None:
             query = query.where(Job.created_at < check_datetime(created_before, 'created_before'))
         if cursor is not None:
-            at, last_id = _parse_cursor(cursor)
+            at, last_id = parse_page_cursor(cursor, 'list_jobs')
             query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
 
         def work(session: Session) -> dict:
             jobs = list(session.scalars(query))
             more = len(jobs) > limit
             jobs = jobs[:limit]
-            return {'jobs': _job_dicts(session, jobs), 'next_cursor': _cursor(jobs[-1]) if more else None}
+            next_cursor = page_cursor(jobs[-1].created_at, jobs[-1].id) if more else None
+            return {'jobs': _job_dicts(session, jobs), 'next_cursor': next_cursor}
 
         return self._transactions.run(work)
 
@@ -387,6 +387,41 @@ class Jobs:
         return self._transactions.run(work)
 
 
+    # -- one host's history ----------------------------------------------------------------
+
+    def of_host(self, host: str, limit: int = 10) -> list[dict]:
+        """The most recent jobs that ran on `host` (it has recap counts in them, or a host run),
+        newest first: [{id, playbook, template, status, created_at, started_at, finished_at,
+        counts}] (counts: the host's recap, None before the job recorded one)."""
+        check_text(host, 'host', NAME_LENGTH)
+        check_limit(limit)
+        ran_there = select(JobHostResult.job_id).where(JobHostResult.host == host).union(
+            select(JobHostRun.job_id).where(JobHostRun.host == host)).subquery()
+        query = (select(Job.id, Job.playbook, Job.template, Job.status, Job.created_at, Job.started_at, Job.finished_at)
+                 .where(Job.id.in_(select(ran_there.c.job_id)))
+                 .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+
+        def work(session: Session) -> list[dict]:
+            jobs = session.execute(query).all()
+            counts = {row.job_id: {name: getattr(row, name) for name in HOST_RESULT_COUNTS}
+                      for row in session.scalars(select(JobHostResult).where(
+                          JobHostResult.host == host, JobHostResult.job_id.in_([job.id for job in jobs])))}
+            return [dict(id=job.id, playbook=job.playbook, template=job.template,
+                         status=job.status, created_at=job.created_at, started_at=job.started_at,
+                         finished_at=job.finished_at, counts=counts.get(job.id)) for job in jobs]
+
+        return self._transactions.run(work)
+
+    def runs_of_host(self, host: str, limit: int = 10) -> list[dict]:
+        """`host`'s most recent runs in planned jobs, newest first: [{job_id, host, lane, batch, status,
+        estimate_seconds, started_at, finished_at, detail, worker}] (not started ones last)."""
+        check_text(host, 'host', NAME_LENGTH)
+        check_limit(limit)
+        query = (select(*JobHostRun.__table__.columns).join(Job, Job.id == JobHostRun.job_id).where(JobHostRun.host == host)
+                 .order_by(Job.created_at.desc(), JobHostRun.job_id.desc()).limit(limit))
+        return self._transactions.run(lambda session: [row._asdict() for row in session.execute(query)])
+
+
 # -- helpers: rows and dicts ---------------------------------------------------------------
 
 def _locked_job(session: Session, job_id: str) -> Job | None:
@@ -434,18 +469,6 @@ def _timings(job: Job, now: dt.datetime) -> dict[str, float | None]:
     if job.started_at is not None:
         run = ((job.finished_at or now) - job.started_at).total_seconds()
     return {'queued_seconds': queued, 'run_seconds': run}
-
-
-def _cursor(job: Job) -> str:
-    at = job.created_at - _EPOCH
-    return '%d.%s' % ((at.days * 86400 + at.seconds) * 1_000_000 + at.microseconds, job.id)
-
-
-def _parse_cursor(cursor: Any) -> tuple[dt.datetime, str]:
-    match = _CURSOR.match(cursor) if isinstance(cursor, str) else None
-    if match is None:
-        raise ValueError('cursor %r is not one list_jobs gave out: pass next_cursor back unchanged' % (cursor,))
-    return _EPOCH + dt.timedelta(microseconds=int(match.group(1))), match.group(2)
 
 
 # -- helpers: validation -------------------------------------------------------------------

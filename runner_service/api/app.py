@@ -10,8 +10,24 @@ from runner_service import __version__
 from runner_service.api import errors
 from runner_service.api.links import add_links
 from runner_service.api.request_guard import RequestGuard
-from runner_service.api.routes import (audit, credentials, cron, health, jobs, metrics, plans, pools, schedules, templates,
-                                       tokens, windows)
+from runner_service.api.routes import (
+    audit,
+    backups,
+    credentials,
+    cron,
+    health,
+    hosts,
+    jobs,
+    metrics,
+    plans,
+    pools,
+    rules,
+    schedules,
+    tags,
+    templates,
+    tokens,
+    windows,
+)
 from runner_service.jobs.reconciler import Reconciler
 from runner_service.runtime import Runtime
 
@@ -36,8 +52,8 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(RequestGuard, max_bytes=runtime.settings.max_request_bytes)
-    for module in (audit, credentials, cron, health, jobs, metrics, plans, pools, schedules, templates, tokens,
-                   windows):
+    for module in (audit, backups, credentials, cron, health, hosts, jobs, metrics, plans, pools, rules, schedules, tags,
+                   templates, tokens, windows):
         app.include_router(module.router)
     _with_links(app)
     return app

@@ -12,6 +12,10 @@ from prometheus_client import CollectorRegistry
 from runner_service import tokens
 from runner_service.bridge.platform import CronBridge
 from runner_service.credentials.service import CredentialService
+from runner_service.fleet.backups import BackupCatalog
+from runner_service.fleet.hosts import HostService
+from runner_service.fleet.rules import RuleService
+from runner_service.fleet.tags import TagService
 from runner_service.jobs.service import JobService
 from runner_service.metrics.collector import fleet_registry
 from runner_service.runtime import Runtime
@@ -49,6 +53,22 @@ def get_schedules(bridge: Annotated[CronBridge, Depends(get_bridge)]) -> Schedul
 
 def get_windows(runtime: Annotated[Runtime, Depends(get_runtime)]) -> WindowService:
     return WindowService(runtime)
+
+
+def get_hosts(runtime: Annotated[Runtime, Depends(get_runtime)]) -> HostService:
+    return HostService(runtime.store)
+
+
+def get_tags(runtime: Annotated[Runtime, Depends(get_runtime)]) -> TagService:
+    return TagService(runtime.store)
+
+
+def get_rules(runtime: Annotated[Runtime, Depends(get_runtime)]) -> RuleService:
+    return RuleService(runtime.store, str(runtime.settings.tag_rules))
+
+
+def get_backups(runtime: Annotated[Runtime, Depends(get_runtime)]) -> BackupCatalog:
+    return BackupCatalog(runtime.store)
 
 
 async def authenticated(runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -108,6 +128,10 @@ CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 Schedules = Annotated[ScheduleService, Depends(get_schedules)]
 Bridge = Annotated[CronBridge, Depends(get_bridge)]
 Windows = Annotated[WindowService, Depends(get_windows)]
+HostsDep = Annotated[HostService, Depends(get_hosts)]
+TagsDep = Annotated[TagService, Depends(get_tags)]
+RulesDep = Annotated[RuleService, Depends(get_rules)]
+BackupsDep = Annotated[BackupCatalog, Depends(get_backups)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

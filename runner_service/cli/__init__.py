@@ -12,6 +12,7 @@ from dbfleet.settings import SettingsError
 from runner_service.redis_urls import RedisUrlError
 from runner_service.cli import service
 from runner_service.cli.audit import audit
+from runner_service.cli.backups import backups_app
 from runner_service.cli.credentials import credentials_app
 from runner_service.cli.cron import cron_app
 from runner_service.cli.hosts import hosts_app
@@ -45,6 +46,7 @@ app.command('reconcile')(service.reconcile_command)
 
 app.add_typer(hosts_app, name='hosts')
 app.add_typer(tags_app, name='tags')
+app.add_typer(backups_app, name='backups')
 app.add_typer(store_app, name='store')
 app.add_typer(tokens_app, name='tokens')
 app.add_typer(jobs_app, name='jobs')

@@ -11,6 +11,7 @@ from rich.text import Text
 from runner_service.cli.options import JSON_OPTION
 from runner_service.cli.output import api_answer, console, fail, print_json, print_wide, table, when
 from runner_service.cli.store import opened_store
+from runner_service.cli.time_points import point_in_time
 
 
 def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what this token (or cli:USER) did.'),
@@ -27,8 +28,8 @@ def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what t
     """Who created, changed, deleted, launched and canceled what, newest first (admins only).
     Through the API when DBFLEET_API_URL is set (and --store is not), else from the store."""
     import os
-    filters = dict(actor=actor, action=action, target=target, since=_ago(since, '--since'),
-                   until=_ago(until, '--until'), limit=limit, cursor=cursor)
+    filters = dict(actor=actor, action=action, target=target, since=point_in_time(since, '--since'),
+                   until=point_in_time(until, '--until'), limit=limit, cursor=cursor)
     if os.environ.get('DBFLEET_API_URL') and not store:
         page = api_answer(lambda client: client.audit(**dict(
             filters, since=filters['since'] and filters['since'].isoformat(),
@@ -54,17 +55,3 @@ def audit(actor: Optional[str] = typer.Option(None, '--actor', help='Only what t
     if next_cursor is not None:
         console.print('older entries: --cursor %d' % next_cursor)
 
-
-def _ago(text: Optional[str], option: str):
-    """A point in time the user wrote: a duration back from now (7d) or a date/datetime."""
-    if text is None:
-        return None
-    from dbfleet.clock import utcnow
-    from dbfleet.durations import TimeSpecError, parse_duration, parse_point_in_time
-    try:
-        try:
-            return utcnow() - parse_duration(text)
-        except TimeSpecError:
-            return parse_point_in_time(text)
-    except (TimeSpecError, OverflowError) as exc:
-        fail('%s: %s' % (option, str(exc)[:200]))

@@ -1,4 +1,5 @@
-"""`dbfleet hosts ...`: database hosts in the store, their attributes and profiles."""
+"""`dbfleet hosts ...`: database hosts, their attributes and profiles, through the API when
+DBFLEET_API_URL is set (and --store is not), else from the store: the same services, the same output."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from runner_service.cli.options import JSON_OPTION, STORE_OPTION
-from runner_service.cli.output import console, fail, print_json, table
-from runner_service.cli.store import opened_store
+from runner_service.cli.fleet import DIRECT_STORE_OPTION, fleet, request
+from runner_service.cli.options import JSON_OPTION
+from runner_service.cli.output import console, fail, print_json, print_wide, table, when
 
 hosts_app = typer.Typer(help='Database hosts and their profiles.', no_args_is_help=True)
 
@@ -25,17 +26,12 @@ def human_bytes(value) -> str:
 
 @hosts_app.command('list')
 def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filter, e.g. 'large and not maintenance'."),
-               as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
+               search: Optional[str] = typer.Option(None, '--search', '-q', help='Text in the name, address or '
+                                                    'attributes (any case).'),
+               as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """List hosts with their tags and a fact summary."""
-    from dbfleet.tags import TagExpressionError, parse_tag_expression
-    try:
-        matches = parse_tag_expression(tags) if tags else None
-    except TagExpressionError as exc:
-        fail('bad --tags filter: %s' % str(exc).replace('\n', ' '))
-    with opened_store(store) as opened:
-        records = [record for record in opened.hosts.inventory(fact_paths=['server.version.full', 'replication.role',
-                                                                      'schemas.totals.total_bytes'])
-                   if matches is None or matches.matches(record['tags'])]
+    with fleet(store) as reach:
+        records = reach.hosts(tags, search)
     if as_json:
         print_json(records)
         return
@@ -53,46 +49,43 @@ def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filt
 @hosts_app.command('set')
 def hosts_set(host: str, attributes: list[str] = typer.Argument(..., help='key=value (empty value removes the key)'),
               address: Optional[str] = typer.Option(None, '--address'), port: Optional[int] = typer.Option(None, '--port'),
-              store: Optional[str] = STORE_OPTION) -> None:
+              store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Add a host or set its attributes (owner, business, rack, purchase_date, warranty_end, ...)."""
+    from runner_service.fleet.schemas import HostUpdate
     values = {}
     for item in attributes:
         key, separator, value = item.partition('=')
         if not separator or not key:
             fail('attribute %r is not key=value' % item)
         values[key] = value or None
-    with opened_store(store) as opened:
-        opened.hosts.upsert(host, address=address, port=port, attributes=values)
+    change = request(HostUpdate, address=address, port=port, attributes=values)
+    with fleet(store) as reach:
+        reach.set_host(host, change)
     typer.echo('%s: %s' % (host, ', '.join('%s=%s' % item for item in values.items())))
 
 
 @hosts_app.command('delete')
-def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
-    """Remove a host with its facts and tags; its tag history and the audit log keep what it had."""
-    import getpass
-    who = 'cli:%s' % getpass.getuser()
-    with opened_store(store) as opened:
-        known = opened.hosts.get(host)
-        tags = sorted(opened.tags.of_host(host)) if known else []
-        if known is None or not opened.hosts.delete(host, who=who):
-            fail('unknown host %r: `dbfleet hosts list` shows the hosts' % host[:100])
-        opened.audit.record(who, 'host.delete', host, {'tags': tags})
+def hosts_delete(host: str, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
+    """Remove a host with its facts and tags; its jobs, backups, tag history and the audit log keep what it had."""
+    with fleet(store) as reach:
+        tags = reach.delete_host(host)['tags']
     typer.echo('%s: deleted%s' % (host, ' (tags: %s)' % ', '.join(tags) if tags else ''))
 
 
 @hosts_app.command('profile')
-def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
-    """Everything known about one database: facts summary, tags by dimension with evidence, tag history."""
-    from dbfleet.profiles import host_profile
-    with opened_store(store) as opened:
-        profile = host_profile(opened, host)
+def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
+    """Everything known about one database: facts summary, tags by dimension with evidence, tag history,
+    recent jobs and host runs, backups, crontab entries."""
+    with fleet(store) as reach:
+        profile = reach.profile(host)
     if as_json:
         print_json(profile)
         return
     record = profile['host']
     console.rule('[bold]%s' % host)
+    collected = profile['facts_collected_at']
     console.print('address %s:%s   facts collected %s' % (record['address'] or '-', record['port'] or '-',
-                                                           profile['facts_collected_at'] or 'never'))
+                                                           when(collected) if collected else 'never'))
     if record['attributes']:
         console.print('attributes: ' + ', '.join('%s=%s' % item for item in sorted(record['attributes'].items())))
     facts = table('fact', 'value')
@@ -104,11 +97,35 @@ def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] =
     tags = table('dimension', 'tag', 'source', 'since', 'expires', 'evidence')
     for dimension, entries in sorted(profile['tags'].items()):
         for tag in entries:
-            tags.add_row(dimension, tag['name'], tag['source'], str(tag['since'])[:19], str(tag['expires_at'] or '-')[:19],
+            tags.add_row(dimension, tag['name'], tag['source'], when(tag['since']), when(tag['expires_at']),
                          ', '.join('%s=%s' % item for item in sorted((tag.get('evidence') or {}).items())))
-    console.print(tags if profile['tags'] else 'no tags')
-    if profile['tag_history']:
-        history = table('when', 'tag', 'change', 'who')
-        for event in profile['tag_history']:
-            history.add_row(str(event['at'])[:19], event['tag'], event['action'], event['who'] or '-')
-        console.print(history)
+    if profile['tags']:
+        print_wide(tags)
+    else:
+        console.print('no tags')
+    _section('tag history', profile['tag_history'], ('when', 'tag', 'change', 'who'),
+             lambda event: (when(event['at']), event['tag'], event['action'], event['who'] or '-'))
+    _section('recent jobs', profile['jobs'], ('job', 'playbook', 'template', 'status', 'created', 'recap'),
+             lambda job: (job['id'], job['playbook'], job['template'] or '-', job['status'], when(job['created_at']),
+                          ' '.join('%s=%s' % item for item in (job['counts'] or {}).items() if item[1]) or '-'))
+    _section('host runs', profile['runs'], ('job', 'lane', 'batch', 'status', 'started', 'finished', 'worker'),
+             lambda run: (run['job_id'], str(run['lane'] if run['lane'] is not None else '-'),
+                          str(run['batch'] if run['batch'] is not None else '-'), run['status'],
+                          when(run['started_at']), when(run['finished_at']), run['worker'] or '-'))
+    _section('backups', profile['backups'], ('started', 'method', 'status', 'seconds', 'size'),
+             lambda backup: (when(backup['started_at']), backup['method'], backup['status'],
+                             '%.1f' % backup['duration_seconds'] if backup['duration_seconds'] is not None else '-',
+                             human_bytes(backup['bytes'])))
+    _section('crontab entries', profile['cron_entries'], ('entry', 'mode', 'line', 'schedule', 'next'),
+             lambda entry: (entry['name'], entry['mode'], str(entry['line']), entry['expression'],
+                            when(entry['next_fire_at'])))
+
+
+def _section(title: str, items: list, columns: tuple, row) -> None:
+    if not items:
+        return
+    console.print('[bold]%s' % title)
+    rows = table(*columns)
+    for item in items:
+        rows.add_row(*row(item))
+    print_wide(rows)

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
+from runner_service.cli.fleet import DIRECT_STORE_OPTION, fleet, request
 from runner_service.cli.options import JSON_OPTION, STORE_OPTION
 from runner_service.cli.output import console, fail, print_json, table
-from runner_service.cli.store import opened_store
 
 tags_app = typer.Typer(help='Tags: list, add, remove, explain; rules files.', no_args_is_help=True)
 rules_app = typer.Typer(help='Tag rules files.', no_args_is_help=True)
@@ -17,10 +17,10 @@ tags_app.add_typer(rules_app, name='rules')
 
 
 @tags_app.command('list')
-def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
+def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Tags with their dimension, kind and number of hosts."""
-    with opened_store(store) as opened:
-        tags = opened.tags.list()
+    with fleet(store) as reach:
+        tags = reach.tags()
     if as_json:
         print_json(tags)
         return
@@ -32,15 +32,17 @@ def tags_list(as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) 
 
 def _manual(host: str, tags: list[str], state: str, expires: str | None, store: str | None,
             create: bool = False) -> None:
-    import getpass
-
-    from dbfleet.inspection import InspectionError, TagRequest, apply_tags
+    from runner_service.errors import ServiceError
+    from runner_service.fleet.schemas import ManualTags
+    from runner_service.fleet.tags import check_tag_names
     try:
-        outcome = apply_tags(TagRequest(host=host, manual_tags=tags, state=state, expires=expires, store_url=store,
-                                        who='cli:%s' % getpass.getuser(), create_host=create))
-    except (InspectionError, ValueError) as exc:
-        fail(str(exc))
-    changed = outcome.added if state == 'present' else outcome.removed
+        check_tag_names(tags)  # before the request's own check, which would only name a pattern
+    except ServiceError as exc:
+        fail(exc.detail)
+    change = request(ManualTags, host=host, tags=tags, expires=expires, create=create)
+    with fleet(store) as reach:
+        outcome = reach.change_tags(change, state)
+    changed = outcome['added'] if state == 'present' else outcome['removed']
     typer.echo('%s: %s %s' % (host, 'added' if state == 'present' else 'removed', ', '.join(changed) or 'nothing'))
 
 
@@ -48,14 +50,14 @@ def _manual(host: str, tags: list[str], state: str, expires: str | None, store: 
 def tags_add(host: str, tags: list[str] = typer.Argument(..., help='Tag names.'),
              expires: Optional[str] = typer.Option(None, '--expires', help='7d, 12h, 2026-12-31, ...'),
              create: bool = typer.Option(False, '--create', help='Add the host to the store if it is not there.'),
-             store: Optional[str] = STORE_OPTION) -> None:
+             store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Set manual tags on a host (a known one, unless --create)."""
     _manual(host, tags, 'present', expires, store, create=create)
 
 
 @tags_app.command('remove')
 def tags_remove(host: str, tags: list[str] = typer.Argument(..., help='Tag names.'),
-                store: Optional[str] = STORE_OPTION) -> None:
+                store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Remove manual tags from a host."""
     _manual(host, tags, 'absent', None, store)
 

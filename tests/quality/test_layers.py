@@ -20,6 +20,8 @@ below, never one above):
                                    processes.py imports it, and processes.py only its entry point
                                    (api.server), to start the API process
     metrics                        the figures /metrics exposes, read from every part below
+    fleet                          hosts, tags, rules and the backup catalog, as the API and the
+                                   CLI's store path both serve them (fleet.schemas sits with schemas)
     bridge                         the crontab bridge: platform side, host agent, crontab files
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
@@ -55,6 +57,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.processes',),
     ('runner_service.api',),
     ('runner_service.metrics',),
+    ('runner_service.fleet',),
     ('runner_service.bridge',),
     ('runner_service.schedules',),
     ('runner_service.templates',),
@@ -62,7 +65,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.runtime', 'runner_service.job_queue', 'runner_service.secret_box', 'runner_service.tokens',
      'runner_service.bounded', 'runner_service.client', 'runner_service.schedules.triggers'),
     ('runner_service.schemas', 'runner_service.errors', 'runner_service.extra_vars', 'runner_service.host_patterns',
-     'runner_service.redis_urls'),
+     'runner_service.redis_urls', 'runner_service.fleet.schemas'),
     ('runner_service',),  # the package itself: __version__
 ]
 # The one import of the HTTP layer from below it: the process that serves the API starts it there;

@@ -1,0 +1,229 @@
+"""The fleet's request and response bodies (/api/v1/hosts, tags, rules, backups). The CLI builds its
+requests and reads its answers with the same classes, through the API or straight from the store,
+so both paths print the same thing.
+
+This module sits with runner_service.schemas, below every service: it imports only pydantic and
+the shared request types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+
+from runner_service.schemas import CronMode, HostRun
+
+# A host as the store names it: the inventory's hostname, no blanks, NUL, slashes or backslashes
+# (names Ansible patterns and tag-filtered inventories can carry).
+HOST_NAME_PATTERN = r'^[^\s\x00/\\]{1,255}$'
+HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=HOST_NAME_PATTERN)]
+# Tag names as tag filters read them (dbfleet.tags.is_valid_tag_name checks the keywords too).
+TagName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9_.:\-]+$')]
+# Host attributes (owner, business, rack, purchase_date, warranty_end, ...): names that rules can
+# read as `attrs.<name>`, values as text. The CLI's `hosts set key=value` and the API take the same.
+AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r'^[A-Za-z_][A-Za-z0-9_]*$')]
+AttributeValue = Annotated[str, StringConstraints(max_length=1024, pattern=r'^[^\x00]*$')]
+MAX_ATTRIBUTES = 100
+# A rules file sent for a check: the shipped one is 4 KB. Even written as JSON escapes of astral
+# characters (12 bytes each) a text this long stays under the API's 1 MiB body limit, so a longer
+# one is refused for its length (422), not for the body's size (413).
+MAX_RULES_TEXT = 64 * 1024
+
+
+class HostOut(BaseModel):
+    """A host in a listing: its unexpired tags and a summary of its latest facts."""
+
+    name: str
+    address: str | None = None
+    port: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    facts: dict[str, Any] = Field(default_factory=dict, description='server.version.full, replication.role, '
+                                  'schemas.totals.total_bytes (those the host has)')
+
+
+class HostPage(BaseModel):
+    hosts: list[HostOut]
+    next_cursor: str | None = Field(default=None, description='pass as cursor for the next page (the last name)')
+
+
+class HostRecord(BaseModel):
+    name: str
+    address: str | None = None
+    port: int | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    tags: list[str] = Field(default_factory=list, description='its unexpired tags')
+
+
+class HostUpdate(BaseModel):
+    """Create the host or change it: attributes are merged (null removes one); address and port
+    change only when given."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    address: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^[^\s\x00]+$')] | None = None
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)
+    attributes: dict[AttributeName, AttributeValue | None] = Field(default_factory=dict,
+                                                                   max_length=MAX_ATTRIBUTES)
+
+
+class HostDeleted(BaseModel):
+    name: str
+    tags: list[str] = Field(description='the tags it had (its tag history keeps them)')
+
+
+class ProfileTag(BaseModel):
+    name: str
+    dimension: str | None = None
+    kind: str | None = None
+    source: str
+    since: dt.datetime
+    expires_at: dt.datetime | None = None
+    evidence: Any = None
+    set_by: str | None = None
+
+
+class TagEventOut(BaseModel):
+    id: int
+    at: dt.datetime
+    host: str
+    tag: str
+    action: str = Field(description='added, removed, updated, expired')
+    old: Any = None
+    new: Any = None
+    who: str | None = None
+
+
+class HostJob(BaseModel):
+    id: str
+    playbook: str
+    template: str | None = None
+    status: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    counts: dict[str, int] | None = Field(default=None, description="the host's recap: ok, changed, failed, ...")
+
+
+class HostRunOut(HostRun):
+    job_id: str
+
+
+class BackupOut(BaseModel):
+    id: int
+    host: str
+    method: str
+    status: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    duration_seconds: float | None = None
+    bytes: int | None = None
+    path: str | None = None
+    checksum: str | None = None
+    binlog_file: str | None = None
+    binlog_position: int | None = None
+    gtid: str | None = None
+    error: str | None = None
+    created_at: dt.datetime
+
+
+class BackupPage(BaseModel):
+    backups: list[BackupOut]
+    next_cursor: str | None = Field(default=None, description='pass as cursor for the next (older) page')
+
+
+class HostCronEntry(BaseModel):
+    """A crontab entry of the host, bridged onto dbfleet (GET /api/v1/cron/entries/{schedule_id} has it all)."""
+
+    schedule_id: str
+    name: str
+    mode: CronMode
+    line: int
+    expression: str
+    timezone: str
+    paused: bool
+    next_fire_at: dt.datetime | None = None
+
+
+class Profile(BaseModel):
+    """Everything dbfleet knows about one database, on one page."""
+
+    host: HostRecord
+    facts_collected_at: dt.datetime | None = None
+    facts: dict[str, Any] = Field(description='the summary: flavour, version, role, lag, data bytes, uptimes, ...')
+    fact_errors: dict[str, Any] = Field(default_factory=dict, description='subsets not gathered, and why')
+    tags: dict[str, list[ProfileTag]] = Field(description='by dimension, with evidence')
+    tag_history: list[TagEventOut]
+    snapshots: int = Field(description='fact snapshots kept')
+    jobs: list[HostJob] = Field(description='recent jobs that ran on it, newest first')
+    runs: list[HostRunOut] = Field(description='its recent runs in planned jobs (lanes, batches)')
+    backups: list[BackupOut] = Field(description='recent backup attempts, newest first')
+    cron_entries: list[HostCronEntry] = Field(description='its crontab entries bridged onto dbfleet')
+
+
+class TagOut(BaseModel):
+    name: str
+    dimension: str | None = None
+    description: str | None = None
+    kind: str = Field(description='rule, derived or manual')
+    hosts: int = Field(description='hosts carrying it now')
+
+
+class ManualTags(BaseModel):
+    """Manual tags to set on (POST .../add) or take off (POST .../remove) one host."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    host: HostName
+    tags: list[TagName] = Field(min_length=1, max_length=100)
+    expires: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description='add only: a duration from now (7d, 12h) or an ISO date or time')
+    create: StrictBool = Field(default=False, description='add only: add the host to the store if it is not there')
+
+
+class TagChange(BaseModel):
+    host: str
+    added: list[str]
+    removed: list[str]
+    tags: list[str] = Field(description='its tags after the change')
+
+
+class RuleOut(BaseModel):
+    tag: str
+    dimension: str
+    description: str
+    when: str
+    kind: Literal['rule', 'derived']
+    depends_on: list[str]
+
+
+class Rules(BaseModel):
+    rules: list[RuleOut] = Field(description='in file order')
+    order: list[str] = Field(description='the order they are evaluated in (derived rules after what they read)')
+    vars: dict[str, Any] = Field(description='the thresholds in effect')
+
+
+class RulesCheck(BaseModel):
+    """A rules file's YAML text, checked and tried on every host's latest facts; nothing is written."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    text: str = Field(max_length=MAX_RULES_TEXT, description='the YAML text of a rules file')
+
+
+class RulesCheckHost(BaseModel):
+    host: str
+    tags: list[str] = Field(description='the rule and derived tags it would have')
+    added: list[str] = Field(description='rule tags it would gain')
+    removed: list[str] = Field(description='rule tags it would lose')
+    errors: dict[str, str] = Field(description='rules that failed on this host, and why')
+
+
+class RulesChecked(BaseModel):
+    valid: bool
+    errors: list[str] = Field(description='why the file cannot be used (when not valid)')
+    order: list[str] = Field(default_factory=list)
+    hosts: list[RulesCheckHost] = Field(default_factory=list)
