@@ -12,6 +12,7 @@ from runner_service.api.links import add_links
 from runner_service.api.request_guard import RequestGuard
 from runner_service.api.routes import audit, credentials, cron, health, jobs, plans, pools, schedules, templates, tokens, windows
 from runner_service.jobs.reconciler import Reconciler
+from runner_service.portal import site as portal
 from runner_service.runtime import Runtime
 
 
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     app.add_middleware(RequestGuard, max_bytes=runtime.settings.max_request_bytes)
     for module in (audit, credentials, cron, health, jobs, plans, pools, schedules, templates, tokens, windows):
         app.include_router(module.router)
+    portal.install(app)
     _with_links(app)
     return app
 

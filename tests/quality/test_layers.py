@@ -19,6 +19,7 @@ below, never one above):
     api                            the HTTP layer: app, deps, routes; nothing outside cli/, api/ and
                                    processes.py imports it, and processes.py only its entry point
                                    (api.server), to start the API process
+    portal                         the web pages the API serves at `/`: pages call the services below
     bridge                         the crontab bridge: platform side, host agent, crontab files
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
@@ -53,6 +54,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.cli',),
     ('runner_service.processes',),
     ('runner_service.api',),
+    ('runner_service.portal',),  # the web pages the API serves; they call the services as the routes do
     ('runner_service.bridge',),
     ('runner_service.schedules',),
     ('runner_service.templates',),
