@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.service.harness import PATIENCE, REPO
@@ -73,3 +74,14 @@ class Portal:
 
     def session_cookie(self) -> dict:
         return next(cookie for cookie in self.context.cookies() if cookie['name'] == 'dbfleet_session')
+
+    def post(self, path: str, data: dict, csrf: bool = True):
+        """A POST outside the pages (a forged or hand-made form) with this session's cookie and,
+        unless `csrf` is False, its CSRF token."""
+        body = {**data, **({'csrf_token': self.csrf()} if csrf else {})}
+        return httpx.post(self.service.url + path, data=body, follow_redirects=False, timeout=30 * PATIENCE,
+                          cookies={'dbfleet_session': self.session_cookie()['value']})
+
+    def get(self, path: str, **params):
+        return httpx.get(self.service.url + path, params=params or None, timeout=30 * PATIENCE,
+                         cookies={'dbfleet_session': self.session_cookie()['value']})
