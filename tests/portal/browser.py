@@ -34,7 +34,9 @@ def launch_chromium():
 class Portal:
     def __init__(self, browser: Browser, service, test_name: str):
         self.service = service
-        self.context = browser.new_context(base_url=service.url, viewport={'width': 1280, 'height': 900})
+        # The viewer's zone differs from UTC and from the schedules' zones: pages show both.
+        self.context = browser.new_context(base_url=service.url, viewport={'width': 1280, 'height': 900},
+                                           timezone_id='America/New_York')
         self.context.set_default_timeout(WAIT_MS)
         self.page: Page = self.context.new_page()
         self.test_name = re.sub(r'[^A-Za-z0-9_-]+', '_', test_name)[:80]

@@ -69,3 +69,9 @@ def test_the_form_never_shows_a_password_and_marks_the_chosen_options():
     assert fields['secret'].value is None
     assert [selected for _, _, selected in fields['hosts'].choices] == [False, True, False]
     assert [label for _, label, selected in fields['mode'].choices if selected] == ['full']
+
+
+def test_durations_read_as_people_say_them():
+    from runner_service.portal.rendering import duration
+    assert [duration(value) for value in (None, 5, 65, 3 * 3600 + 120, 40 * 86400 + 7200)] == [
+        '', '5s', '1m 05s', '3h 02m', '40d 2h']
