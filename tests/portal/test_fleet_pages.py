@@ -107,3 +107,16 @@ def test_only_admins_see_the_audit_log(fleet_store, portal):
     expect(page.locator('tbody tr[data-action^="schedule."]').first).to_be_visible()
     expect(page.locator('tbody tr[data-action="template.create"]')).to_have_count(0)
     portal.shot('audit')
+
+
+@pytest.mark.parametrize('path, params, status', [
+    ('/hosts', {'tags': '(' * 1000}, 400), ('/hosts', {'tags': 'large and'}, 400), ('/hosts', {'tags': 'x' * 1001}, 422),
+    ('/hosts/%s' % ('h' * 256), {}, 422), ('/hosts/..%2Fetc', {}, 404), ('/audit', {'cursor': '0'}, 422),
+    ('/audit', {'action': 'a' * 33}, 422), ('/audit', {'actor': 'x', 'cursor': str(2**63)}, 422),
+    ('/schedules/%2e%2e%2f%2e%2e', {}, 404),
+])
+def test_hostile_filters_get_4xx_pages(fleet_store, portal, path, params, status):
+    portal.login('admin')
+    response = portal.get(path, **params)
+    assert response.status_code == status, response.text[:500]
+

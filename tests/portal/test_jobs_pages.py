@@ -152,6 +152,8 @@ def test_a_refused_launch_says_why_and_never_shows_the_password_again(service, p
     refused = portal.post('/templates/greet/launch', {'v_note': 'x' * 41, 'v_db_password': PASSWORD,
                                                        'v_mode': '7', 'limit': '@/etc/passwd'})
     assert refused.status_code == 422 and PASSWORD not in refused.text
+    with_nul = portal.post('/templates/greet/launch', {'v_note': 'a\x00b', 'v_db_password': PASSWORD})
+    assert with_nul.status_code == 422 and 'NUL' in with_nul.text
     page = portal.page
     page.set_content(refused.text)  # what the browser would show: the form, kept, with the reason
     expect(page.locator('#launch-error')).not_to_be_empty()

@@ -95,3 +95,14 @@ def test_a_session_whose_token_expired_is_sent_to_the_login_page(service, portal
     expect(page.locator('#login-message')).to_contain_text('expired')
     response = httpx.get(service.url + '/jobs/rows', cookies={'dbfleet_session': token}, headers={'HX-Request': 'true'})
     assert response.status_code == 401 and response.headers['HX-Redirect'] == '/login?reason=expired'
+
+
+def test_an_agent_token_set_as_the_session_cookie_reads_nothing(service):
+    agent = json.loads(service.dbfleet('tokens', 'create', 'agent-db8', '--role', 'agent', '--host', 'db8', '--json',
+                                       check=True).stdout)['token']
+    for path in ('/jobs', '/hosts', '/schedules', '/templates', '/audit'):
+        response = httpx.get(service.url + path, cookies={'dbfleet_session': agent})
+        assert response.status_code == 303 and response.headers['location'] == '/login?reason=agent', path
+    forged = httpx.post(service.url + '/schedules/x/pause', cookies={'dbfleet_session': agent},
+                        data={'csrf_token': 'x'})
+    assert forged.status_code == 303 and forged.headers['location'] == '/login?reason=agent'

@@ -45,8 +45,7 @@ async def launch(request: Request, caller: FormCaller, name: Name) -> Response:
     definition = {**DEFAULTS, **(await run_in_threadpool(templates.get, name))['definition']}
     form = await request.form()
     values = survey_form.extra_vars(definition['survey'], form)
-    limit = form.get('limit') if definition['allow_limit'] else None
-    limit = limit.strip() if isinstance(limit, str) and limit.strip() else None
+    limit = survey_form.form_text(form, 'limit') if definition['allow_limit'] else None
     try:
         body = TemplateLaunch(extra_vars=values, limit=limit)
         job, _ = await run_in_threadpool(templates.launch, name, body, caller.record)
