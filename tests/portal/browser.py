@@ -9,13 +9,14 @@ import shutil
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.service.harness import PATIENCE, REPO
 
 SCREENSHOTS = REPO / 'var' / 'screenshots'
 # Playwright's own waits (expect, wait_for_*) in ms: they end as soon as their condition holds.
 WAIT_MS = int(60_000 * PATIENCE)
+expect.set_options(timeout=WAIT_MS)
 
 
 @contextlib.contextmanager
