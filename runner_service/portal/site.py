@@ -5,11 +5,21 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from runner_service.portal.pages import audit, auth, crontab, hosts, job_templates, jobs, schedules, workers
+from runner_service.portal.pages import (
+    audit,
+    auth,
+    backups,
+    crontab,
+    hosts,
+    job_templates,
+    jobs,
+    schedules,
+    workers,
+)
 from runner_service.portal.rendering import HERE
 
 # Every page group, in the navigation's order.
-PAGES = (jobs, job_templates, schedules, crontab, hosts, workers, audit, auth)
+PAGES = (jobs, job_templates, schedules, crontab, hosts, backups, workers, audit, auth)
 
 
 def install(app: FastAPI) -> None:

@@ -41,6 +41,15 @@ def fleet_store(service):
                                   'schemas': {'totals': {'total_bytes': size, 'schemas': 3, 'tables': 40}}})
         for tag in tags:
             store.tags.add(name, tag, who='admin', dimension='size' if tag in ('large', 'small') else 'lifecycle')
+    day = utcnow() - dt.timedelta(days=3)
+    for number, size in enumerate((70, 75, 80)):  # a growing database, backed up nightly
+        started = day + dt.timedelta(days=number)
+        store.backups.record('db-big-1', method='physical', started_at=started,
+                             finished_at=started + dt.timedelta(minutes=20), bytes=size * 2**30)
+    store.backups.record('db-tiny', method='logical', started_at=day, finished_at=day + dt.timedelta(seconds=30),
+                         bytes=2**27)
+    store.backups.record('db-tiny', method='logical', started_at=day + dt.timedelta(days=1), status='failed',
+                         error='mysqldump: Access denied for user backup')
     # A slot nobody fired (the scheduler was down): the history must show it as missed.
     store.schedules.record_slot(schedule['id'], utcnow() - dt.timedelta(days=1), 'missed', None,
                                 reason='no scheduler ran within the misfire grace')
@@ -120,3 +129,14 @@ def test_hostile_filters_get_4xx_pages(fleet_store, portal, path, params, status
     response = portal.get(path, **params)
     assert response.status_code == status, response.text[:500]
 
+
+
+def test_backups_show_each_hosts_last_success_its_age_size_trend_and_failures(fleet_store, portal):
+    portal.login('viewer')
+    page = portal.goto('/backups', shot='backups')
+    expect(page.locator('tr[data-host=db-big-1]')).to_contain_text('80.0 GiB')
+    expect(page.locator('tr[data-host=db-big-1] .age')).to_contain_text('23h')  # a day ago, less its 20 minutes
+    expect(page.locator('tr[data-host=db-big-1] svg.spark polyline')).to_have_count(1)
+    expect(page.locator('tr[data-host=db-tiny]')).to_contain_text('Access denied')
+    expect(page.locator('tr[data-host=db-tiny]')).to_have_class('bad')
+    expect(page.locator('tr[data-host=db-big-2] td.never')).to_have_text('never')
