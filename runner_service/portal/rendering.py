@@ -84,7 +84,7 @@ def elapsed(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
 
 templates = Jinja2Templates(directory=HERE / 'templates')
 templates.env.filters.update(duration=duration, when=when, zoned=zoned, iso=iso)
-templates.env.globals.update(elapsed=elapsed)
+templates.env.globals.update(elapsed=elapsed, utc=dt.timezone.utc)
 
 
 def render(request: Request, caller: Caller | None, name: str, context: dict[str, Any] | None = None,

@@ -9,6 +9,7 @@ from runner_service.portal.pages import (
     audit,
     auth,
     backups,
+    calendar,
     crontab,
     hosts,
     job_templates,
@@ -19,7 +20,7 @@ from runner_service.portal.pages import (
 from runner_service.portal.rendering import HERE
 
 # Every page group, in the navigation's order.
-PAGES = (jobs, job_templates, schedules, crontab, hosts, backups, workers, audit, auth)
+PAGES = (jobs, job_templates, schedules, calendar, crontab, hosts, backups, workers, audit, auth)
 
 
 def install(app: FastAPI) -> None:

@@ -140,3 +140,30 @@ def test_backups_show_each_hosts_last_success_its_age_size_trend_and_failures(fl
     expect(page.locator('tr[data-host=db-tiny]')).to_contain_text('Access denied')
     expect(page.locator('tr[data-host=db-tiny]')).to_have_class('bad')
     expect(page.locator('tr[data-host=db-big-2] td.never')).to_have_text('never')
+
+
+def test_the_calendar_shows_the_week_with_windows_runs_and_the_plans_predicted_finish(service, fleet_store, portal):
+    with service.client('admin') as client:
+        for path, body in (
+                ('/api/v1/windows', {'name': 'patching', 'kind': 'recurring', 'start': '0 1 * * *',
+                                     'duration_seconds': 7200}),
+                ('/api/v1/templates', {'name': 'nightly-backup', 'playbook': '%s/hello.yml' % PLAYBOOKS,
+                                       'tags': 'large', 'plan': {'lanes': 2, 'window_end_at': '05:00'}}),
+                ('/api/v1/schedules', {'name': 'nightly-backup', 'kind': 'cron', 'expression': '0 3 * * *',
+                                       'template': 'nightly-backup'}),
+                ('/api/v1/schedules', {'name': 'purge', 'kind': 'cron', 'expression': '30 1 * * *',
+                                       'template': 'hello'}),
+                ('/api/v1/schedules', {'name': 'lag-check', 'kind': 'interval', 'expression': '5m',
+                                       'template': 'hello'})):
+            response = client.post(path, json=body)
+            assert response.status_code == 201, response.text
+    portal.login('viewer')
+    page = portal.goto('/calendar', shot='calendar')
+    expect(page.locator('section.day')).to_have_count(7)
+    last = page.locator('section.day').last  # every slot of the last day is still to come
+    expect(last.locator('.item-window')).to_contain_text('01:00–03:00 window patching')
+    # The large hosts (80 and 120 GiB) in two lanes: the plan's estimate from their sizes and backups.
+    expect(last.locator('.item-run', has_text='nightly-backup')).to_contain_text('(window end 05:00)')
+    expect(last.locator('.item-run', has_text='nightly-backup').locator('.finish')).to_contain_text('ends ≈')
+    expect(last.locator('.item-run', has_text='purge')).to_contain_text('skip by window patching')
+    expect(page.locator('ul.frequent')).to_contain_text('lag-check')
