@@ -89,3 +89,22 @@ def test_backups_by_host_keep_the_last_success_and_the_size_trend_oldest_first()
     assert a.spark() == '0.0,%.1f 120.0,2.0' % (SPARK_HEIGHT - 2)
     assert (b.last_ok is not None, b.sizes, b.spark()) == (True, [], '')
     assert (c.host, c.last, c.last_ok) == ('c', None, None)
+
+
+def test_the_session_cookie_is_secure_over_https_and_kept_from_scripts_and_other_sites():
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from runner_service.portal.session import Caller, csrf_for, start_session
+
+    caller = Caller(token='dbf_' + 'a' * 43, record={'name': 'alice', 'role': 'viewer'})
+    for scheme, secure in (('https', True), ('http', False)):
+        request = Request({'type': 'http', 'scheme': scheme, 'method': 'POST', 'path': '/login', 'headers': [],
+                           'server': ('portal.example', 443 if secure else 80), 'query_string': b''})
+        response = Response()
+        start_session(request, response, caller)
+        cookie = next(value.decode() for name, value in response.raw_headers
+                      if name == b'set-cookie' and value.startswith(b'dbfleet_session='))
+        assert 'HttpOnly' in cookie and 'SameSite=strict' in cookie and ('Secure' in cookie) == secure
+    # The CSRF token is bound to the session's token, and tells nothing of it.
+    assert caller.csrf == csrf_for(caller.token) != csrf_for('dbf_' + 'b' * 43) and caller.token not in caller.csrf
