@@ -29,6 +29,7 @@ command -v ssh-keyscan >/dev/null || missing+=(openssh-client)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)  # Redis through Sentinel, no single point of failure
+command -v chromium >/dev/null || missing+=(chromium)  # the portal's browser tests (Playwright drives the system browser)
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

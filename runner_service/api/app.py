@@ -29,6 +29,7 @@ from runner_service.api.routes import (
     windows,
 )
 from runner_service.jobs.reconciler import Reconciler
+from runner_service.portal import site as portal
 from runner_service.runtime import Runtime
 
 
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     for module in (audit, backups, credentials, cron, health, hosts, jobs, metrics, plans, pools, rules, schedules, tags,
                    templates, tokens, windows):
         app.include_router(module.router)
+    portal.install(app)
     _with_links(app)
     return app
 

@@ -25,7 +25,7 @@ def backups_list(host: Optional[str] = typer.Option(None, '--host', help='Only t
                  cursor: Optional[str] = typer.Option(None, '--cursor', help='The next page (as the last one said).'),
                  as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Backup attempts, newest first: host, method, status, start, duration, size, where."""
-    from runner_service.cli.hosts import human_bytes
+    from dbfleet.profiles import human_bytes
     filters = dict(host=host, method=method, status=status, since=point_in_time(since, '--since'),
                    until=point_in_time(until, '--until'), limit=limit, cursor=cursor)
     with fleet(store) as reach:

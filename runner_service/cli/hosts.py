@@ -14,16 +14,6 @@ from runner_service.cli.output import console, fail, print_json, print_wide, tab
 hosts_app = typer.Typer(help='Database hosts and their profiles.', no_args_is_help=True)
 
 
-def human_bytes(value) -> str:
-    if value is None:
-        return '-'
-    value = float(value)
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if value < 1024 or unit == 'TiB':
-            return ('%d %s' % (value, unit)) if unit == 'B' else ('%.1f %s' % (value, unit))
-        value /= 1024
-
-
 @hosts_app.command('list')
 def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filter, e.g. 'large and not maintenance'."),
                search: Optional[str] = typer.Option(None, '--search', '-q', help='Text in the name, address or '

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from dbfleet.clock import utcnow
 from dbfleet.store import UnknownTemplate
 from dbfleet.tags import TagExpressionError, parse_tag_expression
+from runner_service import tokens
 from runner_service.credentials.service import CredentialService
 from runner_service.errors import Conflict, Forbidden, NotFound, Unprocessable
 from runner_service.host_patterns import HostPatternError, narrow, terms
@@ -195,6 +196,19 @@ class TemplateService:
             raise Unprocessable('template %s: %s' % (name, '; '.join(error['msg'] for error in exc.errors()[:3]))) \
                 from None
         return request, secret
+
+    def relaunch(self, job_id: str, hosts: str, token: dict) -> dict:
+        """The new job a relaunch of `job_id` by `token` makes (hosts 'all' or 'failed'): a job
+        launched from a template by an operator whose token may launch that template, within
+        what the template runs now (check_relaunch); a bare playbook's only by an admin."""
+        job = self.jobs.get(job_id)
+        admin = tokens.allows(token['role'], 'admin')
+        if not job.get('template') and not admin:
+            raise Forbidden('token %r has role %s; relaunching a job that ran a bare playbook (not a template) '
+                            'needs admin' % (token['name'], token['role']))
+        check_scope(token, job['template'])
+        within = None if admin else self.check_relaunch(job)
+        return self.jobs.relaunch(job_id, hosts, token['name'], within=within)
 
     def check_relaunch(self, job: dict) -> str | None:
         """A job of this template relaunched by a non-admin runs only what the template as it is

@@ -19,6 +19,7 @@ below, never one above):
     api                            the HTTP layer: app, deps, routes; nothing outside cli/, api/ and
                                    processes.py imports it, and processes.py only its entry point
                                    (api.server), to start the API process
+    portal                         the web pages the API serves at `/`: pages call the services below
     metrics                        the figures /metrics exposes, read from every part below
     fleet                          hosts, tags, rules and the backup catalog, as the API and the
                                    CLI's store path both serve them (fleet.schemas sits with schemas)
@@ -56,6 +57,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.cli',),
     ('runner_service.processes',),
     ('runner_service.api',),
+    ('runner_service.portal',),  # the web pages the API serves; they call the services as the routes do
     ('runner_service.metrics',),
     ('runner_service.fleet',),
     ('runner_service.bridge',),

@@ -16,7 +16,7 @@ from dbfleet.clock import utc
 from dbfleet.store import TERMINAL_STATUSES
 from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Templates, Viewer, is_admin, need_admin
+from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Templates, Viewer, need_admin
 from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest
 from runner_service.job_queue import events_channel
@@ -163,23 +163,12 @@ def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
 
 
 @router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)
-def relaunch(job_id: JobId, jobs: Jobs, templates: Templates, caller: Operator,
+def relaunch(job_id: JobId, templates: Templates, jobs: Jobs, caller: Operator,
              body: Relaunch | None = None) -> JobOut:
     """Run the job again as a new job: on all hosts, or only on the failed and unreachable ones.
     A job launched from a template may be relaunched by an operator whose token may launch that
     template; a bare playbook's only by an admin."""
-    job = jobs.get(job_id)
-    if is_bare_playbook(job):
-        need_admin(caller, 'relaunching a job that ran a bare playbook (not a template)')
-    check_scope(caller, job['template'])
-    within = None if is_admin(caller) else templates.check_relaunch(job)
-    return job_view(jobs.relaunch(job_id, (body or Relaunch()).hosts, caller['name'], within=within), jobs.listening())
-
-
-def is_bare_playbook(job: dict) -> bool:
-    """Whether the job ran a playbook given as such, not through a template (job['template'])."""
-    return not job.get('template')
-
+    return job_view(templates.relaunch(job_id, (body or Relaunch()).hosts, caller), jobs.listening())
 
 
 async def _follow(request: Request, jobs: JobService, runtime, job_id: str, host, names, after, token_hash: str):
