@@ -47,3 +47,21 @@ def mark_missed(service, entry: dict, slot: dt.datetime) -> None:
                                     reason='no report from crontab by the slot plus 60s')
     finally:
         store.close()
+
+
+def record_backups(service, host: str, nights: list[tuple[dt.datetime, int | None, str | None]]) -> None:
+    """Backup attempts of `host` as mysql_backup records them: (started, bytes, error); an error
+    makes the attempt a failed one."""
+    store = open_store(service.store_url, migrate=False)
+    try:
+        for started, size, error in nights:
+            finished = started + dt.timedelta(minutes=12)
+            if error:
+                store.backups.record(host, method='logical', status='failed', started_at=started,
+                                     finished_at=finished, error=error)
+            else:
+                store.backups.record(host, method='logical', started_at=started, finished_at=finished, bytes=size,
+                                     path='/var/backups/mysql/%s-%s.sql.gz' % (host, started.strftime('%Y%m%d')),
+                                     binlog_file='mysql-bin.000042', binlog_position=1024)
+    finally:
+        store.close()
