@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from dbfleet.clock import utcnow
-from runner_service import backups_overview
+from runner_service.jobs import backups_overview
 from runner_service.errors import NotFound
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
 from runner_service.portal.session import PageCaller

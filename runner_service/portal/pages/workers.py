@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from dbfleet.clock import utcnow
-from runner_service import queue_overview
+from runner_service.jobs import queue_overview
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
 from runner_service.portal.session import PageCaller
 
