@@ -6,13 +6,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from runner_service.portal.pages import auth, job_templates, jobs
-from runner_service.portal.pages import backups, crontab, workers
+from runner_service.portal.pages import backups, calendar, crontab, workers
 from runner_service.portal.rendering import HERE
 
 # Every page group, in the navigation's order.
 PAGES = (jobs, job_templates, auth)
 # The fleet's pages, after the jobs' in the navigation.
-PAGES += (crontab, workers, backups)
+PAGES += (crontab, workers, backups, calendar)
 
 
 def install(app: FastAPI) -> None:

@@ -65,3 +65,22 @@ def record_backups(service, host: str, nights: list[tuple[dt.datetime, int | Non
                                      binlog_file='mysql-bin.000042', binlog_position=1024)
     finally:
         store.close()
+
+
+def tag_hosts(service, tag: str, hosts: list[str]) -> None:
+    """Hosts known to the store (facts recorded) with a manual tag."""
+    store = open_store(service.store_url, migrate=False)
+    try:
+        for host in hosts:
+            store.facts.record(host, {})
+            store.tags.add(host, tag, who='test')
+    finally:
+        store.close()
+
+
+def api(service, method: str, path: str, body: dict, role: str = 'admin') -> dict:
+    """A call the seeding needs to succeed (201 or 200)."""
+    with service.client(role) as client:
+        answer = client.request(method, path, json=body)
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()
