@@ -47,3 +47,14 @@ def host_profile(store, name: str, history: int = 20) -> dict:
         tag_history=store.tags.events(host=name, limit=history),
         snapshots=len(store.facts.history(name, limit=1000)),
     )
+
+
+def human_bytes(value) -> str:
+    """A byte count as people read it (1.5 GiB); '-' when unknown."""
+    if value is None:
+        return '-'
+    value = float(value)
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if value < 1024 or unit == 'TiB':
+            return ('%d %s' % (value, unit)) if unit == 'B' else ('%.1f %s' % (value, unit))
+        value /= 1024

@@ -13,20 +13,11 @@ from runner_service.cli.store import opened_store
 hosts_app = typer.Typer(help='Database hosts and their profiles.', no_args_is_help=True)
 
 
-def human_bytes(value) -> str:
-    if value is None:
-        return '-'
-    value = float(value)
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if value < 1024 or unit == 'TiB':
-            return ('%d %s' % (value, unit)) if unit == 'B' else ('%.1f %s' % (value, unit))
-        value /= 1024
-
-
 @hosts_app.command('list')
 def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filter, e.g. 'large and not maintenance'."),
                as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """List hosts with their tags and a fact summary."""
+    from dbfleet.profiles import human_bytes
     from dbfleet.tags import TagExpressionError, parse_tag_expression
     try:
         matches = parse_tag_expression(tags) if tags else None
@@ -83,7 +74,7 @@ def hosts_delete(host: str, store: Optional[str] = STORE_OPTION) -> None:
 @hosts_app.command('profile')
 def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = STORE_OPTION) -> None:
     """Everything known about one database: facts summary, tags by dimension with evidence, tag history."""
-    from dbfleet.profiles import host_profile
+    from dbfleet.profiles import host_profile, human_bytes
     with opened_store(store) as opened:
         profile = host_profile(opened, host)
     if as_json:

@@ -36,6 +36,7 @@ class Chart:
     end: dt.datetime
     window_end: dt.datetime | None
     window_x: float | None
+    window_off_chart: bool  # the window ends well after the runs: its line stands at the right edge
     overrun: bool  # the last run ends after the window
 
 
@@ -47,7 +48,12 @@ def chart(runs: list[dict], plan: dict | None, now: dt.datetime) -> Chart | None
     window_end = _instant((plan or {}).get('window_end'))
     start = min(utc(run['started_at']) for run in started)
     ends = [utc(run['finished_at']) if run.get('finished_at') else now for run in started]
-    end = max(ends + ([window_end] if window_end else []))
+    end = max(ends)
+    # A window end far past the runs would squeeze them to slivers: past twice their span, it is
+    # drawn at the right edge, marked as off the chart.
+    window_off_chart = window_end is not None and window_end > end + (end - start) + dt.timedelta(seconds=1)
+    if window_end is not None and not window_off_chart:
+        end = max(end, window_end)
     span = max((end - start).total_seconds(), 1.0)
     scale = (WIDTH - LABEL - 10) / span
 
@@ -67,7 +73,8 @@ def chart(runs: list[dict], plan: dict | None, now: dt.datetime) -> Chart | None
                                                 if run.get('estimate_seconds') else '')))
     height = TOP + len(lanes) * ROW + AXIS
     return Chart(width=WIDTH, height=height, rows=list(lanes.items()), bars=bars, start=start, end=end,
-                 window_end=window_end, window_x=x(window_end) if window_end else None,
+                 window_end=window_end, window_off_chart=window_off_chart,
+                 window_x=(WIDTH - 2 if window_off_chart else x(window_end)) if window_end else None,
                  overrun=window_end is not None and max(ends) > window_end)
 
 

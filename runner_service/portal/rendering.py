@@ -47,8 +47,11 @@ def duration(seconds: float | None) -> str:
         return '%ds' % seconds
     if seconds < 3600:
         return '%dm %02ds' % divmod(seconds, 60)
-    hours, rest = divmod(seconds, 3600)
-    return '%dh %02dm' % (hours, rest // 60)
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return '%dh %02dm' % (hours, rest // 60)
+    days, rest = divmod(seconds, 86400)
+    return '%dd %dh' % (days, rest // 3600)
 
 
 def when(value: dt.datetime | str | None) -> str:
@@ -60,6 +63,18 @@ def when(value: dt.datetime | str | None) -> str:
     return utc(value).strftime('%Y-%m-%d %H:%M:%S')
 
 
+def zoned(value: dt.datetime | None, tz) -> str:
+    """A time in the zone `tz` (a tzinfo), with the zone's abbreviation."""
+    if value is None:
+        return ''
+    return utc(value).astimezone(tz).strftime('%Y-%m-%d %H:%M:%S %Z')
+
+
+def iso(value: dt.datetime | None) -> str:
+    """A time as static/portal.js reads it to show it in the viewer's own zone."""
+    return '' if value is None else utc(value).isoformat()
+
+
 def elapsed(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime | None = None) -> float | None:
     """Seconds from `start` to `end` (still going: to now)."""
     if start is None:
@@ -68,7 +83,7 @@ def elapsed(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime
 
 
 templates = Jinja2Templates(directory=HERE / 'templates')
-templates.env.filters.update(duration=duration, when=when)
+templates.env.filters.update(duration=duration, when=when, zoned=zoned, iso=iso)
 templates.env.globals.update(elapsed=elapsed)
 
 

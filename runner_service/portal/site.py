@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from runner_service.portal.pages import auth, job_templates, jobs
+from runner_service.portal.pages import audit, auth, hosts, job_templates, jobs, schedules
 from runner_service.portal.pages import backups, calendar, crontab, workers
 from runner_service.portal.rendering import HERE
 
 # Every page group, in the navigation's order.
-PAGES = (jobs, job_templates, auth)
+PAGES = (jobs, job_templates, schedules, hosts, audit, auth)
 # The fleet's pages, after the jobs' in the navigation.
 PAGES += (crontab, workers, backups, calendar)
 

@@ -8,6 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.service.harness import PATIENCE, REPO
@@ -33,7 +34,9 @@ def launch_chromium():
 class Portal:
     def __init__(self, browser: Browser, service, test_name: str):
         self.service = service
-        self.context = browser.new_context(base_url=service.url, viewport={'width': 1280, 'height': 900})
+        # The viewer's zone differs from UTC and from the schedules' zones: pages show both.
+        self.context = browser.new_context(base_url=service.url, viewport={'width': 1280, 'height': 900},
+                                           timezone_id='America/New_York')
         self.context.set_default_timeout(WAIT_MS)
         self.page: Page = self.context.new_page()
         self.test_name = re.sub(r'[^A-Za-z0-9_-]+', '_', test_name)[:80]
@@ -73,3 +76,14 @@ class Portal:
 
     def session_cookie(self) -> dict:
         return next(cookie for cookie in self.context.cookies() if cookie['name'] == 'dbfleet_session')
+
+    def post(self, path: str, data: dict, csrf: bool = True):
+        """A POST outside the pages (a forged or hand-made form) with this session's cookie and,
+        unless `csrf` is False, its CSRF token."""
+        body = {**data, **({'csrf_token': self.csrf()} if csrf else {})}
+        return httpx.post(self.service.url + path, data=body, follow_redirects=False, timeout=30 * PATIENCE,
+                          cookies={'dbfleet_session': self.session_cookie()['value']})
+
+    def get(self, path: str, **params):
+        return httpx.get(self.service.url + path, params=params or None, timeout=30 * PATIENCE,
+                         cookies={'dbfleet_session': self.session_cookie()['value']})

@@ -19,6 +19,18 @@
     }
   }
 
+  // <time class="local" datetime="ISO"> in the viewer's own time zone.
+  function localTimes() {
+    var times = document.querySelectorAll('time.local');
+    for (var i = 0; i < times.length; i++) {
+      var when = new Date(times[i].getAttribute('datetime'));
+      if (!isNaN(when.getTime())) {
+        times[i].textContent = when.toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'long'});
+      }
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', localTimes);
   document.addEventListener('DOMContentLoaded', trimAndFollow);
   document.addEventListener('htmx:oobAfterSwap', trimAndFollow);
   document.addEventListener('htmx:afterSettle', trimAndFollow);
