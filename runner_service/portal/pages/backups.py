@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from dbfleet.clock import utcnow
+from dbfleet.profiles import human_bytes
 from runner_service.jobs import backups_overview
 from runner_service.errors import NotFound
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
@@ -19,18 +20,6 @@ router = APIRouter(route_class=PortalRoute)
 NAV = [NavEntry('Backups', '/backups')]
 Host = Annotated[str, Path(max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9._-]*$')]
 ATTEMPTS = 100
-UNITS = ('B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB')
-
-
-def size(count: int | None) -> str:
-    if count is None:
-        return ''
-    value = float(count)
-    for unit in UNITS:
-        if value < 1024 or unit == UNITS[-1]:
-            return ('%d %s' % (value, unit)) if unit == 'B' else ('%.1f %s' % (value, unit))
-        value /= 1024
-    return ''
 
 
 @router.get('/backups')
@@ -38,8 +27,8 @@ def backup_list(request: Request, caller: PageCaller) -> Response:
     now = utcnow()
     hosts = backups_overview.by_host(request.app.state.runtime.store, now)
     return render(request, caller, 'backups/list.html', {
-        'hosts': hosts, 'trends': {host['host']: sparkline(host['sizes']) for host in hosts}, 'size': size,
-        'stale_after': backups_overview.STALE_AFTER.total_seconds(), 'recent': backups_overview.RECENT})
+        'hosts': hosts, 'trends': {host['host']: sparkline(host['sizes']) for host in hosts},
+        'human_bytes': human_bytes, 'stale_after': backups_overview.STALE_AFTER.total_seconds(), 'recent': backups_overview.RECENT})
 
 
 @router.get('/backups/{host}')
@@ -50,4 +39,4 @@ def host_backups(request: Request, caller: PageCaller, host: Host) -> Response:
     trend = sparkline([attempt['bytes'] for attempt in reversed(attempts)
                        if attempt['status'] == 'ok' and attempt['bytes'] is not None])
     return render(request, caller, 'backups/host.html', {'host': host, 'attempts': attempts, 'trend': trend,
-                                                         'size': size})
+                                                         'human_bytes': human_bytes})
