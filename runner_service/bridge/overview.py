@@ -10,6 +10,8 @@ from runner_service.bridge.platform import CronBridge
 
 # Slots and runs looked at per entry: enough for a week of an hourly-or-slower entry.
 RECENT = 50
+# Entries summarised on one page: each reads its history on its own (three short queries).
+MOST_ENTRIES = 200
 
 
 def entry_summary(bridge: CronBridge, schedule: dict, recent: int = RECENT) -> dict:
@@ -22,8 +24,10 @@ def entry_summary(bridge: CronBridge, schedule: dict, recent: int = RECENT) -> d
             'history': history, 'runs': runs}
 
 
-def by_host(bridge: CronBridge, host: str | None = None, recent: int = RECENT) -> list[tuple[str, list[dict]]]:
-    """[(host, its entries' summaries by name)], hosts by name."""
-    entries = sorted((entry_summary(bridge, schedule, recent) for schedule in bridge.bridged(host)),
-                     key=lambda entry: (entry['source']['host'], entry['schedule']['name']))
-    return [(name, list(group)) for name, group in groupby(entries, key=lambda entry: entry['source']['host'])]
+def by_host(bridge: CronBridge, host: str | None = None, recent: int = RECENT,
+            most: int = MOST_ENTRIES) -> tuple[list[tuple[str, list[dict]]], int]:
+    """([(host, its entries' summaries by name)] by host, how many entries were left out past `most`)."""
+    schedules = sorted(bridge.bridged(host), key=lambda schedule: (schedule['source']['host'], schedule['name']))
+    entries = [entry_summary(bridge, schedule, recent) for schedule in schedules[:most]]
+    grouped = [(name, list(group)) for name, group in groupby(entries, key=lambda entry: entry['source']['host'])]
+    return grouped, max(len(schedules) - most, 0)

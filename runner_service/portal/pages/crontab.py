@@ -26,8 +26,8 @@ def _bridge(request: Request) -> CronBridge:
 
 @router.get('/crontab')
 def entry_list(request: Request, caller: PageCaller, host: HostFilter = None) -> Response:
-    hosts = overview.by_host(_bridge(request), host)
-    return render(request, caller, 'crontab/list.html', {'hosts': hosts, 'host': host or ''})
+    hosts, left_out = overview.by_host(_bridge(request), host)
+    return render(request, caller, 'crontab/list.html', {'hosts': hosts, 'host': host or '', 'left_out': left_out})
 
 
 @router.get('/crontab/{ref}')
