@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dbfleet.clock import utcnow
-from tests.portal.fleet_seed import record_backups
+from tests.portal.helpers import record_backups
 
 pytestmark = pytest.mark.service
 GIB = 1024 ** 3

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from playwright.sync_api import expect
 
-from tests.portal.fleet_seed import NIGHT, api, record_backups, tag_hosts
+from tests.portal.helpers import NIGHT, api, record_backups, tag_hosts
 from tests.service.harness import PLAYBOOKS
 
 pytestmark = pytest.mark.service

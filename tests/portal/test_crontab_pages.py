@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from runner_service.portal.session import csrf_for
-from tests.portal.fleet_seed import NIGHT, import_crontab, mark_missed, report_run
+from tests.portal.helpers import NIGHT, import_crontab, mark_missed, report_run
 
 pytestmark = pytest.mark.service
 
