@@ -128,6 +128,24 @@ class Backups:
 
         return self._transactions.run(work)
 
+    def recent_by_host(self, last: int = 14) -> dict[str, list[dict]]:
+        """{host: its `last` most recent backup attempts, newest first}, for every host that has one."""
+        if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= MAX_LIST:
+            raise ValueError('last must be an integer from 1 to %d, got %r' % (MAX_LIST, last))
+        rank = func.row_number().over(partition_by=Backup.host,
+                                      order_by=(Backup.started_at.desc(), Backup.id.desc())).label('rank')
+        ranked = select(Backup.id, rank).subquery()
+        query = (select(Backup).join(ranked, ranked.c.id == Backup.id).where(ranked.c.rank <= last)
+                 .order_by(Backup.host, ranked.c.rank))
+
+        def work(session: Session) -> dict[str, list[dict]]:
+            found: dict[str, list[dict]] = defaultdict(list)
+            for row in session.scalars(query):
+                found[row.host].append(_backup_dict(row))
+            return dict(found)
+
+        return self._transactions.run(work)
+
 
 def _check_host(host: Any) -> str:
     if not isinstance(host, str) or not host or len(host) > NAME_LENGTH:

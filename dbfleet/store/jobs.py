@@ -288,6 +288,14 @@ class Jobs:
         query = select(Job.queue, func.count()).where(Job.status == 'queued').group_by(Job.queue)
         return self._transactions.run(lambda session: {queue: count for queue, count in session.execute(query)})
 
+    def waiting_by_queue(self) -> dict[str, dict]:
+        """{queue: {'waiting': how many jobs are queued in it, 'oldest': the earliest enqueued_at}}."""
+        query = (select(Job.queue, func.count(), func.min(Job.enqueued_at)).where(Job.status == 'queued')
+                 .group_by(Job.queue))
+        return self._transactions.run(lambda session: {
+            queue: {'waiting': count, 'oldest': utc(oldest) if oldest is not None else None}
+            for queue, count, oldest in session.execute(query)})
+
     # -- dependencies ----------------------------------------------------------------------
 
     def ready_dependents(self, job_id: str | None = None) -> list[dict]:

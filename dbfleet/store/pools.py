@@ -15,7 +15,7 @@ from typing import Iterable
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from dbfleet.clock import utcnow
+from dbfleet.clock import utc, utcnow
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import Pool, PoolLease
 from dbfleet.store.transactions import Transactions
@@ -114,6 +114,13 @@ class Pools:
             return result.rowcount
 
         return self._transactions.run(work, write=True)
+
+    def leases(self) -> list[dict]:
+        """Every lease held now (pool, holder, acquired_at, renewed_at), by pool, oldest first."""
+        query = select(PoolLease).order_by(PoolLease.pool, PoolLease.acquired_at, PoolLease.id)
+        return self._transactions.run(lambda session: [
+            {'pool': lease.pool, 'holder': lease.holder, 'acquired_at': utc(lease.acquired_at),
+             'renewed_at': utc(lease.renewed_at)} for lease in session.scalars(query)])
 
     def release_lease(self, pool_name: str, holder: str) -> None:
         self._transactions.run(lambda session: session.execute(delete(PoolLease).where(PoolLease.pool == pool_name,

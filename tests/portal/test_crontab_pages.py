@@ -1,81 +1,98 @@
-"""The Crontab page in a real browser: bridged entries with their mode and their missed and
-failed runs; an operator takes an entry over; a viewer sees no mode buttons and is refused."""
+"""The Crontab pages: each host's bridged entries with their mode and missed/failed runs, an
+entry's slots and runs, the mode change (operators, with the form's CSRF token), and what the
+pages refuse."""
 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
-from dbfleet.clock import utcnow
-from dbfleet.store import open_store
+from runner_service.portal.session import csrf_for
+from tests.portal.helpers import NIGHT, import_crontab, mark_missed, report_run
 
 pytestmark = pytest.mark.service
-CRONTAB = 'MAILTO=dba@example.com\n15 3 * * * /usr/local/bin/nightly-dump.sh\n*/5 * * * * /usr/local/bin/check-lag.sh\n'
 
 
 @pytest.fixture(scope='module')
 def entries(service):
-    with service.client('admin') as admin:
-        imported = admin.post('/api/v1/cron/import', json={
-            'host': 'db1', 'file': {'kind': 'user', 'name': 'root', 'system': False}, 'text': CRONTAB})
-        assert imported.status_code == 201, imported.text
-        dump, lag = (item['entry'] for item in imported.json()['entries'])
-        # Yesterday's 03:15 ran and failed (exit 3), as the wrapper reports it.
-        slot = (utcnow() - dt.timedelta(days=1)).replace(hour=3, minute=15, second=0, microsecond=0)
-        run = {'id': uuid.uuid4().hex, 'schedule_id': dump['schedule_id'], 'host': 'db1',
-               'started_at': slot.isoformat()}
-        for report in ({**run, 'phase': 'start'},
-                       {**run, 'phase': 'end', 'finished_at': (slot + dt.timedelta(seconds=42)).isoformat(),
-                        'exit_code': 3, 'duration_seconds': 42.0, 'output_tail': 'mysqldump: Got error 2013\n'}):
-            answer = admin.post('/api/v1/cron/runs', json=report)
-            assert answer.status_code == 200, answer.text
-    store = open_store(service.store_url, migrate=False)
-    try:
-        # Without a scheduler in this service, the slots are recorded here as it would: the one
-        # crontab ran (observed), and the day before one with no report by the slot plus its grace.
-        store.schedules.record_slot(dump['schedule_id'], slot, 'fired', 'crontab', reason='crontab ran it')
-        store.schedules.record_slot(dump['schedule_id'], slot - dt.timedelta(days=1), 'missed', None,
-                                    reason='no report from crontab within 60 s of the slot')
-    finally:
-        store.close()
-    return dump, lag
+    """db-cron1: a nightly dump (one night ok, one failed, one missed) and an hourly rotate;
+    db-cron2: a weekly check. By name."""
+    first = import_crontab(service, 'db-cron1', '0 2 * * * /usr/local/bin/nightly-dump\n'
+                                                '15 * * * * /usr/sbin/logrotate /etc/logrotate.conf\n')
+    second = import_crontab(service, 'db-cron2', '30 4 * * 0 /usr/local/bin/check-tables --all\n')
+    dump = first[0]
+    report_run(service, dump, NIGHT + dt.timedelta(seconds=3), 0, 'dump: 14 tables\n')
+    report_run(service, dump, NIGHT + dt.timedelta(days=1, seconds=3), 2, 'mysqldump: Got error 2013\n')
+    mark_missed(service, dump, NIGHT + dt.timedelta(days=2))
+    return {entry['name']: entry for entry in first + second}
 
 
-def test_a_missed_and_a_failed_crontab_run_show_and_an_operator_takes_the_entry_over(entries, portal):
-    dump, _ = entries
-    portal.login('operator')
-    page = portal.goto('/crontab', shot='crontab')
-    row = page.locator('tr[data-entry="%s"]' % dump['name'])
-    expect(row).to_contain_text('observe')
-    expect(row.locator('.bad-count')).to_have_text('1 missed, 1 failed')
-    row.locator('a').click()
-    expect(page.locator('tr.state-missed')).to_contain_text('no report from crontab')
-    expect(page.locator('tr.state-failed')).to_contain_text('Got error 2013')
-    portal.shot('crontab-entry')
-    page.click('button.mode-takeover')
-    expect(page.locator('#entry-mode')).to_have_text('takeover')
-    page.click('button.mode-observe')
-    expect(page.locator('#entry-mode')).to_have_text('observe')
-
-
-def test_a_viewer_sees_no_mode_buttons_and_its_forged_change_is_refused(entries, portal):
-    _, lag = entries
+def test_a_viewer_sees_each_hosts_entries_and_a_missed_run(portal, entries):
     portal.login('viewer')
-    page = portal.goto('/crontab/%s' % lag['schedule_id'])
-    expect(page.locator('#entry-mode')).to_have_text('observe')
-    expect(page.locator('form.actions')).to_have_count(0)
-    refused = portal.post('/crontab/%s/mode' % lag['schedule_id'], {'mode': 'takeover'})
-    assert refused.status_code == 403 and 'has role viewer' in refused.text
-    assert portal.get('/crontab', host='db1').status_code == 200
-    assert portal.get('/crontab/nosuch').status_code == 404
-    assert portal.get('/crontab', host='h' * 256).status_code == 422
+    page = portal.goto('/crontab')
+    hosts = page.locator('section.cron-host')
+    expect(hosts).to_have_count(2)
+    dump = page.locator('tr.cron-entry').filter(has_text='nightly-dump')
+    expect(dump.locator('.mode')).to_have_text('observe')
+    expect(dump.locator('td.missed')).to_contain_text('1')
+    expect(dump.locator('td.missed')).to_contain_text('2026-03-04 02:00:00')
+    expect(dump.locator('td.failed')).to_contain_text('2026-03-03 02:00:03')
+    expect(dump).to_have_class(r'cron-entry bad')
+    expect(page.locator('tr.cron-entry').filter(has_text='logrotate').locator('td.missed')).to_have_text('0')
+    portal.shot('crontab')
+
+    page = portal.goto('/crontab?host=db-cron2')
+    expect(page.locator('section.cron-host')).to_have_count(1)
+    expect(page.locator('section.cron-host h2')).to_have_text('db-cron2')
+
+    page.goto('/crontab')
+    page.locator('tr.cron-entry').filter(has_text='nightly-dump').locator('a').click()
+    expect(page.locator('tr.slot-missed')).to_have_count(1)
+    expect(page.locator('tr.slot-missed')).to_contain_text('2026-03-04 02:00:00')
+    expect(page.locator('tr.run-failed')).to_contain_text('Got error 2013')
+    expect(page.locator('form.mode-change')).to_have_count(0)  # a viewer only reads
+    portal.shot('crontab-entry')
 
 
-def test_a_mode_that_does_not_exist_is_refused(entries, portal):
-    _, lag = entries
+def test_an_operator_takes_an_entry_over_and_back(portal, entries):
+    rotate = next(entry for name, entry in entries.items() if 'logrotate' in entry['original'])
     portal.login('operator')
-    portal.goto('/crontab/%s' % lag['schedule_id'])
-    assert portal.post('/crontab/%s/mode' % lag['schedule_id'], {'mode': 'delete'}).status_code == 422
+    page = portal.goto('/crontab/%s' % rotate['schedule_id'])
+    page.select_option('form.mode-change select', 'takeover')
+    page.click('form.mode-change button')
+    expect(page.locator('#mode')).to_have_text('takeover')
+    portal.shot('crontab-takeover')
+    page.select_option('form.mode-change select', 'observe')
+    page.click('form.mode-change button')
+    expect(page.locator('#mode')).to_have_text('observe')
+
+
+def _session(service, role: str) -> dict:
+    return {'dbfleet_session': service.tokens[role]}
+
+
+def test_the_pages_refuse_what_the_api_refuses(service, entries):
+    entry = next(iter(entries.values()))
+    mode_url = service.url + '/crontab/%s/mode' % entry['schedule_id']
+    viewer = service.tokens['viewer']
+    answer = httpx.post(mode_url, data={'mode': 'takeover', 'csrf_token': csrf_for(viewer)}, cookies=_session(service, 'viewer'))
+    assert answer.status_code == 403 and 'needs operator' in answer.text
+    answer = httpx.post(mode_url, data={'mode': 'takeover'}, cookies=_session(service, 'operator'))
+    assert answer.status_code == 403 and 'CSRF' in answer.text
+    operator = service.tokens['operator']
+    answer = httpx.post(mode_url, data={'mode': 'rm -rf', 'csrf_token': csrf_for(operator)},
+                        cookies=_session(service, 'operator'))
+    assert answer.status_code == 422
+    for host in ('../../etc/passwd', 'a' * 300, 'db1 or 1=1', '<script>'):
+        answer = httpx.get(service.url + '/crontab', params={'host': host}, cookies=_session(service, 'viewer'))
+        assert answer.status_code == 422, host
+        assert '<script>' not in answer.text
+    answer = httpx.get(service.url + '/crontab/no-such-entry', cookies=_session(service, 'viewer'))
+    assert answer.status_code == 404 and 'no crontab entry' in answer.text
+    answer = httpx.get(service.url + '/crontab/%2e%2e%2f%2e%2e', cookies=_session(service, 'viewer'))
+    assert answer.status_code == 404
+    assert httpx.get(service.url + '/crontab').status_code == 303  # no session: the login page
+    assert httpx.get(service.url + '/crontab?host=db-cron9', cookies=_session(service, 'viewer')).status_code == 200

@@ -173,22 +173,3 @@ def test_hostile_values_get_a_4xx_page_with_the_reason(portal, path, status):
     if 'Not Found' not in response.text:  # a path no page has (traversal) is the API's plain 404
         assert 'id="error-detail"' in response.text
         assert response.headers['x-frame-options'] == 'DENY'
-
-
-def test_workers_and_queues_show_the_running_job_and_the_pools(service, portal):
-    with service.client('admin') as client:
-        assert client.put('/api/v1/pools/nightly', json={'slots': 2, 'description': 'backups'}).status_code in (
-            200, 201)
-        job_id = client.post('/api/v1/templates/nap/launch', json={}).json()['id']
-    service.wait(job_id, {'running'})
-    portal.login('viewer')
-    page = portal.goto('/workers')
-    expect(page.locator('tr[data-worker]')).to_have_count(2)
-    expect(page.locator('a[href="/jobs/%s"]' % job_id)).to_have_count(1)  # the busy worker's current job
-    expect(page.locator('tr[data-queue=default]')).to_be_visible()
-    expect(page.locator('tr[data-pool=nightly]')).to_contain_text('0 / 2')
-    portal.shot('workers')
-    with service.client('admin') as client:
-        client.post('/api/v1/jobs/%s/cancel' % job_id)
-    service.wait(job_id)
-    expect(page.locator('a[href="/jobs/%s"]' % job_id)).to_have_count(0)  # the board refreshes itself

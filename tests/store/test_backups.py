@@ -109,3 +109,19 @@ def test_bad_arguments_to_durations(store):
         store.backups.durations(last=0)
     with pytest.raises(ValueError, match='host must be a non-empty string'):
         store.backups.durations([''])
+
+
+def test_recent_by_host_is_each_hosts_last_attempts_newest_first(store):
+    assert store.backups.recent_by_host() == {}
+    for day in range(1, 6):
+        ok(store, 'db1', day, 60 + day)
+    store.backups.record('db1', method='logical', status='failed', started_at=T0 + dt.timedelta(days=6),
+                         error='disk full')
+    ok(store, 'db2', 1, 30)
+    recent = store.backups.recent_by_host(last=3)
+    assert sorted(recent) == ['db1', 'db2']
+    assert [backup['status'] for backup in recent['db1']] == ['failed', 'ok', 'ok']
+    assert [backup['duration_seconds'] for backup in recent['db1'][1:]] == [65.0, 64.0]
+    assert [backup['host'] for backup in recent['db2']] == ['db2']
+    with pytest.raises(ValueError):
+        store.backups.recent_by_host(last=0)

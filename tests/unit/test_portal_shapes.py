@@ -77,20 +77,6 @@ def test_durations_read_as_people_say_them():
         '', '5s', '1m 05s', '3h 02m', '40d 2h']
 
 
-def test_backups_by_host_keep_the_last_success_and_the_size_trend_oldest_first():
-    from runner_service.portal.pages.backups import SPARK_HEIGHT, by_host
-
-    def attempt(host, day, status='ok', size=None):
-        return {'host': host, 'status': status, 'bytes': size, 'started_at': T0 + dt.timedelta(days=day)}
-
-    newest_first = [attempt('a', 3, 'failed'), attempt('a', 2, size=30), attempt('a', 1, size=10), attempt('b', 1)]
-    a, b, c = by_host(newest_first, ['c'])
-    assert (a.host, a.last['status'], a.last_ok['bytes'], a.sizes) == ('a', 'failed', 30, [10, 30])
-    assert a.spark() == '0.0,%.1f 120.0,2.0' % (SPARK_HEIGHT - 2)
-    assert (b.last_ok is not None, b.sizes, b.spark()) == (True, [], '')
-    assert (c.host, c.last, c.last_ok) == ('c', None, None)
-
-
 def test_the_session_cookie_is_secure_over_https_and_kept_from_scripts_and_other_sites():
     from starlette.requests import Request
     from starlette.responses import Response

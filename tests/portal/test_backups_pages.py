@@ -1,0 +1,65 @@
+"""The Backups pages: per host its last success, age, size trend and failures; a host's
+attempts; what the pages refuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from dbfleet.clock import utcnow
+from tests.portal.helpers import record_backups
+
+pytestmark = pytest.mark.service
+GIB = 1024 ** 3
+
+
+@pytest.fixture(scope='module')
+def backups(service):
+    """db-big: a week of nightly backups, growing; db-broken: a success five days before its
+    failures (stale); db-fresh: one success an hour before now. Times are relative to the
+    seeding, the assertions never about today's date."""
+    now = utcnow().replace(microsecond=0)
+    night = now - dt.timedelta(hours=3)
+    record_backups(service, 'db-big', [(night - dt.timedelta(days=day), (40 + 7 - day) * GIB, None)
+                                       for day in range(6, -1, -1)])
+    record_backups(service, 'db-broken', [(night - dt.timedelta(days=5), 2 * GIB, None)]
+                   + [(night - dt.timedelta(days=day), None, 'mysqldump: Error 1045: Access denied\n')
+                      for day in (2, 1, 0)])
+    record_backups(service, 'db-fresh', [(now - dt.timedelta(hours=1), 512 * 1024 ** 2, None)])
+
+
+def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
+    portal.login('viewer')
+    page = portal.goto('/backups')
+    expect(page.locator('tr.backup-host')).to_have_count(3)
+    big = page.locator('tr.backup-host[data-host=db-big]')
+    expect(big.locator('td.size')).to_have_text('47.0 GiB')
+    expect(big.locator('svg.sparkline polyline')).to_have_count(1)
+    expect(big).not_to_have_class('backup-host bad')
+    broken = page.locator('tr.backup-host[data-host=db-broken]')
+    expect(broken).to_have_class('backup-host bad')
+    expect(broken.locator('td.age')).to_contain_text('stale')
+    expect(broken.locator('td.failures')).to_contain_text('3')
+    expect(broken.locator('td.failures')).to_contain_text('Access denied')
+    expect(page.locator('tr.backup-host[data-host=db-fresh] td.size')).to_have_text('512.0 MiB')
+    expect(page.locator('tr.backup-host[data-host=db-fresh] svg.sparkline')).to_have_count(0)  # one point: no trend
+    portal.shot('backups')
+
+    big.locator('a').click()
+    expect(page.locator('tr.attempt')).to_have_count(7)
+    expect(page.locator('svg.sparkline')).to_have_count(1)
+    portal.shot('backups-host')
+
+
+def test_the_backup_pages_refuse_odd_hosts(service, backups):
+    cookies = {'dbfleet_session': service.tokens['viewer']}
+    for host in ('..%2f..%2fetc', 'a' * 300, '%3Cscript%3E', 'db big'):
+        answer = httpx.get(service.url + '/backups/' + host, cookies=cookies)
+        assert answer.status_code in (404, 422), host
+        assert '<script>' not in answer.text
+    answer = httpx.get(service.url + '/backups/db-none', cookies=cookies)
+    assert answer.status_code == 404 and 'no backup of host' in answer.text
+    assert httpx.get(service.url + '/backups').status_code == 303

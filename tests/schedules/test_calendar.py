@@ -1,0 +1,64 @@
+"""The week's calendar at a fixed time: fire times, what a maintenance window does to them
+(skip: no run; defer: the run at the window's end, its finish predicted from there), plan
+predictions over tagged hosts, and the notes where there is none."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from runner_service.schedules import calendar
+from runner_service.schedules.triggers import trigger_of
+from runner_service.schedules.windows import WindowService
+from runner_service.schemas import JobTemplate, WindowCreate
+from tests.schedules.helpers import create
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2027, 3, 1, 12, 0, tzinfo=UTC)  # a Monday
+PLAYBOOK = 'tests/service/playbooks/hello.yml'
+
+
+def seeded(runtime):
+    for host in ('db-a', 'db-b'):
+        runtime.store.facts.record(host, {})
+        runtime.store.tags.add(host, 'large', 'test')
+        runtime.store.backups.record(host, method='logical', started_at=NOW - dt.timedelta(days=1),
+                                     duration_seconds=600.0)
+    planned = JobTemplate(playbook=PLAYBOOK, tags='large', plan={'lanes': 1})
+    schedules = {
+        'deferred': create(runtime, name='deferred', expression='0 2 * * *', job=planned, window_policy='defer'),
+        'skipped': create(runtime, name='skipped', expression='0 2 * * *', job=planned),
+        'on-file': create(runtime, name='on-file', expression='0 3 * * *',
+                          job=JobTemplate(playbook=PLAYBOOK, inventory='tests/service/inventory.yml',
+                                          plan={'lanes': 2})),
+        'busy': create(runtime, name='busy', expression='*/5 * * * *'),
+        'paused': create(runtime, name='paused', expression='0 4 * * *', paused=True),
+    }
+    for schedule in schedules.values():
+        first = schedule['next_fire_at']
+        runtime.store.schedules.update(schedule['id'], next_fire_at=trigger_of(schedule).next_after(NOW)
+                                       if first is not None else None)
+    WindowService(runtime).create(WindowCreate(name='tuesday', kind='absolute', start='2027-03-02T01:00:00',
+                                               duration_seconds=2 * 3600, timezone='UTC'), 'admin')
+    return schedules
+
+
+def test_the_week_at_a_fixed_time(runtime):
+    seeded(runtime)
+    week = calendar.week(runtime, NOW)
+    assert [day.date.isoformat() for day in week['days']] == ['2027-03-0%d' % day for day in range(1, 9)]
+    slots = [slot for day in week['days'] for slot in day.slots]
+    assert not [slot for slot in slots if slot.schedule['name'] == 'paused']
+    assert week['more'] == ['busy']  # every 5 minutes: only the first MOST_PER_SCHEDULE shown
+    nightly = {name: [slot for slot in slots if slot.schedule['name'] == name] for name in ('deferred', 'skipped')}
+    assert [slot.at.day for slot in nightly['deferred']] == [2, 3, 4, 5, 6, 7, 8]
+    tuesday_deferred, tuesday_skipped = nightly['deferred'][0], nightly['skipped'][0]
+    assert (tuesday_deferred.blocked_by, tuesday_deferred.action) == ('tuesday', 'defer')
+    # Two hosts of 10 min in one lane: 20 min from the window's end at 03:00.
+    assert tuesday_deferred.finish == dt.datetime(2027, 3, 2, 3, 20, tzinfo=UTC)
+    assert (tuesday_skipped.action, tuesday_skipped.finish) == ('skip', None)
+    assert nightly['skipped'][1].finish == dt.datetime(2027, 3, 3, 2, 20, tzinfo=UTC)
+    [window] = [item for day in week['days'] for item in day.windows]
+    assert window['name'] == 'tuesday' and window['start'] == dt.datetime(2027, 3, 2, 1, 0, tzinfo=UTC)
+    on_file = next(slot for slot in slots if slot.schedule['name'] == 'on-file')
+    assert on_file.finish is None
+    assert 'inventory file' in week['predictions'][on_file.schedule['id']].note
