@@ -82,7 +82,7 @@ def main() -> int:
     processes: list[subprocess.Popen] = []
     workers: dict[str, int] = {}
     try:
-        port = free_port()
+        port = int(os.environ.get('DEMO_PORT') or free_port())
         env = {
             'PATH': '%s:/usr/sbin:/usr/bin:/sbin:/bin' % BIN, 'HOME': '/root', 'LANG': 'C.UTF-8',
             'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
@@ -116,8 +116,15 @@ def main() -> int:
         operator = dict(env, DBFLEET_TOKEN=dbfleet(admin, 'tokens', 'create', 'demo-operator', '--role', 'operator',
                                                    '--template', TEMPLATE, capture=True))
 
+        viewer = directory / 'portal-token'
+        viewer.touch(mode=0o600)
+        viewer.write_text(dbfleet(admin, 'tokens', 'create', 'demo-viewer', '--role', 'viewer', capture=True))
+        say('the portal: %s/ (log in with the viewer token in %s)' % (env['DBFLEET_API_URL'],
+                                                                       viewer.relative_to(REPO)))
         say('the nightly backup across the SSH fleet: %d lanes over the dc1 workers' % LANES)
         launched = json.loads(dbfleet(operator, 'templates', 'launch', TEMPLATE, '--json', capture=True))
+        say('its page, where the lanes fill in as the hosts are backed up: %s/jobs/%s'
+            % (env['DBFLEET_API_URL'], launched['id']))
         subprocess.run([str(BIN / 'dbfleet'), 'jobs', 'logs', launched['id'], '--follow'], env=operator, cwd=REPO,
                        stdout=subprocess.DEVNULL)
         dbfleet(operator, 'jobs', 'show', launched['id'])
@@ -133,6 +140,7 @@ def main() -> int:
         ok = job['status'] == 'successful' and set(lanes_of) == set(WORKER_HOSTS)
         if not ok:
             print('ssh demo: expected a successful backup with lanes on both worker hosts', file=sys.stderr)
+        hold(env['DBFLEET_API_URL'])
         return 0 if ok else 1
     finally:
         for host, pid in workers.items():
@@ -152,6 +160,12 @@ def main() -> int:
             if process.poll() is None:
                 process.kill()
         platform.stop()
+
+
+def hold(url: str) -> None:
+    """With DEMO_HOLD=1 and a terminal, keep the platform (and its portal) up until Enter."""
+    if os.environ.get('DEMO_HOLD') == '1' and sys.stdin.isatty():
+        input('==> the portal stays at %s/ until you press Enter ' % url)
 
 
 def _alive(pid: int) -> bool:

@@ -10,7 +10,7 @@ unset DBFLEET_REDIS_URL  # dbfleet up starts a private one
 LANES=${LANES:-2}
 WINDOW_MINUTES=${WINDOW_MINUTES:-10}
 
-port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=${DEMO_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 mkdir -p var
 dbfleet up --port "$port" --workers 2 > var/demo-up.log 2>&1 &
 up=$!
@@ -30,6 +30,8 @@ echo "==> dbfleet up: API at $DBFLEET_API_URL (log: var/demo-up.log)"
 token_name="demo-$(date +%Y%m%d%H%M%S)-$$"
 DBFLEET_TOKEN=$(dbfleet tokens create "$token_name" --role admin 2>/dev/null)
 export DBFLEET_TOKEN
+(umask 077; dbfleet tokens create "$token_name-viewer" --role viewer > var/demo-portal-token 2>/dev/null)
+echo "==> the portal: $DBFLEET_API_URL/ (log in with the viewer token in var/demo-portal-token)"
 
 dbfleet pools set backup "$LANES" --description 'nightly dumps: at most this many at once, fleet-wide'
 echo "==> inspection through the runner"
@@ -43,6 +45,7 @@ dbfleet plans preview playbooks/backup.yml --inventory inventories/local_fleet.y
 echo "==> the nightly backup, in $LANES lanes, pool 'backup'"
 job=$(dbfleet jobs launch playbooks/backup.yml --inventory inventories/local_fleet.yml --lanes "$LANES" \
       --pool backup --window-end "$window_end" --json | python -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+echo "==> its page, where the lanes fill in as the hosts are backed up: $DBFLEET_API_URL/jobs/$job"
 dbfleet jobs logs "$job" --follow > /dev/null || true
 dbfleet jobs show "$job"
 python - "$job" "$window_end" <<'EOF'
@@ -55,4 +58,8 @@ spare = (window_end - finished).total_seconds()
 print('==> the backup ended %s at %s: %s' % (job['status'], finished.isoformat(timespec='seconds'),
       'inside its window, %.0f s to spare' % spare if spare >= 0 else 'AFTER its window, by %.0f s' % -spare))
 EOF
+if [ "${DEMO_HOLD:-}" = 1 ] && [ -t 0 ]; then
+    read -r -p "==> the portal stays at $DBFLEET_API_URL/ until you press Enter "
+fi
+dbfleet tokens revoke "$token_name-viewer" > /dev/null
 dbfleet tokens revoke "$token_name" > /dev/null

@@ -20,6 +20,7 @@ def hosts_list(tags: Optional[str] = typer.Option(None, '--tags', help="Tag filt
                                                     'attributes (any case).'),
                as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """List hosts with their tags and a fact summary."""
+    from dbfleet.profiles import human_bytes
     with fleet(store) as reach:
         records = reach.hosts(tags, search)
     if as_json:
@@ -66,6 +67,7 @@ def hosts_delete(host: str, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
 def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Everything known about one database: facts summary, tags by dimension with evidence, tag history,
     recent jobs and host runs, backups, crontab entries."""
+    from dbfleet.profiles import human_bytes
     with fleet(store) as reach:
         profile = reach.profile(host)
     if as_json:
