@@ -608,3 +608,81 @@ class CronRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Double)
     output_tail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column()
+
+
+NOTIFIER_KINDS = ('webhook', 'email', 'slack')
+DELIVERY_STATUSES = ('pending', 'sending', 'delivered', 'failed', 'silenced')
+
+
+class Notifier(Base):
+    """Where notifications go (a webhook, an SMTP mailbox, a Slack-compatible incoming webhook):
+    what may be shown, and its secrets (HMAC key, SMTP password, the Slack URL) sealed with the
+    service key (runner_service.notify). `events` are the notifier-wide events it takes."""
+
+    __tablename__ = 'notifiers'
+    __table_args__ = (CheckConstraint(_in('kind', NOTIFIER_KINDS), name='kind'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    public: Mapped[dict] = mapped_column(JSON())
+    events: Mapped[Any] = mapped_column(JSON())
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+class Notification(Base):
+    """Something worth telling (a job failed, recovered, timed out; a worker lost...), stored once
+    (its `key` says what it is about) before anything is sent; silenced by a maintenance window
+    (`silenced_by` names it) it is kept all the same."""
+
+    __tablename__ = 'notifications'
+    __table_args__ = (Index(None, 'created_at'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON())
+    template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    schedule: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
+    silenced_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NotificationDelivery(Base):
+    """One notification to one notifier: the outbox row a sender claims (a conditional UPDATE),
+    sends, and retries with backoff; every attempt is kept in `attempt_log`, never a secret."""
+
+    __tablename__ = 'notification_deliveries'
+    __table_args__ = (
+        CheckConstraint(_in('status', DELIVERY_STATUSES), name='status'),
+        Index(None, 'status', 'next_attempt_at'),
+        Index(None, 'notifier', 'created_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey('notifications.id', ondelete='CASCADE'), index=True)
+    notifier: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempt_log: Mapped[Any] = mapped_column(JSON())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NotifyCursor(Base):
+    """How far a watcher has read a source of events (job ends), so a restart reads on from there."""
+
+    __tablename__ = 'notify_cursors'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[dt.datetime] = mapped_column()
