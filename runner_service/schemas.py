@@ -65,6 +65,9 @@ JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'can
 Role = Literal['viewer', 'operator', 'admin', 'agent']
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
+# What a template subscribes notifiers to (runner_service.notify): for each event of its jobs, their names.
+TemplateEvent = Literal['failed', 'recovered', 'timed_out']
+TemplateSubscriptions = dict[TemplateEvent, Annotated[list[TemplateName], Field(max_length=20)]]
 
 
 class Dependency(BaseModel):
@@ -861,6 +864,8 @@ class TemplateFields(BaseModel):
                                                 'launch may set; nothing else can be set')
     credentials: list[TemplateName] | None = Field(default=None, max_length=4, description='the credentials its '
                                                    'runs get, by name: at most one of each kind')
+    notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its jobs\' events: '
+                                                 '{"failed": [NAME...], "recovered": [...], "timed_out": [...]}')
 
 
 class TemplateCreate(TemplateFields):

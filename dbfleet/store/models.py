@@ -627,7 +627,7 @@ class Notifier(Base):
     kind: Mapped[str] = mapped_column(String(16))
     public: Mapped[dict] = mapped_column(JSON())
     events: Mapped[Any] = mapped_column(JSON())
-    sealed: Mapped[str] = mapped_column(Text)
+    sealed: Mapped[str | None] = mapped_column(Text)  # None: a notifier without secrets (mail without AUTH)
     created_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
 

@@ -45,13 +45,14 @@ class Notifications:
 
     # -- notifiers -----------------------------------------------------------------------
 
-    def create_notifier(self, name: str, kind: str, public: dict, events: list[str], sealed: str,
+    def create_notifier(self, name: str, kind: str, public: dict, events: list[str], sealed: str | None,
                         created_by: str | None = None) -> dict:
         """ValueError when the name is taken (also when processes race to create it)."""
         check_text(name, 'notifier name', NAME_LENGTH)
         if kind not in NOTIFIER_KINDS:
             raise ValueError('notifier kind must be one of %s, got %r' % (', '.join(NOTIFIER_KINDS), kind))
-        check_text(sealed, 'notifier sealed secret')
+        if sealed is not None:
+            check_text(sealed, 'notifier sealed secret')
 
         def work(session: Session) -> dict:
             if session.scalar(select(Notifier.id).where(Notifier.name == name)) is not None:
@@ -114,7 +115,8 @@ class Notifications:
         except IntegrityError:  # another watcher stored the same key between our read and write
             return None
 
-    def list(self, limit: int = 100, notifier: str | None = None, event: str | None = None) -> list[dict]:
+    def list(self, limit: int = 100, notifier: str | None = None, event: str | None = None,
+             notification_id: int | None = None) -> list[dict]:
         """Notifications newest first, each with its deliveries (only those to `notifier` if given)."""
         check_limit(limit)
 
@@ -122,6 +124,8 @@ class Notifications:
             query = select(Notification).order_by(Notification.id.desc()).limit(limit)
             if event is not None:
                 query = query.where(Notification.event == event)
+            if notification_id is not None:
+                query = query.where(Notification.id == notification_id)
             if notifier is not None:
                 query = query.where(Notification.id.in_(
                     select(NotificationDelivery.notification_id).where(NotificationDelivery.notifier == notifier)))
@@ -149,7 +153,7 @@ class Notifications:
     def ended_jobs(self, since: dt.datetime, limit: int = 500) -> list[dict]:
         """Jobs that ended at or after `since`, oldest end first."""
         query = (select(Job.id, Job.status, Job.finished_at, Job.template, Job.playbook, Job.idempotency_key,
-                        Job.status_reason, Job.attempt, Job.max_retries)
+                        Job.status_reason, Job.attempt, Job.inventory, Job.inventory_kind)
                  .where(Job.status.in_(ENDED), Job.finished_at >= since)
                  .order_by(Job.finished_at, Job.id).limit(limit))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])

@@ -10,8 +10,10 @@ from runner_service import __version__
 from runner_service.api import errors
 from runner_service.api.links import add_links
 from runner_service.api.request_guard import RequestGuard
-from runner_service.api.routes import audit, credentials, cron, health, jobs, plans, pools, schedules, templates, tokens, windows
+from runner_service.api.routes import (audit, credentials, cron, health, jobs, notifications, notifiers, plans, pools,
+                                       schedules, templates, tokens, windows)
 from runner_service.jobs.reconciler import Reconciler
+from runner_service.notify.loop import Notifier
 from runner_service.runtime import Runtime
 
 
@@ -22,11 +24,13 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     async def lifespan(app: FastAPI):
         runtime.store  # open (and migrate) the store before the first request
         reconciler = Reconciler(runtime).start() if reconcile else None
+        notifier = Notifier(runtime).start() if reconcile else None
         try:
             yield
         finally:
-            if reconciler is not None:
-                reconciler.stop()
+            for loop in (reconciler, notifier):
+                if loop is not None:
+                    loop.stop()
             runtime.close()
 
     app = FastAPI(title='dbfleet', version=__version__, lifespan=lifespan,
@@ -35,7 +39,8 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(RequestGuard, max_bytes=runtime.settings.max_request_bytes)
-    for module in (audit, credentials, cron, health, jobs, plans, pools, schedules, templates, tokens, windows):
+    for module in (audit, credentials, cron, health, jobs, notifications, notifiers, plans, pools, schedules, templates,
+                   tokens, windows):
         app.include_router(module.router)
     _with_links(app)
     return app

@@ -12,6 +12,7 @@ from runner_service import tokens
 from runner_service.bridge.platform import CronBridge
 from runner_service.credentials.service import CredentialService
 from runner_service.jobs.service import JobService
+from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.service import ScheduleService
 from runner_service.schedules.windows import WindowService
@@ -34,6 +35,10 @@ def get_credentials(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Creden
 
 def get_templates(runtime: Annotated[Runtime, Depends(get_runtime)]) -> TemplateService:
     return TemplateService(runtime)
+
+
+def get_notifiers(runtime: Annotated[Runtime, Depends(get_runtime)]) -> NotifierService:
+    return NotifierService(runtime)
 
 
 def get_bridge(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CronBridge:
@@ -106,6 +111,7 @@ CredentialsDep = Annotated[CredentialService, Depends(get_credentials)]
 Schedules = Annotated[ScheduleService, Depends(get_schedules)]
 Bridge = Annotated[CronBridge, Depends(get_bridge)]
 Windows = Annotated[WindowService, Depends(get_windows)]
+Notifiers = Annotated[NotifierService, Depends(get_notifiers)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -53,14 +53,15 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.cli',),
     ('runner_service.processes',),
     ('runner_service.api',),
-    ('runner_service.bridge',),
+    ('runner_service.bridge', 'runner_service.notify.watch', 'runner_service.notify.loop'),
     ('runner_service.schedules',),
     ('runner_service.templates',),
-    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials'),
+    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials',
+     'runner_service.notify'),
     ('runner_service.runtime', 'runner_service.job_queue', 'runner_service.secret_box', 'runner_service.tokens',
      'runner_service.bounded', 'runner_service.client', 'runner_service.schedules.triggers'),
     ('runner_service.schemas', 'runner_service.errors', 'runner_service.extra_vars', 'runner_service.host_patterns',
-     'runner_service.redis_urls'),
+     'runner_service.redis_urls', 'runner_service.notify_schemas'),
     ('runner_service',),  # the package itself: __version__
 ]
 # The one import of the HTTP layer from below it: the process that serves the API starts it there;

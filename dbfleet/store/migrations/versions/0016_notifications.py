@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column('kind', sa.String(16), nullable=False),
         sa.Column('public', sa.JSON(), nullable=False),
         sa.Column('events', sa.JSON(), nullable=False),
-        sa.Column('sealed', sa.Text(), nullable=False),
+        sa.Column('sealed', sa.Text(), nullable=True),
         sa.Column('created_at', DATETIME, nullable=False),
         sa.Column('created_by', sa.String(255), nullable=True),
         sa.CheckConstraint(sa.column('kind').in_(('webhook', 'email', 'slack')), name=op.f('ck_notifiers_kind')),

@@ -1,0 +1,304 @@
+"""Notifications through the real service: notifiers created over the API, templates subscribing
+them, jobs that fail, recover and time out, and the deliveries received by real receivers started
+here (an HTTP server checking the HMAC signature over the exact body, aiosmtpd with STARTTLS and
+AUTH); retries with a short backoff (a setting), silencing by a maintenance window, a restart of
+the sender with deliveries pending, the roles and hostile input at the boundary, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import time
+
+import pytest
+
+from tests.service.harness import PATIENCE, Service, free_port
+from tests.service.receivers import MailReceiver, WebhookReceiver
+
+pytestmark = pytest.mark.service
+
+HMAC_KEY = 'hmac key of the ops hook 7f3a'
+SMTP_PASSWORD = 'smtp password 41c9'
+SLACK_PATH = '/services/T000/B000/slacksecret5e21'
+# The notifier polls fast and a failed attempt is tried again 0.2 s later (doubling): no test sleeps on a backoff.
+FAST = {'DBFLEET_NOTIFY_SECONDS': '0.2', 'DBFLEET_NOTIFY_BACKOFF_SECONDS': '0.2', 'DBFLEET_NOTIFY_ATTEMPTS': '12',
+        'DBFLEET_NOTIFY_TIMEOUT_SECONDS': '5'}
+
+
+@pytest.fixture(scope='module')
+def service(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp('service'), variables=FAST).start()
+    yield service
+    service.stop()
+
+
+def wait_for(condition, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout * PATIENCE
+    while not (value := condition()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return value
+
+
+def api(service, method: str, path: str, role: str | None = 'admin', **kwargs):
+    with service.client(role) as client:
+        return client.request(method, path, **kwargs)
+
+
+def created(service, path: str, **body) -> dict:
+    response = api(service, 'POST', path, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def notifications(service, **params) -> list[dict]:
+    response = api(service, 'GET', '/api/v1/notifications', role='viewer', params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def notification_of(service, job_id: str, event: str) -> dict | None:
+    return next((n for n in notifications(service, limit=1000) if n['job_id'] == job_id and n['event'] == event),
+                None)
+
+
+def settled(service, job_id: str, event: str) -> dict | None:
+    """The job's notification once every delivery of it is settled (delivered, failed or silenced)."""
+    found = notification_of(service, job_id, event)
+    if found and all(d['status'] in ('delivered', 'failed', 'silenced') for d in found['deliveries']):
+        return found
+    return None
+
+
+def launch(service, template: str, **extra_vars) -> dict:
+    response = api(service, 'POST', '/api/v1/templates/%s/launch' % template, role='operator',
+                   json={'extra_vars': extra_vars})
+    assert response.status_code == 201, response.text
+    return service.wait(response.json()['id'])
+
+
+@pytest.fixture(scope='module')
+def hook(service):
+    with WebhookReceiver(key=HMAC_KEY) as receiver:
+        created(service, '/api/v1/notifiers', name='ops-hook', kind='webhook', url=receiver.url + '/dbfleet',
+                secret=HMAC_KEY)
+        yield receiver
+
+
+@pytest.fixture(scope='module')
+def mail(service, tmp_path_factory):
+    with MailReceiver(tmp_path_factory.mktemp('smtp'), free_port(), 'dbfleet', SMTP_PASSWORD) as receiver:
+        created(service, '/api/v1/notifiers', name='ops-mail', kind='email', smtp_host='127.0.0.1',
+                smtp_port=receiver.port, ca_cert=receiver.cert_file.read_text(), username='dbfleet',
+                password=SMTP_PASSWORD, mail_from='dbfleet@example.org', mail_to=['dba@example.org'])
+        yield receiver
+
+
+@pytest.fixture(scope='module')
+def flaky(service):
+    """A template whose jobs fail when launched with fail=node1, subscribed to the hook and the mail."""
+    created(service, '/api/v1/templates', name='flaky', playbook='tests/service/playbooks/fail_on.yml',
+            inventory='tests/service/inventory.yml',
+            survey=[{'name': 'fail_hosts', 'type': 'choice', 'choices': ['none', 'node1'], 'default': 'none'}],
+            notify={'failed': ['ops-hook', 'ops-mail'], 'recovered': ['ops-hook']})
+    return 'flaky'
+
+
+def test_a_failed_job_is_told_to_its_templates_notifiers_signed_and_by_mail(service, hook, mail, flaky):
+    job = launch(service, flaky, fail_hosts='node1')
+    assert job['status'] == 'failed'
+    notification = wait_for(lambda: settled(service, job['id'], 'failed'), 'the failure was not delivered')
+    assert {d['notifier']: d['status'] for d in notification['deliveries']} == {'ops-hook': 'delivered',
+                                                                                 'ops-mail': 'delivered'}
+    received = [r for r in hook.accepted() if r['json']['job']['id'] == job['id']]
+    assert len(received) == 1 and received[0]['signed'], received
+    body = received[0]['json']
+    assert body['event'] == 'failed' and body['job']['template'] == 'flaky' and body['id'] == notification['id']
+    assert received[0]['headers']['X-Dbfleet-Event'] == 'failed'
+    assert mail.logins[-1] == ('dbfleet', True)
+    message = next(m for m in mail.messages if job['id'] in m.get_content())
+    assert message['Subject'] == '[dbfleet] job %s failed (template flaky)' % job['id'][:8]
+    assert message['To'] == 'dba@example.org' and message['From'] == 'dbfleet@example.org'
+
+
+def test_success_after_a_failure_is_told_once_and_success_after_success_not_at_all(service, hook, flaky):
+    launch(service, flaky, fail_hosts='node1')
+    recovered = launch(service, flaky)
+    assert recovered['status'] == 'successful'
+    wait_for(lambda: settled(service, recovered['id'], 'recovered'), 'the recovery was not delivered')
+    again = launch(service, flaky)
+    later = launch(service, flaky, fail_hosts='node1')  # a later event: the watcher has passed `again`
+    wait_for(lambda: settled(service, later['id'], 'failed'), 'the later failure was not delivered')
+    assert notification_of(service, again['id'], 'recovered') is None
+    assert [r['json']['event'] for r in hook.accepted() if r['json']['job']['id'] == recovered['id']] == ['recovered']
+
+
+def test_a_job_killed_by_its_timeout_is_told(service, hook):
+    created(service, '/api/v1/templates', name='slow', playbook='tests/service/playbooks/sleep.yml',
+            inventory='tests/service/inventory.yml', limit='node1', timeout=2, notify={'timed_out': ['ops-hook']})
+    job = launch(service, 'slow')
+    assert job['status'] == 'timed_out'
+    notification = wait_for(lambda: settled(service, job['id'], 'timed_out'), 'the timeout was not delivered')
+    assert notification['deliveries'][0]['status'] == 'delivered'
+    assert any(r['json']['job']['id'] == job['id'] and r['signed'] for r in hook.accepted())
+
+
+def test_a_refusing_receiver_is_retried_with_backoff_until_it_takes_it(service):
+    with WebhookReceiver(key='another key', fail_first=3) as receiver:
+        created(service, '/api/v1/notifiers', name='flaky-hook', kind='webhook', url=receiver.url, secret='another key')
+        response = api(service, 'POST', '/api/v1/notifiers/flaky-hook/test')
+        assert response.status_code == 202, response.text
+        sent = response.json()
+
+        def delivered():
+            found = api(service, 'GET', '/api/v1/notifiers/flaky-hook/deliveries', role='viewer').json()
+            delivery = next(n for n in found if n['id'] == sent['id'])['deliveries'][0]
+            return delivery if delivery['status'] == 'delivered' else None
+
+        delivery = wait_for(delivered, 'the test notification was not delivered')
+    assert delivery['attempts'] == 4
+    assert [attempt['ok'] for attempt in delivery['attempt_log']] == [False, False, False, True]
+    assert delivery['attempt_log'][0]['error'] == 'webhook %s answered HTTP 500' % receiver.url
+    assert [r['refused'] for r in receiver.requests] == [True, True, True, False]
+    assert all(r['signed'] for r in receiver.requests)  # the same body, signed, each time
+    assert len({r['body'] for r in receiver.requests}) == 1
+    times = [dt.datetime.fromisoformat(attempt['at']) for attempt in delivery['attempt_log']]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8, gaps  # doubling from the setting
+
+
+def test_the_slack_shape_goes_to_its_secret_url_which_is_never_shown(service):
+    with WebhookReceiver() as receiver:
+        created(service, '/api/v1/notifiers', name='ops-slack', kind='slack', url=receiver.url + SLACK_PATH)
+        sent = api(service, 'POST', '/api/v1/notifiers/ops-slack/test').json()
+        wait_for(lambda: receiver.accepted(), 'slack got nothing')
+    request = receiver.accepted()[0]
+    assert request['path'] == SLACK_PATH
+    assert list(request['json']) == ['text'] and request['json']['text'].startswith(
+        '[dbfleet] test of notifier ops-slack\n')
+    shown = api(service, 'GET', '/api/v1/notifiers/ops-slack').json()
+    assert 'url' not in json.dumps(shown) or shown['url'] is None
+    assert sent['deliveries'][0]['notifier'] == 'ops-slack'
+
+
+def test_a_maintenance_window_silences_and_the_silence_is_recorded(service, hook, flaky):
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    created(service, '/api/v1/windows', name='patching', kind='absolute', start=now.isoformat(),
+            duration_seconds=3600)
+    try:
+        job = launch(service, flaky, fail_hosts='node1')
+        notification = wait_for(lambda: notification_of(service, job['id'], 'failed'), 'nothing stored')
+    finally:
+        assert api(service, 'DELETE', '/api/v1/windows/patching').status_code == 200
+    assert notification['silenced_by'] == 'patching'
+    assert {d['status'] for d in notification['deliveries']} == {'silenced'}
+    assert all(d['attempts'] == 0 for d in notification['deliveries'])
+    assert not [r for r in hook.requests if r['json'].get('job', {}).get('id') == job['id']]
+
+
+def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):
+    port = free_port()
+    created(service, '/api/v1/notifiers', name='late-hook', kind='webhook', url='http://127.0.0.1:%d/' % port,
+            secret=HMAC_KEY)
+    sent = api(service, 'POST', '/api/v1/notifiers/late-hook/test').json()
+
+    def delivery():
+        found = api(service, 'GET', '/api/v1/notifiers/late-hook/deliveries', role='viewer').json()
+        return next(n for n in found if n['id'] == sent['id'])['deliveries'][0]
+
+    first = wait_for(lambda: (d := delivery())['attempts'] >= 1 and d, 'no attempt was made')
+    assert first['status'] == 'pending' and 'ConnectError' in first['last_error']
+    service.api.terminate()
+    service.api.wait(30 * PATIENCE)
+    with WebhookReceiver(key=HMAC_KEY, port=port) as receiver:
+        service.start_api()
+        service.wait_healthy()
+        done = wait_for(lambda: (d := delivery())['status'] == 'delivered' and d, 'not delivered after the restart')
+    assert done['attempts'] >= 2
+    assert len(receiver.accepted()) == 1 and receiver.accepted()[0]['signed']
+
+
+def test_secrets_are_never_shown_logged_or_stored_in_clear(service, hook, mail):
+    secrets = (HMAC_KEY, SMTP_PASSWORD, SLACK_PATH.rsplit('/', 1)[1])
+    answers = [api(service, 'GET', '/api/v1/notifiers').text, api(service, 'GET', '/api/v1/notifiers/ops-mail').text,
+               json.dumps(notifications(service, limit=1000)), api(service, 'GET', '/api/v1/audit').text]
+    logs = [path.read_text(errors='replace') for path in service.directory.glob('*.log')]
+    with sqlite3.connect(service.store_url.removeprefix('sqlite:///')) as db:
+        stored = [json.dumps(row) for table in ('notifiers', 'notifications', 'notification_deliveries', 'audit_log')
+                  for row in db.execute('SELECT * FROM %s' % table)]
+    for secret in secrets:
+        for text in answers + logs + stored:
+            assert secret not in text
+    mail_view = json.loads(answers[1])
+    assert mail_view['username'] == 'dbfleet' and 'password' not in mail_view
+
+
+def test_roles_and_hostile_input_are_refused_at_the_boundary(service, hook):
+    agent = service.dbfleet('tokens', 'create', 'agent-node1', '--role', 'agent', '--host', 'node1', '--json',
+                            check=True)
+    service.tokens['agent'] = json.loads(agent.stdout)['token']
+    body = {'name': 'x-hook', 'kind': 'webhook', 'url': 'http://127.0.0.1:9/'}
+    for role in ('viewer', 'operator', 'agent'):
+        assert api(service, 'POST', '/api/v1/notifiers', role=role, json=body).status_code == 403
+        assert api(service, 'GET', '/api/v1/notifiers', role=role).status_code == 403
+        assert api(service, 'POST', '/api/v1/notifiers/ops-hook/test', role=role).status_code == 403
+        assert api(service, 'DELETE', '/api/v1/notifiers/ops-hook', role=role).status_code == 403
+    assert api(service, 'GET', '/api/v1/notifications', role='agent').status_code == 403
+    assert api(service, 'GET', '/api/v1/notifications', role=None).status_code == 401
+    assert api(service, 'GET', '/api/v1/notifiers/ops-hook/deliveries', role='viewer').status_code == 200
+    refusals = {
+        'kind': ({**body, 'kind': 'pager'}, 'kind'),
+        'event': ({**body, 'events': ['failed', 'exploded']}, 'events.1'),
+        'scheme': ({**body, 'url': 'file:///etc/passwd'}, 'http:// or https://'),
+        'no url': ({'name': 'x-hook', 'kind': 'webhook'}, 'needs url'),
+        'traversal': ({**body, 'name': '../../etc'}, 'name'),
+        'huge': ({**body, 'name': 'x' * 100000}, 'name'),
+        'mail on a webhook': ({**body, 'mail_to': ['a@b.c']}, 'takes no mail_to'),
+        'header injection': ({'name': 'm', 'kind': 'email', 'smtp_host': 'h', 'mail_from': 'a@b.c',
+                              'mail_to': ['x@y.z\r\nBcc: all@y.z']}, 'mail_to'),
+        'auth in clear': ({'name': 'm', 'kind': 'email', 'smtp_host': 'h', 'mail_from': 'a@b.c', 'mail_to': ['x@y.z'],
+                           'starttls': False, 'username': 'u', 'password': 'p'}, 'in clear'),
+    }
+    for what, (bad, reason) in refusals.items():
+        response = api(service, 'POST', '/api/v1/notifiers', json=bad)
+        assert response.status_code == 422, (what, response.text)
+        assert reason in response.text, (what, response.text)
+    taken = api(service, 'POST', '/api/v1/notifiers', json={**body, 'name': 'ops-hook'})
+    assert taken.status_code == 409
+    template = {'name': 'bad-notify', 'playbook': 'tests/service/playbooks/hello.yml',
+                'inventory': 'tests/service/inventory.yml'}
+    unknown = api(service, 'POST', '/api/v1/templates', json={**template, 'notify': {'failed': ['no-such']}})
+    assert unknown.status_code == 422 and "notify.failed: no notifier 'no-such'" in unknown.text
+    bad_event = api(service, 'POST', '/api/v1/templates', json={**template, 'notify': {'exploded': ['ops-hook']}})
+    assert bad_event.status_code == 422 and 'exploded' in bad_event.text
+    assert api(service, 'GET', '/api/v1/notifiers/no-such').status_code == 404
+    assert api(service, 'POST', '/api/v1/notifiers/no-such/test').status_code == 404
+    assert api(service, 'GET', '/api/v1/notifiers/no-such/deliveries', role='viewer').status_code == 404
+    assert api(service, 'GET', '/api/v1/notifications', role='viewer', params={'limit': 10**9}).status_code == 422
+    in_use = api(service, 'DELETE', '/api/v1/notifiers/ops-hook')
+    assert in_use.status_code == 409 and 'flaky' in in_use.text
+
+
+def test_the_cli_creates_lists_shows_tests_and_deletes(service, tmp_path):
+    with WebhookReceiver(key=HMAC_KEY) as receiver:
+        key_file = tmp_path / 'hmac.key'
+        key_file.write_text(HMAC_KEY + '\n')
+        admin = service.tokens['admin']
+        made = service.dbfleet('notifiers', 'create', 'cli-hook', '--kind', 'webhook', '--url', receiver.url,
+                               '--secret-file', str(key_file), '--event', 'worker_lost', '--json', token=admin)
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)['signed'] is True and HMAC_KEY not in made.stdout
+        listed = service.dbfleet('notifiers', 'list', token=admin)
+        assert 'cli-hook' in listed.stdout and 'worker_lost' in listed.stdout
+        tested = service.dbfleet('notifiers', 'test', 'cli-hook', '--wait', token=admin)
+        assert tested.returncode == 0, tested.stderr
+        assert 'delivered' in tested.stdout and receiver.accepted()[0]['signed']
+        shown = service.dbfleet('notifiers', 'show', 'cli-hook', token=admin)
+        assert 'test' in shown.stdout and 'delivered' in shown.stdout
+        bad = service.dbfleet('notifiers', 'create', 'x', '--kind', 'webhook', '--url', 'ftp://h/', token=admin)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+        viewer = service.dbfleet('notifiers', 'list', token=service.tokens['viewer'])
+        assert viewer.returncode == 2 and 'admin' in viewer.stderr
+        gone = service.dbfleet('notifiers', 'delete', 'cli-hook', token=admin)
+        assert gone.returncode == 0 and 'deleted' in gone.stdout
