@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import sqlite3
 import time
 
 import pytest
 
-from tests.service.harness import PATIENCE, Service, free_port
+from tests.service.harness import PATIENCE, Service, free_port, job_processes
 from tests.service.receivers import MailReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.service
@@ -142,6 +144,22 @@ def test_a_job_killed_by_its_timeout_is_told(service, hook):
     notification = wait_for(lambda: settled(service, job['id'], 'timed_out'), 'the timeout was not delivered')
     assert notification['deliveries'][0]['status'] == 'delivered'
     assert any(r['json']['job']['id'] == job['id'] and r['signed'] for r in hook.accepted())
+
+
+def test_a_job_that_lost_its_worker_is_told_to_the_notifiers_that_take_worker_lost(service, hook):
+    created(service, '/api/v1/notifiers', name='fleet-hook', kind='webhook', url=hook.url + '/fleet', secret=HMAC_KEY,
+            events=['worker_lost'])
+    job = service.wait(service.launch('sleep.yml', limit='node1')['id'], statuses={'running'})
+    wait_for(lambda: job_processes(job['id']), 'the play never started')
+    worker = int(service.job(job['id'])['worker'].rsplit('/', 1)[1])
+    os.kill(worker, signal.SIGKILL)
+    assert service.wait(job['id'])['status'] == 'worker_lost'
+    service.workers = [process for process in service.workers if process.pid != worker]
+    service.start_worker()
+    notification = wait_for(lambda: settled(service, job['id'], 'worker_lost'), 'the loss was not delivered')
+    assert [(d['notifier'], d['status']) for d in notification['deliveries']] == [('fleet-hook', 'delivered')]
+    [received] = [r for r in hook.accepted() if r['json']['job']['id'] == job['id']]
+    assert received['path'] == '/fleet' and received['signed'] and received['json']['event'] == 'worker_lost'
 
 
 def test_a_refusing_receiver_is_retried_with_backoff_until_it_takes_it(service):
