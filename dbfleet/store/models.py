@@ -467,7 +467,9 @@ class ScheduleSlot(Base):
 
     __tablename__ = 'schedule_slots'
     __table_args__ = (CheckConstraint(_in('outcome', SLOT_OUTCOMES), name='outcome'),
-                      CheckConstraint(_in('claimed_by', SLOT_CLAIMANTS), name='claimed_by'), MYSQL_TABLE_OPTIONS)
+                      CheckConstraint(_in('claimed_by', SLOT_CLAIMANTS), name='claimed_by'),
+                      Index(None, 'recorded_at'),  # the notifier reads the slots recorded since its last pass
+                      MYSQL_TABLE_OPTIONS)
 
     schedule_id: Mapped[str] = mapped_column(ForeignKey('schedules.id', ondelete='CASCADE'), primary_key=True)
     slot_at: Mapped[dt.datetime] = mapped_column(primary_key=True)

@@ -21,7 +21,7 @@ from dbfleet.clock import utcnow
 from dbfleet.store.checks import check_datetime, check_limit, check_text
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import (NAME_LENGTH, NOTIFIER_KINDS, Job, Notification, NotificationDelivery, Notifier,
-                                  NotifyCursor)
+                                  NotifyCursor, Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
 _NOTIFIER_COLUMNS = tuple(column.key for column in Notifier.__table__.columns)
@@ -156,6 +156,16 @@ class Notifications:
                         Job.status_reason, Job.attempt, Job.inventory, Job.inventory_kind)
                  .where(Job.status.in_(ENDED), Job.finished_at >= since)
                  .order_by(Job.finished_at, Job.id).limit(limit))
+        return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
+
+    def unfired_slots(self, since: dt.datetime, limit: int = 500) -> list[dict]:
+        """Schedule slots recorded missed or skipped at or after `since`, oldest first, with their
+        schedule's name, launch (`job`: its template) and source host (a crontab entry's)."""
+        query = (select(ScheduleSlot.schedule_id, ScheduleSlot.slot_at, ScheduleSlot.outcome, ScheduleSlot.reason,
+                        ScheduleSlot.recorded_at, Schedule.name, Schedule.job, Schedule.source_host)
+                 .join(Schedule, Schedule.id == ScheduleSlot.schedule_id)
+                 .where(ScheduleSlot.outcome.in_(('missed', 'skipped')), ScheduleSlot.recorded_at >= since)
+                 .order_by(ScheduleSlot.recorded_at).limit(limit))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
 
     # -- the watchers' cursors -----------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The notifier inside each API process: every DBFLEET_NOTIFY_SECONDS, notice the jobs that ended
-(watch.JobWatcher) and send what is due (outbox.Outbox), on a daemon thread beside the reconciler.
+"""The notifier inside each API process: every DBFLEET_NOTIFY_SECONDS, notice the jobs that ended and the slots missed or skipped
+(watch.Watcher) and send what is due (outbox.Outbox), on a daemon thread beside the reconciler.
 
 The API runs it because the API is the one process every installation has running (the scheduler
 is optional, workers are many and come and go) and its reconciler already watches the same store;
@@ -13,7 +13,7 @@ import logging
 import threading
 
 from runner_service.notify.outbox import Outbox
-from runner_service.notify.watch import JobWatcher
+from runner_service.notify.watch import Watcher
 from runner_service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class Notifier:
     def __init__(self, runtime: Runtime):
         self.interval = runtime.settings.notify_seconds
-        self.watcher = JobWatcher(runtime)
+        self.watcher = Watcher(runtime)
         self.outbox = Outbox(runtime)
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._loop, name='dbfleet-notifier', daemon=True)

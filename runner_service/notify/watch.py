@@ -1,19 +1,23 @@
-"""Noticing events where they are already recorded: a job's end in the store.
+"""Noticing events where they are already recorded: a job's end and a schedule's slot in the store.
 
-Each pass reads the jobs that ended since the watcher's cursor (kept in the store, so a restart
-reads on from there; a minute of overlap for late commits and other machines' clocks) and, for
-each, the events it makes:
+Each pass reads the jobs that ended and the slots recorded since the watcher's cursors (kept in the
+store, so a restart reads on from there; a minute of overlap for late commits and other machines'
+clocks) and the events they make:
 
-    failed      the job failed
-    timed_out   its timeout or deadline killed it
-    recovered   it succeeded and the template's previous job had not
-    worker_lost its worker stopped (also told to the template's `failed` subscribers)
+    failed        the job failed
+    timed_out     its timeout or deadline killed it
+    recovered     it succeeded and the template's previous job had not
+    worker_lost   its worker stopped (also told to the template's `failed` subscribers)
+    slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
+    cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
+    slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
 
-Each event goes to the notifiers its template names for it (`notify`) and to those that take it
-for every job (a notifier's `events`). It is stored once per job and event (key `job:ID:EVENT`),
-with one delivery per notifier, before anything is sent; a maintenance window open when the job
-ended that covers its hosts or its schedule silences it: stored all the same, marked with the
-window's name, nothing sent.
+Each event goes to the notifiers the job's template (the schedule's template, for a slot) names
+for it (`notify`) and to those that take it for everything (a notifier's `events`). It is stored
+once (key `job:ID:EVENT`, `slot:SCHEDULE:TIME:EVENT`), with one delivery per notifier, before
+anything is sent; a maintenance window open at that time that covers the job's hosts or the
+schedule silences it: stored all the same, marked with the window's name, nothing sent. A slot
+skipped by a window is not silenced by it: the skip is the news.
 """
 
 from __future__ import annotations
@@ -28,15 +32,17 @@ from runner_service.runtime import Runtime
 from runner_service.schedules.windows import Window, WindowService
 
 CURSOR = 'job-ends'
+SLOT_CURSOR = 'slots'
 OVERLAP = dt.timedelta(seconds=60)
 FIRST_LOOK_BACK = dt.timedelta(minutes=10)  # the first pass ever: jobs that ended this recently
 BATCH = 2000
 EVENT_OF_STATUS = {'failed': 'failed', 'timed_out': 'timed_out', 'worker_lost': 'worker_lost'}
 WORDS = {'failed': 'failed', 'timed_out': 'timed out', 'worker_lost': 'lost its worker',
          'recovered': 'succeeded after a failure'}
+SLOT_WORDS = {'slot_missed': 'missed', 'cron_missed': 'missed', 'slot_skipped': 'skipped'}
 
 
-class JobWatcher:
+class Watcher:
     def __init__(self, runtime: Runtime, clock: Callable[[], dt.datetime] = utcnow):
         self.runtime = runtime
         self.store = runtime.store
@@ -44,30 +50,66 @@ class JobWatcher:
         self.windows = WindowService(runtime)
 
     def pass_once(self) -> int:
-        """Store the notifications of the jobs that ended since the last pass; how many were new."""
+        """Store the notifications of the jobs that ended and the slots recorded since the last
+        pass; how many were new."""
         notifications = self.store.notifications
-        cursor = notifications.cursor(CURSOR) or self.clock() - FIRST_LOOK_BACK
-        jobs = notifications.ended_jobs(cursor - OVERLAP, limit=BATCH)
-        if not jobs:
+        first = self.clock() - FIRST_LOOK_BACK
+        jobs = notifications.ended_jobs((notifications.cursor(CURSOR) or first) - OVERLAP, limit=BATCH)
+        slots = notifications.unfired_slots((notifications.cursor(SLOT_CURSOR) or first) - OVERLAP, limit=BATCH)
+        if not jobs and not slots:
             return 0
         notifiers = notifications.notifiers()
         windows = self.windows.windows()
         templates: dict[str, dict] = {}
-        stored = 0
-        for job in jobs:
-            stored += self._notice(job, notifiers, windows, templates)
-        notifications.move_cursor(CURSOR, jobs[-1]['finished_at'])
+        stored = sum(self._notice(job, notifiers, windows, templates) for job in jobs)
+        stored += sum(self._notice_slot(slot, notifiers, windows, templates) for slot in slots)
+        if jobs:
+            notifications.move_cursor(CURSOR, jobs[-1]['finished_at'])
+        if slots:
+            notifications.move_cursor(SLOT_CURSOR, slots[-1]['recorded_at'])
         return stored
 
+    def _template(self, name: str | None, templates: dict[str, dict]) -> dict | None:
+        """A template's definition, read once a pass ({} when it was deleted since)."""
+        if not name:
+            return None
+        if name not in templates:
+            try:
+                templates[name] = self.store.templates.get(name)['definition']
+            except LookupError:
+                templates[name] = {}
+        return templates[name]
+
+    def _notice_slot(self, slot: dict, notifiers: list[dict], windows: list[Window],
+                     templates: dict[str, dict]) -> int:
+        event = 'slot_skipped' if slot['outcome'] == 'skipped' else 'cron_missed' if slot['source_host'] \
+            else 'slot_missed'
+        template_name = slot['job'].get('template')
+        subscribed = (self._template(template_name, templates) or {}).get('notify') or {}
+        recipients = [notifier['name'] for notifier in notifiers if event in notifier['events']]
+        recipients += subscribed.get(event) or []
+        if not recipients:
+            return 0
+        schedule = {'name': slot['name'], 'job': slot['job']}
+        silenced_by = None
+        if event != 'slot_skipped':
+            block = self.windows.blocking(schedule, slot['slot_at'], windows)
+            silenced_by = block[0].name if block else None
+        what = 'crontab entry' if slot['source_host'] else 'schedule'
+        subject = '[dbfleet] %s %s: slot %s %s' % (what, slot['name'], slot['slot_at'].isoformat(), SLOT_WORDS[event])
+        text = 'The slot at %s of %s %s was %s%s.' % (slot['slot_at'].isoformat(), what, slot['name'],
+                                                       SLOT_WORDS[event],
+                                                       ': %s' % slot['reason'] if slot['reason'] else '')
+        payload = {'text': text, 'link': '/api/v1/schedules/%s/slots' % slot['schedule_id'],
+                   'schedule': slot['name'], 'template': template_name, 'host': slot['source_host'],
+                   'slot': {'at': slot['slot_at'].isoformat(), 'outcome': slot['outcome'], 'reason': slot['reason']}}
+        recorded = self.store.notifications.record(
+            'slot:%s:%s:%s' % (slot['schedule_id'], slot['slot_at'].isoformat(), event), event, subject, payload,
+            recipients, template=template_name, schedule=slot['name'], silenced_by=silenced_by, now=self.clock())
+        return recorded is not None
+
     def _notice(self, job: dict, notifiers: list[dict], windows: list[Window], templates: dict[str, dict]) -> int:
-        template = None
-        if job['template']:
-            if job['template'] not in templates:
-                try:
-                    templates[job['template']] = self.store.templates.get(job['template'])['definition']
-                except LookupError:
-                    templates[job['template']] = {}
-            template = templates[job['template']]
+        template = self._template(job['template'], templates)
         subscribed = (template or {}).get('notify') or {}
         event = EVENT_OF_STATUS.get(job['status'])
         if event is None:  # successful: news only after a failure of the same template

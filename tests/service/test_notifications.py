@@ -30,7 +30,7 @@ FAST = {'DBFLEET_NOTIFY_SECONDS': '0.2', 'DBFLEET_NOTIFY_BACKOFF_SECONDS': '0.2'
 
 @pytest.fixture(scope='module')
 def service(tmp_path_factory):
-    service = Service(tmp_path_factory.mktemp('service'), variables=FAST).start()
+    service = Service(tmp_path_factory.mktemp('service'), variables=FAST, schedulers=1).start()
     yield service
     service.stop()
 
@@ -73,6 +73,10 @@ def settled(service, job_id: str, event: str) -> dict | None:
     return None
 
 
+def job_of(request: dict) -> str | None:
+    return request['json'].get('job', {}).get('id')
+
+
 def launch(service, template: str, **extra_vars) -> dict:
     response = api(service, 'POST', '/api/v1/templates/%s/launch' % template, role='operator',
                    json={'extra_vars': extra_vars})
@@ -113,7 +117,7 @@ def test_a_failed_job_is_told_to_its_templates_notifiers_signed_and_by_mail(serv
     notification = wait_for(lambda: settled(service, job['id'], 'failed'), 'the failure was not delivered')
     assert {d['notifier']: d['status'] for d in notification['deliveries']} == {'ops-hook': 'delivered',
                                                                                  'ops-mail': 'delivered'}
-    received = [r for r in hook.accepted() if r['json']['job']['id'] == job['id']]
+    received = [r for r in hook.accepted() if job_of(r) == job['id']]
     assert len(received) == 1 and received[0]['signed'], received
     body = received[0]['json']
     assert body['event'] == 'failed' and body['job']['template'] == 'flaky' and body['id'] == notification['id']
@@ -133,7 +137,7 @@ def test_success_after_a_failure_is_told_once_and_success_after_success_not_at_a
     later = launch(service, flaky, fail_hosts='node1')  # a later event: the watcher has passed `again`
     wait_for(lambda: settled(service, later['id'], 'failed'), 'the later failure was not delivered')
     assert notification_of(service, again['id'], 'recovered') is None
-    assert [r['json']['event'] for r in hook.accepted() if r['json']['job']['id'] == recovered['id']] == ['recovered']
+    assert [r['json']['event'] for r in hook.accepted() if job_of(r) == recovered['id']] == ['recovered']
 
 
 def test_a_job_killed_by_its_timeout_is_told(service, hook):
@@ -143,7 +147,7 @@ def test_a_job_killed_by_its_timeout_is_told(service, hook):
     assert job['status'] == 'timed_out'
     notification = wait_for(lambda: settled(service, job['id'], 'timed_out'), 'the timeout was not delivered')
     assert notification['deliveries'][0]['status'] == 'delivered'
-    assert any(r['json']['job']['id'] == job['id'] and r['signed'] for r in hook.accepted())
+    assert any(job_of(r) == job['id'] and r['signed'] for r in hook.accepted())
 
 
 def test_a_job_that_lost_its_worker_is_told_to_the_notifiers_that_take_worker_lost(service, hook):
@@ -158,7 +162,7 @@ def test_a_job_that_lost_its_worker_is_told_to_the_notifiers_that_take_worker_lo
     service.start_worker()
     notification = wait_for(lambda: settled(service, job['id'], 'worker_lost'), 'the loss was not delivered')
     assert [(d['notifier'], d['status']) for d in notification['deliveries']] == [('fleet-hook', 'delivered')]
-    [received] = [r for r in hook.accepted() if r['json']['job']['id'] == job['id']]
+    [received] = [r for r in hook.accepted() if job_of(r) == job['id']]
     assert received['path'] == '/fleet' and received['signed'] and received['json']['event'] == 'worker_lost'
 
 
@@ -213,6 +217,29 @@ def test_a_maintenance_window_silences_and_the_silence_is_recorded(service, hook
     assert {d['status'] for d in notification['deliveries']} == {'silenced'}
     assert all(d['attempts'] == 0 for d in notification['deliveries'])
     assert not [r for r in hook.requests if r['json'].get('job', {}).get('id') == job['id']]
+
+
+def test_a_slot_skipped_by_a_window_is_told_and_not_silenced_by_it(service, hook):
+    created(service, '/api/v1/templates', name='ticker', playbook='tests/service/playbooks/hello.yml',
+            inventory='tests/service/inventory.yml', notify={'slot_skipped': ['ops-hook']})
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    created(service, '/api/v1/windows', name='freeze', kind='absolute', start=now.isoformat(), duration_seconds=3600)
+    try:
+        schedule = created(service, '/api/v1/schedules', name='ticker-often', kind='interval', expression='2s',
+                           template='ticker', window_policy='skip')
+        try:
+            notification = wait_for(lambda: next((n for n in notifications(service, event='slot_skipped')
+                                                  if n['schedule'] == 'ticker-often' and n['deliveries'][0]['status']
+                                                  == 'delivered'), None), 'no skipped slot was delivered')
+        finally:
+            assert api(service, 'DELETE', '/api/v1/schedules/%s' % schedule['id']).status_code in (200, 204)
+    finally:
+        assert api(service, 'DELETE', '/api/v1/windows/freeze').status_code == 200
+    assert notification['silenced_by'] is None and notification['template'] == 'ticker'
+    received = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    assert len(received) == 1 and received[0]['signed']
+    body = received[0]['json']
+    assert body['event'] == 'slot_skipped' and body['schedule'] == 'ticker-often' and 'freeze' in body['slot']['reason']
 
 
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):

@@ -1,4 +1,4 @@
-"""notifiers, notifications, notification_deliveries, notify_cursors
+"""notifiers, notifications, notification_deliveries, notify_cursors; schedule_slots (recorded_at)
 
 Revision ID: 0016
 Revises: 0015
@@ -7,7 +7,8 @@ Create Date: 2026-12-05
 Notifications go through an outbox: a watcher stores each notification and one delivery row per
 subscribed notifier before anything is sent; senders claim due deliveries with a conditional
 UPDATE, send, and retry them with backoff (runner_service.notify). A notifier's secrets are sealed
-with the service key, as credentials' are.
+with the service key, as credentials' are. The watcher reads the schedule slots recorded since its
+last pass (missed, skipped) by their recorded_at.
 """
 
 import sqlalchemy as sa
@@ -90,9 +91,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('name', name=op.f('pk_notify_cursors')),
         **MYSQL,
     )
+    op.create_index('ix_schedule_slots_recorded_at', 'schedule_slots', ['recorded_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_schedule_slots_recorded_at', table_name='schedule_slots')
     op.drop_table('notify_cursors')
     op.drop_table('notification_deliveries')
     op.drop_table('notifications')
