@@ -242,6 +242,31 @@ def test_a_slot_skipped_by_a_window_is_told_and_not_silenced_by_it(service, hook
     assert body['event'] == 'slot_skipped' and body['schedule'] == 'ticker-often' and 'freeze' in body['slot']['reason']
 
 
+def test_slots_missed_while_the_scheduler_was_down_are_told(service, hook):
+    created(service, '/api/v1/notifiers', name='slots-hook', kind='webhook', url=hook.url + '/slots', secret=HMAC_KEY,
+            events=['slot_missed'])
+    [scheduler] = service.schedulers
+    scheduler.terminate()
+    scheduler.wait(30 * PATIENCE)
+    schedule = created(service, '/api/v1/schedules', name='while-down', kind='interval', expression='1s',
+                       template='ticker', misfire_grace_seconds=1, catch_up='skip')
+    first = dt.datetime.fromisoformat(schedule['next_fire_at'])
+    wait_for(lambda: dt.datetime.now(dt.timezone.utc) > first + dt.timedelta(seconds=3), 'time stood still')
+    service.schedulers = []
+    service.start_scheduler()
+    try:
+        notification = wait_for(lambda: next((n for n in notifications(service, event='slot_missed')
+                                              if n['schedule'] == 'while-down'
+                                              and n['deliveries'][0]['status'] == 'delivered'), None),
+                                'no missed slot was delivered')
+    finally:
+        assert api(service, 'DELETE', '/api/v1/schedules/%s' % schedule['id']).status_code in (200, 204)
+    assert notification['deliveries'][0]['notifier'] == 'slots-hook'
+    received = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    assert received[0]['path'] == '/slots' and received[0]['signed'] and received[0]['json']['slot']['outcome'] == \
+        'missed'
+
+
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):
     port = free_port()
     created(service, '/api/v1/notifiers', name='late-hook', kind='webhook', url='http://127.0.0.1:%d/' % port,
