@@ -595,6 +595,7 @@ class CronRun(Base):
         CheckConstraint(_in('via', CRON_RUN_VIA), name='via'),
         Index(None, 'schedule_id', 'started_at'),
         Index(None, 'schedule_id', 'slot_at'),
+        Index(None, 'status', 'finished_at'),  # the notifier reads the runs that failed since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 

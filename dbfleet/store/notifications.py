@@ -21,7 +21,7 @@ from dbfleet.clock import utcnow
 from dbfleet.store.checks import check_datetime, check_limit, check_text
 from dbfleet.store.errors import StoreError
 from dbfleet.store.models import (NAME_LENGTH, NOTIFIER_KINDS, Job, Notification, NotificationDelivery, Notifier,
-                                  NotifyCursor, Schedule, ScheduleSlot)
+                                  CronRun, NotifyCursor, Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
 _NOTIFIER_COLUMNS = tuple(column.key for column in Notifier.__table__.columns)
@@ -166,6 +166,16 @@ class Notifications:
                  .join(Schedule, Schedule.id == ScheduleSlot.schedule_id)
                  .where(ScheduleSlot.outcome.in_(('missed', 'skipped')), ScheduleSlot.recorded_at >= since)
                  .order_by(ScheduleSlot.recorded_at).limit(limit))
+        return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
+
+    def failed_cron_runs(self, since: dt.datetime, limit: int = 500) -> list[dict]:
+        """Runs of bridged crontab entries that failed, ended at or after `since`, oldest first,
+        with their schedule's name and launch."""
+        query = (select(CronRun.id, CronRun.schedule_id, CronRun.host, CronRun.slot_at, CronRun.started_at,
+                        CronRun.finished_at, CronRun.exit_code, CronRun.duration_seconds, Schedule.name, Schedule.job)
+                 .join(Schedule, Schedule.id == CronRun.schedule_id)
+                 .where(CronRun.status == 'failed', CronRun.finished_at >= since)
+                 .order_by(CronRun.finished_at).limit(limit))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
 
     # -- the watchers' cursors -----------------------------------------------------------

@@ -10,6 +10,7 @@ clocks) and the events they make:
     worker_lost   its worker stopped (also told to the template's `failed` subscribers)
     slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
     cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
+    cron_failed   a run of a bridged crontab entry, as its wrapper reported it, ended non-zero
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
 
 Each event goes to the notifiers the job's template (the schedule's template, for a slot) names
@@ -33,6 +34,7 @@ from runner_service.schedules.windows import Window, WindowService
 
 CURSOR = 'job-ends'
 SLOT_CURSOR = 'slots'
+CRON_CURSOR = 'cron-failures'
 OVERLAP = dt.timedelta(seconds=60)
 FIRST_LOOK_BACK = dt.timedelta(minutes=10)  # the first pass ever: jobs that ended this recently
 BATCH = 2000
@@ -56,17 +58,21 @@ class Watcher:
         first = self.clock() - FIRST_LOOK_BACK
         jobs = notifications.ended_jobs((notifications.cursor(CURSOR) or first) - OVERLAP, limit=BATCH)
         slots = notifications.unfired_slots((notifications.cursor(SLOT_CURSOR) or first) - OVERLAP, limit=BATCH)
-        if not jobs and not slots:
+        runs = notifications.failed_cron_runs((notifications.cursor(CRON_CURSOR) or first) - OVERLAP, limit=BATCH)
+        if not jobs and not slots and not runs:
             return 0
         notifiers = notifications.notifiers()
         windows = self.windows.windows()
         templates: dict[str, dict] = {}
         stored = sum(self._notice(job, notifiers, windows, templates) for job in jobs)
         stored += sum(self._notice_slot(slot, notifiers, windows, templates) for slot in slots)
+        stored += sum(self._notice_cron_failure(run, notifiers, windows) for run in runs)
         if jobs:
             notifications.move_cursor(CURSOR, jobs[-1]['finished_at'])
         if slots:
             notifications.move_cursor(SLOT_CURSOR, slots[-1]['recorded_at'])
+        if runs:
+            notifications.move_cursor(CRON_CURSOR, runs[-1]['finished_at'])
         return stored
 
     def _template(self, name: str | None, templates: dict[str, dict]) -> dict | None:
@@ -106,6 +112,26 @@ class Watcher:
         recorded = self.store.notifications.record(
             'slot:%s:%s:%s' % (slot['schedule_id'], slot['slot_at'].isoformat(), event), event, subject, payload,
             recipients, template=template_name, schedule=slot['name'], silenced_by=silenced_by, now=self.clock())
+        return recorded is not None
+
+    def _notice_cron_failure(self, run: dict, notifiers: list[dict], windows: list[Window]) -> int:
+        """A failed crontab run goes to the notifiers that take cron_failed (the output is left out:
+        a command's output may hold anything)."""
+        recipients = [notifier['name'] for notifier in notifiers if 'cron_failed' in notifier['events']]
+        if not recipients:
+            return 0
+        block = self.windows.blocking({'name': run['name'], 'job': run['job']}, run['finished_at'], windows)
+        subject = '[dbfleet] crontab entry %s failed on %s (exit %s)' % (run['name'], run['host'], run['exit_code'])
+        text = 'The run of crontab entry %s on %s started at %s ended with exit code %s after %.1f s.' % (
+            run['name'], run['host'], run['started_at'].isoformat(), run['exit_code'], run['duration_seconds'] or 0)
+        payload = {'text': text, 'link': '/api/v1/cron/runs?entry=%s' % run['schedule_id'], 'schedule': run['name'],
+                   'host': run['host'],
+                   'run': {'id': run['id'], 'exit_code': run['exit_code'], 'started_at': run['started_at'].isoformat(),
+                           'finished_at': run['finished_at'].isoformat(), 'duration_seconds': run['duration_seconds'],
+                           'slot': run['slot_at'].isoformat() if run['slot_at'] else None}}
+        recorded = self.store.notifications.record(
+            'cron:%s:cron_failed' % run['id'], 'cron_failed', subject, payload, recipients, schedule=run['name'],
+            silenced_by=block[0].name if block else None, now=self.clock())
         return recorded is not None
 
     def _notice(self, job: dict, notifiers: list[dict], windows: list[Window], templates: dict[str, dict]) -> int:

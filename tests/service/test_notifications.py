@@ -267,6 +267,30 @@ def test_slots_missed_while_the_scheduler_was_down_are_told(service, hook):
         'missed'
 
 
+def test_a_crontab_run_that_failed_is_told(service, hook):
+    created(service, '/api/v1/notifiers', name='cron-hook', kind='webhook', url=hook.url + '/cron', secret=HMAC_KEY,
+            events=['cron_failed'])
+    imported = api(service, 'POST', '/api/v1/cron/import', json={
+        'host': 'node1', 'file': {'kind': 'user', 'name': 'root', 'system': False},
+        'text': '17 3 * * * /usr/local/bin/purge-binlogs\n'})
+    assert imported.status_code in (200, 201), imported.text
+    entry = imported.json()['entries'][0]['entry']
+    run_id = '%032x' % 41
+    started = dt.datetime.now(dt.timezone.utc)
+    report = {'id': run_id, 'schedule_id': entry['schedule_id'], 'host': 'node1', 'started_at': started.isoformat()}
+    for phase in ({'phase': 'start'}, {'phase': 'end', 'exit_code': 3, 'duration_seconds': 1.5, 'output_tail': 'boom',
+                                       'finished_at': (started + dt.timedelta(seconds=1.5)).isoformat()}):
+        answer = api(service, 'POST', '/api/v1/cron/runs', json={**report, **phase})
+        assert answer.status_code in (200, 201), answer.text
+    notification = wait_for(lambda: next((n for n in notifications(service, event='cron_failed')
+                                          if n['deliveries'][0]['status'] == 'delivered'), None),
+                            'the failed run was not delivered')
+    [received] = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    assert received['path'] == '/cron' and received['signed']
+    assert received['json']['run']['exit_code'] == 3 and received['json']['host'] == 'node1'
+    assert 'boom' not in received['body'].decode()  # a command's output is not sent
+
+
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):
     port = free_port()
     created(service, '/api/v1/notifiers', name='late-hook', kind='webhook', url='http://127.0.0.1:%d/' % port,

@@ -1,4 +1,4 @@
-"""notifiers, notifications, notification_deliveries, notify_cursors; schedule_slots (recorded_at)
+"""notifiers, notifications, notification_deliveries, notify_cursors; schedule_slots (recorded_at), cron_runs (status, finished_at)
 
 Revision ID: 0016
 Revises: 0015
@@ -92,9 +92,11 @@ def upgrade() -> None:
         **MYSQL,
     )
     op.create_index('ix_schedule_slots_recorded_at', 'schedule_slots', ['recorded_at'])
+    op.create_index('ix_cron_runs_status_finished_at', 'cron_runs', ['status', 'finished_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_cron_runs_status_finished_at', table_name='cron_runs')
     op.drop_index('ix_schedule_slots_recorded_at', table_name='schedule_slots')
     op.drop_table('notify_cursors')
     op.drop_table('notification_deliveries')
