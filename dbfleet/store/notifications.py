@@ -158,6 +158,13 @@ class Notifications:
                  .order_by(Job.finished_at, Job.id).limit(limit))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
 
+    def oldest_queued(self, queue: str) -> dict | None:
+        """The job that has waited longest in `queue` (id, created_at, enqueued_at); None when none waits."""
+        query = (select(Job.id, Job.created_at, Job.enqueued_at).where(Job.status == 'queued', Job.queue == queue)
+                 .order_by(Job.created_at, Job.id).limit(1))
+        return self._transactions.run(lambda session: next((dict(row._mapping) for row in session.execute(query)),
+                                                           None))
+
     def unfired_slots(self, since: dt.datetime, limit: int = 500) -> list[dict]:
         """Schedule slots recorded missed or skipped at or after `since`, oldest first, with their
         schedule's name, launch (`job`: its template) and source host (a crontab entry's)."""

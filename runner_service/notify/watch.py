@@ -11,6 +11,8 @@ clocks) and the events they make:
     slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
     cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
     cron_failed   a run of a bridged crontab entry, as its wrapper reported it, ended non-zero
+    queue_unattended  a job has waited DBFLEET_LOST_AFTER_SECONDS in a queue no live worker listens
+                  to (once per such wait: its key names the queue and that job)
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
 
 Each event goes to the notifiers the job's template (the schedule's template, for a slot) names
@@ -28,6 +30,7 @@ from typing import Callable
 
 from dbfleet.clock import utcnow
 from dbfleet.store import UnknownSchedule
+from runner_service.job_queue import dbfleet_workers, listeners
 from runner_service.jobs.service import SCHEDULE_KEY_PREFIX
 from runner_service.runtime import Runtime
 from runner_service.schedules.windows import Window, WindowService
@@ -59,12 +62,13 @@ class Watcher:
         jobs = notifications.ended_jobs((notifications.cursor(CURSOR) or first) - OVERLAP, limit=BATCH)
         slots = notifications.unfired_slots((notifications.cursor(SLOT_CURSOR) or first) - OVERLAP, limit=BATCH)
         runs = notifications.failed_cron_runs((notifications.cursor(CRON_CURSOR) or first) - OVERLAP, limit=BATCH)
-        if not jobs and not slots and not runs:
-            return 0
         notifiers = notifications.notifiers()
+        stored = self._notice_queues(notifiers)
+        if not jobs and not slots and not runs:
+            return stored
         windows = self.windows.windows()
         templates: dict[str, dict] = {}
-        stored = sum(self._notice(job, notifiers, windows, templates) for job in jobs)
+        stored += sum(self._notice(job, notifiers, windows, templates) for job in jobs)
         stored += sum(self._notice_slot(slot, notifiers, windows, templates) for slot in slots)
         stored += sum(self._notice_cron_failure(run, notifiers, windows) for run in runs)
         if jobs:
@@ -113,6 +117,29 @@ class Watcher:
             'slot:%s:%s:%s' % (slot['schedule_id'], slot['slot_at'].isoformat(), event), event, subject, payload,
             recipients, template=template_name, schedule=slot['name'], silenced_by=silenced_by, now=self.clock())
         return recorded is not None
+
+    def _notice_queues(self, notifiers: list[dict]) -> int:
+        """Queues where a job has waited too long with no worker listening (asked of Redis only
+        when a notifier takes queue_unattended)."""
+        recipients = [notifier['name'] for notifier in notifiers if 'queue_unattended' in notifier['events']]
+        if not recipients:
+            return 0
+        listening = listeners(dbfleet_workers(self.runtime.redis))
+        patience = dt.timedelta(seconds=self.runtime.settings.lost_after_seconds)
+        stored = 0
+        for queue in sorted(set(self.store.jobs.queued_by_queue()) - {q for q, n in listening.items() if n}):
+            oldest = self.store.notifications.oldest_queued(queue)
+            if oldest is None or oldest['created_at'] > self.clock() - patience:
+                continue
+            subject = '[dbfleet] queue %s: jobs wait and no worker listens to it' % queue
+            text = ('Job %s has waited in queue %s since %s and no live worker listens to that queue: start one '
+                    '(`dbfleet worker --queue %s`).' % (oldest['id'], queue, oldest['created_at'].isoformat(), queue))
+            payload = {'text': text, 'queue': queue, 'link': '/api/v1/jobs/%s' % oldest['id'],
+                       'job': {'id': oldest['id'], 'status': 'queued', 'created_at': oldest['created_at'].isoformat()}}
+            stored += self.store.notifications.record(
+                'queue:%s:%s' % (queue, oldest['id']), 'queue_unattended', subject, payload, recipients,
+                job_id=oldest['id'], now=self.clock()) is not None
+        return stored
 
     def _notice_cron_failure(self, run: dict, notifiers: list[dict], windows: list[Window]) -> int:
         """A failed crontab run goes to the notifiers that take cron_failed (the output is left out:

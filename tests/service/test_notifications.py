@@ -291,6 +291,27 @@ def test_a_crontab_run_that_failed_is_told(service, hook):
     assert 'boom' not in received['body'].decode()  # a command's output is not sent
 
 
+def test_a_job_waiting_in_a_queue_no_worker_listens_to_is_told_once(service, hook):
+    created(service, '/api/v1/notifiers', name='queue-hook', kind='webhook', url=hook.url + '/queues',
+            secret=HMAC_KEY, events=['queue_unattended'])
+    job, later = service.launch('hello.yml', queue='nowhere'), None
+    try:
+        notification = wait_for(lambda: next((n for n in notifications(service, event='queue_unattended')
+                                              if n['job_id'] == job['id']
+                                              and n['deliveries'][0]['status'] == 'delivered'), None),
+                                'the unattended queue was not delivered')
+        later = service.launch('hello.yml', queue='nowhere')  # the same wait: no second notification
+        wait_for(lambda: [r for r in hook.accepted() if r['path'] == '/queues'], 'nothing received')
+    finally:
+        for waiting in (job, later):
+            if waiting is not None:
+                api(service, 'POST', '/api/v1/jobs/%s/cancel' % waiting['id'])
+    [received] = [r for r in hook.accepted() if r['path'] == '/queues']
+    assert received['signed'] and received['json']['queue'] == 'nowhere' and received['json']['id'] == \
+        notification['id']
+    assert [n['job_id'] for n in notifications(service, event='queue_unattended')] == [job['id']]
+
+
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):
     port = free_port()
     created(service, '/api/v1/notifiers', name='late-hook', kind='webhook', url='http://127.0.0.1:%d/' % port,
