@@ -19,16 +19,18 @@ below, never one above):
     api                            the HTTP layer: app, deps, routes; nothing outside cli/, api/ and
                                    processes.py imports it, and processes.py only its entry point
                                    (api.server), to start the API process
-    bridge                         the crontab bridge: platform side, host agent, crontab files
+    bridge, notify.watch/loop      the crontab bridge: platform side, host agent, crontab files; what
+                                   notices events for notifications (reads windows and schedules)
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
-    jobs, worker, credentials      the job service, lifecycle, reconciler and planner; the worker's run,
-                                   event writer and lanes runner; credentials and what a run gets of them
+    jobs, worker, credentials,     the job service, lifecycle, reconciler and planner; the worker's run,
+    notify                         event writer and lanes runner; credentials and what a run gets of them;
+                                   notifiers and the notification outbox (templates check their names)
     runtime, job_queue, ...        what every service shares: the process runtime, the RQ queue,
                                    secrets, tokens, the API client (the host agent's), bounded
                                    subprocesses, and schedules.triggers: cron expressions and time
                                    zones, pure time rules that templates use to check a plan's zone
-    schemas, errors                request/response models and service errors, below every service,
+    schemas, errors                request/response models (notify_schemas: notifiers') and service errors, below every service,
                                    with the input checks the models run (extra_vars, host_patterns)
     dbfleet                        the base package
 
