@@ -231,6 +231,7 @@ class Job(Base):
         Index(None, 'playbook', 'created_at'),
         Index(None, 'relaunch_of'),
         Index(None, 'template', 'created_at'),
+        Index(None, 'finished_at'),  # the notifier reads the jobs that ended since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 
