@@ -16,7 +16,7 @@ NotifierKind = Literal['webhook', 'email', 'slack']
 # What a notifier may take for every job, whatever launched it, and for the fleet (a template
 # subscribes notifiers to its own jobs' events: schemas.TemplateEvent).
 NotifierEvent = Literal['failed', 'recovered', 'timed_out', 'worker_lost', 'slot_missed', 'slot_skipped',
-                        'cron_missed', 'cron_failed', 'queue_unattended']
+                        'cron_missed', 'cron_failed', 'queue_unattended', 'backup_anomaly']
 SecretText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 # One address, never a header of its own (no CR/LF, no comma lists).
 MailAddress = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r'^[^@\s,;<>]+@[^@\s,;<>]+$')]

@@ -559,6 +559,7 @@ class Backup(Base):
         CheckConstraint(_in('status', BACKUP_STATUSES), name='status'),
         Index(None, 'host', 'started_at'),
         Index(None, 'started_at'),
+        Index(None, 'created_at'),  # the notifier reads the backups recorded since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 

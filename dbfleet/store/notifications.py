@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utcnow
 from dbfleet.store.checks import check_datetime, check_limit, check_text
 from dbfleet.store.errors import StoreError
-from dbfleet.store.models import (NAME_LENGTH, NOTIFIER_KINDS, Job, Notification, NotificationDelivery, Notifier,
+from dbfleet.store.models import (NAME_LENGTH, Backup, NOTIFIER_KINDS, Job, Notification, NotificationDelivery, Notifier,
                                   CronRun, NotifyCursor, Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
@@ -183,6 +183,21 @@ class Notifications:
                  .join(Schedule, Schedule.id == CronRun.schedule_id)
                  .where(CronRun.status == 'failed', CronRun.finished_at >= since)
                  .order_by(CronRun.finished_at).limit(limit))
+        return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
+
+    def recorded_backups(self, since: dt.datetime, limit: int = 500) -> list[dict]:
+        """Successful backups recorded at or after `since`, oldest first."""
+        query = (select(Backup.id, Backup.host, Backup.method, Backup.started_at, Backup.duration_seconds,
+                        Backup.bytes, Backup.created_at)
+                 .where(Backup.status == 'ok', Backup.created_at >= since)
+                 .order_by(Backup.created_at, Backup.id).limit(limit))
+        return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
+
+    def backups_before(self, host: str, method: str, backup_id: int, last: int) -> list[dict]:
+        """The host's `last` successful backups by `method` recorded before backup `backup_id`: its history."""
+        query = (select(Backup.duration_seconds, Backup.bytes)
+                 .where(Backup.host == host, Backup.method == method, Backup.status == 'ok', Backup.id < backup_id)
+                 .order_by(Backup.id.desc()).limit(last))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
 
     # -- the watchers' cursors -----------------------------------------------------------

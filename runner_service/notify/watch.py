@@ -11,6 +11,7 @@ clocks) and the events they make:
     slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
     cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
     cron_failed   a run of a bridged crontab entry, as its wrapper reported it, ended non-zero
+    backup_anomaly  a successful backup far from the host's recent ones in size or duration (anomaly.py)
     queue_unattended  a job has waited DBFLEET_LOST_AFTER_SECONDS in a queue no live worker listens
                   to (once per such wait: its key names the queue and that job)
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
@@ -32,12 +33,14 @@ from dbfleet.clock import utcnow
 from dbfleet.store import UnknownSchedule
 from runner_service.job_queue import dbfleet_workers, listeners
 from runner_service.jobs.service import SCHEDULE_KEY_PREFIX
+from runner_service.notify.anomaly import HISTORY, anomalies
 from runner_service.runtime import Runtime
 from runner_service.schedules.windows import Window, WindowService
 
 CURSOR = 'job-ends'
 SLOT_CURSOR = 'slots'
 CRON_CURSOR = 'cron-failures'
+BACKUP_CURSOR = 'backups'
 OVERLAP = dt.timedelta(seconds=60)
 FIRST_LOOK_BACK = dt.timedelta(minutes=10)  # the first pass ever: jobs that ended this recently
 BATCH = 2000
@@ -62,21 +65,26 @@ class Watcher:
         jobs = notifications.ended_jobs((notifications.cursor(CURSOR) or first) - OVERLAP, limit=BATCH)
         slots = notifications.unfired_slots((notifications.cursor(SLOT_CURSOR) or first) - OVERLAP, limit=BATCH)
         runs = notifications.failed_cron_runs((notifications.cursor(CRON_CURSOR) or first) - OVERLAP, limit=BATCH)
+        backups = notifications.recorded_backups((notifications.cursor(BACKUP_CURSOR) or first) - OVERLAP, limit=BATCH)
         notifiers = notifications.notifiers()
         stored = self._notice_queues(notifiers)
-        if not jobs and not slots and not runs:
+        if not jobs and not slots and not runs and not backups:
             return stored
         windows = self.windows.windows()
         templates: dict[str, dict] = {}
         stored += sum(self._notice(job, notifiers, windows, templates) for job in jobs)
         stored += sum(self._notice_slot(slot, notifiers, windows, templates) for slot in slots)
         stored += sum(self._notice_cron_failure(run, notifiers, windows) for run in runs)
+        if backups and any('backup_anomaly' in notifier['events'] for notifier in notifiers):
+            stored += sum(self._notice_backup(backup, notifiers, windows) for backup in backups)
         if jobs:
             notifications.move_cursor(CURSOR, jobs[-1]['finished_at'])
         if slots:
             notifications.move_cursor(SLOT_CURSOR, slots[-1]['recorded_at'])
         if runs:
             notifications.move_cursor(CRON_CURSOR, runs[-1]['finished_at'])
+        if backups:
+            notifications.move_cursor(BACKUP_CURSOR, backups[-1]['created_at'])
         return stored
 
     def _template(self, name: str | None, templates: dict[str, dict]) -> dict | None:
@@ -140,6 +148,33 @@ class Watcher:
                 'queue:%s:%s' % (queue, oldest['id']), 'queue_unattended', subject, payload, recipients,
                 job_id=oldest['id'], now=self.clock()) is not None
         return stored
+
+    def _notice_backup(self, backup: dict, notifiers: list[dict], windows: list[Window]) -> int:
+        history = self.store.notifications.backups_before(backup['host'], backup['method'], backup['id'], HISTORY)
+        reasons = anomalies(backup, history)
+        if not reasons:
+            return 0
+        recipients = [notifier['name'] for notifier in notifiers if 'backup_anomaly' in notifier['events']]
+        subject = '[dbfleet] backup of %s looks wrong: %s' % (backup['host'], reasons[0])
+        text = 'The %s backup of %s started at %s: %s.' % (backup['method'], backup['host'],
+                                                           backup['started_at'].isoformat(), '; '.join(reasons))
+        payload = {'text': text, 'host': backup['host'], 'reasons': reasons,
+                   'backup': {'id': backup['id'], 'method': backup['method'], 'bytes': backup['bytes'],
+                              'duration_seconds': backup['duration_seconds'],
+                              'started_at': backup['started_at'].isoformat()},
+                   'history': history}
+        recorded = self.store.notifications.record(
+            'backup:%s:backup_anomaly' % backup['id'], 'backup_anomaly', subject, payload, recipients,
+            silenced_by=self._host_window(backup['host'], backup['started_at'], windows), now=self.clock())
+        return recorded is not None
+
+    def _host_window(self, host: str, instant: dt.datetime, windows: list[Window]) -> str | None:
+        """The name of a maintenance window open at `instant` whose scope covers `host`."""
+        open_now = [window for window in windows if window.active_at(instant) is not None]
+        if not open_now:
+            return None
+        tags = next((item['tags'] for item in self.store.hosts.inventory(fact_paths=()) if item['name'] == host), [])
+        return next((window.name for window in open_now if window.tags is None or window.tags.matches(tags)), None)
 
     def _notice_cron_failure(self, run: dict, notifiers: list[dict], windows: list[Window]) -> int:
         """A failed crontab run goes to the notifiers that take cron_failed (the output is left out:

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from dbfleet.store import open_store
 from tests.service.harness import PATIENCE, Service, free_port, job_processes
 from tests.service.receivers import MailReceiver, WebhookReceiver
 
@@ -310,6 +311,29 @@ def test_a_job_waiting_in_a_queue_no_worker_listens_to_is_told_once(service, hoo
     assert received['signed'] and received['json']['queue'] == 'nowhere' and received['json']['id'] == \
         notification['id']
     assert [n['job_id'] for n in notifications(service, event='queue_unattended')] == [job['id']]
+
+
+def test_a_backup_far_from_its_hosts_history_is_told(service, hook):
+    created(service, '/api/v1/notifiers', name='backup-hook', kind='webhook', url=hook.url + '/backups',
+            secret=HMAC_KEY, events=['backup_anomaly'])
+    store = open_store(service.store_url)
+    try:
+        start = dt.datetime(2030, 3, 1, 2, 0, tzinfo=dt.timezone.utc)  # backups' own times: the history's order
+        for day, (size, seconds) in enumerate([(10**9, 600), (1.1 * 10**9, 640), (0.95 * 10**9, 580),
+                                               (1.05 * 10**9, 610), (2000, 1.5)]):
+            store.backups.record('db7', method='logical', started_at=start + dt.timedelta(days=day),
+                                 duration_seconds=seconds, bytes=int(size))
+        empty = store.backups.list('db7', limit=1)[0]
+    finally:
+        store.close()
+    notification = wait_for(lambda: next((n for n in notifications(service, event='backup_anomaly')
+                                          if n['deliveries'][0]['status'] == 'delivered'), None),
+                            'the anomaly was not delivered')
+    [received] = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    body = received['json']
+    assert received['path'] == '/backups' and received['signed'] and body['backup']['id'] == empty['id']
+    assert [reason.split(' ')[0] for reason in body['reasons']] == ['size', 'duration']
+    assert len(notifications(service, event='backup_anomaly')) == 1  # the four before it were ordinary
 
 
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):

@@ -1,4 +1,5 @@
-"""notifiers, notifications, notification_deliveries, notify_cursors; jobs (finished_at), schedule_slots (recorded_at), cron_runs (status, finished_at)
+"""notifiers, notifications, notification_deliveries, notify_cursors; jobs (finished_at), schedule_slots (recorded_at), cron_runs (status, finished_at),
+backups (created_at)
 
 Revision ID: 0016
 Revises: 0015
@@ -92,6 +93,7 @@ def upgrade() -> None:
         **MYSQL,
     )
     op.create_index('ix_jobs_finished_at', 'jobs', ['finished_at'])
+    op.create_index('ix_backups_created_at', 'backups', ['created_at'])
     op.create_index('ix_schedule_slots_recorded_at', 'schedule_slots', ['recorded_at'])
     op.create_index('ix_cron_runs_status_finished_at', 'cron_runs', ['status', 'finished_at'])
 
@@ -99,6 +101,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_cron_runs_status_finished_at', table_name='cron_runs')
     op.drop_index('ix_schedule_slots_recorded_at', table_name='schedule_slots')
+    op.drop_index('ix_backups_created_at', table_name='backups')
     op.drop_index('ix_jobs_finished_at', table_name='jobs')
     op.drop_table('notify_cursors')
     op.drop_table('notification_deliveries')
