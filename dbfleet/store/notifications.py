@@ -153,9 +153,16 @@ class Notifications:
     def ended_jobs(self, since: dt.datetime, limit: int = 500) -> list[dict]:
         """Jobs that ended at or after `since`, oldest end first."""
         query = (select(Job.id, Job.status, Job.finished_at, Job.template, Job.playbook, Job.idempotency_key,
-                        Job.status_reason, Job.attempt, Job.inventory, Job.inventory_kind)
+                        Job.status_reason, Job.attempt, Job.inventory, Job.inventory_kind, Job.plan)
                  .where(Job.status.in_(ENDED), Job.finished_at >= since)
                  .order_by(Job.finished_at, Job.id).limit(limit))
+        return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
+
+    def running_planned(self) -> list[dict]:
+        """Running jobs with a plan (few: they hold workers), as ended_jobs gives them, with their plan."""
+        query = (select(Job.id, Job.status, Job.finished_at, Job.template, Job.playbook, Job.idempotency_key,
+                        Job.status_reason, Job.attempt, Job.inventory, Job.inventory_kind, Job.plan)
+                 .where(Job.status == 'running', Job.plan.is_not(None)))
         return self._transactions.run(lambda session: [dict(row._mapping) for row in session.execute(query)])
 
     def oldest_queued(self, queue: str) -> dict | None:

@@ -8,6 +8,7 @@ clocks) and the events they make:
     timed_out     its timeout or deadline killed it
     recovered     it succeeded and the template's previous job had not
     worker_lost   its worker stopped (also told to the template's `failed` subscribers)
+    window_overrun  a planned job still running past its plan's window_end, or ended after it
     slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
     cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
     cron_failed   a run of a bridged crontab entry, as its wrapper reported it, ended non-zero
@@ -68,6 +69,8 @@ class Watcher:
         backups = notifications.recorded_backups((notifications.cursor(BACKUP_CURSOR) or first) - OVERLAP, limit=BATCH)
         notifiers = notifications.notifiers()
         stored = self._notice_queues(notifiers)
+        running = [job for job in notifications.running_planned() if window_overrun(job, self.clock())]
+        jobs = jobs + running
         if not jobs and not slots and not runs and not backups:
             return stored
         windows = self.windows.windows()
@@ -77,8 +80,9 @@ class Watcher:
         stored += sum(self._notice_cron_failure(run, notifiers, windows) for run in runs)
         if backups and any('backup_anomaly' in notifier['events'] for notifier in notifiers):
             stored += sum(self._notice_backup(backup, notifiers, windows) for backup in backups)
-        if jobs:
-            notifications.move_cursor(CURSOR, jobs[-1]['finished_at'])
+        ended = [job['finished_at'] for job in jobs if job['finished_at'] is not None]
+        if ended:
+            notifications.move_cursor(CURSOR, max(ended))
         if slots:
             notifications.move_cursor(SLOT_CURSOR, slots[-1]['recorded_at'])
         if runs:
@@ -197,30 +201,48 @@ class Watcher:
         return recorded is not None
 
     def _notice(self, job: dict, notifiers: list[dict], windows: list[Window], templates: dict[str, dict]) -> int:
+        """The events of a job that ended (its status's; window_overrun when it ended past its
+        plan's window), or of a running one past its window (job['finished_at'] None)."""
         template = self._template(job['template'], templates)
         subscribed = (template or {}).get('notify') or {}
-        event = EVENT_OF_STATUS.get(job['status'])
-        if event is None:  # successful: news only after a failure of the same template
-            event = 'recovered'
-            wanted = subscribed.get(event) or any(event in notifier['events'] for notifier in notifiers)
-            if not wanted or not job['template'] or self._follows_success(job):
-                return 0
+        events = []
+        if job['finished_at'] is not None:
+            event = EVENT_OF_STATUS.get(job['status'])
+            if event is not None:
+                events.append(event)
+            elif subscribed.get('recovered') or any('recovered' in n['events'] for n in notifiers):
+                # successful: news only after a failure of the same template
+                if job['template'] and not self._follows_success(job):
+                    events.append('recovered')
+        overrun = window_overrun(job, self.clock())
+        if overrun is not None:
+            events.append('window_overrun')
+        return sum(self._tell(job, event, notifiers, windows, template, subscribed, overrun) for event in events)
+
+    def _tell(self, job: dict, event: str, notifiers: list[dict], windows: list[Window], template: dict | None,
+              subscribed: dict, overrun: dt.datetime | None) -> int:
         recipients = [notifier['name'] for notifier in notifiers if event in notifier['events']]
         recipients += subscribed.get('failed' if event == 'worker_lost' else event) or []
         if not recipients:
             return 0
+        at = job['finished_at'] or self.clock()
         schedule = self._schedule(job)
-        silenced_by = self._silencing(job, schedule, template, windows)
-        subject = '[dbfleet] job %s %s%s' % (job['id'][:8], WORDS[event],
+        silenced_by = self._silencing(job, schedule, template, windows, at)
+        if event == 'window_overrun':
+            words = 'overran its window (it should have been over by %s)' % overrun.isoformat()
+        else:
+            words = WORDS[event]
+        subject = '[dbfleet] job %s %s%s' % (job['id'][:8], words,
                                              ' (template %s)' % job['template'] if job['template'] else '')
-        text = 'Job %s of %s %s at %s%s.' % (job['id'], 'template %s' % job['template'] if job['template'] else
-                                             'playbook %s' % job['playbook'], WORDS[event],
-                                             job['finished_at'].isoformat(),
-                                             ': %s' % job['status_reason'] if job['status_reason'] else '')
+        text = 'Job %s of %s %s%s%s.' % (job['id'], 'template %s' % job['template'] if job['template'] else
+                                         'playbook %s' % job['playbook'], words,
+                                         ' at %s' % at.isoformat() if job['finished_at'] else ', and is still running',
+                                         ': %s' % job['status_reason'] if job['status_reason'] else '')
         payload = {'text': text, 'link': '/api/v1/jobs/%s' % job['id'],
                    'job': {'id': job['id'], 'status': job['status'], 'template': job['template'],
                            'playbook': job['playbook'], 'reason': job['status_reason'], 'attempt': job['attempt'],
-                           'finished_at': job['finished_at'].isoformat()},
+                           'finished_at': job['finished_at'].isoformat() if job['finished_at'] else None,
+                           'window_end': overrun.isoformat() if overrun else None},
                    'schedule': schedule['name'] if schedule else None}
         recorded = self.store.notifications.record(
             'job:%s:%s' % (job['id'], event), event, subject, payload, recipients, template=job['template'],
@@ -237,15 +259,28 @@ class Watcher:
         except UnknownSchedule:
             return None
 
-    def _silencing(self, job: dict, schedule: dict | None, template: dict | None, windows: list[Window]) -> str | None:
+    def _silencing(self, job: dict, schedule: dict | None, template: dict | None, windows: list[Window],
+                   at: dt.datetime) -> str | None:
         """The name of a maintenance window open when the job ended that covers its hosts or schedule."""
         if schedule is None:  # the job's own hosts, as a schedule of it would name them
             tags = job['inventory'] if job['inventory_kind'] == 'tags' else (template or {}).get('tags')
             schedule = {'job': {'tags': tags}}
-        block = self.windows.blocking(schedule, job['finished_at'], windows)
+        block = self.windows.blocking(schedule, at, windows)
         return block[0].name if block else None
 
     def _follows_success(self, job: dict) -> bool:
         """True unless the template's job that ended before this one did not succeed."""
         previous = self.store.notifications.previous_end(job['template'], job['finished_at'], job['id'])
         return previous in (None, 'successful')
+
+
+def window_overrun(job: dict, now: dt.datetime) -> dt.datetime | None:
+    """The window end of the job's plan when the job ran past it (ended after it, or still running
+    at `now`); None when it has no window or kept within it."""
+    end = (job.get('plan') or {}).get('window_end')
+    if not end:
+        return None
+    end = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=dt.timezone.utc)
+    return end if (job['finished_at'] or now) > end else None

@@ -151,6 +151,25 @@ def test_a_job_killed_by_its_timeout_is_told(service, hook):
     assert any(job_of(r) == job['id'] and r['signed'] for r in hook.accepted())
 
 
+def test_a_plan_running_past_its_window_is_told_while_it_runs_and_once(service, hook):
+    created(service, '/api/v1/templates', name='overrun', playbook='tests/service/playbooks/sleep.yml',
+            inventory='tests/service/inventory.yml', limit='node1', plan={'lanes': 1, 'window_end_after': 1},
+            notify={'window_overrun': ['ops-hook']})
+    response = api(service, 'POST', '/api/v1/templates/overrun/launch', role='operator', json={})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    try:
+        notification = wait_for(lambda: settled(service, job['id'], 'window_overrun'), 'the overrun was not told')
+    finally:
+        api(service, 'POST', '/api/v1/jobs/%s/cancel' % job['id'])
+    assert service.wait(job['id'])['status'] == 'canceled'
+    [received] = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    body = received['json']
+    assert received['signed'] and body['job']['status'] == 'running' and body['job']['window_end']
+    assert 'still running' in body['text']
+    assert [n['event'] for n in notifications(service, limit=1000) if n['job_id'] == job['id']] == ['window_overrun']
+
+
 def test_a_job_that_lost_its_worker_is_told_to_the_notifiers_that_take_worker_lost(service, hook):
     created(service, '/api/v1/notifiers', name='fleet-hook', kind='webhook', url=hook.url + '/fleet', secret=HMAC_KEY,
             events=['worker_lost'])
