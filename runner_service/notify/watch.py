@@ -9,6 +9,8 @@ clocks) and the events they make:
     recovered     it succeeded and the template's previous job had not
     worker_lost   its worker stopped (also told to the template's `failed` subscribers)
     window_overrun  a planned job still running past its plan's window_end, or ended after it
+    window_overrun_predicted  a running job's lanes will end after its window, by their hosts'
+                  estimates (each lane: its running host's start + estimate, then its pending hosts')
     slot_missed   a slot of a schedule nobody ran (the scheduler was down past its misfire grace)
     cron_missed   the same, of a bridged crontab entry (whose slots crontab runs)
     cron_failed   a run of a bridged crontab entry, as its wrapper reported it, ended non-zero
@@ -69,7 +71,7 @@ class Watcher:
         backups = notifications.recorded_backups((notifications.cursor(BACKUP_CURSOR) or first) - OVERLAP, limit=BATCH)
         notifiers = notifications.notifiers()
         stored = self._notice_queues(notifiers)
-        running = [job for job in notifications.running_planned() if window_overrun(job, self.clock())]
+        running = [job for job in notifications.running_planned() if (job.get('plan') or {}).get('window_end')]
         jobs = jobs + running
         if not jobs and not slots and not runs and not backups:
             return stored
@@ -217,6 +219,11 @@ class Watcher:
         overrun = window_overrun(job, self.clock())
         if overrun is not None:
             events.append('window_overrun')
+        elif job['finished_at'] is None:
+            predicted = predicted_finish(self.store.jobs.host_runs(job['id']), self.clock())
+            overrun = window_end_of(job)
+            if predicted is not None and predicted > overrun:
+                events.append('window_overrun_predicted')
         return sum(self._tell(job, event, notifiers, windows, template, subscribed, overrun) for event in events)
 
     def _tell(self, job: dict, event: str, notifiers: list[dict], windows: list[Window], template: dict | None,
@@ -230,6 +237,8 @@ class Watcher:
         silenced_by = self._silencing(job, schedule, template, windows, at)
         if event == 'window_overrun':
             words = 'overran its window (it should have been over by %s)' % overrun.isoformat()
+        elif event == 'window_overrun_predicted':
+            words = 'will overrun its window by its estimates (it should be over by %s)' % overrun.isoformat()
         else:
             words = WORDS[event]
         subject = '[dbfleet] job %s %s%s' % (job['id'][:8], words,
@@ -274,13 +283,31 @@ class Watcher:
         return previous in (None, 'successful')
 
 
-def window_overrun(job: dict, now: dt.datetime) -> dt.datetime | None:
-    """The window end of the job's plan when the job ran past it (ended after it, or still running
-    at `now`); None when it has no window or kept within it."""
+
+def window_end_of(job: dict) -> dt.datetime | None:
     end = (job.get('plan') or {}).get('window_end')
     if not end:
         return None
     end = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
-    if end.tzinfo is None:
-        end = end.replace(tzinfo=dt.timezone.utc)
-    return end if (job['finished_at'] or now) > end else None
+    return end if end.tzinfo is not None else end.replace(tzinfo=dt.timezone.utc)
+
+
+def window_overrun(job: dict, now: dt.datetime) -> dt.datetime | None:
+    """The window end of the job's plan when the job ran past it (ended after it, or still running
+    at `now`); None when it has no window or kept within it."""
+    end = window_end_of(job)
+    return end if end is not None and (job['finished_at'] or now) > end else None
+
+
+def predicted_finish(runs: list[dict], now: dt.datetime) -> dt.datetime | None:
+    """When a running job's lanes end by their hosts' estimates; None without lanes or estimates."""
+    lanes: dict[int, dt.datetime] = {}
+    for run in sorted(runs, key=lambda run: run['status'] != 'running'):  # running hosts first: they start a lane
+        if run['lane'] is None or run['estimate_seconds'] is None or run['status'] not in ('running', 'pending'):
+            continue
+        estimate = dt.timedelta(seconds=run['estimate_seconds'])
+        if run['status'] == 'running' and run['started_at'] is not None:
+            lanes[run['lane']] = max(lanes.get(run['lane'], now), run['started_at'] + estimate, now)
+        else:
+            lanes[run['lane']] = lanes.get(run['lane'], now) + estimate
+    return max(lanes.values()) if lanes else None

@@ -170,6 +170,44 @@ def test_a_plan_running_past_its_window_is_told_while_it_runs_and_once(service, 
     assert [n['event'] for n in notifications(service, limit=1000) if n['job_id'] == job['id']] == ['window_overrun']
 
 
+def test_a_plan_whose_estimates_end_after_its_window_is_told_before_it_overruns(service, hook):
+    store = open_store(service.store_url)
+    try:  # node3's backups took ten minutes: its estimate
+        for day in range(3):
+            store.backups.record('node3', method='logical', duration_seconds=600, bytes=10**9,
+                                 started_at=dt.datetime(2030, 4, 1 + day, 2, 0, tzinfo=dt.timezone.utc))
+    finally:
+        store.close()
+    created(service, '/api/v1/templates', name='predicted', playbook='tests/service/playbooks/sleep.yml',
+            inventory='tests/service/inventory.yml', limit='node3', plan={'lanes': 1, 'window_end_after': 3600},
+            notify={'window_overrun_predicted': ['ops-hook'], 'window_overrun': ['ops-hook']})
+    response = api(service, 'POST', '/api/v1/templates/predicted/launch', role='operator', json={})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    try:
+        runs = wait_for(lambda: [run for run in api(service, 'GET', '/api/v1/jobs/%s/runs' % job['id']).json()
+                                 if run['status'] == 'running'], 'node3 never started')
+        assert runs[0]['estimate_seconds'] == 600
+    finally:
+        api(service, 'POST', '/api/v1/jobs/%s/cancel' % job['id'])
+    service.wait(job['id'])
+    # 600 s of estimate against an hour's window: nothing predicted; now the same with a 5 minute window.
+    assert api(service, 'PATCH', '/api/v1/templates/predicted',
+               json={'plan': {'lanes': 1, 'window_end_after': 300}}).status_code == 200
+    response = api(service, 'POST', '/api/v1/templates/predicted/launch', role='operator', json={})
+    late = response.json()
+    try:
+        notification = wait_for(lambda: settled(service, late['id'], 'window_overrun_predicted'),
+                                'the predicted overrun was not told')
+    finally:
+        api(service, 'POST', '/api/v1/jobs/%s/cancel' % late['id'])
+    service.wait(late['id'])
+    [received] = [r for r in hook.accepted() if r['json']['id'] == notification['id']]
+    assert received['signed'] and received['json']['job']['status'] == 'running'
+    assert [n['event'] for n in notifications(service, limit=1000) if n['job_id'] in (job['id'], late['id'])] == \
+        ['window_overrun_predicted']
+
+
 def test_a_job_that_lost_its_worker_is_told_to_the_notifiers_that_take_worker_lost(service, hook):
     created(service, '/api/v1/notifiers', name='fleet-hook', kind='webhook', url=hook.url + '/fleet', secret=HMAC_KEY,
             events=['worker_lost'])
