@@ -207,19 +207,21 @@ class Watcher:
         plan's window), or of a running one past its window (job['finished_at'] None)."""
         template = self._template(job['template'], templates)
         subscribed = (template or {}).get('notify') or {}
+
+        def wanted(event: str) -> bool:  # by someone: else the queries that decide it are not worth making
+            return bool(subscribed.get(event)) or any(event in notifier['events'] for notifier in notifiers)
+
         events = []
         if job['finished_at'] is not None:
             event = EVENT_OF_STATUS.get(job['status'])
             if event is not None:
                 events.append(event)
-            elif subscribed.get('recovered') or any('recovered' in n['events'] for n in notifiers):
-                # successful: news only after a failure of the same template
-                if job['template'] and not self._follows_success(job):
-                    events.append('recovered')
+            elif wanted('recovered') and job['template'] and not self._follows_success(job):
+                events.append('recovered')  # successful: news only after a failure of the same template
         overrun = window_overrun(job, self.clock())
         if overrun is not None:
             events.append('window_overrun')
-        elif job['finished_at'] is None:
+        elif job['finished_at'] is None and wanted('window_overrun_predicted'):
             predicted = predicted_finish(self.store.jobs.host_runs(job['id']), self.clock())
             overrun = window_end_of(job)
             if predicted is not None and predicted > overrun:
