@@ -367,6 +367,8 @@ class SchedulePolicies(BaseModel):
                                     '(however many slots it covered)')
     after: list[ScheduleDependency] = Field(default_factory=list, max_length=20, description='each run waits for '
                                             'the latest run of these schedules (as a job\'s depends_on does)')
+    notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its slots\' and its '
+                                                 'jobs\' events: {"slot_missed": [NAME...], "failed": [...], ...}')
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -431,6 +433,8 @@ class ScheduleUpdate(BaseModel):
     extra_vars: dict[str, Any] | None = Field(default=None, description='values for the template\'s survey '
                                               '(replace the current ones)')
     limit: HostPattern | None = Field(default=None, description='narrows the template\'s hosts')
+    notify: TemplateSubscriptions | None = Field(default=None, description='replaces who hears of its events (null: '
+                                                 'nobody)')
 
     @model_validator(mode='after')
     def _not_both(self):
@@ -457,6 +461,7 @@ class ScheduleOut(BaseModel):
                                                                      'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
+    notify: dict[str, list[str]] | None = None
     paused: bool
     next_fire_at: dt.datetime | None = None
     last_fire_at: dt.datetime | None = None

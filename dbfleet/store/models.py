@@ -459,6 +459,8 @@ class Schedule(Base):
     updated_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     window_policy: Mapped[str] = mapped_column(String(8), server_default='skip')
+    # {event: [notifier, ...]}: who hears of its slots and its jobs (runner_service.notify); None: nobody.
+    notify: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
 
 
 class ScheduleSlot(Base):

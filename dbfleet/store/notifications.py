@@ -174,9 +174,9 @@ class Notifications:
 
     def unfired_slots(self, since: dt.datetime, limit: int = 500) -> list[dict]:
         """Schedule slots recorded missed or skipped at or after `since`, oldest first, with their
-        schedule's name, launch (`job`: its template) and source host (a crontab entry's)."""
+        schedule's name, launch (`job`: its template), source host (a crontab entry's) and subscriptions."""
         query = (select(ScheduleSlot.schedule_id, ScheduleSlot.slot_at, ScheduleSlot.outcome, ScheduleSlot.reason,
-                        ScheduleSlot.recorded_at, Schedule.name, Schedule.job, Schedule.source_host)
+                        ScheduleSlot.recorded_at, Schedule.name, Schedule.job, Schedule.source_host, Schedule.notify)
                  .join(Schedule, Schedule.id == ScheduleSlot.schedule_id)
                  .where(ScheduleSlot.outcome.in_(('missed', 'skipped')), ScheduleSlot.recorded_at >= since)
                  .order_by(ScheduleSlot.recorded_at).limit(limit))

@@ -45,11 +45,11 @@ class NotifierService:
         return self.store.notifications.notifiers()
 
     def delete(self, name: str, actor: str) -> dict:
-        """Conflict while a template names it: change or delete those first."""
+        """Conflict while a template or a schedule names it: change or delete those first."""
         self.get(name)
-        users = self.templates_using(name)
+        users = self.users_of(name)
         if users:
-            raise Conflict('notifier %s is named by the templates %s%s: remove it from their notify first'
+            raise Conflict('notifier %s is named by %s%s: remove it from their notify first'
                            % (name, ', '.join(users[:5]), ' and %d more' % (len(users) - 5) if len(users) > 5 else ''))
         try:
             notifier = self.store.notifications.delete_notifier(name)
@@ -58,9 +58,13 @@ class NotifierService:
         self.store.audit.record(actor, 'notifier.delete', name, {'kind': notifier['kind']})
         return notifier
 
-    def templates_using(self, name: str) -> list[str]:
-        return [template['name'] for template in self.store.templates.list()
-                if any(name in names for names in (template['definition'].get('notify') or {}).values())]
+    def users_of(self, name: str) -> list[str]:
+        """The templates and schedules whose notify names notifier `name`."""
+        def names_it(notify: dict | None) -> bool:
+            return any(name in names for names in (notify or {}).values())
+        return ['template %s' % template['name'] for template in self.store.templates.list()
+                if names_it(template['definition'].get('notify'))] + \
+            ['schedule %s' % schedule['name'] for schedule in self.store.schedules.list() if names_it(schedule['notify'])]
 
     def check_subscriptions(self, notify: dict) -> None:
         """A template's notify: every notifier it names exists; Unprocessable naming the first that does not."""

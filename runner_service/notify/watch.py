@@ -19,8 +19,8 @@ clocks) and the events they make:
                   to (once per such wait: its key names the queue and that job)
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
 
-Each event goes to the notifiers the job's template (the schedule's template, for a slot) names
-for it (`notify`) and to those that take it for everything (a notifier's `events`). It is stored
+Each event goes to the notifiers the job's template and schedule (a slot's schedule and its
+template) name for it (`notify`) and to those that take it for everything (a notifier's `events`). It is stored
 once (key `job:ID:EVENT`, `slot:SCHEDULE:TIME:EVENT`), with one delivery per notifier, before
 anything is sent; a maintenance window open at that time that covers the job's hosts or the
 schedule silences it: stored all the same, marked with the window's name, nothing sent. A slot
@@ -111,7 +111,7 @@ class Watcher:
         template_name = slot['job'].get('template')
         subscribed = (self._template(template_name, templates) or {}).get('notify') or {}
         recipients = [notifier['name'] for notifier in notifiers if event in notifier['events']]
-        recipients += subscribed.get(event) or []
+        recipients += (subscribed.get(event) or []) + ((slot['notify'] or {}).get(event) or [])
         if not recipients:
             return 0
         schedule = {'name': slot['name'], 'job': slot['job']}
@@ -209,7 +209,8 @@ class Watcher:
         subscribed = (template or {}).get('notify') or {}
 
         def wanted(event: str) -> bool:  # by someone: else the queries that decide it are not worth making
-            return bool(subscribed.get(event)) or any(event in notifier['events'] for notifier in notifiers)
+            return bool(subscribed.get(event)) or any(event in notifier['events'] for notifier in notifiers) \
+                or bool(job['idempotency_key'] and job['idempotency_key'].startswith(SCHEDULE_KEY_PREFIX))
 
         events = []
         if job['finished_at'] is not None:
@@ -230,12 +231,13 @@ class Watcher:
 
     def _tell(self, job: dict, event: str, notifiers: list[dict], windows: list[Window], template: dict | None,
               subscribed: dict, overrun: dt.datetime | None) -> int:
+        schedule = self._schedule(job)
         recipients = [notifier['name'] for notifier in notifiers if event in notifier['events']]
-        recipients += subscribed.get('failed' if event == 'worker_lost' else event) or []
+        for subscriptions in (subscribed, (schedule or {}).get('notify') or {}):
+            recipients += subscriptions.get('failed' if event == 'worker_lost' else event) or []
         if not recipients:
             return 0
         at = job['finished_at'] or self.clock()
-        schedule = self._schedule(job)
         silenced_by = self._silencing(job, schedule, template, windows, at)
         if event == 'window_overrun':
             words = 'overran its window (it should have been over by %s)' % overrun.isoformat()

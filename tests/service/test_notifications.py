@@ -103,7 +103,7 @@ def mail(service, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def flaky(service):
+def flaky(service, hook, mail):
     """A template whose jobs fail when launched with fail=node1, subscribed to the hook and the mail."""
     created(service, '/api/v1/templates', name='flaky', playbook='tests/service/playbooks/fail_on.yml',
             inventory='tests/service/inventory.yml',
@@ -277,9 +277,15 @@ def test_a_maintenance_window_silences_and_the_silence_is_recorded(service, hook
     assert not [r for r in hook.requests if r['json'].get('job', {}).get('id') == job['id']]
 
 
-def test_a_slot_skipped_by_a_window_is_told_and_not_silenced_by_it(service, hook):
+@pytest.fixture(scope='module')
+def ticker(service, hook):
+    """A template that succeeds, whose schedules' skipped slots are told to the hook."""
     created(service, '/api/v1/templates', name='ticker', playbook='tests/service/playbooks/hello.yml',
             inventory='tests/service/inventory.yml', notify={'slot_skipped': ['ops-hook']})
+    return 'ticker'
+
+
+def test_a_slot_skipped_by_a_window_is_told_and_not_silenced_by_it(service, hook, ticker):
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     created(service, '/api/v1/windows', name='freeze', kind='absolute', start=now.isoformat(), duration_seconds=3600)
     try:
@@ -300,7 +306,7 @@ def test_a_slot_skipped_by_a_window_is_told_and_not_silenced_by_it(service, hook
     assert body['event'] == 'slot_skipped' and body['schedule'] == 'ticker-often' and 'freeze' in body['slot']['reason']
 
 
-def test_slots_missed_while_the_scheduler_was_down_are_told(service, hook):
+def test_slots_missed_while_the_scheduler_was_down_are_told(service, hook, ticker):
     created(service, '/api/v1/notifiers', name='slots-hook', kind='webhook', url=hook.url + '/slots', secret=HMAC_KEY,
             events=['slot_missed'])
     [scheduler] = service.schedulers
@@ -393,6 +399,32 @@ def test_a_backup_far_from_its_hosts_history_is_told(service, hook):
     assert len(notifications(service, event='backup_anomaly')) == 1  # the four before it were ordinary
 
 
+def test_a_schedule_names_the_notifiers_of_its_own_jobs(service, hook):
+    created(service, '/api/v1/templates', name='quiet-fail', playbook='tests/service/playbooks/fail_on.yml',
+            inventory='tests/service/inventory.yml',
+            survey=[{'name': 'fail_hosts', 'type': 'choice', 'choices': ['none', 'node1'], 'default': 'none'}])
+    body = {'name': 'nightly-quiet', 'kind': 'once', 'template': 'quiet-fail', 'extra_vars': {'fail_hosts': 'node1'},
+            'expression': (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)).isoformat()}
+    unknown = api(service, 'POST', '/api/v1/schedules', json={**body, 'notify': {'failed': ['nobody-hook']}})
+    assert unknown.status_code == 422 and "notify.failed: no notifier 'nobody-hook'" in unknown.text
+    schedule = created(service, '/api/v1/schedules', **body, notify={'failed': ['ops-hook']})
+    assert schedule['notify'] == {'failed': ['ops-hook']}
+    notification = wait_for(lambda: next((n for n in notifications(service, event='failed')
+                                          if n['schedule'] == 'nightly-quiet'
+                                          and n['deliveries'][0]['status'] == 'delivered'), None),
+                            "the scheduled job's failure was not delivered")
+    assert [d['notifier'] for d in notification['deliveries']] == ['ops-hook']
+    assert notification['template'] == 'quiet-fail'
+    created(service, '/api/v1/notifiers', name='quiet-hook', kind='webhook', url=hook.url + '/quiet')
+    assert api(service, 'PATCH', '/api/v1/schedules/nightly-quiet', json={'notify': {'failed': ['quiet-hook']}}) \
+        .status_code == 200
+    in_use = api(service, 'DELETE', '/api/v1/notifiers/quiet-hook')
+    assert in_use.status_code == 409 and 'schedule nightly-quiet' in in_use.text
+    cleared = api(service, 'PATCH', '/api/v1/schedules/nightly-quiet', json={'notify': None})
+    assert cleared.status_code == 200 and cleared.json()['notify'] is None
+    assert api(service, 'DELETE', '/api/v1/notifiers/quiet-hook').status_code == 200
+
+
 def test_deliveries_stored_while_the_receiver_is_down_are_sent_after_a_restart(service):
     port = free_port()
     created(service, '/api/v1/notifiers', name='late-hook', kind='webhook', url='http://127.0.0.1:%d/' % port,
@@ -430,7 +462,7 @@ def test_secrets_are_never_shown_logged_or_stored_in_clear(service, hook, mail):
     assert mail_view['username'] == 'dbfleet' and 'password' not in mail_view
 
 
-def test_roles_and_hostile_input_are_refused_at_the_boundary(service, hook):
+def test_roles_and_hostile_input_are_refused_at_the_boundary(service, hook, flaky):
     agent = service.dbfleet('tokens', 'create', 'agent-node1', '--role', 'agent', '--host', 'node1', '--json',
                             check=True)
     service.tokens['agent'] = json.loads(agent.stdout)['token']
@@ -473,7 +505,7 @@ def test_roles_and_hostile_input_are_refused_at_the_boundary(service, hook):
     assert api(service, 'GET', '/api/v1/notifiers/no-such/deliveries', role='viewer').status_code == 404
     assert api(service, 'GET', '/api/v1/notifications', role='viewer', params={'limit': 10**9}).status_code == 422
     in_use = api(service, 'DELETE', '/api/v1/notifiers/ops-hook')
-    assert in_use.status_code == 409 and 'flaky' in in_use.text
+    assert in_use.status_code == 409 and 'template flaky' in in_use.text
 
 
 def test_the_cli_creates_lists_shows_tests_and_deletes(service, tmp_path):

@@ -1,5 +1,4 @@
-"""notifiers, notifications, notification_deliveries, notify_cursors; jobs (finished_at), schedule_slots (recorded_at), cron_runs (status, finished_at),
-backups (created_at)
+"""notifiers, notifications, notification_deliveries, notify_cursors; schedules.notify; indexes
 
 Revision ID: 0016
 Revises: 0015
@@ -8,8 +7,11 @@ Create Date: 2026-12-05
 Notifications go through an outbox: a watcher stores each notification and one delivery row per
 subscribed notifier before anything is sent; senders claim due deliveries with a conditional
 UPDATE, send, and retry them with backoff (runner_service.notify). A notifier's secrets are sealed
-with the service key, as credentials' are. The watcher reads the schedule slots recorded since its
-last pass (missed, skipped) by their recorded_at.
+with the service key, as credentials' are. A schedule names the notifiers of its events, as a
+template does. The watcher reads, every few seconds, the jobs that ended since its last pass
+(jobs.finished_at), the slots recorded since (schedule_slots.recorded_at), the crontab runs that
+failed (cron_runs.status, finished_at) and the backups recorded (backups.created_at): an index
+for each.
 """
 
 import sqlalchemy as sa
@@ -93,6 +95,8 @@ def upgrade() -> None:
         **MYSQL,
     )
     op.create_index('ix_jobs_finished_at', 'jobs', ['finished_at'])
+    with op.batch_alter_table('schedules') as batch:
+        batch.add_column(sa.Column('notify', sa.JSON(none_as_null=True), nullable=True))
     op.create_index('ix_backups_created_at', 'backups', ['created_at'])
     op.create_index('ix_schedule_slots_recorded_at', 'schedule_slots', ['recorded_at'])
     op.create_index('ix_cron_runs_status_finished_at', 'cron_runs', ['status', 'finished_at'])
@@ -102,6 +106,9 @@ def downgrade() -> None:
     op.drop_index('ix_cron_runs_status_finished_at', table_name='cron_runs')
     op.drop_index('ix_schedule_slots_recorded_at', table_name='schedule_slots')
     op.drop_index('ix_backups_created_at', table_name='backups')
+    # Not a batch: on SQLite that copies `schedules` and drops the old one, and the drop cascades to
+    # every schedule's slots and runs. ALTER TABLE ... DROP COLUMN (SQLite 3.35+) keeps them.
+    op.drop_column('schedules', 'notify')
     op.drop_index('ix_jobs_finished_at', table_name='jobs')
     op.drop_table('notify_cursors')
     op.drop_table('notification_deliveries')
