@@ -528,5 +528,15 @@ def test_the_cli_creates_lists_shows_tests_and_deletes(service, tmp_path):
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
         viewer = service.dbfleet('notifiers', 'list', token=service.tokens['viewer'])
         assert viewer.returncode == 2 and 'admin' in viewer.stderr
+        template = service.dbfleet('templates', 'create', 'cli-notified', 'tests/service/playbooks/hello.yml', '-i',
+                                   'tests/service/inventory.yml', '--notify', 'failed=cli-hook', '--notify',
+                                   'timed_out=cli-hook', token=admin)
+        assert template.returncode == 0, template.stderr
+        assert 'failed: cli-hook; timed_out: cli-hook' in ' '.join(template.stdout.split())
+        bad_pair = service.dbfleet('templates', 'edit', 'cli-notified', '--notify', 'failed', token=admin)
+        assert bad_pair.returncode == 2 and 'EVENT=NOTIFIER' in bad_pair.stderr
+        unknown = service.dbfleet('templates', 'edit', 'cli-notified', '--notify', 'failed=nobody', token=admin)
+        assert unknown.returncode == 2 and "no notifier 'nobody'" in unknown.stderr
+        assert service.dbfleet('templates', 'delete', 'cli-notified', token=admin).returncode == 0
         gone = service.dbfleet('notifiers', 'delete', 'cli-hook', token=admin)
         assert gone.returncode == 0 and 'deleted' in gone.stdout
