@@ -69,6 +69,13 @@ class Settings(BaseSettings):
                                           'pass, unless Redis may have lost data (restarted, failed over, flushed)')
     lost_after_seconds: float = Field(default=15.0, gt=0,
                                       description='a running job without a heartbeat this long is worker_lost')
+    notify_seconds: float = Field(default=2.0, gt=0, le=3600, description='how often the API notices job ends '
+                                  'and sends the notifications that are due')
+    notify_backoff_seconds: float = Field(default=30.0, gt=0, le=86400, description='a failed delivery is tried '
+                                          'again after this long, doubling each time (at most an hour)')
+    notify_attempts: int = Field(default=8, ge=1, le=100, description='attempts of a delivery before it is failed')
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=300, description='time limit of one delivery '
+                                          'attempt (HTTP request or SMTP session)')
 
     api_host: str = Field(default='127.0.0.1', min_length=1, description='address `dbfleet api` listens on')
     api_port: int = Field(default=8080, ge=1, le=65535, description='port `dbfleet api` listens on')

@@ -25,6 +25,7 @@ from runner_service.fleet.schemas import (
     TagChange,
     TagOut,
 )
+from runner_service.notify_schemas import NotificationOut, NotifierCreate, NotifierOut
 from runner_service.schemas import (
     AuditPage,
     CredentialCreate,
@@ -68,6 +69,7 @@ WINDOWS = '/api/v1/windows'
 CRON = '/api/v1/cron'
 TEMPLATES = '/api/v1/templates'
 CREDENTIALS = '/api/v1/credentials'
+NOTIFIERS = '/api/v1/notifiers'
 AUDIT = '/api/v1/audit'
 HOSTS = '/api/v1/hosts'
 TAGS = '/api/v1/tags'
@@ -296,6 +298,24 @@ class ApiClient:
 
     def delete_credential(self, name: str) -> dict:
         return self._call(CredentialOut, 'DELETE', _path(CREDENTIALS, name))
+
+    def create_notifier(self, notifier: NotifierCreate) -> dict:
+        return self._call(NotifierOut, 'POST', NOTIFIERS, json=notifier.model_dump(mode='json', exclude_none=True))
+
+    def notifiers(self) -> list[dict]:
+        return self._call(list[NotifierOut], 'GET', NOTIFIERS)
+
+    def notifier(self, name: str) -> dict:
+        return self._call(NotifierOut, 'GET', _path(NOTIFIERS, name))
+
+    def delete_notifier(self, name: str) -> dict:
+        return self._call(NotifierOut, 'DELETE', _path(NOTIFIERS, name))
+
+    def test_notifier(self, name: str) -> dict:
+        return self._call(NotificationOut, 'POST', _path(NOTIFIERS, name, 'test'))
+
+    def deliveries(self, name: str, limit: int = 100) -> list[dict]:
+        return self._call(list[NotificationOut], 'GET', _path(NOTIFIERS, name, 'deliveries'), params={'limit': limit})
 
     def create_template(self, template: TemplateCreate) -> dict:
         return self._call(TemplateOut, 'POST', TEMPLATES, json=template.model_dump(mode='json', exclude_none=True))

@@ -65,6 +65,10 @@ JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'can
 Role = Literal['viewer', 'operator', 'admin', 'agent']
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
+# What a template subscribes notifiers to (runner_service.notify): for each event of its jobs, their names.
+TemplateEvent = Literal['failed', 'recovered', 'timed_out', 'window_overrun', 'window_overrun_predicted',
+                        'slot_missed', 'slot_skipped']
+TemplateSubscriptions = dict[TemplateEvent, Annotated[list[TemplateName], Field(max_length=20)]]
 
 
 class Dependency(BaseModel):
@@ -363,6 +367,8 @@ class SchedulePolicies(BaseModel):
                                     '(however many slots it covered)')
     after: list[ScheduleDependency] = Field(default_factory=list, max_length=20, description='each run waits for '
                                             'the latest run of these schedules (as a job\'s depends_on does)')
+    notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its slots\' and its '
+                                                 'jobs\' events: {"slot_missed": [NAME...], "failed": [...], ...}')
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -427,6 +433,8 @@ class ScheduleUpdate(BaseModel):
     extra_vars: dict[str, Any] | None = Field(default=None, description='values for the template\'s survey '
                                               '(replace the current ones)')
     limit: HostPattern | None = Field(default=None, description='narrows the template\'s hosts')
+    notify: TemplateSubscriptions | None = Field(default=None, description='replaces who hears of its events (null: '
+                                                 'nobody)')
 
     @model_validator(mode='after')
     def _not_both(self):
@@ -453,6 +461,7 @@ class ScheduleOut(BaseModel):
                                                                      'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
+    notify: dict[str, list[str]] | None = None
     paused: bool
     next_fire_at: dt.datetime | None = None
     last_fire_at: dt.datetime | None = None
@@ -861,6 +870,8 @@ class TemplateFields(BaseModel):
                                                 'launch may set; nothing else can be set')
     credentials: list[TemplateName] | None = Field(default=None, max_length=4, description='the credentials its '
                                                    'runs get, by name: at most one of each kind')
+    notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its jobs\' events: '
+                                                 '{"failed": [NAME...], "recovered": [...], "timed_out": [...]}')
 
 
 class TemplateCreate(TemplateFields):

@@ -21,6 +21,7 @@ from dbfleet.store.facts import DEFAULT_KEEP_SNAPSHOTS, SUMMARY_FACT_PATHS
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
 from dbfleet.store.jobs import UnknownJob
 from dbfleet.store.migrate import ensure_schema
+from dbfleet.store.notifications import UnknownNotifier
 from dbfleet.store.pools import UnknownPool
 from dbfleet.store.schedules import UnknownSchedule, is_launching
 from dbfleet.store.store import Store
@@ -30,8 +31,8 @@ from dbfleet.store.windows import WINDOW_POLICIES, UnknownWindow
 
 __all__ = [
     'DEFAULT_KEEP_SNAPSHOTS', 'LAST_USED_EVERY', 'SUMMARY_FACT_PATHS', 'Store', 'StoreError', 'StoreNotMigrated',
-    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownCredential', 'UnknownHost', 'UnknownJob', 'UnknownPool', 'UnknownSchedule',
-    'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'is_launching', 'open_store',
+    'StoreUnavailable', 'TERMINAL_STATUSES', 'UnknownCredential', 'UnknownHost', 'UnknownJob', 'UnknownNotifier', 'UnknownPool',
+    'UnknownSchedule', 'UnknownTemplate', 'UnknownToken', 'UnknownWindow', 'WINDOW_POLICIES', 'is_launching', 'open_store',
 ]
 
 

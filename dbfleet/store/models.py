@@ -231,6 +231,7 @@ class Job(Base):
         Index(None, 'playbook', 'created_at'),
         Index(None, 'relaunch_of'),
         Index(None, 'template', 'created_at'),
+        Index(None, 'finished_at'),  # the notifier reads the jobs that ended since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -458,6 +459,8 @@ class Schedule(Base):
     updated_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     window_policy: Mapped[str] = mapped_column(String(8), server_default='skip')
+    # {event: [notifier, ...]}: who hears of its slots and its jobs (runner_service.notify); None: nobody.
+    notify: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
 
 
 class ScheduleSlot(Base):
@@ -467,7 +470,9 @@ class ScheduleSlot(Base):
 
     __tablename__ = 'schedule_slots'
     __table_args__ = (CheckConstraint(_in('outcome', SLOT_OUTCOMES), name='outcome'),
-                      CheckConstraint(_in('claimed_by', SLOT_CLAIMANTS), name='claimed_by'), MYSQL_TABLE_OPTIONS)
+                      CheckConstraint(_in('claimed_by', SLOT_CLAIMANTS), name='claimed_by'),
+                      Index(None, 'recorded_at'),  # the notifier reads the slots recorded since its last pass
+                      MYSQL_TABLE_OPTIONS)
 
     schedule_id: Mapped[str] = mapped_column(ForeignKey('schedules.id', ondelete='CASCADE'), primary_key=True)
     slot_at: Mapped[dt.datetime] = mapped_column(primary_key=True)
@@ -556,6 +561,7 @@ class Backup(Base):
         CheckConstraint(_in('status', BACKUP_STATUSES), name='status'),
         Index(None, 'host', 'started_at'),
         Index(None, 'started_at'),
+        Index(None, 'created_at'),  # the notifier reads the backups recorded since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -593,6 +599,7 @@ class CronRun(Base):
         CheckConstraint(_in('via', CRON_RUN_VIA), name='via'),
         Index(None, 'schedule_id', 'started_at'),
         Index(None, 'schedule_id', 'slot_at'),
+        Index(None, 'status', 'finished_at'),  # the notifier reads the runs that failed since its last pass
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -608,3 +615,81 @@ class CronRun(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Double)
     output_tail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column()
+
+
+NOTIFIER_KINDS = ('webhook', 'email', 'slack')
+DELIVERY_STATUSES = ('pending', 'sending', 'delivered', 'failed', 'silenced')
+
+
+class Notifier(Base):
+    """Where notifications go (a webhook, an SMTP mailbox, a Slack-compatible incoming webhook):
+    what may be shown, and its secrets (HMAC key, SMTP password, the Slack URL) sealed with the
+    service key (runner_service.notify). `events` are the notifier-wide events it takes."""
+
+    __tablename__ = 'notifiers'
+    __table_args__ = (CheckConstraint(_in('kind', NOTIFIER_KINDS), name='kind'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    public: Mapped[dict] = mapped_column(JSON())
+    events: Mapped[Any] = mapped_column(JSON())
+    sealed: Mapped[str | None] = mapped_column(Text)  # None: a notifier without secrets (mail without AUTH)
+    created_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+
+class Notification(Base):
+    """Something worth telling (a job failed, recovered, timed out; a worker lost...), stored once
+    (its `key` says what it is about) before anything is sent; silenced by a maintenance window
+    (`silenced_by` names it) it is kept all the same."""
+
+    __tablename__ = 'notifications'
+    __table_args__ = (Index(None, 'created_at'), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON())
+    template: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    schedule: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
+    silenced_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NotificationDelivery(Base):
+    """One notification to one notifier: the outbox row a sender claims (a conditional UPDATE),
+    sends, and retries with backoff; every attempt is kept in `attempt_log`, never a secret."""
+
+    __tablename__ = 'notification_deliveries'
+    __table_args__ = (
+        CheckConstraint(_in('status', DELIVERY_STATUSES), name='status'),
+        Index(None, 'status', 'next_attempt_at'),
+        Index(None, 'notifier', 'created_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey('notifications.id', ondelete='CASCADE'), index=True)
+    notifier: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    attempt_log: Mapped[Any] = mapped_column(JSON())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NotifyCursor(Base):
+    """How far a watcher has read a source of events (job ends), so a restart reads on from there."""
+
+    __tablename__ = 'notify_cursors'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[dt.datetime] = mapped_column()

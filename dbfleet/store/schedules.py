@@ -22,7 +22,7 @@ from dbfleet.store.models import SLOT_CLAIMANTS, Schedule, ScheduleSlot
 from dbfleet.store.transactions import Transactions
 
 SCHEDULE_FIELDS = ('name', 'kind', 'expression', 'timezone', 'job', 'secret_vars', 'overlap', 'misfire_grace_seconds',
-                   'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by')
+                   'catch_up', 'jitter_seconds', 'paused', 'next_fire_at', 'source', 'created_by', 'notify')
 UPDATABLE = tuple(field for field in SCHEDULE_FIELDS if field not in ('created_by',))
 _COLUMNS = tuple(column.key for column in Schedule.__table__.columns if column.key != 'source_host')
 

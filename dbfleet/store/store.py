@@ -12,6 +12,7 @@
     store.templates  job templates                                          (templates.py)
     store.tokens     API tokens                                             (tokens.py)
     store.credentials  sealed secrets for job runs                          (credentials.py)
+    store.notifications  notifiers, notifications and their deliveries    (notifications.py)
     store.backups    backup attempts                                        (backups.py)
     store.cron       runs of bridged crontab entries                        (cron.py)
     store.metrics    the figures /metrics exposes, aggregated in SQL        (metrics.py)
@@ -38,6 +39,7 @@ from dbfleet.store.facts import DEFAULT_KEEP_SNAPSHOTS, Facts
 from dbfleet.store.hosts import Hosts
 from dbfleet.store.jobs import Jobs
 from dbfleet.store.metrics import Metrics
+from dbfleet.store.notifications import Notifications
 from dbfleet.store.pools import Pools
 from dbfleet.store.schedules import Schedules
 from dbfleet.store.tags import Tags
@@ -70,6 +72,7 @@ class Store:
         self.cron = Cron(self.transactions)
         self.credentials = Credentials(self.transactions)
         self.metrics = Metrics(self.transactions)
+        self.notifications = Notifications(self.transactions)
 
     def __repr__(self):
         return '<Store %s>' % self.url

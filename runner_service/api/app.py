@@ -19,6 +19,8 @@ from runner_service.api.routes import (
     hosts,
     jobs,
     metrics,
+    notifications,
+    notifiers,
     plans,
     pools,
     rules,
@@ -29,6 +31,7 @@ from runner_service.api.routes import (
     windows,
 )
 from runner_service.jobs.reconciler import Reconciler
+from runner_service.notify.loop import Notifier
 from runner_service.portal import site as portal
 from runner_service.runtime import Runtime
 
@@ -40,11 +43,13 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     async def lifespan(app: FastAPI):
         runtime.store  # open (and migrate) the store before the first request
         reconciler = Reconciler(runtime).start() if reconcile else None
+        notifier = Notifier(runtime).start() if reconcile else None
         try:
             yield
         finally:
-            if reconciler is not None:
-                reconciler.stop()
+            for loop in (reconciler, notifier):
+                if loop is not None:
+                    loop.stop()
             runtime.close()
 
     app = FastAPI(title='dbfleet', version=__version__, lifespan=lifespan,
@@ -53,8 +58,8 @@ def create_app(runtime: Runtime | None = None, reconcile: bool = True) -> FastAP
     app.state.runtime = runtime
     errors.install(app)
     app.add_middleware(RequestGuard, max_bytes=runtime.settings.max_request_bytes)
-    for module in (audit, backups, credentials, cron, health, hosts, jobs, metrics, plans, pools, rules, schedules, tags,
-                   templates, tokens, windows):
+    for module in (audit, backups, credentials, cron, health, hosts, jobs, metrics, notifications, notifiers, plans,
+                   pools, rules, schedules, tags, templates, tokens, windows):
         app.include_router(module.router)
     portal.install(app)
     _with_links(app)

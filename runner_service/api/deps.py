@@ -18,6 +18,7 @@ from runner_service.fleet.rules import RuleService
 from runner_service.fleet.tags import TagService
 from runner_service.jobs.service import JobService
 from runner_service.metrics.collector import fleet_registry
+from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.service import ScheduleService
 from runner_service.schedules.windows import WindowService
@@ -40,6 +41,10 @@ def get_credentials(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Creden
 
 def get_templates(runtime: Annotated[Runtime, Depends(get_runtime)]) -> TemplateService:
     return TemplateService(runtime)
+
+
+def get_notifiers(runtime: Annotated[Runtime, Depends(get_runtime)]) -> NotifierService:
+    return NotifierService(runtime)
 
 
 def get_bridge(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CronBridge:
@@ -132,6 +137,7 @@ HostsDep = Annotated[HostService, Depends(get_hosts)]
 TagsDep = Annotated[TagService, Depends(get_tags)]
 RulesDep = Annotated[RuleService, Depends(get_rules)]
 BackupsDep = Annotated[BackupCatalog, Depends(get_backups)]
+Notifiers = Annotated[NotifierService, Depends(get_notifiers)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

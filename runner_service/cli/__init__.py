@@ -17,6 +17,7 @@ from runner_service.cli.credentials import credentials_app
 from runner_service.cli.cron import cron_app
 from runner_service.cli.hosts import hosts_app
 from runner_service.cli.jobs import jobs_app
+from runner_service.cli.notifiers import notifiers_app
 from runner_service.cli.plans import plans_app
 from runner_service.cli.pools import pools_app
 from runner_service.cli.schedules import schedules_app
@@ -57,6 +58,7 @@ app.add_typer(windows_app, name='windows')
 app.add_typer(cron_app, name='cron')
 app.add_typer(templates_app, name='templates')
 app.add_typer(credentials_app, name='credentials')
+app.add_typer(notifiers_app, name='notifiers')
 
 
 def main() -> None:

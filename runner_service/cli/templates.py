@@ -66,7 +66,20 @@ def _fields(playbook: str | None, options: dict) -> dict:
             plan[key] = options[key]
     if plan:
         fields['plan'] = plan
+    if options.get('notify'):
+        fields['notify'] = _subscriptions(options['notify'])
     return fields
+
+
+def _subscriptions(pairs: list[str]) -> dict[str, list[str]]:
+    """--notify failed=ops-mail --notify failed=ops-hook as {'failed': ['ops-mail', 'ops-hook']}."""
+    notify: dict[str, list[str]] = {}
+    for pair in pairs:
+        event, _, name = pair.partition('=')
+        if not event or not name:
+            fail('--notify %s: give EVENT=NOTIFIER, e.g. failed=ops-mail' % pair[:100])
+        notify.setdefault(event, []).append(name)
+    return notify
 
 
 def _show(template: dict) -> None:
@@ -80,6 +93,8 @@ def _show(template: dict) -> None:
         'priority': template.get('priority'),
         'credentials': ', '.join(template.get('credentials') or []) or None,
         'plan': json.dumps(template['plan'], sort_keys=True) if template.get('plan') else None,
+        'notify': '; '.join('%s: %s' % (event, ', '.join(names)) for event, names in template['notify'].items())
+        if template.get('notify') else None,
         'created': template['created_at'], 'created by': template.get('created_by'),
         'updated': template['updated_at'], 'updated by': template.get('updated_by'),
     })
@@ -120,6 +135,10 @@ DEFINITION_OPTIONS = {
     'window_timezone': optional(str, '--window-tz', help='IANA zone of --window-end-at (default UTC).'),
     'credentials': optional(list[str], '--credential', help='A credential its runs get (repeat; at most one of '
                                                             'each kind). On edit, the list replaces the old one.'),
+    'notify': optional(list[str], '--notify', help='EVENT=NOTIFIER: who hears of its jobs\' (and its schedules\' '
+                                                   'slots\') events: failed, recovered, timed_out, window_overrun, '
+                                                   'window_overrun_predicted, slot_missed, slot_skipped (repeat). '
+                                                   'On edit, the whole set replaces the old one.'),
 }
 
 

@@ -11,6 +11,7 @@ from dbfleet.clock import utcnow
 from dbfleet.store import UnknownSchedule
 from runner_service.errors import BadRequest, Conflict, NotFound
 from runner_service.jobs.service import JobService
+from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.provenance import CrontabLines, crontab_mode
 from runner_service.schedules.triggers import TriggerError, preview, trigger_of, zone
@@ -60,7 +61,7 @@ class ScheduleService:
                 job=job, secret_vars=sealed, overlap=request.overlap,
                 misfire_grace_seconds=request.misfire_grace_seconds, catch_up=request.catch_up,
                 jitter_seconds=request.jitter_seconds, paused=request.paused, next_fire_at=first, source=None,
-                created_by=actor)
+                created_by=actor, notify=self._notify(request.notify))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         if request.window_policy != schedule['window_policy']:
@@ -78,6 +79,8 @@ class ScheduleService:
         changes = request.model_dump(exclude_unset=True)
         fields: dict = {name: changes[name] for name in ('name', 'overlap', 'misfire_grace_seconds', 'catch_up',
                                                          'jitter_seconds') if name in changes}
+        if 'notify' in changes:
+            fields['notify'] = self._notify(changes['notify'])
         timing = {name: current[name] if changes.get(name) is None else changes[name]
                   for name in ('kind', 'expression', 'timezone')}
         anchor = self._anchor(current, timing['kind'], request.start_at, now)
@@ -119,6 +122,12 @@ class ScheduleService:
             schedule = self._set_window_policy(schedule['id'], changes['window_policy'])
         self.store.audit.record(actor, 'schedule.update', schedule['name'], sorted(changes))
         return schedule
+
+    def _notify(self, notify: dict | None) -> dict | None:
+        """Who hears of the schedule's events, checked: every notifier named exists (422 naming one that does not)."""
+        if notify:
+            NotifierService(self.runtime).check_subscriptions(notify)
+        return notify or None
 
     def pause(self, ref: str, actor: str) -> dict:
         schedule = self.store.schedules.update(self.get(ref)['id'], paused=True)

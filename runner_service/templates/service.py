@@ -27,6 +27,7 @@ from runner_service.credentials.service import CredentialService
 from runner_service.errors import Conflict, Forbidden, NotFound, Unprocessable
 from runner_service.host_patterns import HostPatternError, narrow, terms
 from runner_service.jobs.service import JobService
+from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.triggers import TriggerError, zone
 from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
@@ -290,6 +291,7 @@ class TemplateService:
         except (HostPatternError, SurveyError) as exc:
             raise Unprocessable(str(exc)) from None
         CredentialService(self.runtime).check_names(definition.get('credentials') or [])
+        NotifierService(self.runtime).check_subscriptions(definition.get('notify') or {})
         plan = definition.get('plan') or {}
         if plan.get('window_end_at'):
             try:

@@ -23,16 +23,18 @@ below, never one above):
     metrics                        the figures /metrics exposes, read from every part below
     fleet                          hosts, tags, rules and the backup catalog, as the API and the
                                    CLI's store path both serve them (fleet.schemas sits with schemas)
-    bridge                         the crontab bridge: platform side, host agent, crontab files
+    bridge, notify.watch/loop      the crontab bridge: platform side, host agent, crontab files; what
+                                   notices events for notifications (reads windows and schedules)
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
-    jobs, worker, credentials      the job service, lifecycle, reconciler and planner; the worker's run,
-                                   event writer and lanes runner; credentials and what a run gets of them
+    jobs, worker, credentials,     the job service, lifecycle, reconciler and planner; the worker's run,
+    notify                         event writer and lanes runner; credentials and what a run gets of them;
+                                   notifiers and the notification outbox (templates check their names)
     runtime, job_queue, ...        what every service shares: the process runtime, the RQ queue,
                                    secrets, tokens, the API client (the host agent's), bounded
                                    subprocesses, and schedules.triggers: cron expressions and time
                                    zones, pure time rules that templates use to check a plan's zone
-    schemas, errors                request/response models and service errors, below every service,
+    schemas, errors                request/response models (notify_schemas: notifiers') and service errors, below every service,
                                    with the input checks the models run (extra_vars, host_patterns)
     dbfleet                        the base package
 
@@ -60,14 +62,15 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.portal',),  # the web pages the API serves; they call the services as the routes do
     ('runner_service.metrics',),
     ('runner_service.fleet',),
-    ('runner_service.bridge',),
+    ('runner_service.bridge', 'runner_service.notify.watch', 'runner_service.notify.loop'),
     ('runner_service.schedules',),
     ('runner_service.templates',),
-    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials'),
+    ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials',
+     'runner_service.notify'),
     ('runner_service.runtime', 'runner_service.job_queue', 'runner_service.secret_box', 'runner_service.tokens',
      'runner_service.bounded', 'runner_service.client', 'runner_service.schedules.triggers'),
     ('runner_service.schemas', 'runner_service.errors', 'runner_service.extra_vars', 'runner_service.host_patterns',
-     'runner_service.redis_urls', 'runner_service.fleet.schemas'),
+     'runner_service.redis_urls', 'runner_service.fleet.schemas', 'runner_service.notify_schemas'),
     ('runner_service',),  # the package itself: __version__
 ]
 # The one import of the HTTP layer from below it: the process that serves the API starts it there;

@@ -1,0 +1,88 @@
+"""Sending one notification to one notifier: a signed JSON webhook, a Slack-compatible incoming
+webhook, or a mail over SMTP (STARTTLS, AUTH). A failure raises DeliveryFailed with a reason that
+names no secret (not the HMAC key, the SMTP password, nor the Slack URL)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+from email.message import EmailMessage
+
+import httpx
+
+SIGNATURE_HEADER = 'X-Dbfleet-Signature'
+EVENT_HEADER = 'X-Dbfleet-Event'
+DELIVERY_HEADER = 'X-Dbfleet-Delivery'
+
+
+class DeliveryFailed(Exception):
+    """The receiver refused or could not be reached; the message is safe to store and show."""
+
+
+def body_of(payload: dict) -> bytes:
+    """The exact bytes a webhook receives, and its signature covers."""
+    return json.dumps(payload, sort_keys=True, separators=(',', ':'), ensure_ascii=False).encode()
+
+
+def signature(key: str, body: bytes) -> str:
+    return 'sha256=' + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout: float) -> None:
+    """Deliver `payload` (the notification as receivers see it) through `notifier` (its stored row)."""
+    kind, public = notifier['kind'], notifier['public']
+    timeout = public.get('timeout_seconds') or timeout
+    if kind == 'webhook':
+        body = body_of(payload)
+        headers = {'Content-Type': 'application/json', EVENT_HEADER: payload['event'],
+                   DELIVERY_HEADER: str(delivery_id)}
+        if secret.get('secret'):
+            headers[SIGNATURE_HEADER] = signature(secret['secret'], body)
+        _post(public['url'], body, headers, timeout, 'webhook %s' % public['url'], secret)
+    elif kind == 'slack':
+        body = json.dumps({'text': '%s\n%s' % (payload['subject'], payload['text'])}).encode()
+        _post(secret['url'], body, {'Content-Type': 'application/json'}, timeout, 'slack webhook', secret)
+    else:
+        _mail(public, secret, payload, timeout)
+
+
+def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secret: dict) -> None:
+    try:
+        answer = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
+    if not 200 <= answer.status_code < 300:
+        raise DeliveryFailed('%s answered HTTP %d' % (what, answer.status_code))
+
+
+def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:
+    message = EmailMessage()
+    message['From'] = public['mail_from']
+    message['To'] = ', '.join(public['mail_to'])
+    message['Subject'] = payload['subject']
+    message.set_content(payload['text'] + '\n\n' + json.dumps(payload, indent=2, sort_keys=True) + '\n')
+    server = '%s:%d' % (public['smtp_host'], public['smtp_port'])
+    try:
+        with smtplib.SMTP(public['smtp_host'], public['smtp_port'], timeout=timeout) as smtp:
+            if public.get('starttls', True):
+                smtp.starttls(context=ssl.create_default_context(cadata=public.get('ca_cert')))
+            if public.get('username'):
+                smtp.login(public['username'], secret['password'])
+            smtp.send_message(message)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryFailed('smtp %s refused the login of %s (%d)' % (server, public['username'], exc.smtp_code)) \
+            from None
+    except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+        raise DeliveryFailed('smtp %s: %s' % (server, _safe(exc, secret))) from None
+
+
+def _safe(exc: Exception, secret: dict) -> str:
+    """The exception as text, any secret value in it masked, one line, bounded."""
+    text = '%s: %s' % (type(exc).__name__, exc)
+    for value in secret.values():
+        if isinstance(value, str) and value:
+            text = text.replace(value, '********')
+    return ' '.join(text.split())[:500]

@@ -1,0 +1,73 @@
+"""store.notifications on SQLite and MariaDB: notifiers by name, a notification stored once per
+key with its deliveries, a delivery claimed by one sender at a time (again once its claim
+expired), attempts recorded only by the claim's holder, the watcher's cursor only moving forward."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from dbfleet.store import UnknownNotifier
+
+T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+LEASE = dt.timedelta(seconds=60)
+
+
+def test_notifiers_by_name(store):
+    made = store.notifications.create_notifier('hook', 'webhook', {'url': 'http://h/'}, ['worker_lost'], 'sealed',
+                                               created_by='admin')
+    assert (made['name'], made['kind'], made['events'], made['sealed']) == ('hook', 'webhook', ['worker_lost'],
+                                                                            'sealed')
+    store.notifications.create_notifier('mail', 'email', {'smtp_host': 'h'}, [], None)
+    assert [n['name'] for n in store.notifications.notifiers()] == ['hook', 'mail']
+    with pytest.raises(ValueError, match='already exists'):
+        store.notifications.create_notifier('hook', 'slack', {}, [], 's')
+    with pytest.raises(ValueError, match='kind'):
+        store.notifications.create_notifier('x', 'pager', {}, [], 's')
+    assert store.notifications.delete_notifier('hook')['name'] == 'hook'
+    with pytest.raises(UnknownNotifier):
+        store.notifications.notifier('hook')
+
+
+def test_a_notification_is_stored_once_and_each_delivery_sent_by_one_sender(store):
+    first = store.notifications.record('job:1:failed', 'failed', 'subject', {'text': 't'}, ['a', 'b', 'a'], now=T0)
+    assert store.notifications.record('job:1:failed', 'failed', 'subject', {'text': 't'}, ['a'], now=T0) is None
+    [stored] = store.notifications.list()
+    assert stored['id'] == first['id'] and [d['notifier'] for d in stored['deliveries']] == ['a', 'b']
+    assert store.notifications.due(T0 - dt.timedelta(seconds=1)) == []
+    due = store.notifications.due(T0)
+    assert len(due) == 2
+    mine = store.notifications.claim(due[0], 'sender-1', T0, LEASE)
+    assert mine['notification']['key'] == 'job:1:failed'
+    assert store.notifications.claim(due[0], 'sender-2', T0, LEASE) is None  # held
+    assert store.notifications.due(T0) == [due[1]]
+    assert store.notifications.attempted(due[0], 'sender-2', T0, None, None) is None  # not its claim
+    retry_at = T0 + dt.timedelta(seconds=30)
+    again = store.notifications.attempted(due[0], 'sender-1', T0, 'HTTP 500', retry_at)
+    assert (again['status'], again['attempts'], again['next_attempt_at']) == ('pending', 1, retry_at)
+    assert store.notifications.claim(due[0], 'sender-2', T0, LEASE) is None  # not due yet
+    assert store.notifications.claim(due[0], 'sender-2', retry_at, LEASE) is not None
+    # sender-2 dies mid-send: once its claim expired, another sender takes it over.
+    assert store.notifications.claim(due[0], 'sender-3', retry_at + LEASE / 2, LEASE) is None
+    assert store.notifications.claim(due[0], 'sender-3', retry_at + LEASE * 2, LEASE) is not None
+    done = store.notifications.attempted(due[0], 'sender-3', retry_at + LEASE * 2, None, None)
+    assert (done['status'], done['attempts']) == ('delivered', 2)
+    assert [a['ok'] for a in done['attempt_log']] == [False, True]
+    given_up = store.notifications.claim(due[1], 'sender-1', T0, LEASE)
+    assert store.notifications.attempted(given_up['id'], 'sender-1', T0, 'refused', None)['status'] == 'failed'
+    assert store.notifications.due(T0 + dt.timedelta(days=1)) == []
+
+
+def test_a_silenced_notification_has_settled_deliveries_and_nothing_due(store):
+    store.notifications.record('job:2:failed', 'failed', 's', {}, ['a'], silenced_by='patching', now=T0)
+    [stored] = store.notifications.list(event='failed')
+    assert stored['silenced_by'] == 'patching' and stored['deliveries'][0]['status'] == 'silenced'
+    assert store.notifications.due(T0 + dt.timedelta(days=1)) == []
+
+
+def test_the_cursor_only_moves_forward(store):
+    assert store.notifications.cursor('job-ends') is None
+    store.notifications.move_cursor('job-ends', T0)
+    store.notifications.move_cursor('job-ends', T0 - dt.timedelta(hours=1))
+    assert store.notifications.cursor('job-ends') == T0
