@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utc
 from dbfleet.store.elapsed import elapsed_seconds
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
-from dbfleet.store.models import Backup, Job, JobEvent, Pool, PoolLease, Schedule, ScheduleSlot
+from dbfleet.store.models import Backup, Job, JobEvent, NotificationDelivery, Pool, PoolLease, Schedule, ScheduleSlot
 from dbfleet.store.transactions import Transactions
 
 LIVE_STATUSES = ('queued', 'waiting', 'running')
@@ -35,7 +35,8 @@ class Metrics:
         """{jobs: [(status, template, count)], queues: {queue: (waiting, oldest enqueued_at)},
         durations: {template: histogram}, lateness: histogram, slots: [(schedule, outcome, count)],
         pools: [(pool, slots, in use)], events_stored: int, backups: [(host, last ok at, its bytes)],
-        crontab: [(host, mode, count)]}; a histogram is {count, sum, buckets: [count <= bound]}."""
+        crontab: [(host, mode, count)], deliveries: [(notifier, status, count)]}; a histogram is
+        {count, sum, buckets: [count <= bound]}."""
         now, since = utc(now), utc(since)
 
         def work(session: Session) -> dict:
@@ -44,7 +45,8 @@ class Metrics:
                         lateness=_lateness(session, since, lateness_bounds), slots=_slots(session, since),
                         pools=_pools(session, now - dt.timedelta(seconds=lease_ttl)),
                         events_stored=session.scalar(select(func.max(JobEvent.id))) or 0,
-                        backups=_backups(session), crontab=_crontab(session, crontab_origin))
+                        backups=_backups(session), crontab=_crontab(session, crontab_origin),
+                        deliveries=_deliveries(session, since))
 
         return self._transactions.run(work)
 
@@ -144,3 +146,12 @@ def _crontab(session: Session, origin: str) -> list[tuple[str, str, int]]:
              .where(Schedule.source_host.is_not(None), Schedule.source['origin'].as_string() == origin)
              .group_by(Schedule.source_host, mode))
     return [(host, mode, count) for host, mode, count in session.execute(query) if mode]
+
+
+def _deliveries(session: Session, since: dt.datetime) -> list[tuple[str, str, int]]:
+    """Notification deliveries made in the window, by notifier and where they stand (pending,
+    sending, delivered, failed, silenced)."""
+    query = (select(NotificationDelivery.notifier, NotificationDelivery.status, func.count())
+             .where(NotificationDelivery.created_at >= since)
+             .group_by(NotificationDelivery.notifier, NotificationDelivery.status))
+    return [tuple(row) for row in session.execute(query)]

@@ -163,6 +163,13 @@ def store_families(figures: dict) -> Iterable[Metric]:
         crontab.add_metric([host, mode], count)
     yield crontab
 
+    deliveries = GaugeMetricFamily('dbfleet_notification_deliveries', 'Notification deliveries made in the last '
+                                   '24 h, by notifier and status: pending, sending, delivered, failed (every '
+                                   'attempt spent), silenced (a maintenance window)', labels=['notifier', 'status'])
+    for notifier, status, count in sorted(figures['deliveries']):
+        deliveries.add_metric([notifier, status], count)
+    yield deliveries
+
 
 def workers_family(listening: dict, queues: dict) -> Metric:
     """Workers listening to each queue: every queue a worker listens to, and every queue with jobs

@@ -68,6 +68,12 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
                          finished_at=T0 + dt.timedelta(hours=2), bytes=5 * 2 ** 40)
     store.backups.record('db1', method='logical', status='failed', started_at=T0 + dt.timedelta(hours=3))
     store.backups.record('db2', method='logical', status='failed', started_at=T0)
+    for name, kind in (('ops-hook', 'webhook'), ('ops-mail', 'email')):
+        store.notifications.create_notifier(name, kind, public={}, events=['failed'], sealed=None)
+    store.notifications.record('job:1:failed', 'failed', 'failed', {}, ['ops-hook'], now=created)
+    store.notifications.record('job:2:failed', 'failed', 'failed', {}, ['ops-mail'], silenced_by='patching', now=created)
+    store.notifications.record('job:0:failed', 'failed', 'failed', {}, ['ops-hook'],
+                               now=created - dt.timedelta(days=3))  # before the window
 
     found = figures(store, since=created - dt.timedelta(hours=36))
     assert found['lateness'] == {'count': 1, 'sum': pytest.approx(12.5, abs=1e-4), 'buckets': [0, 0, 1]}
@@ -76,6 +82,7 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
     assert found['events_stored'] == 5
     assert found['backups'] == [('db1', T0 + dt.timedelta(hours=2), 5 * 2 ** 40), ('db2', None, None)]
     assert found['crontab'] == [('db1', 'observe', 1)]
+    assert sorted(found['deliveries']) == [('ops-hook', 'pending', 1), ('ops-mail', 'silenced', 1)]
     # A lease nobody renewed for the TTL is a dead holder's: not in use.
     stale = figures(store, now=dt.datetime.now(UTC) + dt.timedelta(seconds=61))
     assert stale['pools'] == [('backups', 4, 0), ('idle', 2, 0)]
@@ -84,4 +91,4 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
 def test_an_empty_store_has_figures_too(store):
     found = figures(store)
     assert found == dict(jobs=[], queues={}, durations={}, lateness={'count': 0, 'sum': 0.0, 'buckets': [0, 0, 0]},
-                         slots=[], pools=[], events_stored=0, backups=[], crontab=[])
+                         slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[])
