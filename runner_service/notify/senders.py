@@ -62,7 +62,8 @@ def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:
     message = EmailMessage()
     message['From'] = public['mail_from']
     message['To'] = ', '.join(public['mail_to'])
-    message['Subject'] = payload['subject']
+    # One line: a CR/LF from a name or reason would make EmailMessage raise, and stall the outbox.
+    message['Subject'] = ' '.join(payload['subject'].split())
     message.set_content(payload['text'] + '\n\n' + json.dumps(payload, indent=2, sort_keys=True) + '\n')
     server = '%s:%d' % (public['smtp_host'], public['smtp_port'])
     try:

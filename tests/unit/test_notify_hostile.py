@@ -1,0 +1,23 @@
+"""Hostile values reaching a notifier: a subject carrying CR/LF (a crontab file's path, a reason
+from elsewhere) must not stop the outbox or add a header, and a webhook URL must not carry
+credentials that every answer, delivery error and log line would then show."""
+
+from __future__ import annotations
+
+from runner_service.notify.senders import send
+from tests.service.harness import free_port
+from tests.service.receivers import MailReceiver
+
+
+def test_a_subject_with_line_breaks_is_sent_on_one_line_and_adds_no_header(tmp_path):
+    with MailReceiver(tmp_path, free_port(), 'dbfleet', 'pw-123456') as receiver:
+        notifier = {'kind': 'email', 'public': {
+            'smtp_host': '127.0.0.1', 'smtp_port': receiver.port, 'ca_cert': receiver.cert_file.read_text(),
+            'username': 'dbfleet', 'mail_from': 'dbfleet@example.org', 'mail_to': ['dba@example.org']}}
+        payload = {'event': 'cron_failed', 'subject': '[dbfleet] entry x\r\nBcc: evil@example.org\nX-Evil: 1',
+                   'text': 'failed'}
+        send(notifier, {'password': 'pw-123456'}, payload, 1, 10)
+        [message] = receiver.messages
+    assert message['Bcc'] is None and message['X-Evil'] is None
+    assert message['Subject'] == '[dbfleet] entry x Bcc: evil@example.org X-Evil: 1'
+
