@@ -33,6 +33,10 @@ def split(request: NotifierCreate) -> tuple[dict, dict]:
         raise Unprocessable('notifier %s: a %s notifier takes no %s' % (request.name, kind, ', '.join(extra)))
     if kind in ('webhook', 'slack'):
         _check_url(request.name, request.url)
+        if kind == 'webhook' and '@' in (urlsplit(request.url).netloc or ''):
+            # A webhook's URL is shown in answers, delivery errors and logs: no credentials in it.
+            raise Unprocessable('notifier %s: a webhook url carries no credentials (user:password@): it is shown '
+                                'in answers and logs; sign the bodies with secret instead' % request.name)
     else:
         for field in ('smtp_host', 'mail_from', 'mail_to'):
             if given.get(field) is None:

@@ -4,7 +4,12 @@ credentials that every answer, delivery error and log line would then show."""
 
 from __future__ import annotations
 
+import pytest
+
+from runner_service.errors import Unprocessable
+from runner_service.notify.kinds import split
 from runner_service.notify.senders import send
+from runner_service.notify_schemas import NotifierCreate
 from tests.service.harness import free_port
 from tests.service.receivers import MailReceiver
 
@@ -21,3 +26,8 @@ def test_a_subject_with_line_breaks_is_sent_on_one_line_and_adds_no_header(tmp_p
     assert message['Bcc'] is None and message['X-Evil'] is None
     assert message['Subject'] == '[dbfleet] entry x Bcc: evil@example.org X-Evil: 1'
 
+
+@pytest.mark.parametrize('url', ['https://user:pass@hooks.example.org/in', 'http://token@hooks.example.org/in'])
+def test_a_webhook_url_with_credentials_is_refused(url):
+    with pytest.raises(Unprocessable, match='credentials'):
+        split(NotifierCreate(name='hook', kind='webhook', url=url))
