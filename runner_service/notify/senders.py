@@ -76,6 +76,9 @@ def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryFailed('smtp %s refused the login of %s (%d)' % (server, public['username'], exc.smtp_code)) \
             from None
+    except UnicodeError:  # smtplib's AUTH encodes as ASCII; its message would show a character of the password
+        raise DeliveryFailed('smtp %s: the username or password is not ASCII, which SMTP AUTH cannot send' % server) \
+            from None
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         raise DeliveryFailed('smtp %s: %s' % (server, _safe(exc, secret))) from None
 

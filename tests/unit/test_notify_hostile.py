@@ -8,7 +8,7 @@ import pytest
 
 from runner_service.errors import Unprocessable
 from runner_service.notify.kinds import split
-from runner_service.notify.senders import send
+from runner_service.notify.senders import DeliveryFailed, send
 from runner_service.notify_schemas import NotifierCreate
 from tests.service.harness import free_port
 from tests.service.receivers import MailReceiver
@@ -31,3 +31,16 @@ def test_a_subject_with_line_breaks_is_sent_on_one_line_and_adds_no_header(tmp_p
 def test_a_webhook_url_with_credentials_is_refused(url):
     with pytest.raises(Unprocessable, match='credentials'):
         split(NotifierCreate(name='hook', kind='webhook', url=url))
+
+
+def test_a_password_smtplib_cannot_send_fails_the_delivery_and_does_not_stop_the_outbox(tmp_path):
+    """smtplib's AUTH encodes user and password as ASCII: anything else raised UnicodeEncodeError,
+    which escaped the outbox (a claimed delivery never counted as attempted)."""
+    with MailReceiver(tmp_path, free_port(), 'dbfleet', 'pw-123456') as receiver:
+        notifier = {'kind': 'email', 'public': {
+            'smtp_host': '127.0.0.1', 'smtp_port': receiver.port, 'ca_cert': receiver.cert_file.read_text(),
+            'username': 'dbfleet', 'mail_from': 'dbfleet@example.org', 'mail_to': ['dba@example.org']}}
+        with pytest.raises(DeliveryFailed) as failed:
+            send(notifier, {'password': 'mot-de-passe-\u00e9t\u00e9'}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 10)
+        assert receiver.messages == []
+    assert '\u00e9t\u00e9' not in str(failed.value)
