@@ -52,7 +52,7 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
 def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secret: dict) -> None:
     try:
         answer = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # a URL httpx cannot parse or IDNA-encode
         raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
     if not 200 <= answer.status_code < 300:
         raise DeliveryFailed('%s answered HTTP %d' % (what, answer.status_code))

@@ -44,3 +44,20 @@ def test_a_password_smtplib_cannot_send_fails_the_delivery_and_does_not_stop_the
             send(notifier, {'password': 'mot-de-passe-\u00e9t\u00e9'}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 10)
         assert receiver.messages == []
     assert '\u00e9t\u00e9' not in str(failed.value)
+
+
+UNSENDABLE_URLS = ['http://127.0.0.1:9/\x01', 'http://127.0.0.1:9/\x7f', 'http://999.1.1.1/', 'http://a..b/',
+                   'http://%s.example/' % ('a' * 70)]
+
+
+@pytest.mark.parametrize('url', UNSENDABLE_URLS)
+def test_a_url_the_sender_cannot_use_is_refused_when_the_notifier_is_created(url):
+    with pytest.raises(Unprocessable, match='url'):
+        split(NotifierCreate(name='hook', kind='webhook', url=url))
+
+
+@pytest.mark.parametrize('url', UNSENDABLE_URLS)
+def test_a_stored_url_the_sender_cannot_use_fails_the_delivery(url):
+    """httpx raises InvalidURL or UnicodeError (IDNA) for these, not an HTTPError: they escaped the outbox."""
+    with pytest.raises(DeliveryFailed, match='webhook'):
+        send({'kind': 'webhook', 'public': {'url': url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 5)
