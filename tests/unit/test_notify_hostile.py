@@ -5,6 +5,7 @@ credentials that every answer, delivery error and log line would then show."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from runner_service.errors import Unprocessable
 from runner_service.notify.kinds import split
@@ -61,3 +62,11 @@ def test_a_stored_url_the_sender_cannot_use_fails_the_delivery(url):
     """httpx raises InvalidURL or UnicodeError (IDNA) for these, not an HTTPError: they escaped the outbox."""
     with pytest.raises(DeliveryFailed, match='webhook'):
         send({'kind': 'webhook', 'public': {'url': url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 5)
+
+
+def test_an_smtp_username_with_control_characters_is_refused():
+    """It is shown in answers and in the delivery error of a refused login, which the outbox logs:
+    a line break in it forged log lines."""
+    with pytest.raises(ValidationError, match='username'):
+        NotifierCreate(name='mail', kind='email', smtp_host='127.0.0.1', mail_from='a@example.org',
+                       mail_to=['b@example.org'], username='dbfleet\r\nWARNING forged', password='x')
