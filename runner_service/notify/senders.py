@@ -10,6 +10,7 @@ import json
 import smtplib
 import ssl
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,7 +42,7 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
                    DELIVERY_HEADER: str(delivery_id)}
         if secret.get('secret'):
             headers[SIGNATURE_HEADER] = signature(secret['secret'], body)
-        _post(public['url'], body, headers, timeout, 'webhook %s' % public['url'], secret)
+        _post(public['url'], body, headers, timeout, 'webhook %s' % _origin(public['url']), secret)
     elif kind == 'slack':
         body = json.dumps({'text': '%s\n%s' % (payload['subject'], payload['text'])}).encode()
         _post(secret['url'], body, {'Content-Type': 'application/json'}, timeout, 'slack webhook', secret)
@@ -56,6 +57,13 @@ def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secre
         raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
     if not 200 <= answer.status_code < 300:
         raise DeliveryFailed('%s answered HTTP %d' % (what, answer.status_code))
+
+
+def _origin(url: str) -> str:
+    """How a delivery error names a webhook: viewers read those errors, and a URL's path or query
+    often holds the receiver's token."""
+    parts = urlsplit(url)
+    return '%s://%s' % (parts.scheme, parts.netloc.rpartition('@')[2])
 
 
 def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:

@@ -12,7 +12,7 @@ from runner_service.notify.kinds import split
 from runner_service.notify.senders import DeliveryFailed, send
 from runner_service.notify_schemas import NotifierCreate
 from tests.service.harness import free_port
-from tests.service.receivers import MailReceiver
+from tests.service.receivers import MailReceiver, WebhookReceiver
 
 
 def test_a_subject_with_line_breaks_is_sent_on_one_line_and_adds_no_header(tmp_path):
@@ -70,3 +70,13 @@ def test_an_smtp_username_with_control_characters_is_refused():
     with pytest.raises(ValidationError, match='username'):
         NotifierCreate(name='mail', kind='email', smtp_host='127.0.0.1', mail_from='a@example.org',
                        mail_to=['b@example.org'], username='dbfleet\r\nWARNING forged', password='x')
+
+
+def test_a_refused_webhook_delivery_names_the_receiver_by_its_origin_alone():
+    """Delivery errors are read by viewers (GET /api/v1/notifications), a notifier's URL by admins
+    only: its path and query (where receivers often take a token) stay out of the error."""
+    with WebhookReceiver(fail_first=1) as receiver:
+        url = receiver.url + '/hooks/T0/B0?token=query-token-123'
+        with pytest.raises(DeliveryFailed) as failed:
+            send({'kind': 'webhook', 'public': {'url': url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 10)
+    assert str(failed.value) == 'webhook %s answered HTTP 500' % receiver.url
