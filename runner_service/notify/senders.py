@@ -52,11 +52,14 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
 
 def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secret: dict) -> None:
     try:
-        answer = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        # Streamed and closed unread: only the status counts, and an answer may be endless.
+        with httpx.stream('POST', url, content=body, headers=headers, timeout=timeout,
+                          follow_redirects=False) as answer:
+            status = answer.status_code
     except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # a URL httpx cannot parse or IDNA-encode
         raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
-    if not 200 <= answer.status_code < 300:
-        raise DeliveryFailed('%s answered HTTP %d' % (what, answer.status_code))
+    if not 200 <= status < 300:
+        raise DeliveryFailed('%s answered HTTP %d' % (what, status))
 
 
 def _origin(url: str) -> str:

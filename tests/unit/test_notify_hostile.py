@@ -4,6 +4,8 @@ credentials that every answer, delivery error and log line would then show."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from pydantic import ValidationError
 
@@ -11,8 +13,8 @@ from runner_service.errors import Unprocessable
 from runner_service.notify.kinds import split
 from runner_service.notify.senders import DeliveryFailed, send
 from runner_service.notify_schemas import NotifierCreate
-from tests.service.harness import free_port
-from tests.service.receivers import MailReceiver, WebhookReceiver
+from tests.service.harness import PATIENCE, free_port
+from tests.service.receivers import EndlessReceiver, MailReceiver, WebhookReceiver
 
 
 def test_a_subject_with_line_breaks_is_sent_on_one_line_and_adds_no_header(tmp_path):
@@ -80,3 +82,16 @@ def test_a_refused_webhook_delivery_names_the_receiver_by_its_origin_alone():
         with pytest.raises(DeliveryFailed) as failed:
             send({'kind': 'webhook', 'public': {'url': url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 10)
     assert str(failed.value) == 'webhook %s answered HTTP 500' % receiver.url
+
+
+def test_a_webhook_answer_is_not_read_past_its_status():
+    """The outbox sends one delivery at a time in the API process: a receiver whose answer never
+    ends (or is gigabytes long) held it, and its memory, for as long as it kept sending."""
+    with EndlessReceiver() as receiver:
+        sender = threading.Thread(target=send, daemon=True, args=(
+            {'kind': 'webhook', 'public': {'url': receiver.url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'},
+            1, 10))
+        sender.start()
+        sender.join(timeout=30 * PATIENCE)
+        assert not sender.is_alive(), 'the sender is still reading the answer'
+        assert receiver.hung_up.wait(timeout=30 * PATIENCE)
