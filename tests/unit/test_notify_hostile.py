@@ -1,6 +1,7 @@
-"""Hostile values reaching a notifier: a subject carrying CR/LF (a crontab file's path, a reason
-from elsewhere) must not stop the outbox or add a header, and a webhook URL must not carry
-credentials that every answer, delivery error and log line would then show."""
+"""Hostile or careless values reaching a notifier, against real receivers (aiosmtpd, an HTTP
+server): nothing a name, a URL, a password or a receiver's answer holds may stop the outbox (an
+exception other than DeliveryFailed left the delivery claimed and the pass cut short), add a mail
+header, or show credentials or a receiver's token to readers of answers, delivery errors and logs."""
 
 from __future__ import annotations
 
