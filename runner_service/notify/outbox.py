@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import traceback
 from typing import Callable
 
 from dbfleet.clock import utcnow
@@ -68,6 +69,13 @@ class Outbox:
             error = "the notifier's secrets do not open with this service's DBFLEET_SECRET_KEY"
         except DeliveryFailed as exc:
             error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one delivery never stops the ones queued behind it
+            # Its type and where it was raised, never its message (which may hold a secret), in the
+            # delivery (a viewer reads it) and in the log.
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            error = 'the sender failed unexpectedly (%s at %s:%d)' % (type(exc).__name__,
+                                                                      os.path.basename(frame.filename), frame.lineno)
+            log.error('delivery %s to %s: %s', delivery['id'], delivery['notifier'], error)
         now = self.clock()
         attempts = delivery['attempts'] + 1
         retry = (error is not None and attempts < self.runtime.settings.notify_attempts

@@ -96,3 +96,25 @@ def test_a_webhook_answer_is_not_read_past_its_status():
         sender.join(timeout=30 * PATIENCE)
         assert not sender.is_alive(), 'the sender is still reading the answer'
         assert receiver.hung_up.wait(timeout=30 * PATIENCE)
+
+
+def test_a_delivery_that_breaks_the_sender_unexpectedly_fails_alone_and_the_outbox_goes_on(tmp_path):
+    from dbfleet.settings import Settings
+    from dbfleet.store import open_store
+    from runner_service.notify.outbox import Outbox
+    from runner_service.runtime import Runtime
+
+    url = 'sqlite:///%s' % (tmp_path / 'store.db')
+    with open_store(url) as store, WebhookReceiver() as receiver:
+        # A row no API call makes (a webhook without its url): the sender meets an error it does not expect.
+        store.notifications.create_notifier('odd', 'webhook', public={}, events=[], sealed=None)
+        store.notifications.create_notifier('fine', 'webhook', public={'url': receiver.url, 'signed': False},
+                                            events=[], sealed=None)
+        store.notifications.record('one', 'failed', 'job failed', {}, ['odd'])
+        store.notifications.record('two', 'failed', 'job failed', {}, ['fine'])
+        runtime = Runtime(settings=Settings(var_dir=tmp_path, store_url=url, notify_attempts=1), store_override=store)
+        assert Outbox(runtime).pass_once() == 2
+        deliveries = {n['key']: n['deliveries'][0] for n in store.notifications.list()}
+        assert deliveries['two']['status'] == 'delivered' and len(receiver.requests) == 1
+        assert deliveries['one']['status'] == 'failed'
+        assert deliveries['one']['last_error'].startswith('the sender failed unexpectedly (KeyError')
