@@ -10,13 +10,15 @@ from fastapi.responses import RedirectResponse, Response
 
 from runner_service.bridge import overview
 from runner_service.bridge.platform import MODES, CronBridge
+from runner_service.fleet.schemas import HOST_NAME_PATTERN
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
 from runner_service.portal.session import FormCaller, PageCaller
 
 router = APIRouter(route_class=PortalRoute)
 NAV = [NavEntry('Crontab', '/crontab')]
 # A host as crontab entries name it; anything else is refused before the store is asked.
-HostFilter = Annotated[str | None, Query(max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9._-]*$')]
+# Every name a crontab import takes (no space, no slash, no NUL), as the fleet API's hosts.
+HostFilter = Annotated[str | None, Query(max_length=255, pattern=HOST_NAME_PATTERN)]
 Ref = Annotated[str, Path(min_length=1, max_length=255)]
 
 
