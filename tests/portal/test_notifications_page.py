@@ -42,7 +42,8 @@ def hook(service):
         wait_for(delivered, 'the first test notification was not delivered')
         # A job of a template subscribed to the hook fails: its notification links the template and the job.
         api(service, 'POST', '/api/v1/templates', {
-            'name': 'flaky', 'playbook': 'tests/service/playbooks/fail_on.yml', 'inventory': 'tests/service/inventory.yml',
+            'name': 'flaky', 'playbook': 'tests/service/playbooks/fail_on.yml',
+            'inventory': 'tests/service/inventory.yml',
             'survey': [{'name': 'fail_hosts', 'type': 'choice', 'choices': ['none', 'node1'], 'default': 'none'}],
             'notify': {'failed': ['ops-hook']}})
         job = api(service, 'POST', '/api/v1/templates/flaky/launch', {'extra_vars': {'fail_hosts': 'node1'}},
