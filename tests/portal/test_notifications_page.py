@@ -7,9 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.portal.helpers import api
-from tests.service.harness import Service
-from tests.service.receivers import WebhookReceiver
-from tests.service.test_notifications import FAST, wait_for
+from tests.service.harness import Service, wait_for
+from tests.service.receivers import FAST_OUTBOX, WebhookReceiver
 
 pytestmark = pytest.mark.service
 
@@ -18,7 +17,7 @@ HMAC_KEY = 'portal hook key 7d1e'
 
 @pytest.fixture(scope='module')
 def service(tmp_path_factory):
-    service = Service(tmp_path_factory.mktemp('service'), variables=FAST).start()
+    service = Service(tmp_path_factory.mktemp('service'), variables=FAST_OUTBOX).start()
     yield service
     service.stop()
 
