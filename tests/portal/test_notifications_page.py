@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 from playwright.sync_api import expect
 
+from runner_service.portal.session import csrf_for
 from tests.portal.helpers import api
 from tests.service.harness import Service, wait_for
 from tests.service.receivers import FAST_OUTBOX, WebhookReceiver
@@ -102,6 +106,13 @@ def test_hostile_query_values_answer_4xx_pages(portal, hook):
         answer = portal.get('/notifications', **params)
         assert answer.status_code == status, (params, answer.text)
         assert answer.headers['content-type'].startswith('text/html')
+    # An agent token (a bridged host's) is no portal session: both the page and the POST send it to the login.
+    agent = json.loads(portal.service.dbfleet('tokens', 'create', 'agent-db7', '--role', 'agent', '--host', 'db7',
+                                              '--json', check=True).stdout)['token']
+    for method, path in (('GET', '/notifications'), ('POST', '/notifiers/ops-hook/test')):
+        answer = httpx.request(method, portal.service.url + path, cookies={'dbfleet_session': agent},
+                               data={'csrf_token': csrf_for(agent)} if method == 'POST' else None)
+        assert answer.status_code == 303 and answer.headers['location'] == '/login?reason=agent', (method, path)
     portal.context.clear_cookies()
     portal.login('admin')
     portal.goto('/notifications')
