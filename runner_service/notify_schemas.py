@@ -41,7 +41,8 @@ class NotifierCreate(BaseModel):
                            'when the server does not offer it)')
     ca_cert: SecretText | None = Field(default=None, description="email: the CA (PEM) of the SMTP server's "
                                        'certificate, else the system CAs')
-    username: str | None = Field(default=None, min_length=1, max_length=255, description='email: SMTP AUTH user')
+    username: str | None = Field(default=None, min_length=1, max_length=255, pattern=r'^[^\x00-\x1f\x7f]+$',
+                                 description='email: SMTP AUTH user')
     password: SecretText | None = Field(default=None, description='email: SMTP AUTH password; never shown again')
     mail_from: MailAddress | None = None
     mail_to: list[MailAddress] | None = Field(default=None, min_length=1, max_length=50)

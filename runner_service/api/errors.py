@@ -37,11 +37,14 @@ def _field(error: dict) -> str:
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method the API serves at the request's path, from its OpenAPI document (Starlette's
-    own 405 names only the methods of the first route whose path matched, one of several)."""
+    """Every method the API serves at the request's path, from its OpenAPI document and the portal's
+    pages (Starlette's own 405 names only the methods of the first route whose path matched, one of several)."""
     methods: set[str] = set()
     path = request.url.path
-    for template, operations in request.app.openapi().get('paths', {}).items():
+    # The portal's pages are left out of the document: install() lists them in app.state.page_routes.
+    served = [(template, [method.lower() for method in page_methods])
+              for template, page_methods in getattr(request.app.state, 'page_routes', ())]
+    for template, operations in [*request.app.openapi().get('paths', {}).items(), *served]:
         if re.fullmatch(re.sub(r'\\\{[^/]+?\\\}', '[^/]+', re.escape(template)), path):
             methods.update(method.upper() for method in operations if method in HTTP_METHODS)
     if 'GET' in methods:

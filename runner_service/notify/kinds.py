@@ -11,6 +11,8 @@ from __future__ import annotations
 import ssl
 from urllib.parse import urlsplit
 
+import httpx
+
 from runner_service.errors import Unprocessable
 from runner_service.notify_schemas import NotifierCreate
 
@@ -33,6 +35,10 @@ def split(request: NotifierCreate) -> tuple[dict, dict]:
         raise Unprocessable('notifier %s: a %s notifier takes no %s' % (request.name, kind, ', '.join(extra)))
     if kind in ('webhook', 'slack'):
         _check_url(request.name, request.url)
+        if kind == 'webhook' and '@' in (urlsplit(request.url).netloc or ''):
+            # A webhook's URL is shown in answers, delivery errors and logs: no credentials in it.
+            raise Unprocessable('notifier %s: a webhook url carries no credentials (user:password@): it is shown '
+                                'in answers and logs; sign the bodies with secret instead' % request.name)
     else:
         for field in ('smtp_host', 'mail_from', 'mail_to'):
             if given.get(field) is None:
@@ -64,7 +70,10 @@ def _check_url(name: str, url: str | None) -> None:
         parts = urlsplit(url)
         parts.port  # a port that is not a number raises here
         valid = parts.scheme in ('http', 'https') and bool(parts.hostname)
-    except ValueError:
+        if valid:
+            httpx.URL(url)  # what the sender will parse: control characters, impossible IPv4 addresses
+            parts.hostname.encode('idna')  # what it will resolve: empty or over-long labels
+    except (ValueError, httpx.InvalidURL):
         valid = False
     if not valid or any(ch in url for ch in '\r\n\t '):
         raise Unprocessable('notifier %s: url must be an http:// or https:// URL with a host' % name)

@@ -10,6 +10,7 @@ import json
 import smtplib
 import ssl
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -41,7 +42,7 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
                    DELIVERY_HEADER: str(delivery_id)}
         if secret.get('secret'):
             headers[SIGNATURE_HEADER] = signature(secret['secret'], body)
-        _post(public['url'], body, headers, timeout, 'webhook %s' % public['url'], secret)
+        _post(public['url'], body, headers, timeout, 'webhook %s' % _origin(public['url']), secret)
     elif kind == 'slack':
         body = json.dumps({'text': '%s\n%s' % (payload['subject'], payload['text'])}).encode()
         _post(secret['url'], body, {'Content-Type': 'application/json'}, timeout, 'slack webhook', secret)
@@ -51,18 +52,29 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
 
 def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secret: dict) -> None:
     try:
-        answer = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
-    except httpx.HTTPError as exc:
+        # Streamed and closed unread: only the status counts, and an answer may be endless.
+        with httpx.stream('POST', url, content=body, headers=headers, timeout=timeout,
+                          follow_redirects=False) as answer:
+            status = answer.status_code
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # a URL httpx cannot parse or IDNA-encode
         raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
-    if not 200 <= answer.status_code < 300:
-        raise DeliveryFailed('%s answered HTTP %d' % (what, answer.status_code))
+    if not 200 <= status < 300:
+        raise DeliveryFailed('%s answered HTTP %d' % (what, status))
+
+
+def _origin(url: str) -> str:
+    """How a delivery error names a webhook: viewers read those errors, and a URL's path or query
+    often holds the receiver's token."""
+    parts = urlsplit(url)
+    return '%s://%s' % (parts.scheme, parts.netloc.rpartition('@')[2])
 
 
 def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:
     message = EmailMessage()
     message['From'] = public['mail_from']
     message['To'] = ', '.join(public['mail_to'])
-    message['Subject'] = payload['subject']
+    # One line: a CR/LF from a name or reason would make EmailMessage raise, and stall the outbox.
+    message['Subject'] = ' '.join(payload['subject'].split())
     message.set_content(payload['text'] + '\n\n' + json.dumps(payload, indent=2, sort_keys=True) + '\n')
     server = '%s:%d' % (public['smtp_host'], public['smtp_port'])
     try:
@@ -74,6 +86,9 @@ def _mail(public: dict, secret: dict, payload: dict, timeout: float) -> None:
             smtp.send_message(message)
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryFailed('smtp %s refused the login of %s (%d)' % (server, public['username'], exc.smtp_code)) \
+            from None
+    except UnicodeError:  # smtplib's AUTH encodes as ASCII; its message would show a character of the password
+        raise DeliveryFailed('smtp %s: the username or password is not ASCII, which SMTP AUTH cannot send' % server) \
             from None
     except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
         raise DeliveryFailed('smtp %s: %s' % (server, _safe(exc, secret))) from None

@@ -28,4 +28,6 @@ def install(app: FastAPI) -> None:
     app.state.portal_nav = [entry for page in PAGES for entry in getattr(page, 'NAV', ())]
     for page in PAGES:
         app.include_router(page.router, include_in_schema=False)
+    # For a 405's Allow (runner_service.api.errors), which otherwise reads only the OpenAPI document.
+    app.state.page_routes = [(route.path, route.methods) for page in PAGES for route in page.router.routes]
     app.mount('/static', StaticFiles(directory=HERE / 'static'), name='portal-static')

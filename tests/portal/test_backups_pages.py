@@ -63,3 +63,14 @@ def test_the_backup_pages_refuse_odd_hosts(service, backups):
     answer = httpx.get(service.url + '/backups/db-none', cookies=cookies)
     assert answer.status_code == 404 and 'no backup of host' in answer.text
     assert httpx.get(service.url + '/backups').status_code == 303
+
+
+def test_a_host_named_by_its_ipv6_address_has_its_backup_page(service):
+    """The list links every host the store knows; the page took only letters, digits, '.', '_' and
+    '-', so a host the fleet API accepts (an IPv6 address, a name with ':' or '@') got a 422."""
+    record_backups(service, '2001:db8::7', [(utcnow().replace(microsecond=0) - dt.timedelta(hours=2), GIB, None)])
+    cookies = {'dbfleet_session': service.tokens['viewer']}
+    listed = httpx.get(service.url + '/backups', cookies=cookies)
+    assert 'href="/backups/2001%3Adb8%3A%3A7"' in listed.text
+    answer = httpx.get(service.url + '/backups/2001%3Adb8%3A%3A7', cookies=cookies)
+    assert answer.status_code == 200 and '2001:db8::7' in answer.text

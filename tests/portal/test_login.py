@@ -107,3 +107,12 @@ def test_an_agent_token_set_as_the_session_cookie_reads_nothing(service):
     forged = httpx.post(service.url + '/schedules/x/pause', cookies={'dbfleet_session': agent},
                         data={'csrf_token': 'x'})
     assert forged.status_code == 303 and forged.headers['location'] == '/login?reason=agent'
+
+
+@pytest.mark.parametrize('method, path, allowed', [('GET', '/logout', {'POST'}), ('PUT', '/login', {'GET', 'HEAD', 'POST'}),
+                                                   ('GET', '/jobs/x/cancel', {'POST'})])
+def test_a_page_asked_with_a_method_it_does_not_serve_names_those_it_does(service, method, path, allowed):
+    """The 405's Allow came from the OpenAPI document alone, which leaves the portal's pages out: it was empty."""
+    response = httpx.request(method, service.url + path)
+    assert response.status_code == 405
+    assert set(response.headers['Allow'].split(', ')) == allowed

@@ -79,6 +79,34 @@ class WebhookReceiver:
         self.server.server_close()
 
 
+class EndlessReceiver(WebhookReceiver):
+    """A webhook receiver that answers 200 and then sends its body forever, until the client hangs up
+    (started and stopped as WebhookReceiver is)."""
+
+    def __init__(self):
+        self.hung_up = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                self.send_response(200)
+                self.send_header('Content-Length', str(2 ** 40))
+                self.end_headers()
+                try:
+                    while True:
+                        self.wfile.write(b'x' * 65536)
+                except OSError:
+                    receiver.hung_up.set()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+
 def self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and its key, as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())

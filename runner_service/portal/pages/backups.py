@@ -12,13 +12,15 @@ from dbfleet.clock import utcnow
 from dbfleet.profiles import human_bytes
 from runner_service.jobs import backups_overview
 from runner_service.errors import NotFound
+from runner_service.fleet.schemas import HOST_NAME_PATTERN
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
 from runner_service.portal.session import PageCaller
 from runner_service.portal.sparkline import sparkline
 
 router = APIRouter(route_class=PortalRoute)
 NAV = [NavEntry('Backups', '/backups')]
-Host = Annotated[str, Path(max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9._-]*$')]
+# Any host the store may hold (an IPv6 address, a name with ':' or '@'): the list links them all.
+Host = Annotated[str, Path(max_length=255, pattern=HOST_NAME_PATTERN)]
 ATTEMPTS = 100
 
 
