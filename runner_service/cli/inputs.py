@@ -17,6 +17,17 @@ OPTION_NAMES = {'playbook': 'PLAYBOOK', 'extra_vars': '-e', 'depends_on': '--aft
                 'jitter_seconds': '--jitter', 'slots': 'SLOTS', 'duration_seconds': '--duration'}
 
 
+def parse_subscriptions(pairs: list[str]) -> dict[str, list[str]]:
+    """--notify failed=ops-mail --notify failed=ops-hook as {'failed': ['ops-mail', 'ops-hook']}."""
+    notify: dict[str, list[str]] = {}
+    for pair in pairs:
+        event, _, name = pair.partition('=')
+        if not event or not name:
+            fail('--notify %s: give EVENT=NOTIFIER, e.g. failed=ops-mail' % pair[:100])
+        notify.setdefault(event, []).append(name)
+    return notify
+
+
 def parse_extra_vars(items: list[str]) -> dict:
     """-e values merged left to right: key=value (the value read as JSON when it is JSON, else
     text) or @file (a JSON or YAML mapping)."""

@@ -94,6 +94,11 @@ def fields_table(fields: dict) -> None:
     print_wide(rows)
 
 
+def subscriptions_text(notify: dict | None) -> str | None:
+    """A template's or a schedule's notify as `failed: ops-hook, ops-mail; slot_missed: ops-hook`."""
+    return '; '.join('%s: %s' % (event, ', '.join(names)) for event, names in notify.items()) if notify else None
+
+
 def plan_text(plan: dict | None) -> str | None:
     if not plan:
         return None

@@ -9,11 +9,12 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli.inputs import one_trigger, parse_extra_vars, parse_seconds, request_model, template_fields
+from runner_service.cli.inputs import one_trigger, parse_extra_vars, parse_seconds, parse_subscriptions, \
+    request_model, template_fields
 from runner_service.cli.options import JSON_OPTION, PLAN_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, optional, \
     shared_options
 from runner_service.cli.output import api_answer, api_client, console, fail, fields_table, plan_text, print_json, \
-    print_wide, table, zoned
+    print_wide, subscriptions_text, table, zoned
 
 schedules_app = typer.Typer(help='Schedules, through the API: list, show, create, update, pause, resume, delete, '
                                  'preview, slots.', no_args_is_help=True)
@@ -36,6 +37,10 @@ SCHEDULE_OPTIONS = {
                                                            'or defer.'),
     'after': (Optional[list[str]], typer.Option(None, '--after', metavar='SCHEDULE[:on]', help='Each run waits for the latest run of this '
                                                 'schedule: NAME, or NAME:failure / NAME:always (repeatable).')),
+    'notify': optional(list[str], '--notify', help='EVENT=NOTIFIER: who hears of its slots\' and its jobs\' events: '
+                                                   'slot_missed, slot_skipped, failed, recovered, timed_out, '
+                                                   'window_overrun, window_overrun_predicted (repeat). On update, the '
+                                                   'whole set replaces the old one.'),
 }
 
 
@@ -52,6 +57,8 @@ def _schedule_fields(options: dict, required: bool) -> dict:
             fields[field] = parse_seconds(options[name], '--%s' % name.replace('_', '-'))
     if options.get('after'):
         fields['after'] = [_schedule_dependency(text) for text in options['after']]
+    if options.get('notify'):
+        fields['notify'] = parse_subscriptions(options['notify'])
     return {key: value for key, value in fields.items() if value is not None}
 
 
@@ -87,6 +94,7 @@ def _show_schedule(schedule: dict) -> None:
         'catch up': schedule['catch_up'], 'jitter s': schedule['jitter_seconds'] or None,
         'deadline after s': schedule['deadline_after'], 'window policy': schedule.get('window_policy'),
         'after': ', '.join('%s (%s)' % (item['schedule'], item['on']) for item in schedule.get('after') or []) or None,
+        'notify': subscriptions_text(schedule.get('notify')),
         'next fire': '-' if schedule['paused'] else zoned(schedule['next_fire_at'], zone),
         'last fire': zoned(schedule['last_fire_at'], zone),
         'last job': schedule['last_job_id'], 'created': schedule['created_at'], 'created by': schedule['created_by'],
@@ -144,6 +152,7 @@ def schedules_create(name: str = typer.Argument(..., help='A name for the schedu
     _show_schedule(api_answer(lambda client: client.create_schedule(request), as_json))
 
 
+@schedules_app.command('edit', hidden=True)  # the same command, named as `dbfleet templates edit` is
 @schedules_app.command('update', short_help='Change a schedule: only the options given change.')
 @shared_options(SCHEDULE_OPTIONS, TARGET_OPTIONS, VARS_OPTIONS, PLAN_OPTIONS)
 def schedules_update(ref: str = SCHEDULE_REF,

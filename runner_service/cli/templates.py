@@ -14,10 +14,11 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli.inputs import parse_extra_vars, parse_rolling, parse_seconds, request_model
+from runner_service.cli.inputs import parse_extra_vars, parse_rolling, parse_seconds, parse_subscriptions, request_model
 from runner_service.cli.job_view import show_launched
 from runner_service.cli.options import JSON_OPTION, WAIT_OPTION, optional, shared_options
-from runner_service.cli.output import api_answer, api_client, console, fail, fields_table, print_json, print_wide, table
+from runner_service.cli.output import api_answer, api_client, console, fail, fields_table, print_json, print_wide, \
+    subscriptions_text, table
 
 templates_app = typer.Typer(help='Job templates (what operators may launch), through the API: list, show, create, '
                                  'edit, delete, launch.', no_args_is_help=True)
@@ -67,19 +68,8 @@ def _fields(playbook: str | None, options: dict) -> dict:
     if plan:
         fields['plan'] = plan
     if options.get('notify'):
-        fields['notify'] = _subscriptions(options['notify'])
+        fields['notify'] = parse_subscriptions(options['notify'])
     return fields
-
-
-def _subscriptions(pairs: list[str]) -> dict[str, list[str]]:
-    """--notify failed=ops-mail --notify failed=ops-hook as {'failed': ['ops-mail', 'ops-hook']}."""
-    notify: dict[str, list[str]] = {}
-    for pair in pairs:
-        event, _, name = pair.partition('=')
-        if not event or not name:
-            fail('--notify %s: give EVENT=NOTIFIER, e.g. failed=ops-mail' % pair[:100])
-        notify.setdefault(event, []).append(name)
-    return notify
 
 
 def _show(template: dict) -> None:
@@ -93,8 +83,7 @@ def _show(template: dict) -> None:
         'priority': template.get('priority'),
         'credentials': ', '.join(template.get('credentials') or []) or None,
         'plan': json.dumps(template['plan'], sort_keys=True) if template.get('plan') else None,
-        'notify': '; '.join('%s: %s' % (event, ', '.join(names)) for event, names in template['notify'].items())
-        if template.get('notify') else None,
+        'notify': subscriptions_text(template.get('notify')),
         'created': template['created_at'], 'created by': template.get('created_by'),
         'updated': template['updated_at'], 'updated by': template.get('updated_by'),
     })

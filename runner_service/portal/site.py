@@ -14,13 +14,14 @@ from runner_service.portal.pages import (
     hosts,
     job_templates,
     jobs,
+    notifications,
     schedules,
     workers,
 )
 from runner_service.portal.rendering import HERE
 
 # Every page group, in the navigation's order.
-PAGES = (jobs, job_templates, schedules, calendar, crontab, hosts, backups, workers, audit, auth)
+PAGES = (jobs, job_templates, schedules, calendar, crontab, hosts, backups, workers, notifications, audit, auth)
 
 
 def install(app: FastAPI) -> None:

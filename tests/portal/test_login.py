@@ -25,7 +25,7 @@ def test_a_viewer_logs_in_with_a_token_and_the_session_cookie_is_kept_from_scrip
     portal.login('viewer')
     expect(page.locator('#who')).to_contain_text('viewer')
     expect(page.locator('header nav a')).to_have_text(['Jobs', 'Templates', 'Schedules', 'Calendar', 'Crontab', 'Hosts',
-                                                       'Backups', 'Workers'])  # no Audit: admins only
+                                                       'Backups', 'Workers', 'Notifications'])  # no Audit: admins only
     portal.shot('jobs-empty')
     cookie = portal.session_cookie()
     assert cookie['httpOnly'] and cookie['sameSite'] == 'Strict' and not cookie['secure']  # plain HTTP here

@@ -44,6 +44,16 @@ class ExternalRedis:
         pass
 
 
+def wait_for(condition, what: str, timeout: float = 60):
+    """The first true value of `condition()`, polled every 0.1 s; AssertionError(`what`) after
+    `timeout` x PATIENCE seconds."""
+    deadline = time.monotonic() + timeout * PATIENCE
+    while not (value := condition()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

@@ -24,6 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+# Service settings for tests of deliveries: the outbox polls fast and a failed attempt is tried
+# again 0.2 s later (doubling), so no test sleeps on a backoff.
+FAST_OUTBOX = {'DBFLEET_NOTIFY_SECONDS': '0.2', 'DBFLEET_NOTIFY_BACKOFF_SECONDS': '0.2', 'DBFLEET_NOTIFY_ATTEMPTS': '12',
+               'DBFLEET_NOTIFY_TIMEOUT_SECONDS': '5'}
+
 
 class WebhookReceiver:
     """Records every POST: path, headers, the exact body, and whether its signature holds."""

@@ -233,3 +233,44 @@ def test_bad_input_fails_with_one_line_and_exit_2(service):
     assert 'needs admin' in one_line_error(cli(service, 'schedules', 'create', 'x', HELLO, '-i', INVENTORY,
                                                '--every', '1h', role='operator', ok=False))
     assert 'nothing to change' in one_line_error(cli(service, 'schedules', 'update', 'x', ok=False))
+
+
+def test_notify_subscribes_notifiers_on_create_and_edit_and_refuses_bad_pairs(service):
+    with service.client('admin') as admin:
+        for name in ('ops-hook', 'night-hook'):
+            made = admin.post('/api/v1/notifiers', json={'name': name, 'kind': 'webhook',
+                                                         'url': 'http://127.0.0.1:9/%s' % name})
+            assert made.status_code == 201, made.text
+    created = cli(service, 'schedules', 'create', 'cli-notified', HELLO, '-i', INVENTORY, '--every', '1h',
+                  '--paused', '--notify', 'slot_missed=ops-hook', '--notify', 'failed=ops-hook',
+                  '--notify', 'failed=night-hook')
+    assert 'slot_missed: ops-hook; failed: ops-hook, night-hook' in ' '.join(created.stdout.split())
+    shown = as_json(service, 'schedules', 'show', 'cli-notified', role='viewer')
+    assert shown['notify'] == {'slot_missed': ['ops-hook'], 'failed': ['ops-hook', 'night-hook']}
+    # On edit the whole set replaces the old one; other options stay as they were.
+    edited = as_json(service, 'schedules', 'edit', 'cli-notified', '--notify', 'slot_skipped=night-hook')
+    assert edited['notify'] == {'slot_skipped': ['night-hook']} and edited['paused'] is True
+    assert as_json(service, 'schedules', 'update', 'cli-notified', '--notify', 'failed=ops-hook')['notify'] == \
+        {'failed': ['ops-hook']}
+    refusals = {
+        ('--notify', 'failed'): 'give EVENT=NOTIFIER',
+        ('--notify', '=ops-hook'): 'give EVENT=NOTIFIER',
+        ('--notify', 'failed=nobody'): "no notifier 'nobody'",
+        ('--notify', 'exploded=ops-hook'): "--notify: Input should be 'failed'",
+        ('--notify', 'failed=../../etc/passwd'): '--notify: String should match pattern',
+        ('--notify', 'failed=%s' % ('n' * 300)): '--notify: String should have at most 255 characters',
+    }
+    for args, reason in refusals.items():
+        assert reason in one_line_error(cli(service, 'schedules', 'edit', 'cli-notified', *args, ok=False)), args
+        assert reason in one_line_error(cli(service, 'schedules', 'create', 'cli-refused', HELLO, '-i', INVENTORY,
+                                            '--every', '1h', *args, ok=False)), args
+    assert as_json(service, 'schedules', 'show', 'cli-notified', role='viewer')['notify'] == {'failed': ['ops-hook']}
+    assert 'has role viewer' in one_line_error(cli(service, 'schedules', 'edit', 'cli-notified', '--notify',
+                                                  'failed=night-hook', role='viewer', ok=False))
+    assert 'needs admin' in one_line_error(cli(service, 'schedules', 'edit', 'cli-notified', '--notify',
+                                               'failed=night-hook', role='operator', ok=False))
+    # A notifier a schedule names cannot be deleted under it.
+    with service.client('admin') as admin:
+        in_use = admin.delete('/api/v1/notifiers/ops-hook')
+    assert in_use.status_code == 409 and 'schedule cli-notified' in in_use.text
+    cli(service, 'schedules', 'delete', 'cli-notified')

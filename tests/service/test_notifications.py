@@ -11,22 +11,18 @@ import json
 import os
 import signal
 import sqlite3
-import time
 
 import pytest
 
 from dbfleet.store import open_store
-from tests.service.harness import PATIENCE, Service, free_port, job_processes
-from tests.service.receivers import MailReceiver, WebhookReceiver
+from tests.service.harness import PATIENCE, Service, free_port, job_processes, wait_for
+from tests.service.receivers import FAST_OUTBOX as FAST, MailReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.service
 
 HMAC_KEY = 'hmac key of the ops hook 7f3a'
 SMTP_PASSWORD = 'smtp password 41c9'
 SLACK_PATH = '/services/T000/B000/slacksecret5e21'
-# The notifier polls fast and a failed attempt is tried again 0.2 s later (doubling): no test sleeps on a backoff.
-FAST = {'DBFLEET_NOTIFY_SECONDS': '0.2', 'DBFLEET_NOTIFY_BACKOFF_SECONDS': '0.2', 'DBFLEET_NOTIFY_ATTEMPTS': '12',
-        'DBFLEET_NOTIFY_TIMEOUT_SECONDS': '5'}
 
 
 @pytest.fixture(scope='module')
@@ -34,14 +30,6 @@ def service(tmp_path_factory):
     service = Service(tmp_path_factory.mktemp('service'), variables=FAST, schedulers=1).start()
     yield service
     service.stop()
-
-
-def wait_for(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout * PATIENCE
-    while not (value := condition()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
-    return value
 
 
 def api(service, method: str, path: str, role: str | None = 'admin', **kwargs):
