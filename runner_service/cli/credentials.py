@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli.inputs import request_model
+from runner_service.cli.inputs import read_secret, request_model
 from runner_service.cli.options import JSON_OPTION
 from runner_service.cli.output import api_answer, console, fail, fields_table, print_wide, table
 
@@ -25,29 +25,10 @@ credentials_app = typer.Typer(help='Credentials (SSH keys, MySQL logins, vault a
                                    'through the API: list, show, create, delete. Admins only.', no_args_is_help=True)
 
 NAME_ARGUMENT = typer.Argument(..., help='A credential name, e.g. deploy-key.')
-# The longest secret file read: a private key or a certificate chain is a few KiB.
-MAX_SECRET_FILE = 65536
-
-
-def _read_secret(path: str, option: str) -> str:
-    try:
-        with open(path, encoding='utf-8') as handle:
-            text = handle.read(MAX_SECRET_FILE + 1)
-    except OSError as exc:
-        fail('%s %s: %s' % (option, path, exc.strerror or exc))
-    except UnicodeDecodeError:
-        fail('%s %s: not text' % (option, path))
-    if len(text) > MAX_SECRET_FILE:
-        fail('%s %s: larger than %d bytes' % (option, path, MAX_SECRET_FILE))
-    if not text.strip():
-        fail('%s %s: empty' % (option, path))
-    return text
-
-
 def _password(path: str | None, option: str, what: str) -> str:
     """A one-line password from a file (its first line, as Ansible reads a password file) or a prompt."""
     if path is not None:
-        return _read_secret(path, option).splitlines()[0]
+        return read_secret(path, option).splitlines()[0]
     if not sys.stdin.isatty():
         fail('give %s (a file holding it) or run this on a terminal to type it' % option)
     return typer.prompt(what, hide_input=True, confirmation_prompt=True)
@@ -85,16 +66,16 @@ def credentials_create(
     if kind == 'ssh':
         if key_file is None:
             fail('an ssh credential needs --key-file')
-        fields['ssh_key'] = _read_secret(key_file, '--key-file')
+        fields['ssh_key'] = read_secret(key_file, '--key-file')
         if passphrase_file is not None:
-            fields['passphrase'] = _read_secret(passphrase_file, '--passphrase-file').splitlines()[0]
+            fields['passphrase'] = read_secret(passphrase_file, '--passphrase-file').splitlines()[0]
         elif ask_passphrase:
             fields['passphrase'] = _password(None, '--passphrase-file', 'passphrase of %s' % key_file)
     elif kind == 'mysql':
         for field, path, option in (('client_cert', client_cert, '--client-cert'),
                                     ('client_key', client_key, '--client-key'), ('ca_cert', ca_cert, '--ca-cert')):
             if path is not None:
-                fields[field] = _read_secret(path, option)
+                fields[field] = read_secret(path, option)
         if password_file is not None or client_cert is None:
             fields['password'] = _password(password_file, '--password-file', 'MySQL password of %s' % username)
     elif kind in ('vault', 'become'):

@@ -17,6 +17,27 @@ OPTION_NAMES = {'playbook': 'PLAYBOOK', 'extra_vars': '-e', 'depends_on': '--aft
                 'jitter_seconds': '--jitter', 'slots': 'SLOTS', 'duration_seconds': '--duration'}
 
 
+# The longest secret file read: a private key or a certificate chain is a few KiB.
+MAX_SECRET_FILE = 65536
+
+
+def read_secret(path: str, option: str) -> str:
+    """A secret's text from a file the user names (never the command line); one line and exit 2 if
+    it cannot be read, is not text, is empty or larger than MAX_SECRET_FILE."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            text = handle.read(MAX_SECRET_FILE + 1)
+    except OSError as exc:
+        fail('%s %s: %s' % (option, path, exc.strerror or exc))
+    except UnicodeDecodeError:
+        fail('%s %s: not text' % (option, path))
+    if len(text) > MAX_SECRET_FILE:
+        fail('%s %s: larger than %d bytes' % (option, path, MAX_SECRET_FILE))
+    if not text.strip():
+        fail('%s %s: empty' % (option, path))
+    return text
+
+
 def parse_subscriptions(pairs: list[str]) -> dict[str, list[str]]:
     """--notify failed=ops-mail --notify failed=ops-hook as {'failed': ['ops-mail', 'ops-hook']}."""
     notify: dict[str, list[str]] = {}

@@ -18,8 +18,7 @@ from typing import Optional
 import typer
 from rich.text import Text
 
-from runner_service.cli.credentials import _read_secret as read_secret
-from runner_service.cli.inputs import request_model
+from runner_service.cli.inputs import read_secret, request_model
 from runner_service.cli.options import JSON_OPTION
 from runner_service.cli.output import api_answer, api_client, console, fail, fields_table, print_wide, table
 
