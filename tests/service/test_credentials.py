@@ -196,7 +196,7 @@ def test_templates_name_credentials_and_a_used_one_cannot_be_deleted(service, va
     assert actions == ['credential.delete', 'credential.create']
 
 
-def test_the_cli_reads_secrets_from_files_only(service, tmp_path):
+def test_the_cli_reads_secrets_from_files_only(service, vault, tmp_path):
     password = tmp_path / 'become.pw'
     password.write_text(BECOME_PASSWORD + '\n')
     made = service.dbfleet('credentials', 'create', 'cli-become', '--kind', 'become', '--password-file',
