@@ -47,6 +47,9 @@ class Settings(BaseSettings):
                                            'of jobs that ended more than this many days ago are deleted by the '
                                            'API\'s reconciler, hourly, in small batches; the jobs stay (default: '
                                            'kept for ever)')
+    keep_notifications_days: float | None = Field(default=90, gt=0, description='notifications stored more '
+                                                  'than this many days ago, whose deliveries are all over, are deleted '
+                                                  'with their deliveries by the API\'s reconciler, hourly')
     max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description='a request body larger than this is '
                                    'refused (413) before it is parsed')

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ _NOTIFIER_COLUMNS = tuple(column.key for column in Notifier.__table__.columns)
 _NOTIFICATION_COLUMNS = tuple(column.key for column in Notification.__table__.columns)
 _DELIVERY_COLUMNS = tuple(column.key for column in NotificationDelivery.__table__.columns)
 ENDED = ('successful', 'failed', 'timed_out', 'worker_lost')
+PRUNE_BATCH = 500  # notifications deleted per transaction: a sender waits for one batch at most
 MAX_LOG = 20  # attempts kept per delivery: the first ones and the latest are what people read
 
 
@@ -280,6 +281,31 @@ class Notifications:
             return _row(delivery, _DELIVERY_COLUMNS)
 
         return self._transactions.run(work, write=True)
+
+    def prune(self, created_before: dt.datetime, batch: int = PRUNE_BATCH) -> int:
+        """Delete the notifications stored before `created_before` with their deliveries, in
+        batches: only those whose every delivery is over (delivered, failed or silenced) - one
+        still pending or being sent stays until it is. The number deleted."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError('batch must be a positive integer, got %r' % (batch,))
+        before = check_datetime(created_before, 'created_before')
+        open_ = select(NotificationDelivery.notification_id).where(
+            NotificationDelivery.status.in_(('pending', 'sending')))
+
+        def delete_batch(session: Session) -> int:
+            ids = list(session.scalars(select(Notification.id).where(
+                Notification.created_at < before, Notification.id.not_in(open_))
+                .order_by(Notification.id).limit(batch)))
+            if ids:
+                session.execute(delete(NotificationDelivery).where(NotificationDelivery.notification_id.in_(ids)))
+                session.execute(delete(Notification).where(Notification.id.in_(ids)))
+            return len(ids)
+
+        removed, deleted = 0, batch
+        while deleted == batch:
+            deleted = self._transactions.run(delete_batch, write=True)
+            removed += deleted
+        return removed
 
     def delivery(self, delivery_id: int) -> dict:
         def work(session: Session) -> dict:

@@ -67,13 +67,32 @@ def store_prune_events(older_than: str = typer.Option(..., '--older-than', help=
     """Delete the events of jobs that ended before a time, in small batches (jobs running meanwhile
     keep writing theirs). DBFLEET_KEEP_EVENTS_DAYS has the API do it every hour."""
     from dbfleet.clock import utcnow
+    age = _older_than(older_than)
+    with opened_store(store) as opened:
+        jobs, events = opened.events.prune(utcnow() - age)
+    typer.echo('pruned %d events of %d jobs that ended more than %s ago' % (events, jobs, older_than))
+
+
+@store_app.command('prune-notifications')
+def store_prune_notifications(older_than: str = typer.Option(..., '--older-than', help='Notifications stored longer '
+                                                             'ago than this (90d, 12h, 2w) go, with their deliveries, '
+                                                             'once every delivery is over.'),
+                              store: Optional[str] = STORE_OPTION) -> None:
+    """Delete old notifications and their deliveries (one still pending or being sent stays).
+    DBFLEET_KEEP_NOTIFICATIONS_DAYS (90) has the API do it every hour."""
+    from dbfleet.clock import utcnow
+    age = _older_than(older_than)
+    with opened_store(store) as opened:
+        removed = opened.notifications.prune(utcnow() - age)
+    typer.echo('pruned %d notifications stored more than %s ago' % (removed, older_than))
+
+
+def _older_than(text: str):
     from dbfleet.durations import parse_duration
     try:
-        age = parse_duration(older_than)
+        age = parse_duration(text)
     except ValueError as exc:
         fail('--older-than: %s' % exc)
     if age.total_seconds() <= 0:
         fail('--older-than: give a duration longer than zero, such as 90d')
-    with opened_store(store) as opened:
-        jobs, events = opened.events.prune(utcnow() - age)
-    typer.echo('pruned %d events of %d jobs that ended more than %s ago' % (events, jobs, older_than))
+    return age

@@ -14,8 +14,10 @@ One pass (`reconcile`), run when the API starts and then every DBFLEET_RECONCILE
   (a launch whose enqueue Redis refused), a minute of overlap for clocks and late commits,
   less those it already found in Redis at the same enqueue.
 Every move is a compare-and-set in the store, so two reconcilers at once do no harm.
-With DBFLEET_KEEP_EVENTS_DAYS, the loop also prunes the events of jobs ended longer ago than
-that, once an hour (`prune_events`; `dbfleet store prune-events` does it by hand).
+Once an hour the loop also prunes: with DBFLEET_KEEP_EVENTS_DAYS, the events of jobs ended longer
+ago than that (`prune_events`; `dbfleet store prune-events` does it by hand); the notifications
+older than DBFLEET_KEEP_NOTIFICATIONS_DAYS (90) whose deliveries are over (`dbfleet store
+prune-notifications`).
 """
 
 from __future__ import annotations
@@ -109,6 +111,25 @@ def prune_events(runtime: Runtime, days: float, now: dt.datetime | None = None) 
     return runtime.store.events.prune((now or utcnow()) - dt.timedelta(days=days))
 
 
+def prune(runtime: Runtime, now: dt.datetime | None = None) -> None:
+    """The hourly pruning: events of long-ended jobs (when DBFLEET_KEEP_EVENTS_DAYS is set), old
+    notifications whose deliveries are over. A store that is away is tried again next hour."""
+    now = now or utcnow()
+    days = runtime.settings.keep_events_days
+    try:
+        if days is not None:
+            jobs, events = prune_events(runtime, days, now)
+            if events:
+                log.info('pruned %d events of %d jobs ended more than %g days ago', events, jobs, days)
+        days = runtime.settings.keep_notifications_days
+        if days is not None:
+            removed = runtime.store.notifications.prune(now - dt.timedelta(days=days))
+            if removed:
+                log.info('pruned %d notifications stored more than %g days ago', removed, days)
+    except Exception as exc:  # noqa: BLE001 - the store away: next hour
+        log.warning('pruning failed: %s', exc)
+
+
 class Reconciler:
     """reconcile() now and then every `interval` seconds on a daemon thread, until stopped."""
 
@@ -136,14 +157,8 @@ class Reconciler:
                     log.info('reconciled: %s', counts)
             except Exception as exc:  # Redis or the store away: try again next time
                 log.warning('reconcile pass failed: %s', exc)
-            days = self.runtime.settings.keep_events_days
-            if days is not None and time.monotonic() >= self.next_prune:
+            if time.monotonic() >= self.next_prune:
                 self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                try:
-                    jobs, events = prune_events(self.runtime, days)
-                    if events:
-                        log.info('pruned %d events of %d jobs ended more than %g days ago', events, jobs, days)
-                except Exception as exc:  # noqa: BLE001 - the store away: next hour
-                    log.warning('pruning events failed: %s', exc)
+                prune(self.runtime)
             if self.stopped.wait(self.interval):
                 return

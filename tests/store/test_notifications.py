@@ -12,6 +12,7 @@ from dbfleet.store import UnknownNotifier
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 LEASE = dt.timedelta(seconds=60)
+DAY = dt.timedelta(days=1)
 
 
 def test_notifiers_by_name(store):
@@ -71,3 +72,38 @@ def test_the_cursor_only_moves_forward(store):
     store.notifications.move_cursor('job-ends', T0)
     store.notifications.move_cursor('job-ends', T0 - dt.timedelta(hours=1))
     assert store.notifications.cursor('job-ends') == T0
+
+
+def test_old_notifications_go_with_their_deliveries_once_every_delivery_is_over(store):
+    day = dt.timedelta(days=1)
+    old = store.notifications.record('job:3:failed', 'failed', 's', {}, ['a'], now=T0 - 100 * day)
+    store.notifications.record('job:4:failed', 'failed', 's', {}, ['a'], silenced_by='patching', now=T0 - 100 * day)
+    waiting = store.notifications.record('job:5:failed', 'failed', 's', {}, ['a', 'b'], now=T0 - 100 * day)
+    store.notifications.record('job:6:failed', 'failed', 's', {}, ['a'], now=T0 - day)
+    [delivery] = [d for d in store.notifications.list(limit=10) if d['id'] == old['id']][0]['deliveries']
+    store.notifications.claim(delivery['id'], 'sender-1', T0, LEASE)
+    store.notifications.attempted(delivery['id'], 'sender-1', T0, None, None)
+    [first, second] = [d for d in store.notifications.list(limit=10) if d['id'] == waiting['id']][0]['deliveries']
+    store.notifications.claim(first['id'], 'sender-1', T0, LEASE)
+    store.notifications.attempted(first['id'], 'sender-1', T0, 'refused', None)  # failed for good; b still pending
+    with pytest.raises(ValueError, match='batch'):
+        store.notifications.prune(T0, batch=0)
+    assert store.notifications.prune(T0 - 50 * day, batch=1) == 2  # delivered and silenced, one per batch
+    assert sorted(n['key'] for n in store.notifications.list(limit=10)) == ['job:5:failed', 'job:6:failed']
+    assert second['id'] in store.notifications.due(T0)  # the pending delivery is still sent
+    store.notifications.claim(second['id'], 'sender-1', T0, LEASE)
+    store.notifications.attempted(second['id'], 'sender-1', T0, None, None)
+    assert store.notifications.prune(T0 - 50 * day) == 1
+    assert [n['key'] for n in store.notifications.list(limit=10)] == ['job:6:failed']
+
+
+def test_the_cli_prunes_notifications_by_age(store, store_url):
+    from dbfleet.clock import utcnow
+    from tests.helpers import ok, refused
+    store.notifications.record('job:7:failed', 'failed', 's', {}, ['a'], silenced_by='w', now=utcnow() - 40 * DAY)
+    store.notifications.record('job:8:failed', 'failed', 's', {}, ['a'], silenced_by='w', now=utcnow() - DAY)
+    assert 'pruned 1 notifications stored more than 30d ago' in \
+        ok(store_url, 'store', 'prune-notifications', '--older-than', '30d').stdout
+    assert [n['key'] for n in store.notifications.list()] == ['job:8:failed']
+    assert 'not a duration' in refused(store_url, 'store', 'prune-notifications', '--older-than', 'soon')
+    assert 'longer than zero' in refused(store_url, 'store', 'prune-notifications', '--older-than', '0d')
