@@ -123,7 +123,7 @@ class ApiClient:
         return self._call(JobOut, 'GET', '%s/%s' % (JOBS, job_id))
 
     def list(self, **filters) -> dict:
-        """Filters as the API names them: status (a list), playbook, tag, created_after,
+        """Filters as the API names them: status (a list), playbook, tag, template, created_by, created_after,
         created_before, limit, cursor; None ones are left out."""
         return self._call(JobPage, 'GET', JOBS, params=_params(filters))
 

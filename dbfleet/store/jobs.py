@@ -141,8 +141,10 @@ class Jobs:
 
     def list(self, status: str | Iterable[str] | None = None, playbook: str | None = None,
              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
-             limit: int = 50, cursor: str | None = None, tag: str | None = None) -> dict:
-        """{'jobs': [...], 'next_cursor': str | None}, newest first. created_after is inclusive,
+             limit: int = 50, cursor: str | None = None, tag: str | None = None, template: str | None = None,
+             created_by: str | None = None) -> dict:
+        """{'jobs': [...], 'next_cursor': str | None}, newest first; `template` the template a job was
+        launched from, `created_by` the token (or user) that launched it. created_after is inclusive,
         created_before exclusive. The cursor marks the last job of a page by (created_at, id),
         so later pages neither repeat nor skip jobs when new ones arrive meanwhile."""
         check_limit(limit)
@@ -153,6 +155,10 @@ class Jobs:
             query = query.where(Job.playbook == playbook)
         if tag is not None:
             query = query.where(Job.id.in_(select(JobTag.job_id).where(JobTag.tag == tag)))
+        if template is not None:
+            query = query.where(Job.template == template)
+        if created_by is not None:
+            query = query.where(Job.created_by == created_by)
         if created_after is not None:
             query = query.where(Job.created_at >= check_datetime(created_after, 'created_after'))
         if created_before is not None:

@@ -84,12 +84,15 @@ def jobs_launch(
 def jobs_list(status: Optional[list[str]] = typer.Option(None, '--status', help='Only jobs with this status; repeat.'),
               playbook: Optional[str] = typer.Option(None, '--playbook', help='Only runs of this playbook.'),
               tag: Optional[str] = typer.Option(None, '--tag', help='Only jobs whose tag expression names it.'),
+              template: Optional[str] = typer.Option(None, '--template', help='Only jobs launched from this template.'),
+              created_by: Optional[str] = typer.Option(None, '--created-by', help='Only jobs launched by this token.'),
               limit: Optional[int] = typer.Option(None, '--limit', help='Jobs a page (default 50).'),
               cursor: Optional[str] = typer.Option(None, '--cursor', help='The next page, from the previous one.'),
               as_json: bool = JSON_OPTION) -> None:
     """Jobs, newest first."""
     with api_client() as client:
-        page = client.list(status=status, playbook=playbook, tag=tag, limit=limit, cursor=cursor)
+        page = client.list(status=status, playbook=playbook, tag=tag, template=template, created_by=created_by,
+                           limit=limit, cursor=cursor)
     if as_json:
         print_json(page)
         return

@@ -205,9 +205,11 @@ class JobService:
 
     def list(self, status: Iterable[str] | None = None, playbook: str | None = None, tag: str | None = None,
              created_after: dt.datetime | None = None, created_before: dt.datetime | None = None,
-             limit: int = 50, cursor: str | None = None) -> dict:
+             limit: int = 50, cursor: str | None = None, template: str | None = None,
+             created_by: str | None = None) -> dict:
         try:
             return self.store.jobs.list(status=list(status) if status else None, playbook=playbook, tag=tag,
+                                        template=template, created_by=created_by,
                                         created_after=created_after, created_before=created_before, limit=limit,
                                         cursor=cursor)
         except ValueError as exc:

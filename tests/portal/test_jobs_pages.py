@@ -75,6 +75,15 @@ def test_an_operator_launches_a_template_and_watches_the_job_finish(service, por
     assert PASSWORD not in page.content()
     page = portal.goto('/jobs', shot='jobs')
     expect(page.locator('tr[data-job="%s"]' % job_id)).to_contain_text('greet')
+    page.fill('input[name=template]', 'greet')
+    page.fill('input[name=created_by]', 'operator')
+    page.click('.filters button[type=submit]')
+    page.wait_for_url(re.compile(r'template=greet'))
+    expect(page.locator('tr[data-job="%s"]' % job_id)).to_have_count(1)
+    expect(page.locator('#job-rows tr[data-job]').filter(has_not_text='greet')).to_have_count(0)
+    page = portal.goto('/jobs?template=greet&created_by=nobody')
+    expect(page.locator('#job-rows tr[data-job]')).to_have_count(0)
+    expect(page.locator('#job-rows')).to_contain_text('No jobs match these filters')
 
 
 def test_an_operator_relaunches_the_failed_hosts(service, portal):
@@ -163,6 +172,7 @@ def test_a_refused_launch_says_why_and_never_shows_the_password_again(service, p
 @pytest.mark.parametrize('path, status', [
     ('/jobs/%s' % ('a' * 33), 422), ('/jobs/..%2F..%2Fetc', 404), ('/jobs/%s' % ('0' * 32), 404),
     ('/jobs?status=exploded', 422), ('/jobs?playbook=' + 'p' * 600, 422), ('/jobs?cursor=zzz', 400),
+    ('/jobs?template=' + 't' * 300, 422), ('/jobs?created_by=' + 'w' * 300, 422),
     ('/jobs/%s/log?after=-1' % ('0' * 32), 422), ('/jobs/%s/search?q=' % ('0' * 32) + 'q' * 201, 422),
     ('/templates/%s' % ('t' * 300), 422), ('/templates/nosuch', 404),
 ])

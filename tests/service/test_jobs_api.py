@@ -172,11 +172,19 @@ def test_list_filters_and_pages(service):
         page = client.get('/api/v1/jobs', params={'limit': 2}).json()
         following = client.get('/api/v1/jobs', params={'limit': 2, 'cursor': page['next_cursor']}).json()
         since = client.get('/api/v1/jobs', params={'created_after': job['created_at']}).json()
+        by_who = client.get('/api/v1/jobs', params={'created_by': job['created_by']}).json()
+        by_nobody = client.get('/api/v1/jobs', params={'created_by': 'nobody', 'playbook': job['playbook']}).json()
+        by_template = client.get('/api/v1/jobs', params={'template': 'no-such-template'}).json()
+        too_long = client.get('/api/v1/jobs', params={'template': 't' * 256})
     assert job['id'] in [item['id'] for item in by_playbook['jobs']]
     assert all(item['status'] == 'successful' for item in by_playbook['jobs'])
     assert len(page['jobs']) == 2 and page['next_cursor']
     assert not {item['id'] for item in page['jobs']} & {item['id'] for item in following['jobs']}
     assert since['jobs'][-1]['id'] == job['id']
+    assert job['created_by'] and job['id'] in [item['id'] for item in by_who['jobs']]
+    assert all(item['created_by'] == job['created_by'] for item in by_who['jobs'])
+    assert by_nobody['jobs'] == [] and by_template['jobs'] == []
+    assert too_long.status_code == 422
 
 
 def test_a_tag_expression_inventory_and_the_tag_filter(service):

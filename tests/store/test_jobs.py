@@ -472,8 +472,8 @@ def test_pagination_is_stable_while_jobs_arrive(store, store_url):
 
 def test_list_jobs_filters_and_refusals(store):
     start = dt.datetime.now(UTC)
-    inspect = launch(store)
-    backup = launch(store, playbook='playbooks/backup.yml')
+    inspect, _ = store.jobs.create(spec(), created_by='ci-bot')
+    backup = launch(store, playbook='playbooks/backup.yml', template='nightly')
     run(store, backup, 'successful')
     middle = dt.datetime.now(UTC)
     running = store.jobs.transition(launch(store, playbook='playbooks/backup.yml')['id'], 'running')
@@ -486,6 +486,8 @@ def test_list_jobs_filters_and_refusals(store):
     assert ids(playbook='playbooks/backup.yml') == [running['id'], backup['id']]
     assert ids(playbook='playbooks/backup.yml', status='successful') == [backup['id']]
     assert ids(created_after=middle) == [running['id']]
+    assert ids(template='nightly') == [backup['id']] and ids(template='nightly', status='queued') == []
+    assert ids(created_by='ci-bot') == [inspect['id']] and ids(created_by='nobody') == []
     assert ids(created_before=middle) == [backup['id'], inspect['id']]
     assert ids(created_after=start, created_before=middle) == [backup['id'], inspect['id']]
     assert ids(created_after=running['created_at']) == [running['id']], 'created_after is inclusive'

@@ -93,12 +93,15 @@ def list_jobs(jobs: Jobs, caller: Viewer,
               status: Annotated[list[JobStatus] | None, Query(description='one or more statuses')] = None,
               playbook: Annotated[str | None, Query(max_length=512)] = None,
               tag: Annotated[str | None, Query(max_length=255, description='jobs whose tag expression names it')] = None,
+              template: Annotated[str | None, Query(max_length=255, description='jobs launched from this template')] = None,
+              created_by: Annotated[str | None, Query(max_length=255, description='jobs launched by this token')] = None,
               created_after: Annotated[QueryInstant | None, Query(description='without a zone: UTC')] = None,
               created_before: Annotated[QueryInstant | None, Query(description='without a zone: UTC')] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
               cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
     """Newest first; pass next_cursor back as cursor for the next page."""
-    page = jobs.list(status=status, playbook=playbook, tag=tag, created_after=utc(created_after),
+    page = jobs.list(status=status, playbook=playbook, tag=tag, template=template, created_by=created_by,
+                     created_after=utc(created_after),
                      created_before=utc(created_before), limit=limit, cursor=cursor)
     listening = jobs.listening() if any(job['status'] == 'queued' for job in page['jobs']) else {}
     return JobPage(jobs=[job_view(job, listening) for job in page['jobs']], next_cursor=page['next_cursor'])

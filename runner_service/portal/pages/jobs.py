@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from dbfleet.clock import utcnow
@@ -29,33 +29,44 @@ def _services(request: Request) -> JobService:
     return JobService(request.app.state.runtime)
 
 
-def _filters(status: list[JobStatus] | None, playbook: str | None) -> dict:
-    return {'status': status or [], 'playbook': playbook or ''}
-
-
 StatusFilter = Annotated[list[JobStatus] | None, Query()]
 PlaybookFilter = Annotated[str | None, Query(max_length=512)]
+NameFilter = Annotated[str | None, Query(max_length=255)]
 Cursor = Annotated[str | None, Query(max_length=100)]
 
 
-def _page(request: Request, status, playbook, cursor) -> dict:
-    page = _services(request).list(status=status, playbook=playbook or None, limit=PAGE, cursor=cursor)
-    filters = _filters(status, playbook)
+class Filters:
+    """The list's filters, from the query string: status (several), playbook, template, who."""
+
+    def __init__(self, status: StatusFilter = None, playbook: PlaybookFilter = None, template: NameFilter = None,
+                 created_by: NameFilter = None):
+        self.values = {'status': status or [], 'playbook': playbook or '', 'template': template or '',
+                       'created_by': created_by or ''}
+
+
+JobFilters = Annotated[Filters, Depends()]
+
+
+def _page(request: Request, filters: Filters, cursor) -> dict:
+    given = filters.values
+    page = _services(request).list(status=given['status'], playbook=given['playbook'] or None,
+                                   template=given['template'] or None, created_by=given['created_by'] or None,
+                                   limit=PAGE, cursor=cursor)
+    filters = given
     return {'jobs': page['jobs'], 'next_cursor': page['next_cursor'], 'filters': filters, 'statuses': STATUSES,
             'query': urlencode({key: value for key, value in filters.items() if value}, doseq=True),
             'live': cursor is None, 'now': utcnow()}
 
 
 @router.get('/jobs')
-def job_list(request: Request, caller: PageCaller, status: StatusFilter = None, playbook: PlaybookFilter = None,
-             cursor: Cursor = None) -> Response:
-    return render(request, caller, 'jobs/list.html', _page(request, status, playbook, cursor))
+def job_list(request: Request, caller: PageCaller, filters: JobFilters, cursor: Cursor = None) -> Response:
+    return render(request, caller, 'jobs/list.html', _page(request, filters, cursor))
 
 
 @router.get('/jobs/rows')
-def job_rows(request: Request, caller: PageCaller, status: StatusFilter = None, playbook: PlaybookFilter = None) -> Response:
+def job_rows(request: Request, caller: PageCaller, filters: JobFilters) -> Response:
     """The list's rows again, for its live refresh."""
-    return render(request, caller, 'jobs/rows.html', _page(request, status, playbook, None))
+    return render(request, caller, 'jobs/rows.html', _page(request, filters, None))
 
 
 def _summary(request: Request, job_id: str) -> dict:
