@@ -73,6 +73,25 @@ class Binlogs:
         query = select(Binlog).join(ranked, ranked.c.id == Binlog.id).where(ranked.c.rank == 1)
         return self._transactions.run(lambda session: {row.host: _binlog_dict(row) for row in session.scalars(query)})
 
+    def record_pass(self, host: str, result: dict, checked_at: dt.datetime) -> list[dict]:
+        """Record what one pass over `host`'s archive did and saw, given as the binlog_archive module
+        returns it ({archived: [manifest...], gaps, lag_seconds, current_file, path}): every archived file
+        with the gap just before it (several gaps before one file are told as one), then the state."""
+        gaps = result.get('gaps') or []
+        before: dict[str, dict] = {}
+        for gap in gaps:
+            if gap.get('file') in before:
+                first = before[gap['file']]
+                before[gap['file']] = dict(first, detail='%s; %s' % (first['detail'], gap['detail']))
+            else:
+                before[gap.get('file')] = gap
+        recorded = []
+        for manifest in result.get('archived') or []:
+            recorded.append(self.record(host, manifest.get('file'), **manifest_fields(
+                manifest, result.get('path'), before.get(manifest.get('file')))))
+        self.set_state(host, result.get('lag_seconds'), result.get('current_file'), gaps, checked_at)
+        return recorded
+
     def set_state(self, host: str, lag_seconds: float | None, current_file: str | None, gaps: list,
                   checked_at: dt.datetime) -> dict:
         """What the last pass over `host`'s archive saw."""
@@ -111,6 +130,23 @@ class Binlogs:
     def state(self, host: str) -> dict | None:
         _check_host(host)
         return self._transactions.run(lambda session: _state_dict(session.get(BinlogArchiveState, host)))
+
+
+def _manifest_time(manifest: dict, name: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(manifest[name], '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=dt.timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError('binlog manifest of %r: %s must be a time YYYY-MM-DDTHH:MM:SSZ, got %r'
+                         % (manifest.get('file'), name, manifest.get(name))) from None
+
+
+def manifest_fields(manifest: dict, directory: str | None, gap: dict | None) -> dict:
+    """record()'s fields for a file's manifest (<file>.json in the archive)."""
+    return dict(server_id=manifest.get('server_id'), first_gtid=manifest.get('first_gtid'),
+                last_gtid=manifest.get('last_gtid'), first_event_at=_manifest_time(manifest, 'first_event_at'),
+                last_event_at=_manifest_time(manifest, 'last_event_at'), bytes=manifest.get('bytes'),
+                sha256=manifest.get('sha256'), path='%s/%s' % (directory, manifest.get('file')) if directory else None,
+                gap=gap, archived_at=_manifest_time(manifest, 'archived_at'))
 
 
 def archive_fact(state: dict | None) -> dict | None:
