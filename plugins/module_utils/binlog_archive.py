@@ -236,15 +236,19 @@ def detect_gaps(manifests, server_logs=()):
     previous = None
     for manifest in ordered:
         base, number = binlog_number(manifest['file'])
+        # Files still on the server between two archived ones are fetched later: judged then.
+        waiting = False
         if previous is not None:
             previous_base, previous_number = binlog_number(previous['file'])
             if previous_base == base and number > previous_number + 1:
                 missing = ['%s.%0*d' % (base, len(manifest['file']) - len(base) - 1, between)
                            for between in range(previous_number + 1, number)]
                 lost = [name for name in missing if binlog_number(name) not in on_server]
+                waiting = not lost
                 if lost:
                     gaps.append(_gap('purged', previous, manifest, '%d binary log(s) purged from the server before '
                                      'the archive fetched them: %s' % (len(lost), ', '.join(lost)), lost))
+        if previous is not None and not waiting:
             if previous.get('server_id') is not None and manifest.get('server_id') is not None \
                     and previous['server_id'] != manifest['server_id']:
                 gaps.append(_gap('server', previous, manifest, 'the server id changed from %s to %s (a failover '
@@ -282,10 +286,9 @@ def _domains(manifest):
 
 
 def lag_seconds(manifests, current_file, now):
-    """Seconds the archive is behind the server: 0 when every log up to the server's current one is
-    archived and complete... which never holds while the current one is being written, so: now minus the
-    last event of the newest archived file (when the current file was opened); None when nothing is
-    archived yet."""
+    """Seconds the archive is behind the server: now minus the last event of the newest archived file
+    (the instant the server opened the file it writes now, which this pass cannot archive yet); 0 when the
+    newest archived file is the server's current one; None when nothing is archived yet."""
     if not manifests:
         return None
     newest = manifests[-1]
