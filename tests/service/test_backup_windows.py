@@ -125,3 +125,33 @@ def test_check_refuses_a_bad_policy_in_one_line(service):
     completed = service.dbfleet('backups', 'check', '--max-age', 'forever', token=service.tokens['viewer'])
     assert completed.returncode == 2 and completed.stdout == ''
     assert completed.stderr.startswith('dbfleet: --max-age: ') and len(completed.stderr.splitlines()) == 1
+
+
+def test_the_archive_lag_is_a_metric(service):
+    from prometheus_client.parser import text_string_to_metric_families
+    answer = httpx.get(service.url + '/metrics', headers={'Authorization': 'Bearer %s' % service.tokens['viewer']},
+                       timeout=30)
+    assert answer.status_code == 200, answer.text
+    samples = [(sample.labels, sample.value) for family in text_string_to_metric_families(answer.text)
+               for sample in family.samples if sample.name == 'dbfleet_binlog_archive_lag_seconds']
+    assert samples == [({'host': 'db-w'}, 12.5)]
+
+
+def test_the_archive_lag_is_a_fact_the_tag_rules_read(service):
+    """facts.binlog_archive comes from the archive's last pass in the store: archive_lagging fires above
+    the rules' archive_lag_seconds (900) and not below."""
+    import json
+    with open_store(service.store_url) as store:
+        for name, lag in (('db-lag', 4000.0), ('db-w', None)):
+            store.hosts.upsert(name, address='10.0.0.9', port=3306)
+        store.binlogs.set_state('db-lag', 4000.0, 'mysql-bin.000009', [], hours(50))
+    explained = {}
+    for name in ('db-lag', 'db-w'):
+        completed = service.dbfleet('tags', 'explain', name, 'archive_lagging', '--json', '--store',
+                                    service.store_url)
+        assert completed.returncode == 0, completed.stderr
+        explained[name] = json.loads(completed.stdout)[0]
+    assert explained['db-lag']['result'] is True
+    assert explained['db-lag']['evidence'] == {'facts.binlog_archive.lag_seconds': 4000.0,
+                                               'vars.archive_lag_seconds': 900}
+    assert explained['db-w']['result'] is False  # 12.5 s behind
