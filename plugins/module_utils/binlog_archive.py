@@ -135,8 +135,8 @@ def read_binlog(tool_path, path, run_lines=None):
         process.stderr.close()
         returncode = process.wait()
     if returncode != 0:
-        raise ArchiveError('%s cannot read %s (exit %d): %s' % (os.path.basename(tool_path), path, returncode,
-                                                              stderr.strip()[-STDERR_TAIL_CHARS:]))
+        raise ArchiveError('%s cannot read %s (exit %d): %s'
+                           % (os.path.basename(tool_path), path, returncode, stderr.strip()[-STDERR_TAIL_CHARS:]))
     if info['first_event_at'] is None:
         raise ArchiveError('%s holds no binary log event: not a binary log, or cut short' % path)
     return info
@@ -347,15 +347,15 @@ def fetch(tool_path, defaults_file, directory, name, password=None, timeout=3600
     command = fetch_command(tool_path, defaults_file, directory, [name])
     try:
         result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                                universal_newlines=True, errors='replace')
+                                universal_newlines=True, errors='replace', check=False)
     except subprocess.TimeoutExpired:
         raise ArchiveError('fetching %s took more than %d s' % (name, timeout))
     if result.returncode != 0:
         message = (result.stderr or result.stdout or '').strip()[-STDERR_TAIL_CHARS:]
         if password:
             message = message.replace(password, '********')
-        raise ArchiveError('%s could not fetch %s (exit %d): %s' % (os.path.basename(tool_path), name,
-                                                                  result.returncode, message))
+        raise ArchiveError('%s could not fetch %s (exit %d): %s'
+                           % (os.path.basename(tool_path), name, result.returncode, message))
     if not os.path.isfile(path):
         raise ArchiveError('%s exited without writing %s' % (os.path.basename(tool_path), path))
     os.chmod(path, 0o600)

@@ -9,7 +9,7 @@ DOCUMENTATION = r'''
 ---
 module: binlog_archive
 short_description: Archive a MySQL or MariaDB server's complete binary logs next to its backups
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - One pass of the binary log archive of one server. Every binary log the server has rotated past (all but its
     current one, per C(SHOW BINARY LOGS)) that is newer than the newest archived file is fetched raw with
@@ -59,6 +59,8 @@ notes:
 requirements:
   - mariadb-binlog or mysqlbinlog on the host running the module
   - PyMySQL on the host running the module
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller, to record the files
+    in the store (without it the archive is written and a warning says it was not recorded)
 '''
 
 EXAMPLES = r'''
