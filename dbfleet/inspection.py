@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from dbfleet.durations import TimeSpecError, parse_point_in_time
 from dbfleet.store import StoreError, open_store
+from dbfleet.store.binlogs import archive_fact
 from dbfleet.tags import HostContext, RulesError, is_valid_tag_name, load_rules
 
 
@@ -119,7 +120,8 @@ def _apply_rules(store, request: TagRequest) -> TagOutcome:
     attributes = dict(stored['attributes'] if stored else {}, **(request.attributes or {}))
     current = store.tags.of_host(request.host) if stored else {}
     manual = frozenset(name for name, tag in current.items() if tag['source'] == 'manual')
-    evaluation = ruleset.evaluate(HostContext(request.host, request.facts, attributes, manual))
+    evaluation = ruleset.evaluate(HostContext(request.host, rule_facts(store, request.host, request.facts),
+                                              attributes, manual))
     if request.check_mode:
         diff = store.tags.preview_rules(request.host, evaluation.tags) if stored else dict(
             added=sorted(evaluation.tags), removed=[])
@@ -128,6 +130,15 @@ def _apply_rules(store, request: TagRequest) -> TagOutcome:
     dimensions = dict((tag['name'], tag['dimension']) for tag in ruleset.definitions())
     return _outcome(request.host, current, diff, evidence=evaluation.tags, rule_errors=evaluation.errors,
                     dimensions=dimensions)
+
+
+def rule_facts(store, host: str, facts: dict | None) -> dict | None:
+    """The facts the tag rules read of `host`: those gathered on it, plus facts.binlog_archive from its
+    binlog archive's last pass in the store (not something the host itself knows)."""
+    fact = archive_fact(store.binlogs.state(host))
+    if fact is None:
+        return facts
+    return dict(facts or {}, binlog_archive=fact)
 
 
 def _apply_manual(store, request: TagRequest) -> TagOutcome:
@@ -179,6 +190,7 @@ def explain(host: str, tag: str | None = None, store_url: str | None = None, rul
             if stored is None:
                 raise InspectionError('no host named %s in the store' % host)
             latest = store.facts.latest(host)
+            facts = rule_facts(store, host, latest['facts'] if latest else {})
             current = store.tags.of_host(host)
         finally:
             store.close()
@@ -187,7 +199,7 @@ def explain(host: str, tag: str | None = None, store_url: str | None = None, rul
     if tag is not None and tag not in ruleset.order:
         raise InspectionError('no rule for tag %s (rules: %s)' % (tag, ', '.join(ruleset.order)))
     manual = frozenset(name for name, value in current.items() if value['source'] == 'manual')
-    evaluation = ruleset.evaluate(HostContext(host, latest['facts'] if latest else {}, stored['attributes'], manual))
+    evaluation = ruleset.evaluate(HostContext(host, facts, stored['attributes'], manual))
     rows = []
     for name in ruleset.order:
         if tag is not None and name != tag:

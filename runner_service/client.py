@@ -24,6 +24,7 @@ from runner_service.fleet.schemas import (
     RulesChecked,
     TagChange,
     TagOut,
+    WindowList,
 )
 from runner_service.notify_schemas import NotificationOut, NotifierCreate, NotifierOut
 from runner_service.schemas import (
@@ -381,6 +382,10 @@ class ApiClient:
     def backups(self, **filters) -> dict:
         """{backups, next_cursor}, newest first. Filters: host, method, status, since, until, limit, cursor."""
         return self._call(BackupPage, 'GET', BACKUPS, params=_params(filters))
+
+    def backup_windows(self, host: str | None = None) -> dict:
+        """{windows}: each host's restorable window (of `host` alone when given)."""
+        return self._call(WindowList, 'GET', BACKUPS + '/windows', params=_params(dict(host=host)))
 
     # -- plumbing --------------------------------------------------------------------------
 

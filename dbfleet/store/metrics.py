@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utc
 from dbfleet.store.elapsed import elapsed_seconds
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
-from dbfleet.store.models import Backup, Job, JobEvent, NotificationDelivery, Pool, PoolLease, Schedule, ScheduleSlot
+from dbfleet.store.models import (Backup, BinlogArchiveState, Job, JobEvent, NotificationDelivery, Pool, PoolLease,
+                                   Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
 LIVE_STATUSES = ('queued', 'waiting', 'running')
@@ -35,7 +36,8 @@ class Metrics:
         """{jobs: [(status, template, count)], queues: {queue: (waiting, oldest enqueued_at)},
         durations: {template: histogram}, lateness: histogram, slots: [(schedule, outcome, count)],
         pools: [(pool, slots, in use)], events_stored: int, backups: [(host, last ok at, its bytes)],
-        crontab: [(host, mode, count)], deliveries: [(notifier, status, count)]}; a histogram is
+        crontab: [(host, mode, count)], deliveries: [(notifier, status, count)], archive_lag: [(host, seconds
+        behind)] of each binlog archive that has a file}; a histogram is
         {count, sum, buckets: [count <= bound]}."""
         now, since = utc(now), utc(since)
 
@@ -46,7 +48,7 @@ class Metrics:
                         pools=_pools(session, now - dt.timedelta(seconds=lease_ttl)),
                         events_stored=session.scalar(select(func.max(JobEvent.id))) or 0,
                         backups=_backups(session), crontab=_crontab(session, crontab_origin),
-                        deliveries=_deliveries(session, since))
+                        deliveries=_deliveries(session, since), archive_lag=_archive_lag(session))
 
         return self._transactions.run(work)
 
@@ -120,6 +122,13 @@ def _pools(session: Session, renewed_after: dt.datetime) -> list[tuple[str, int,
     query = (select(Pool.name, Pool.slots, func.coalesce(held.c.held, 0))
              .outerjoin(held, held.c.pool == Pool.name).order_by(Pool.name))
     return [(name, slots, in_use) for name, slots, in_use in session.execute(query)]
+
+
+def _archive_lag(session: Session) -> list[tuple[str, float]]:
+    """Each host's binlog archive lag at its last pass (hosts with nothing archived yet left out)."""
+    query = (select(BinlogArchiveState.host, BinlogArchiveState.lag_seconds)
+             .where(BinlogArchiveState.lag_seconds.is_not(None)).order_by(BinlogArchiveState.host))
+    return [(host, float(lag)) for host, lag in session.execute(query)]
 
 
 def _backups(session: Session) -> list[tuple[str, dt.datetime | None, int | None]]:

@@ -583,6 +583,52 @@ class Backup(Base):
     created_at: Mapped[dt.datetime] = mapped_column()
 
 
+BINLOG_GAP_KINDS = ('purged', 'gtid', 'server')
+
+
+class Binlog(Base):
+    """One complete binary log of a host in its archive (dbfleet.mysql.binlog_archive, `dbfleet archive
+    run`): what it covers (first/last GTID and event time), where it is and its SHA-256. `gap` is the
+    break in the chain just before this file ({kind, detail, previous, at, missing}), null when the file
+    follows the previous one without one: a restorable window never spans a file with a gap."""
+
+    __tablename__ = 'binlogs'
+    __table_args__ = (
+        UniqueConstraint('host', 'file'),
+        Index(None, 'host', 'last_event_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    file: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    server_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_gtid: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    last_gtid: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    first_event_at: Mapped[dt.datetime] = mapped_column()
+    last_event_at: Mapped[dt.datetime] = mapped_column()
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(Text)
+    gap: Mapped[dict | None] = mapped_column(NullableJSON)
+    archived_at: Mapped[dt.datetime] = mapped_column()
+
+
+class BinlogArchiveState(Base):
+    """The archive of one host as its last pass saw it: how far behind the server (lag_seconds, null
+    before anything is archived), the server's current file, the gaps it reported; a fact the tag rules
+    read (facts.binlog_archive) and /metrics exposes."""
+
+    __tablename__ = 'binlog_archive_state'
+    __table_args__ = (MYSQL_TABLE_OPTIONS,)
+
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    lag_seconds: Mapped[float | None] = mapped_column(Double)
+    current_file: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    gaps: Mapped[dict | None] = mapped_column(NullableJSON)
+    checked_at: Mapped[dt.datetime] = mapped_column()
+
+
 CRON_RUN_STATUSES = ('running', 'ok', 'failed', 'skipped')
 CRON_RUN_VIA = ('observe', 'fallback')
 

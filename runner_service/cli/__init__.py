@@ -11,6 +11,7 @@ import typer
 from dbfleet.settings import SettingsError
 from runner_service.redis_urls import RedisUrlError
 from runner_service.cli import service
+from runner_service.cli.archive import archive_app
 from runner_service.cli.audit import audit
 from runner_service.cli.backups import backups_app
 from runner_service.cli.credentials import credentials_app
@@ -48,6 +49,7 @@ app.command('reconcile')(service.reconcile_command)
 app.add_typer(hosts_app, name='hosts')
 app.add_typer(tags_app, name='tags')
 app.add_typer(backups_app, name='backups')
+app.add_typer(archive_app, name='archive')
 app.add_typer(store_app, name='store')
 app.add_typer(tokens_app, name='tokens')
 app.add_typer(jobs_app, name='jobs')

@@ -9,7 +9,7 @@ import typer
 
 from runner_service.cli.fleet import DIRECT_STORE_OPTION, fleet
 from runner_service.cli.options import JSON_OPTION
-from runner_service.cli.output import console, print_json, print_wide, table, when
+from runner_service.cli.output import console, fail, print_json, print_wide, table, when
 from runner_service.cli.time_points import point_in_time
 
 backups_app = typer.Typer(help='The backup catalog.', no_args_is_help=True)
@@ -41,3 +41,76 @@ def backups_list(host: Optional[str] = typer.Option(None, '--host', help='Only t
     print_wide(rows)
     if page['next_cursor'] is not None:
         console.print('older attempts: --cursor %s' % page['next_cursor'])
+
+
+def _window_line(window: dict) -> str:
+    if window['start'] is None:
+        return 'restorable window: none (no successful backup)'
+    reach = 'point in time, binlog chain unbroken' if window['chain'] else 'the backup instant only'
+    return 'restorable window: %s .. %s UTC (%s, from backup %s)' % (when(window['start']), when(window['end']),
+                                                                     reach, window['from_backup'])
+
+
+@backups_app.command('show')
+def backups_show(host: str = typer.Argument(..., help='The host.'),
+                 limit: int = typer.Option(20, '--limit', min=1, max=1000, help='At most this many backups.'),
+                 as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
+    """A host's backups, its restorable window and the gaps in its binlog archive."""
+    from dbfleet.profiles import human_bytes
+    with fleet(store) as reach:
+        page = reach.backups(host=host, limit=limit)
+        (window,) = reach.backup_windows(host=host)['windows']
+    if as_json:
+        print_json(dict(host=host, backups=page['backups'], window=window))
+        return
+    typer.echo(_window_line(window))
+    lag = window['lag_seconds']
+    typer.echo('binlog archive: %d file(s), newest event %s, lag %s' % (
+        window['archived'], when(window['newest_archived_event']), '-' if lag is None else '%.0f s' % lag))
+    for gap in window['gaps']:
+        typer.echo('gap before %s (%s, after %s): %s' % (gap['file'], gap['kind'], when(gap['at']), gap['detail']))
+    rows = table('id', 'started', 'method', 'status', 'size', 'binlog', 'gtid', 'path')
+    for backup in page['backups']:
+        position = '%s:%s' % (backup['binlog_file'], backup['binlog_position']) if backup['binlog_file'] else '-'
+        rows.add_row(str(backup['id']), when(backup['started_at']), backup['method'], backup['status'],
+                     human_bytes(backup['bytes']), position, backup['gtid'] or '-',
+                     backup['error'] or backup['path'] or '-')
+    print_wide(rows)
+
+
+@backups_app.command('check')
+def backups_check(max_age: str = typer.Option('26h', '--max-age', help='Policy: the newest backup is at most this '
+                                              'old (s, m, h, d, w).'),
+                  now: Optional[str] = typer.Option(None, '--now', help='Judge at this instant (default: now; '
+                                                    'ISO date or datetime, UTC).'),
+                  store: Optional[str] = DIRECT_STORE_OPTION) -> None:
+    """Nagios-style: a summary line (OK, WARNING, CRITICAL) then one line per problem host (newest backup older
+    than --max-age, a gap in the binlog chain, a failed restore drill); exit 0, 1 or 2."""
+    from dbfleet import restorable
+    from dbfleet.clock import utcnow
+    from dbfleet.durations import TimeSpecError, parse_duration
+    try:
+        policy = parse_duration(max_age)
+    except TimeSpecError as exc:
+        fail('--max-age: %s' % exc)
+    instant = point_in_time(now, '--now') if now else utcnow()
+    with fleet(store) as reach:
+        windows = reach.backup_windows()['windows']
+    for window in windows:
+        for name in ('start', 'end', 'newest_archived_event'):
+            window[name] = _aware(window[name])
+        if window['newest_backup']:
+            for name in ('started_at', 'finished_at'):
+                window['newest_backup'][name] = _aware(window['newest_backup'][name])
+    state, lines = restorable.check(windows, instant, policy)
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(state)
+
+
+def _aware(value):
+    import datetime as dt
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value.replace('Z', '+00:00'))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)

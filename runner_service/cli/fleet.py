@@ -68,6 +68,9 @@ class ApiFleet:
         return self.client.backups(**{name: value.isoformat() if hasattr(value, 'isoformat') else value
                                       for name, value in filters.items()})
 
+    def backup_windows(self, host: str | None = None) -> dict:
+        return self.client.backup_windows(host=host)
+
 
 class StoreFleet:
     def __init__(self, store):
@@ -111,6 +114,11 @@ class StoreFleet:
         from runner_service.fleet.backups import BackupCatalog
         from runner_service.fleet.schemas import BackupPage
         return as_answer(BackupPage, BackupCatalog(self.store).page(**filters))
+
+    def backup_windows(self, host: str | None = None) -> dict:
+        from runner_service.fleet.backups import BackupCatalog
+        from runner_service.fleet.schemas import WindowList
+        return as_answer(WindowList, BackupCatalog(self.store).windows(host=host))
 
 
 def as_answer(model, data):

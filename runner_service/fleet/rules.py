@@ -4,7 +4,7 @@ reads a file a request names and never writes to the store."""
 
 from __future__ import annotations
 
-from dbfleet.inspection import InspectionError, rules_for
+from dbfleet.inspection import InspectionError, rule_facts, rules_for
 from dbfleet.store import Store
 from dbfleet.tags import HostContext, RulesError, parse_rules
 from runner_service.errors import Conflict
@@ -45,10 +45,10 @@ class RuleService:
         for record in self.store.hosts.inventory(fact_paths=()):
             name = record['name']
             latest = self.store.facts.latest(name)
+            facts = rule_facts(self.store, name, latest['facts'] if latest else {})
             current = self.store.tags.of_host(name)
             manual = frozenset(tag for tag, info in current.items() if info['source'] == 'manual')
-            evaluation = ruleset.evaluate(HostContext(name, latest['facts'] if latest else {}, record['attributes'],
-                                                      manual))
+            evaluation = ruleset.evaluate(HostContext(name, facts, record['attributes'], manual))
             diff = self.store.tags.preview_rules(name, evaluation.tags)
             hosts.append(dict(host=name, tags=sorted(evaluation.tags), added=diff['added'], removed=diff['removed'],
                               errors=dict(evaluation.errors)))

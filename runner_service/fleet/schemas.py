@@ -135,6 +135,33 @@ class BackupPage(BaseModel):
     next_cursor: str | None = Field(default=None, description='pass as cursor for the next (older) page')
 
 
+class ChainGap(BaseModel):
+    kind: str = Field(description='purged (a log never fetched), gtid (a GTID discontinuity), server (a new server id)')
+    file: str | None = Field(default=None, description='the first binlog after the gap')
+    previous: str | None = Field(default=None, description='the last binlog before it')
+    at: str | None = Field(default=None, description="the last event before the gap (UTC)")
+    detail: str
+    missing: list[str] = Field(default_factory=list, description='the purged files')
+
+
+class RestorableWindow(BaseModel):
+    host: str
+    start: dt.datetime | None = Field(default=None, description='the earliest instant a restore can reach')
+    end: dt.datetime | None = Field(default=None, description='the latest: the newest archived event')
+    from_backup: int | None = Field(default=None, description='the backup a restore to start starts from')
+    chain: bool = Field(description='archived binlogs reach from start to end without a gap')
+    open_gap: bool = Field(description='the archive reported a gap after its newest file')
+    newest_backup: BackupOut | None = None
+    archived: int = Field(description='archived binlog files')
+    newest_archived_event: dt.datetime | None = None
+    lag_seconds: float | None = Field(default=None, description="the archive's lag at its last pass")
+    gaps: list[ChainGap]
+
+
+class WindowList(BaseModel):
+    windows: list[RestorableWindow]
+
+
 class HostCronEntry(BaseModel):
     """A crontab entry of the host, bridged onto dbfleet (GET /api/v1/cron/entries/{schedule_id} has it all)."""
 

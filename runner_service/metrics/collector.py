@@ -156,6 +156,13 @@ def store_families(figures: dict) -> Iterable[Metric]:
     yield backup_at
     yield backup_bytes
 
+    archive_lag = GaugeMetricFamily('dbfleet_binlog_archive_lag_seconds', 'Seconds the binlog archive of each host '
+                                    'is behind its server, at the archive\'s last pass (0: streamed up to the '
+                                    'server\'s position)', labels=['host'])
+    for host, seconds in figures['archive_lag']:
+        archive_lag.add_metric([host], seconds)
+    yield archive_lag
+
     crontab = GaugeMetricFamily('dbfleet_crontab_entries', 'Crontab entries bridged to the platform, by host and '
                                 'mode: observe (crontab runs it), takeover (the platform does), reverted',
                                 labels=['host', 'mode'])

@@ -28,8 +28,9 @@ below, never one above):
     schedules                      schedules, windows, crontab provenance, the scheduler loop
     templates                      job templates and surveys
     jobs, worker, credentials,     the job service, lifecycle, reconciler and planner; the worker's run,
-    notify                         event writer and lanes runner; credentials and what a run gets of them;
-                                   notifiers and the notification outbox (templates check their names)
+    notify, archive                event writer and lanes runner; credentials and what a run gets of them;
+                                   notifiers and the notification outbox (templates check their names);
+                                   the binlog archive's streams (`dbfleet archive run`)
     runtime, job_queue, ...        what every service shares: the process runtime, the RQ queue,
                                    secrets, tokens, the API client (the host agent's), bounded
                                    subprocesses, and schedules.triggers: cron expressions and time
@@ -66,7 +67,7 @@ LAYERS: list[tuple[str, ...]] = [
     ('runner_service.schedules',),
     ('runner_service.templates',),
     ('runner_service.jobs', 'runner_service.worker', 'runner_service.execution', 'runner_service.credentials',
-     'runner_service.notify'),
+     'runner_service.notify', 'runner_service.archive'),
     ('runner_service.runtime', 'runner_service.job_queue', 'runner_service.secret_box', 'runner_service.tokens',
      'runner_service.bounded', 'runner_service.client', 'runner_service.schedules.triggers'),
     ('runner_service.schemas', 'runner_service.errors', 'runner_service.extra_vars', 'runner_service.host_patterns',

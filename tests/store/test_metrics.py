@@ -83,6 +83,9 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
     assert found['backups'] == [('db1', T0 + dt.timedelta(hours=2), 5 * 2 ** 40), ('db2', None, None)]
     assert found['crontab'] == [('db1', 'observe', 1)]
     assert sorted(found['deliveries']) == [('ops-hook', 'pending', 1), ('ops-mail', 'silenced', 1)]
+    store.binlogs.set_state('db1', 42.5, 'mysql-bin.000003', [], T0)
+    store.binlogs.set_state('db2', None, 'mysql-bin.000001', [], T0)  # nothing archived yet: left out
+    assert figures(store)['archive_lag'] == [('db1', 42.5)]
     # A lease nobody renewed for the TTL is a dead holder's: not in use.
     stale = figures(store, now=dt.datetime.now(UTC) + dt.timedelta(seconds=61))
     assert stale['pools'] == [('backups', 4, 0), ('idle', 2, 0)]
@@ -91,4 +94,4 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
 def test_an_empty_store_has_figures_too(store):
     found = figures(store)
     assert found == dict(jobs=[], queues={}, durations={}, lateness={'count': 0, 'sum': 0.0, 'buckets': [0, 0, 0]},
-                         slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[])
+                         slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[], archive_lag=[])

@@ -112,6 +112,23 @@ def test_roles(defaults, role, expected):
     assert set(tags) & {'primary', 'replica', 'standalone'} == expected
 
 
+def test_archive_lagging_reads_the_archives_lag(defaults):
+    def archive(lag):
+        context = host(role='primary')
+        return HostContext(context.name, dict(context.facts, binlog_archive={'lag_seconds': lag, 'gaps': 0}),
+                           {}, frozenset())
+
+    assert 'archive_lagging' in defaults.evaluate(archive(901.5), now=NOW).tags
+    assert defaults.evaluate(archive(901.5), now=NOW).tags['archive_lagging'] == {
+        'facts.binlog_archive.lag_seconds': 901.5, 'vars.archive_lag_seconds': 900}
+    assert 'archive_lagging' not in defaults.evaluate(archive(3.0), now=NOW).tags
+    assert 'archive_lagging' in defaults.evaluate(archive(None), now=NOW).tags  # nothing archived yet
+    without = defaults.evaluate(host(role='primary'), now=NOW)
+    assert 'archive_lagging' not in without.tags
+    assert without.explanations['archive_lagging'].reason == \
+        'facts.binlog_archive.lag_seconds is missing (facts.binlog_archive is missing)'
+
+
 def test_large_small_and_backup_heavy(defaults):
     large_primary = defaults.evaluate(host(role='primary', total_bytes=56 * GIB), now=NOW)
     assert {'large', 'primary', 'backup_heavy'} <= set(large_primary.tags)

@@ -38,11 +38,12 @@ def test_default_rules_load_with_the_documented_tags_and_kinds():
     assert kinds == {
         'high_risk': 'rule', 'out_of_warranty': 'rule', 'large': 'rule', 'small': 'rule', 'primary': 'rule',
         'replica': 'rule', 'standalone': 'rule', 'lagging': 'rule', 'read_only': 'rule',
-        'critical': 'derived', 'backup_heavy': 'derived',
+        'critical': 'derived', 'backup_heavy': 'derived', 'archive_lagging': 'rule',
     }
     assert ruleset.rule('critical').depends_on == frozenset({'high_risk', 'primary'})
     assert ruleset.rule('backup_heavy').depends_on == frozenset({'large', 'primary'})
-    assert ruleset.variables == {'high_risk_days': 1095, 'large_gb': 50, 'small_gb': 1, 'lagging_seconds': 300}
+    assert ruleset.variables == {'high_risk_days': 1095, 'large_gb': 50, 'small_gb': 1, 'lagging_seconds': 300,
+                                 'archive_lag_seconds': 900}
 
 
 def test_default_path_comes_from_settings():
@@ -94,7 +95,7 @@ def test_overrides_replace_thresholds():
 
 def test_override_of_an_unknown_variable_is_refused():
     with pytest.raises(RulesError, match="cannot override unknown variable 'large_gib'; the rules define: "
-                                         "high_risk_days, lagging_seconds, large_gb, small_gb"):
+                                         "archive_lag_seconds, high_risk_days, lagging_seconds, large_gb, small_gb"):
         load_rules(DEFAULT_RULES, overrides={'large_gib': 100})
 
 

@@ -24,7 +24,7 @@ from runner_service.worker.fleet_worker import HEARTBEAT_SECONDS
 from tests.conftest import REPO
 
 UNITS = REPO / 'runner_service' / 'systemd'
-SERVICES = ('dbfleet-api.service', 'dbfleet-scheduler.service', 'dbfleet-worker@.service')
+SERVICES = ('dbfleet-api.service', 'dbfleet-archive@.service', 'dbfleet-scheduler.service', 'dbfleet-worker@.service')
 INSTALLED = '/opt/dbfleet/bin/dbfleet'
 # systemd-analyze security's scale: 0 is locked down, 10 is a unit with no sandbox at all.
 MOST_EXPOSURE = 2.5
@@ -64,7 +64,7 @@ def seconds(value: str) -> float:
     return int(match.group(1)) * (60 if match.group(2) == 'min' else 1)
 
 
-def test_the_units_are_the_four_expected():
+def test_the_units_are_the_five_expected():
     assert sorted(path.name for path in UNITS.iterdir() if path.suffix in ('.service', '.target')) == sorted(
         SERVICES + ('dbfleet.target',))
 

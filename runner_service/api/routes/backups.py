@@ -1,4 +1,5 @@
-"""/api/v1/backups: the backup catalog, every attempt newest first, for viewers."""
+"""/api/v1/backups: the backup catalog, every attempt newest first, and each host's restorable window,
+for viewers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from runner_service.api.deps import BackupsDep, Viewer
 from runner_service.api.errors import error_responses
-from runner_service.fleet.schemas import BackupPage
+from runner_service.fleet.schemas import BackupPage, WindowList
 from runner_service.schemas import QueryInstant
 
 router = APIRouter(prefix='/api/v1/backups', tags=['backups'])
@@ -28,3 +29,12 @@ def catalog(backups: BackupsDep, caller: Viewer,
     """Newest first (by start); pass next_cursor back as cursor for the next (older) page."""
     return BackupPage(**backups.page(host=host, method=method, status=status, since=since, until=until, limit=limit,
                                      cursor=cursor))
+
+
+@router.get('/windows', response_model=WindowList, responses=ERRORS)
+def windows(backups: BackupsDep, caller: Viewer,
+            host: Annotated[str | None, Query(min_length=1, max_length=255, description='one host')] = None,
+            ) -> WindowList:
+    """Per host: the restorable window (from the oldest backup with an unbroken binlog chain to the newest
+    archived event), the gaps that break the chain, the newest backup and the archive's lag."""
+    return WindowList(**backups.windows(host=host))

@@ -1,0 +1,137 @@
+"""The restorable window of a host: to which instants can it be brought back, from its successful
+backups (each with the binlog file and position of its snapshot) and its archived binary logs.
+
+The archive's files, in binlog order, form chains split at every gap (a purged log never fetched, a GTID
+discontinuity, a server id change: store.binlogs keeps the gap before the file it precedes). A backup
+starts a point-in-time restore when the newest chain holds its binlog file (or the file right after
+the chain's newest, which the server was still writing): the window runs from the oldest such backup's
+consistent point (a logical dump's start, a physical copy's end) to the newest archived event. Without
+such a backup the window is the newest backup's own instant alone; without backups there is none.
+
+`check` turns windows into the problems `dbfleet backups check` reports, Nagios-style. Pure functions:
+the caller passes the rows and the time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+OK, WARNING, CRITICAL = 0, 1, 2
+STATE_NAMES = {OK: 'OK', WARNING: 'WARNING', CRITICAL: 'CRITICAL'}
+# The column the backup catalog's restore drills fill ('ok' | 'failed'); until it exists nothing reads it.
+DRILL_RESULT_FIELD = 'restore_test_result'
+
+_BINLOG_NAME = re.compile(r'^(.+)\.(\d+)$')
+
+
+def _order(name: str | None) -> tuple[str, int] | None:
+    match = _BINLOG_NAME.match(name or '')
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def consistent_point(backup: dict) -> dt.datetime:
+    """The instant a backup holds: a logical dump's snapshot is taken as it starts, a physical copy is
+    consistent as it ends."""
+    if backup.get('method') == 'physical' and backup.get('finished_at') is not None:
+        return backup['finished_at']
+    return backup['started_at']
+
+
+def chains(binlogs: list[dict]) -> list[list[dict]]:
+    """The archive's files in binlog order, split before every file that follows a gap."""
+    ordered = sorted((row for row in binlogs if _order(row['file'])), key=lambda row: _order(row['file']))
+    found: list[list[dict]] = []
+    for row in ordered:
+        if not found or row.get('gap') or _order(row['file'])[0] != _order(found[-1][-1]['file'])[0]:
+            found.append([])
+        found[-1].append(row)
+    return found
+
+
+def window(host: str, backups: list[dict], binlogs: list[dict], reported_gaps: list[dict] = ()) -> dict:
+    """{host, start, end, from_backup, chain (bool: binlogs reach from start to end), open_gap (the archive
+    reported a gap after its newest file: no restore past it until a new backup), newest_backup,
+    archived: number of archived files, newest_archived_event, gaps}. `reported_gaps` are those the
+    archive's last pass saw before any file after them was archived (store.binlogs.state)."""
+    good = sorted((backup for backup in backups if backup.get('status') == 'ok'), key=consistent_point)
+    newest_backup = good[-1] if good else None
+    runs = chains(binlogs)
+    newest_chain = runs[-1] if runs else []
+    gaps = [dict(row['gap'], file=row['file']) for run in runs[1:] for row in run[:1] if row.get('gap')]
+    known = {(gap['kind'], gap['file']) for gap in gaps}
+    gaps += [dict(gap) for gap in reported_gaps if (gap.get('kind'), gap.get('file')) not in known]
+    result = dict(host=host, start=None, end=None, from_backup=None, chain=False, open_gap=False,
+                  newest_backup=newest_backup,
+                  archived=sum(len(run) for run in runs),
+                  newest_archived_event=newest_chain[-1]['last_event_at'] if newest_chain else None, gaps=gaps)
+    # A gap past the newest archived file: the chain ends there until a new backup starts another.
+    result['open_gap'] = any(bool(_order(gap.get('file')) and newest_chain
+                                  and _order(gap['file']) > _order(newest_chain[-1]['file'])) for gap in reported_gaps)
+    if newest_chain:
+        first, last = _order(newest_chain[0]['file']), _order(newest_chain[-1]['file'])
+        eligible = [backup for backup in good if _order(backup.get('binlog_file'))
+                    and _order(backup['binlog_file'])[0] == first[0]
+                    and first[1] <= _order(backup['binlog_file'])[1] <= last[1] + 1]
+        if eligible:
+            end = max(newest_chain[-1]['last_event_at'], consistent_point(eligible[-1]))
+            result.update(start=consistent_point(eligible[0]), end=end, from_backup=eligible[0]['id'], chain=True)
+            return result
+    if newest_backup is not None:
+        point = consistent_point(newest_backup)
+        result.update(start=point, end=point, from_backup=newest_backup['id'])
+    return result
+
+
+def problems(host_window: dict, now: dt.datetime, max_age: dt.timedelta) -> list[tuple[int, str]]:
+    """[(WARNING | CRITICAL, what)] for one host's window: no successful backup, the newest older than
+    `max_age`, a gap after the newest backup (no point-in-time restore to now), a gap that shortens the
+    window, the newest backup's last restore drill failed."""
+    found = []
+    newest = host_window['newest_backup']
+    if newest is None:
+        return [(CRITICAL, 'no successful backup')]
+    age = now - newest['finished_at' if newest.get('finished_at') else 'started_at']
+    if age > max_age:
+        found.append((CRITICAL, 'newest backup is %s old (policy %s)' % (_duration(age), _duration(max_age))))
+    if host_window['archived'] or host_window['gaps']:
+        if not host_window['chain'] or host_window['open_gap']:
+            gap = host_window['gaps'][-1] if host_window['gaps'] else None
+            found.append((CRITICAL, 'chain gap: no unbroken binlog chain from a backup to the newest archived '
+                          'event%s' % (' (%s before %s: %s)' % (gap['kind'], gap['file'], gap['detail'])
+                                       if gap else '')))
+        else:
+            start = host_window['start']
+            shortening = [gap for gap in host_window['gaps'] if gap.get('at') and _time(gap['at']) > start - max_age]
+            for gap in shortening[:1]:
+                found.append((WARNING, 'chain gap before %s (%s) shortens the window' % (gap['file'], gap['kind'])))
+    if newest.get(DRILL_RESULT_FIELD) == 'failed':
+        found.append((CRITICAL, 'the last restore drill of the newest backup failed'))
+    return found
+
+
+def check(windows: list[dict], now: dt.datetime, max_age: dt.timedelta) -> tuple[int, list[str]]:
+    """(exit code, lines): a summary line (OK / WARNING / CRITICAL, counts) then one line per problem host."""
+    state, lines, counts = OK, [], {WARNING: 0, CRITICAL: 0}
+    for host_window in sorted(windows, key=lambda item: item['host']):
+        found = problems(host_window, now, max_age)
+        if not found:
+            continue
+        worst = max(level for level, _what in found)
+        counts[worst] += 1
+        state = max(state, worst)
+        lines.append('%s %s: %s' % (STATE_NAMES[worst], host_window['host'], '; '.join(what for _level, what in found)))
+    summary = '%s: %d host(s) checked, %d critical, %d warning' % (STATE_NAMES[state], len(windows), counts[CRITICAL],
+                                                                  counts[WARNING])
+    return state, [summary] + lines
+
+
+def _time(value) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.strptime(value, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=dt.timezone.utc)
+
+
+def _duration(delta: dt.timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    return '%dh%02dm' % divmod(minutes, 60) if minutes >= 60 else '%dm' % minutes

@@ -1,0 +1,1 @@
+"""The binary log archive's long-running side: `dbfleet archive run` streams each primary's binlogs."""
