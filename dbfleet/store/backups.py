@@ -227,7 +227,7 @@ class Backups:
 
 def _check_id(backup_id: Any) -> int:
     if isinstance(backup_id, bool) or not isinstance(backup_id, int) or not 1 <= backup_id < 2 ** 63:
-        raise ValueError('a backup id is a positive integer, got %r' % (backup_id,))
+        raise ValueError('a backup id is a positive integer up to %d, got %r' % (2 ** 63 - 1, backup_id))
     return backup_id
 
 

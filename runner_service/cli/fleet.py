@@ -68,6 +68,12 @@ class ApiFleet:
         return self.client.backups(**{name: value.isoformat() if hasattr(value, 'isoformat') else value
                                       for name, value in filters.items()})
 
+    def backup(self, backup_id: int) -> dict:
+        return self.client.backup(backup_id)
+
+    def keep_backup(self, backup_id: int, pinned: bool) -> dict:
+        return self.client.keep_backup(backup_id, pinned)
+
 
 class StoreFleet:
     def __init__(self, store):
@@ -111,6 +117,16 @@ class StoreFleet:
         from runner_service.fleet.backups import BackupCatalog
         from runner_service.fleet.schemas import BackupPage
         return as_answer(BackupPage, BackupCatalog(self.store).page(**filters))
+
+    def backup(self, backup_id: int) -> dict:
+        from runner_service.fleet.backups import BackupCatalog
+        from runner_service.fleet.schemas import BackupOut
+        return as_answer(BackupOut, BackupCatalog(self.store).get(backup_id))
+
+    def keep_backup(self, backup_id: int, pinned: bool) -> dict:
+        from runner_service.fleet.backups import BackupCatalog
+        from runner_service.fleet.schemas import BackupOut
+        return as_answer(BackupOut, BackupCatalog(self.store).keep(backup_id, pinned, self.actor))
 
 
 def as_answer(model, data):
