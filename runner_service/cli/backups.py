@@ -76,17 +76,19 @@ def backups_show_id(backup_id: int = typer.Argument(..., min=1, help='The id `db
 def backups_keep(backup_id: int = typer.Argument(..., min=1, help='The id `dbfleet backups list` shows.'),
                  as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Pin a backup: retention never removes it (operator; audited)."""
-    with fleet(store) as reach:
-        backup = reach.keep_backup(backup_id, True)
-    show_backup(backup, as_json)
+    set_pin(backup_id, True, as_json, store)
 
 
 @backups_app.command('unkeep')
 def backups_unkeep(backup_id: int = typer.Argument(..., min=1, help='The id `dbfleet backups list` shows.'),
                    as_json: bool = JSON_OPTION, store: Optional[str] = DIRECT_STORE_OPTION) -> None:
     """Unpin a backup: retention may remove it again (admin; audited)."""
+    set_pin(backup_id, False, as_json, store)
+
+
+def set_pin(backup_id: int, pinned: bool, as_json: bool, store: str | None) -> None:
     with fleet(store) as reach:
-        backup = reach.keep_backup(backup_id, False)
+        backup = reach.keep_backup(backup_id, pinned)
     show_backup(backup, as_json)
 
 
