@@ -36,7 +36,7 @@ import threading
 import time
 import zlib
 
-from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_attempt import ATTEMPT, LOCK, Attempt
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_attempt import ATTEMPT, LOCK, Attempt, work_dir_name
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_retention import (
     BINLOG_DIR,
     RetentionPolicy,
@@ -795,8 +795,7 @@ def make_partial_dir(dest, attempt):
         make_dirs(parent)
         return attempt.open()
     except OSError as exc:
-        raise _unwritable(dest, os.path.join(parent, '.%s.partial-%d' % (os.path.basename(attempt.final_path),
-                                                                          os.getpid())), exc)
+        raise _unwritable(dest, os.path.join(parent, work_dir_name(attempt.final_path, 'partial')), exc)
 
 
 def publish(partial, final_path):

@@ -59,8 +59,8 @@ class RetentionPolicy(object):
                                    ('retention_window_days', self.window_days, 0),
                                    ('retention_min_full', self.min_full, 0)):
             if value is not None and value < least:
-                found.append('%s must be at least %d%s, got %d'
-                              % (name, least, ' (the backup just made)' if name == 'retention_count' else '', value))
+                why = ' (the backup just made)' if name == 'retention_count' else ''
+                found.append('%s must be at least %d%s, got %d' % (name, least, why, value))
         return found
 
 
