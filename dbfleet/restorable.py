@@ -20,7 +20,7 @@ import re
 OK, WARNING, CRITICAL = 0, 1, 2
 STATE_NAMES = {OK: 'OK', WARNING: 'WARNING', CRITICAL: 'CRITICAL'}
 # The column the backup catalog's restore drills fill ('ok' | 'failed'); until it exists nothing reads it.
-DRILL_RESULT_FIELD = 'restore_test_result'
+DRILL_RESULT_FIELD = 'restore_test_status'  # the catalog's column (store.backups)
 
 _BINLOG_NAME = re.compile(r'^(.+)\.(\d+)$')
 
@@ -54,7 +54,9 @@ def window(host: str, backups: list[dict], binlogs: list[dict], reported_gaps: l
     reported a gap after its newest file: no restore past it until a new backup), newest_backup,
     archived: number of archived files, newest_archived_event, gaps}. `reported_gaps` are those the
     archive's last pass saw before any file after them was archived (store.binlogs.state)."""
-    good = sorted((backup for backup in backups if backup.get('status') == 'ok'), key=consistent_point)
+    # A backup retention removed (removed_at) is no longer there to restore from.
+    good = sorted((backup for backup in backups if backup.get('status') == 'ok' and not backup.get('removed_at')),
+                  key=consistent_point)
     newest_backup = good[-1] if good else None
     runs = chains(binlogs)
     newest_chain = runs[-1] if runs else []

@@ -13,6 +13,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from runner_service.fleet.schemas import (
+    BackupOut,
     BackupPage,
     HostDeleted,
     HostPage,
@@ -380,12 +381,20 @@ class ApiClient:
         return self._call(RulesChecked, 'POST', RULES + '/check', json={'text': text})
 
     def backups(self, **filters) -> dict:
-        """{backups, next_cursor}, newest first. Filters: host, method, status, since, until, limit, cursor."""
+        """{backups, next_cursor}, newest first. Filters: host, method, status, since, until, limit, cursor,
+        pinned, include_removed."""
         return self._call(BackupPage, 'GET', BACKUPS, params=_params(filters))
 
     def backup_windows(self, host: str | None = None) -> dict:
         """{windows}: each host's restorable window (of `host` alone when given)."""
         return self._call(WindowList, 'GET', BACKUPS + '/windows', params=_params(dict(host=host)))
+
+    def backup(self, backup_id: int) -> dict:
+        return self._call(BackupOut, 'GET', _path(BACKUPS, str(backup_id)))
+
+    def keep_backup(self, backup_id: int, pinned: bool) -> dict:
+        """Pin (POST) or unpin (DELETE) a backup."""
+        return self._call(BackupOut, 'POST' if pinned else 'DELETE', _path(BACKUPS, str(backup_id), 'keep'))
 
     # -- plumbing --------------------------------------------------------------------------
 

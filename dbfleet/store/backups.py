@@ -2,12 +2,14 @@
 
 `store.backups` (Backups) has the Store's habits: every public method is one short
 transaction, returns plain dicts {id, host, method, status, started_at, finished_at,
-duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at},
+duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at,
+pinned, removed_at, partial_path, kept_partial, restore_tested_at, restore_test_status},
 datetimes are aware UTC (naive ones are taken as UTC), and bad input is a ValueError.
 
-Failed attempts are kept too (status 'failed' with the error), so a host's history shows them;
-only successful ones count in `durations`, which the planner uses to estimate how long
-a host's next backup will take.
+Failed attempts are kept too (status 'failed' with the error, and the partial directory it left),
+so a host's history shows them; only successful ones count in `durations`, which the planner uses
+to estimate how long a host's next backup will take. A backup that retention removed keeps its
+row (removed_at); a pinned one is handed to the module as one it must never remove.
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_datetime, check_limit
 from dbfleet.store.cursors import page_cursor, parse_page_cursor
-from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup
+from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, RESTORE_TEST_STATUSES, Backup
 from dbfleet.store.transactions import Transactions
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
-                 'binlog_file', 'binlog_position', 'gtid', 'error')
+                 'binlog_file', 'binlog_position', 'gtid', 'error', 'partial_path', 'kept_partial')
 MAX_ERROR_LENGTH = 8000   # the tail of a tool's stderr is what matters; MySQL's TEXT stops at 64 KB anyway
 MAX_LIST = 1000
 _SHA256 = re.compile(r'[0-9a-f]{64}')
@@ -65,14 +67,90 @@ class Backups:
             query = query.where(Backup.host == host)
         return self._transactions.run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
 
+    def get(self, backup_id: int) -> dict | None:
+        """One attempt by id, or None."""
+        backup_id = _check_id(backup_id)
+        return self._transactions.run(lambda session: _maybe_dict(session.get(Backup, backup_id)))
+
+    def set_pinned(self, backup_id: int, pinned: bool) -> dict | None:
+        """Pin (retention never removes it) or unpin a backup; the row after, or None when there is
+        no such attempt. ValueError for a failed attempt or a backup retention already removed."""
+        backup_id = _check_id(backup_id)
+        if not isinstance(pinned, bool):
+            raise ValueError('pinned must be true or false, got %r' % (pinned,))
+
+        def work(session: Session) -> dict | None:
+            row = session.get(Backup, backup_id, with_for_update=True)
+            if row is None:
+                return None
+            if pinned and row.status != 'ok':
+                raise ValueError('backup %d is a failed attempt: there is nothing to keep' % backup_id)
+            if pinned and row.removed_at is not None:
+                raise ValueError('backup %d was removed by retention at %s: there is nothing left to keep'
+                                 % (backup_id, utc(row.removed_at).isoformat()))
+            row.pinned = pinned
+            session.flush()
+            return _backup_dict(row)
+
+        return self._transactions.run(work, write=True)
+
+    def pinned_paths(self, host: str) -> list[str]:
+        """The directories of `host`'s pinned backups that still exist, for the module's keep_paths."""
+        query = select(Backup.path).where(Backup.host == _check_host(host), Backup.pinned.is_(True),
+                                          Backup.removed_at.is_(None), Backup.path.is_not(None)).order_by(Backup.id)
+        return self._transactions.run(lambda session: list(session.scalars(query)))
+
+    def mark_removed(self, host: str, paths: Iterable[str], at: dt.datetime | None = None) -> int:
+        """Mark the successful backups of `host` at these directories removed (by retention) at `at`
+        (default now); rows stay. Returns how many were marked."""
+        _check_host(host)
+        paths = sorted({path for path in paths if isinstance(path, str) and path})
+        at = check_datetime(at, 'at') if at is not None else utcnow()
+
+        def work(session: Session) -> int:
+            marked = 0
+            for start in range(0, len(paths), _CHUNK):
+                marked += session.execute(
+                    update(Backup).where(Backup.host == host, Backup.status == 'ok', Backup.removed_at.is_(None),
+                                         Backup.path.in_(paths[start:start + _CHUNK]))
+                    .values(removed_at=at).execution_options(synchronize_session=False)).rowcount
+            return marked
+
+        return self._transactions.run(work, write=True)
+
+    def set_restore_test(self, backup_id: int, status: str, at: dt.datetime | None = None) -> dict | None:
+        """Record a restore test of a backup ('ok' | 'failed', at `at`, default now); the row after or None."""
+        backup_id = _check_id(backup_id)
+        if status not in RESTORE_TEST_STATUSES:
+            raise ValueError('restore test status must be one of %s, got %r' % (', '.join(RESTORE_TEST_STATUSES),
+                                                                                status))
+        at = check_datetime(at, 'at') if at is not None else utcnow()
+
+        def work(session: Session) -> dict | None:
+            row = session.get(Backup, backup_id, with_for_update=True)
+            if row is None:
+                return None
+            row.restore_tested_at, row.restore_test_status = at, status
+            session.flush()
+            return _backup_dict(row)
+
+        return self._transactions.run(work, write=True)
+
     def catalog(self, host: str | None = None, method: str | None = None, status: str | None = None,
                 since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
-                cursor: str | None = None) -> dict:
+                cursor: str | None = None, pinned: bool | None = None, include_removed: bool = False) -> dict:
         """{'backups': [...], 'next_cursor': str | None}: attempts newest first (by start), filtered by
-        host, method, status, started at or after `since` and before `until`. The cursor marks the
-        last attempt of a page by (started_at, id), so later pages neither repeat nor skip any."""
+        host, method, status, started at or after `since` and before `until`, pinned or not; backups
+        retention removed only with `include_removed`. The cursor marks the last attempt of a page
+        by (started_at, id), so later pages neither repeat nor skip any."""
         check_limit(limit)
         query = select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit + 1)
+        if pinned is not None:
+            if not isinstance(pinned, bool):
+                raise ValueError('pinned must be true or false, got %r' % (pinned,))
+            query = query.where(Backup.pinned.is_(pinned))
+        if not include_removed:
+            query = query.where(Backup.removed_at.is_(None))
         if host is not None:
             query = query.where(Backup.host == _check_host(host))
         for column, value, known in ((Backup.method, method, BACKUP_METHODS), (Backup.status, status, BACKUP_STATUSES)):
@@ -147,6 +225,16 @@ class Backups:
         return self._transactions.run(work)
 
 
+def _check_id(backup_id: Any) -> int:
+    if isinstance(backup_id, bool) or not isinstance(backup_id, int) or not 1 <= backup_id < 2 ** 63:
+        raise ValueError('a backup id is a positive integer up to %d, got %r' % (2 ** 63 - 1, backup_id))
+    return backup_id
+
+
+def _maybe_dict(row: Backup | None) -> dict | None:
+    return None if row is None else _backup_dict(row)
+
+
 def _check_host(host: Any) -> str:
     if not isinstance(host, str) or not host or len(host) > NAME_LENGTH:
         raise ValueError('host must be a non-empty string of at most %d characters, got %r' % (NAME_LENGTH, host))
@@ -201,6 +289,16 @@ def _check_backup(host: Any, fields: dict) -> dict:
             raise ValueError('backup of %s: %s is longer than %d characters' % (host, name, length))
     if values['error'] is not None and len(values['error']) > MAX_ERROR_LENGTH:
         values['error'] = values['error'][-MAX_ERROR_LENGTH:]
+    if values['partial_path'] is not None and not isinstance(values['partial_path'], str):
+        raise ValueError('backup of %s: partial_path must be a string, got %r' % (host, values['partial_path']))
+    if values['kept_partial'] is None:
+        values['kept_partial'] = False
+    if not isinstance(values['kept_partial'], bool):
+        raise ValueError('backup of %s: kept_partial must be true or false, got %r' % (host, values['kept_partial']))
+    if values['kept_partial'] and values['partial_path'] is None:
+        raise ValueError('backup of %s: kept_partial needs the partial_path it was kept at' % host)
+    if values['status'] == 'ok' and values['partial_path'] is not None:
+        raise ValueError('backup of %s: a successful backup has no partial directory' % host)
     return values
 
 
@@ -208,4 +306,6 @@ def _backup_dict(row: Backup) -> dict:
     return dict(id=row.id, host=row.host, method=row.method, status=row.status, started_at=row.started_at,
                 finished_at=row.finished_at, duration_seconds=row.duration_seconds, bytes=row.bytes, path=row.path,
                 checksum=row.checksum, binlog_file=row.binlog_file, binlog_position=row.binlog_position, gtid=row.gtid,
-                error=row.error, created_at=row.created_at)
+                error=row.error, created_at=row.created_at, pinned=bool(row.pinned), removed_at=row.removed_at,
+                partial_path=row.partial_path, kept_partial=bool(row.kept_partial),
+                restore_tested_at=row.restore_tested_at, restore_test_status=row.restore_test_status)

@@ -549,6 +549,7 @@ class MaintenanceWindow(Base):
 
 BACKUP_METHODS = ('logical', 'physical')
 BACKUP_STATUSES = ('ok', 'failed')
+RESTORE_TEST_STATUSES = ('ok', 'failed')
 
 
 class Backup(Base):
@@ -559,7 +560,9 @@ class Backup(Base):
     __table_args__ = (
         CheckConstraint(_in('method', BACKUP_METHODS), name='method'),
         CheckConstraint(_in('status', BACKUP_STATUSES), name='status'),
+        CheckConstraint(_in('restore_test_status', RESTORE_TEST_STATUSES), name='restore_test_status'),
         Index(None, 'host', 'started_at'),
+        Index(None, 'host', 'pinned'),  # the action plugin reads a host's pinned backups before each run
         Index(None, 'started_at'),
         Index(None, 'created_at'),  # the notifier reads the backups recorded since its last pass
         MYSQL_TABLE_OPTIONS,
@@ -581,6 +584,15 @@ class Backup(Base):
     gtid: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column()
+    # Never removed by retention (`dbfleet backups keep ID`); when retention removed it (the row stays).
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    removed_at: Mapped[dt.datetime | None] = mapped_column()
+    # A failed attempt's partial directory: where it was (removed) or is (kept_partial, for debugging).
+    partial_path: Mapped[str | None] = mapped_column(Text)
+    kept_partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Filled by restore drills.
+    restore_tested_at: Mapped[dt.datetime | None] = mapped_column()
+    restore_test_status: Mapped[str | None] = mapped_column(String(8))
 
 
 BINLOG_GAP_KINDS = ('purged', 'gtid', 'server')

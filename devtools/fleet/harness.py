@@ -34,7 +34,10 @@ from . import seed
 from .tls import TLSFiles, ensure_tls_files
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_BASE = REPO / 'var' / 'fleet'
+# Resolved: a worktree shares the running fleet through a var/fleet symlink, and the servers' my.cnf,
+# sockets and command lines must name the same paths from every checkout, or each checkout's start
+# takes the others' servers for strangers (rewrites their my.cnf, removes their sockets).
+DEFAULT_BASE = (REPO / 'var' / 'fleet').resolve()
 
 READY_TIMEOUT = 60      # seconds for a started server to accept connections
 STOP_TIMEOUT = 60       # seconds for a clean shutdown before SIGKILL

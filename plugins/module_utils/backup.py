@@ -36,6 +36,15 @@ import threading
 import time
 import zlib
 
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_attempt import ATTEMPT, LOCK, Attempt, work_dir_name
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_retention import (
+    BINLOG_DIR,
+    RetentionPolicy,
+    expired_binlogs,
+    oldest_position,
+    remove_binlogs,
+    select_expired,
+)
 from ansible_collections.dbfleet.mysql.plugins.module_utils.command_resolver import ServerVersion
 from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import SYSTEM_SCHEMAS
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import _config_file_path, redact
@@ -662,23 +671,6 @@ def find_backups(host_dir):
     return sorted(backups, key=lambda backup: backup.sort_key, reverse=True)
 
 
-def select_expired(backups, keep, now, retention_count=None, retention_days=None):
-    """The backups retention removes, oldest last: of `keep`'s method, those beyond the newest
-    `retention_count` (counting `keep`) or started more than `retention_days` days before `now`.
-    `keep` (the backup just made) never is. None disables either rule."""
-    same_method = sorted([backup for backup in backups if backup.method == keep.method and backup.path != keep.path]
-                         + [keep], key=lambda backup: backup.sort_key, reverse=True)
-    expired = []
-    for rank, backup in enumerate(same_method):
-        if backup.path == keep.path:
-            continue
-        too_many = retention_count is not None and rank >= retention_count
-        too_old = retention_days is not None and now - backup.started > datetime.timedelta(days=retention_days)
-        if too_many or too_old:
-            expired.append(backup)
-    return expired
-
-
 def remove_backups(host_dir, backups):
     """Delete backups, only inside `host_dir` and never through a symlink; date directories left
     empty go too. Returns (removed paths, problems)."""
@@ -795,16 +787,15 @@ def _user():
         return str(os.geteuid())
 
 
-def make_partial_dir(dest, final_path):
-    """A hidden directory next to where the backup will live; retention never looks at it."""
-    parent = os.path.dirname(final_path)
-    partial = os.path.join(parent, '.%s.partial-%d' % (os.path.basename(final_path), os.getpid()))
+def make_partial_dir(dest, attempt):
+    """The attempt's locked, hidden directory next to where the backup will live (backup_attempt);
+    retention never looks at it."""
+    parent = os.path.dirname(attempt.final_path)
     try:
         make_dirs(parent)
-        os.mkdir(partial, 0o700)
+        return attempt.open()
     except OSError as exc:
-        raise _unwritable(dest, partial, exc)
-    return partial
+        raise _unwritable(dest, os.path.join(parent, work_dir_name(attempt.final_path, 'partial')), exc)
 
 
 def publish(partial, final_path):
@@ -880,8 +871,13 @@ class Plan(object):
 
     def expired(self, now):
         keep = parse_backup_dir(self.path)
-        return select_expired(find_backups(self.host_dir), keep, now, self.params.get('retention_count'),
-                              self.params.get('retention_days'))
+        return select_expired(find_backups(self.host_dir), keep, now, retention_policy(self.params))
+
+
+def retention_policy(params):
+    return RetentionPolicy(count=params.get('retention_count'), days=params.get('retention_days'),
+                           window_days=params.get('retention_window_days'), min_full=params.get('retention_min_full'),
+                           keep_paths=params.get('keep_paths') or ())
 
 
 class Outcome(object):
@@ -889,16 +885,21 @@ class Outcome(object):
         self.path = None
         self.manifest = None
         self.removed = []
+        self.removed_binlogs = []
         self.warnings = []
+        # A failed run's partial directory when the policy keeps it (keep_partial), else None.
+        self.partial_path = None
 
 
-def run_backup(plan, target):
+def run_backup(plan, target, outcome=None):
     """Write, verify, describe and publish one backup, then apply retention. BackupError on failure,
-    after removing everything the run wrote."""
-    outcome = Outcome()
+    after removing everything the run wrote - or, with keep_partial, keeping its partial directory
+    flagged `.failed-` (outcome.partial_path says where)."""
+    outcome = outcome or Outcome()
     params = plan.params
     prepare_dest(plan.dest)
-    partial = make_partial_dir(plan.dest, plan.path)
+    attempt = Attempt(plan.path, dict(name=plan.name, method=plan.method, started=iso(plan.started), server=target))
+    partial = make_partial_dir(plan.dest, attempt)
     archive = os.path.join(partial, plan.archive_name)
     clock = time.monotonic()
     try:
@@ -944,28 +945,47 @@ def run_backup(plan, target):
             if details.get('xbstream'):
                 manifest['files'] = details['xbstream']['files']
             write_manifest(partial, manifest)
+        # The lock stays held through its open descriptor until the rename is done.
+        for name in (ATTEMPT, LOCK):
+            os.unlink(os.path.join(partial, name))
         outcome.path = publish(partial, plan.path)
         outcome.manifest = manifest
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        for directory in (os.path.dirname(partial), plan.host_dir):
+    except BaseException as exc:
+        if params.get('keep_partial'):
             try:
-                os.rmdir(directory)  # only when this run left it empty
+                outcome.partial_path = attempt.flag_failed(str(exc) or exc.__class__.__name__)
             except OSError:
-                break
+                outcome.partial_path = None
+        if outcome.partial_path is None:
+            shutil.rmtree(partial, ignore_errors=True)
+            for directory in (os.path.dirname(partial), plan.host_dir):
+                try:
+                    os.rmdir(directory)  # only when this run left it empty
+                except OSError:
+                    break
         raise
-    _apply_retention(plan, outcome)
+    finally:
+        attempt.release()
+    apply_retention(plan, outcome)
     return outcome
 
 
-def _apply_retention(plan, outcome):
-    if plan.params.get('retention_count') is None and plan.params.get('retention_days') is None:
+def apply_retention(plan, outcome, now=None):
+    """Remove the backups the policy expires, then (with a recovery window) the archived binlogs
+    older than the oldest backup left needs; problems become warnings, never a failed backup."""
+    policy = retention_policy(plan.params)
+    if not policy.removes:
         return
     keep = parse_backup_dir(outcome.path)
+    now = now or utcnow()
     try:
-        expired = select_expired(find_backups(plan.host_dir), keep, utcnow(), plan.params.get('retention_count'),
-                                 plan.params.get('retention_days'))
+        expired = select_expired(find_backups(plan.host_dir), keep, now, policy)
         outcome.removed, problems = remove_backups(plan.host_dir, expired)
+        if policy.window_days is not None:
+            first_needed = oldest_position(find_backups(plan.host_dir))
+            outcome.removed_binlogs, more = remove_binlogs(
+                expired_binlogs(os.path.join(plan.host_dir, BINLOG_DIR), first_needed))
+            problems += more
     except OSError as exc:
         problems = ['retention skipped: cannot list %s: %s' % (plan.host_dir, exc.strerror or exc)]
     outcome.warnings.extend(problems)

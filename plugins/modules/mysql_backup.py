@@ -83,7 +83,36 @@ options:
       - With O(retention_count) too, a backup goes when either rule says so. The backup just made is never removed,
         and nothing outside C(<dest>/<name>/) is ever touched; only directories named and laid out like a backup and
         holding a C(manifest.json) count as backups.
+      - Not consulted when O(retention_window_days) is set.
     type: int
+  retention_window_days:
+    description:
+      - Recovery window, in days - keep what is needed to restore to any instant of the last N days, that is the
+        newest backup of this O(name) and O(method) started at or before now minus N days and every newer one, and
+        remove the older ones.
+      - When set, it replaces O(retention_count) and O(retention_days) (one kind of rule at a time, as pgBackRest's
+        C(repo-retention-full-type) and Barman's C(retention_policy)); O(retention_min_full) and pins still protect.
+      - Archived binary logs under C(<dest>/<name>/binlogs/) that have their C(.json) manifest and come before the
+        binlog file of the oldest backup left (of any method) that has a position are removed too.
+    type: int
+  retention_min_full:
+    description:
+      - The newest N backups of this O(name) and O(method) (the new one included) are never removed, whatever the
+        other retention options say (Barman's C(minimum_redundancy)).
+    type: int
+  keep_paths:
+    description:
+      - Backup directories that retention must never remove (pinned in the dbfleet catalog; the action plugin fills
+        this from the store). A backup directory holding a file named C(.keep) is never removed either.
+    type: list
+    elements: path
+    default: []
+  keep_partial:
+    description:
+      - Keep the partial directory of a failed or killed backup for debugging, renamed
+        C(.<backup>.failed-<pid>) (never swept, never taken for a backup; remove it by hand), instead of removing it.
+    type: bool
+    default: false
   verify:
     description:
       - Read the archive back before publishing it - the SHA-256 must match, the archive must decompress to the end,
@@ -243,8 +272,22 @@ removed:
   returned: always
   type: list
   elements: str
+removed_binlogs:
+  description: Archived binary log files deleted by the recovery window's retention.
+  returned: always
+  type: list
+  elements: str
+abandoned:
+  description:
+    - Partial directories of earlier runs of this O(name) that died (killed, interrupted) found and swept by this run
+      - removed, or kept and flagged with O(keep_partial). Each has C(path), C(started), C(method), C(pid), C(host)
+      (the machine it ran on), C(kept), C(partial_path) (where it is now, null when removed) and C(reason).
+  returned: always
+  type: list
+  elements: dict
 backup:
-  description: On failure, what is known of the attempt (method, started, finished, duration_seconds, name).
+  description: On failure, what is known of the attempt (method, started, finished, duration_seconds, name, and
+    partial_path when O(keep_partial) kept its partial directory).
   returned: failure
   type: dict
 recorded:
@@ -257,6 +300,7 @@ msg:
   type: str
 '''
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -266,15 +310,20 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
     METHODS,
     BackupError,
     Compression,
+    Outcome,
     Plan,
     check_local_server,
+    check_name,
     choose_databases,
+    default_name,
     find_tool,
     iso,
     read_server,
+    retention_policy,
     run_backup,
     utcnow,
 )
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_attempt import sweep_abandoned
 from ansible_collections.dbfleet.mysql.plugins.module_utils.mysql import (
     PYMYSQL_IMPORT_ERROR,
     MySQLConnectError,
@@ -304,6 +353,10 @@ def main():
         compress=dict(type='str', choices=list(COMPRESSIONS), default='gzip'),
         retention_count=dict(type='int'),
         retention_days=dict(type='int'),
+        retention_window_days=dict(type='int'),
+        retention_min_full=dict(type='int'),
+        keep_paths=dict(type='list', elements='path', default=[]),
+        keep_partial=dict(type='bool', default=False),
         verify=dict(type='bool', default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -318,17 +371,32 @@ def main():
     started = utcnow()
     clock = time.monotonic()
 
+    outcome = Outcome()
+    abandoned = []
+
     def fail(msg):
         attempt = dict(method=params['method'], name=params.get('name'), started=iso(started), finished=iso(utcnow()),
-                       duration_seconds=round(time.monotonic() - clock, 3))
-        module.fail_json(msg=msg, removed=[], backup=attempt)
+                       duration_seconds=round(time.monotonic() - clock, 3), partial_path=outcome.partial_path)
+        module.fail_json(msg=msg, removed=[], removed_binlogs=[], abandoned=abandoned, backup=attempt)
 
-    if params['retention_count'] is not None and params['retention_count'] < 1:
-        fail('retention_count must be at least 1 (the backup just made), got %d' % params['retention_count'])
-    if params['retention_days'] is not None and params['retention_days'] < 0:
-        fail('retention_days must be 0 or more, got %d' % params['retention_days'])
+    for problem in retention_policy(params).problems():
+        fail(problem)
     if params['method'] == 'physical' and params['databases']:
         fail('databases applies to logical backups only: a physical backup copies the whole instance')
+    if not os.path.isabs(params['dest']):
+        fail('dest must be an absolute path, got %s' % params['dest'])
+    if not module.check_mode:
+        # Before anything can fail: the runs of this name that died are recorded even if this one fails.
+        try:
+            name = check_name(params.get('name') or default_name(params))
+            abandoned, problems = sweep_abandoned(os.path.join(os.path.normpath(params['dest']), name),
+                                                  keep_partial=params['keep_partial'])
+        except BackupError as exc:
+            fail(str(exc))
+        except OSError as exc:
+            problems = ['cannot look for the partial directories of dead runs: %s' % (exc.strerror or exc)]
+        for problem in problems:
+            module.warn(problem)
 
     try:
         compression = Compression.resolve(params['compress'], module.get_bin_path)
@@ -348,9 +416,10 @@ def main():
             plan.check_dest()
             expired = plan.expired(utcnow())
             module.exit_json(changed=True, path=plan.path, manifest=None, removed=[backup.path for backup in expired],
+                             removed_binlogs=[], abandoned=[],
                              msg='would write a %s backup of %s (%s) to %s and remove %d older backup(s)'
                              % (plan.method, target, ', '.join(databases), plan.path, len(expired)))
-        outcome = run_backup(plan, target)
+        run_backup(plan, target, outcome)
     except (BackupError, MySQLConnectError) as exc:
         fail(str(exc))
     except pymysql.err.MySQLError as exc:
@@ -362,9 +431,13 @@ def main():
         module.warn(warning)
     manifest = outcome.manifest
     module.exit_json(changed=True, path=outcome.path, manifest=manifest, removed=outcome.removed,
-                     msg='%s backup of %s written to %s (%s in %.1f s)%s'
+                     removed_binlogs=outcome.removed_binlogs, abandoned=abandoned,
+                     msg='%s backup of %s written to %s (%s in %.1f s)%s%s%s'
                      % (plan.method, target, outcome.path, _size(manifest['bytes']), manifest['duration_seconds'],
-                        ', %d older backup(s) removed' % len(outcome.removed) if outcome.removed else ''))
+                        ', %d older backup(s) removed' % len(outcome.removed) if outcome.removed else '',
+                        ', %d archived binlog(s) removed' % len(outcome.removed_binlogs)
+                        if outcome.removed_binlogs else '',
+                        ', %d dead run(s) swept' % len(abandoned) if abandoned else ''))
 
 
 if __name__ == '__main__':

@@ -71,6 +71,12 @@ class ApiFleet:
     def backup_windows(self, host: str | None = None) -> dict:
         return self.client.backup_windows(host=host)
 
+    def backup(self, backup_id: int) -> dict:
+        return self.client.backup(backup_id)
+
+    def keep_backup(self, backup_id: int, pinned: bool) -> dict:
+        return self.client.keep_backup(backup_id, pinned)
+
 
 class StoreFleet:
     def __init__(self, store):
@@ -119,6 +125,16 @@ class StoreFleet:
         from runner_service.fleet.backups import BackupCatalog
         from runner_service.fleet.schemas import WindowList
         return as_answer(WindowList, BackupCatalog(self.store).windows(host=host))
+
+    def backup(self, backup_id: int) -> dict:
+        from runner_service.fleet.backups import BackupCatalog
+        from runner_service.fleet.schemas import BackupOut
+        return as_answer(BackupOut, BackupCatalog(self.store).get(backup_id))
+
+    def keep_backup(self, backup_id: int, pinned: bool) -> dict:
+        from runner_service.fleet.backups import BackupCatalog
+        from runner_service.fleet.schemas import BackupOut
+        return as_answer(BackupOut, BackupCatalog(self.store).keep(backup_id, pinned, self.actor))
 
 
 def as_answer(model, data):

@@ -1,5 +1,6 @@
-"""The backup catalog: every attempt dbfleet.mysql.mysql_backup recorded, per host, newest first; and each
-host's restorable window, from its backups and its binlog archive (dbfleet.restorable)."""
+"""The backup catalog: every attempt dbfleet.mysql.mysql_backup recorded, per host, newest first; each
+host's restorable window, from its backups and its binlog archive (dbfleet.restorable); pins
+(`dbfleet backups keep ID`: retention never removes the backup), audited."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import datetime as dt
 
 from dbfleet import restorable
 from dbfleet.store import Store
-from runner_service.errors import BadRequest
+from runner_service.errors import BadRequest, NotFound, Unprocessable
 
 
 class BackupCatalog:
@@ -16,11 +17,13 @@ class BackupCatalog:
 
     def page(self, host: str | None = None, method: str | None = None, status: str | None = None,
              since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
-             cursor: str | None = None) -> dict:
-        """{'backups': [...], 'next_cursor'}; naive times are UTC."""
+             cursor: str | None = None, pinned: bool | None = None, include_removed: bool = False) -> dict:
+        """{'backups': [...], 'next_cursor'}; naive times are UTC. Backups retention removed only
+        with include_removed."""
         try:
             return self.store.backups.catalog(host=host, method=method, status=status, since=since, until=until,
-                                              limit=limit, cursor=cursor)
+                                              limit=limit, cursor=cursor, pinned=pinned,
+                                              include_removed=include_removed)
         except (ValueError, OverflowError) as exc:
             raise BadRequest('backups: %s' % str(exc)[:300]) from None
 
@@ -45,3 +48,30 @@ class BackupCatalog:
                                            state['gaps'] if state else []))
             found[-1]['lag_seconds'] = state['lag_seconds'] if state else None
         return dict(windows=found)
+
+    def get(self, backup_id: int) -> dict:
+        try:
+            backup = self.store.backups.get(backup_id)
+        except ValueError as exc:
+            raise BadRequest('backups: %s' % str(exc)[:300]) from None
+        if backup is None:
+            raise unknown_backup(backup_id)
+        return backup
+
+    def keep(self, backup_id: int, pinned: bool, actor: str) -> dict:
+        """Pin (pinned=True) or unpin a backup; audited as backup.keep / backup.unkeep when it changed."""
+        before = self.get(backup_id)
+        try:
+            after = self.store.backups.set_pinned(backup_id, pinned)
+        except ValueError as exc:
+            raise Unprocessable(str(exc)[:300]) from None
+        if after is None:
+            raise unknown_backup(backup_id)
+        if before['pinned'] != after['pinned']:
+            self.store.audit.record(actor, 'backup.keep' if pinned else 'backup.unkeep', after['host'],
+                                    {'backup': backup_id, 'path': after['path']})
+        return after
+
+
+def unknown_backup(backup_id: int) -> NotFound:
+    return NotFound('no backup %d: `dbfleet backups list` (GET /api/v1/backups) shows their ids' % backup_id)

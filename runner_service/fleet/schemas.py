@@ -128,6 +128,12 @@ class BackupOut(BaseModel):
     gtid: str | None = None
     error: str | None = None
     created_at: dt.datetime
+    pinned: bool = Field(default=False, description='retention never removes it (`dbfleet backups keep ID`)')
+    removed_at: dt.datetime | None = Field(default=None, description='when retention removed it (the row stays)')
+    partial_path: str | None = Field(default=None, description="a failed attempt's partial directory")
+    kept_partial: bool = Field(default=False, description='the partial directory was kept (keep_partial)')
+    restore_tested_at: dt.datetime | None = None
+    restore_test_status: str | None = Field(default=None, description='ok or failed, from restore drills')
 
 
 class BackupPage(BaseModel):

@@ -125,3 +125,78 @@ def test_recent_by_host_is_each_hosts_last_attempts_newest_first(store):
     assert [backup['host'] for backup in recent['db2']] == ['db2']
     with pytest.raises(ValueError):
         store.backups.recent_by_host(last=0)
+
+
+# -- the catalog's fields: pins, removed backups, partial directories, restore tests -------------
+
+def test_pin_and_unpin_a_backup_and_read_the_pinned_paths_of_a_host(store):
+    first = ok(store, 'db1', 1, 10, path='/b/db1/2026-11-02/20261102T010000Z-logical')
+    second = ok(store, 'db1', 2, 10, path='/b/db1/2026-11-03/20261103T010000Z-logical')
+    other = ok(store, 'db2', 2, 10, path='/b/db2/2026-11-03/20261103T010000Z-logical')
+    assert first['pinned'] is False and first['removed_at'] is None and first['kept_partial'] is False
+    assert store.backups.set_pinned(first['id'], True)['pinned'] is True
+    store.backups.set_pinned(other['id'], True)
+    assert store.backups.pinned_paths('db1') == [first['path']]
+    assert store.backups.get(first['id'])['pinned'] is True and store.backups.get(second['id'])['pinned'] is False
+    assert store.backups.set_pinned(first['id'], False)['pinned'] is False
+    assert store.backups.pinned_paths('db1') == []
+    assert store.backups.set_pinned(999999, True) is None and store.backups.get(999999) is None
+    for bad in (0, -1, True, '1', 2 ** 63):
+        with pytest.raises(ValueError, match='positive integer'):
+            store.backups.get(bad)
+
+
+def test_a_failed_attempt_or_a_removed_backup_cannot_be_pinned(store):
+    failed = store.backups.record('db1', method='logical', status='failed', started_at=T0, error='boom')
+    with pytest.raises(ValueError, match='failed attempt'):
+        store.backups.set_pinned(failed['id'], True)
+    gone = ok(store, 'db1', 1, 10, path='/b/db1/x')
+    assert store.backups.mark_removed('db1', ['/b/db1/x'], at=T0 + dt.timedelta(days=9)) == 1
+    with pytest.raises(ValueError, match='removed by retention'):
+        store.backups.set_pinned(gone['id'], True)
+    assert store.backups.set_pinned(gone['id'], False)['pinned'] is False, 'unpinning is always allowed'
+
+
+def test_removed_backups_stay_in_history_and_leave_the_default_catalog(store):
+    kept = ok(store, 'db1', 2, 10, path='/b/db1/new')
+    gone = ok(store, 'db1', 1, 10, path='/b/db1/old')
+    same_path_other_host = ok(store, 'db2', 1, 10, path='/b/db1/old')
+    store.backups.set_pinned(kept['id'], True)
+    assert store.backups.mark_removed('db1', ['/b/db1/old', '/b/db1/never', None]) == 1
+    assert store.backups.mark_removed('db1', ['/b/db1/old']) == 0, 'already marked'
+    assert store.backups.get(gone['id'])['removed_at'] is not None
+    assert store.backups.get(same_path_other_host['id'])['removed_at'] is None
+    assert [row['id'] for row in store.backups.catalog(host='db1')['backups']] == [kept['id']]
+    assert [row['id'] for row in store.backups.catalog(host='db1', include_removed=True)['backups']] == [
+        kept['id'], gone['id']]
+    assert [row['id'] for row in store.backups.catalog(pinned=True)['backups']] == [kept['id']]
+    assert [row['id'] for row in store.backups.catalog(pinned=False, include_removed=True)['backups']] == [
+        same_path_other_host['id'], gone['id']]
+    assert len(store.backups.list('db1')) == 2, 'list (the profile page) keeps the whole history'
+
+
+def test_a_failed_attempt_records_its_partial_directory(store):
+    removed = store.backups.record('db1', method='logical', status='failed', started_at=T0,
+                                   error='killed or interrupted (partial directory removed)',
+                                   partial_path='/b/db1/2026-11-01/.20261101T010000Z-logical.partial-42')
+    assert removed['partial_path'].endswith('partial-42') and removed['kept_partial'] is False
+    kept = store.backups.record('db1', method='logical', status='failed', started_at=T0, error='x',
+                                partial_path='/b/db1/2026-11-01/.20261101T010000Z-logical.failed-42', kept_partial=True)
+    assert kept['kept_partial'] is True
+    with pytest.raises(ValueError, match='kept_partial needs the partial_path'):
+        store.backups.record('db1', method='logical', status='failed', started_at=T0, kept_partial=True)
+    with pytest.raises(ValueError, match='no partial directory'):
+        store.backups.record('db1', method='logical', started_at=T0, partial_path='/x')
+    with pytest.raises(ValueError, match='kept_partial must be'):
+        store.backups.record('db1', method='logical', status='failed', started_at=T0, partial_path='/x',
+                             kept_partial='yes')
+
+
+def test_restore_tests_are_recorded_on_the_backup(store):
+    backup = ok(store, 'db1', 1, 10)
+    assert backup['restore_tested_at'] is None and backup['restore_test_status'] is None
+    tested = store.backups.set_restore_test(backup['id'], 'ok', at=T0 + dt.timedelta(days=3))
+    assert tested['restore_test_status'] == 'ok' and tested['restore_tested_at'] == T0 + dt.timedelta(days=3)
+    with pytest.raises(ValueError, match='restore test status'):
+        store.backups.set_restore_test(backup['id'], 'maybe')
+    assert store.backups.set_restore_test(424242, 'failed') is None

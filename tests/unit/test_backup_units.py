@@ -38,6 +38,7 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
     remove_backups,
     select_expired,
 )
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup_retention import RetentionPolicy
 
 UTC = dt.timezone.utc
 
@@ -330,24 +331,24 @@ def backups(*specs):
 def test_retention_by_count_keeps_the_newest_including_the_new_one():
     keep = Backup('/b/db1/new', STARTED, 'logical')
     existing = backups((1, 'logical'), (2, 'logical'), (3, 'logical'), (4, 'physical'), (30, 'physical'))
-    expired = select_expired(existing, keep, STARTED, retention_count=3)
+    expired = select_expired(existing, keep, STARTED, RetentionPolicy(count=3))
     assert [backup.path for backup in expired] == [existing[2].path]
-    assert select_expired(existing, keep, STARTED, retention_count=1) == existing[:3]
-    assert select_expired(existing, keep, STARTED) == []
+    assert select_expired(existing, keep, STARTED, RetentionPolicy(count=1)) == existing[:3]
+    assert select_expired(existing, keep, STARTED, RetentionPolicy()) == []
 
 
 def test_retention_by_age_and_both_rules():
     keep = Backup('/b/db1/new', STARTED, 'logical')
     existing = backups((1, 'logical'), (6, 'logical'), (14.5, 'logical'), (40, 'logical'))
-    assert select_expired(existing, keep, STARTED, retention_days=14) == existing[2:]
-    assert select_expired(existing, keep, STARTED, retention_days=0) == existing
-    assert select_expired(existing, keep, STARTED, retention_count=2, retention_days=14) == existing[1:]
+    assert select_expired(existing, keep, STARTED, RetentionPolicy(days=14)) == existing[2:]
+    assert select_expired(existing, keep, STARTED, RetentionPolicy(days=0)) == existing
+    assert select_expired(existing, keep, STARTED, RetentionPolicy(count=2, days=14)) == existing[1:]
 
 
 def test_the_backup_just_made_is_never_expired():
     keep = Backup('/b/db1/new', days_ago(100), 'logical')   # a clock that went backwards
     existing = backups((1, 'logical'), (2, 'logical'))
-    expired = select_expired(existing + [keep], keep, STARTED, retention_count=1, retention_days=1)
+    expired = select_expired(existing + [keep], keep, STARTED, RetentionPolicy(count=1, days=1))
     assert expired == [existing[1]]
 
 

@@ -120,6 +120,14 @@ def test_the_window_runs_from_the_oldest_backup_of_the_unbroken_chain_to_the_new
     assert found['gaps'] == [] and found['archived'] == 3 and found['newest_backup']['id'] == 2
 
 
+def test_a_backup_retention_removed_no_longer_starts_the_window():
+    backups = [backup(1, T0, 'mysql-bin.000001', removed_at=T0 + dt.timedelta(days=8)),
+               backup(2, T0 + dt.timedelta(hours=12), 'mysql-bin.000002')]
+    binlogs = [binlog(1, 0, 10), binlog(2, 10, 20), binlog(3, 20, 30)]
+    found = restorable.window('db7', backups, binlogs)
+    assert (found['start'], found['from_backup'], found['chain']) == (T0 + dt.timedelta(hours=12), 2, True)
+
+
 def test_a_gap_starts_the_window_at_the_first_backup_after_it():
     gap = dict(kind='purged', detail='1 binary log(s) purged', previous='mysql-bin.000001',
                at='2026-12-04T10:00:00Z', missing=['mysql-bin.000002'])

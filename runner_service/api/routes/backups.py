@@ -1,19 +1,25 @@
 """/api/v1/backups: the backup catalog, every attempt newest first, and each host's restorable window,
-for viewers."""
+for viewers; pins.
+
+Pinning (POST .../keep) is for operators: it only keeps a backup, as manual tags only label a host.
+Unpinning (DELETE .../keep) is for admins: it hands the backup back to retention, which may then
+delete it - deleting data is an admin's call. Both go to the audit log."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from runner_service.api.deps import BackupsDep, Viewer
+from runner_service.api.deps import Admin, BackupsDep, Operator, Viewer
 from runner_service.api.errors import error_responses
-from runner_service.fleet.schemas import BackupPage, WindowList
+from runner_service.fleet.schemas import BackupOut, BackupPage, WindowList
 from runner_service.schemas import QueryInstant
 
 router = APIRouter(prefix='/api/v1/backups', tags=['backups'])
 ERRORS = error_responses(400, 401, 403, 422)
+ONE_ERRORS = error_responses(401, 403, 404, 422)
+BackupId = Annotated[int, Path(ge=1, le=2 ** 63 - 1, description='the backup id, as GET /api/v1/backups lists it')]
 
 
 @router.get('', response_model=BackupPage, responses=ERRORS)
@@ -25,10 +31,13 @@ def catalog(backups: BackupsDep, caller: Viewer,
             until: Annotated[QueryInstant | None, Query(description='started before this time')] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 50,
             cursor: Annotated[str | None, Query(min_length=1, max_length=64, description='a next_cursor')] = None,
+            pinned: Annotated[bool | None, Query(description='only pinned (true) or unpinned (false) ones')] = None,
+            include_removed: Annotated[bool, Query(description='also backups retention removed')] = False,
             ) -> BackupPage:
-    """Newest first (by start); pass next_cursor back as cursor for the next (older) page."""
+    """Newest first (by start); pass next_cursor back as cursor for the next (older) page. Backups
+    retention removed are left out unless include_removed."""
     return BackupPage(**backups.page(host=host, method=method, status=status, since=since, until=until, limit=limit,
-                                     cursor=cursor))
+                                     cursor=cursor, pinned=pinned, include_removed=include_removed))
 
 
 @router.get('/windows', response_model=WindowList, responses=ERRORS)
@@ -38,3 +47,22 @@ def windows(backups: BackupsDep, caller: Viewer,
     """Per host: the restorable window (from the oldest backup with an unbroken binlog chain to the newest
     archived event), the gaps that break the chain, the newest backup and the archive's lag."""
     return WindowList(**backups.windows(host=host))
+
+
+@router.get('/{backup_id}', response_model=BackupOut, responses=ONE_ERRORS)
+def one(backup_id: BackupId, backups: BackupsDep, caller: Viewer) -> BackupOut:
+    """One attempt, removed or not."""
+    return BackupOut(**backups.get(backup_id))
+
+
+@router.post('/{backup_id}/keep', response_model=BackupOut, responses=ONE_ERRORS)
+def keep(backup_id: BackupId, backups: BackupsDep, caller: Operator) -> BackupOut:
+    """Pin a backup: retention never removes it (the next backup run of its host hands its path to
+    the module). 422 for a failed attempt or a backup already removed. Audited."""
+    return BackupOut(**backups.keep(backup_id, True, caller['name']))
+
+
+@router.delete('/{backup_id}/keep', response_model=BackupOut, responses=ONE_ERRORS)
+def unkeep(backup_id: BackupId, backups: BackupsDep, caller: Admin) -> BackupOut:
+    """Unpin a backup: retention may remove it again. Admins only. Audited."""
+    return BackupOut(**backups.keep(backup_id, False, caller['name']))
