@@ -19,6 +19,8 @@ from runner_service.fleet.schemas import (
     HostRecord,
     HostUpdate,
     ManualTags,
+    RestoreLaunched,
+    RestoreRequest,
     Profile,
     Rules,
     RulesChecked,
@@ -381,6 +383,11 @@ class ApiClient:
     def backups(self, **filters) -> dict:
         """{backups, next_cursor}, newest first. Filters: host, method, status, since, until, limit, cursor."""
         return self._call(BackupPage, 'GET', BACKUPS, params=_params(filters))
+
+    def restore_backup(self, request: RestoreRequest) -> dict:
+        """{job, backup}: the restore job launched and the backup it starts from."""
+        return self._call(RestoreLaunched, 'POST', BACKUPS + '/restore',
+                          json=request.model_dump(mode='json', by_alias=True, exclude_none=True))
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -56,6 +56,11 @@ class Backups:
 
         return self._transactions.run(work, write=True)
 
+    def get(self, backup_id: int) -> dict | None:
+        """One backup attempt by id, or None."""
+        return self._transactions.run(lambda session: (lambda row: _backup_dict(row) if row else None)(
+            session.get(Backup, backup_id)))
+
     def list(self, host: str | None = None, limit: int = 50) -> list[dict]:
         """Backup attempts, newest first (by start), of one host or of every host."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:

@@ -1,14 +1,17 @@
-"""/api/v1/backups: the backup catalog, every attempt newest first, for viewers."""
+"""/api/v1/backups: the backup catalog, every attempt newest first, for viewers; restores as jobs, for
+operators (into scratch) and admins (into a server)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from runner_service.api.deps import BackupsDep, Viewer
+from runner_service.api.deps import BackupsDep, Jobs, Operator, RuntimeDep, Viewer
 from runner_service.api.errors import error_responses
-from runner_service.fleet.schemas import BackupPage
+from runner_service.api.routes.jobs import job_view
+from runner_service.fleet.restores import RestoreService
+from runner_service.fleet.schemas import BackupOut, BackupPage, RestoreLaunched, RestoreRequest
 from runner_service.schemas import QueryInstant
 
 router = APIRouter(prefix='/api/v1/backups', tags=['backups'])
@@ -28,3 +31,17 @@ def catalog(backups: BackupsDep, caller: Viewer,
     """Newest first (by start); pass next_cursor back as cursor for the next (older) page."""
     return BackupPage(**backups.page(host=host, method=method, status=status, since=since, until=until, limit=limit,
                                      cursor=cursor))
+
+
+@router.post('/restore', status_code=201, response_model=RestoreLaunched, responses=error_responses(
+             400, 401, 403, 404, 409, 422))
+def restore(body: RestoreRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator,
+            response: Response) -> RestoreLaunched:
+    """Restore a host's backup as a job (playbooks/restore.yml): the newest successful backup started before
+    `to` (or before `to_gtid`, or `backup`), replayed up to that point and verified. Into `scratch` (a sandbox)
+    for operators; into an inventory host (a server restored over) for admins."""
+    job, backup = RestoreService(runtime).launch(body.host, caller, to=body.to, to_gtid=body.to_gtid,
+                                                 backup_id=body.backup, into=body.into, schema=body.schema_name,
+                                                 force=body.force)
+    response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
+    return RestoreLaunched(job=job_view(job, jobs.listening()).model_dump(mode='json'), backup=BackupOut(**backup))
