@@ -22,8 +22,11 @@ def scratch_schema_name() -> str:
     return 'restore_test_%s' % uuid.uuid4().hex[:10]
 
 
-def execute(fleet: Fleet, statements, fetch=False):
-    with contextlib.closing(fleet.admin('primary')) as connection, connection.cursor() as cursor:
+def execute(fleet: Fleet, statements, fetch=False, database=None):
+    """Statements on the primary as root; with `database` as the default database, as applications write
+    (a schema restore replays the statements - DDL - whose default database is that schema)."""
+    options = {'database': database} if database else {}
+    with contextlib.closing(fleet.admin('primary', **options)) as connection, connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
         return cursor.fetchall() if fetch else None
@@ -46,17 +49,16 @@ def wait_past(fleet: Fleet, moment: dt.datetime) -> dt.datetime:
 
 
 def create_schema(fleet: Fleet, schema: str) -> None:
+    execute(fleet, ['CREATE DATABASE `%s`' % schema])
     execute(fleet, [
-        'CREATE DATABASE `%s`' % schema,
-        'CREATE TABLE `%s`.orders (id INT PRIMARY KEY AUTO_INCREMENT, note VARCHAR(40) NOT NULL)' % schema,
-        "INSERT INTO `%s`.orders (note) VALUES ('before-1'), ('before-2'), ('before-3')" % schema,
-        'CREATE TABLE `%s`.precious (id INT PRIMARY KEY, label VARCHAR(40))' % schema,
-        "INSERT INTO `%s`.precious VALUES (1, 'one'), (2, 'two')" % schema,
-        'CREATE VIEW `%s`.order_notes AS SELECT note FROM `%s`.orders' % (schema, schema),
-        'CREATE PROCEDURE `%s`.count_orders() SELECT COUNT(*) FROM `%s`.orders' % (schema, schema),
-        "CREATE TRIGGER `%s`.orders_note BEFORE INSERT ON `%s`.orders FOR EACH ROW SET NEW.note = "
-        "TRIM(NEW.note)" % (schema, schema),
-    ])
+        'CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, note VARCHAR(40) NOT NULL)',
+        "INSERT INTO orders (note) VALUES ('before-1'), ('before-2'), ('before-3')",
+        'CREATE TABLE precious (id INT PRIMARY KEY, label VARCHAR(40))',
+        "INSERT INTO precious VALUES (1, 'one'), (2, 'two')",
+        'CREATE VIEW order_notes AS SELECT note FROM orders',
+        'CREATE PROCEDURE count_orders() SELECT COUNT(*) FROM orders',
+        'CREATE TRIGGER orders_note BEFORE INSERT ON orders FOR EACH ROW SET NEW.note = TRIM(NEW.note)',
+    ], database=schema)
 
 
 def drop_schema(fleet: Fleet, schema: str) -> None:
@@ -66,14 +68,13 @@ def drop_schema(fleet: Fleet, schema: str) -> None:
 def accident(fleet: Fleet, schema: str) -> dict:
     """After a backup: rows and a table written, then DROP TABLE precious by accident, then more rows.
     Returns the instant one second before the drop (every earlier write is at or before it)."""
-    execute(fleet, ["INSERT INTO `%s`.orders (note) VALUES ('after-1'), ('after-2')" % schema,
-                    'CREATE TABLE `%s`.later (id INT PRIMARY KEY)' % schema,
-                    'INSERT INTO `%s`.later VALUES (7)' % schema])
+    execute(fleet, ["INSERT INTO orders (note) VALUES ('after-1'), ('after-2')",
+                    'CREATE TABLE later (id INT PRIMARY KEY)',
+                    'INSERT INTO later VALUES (7)'], database=schema)
     written = server_now(fleet)
     before_drop = figures(fleet, schema)
     dropped = wait_past(fleet, written)
-    execute(fleet, ['DROP TABLE `%s`.precious' % schema,
-                    "INSERT INTO `%s`.orders (note) VALUES ('after-drop')" % schema])
+    execute(fleet, ['DROP TABLE precious', "INSERT INTO orders (note) VALUES ('after-drop')"], database=schema)
     return dict(target=dropped - dt.timedelta(seconds=1), before_drop=before_drop)
 
 
