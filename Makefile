@@ -59,6 +59,7 @@ bench: fleet
 	$(PY) bench/prune.py
 	$(PY) bench/metrics.py
 	$(PY) bench/ssh.py
+	$(PY) bench/recovery.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/

@@ -558,10 +558,9 @@ class Restore(object):
     """One restore: plan (everything checked, nothing changed), then run. `connect(params)` opens a
     PyMySQL connection from login options; `which(name)` finds a program."""
 
-    def __init__(self, params, connect, which, dialect_of):
+    def __init__(self, params, connect, which):
         self.params = params
         self.connect = connect
-        self.dialect_of = dialect_of
         self.seconds = {}
         self.result = dict(changed=False, warnings=[])
         self.backup = BackupDir(params.get('backup'), check_sha256=params.get('check_sha256', True))

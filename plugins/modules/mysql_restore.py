@@ -212,10 +212,6 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.restore import Resto
 SOURCE_KEYS = frozenset(mysql_common_argument_spec()) - {'ca_cert_data', 'client_cert_data', 'client_key_data'}
 
 
-def connect(login):
-    return mysql_connect(login)
-
-
 def main():
     argument_spec = mysql_common_argument_spec()
     argument_spec.update(
@@ -252,7 +248,7 @@ def main():
     if params['target'] == 'server' and params['keep_sandbox']:
         module.fail_json(msg='keep_sandbox applies to target=sandbox only')
     try:
-        restore = Restore(params, connect, module.get_bin_path, None)
+        restore = Restore(params, mysql_connect, module.get_bin_path)
         target = describe_target(params)
         if params['target'] == 'server':
             connection = mysql_connect(params)

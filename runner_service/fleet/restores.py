@@ -25,6 +25,7 @@ from runner_service.errors import Forbidden, NotFound, Unprocessable
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
 from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch
+from runner_service.templates.service import TemplateService
 
 TEMPLATE = 'restore'
 PLAYBOOK = 'playbooks/restore.yml'
@@ -100,18 +101,15 @@ class RestoreService:
 
     def template(self, actor: str) -> dict:
         """The template `restore`, seeded when missing."""
-        from runner_service.templates.service import TemplateService
-        templates = TemplateService(self.runtime)
         try:
             return self.store.templates.get(TEMPLATE)
         except UnknownTemplate:
-            return templates.create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
+            return TemplateService(self.runtime).create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
 
     def launch(self, host: str, token: dict, to: dt.datetime | None = None, to_gtid: str | None = None,
                backup_id: int | None = None, into: str = SCRATCH, schema: str | None = None,
                force: bool = False) -> tuple[dict, dict]:
         """(job, backup) of a restore of `host`'s backup."""
-        from runner_service.templates.service import TemplateService
         if (to is None) == (to_gtid is None):
             raise Unprocessable('give the point to restore to: to (an instant, UTC) or to_gtid, exactly one')
         if to is not None:
