@@ -35,7 +35,6 @@ import threading
 import time
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
-    CHUNK,
     COMPRESSIONS,
     MANIFEST,
     Compression,
@@ -187,7 +186,7 @@ def _run(argv, what, env=None, stdin=None, cwd=None, secret=None, scratch=None, 
         with log:
             process = subprocess.run(argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                      stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, timeout=timeout,
-                                     close_fds=True)
+                                     close_fds=True, check=False)
         if process.returncode != 0:
             raise RestoreError('%s failed: %s exited with status %d: %s' % (
                 what, os.path.basename(argv[0]), process.returncode, _tail(log.name, secret) or 'no output'))
@@ -314,7 +313,8 @@ def _os_user():
 
 class Sandbox(object):
     """A temporary mariadbd of the installed version: own datadir, socket and loopback port in a
-    private temporary directory, binary logging off and the event scheduler stopped (OFF, not DISABLED, which would hide information_schema.EVENTS). Its root is the OS
+    private temporary directory, binary logging off and the event scheduler stopped (OFF, not DISABLED,
+    which would hide information_schema.EVENTS). Its root is the OS
     user running the module, by unix socket."""
 
     def __init__(self, tools, base=None):
@@ -359,7 +359,7 @@ class Sandbox(object):
         command = [self.tools.server, '--defaults-file=%s' % self.defaults_file, '--user=%s' % self.user]
         result = subprocess.run(['/bin/sh', '-c', '"$@" </dev/null >>"$DBFLEET_ERROR_LOG" 2>&1 & echo $!', 'sh']
                                 + command, env=dict(os.environ, DBFLEET_ERROR_LOG=self.error_log),
-                                capture_output=True, text=True, start_new_session=True)
+                                capture_output=True, text=True, start_new_session=True, check=False)
         if result.returncode != 0 or not result.stdout.strip().isdigit():
             raise RestoreError('could not start the sandbox server: %s' % result.stderr.strip()[-500:])
         self.pid = int(result.stdout.strip())
@@ -446,9 +446,9 @@ class ServerState(object):
             self.replicas = []
             try:
                 cursor.execute(dialect_version.replica_hosts)
-                self.replicas = ['%s:%s (server_id %s)' % (item.get('Host') or '?', item.get('Port') or '?',
-                                                          item.get('Server_id') or item.get('Server_Id'))
-                                 for item in cursor.fetchall()]
+                self.replicas = ['%s:%s (server_id %s)' % (
+                    item.get('Host') or '?', item.get('Port') or '?', item.get('Server_id') or item.get('Server_Id'))
+                    for item in cursor.fetchall()]
             except Exception:  # noqa: BLE001 - an account without the privilege: the processlist still tells
                 pass
             cursor.execute('SELECT HOST, COMMAND FROM information_schema.PROCESSLIST WHERE COMMAND IN %s',

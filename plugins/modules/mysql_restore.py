@@ -169,12 +169,44 @@ stop_point:
   returned: when stop_datetime or stop_gtid is given
   type: dict
 verification:
-  description: ok, problems, compared (the comparisons made, in words), check_table (tables, errors), objects
-    (restored counts per schema, reference source or dump, expected, differences, binding), tables (C(schema.table)
-    to [rows, checksum], with O(checksum_tables)), data (tables compared with the source, mismatched, or skipped
-    with why).
+  description: What the verification found; a failed check fails the task (with this in the result).
   returned: success
-  type: dict
+  type: complex
+  contains:
+    ok:
+      description: Whether every check passed.
+      type: bool
+      returned: success
+    problems:
+      description: What failed (at most 50).
+      type: list
+      elements: str
+      returned: success
+    compared:
+      description: The comparisons made, in words (C(CHECK TABLE of 12 tables), C(object counts per schema vs the
+        source ...), C(row counts and CHECKSUM TABLE of 12 tables vs the source)).
+      type: list
+      elements: str
+      returned: success
+    check_table:
+      description: C(tables) checked and their C(errors).
+      type: dict
+      returned: success
+    objects:
+      description: C(restored) counts per schema (tables, views, routines, triggers, events); C(reference) C(source)
+        or C(dump), C(expected), C(differences), and C(binding) (compared at the restored instant, so a difference
+        fails the task).
+      type: dict
+      returned: success
+    tables:
+      description: C(schema.table) to C([rows, checksum]) of every restored table.
+      type: dict
+      returned: when checksum_tables is true
+    data:
+      description: Row counts and checksums against the source - C(tables) compared, C(mismatched), or C(skipped)
+        with why.
+      type: dict
+      returned: success
 seconds:
   description: Seconds per phase (sandbox, load or extract/prepare/copy_back, replay, verify, cleanup).
   returned: success
@@ -271,8 +303,8 @@ def main():
     except pymysql.err.MySQLError as exc:
         module.fail_json(msg='restore of %s failed: MySQL error %s' % (params['backup'], exc))
     except OSError as exc:
-        module.fail_json(msg='restore of %s failed: %s: %s' % (params['backup'], getattr(exc, 'filename', None) or '',
-                                                                exc.strerror or exc))
+        module.fail_json(msg='restore of %s failed: %s: %s' % (
+            params['backup'], getattr(exc, 'filename', None) or '', exc.strerror or exc))
     warnings = result.pop('warnings', [])
     for warning in warnings:
         module.warn(warning)
