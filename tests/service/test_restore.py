@@ -156,3 +156,18 @@ def test_a_target_after_the_archive_fails_the_job_saying_why(service, history):
     job = service.wait(launched['job']['id'], timeout=300)
     assert job['status'] == 'failed'
     assert 'after the newest archived event' in module_result(service, job['id'])['msg']
+
+
+def test_admins_restore_over_an_inventory_host_which_refuses_without_force(service, history):
+    """A bare job of playbooks/restore.yml (not the operators' template); the replica writes a binlog, so the
+    module refuses before changing anything and says what it would do."""
+    ok(service, 'admin', 'PUT', '/api/v1/hosts/replica', json={'address': '127.0.0.1', 'port': 33062})
+    launched = ok(service, 'admin', 'POST', '/api/v1/backups/restore', 201,
+                  json={'host': 'primary', 'to': history['target'].strftime('%Y-%m-%dT%H:%M:%SZ'),
+                        'into': 'replica', 'schema': history['schema']})
+    assert launched['job']['template'] is None and launched['job']['playbook'] == 'playbooks/restore.yml'
+    job = service.wait(launched['job']['id'], timeout=300)
+    message = module_result(service, job['id'])['msg']
+    assert job['status'] == 'failed'
+    assert 'refusing to restore over dbfleet_monitor@127.0.0.1:33062 without force: it writes a binary log' in message
+    assert 'With force: true this restore would drop the databases %s' % history['schema'] in message

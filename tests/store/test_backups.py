@@ -125,3 +125,10 @@ def test_recent_by_host_is_each_hosts_last_attempts_newest_first(store):
     assert [backup['host'] for backup in recent['db2']] == ['db2']
     with pytest.raises(ValueError):
         store.backups.recent_by_host(last=0)
+
+
+def test_one_backup_by_id(store):
+    recorded = store.backups.record('db-get', method='logical', started_at=dt.datetime(2026, 12, 1, 1, 0),
+                                    path='/srv/backups/db-get/x')
+    assert store.backups.get(recorded['id']) == recorded
+    assert store.backups.get(recorded['id'] + 1000) is None
