@@ -219,6 +219,8 @@ def main():
     ]
     lines = ['| what | mysql_restore | plain tools | ratio (goal >= 0.95) |', '|---|---|---|---|']
     lines += ['| %s |' % ' | '.join(row) for row in rows]
+    lines += ['', 'Load average at the end: %.1f / %.1f / %.1f (1 / 5 / 15 min) on %d cores: on a shared machine the '
+              'ratios move by +-0.2 from run to run.' % (os.getloadavg() + (os.cpu_count() or 0,))]
     lines += ['', 'The whole logical restore through ansible-playbook (start-up, sandbox initialised and started, load, '
               'CHECK TABLE and object counts, sandbox removed): median %.1f s.' % median(module_wall),
               'Ratios are plain seconds over module seconds (above 1: the module was faster). Medians of the rounds; '
