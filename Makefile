@@ -60,6 +60,7 @@ bench: fleet
 	$(PY) bench/metrics.py
 	$(PY) bench/ssh.py
 	$(PY) bench/portal.py
+	$(PY) bench/recovery.py
 
 collection: setup
 	ansible-galaxy collection build --force --output-path var/

@@ -20,6 +20,8 @@ from runner_service.fleet.schemas import (
     HostRecord,
     HostUpdate,
     ManualTags,
+    RestoreLaunched,
+    RestoreRequest,
     Profile,
     Rules,
     RulesChecked,
@@ -395,6 +397,11 @@ class ApiClient:
     def keep_backup(self, backup_id: int, pinned: bool) -> dict:
         """Pin (POST) or unpin (DELETE) a backup."""
         return self._call(BackupOut, 'POST' if pinned else 'DELETE', _path(BACKUPS, str(backup_id), 'keep'))
+
+    def restore_backup(self, request: RestoreRequest) -> dict:
+        """{job, backup}: the restore job launched and the backup it starts from."""
+        return self._call(RestoreLaunched, 'POST', BACKUPS + '/restore',
+                          json=request.model_dump(mode='json', by_alias=True, exclude_none=True))
 
     # -- plumbing --------------------------------------------------------------------------
 

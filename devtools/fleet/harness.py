@@ -290,7 +290,9 @@ class Fleet:
     """The local fleet under `base` (default <repo>/var/fleet)."""
 
     def __init__(self, base: Path | None = None):
-        self.base = Path(base).resolve() if base else DEFAULT_BASE
+        # Resolved: worktrees share one fleet through a var/fleet symlink, and a running server is
+        # recognised by the paths on its command line, which are the resolved ones.
+        self.base = Path(base or DEFAULT_BASE).resolve()
         self.instances = make_instances(self.base)
         self.os_user = pwd.getpwuid(os.geteuid()).pw_name
         self.mariadbd = shutil.which('mariadbd') or '/usr/sbin/mariadbd'

@@ -1,5 +1,6 @@
-"""`dbfleet backups list|show-id|keep|unkeep`: the backup catalog, newest first, and pins, through
-the API when DBFLEET_API_URL is set (and --store is not), else from the store."""
+"""`dbfleet backups list|show|check|show-id|keep|unkeep`: the backup catalog, newest first, each host's
+restorable window, a Nagios-style check and pins, through the API when DBFLEET_API_URL is set (and --store
+is not), else from the store. `dbfleet backups restore`: a restore as a job, through the API."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 
 from runner_service.cli.fleet import DIRECT_STORE_OPTION, fleet
 from runner_service.cli.options import JSON_OPTION
-from runner_service.cli.output import console, fail, print_json, print_wide, table, when
+from runner_service.cli.output import api_client, console, fail, print_json, print_wide, table, when
 from runner_service.cli.time_points import point_in_time
 
 backups_app = typer.Typer(help='The backup catalog.', no_args_is_help=True)
@@ -172,3 +173,48 @@ def show_backup(backup: dict, as_json: bool) -> None:
     for name, value in backup.items():
         rows.add_row(name, '-' if value is None else str(value))
     print_wide(rows)
+@backups_app.command('restore', short_help='Restore a host\'s backup to an instant or a GTID, as a job.')
+def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
+                    to: Optional[str] = typer.Option(None, '--to', help="The instant, UTC: '2026-12-04 03:12:00'."),
+                    to_gtid: Optional[str] = typer.Option(None, '--to-gtid', help='Up to and including this GTID.'),
+                    backup: Optional[int] = typer.Option(None, '--backup', help='Start from this backup id.'),
+                    into: str = typer.Option('scratch', '--into', help='scratch (a sandbox) or an inventory host '
+                                             '(admin).'),
+                    schema: Optional[str] = typer.Option(None, '--schema', help='One database (logical backups).'),
+                    force: bool = typer.Option(False, '--force', help='Restore over a server with the databases, a '
+                                               'binary log or replicas.'),
+                    wait: bool = typer.Option(False, '--wait', help='Follow the job to its end.'),
+                    as_json: bool = JSON_OPTION) -> None:
+    """Launch a restore through the API: the newest successful backup of HOST started before the target, its
+    archived binlogs replayed up to --to or --to-gtid, then verified. Prints the job id (with --wait, its
+    result). Exit code: 2 refused; with --wait 0 successful, 1 otherwise."""
+    from runner_service.cli.inputs import request_model
+    from runner_service.cli.job_view import show_launched
+    from runner_service.fleet.schemas import RestoreRequest
+    if (to is None) == (to_gtid is None):
+        fail('give --to TIME or --to-gtid GTID (exactly one)')
+    request = request_model(RestoreRequest, whole='restore', host=host, to=restore_instant(to) if to else None,
+                            to_gtid=to_gtid, backup=backup, into=into, schema=schema, force=force)
+    with api_client() as client:
+        launched = client.restore_backup(request)
+        job, used = launched['job'], launched['backup']
+        if as_json and not wait:
+            print_json(launched)
+            return
+        if not as_json:
+            typer.echo('restoring %s from backup %d (%s, started %s) into %s' % (
+                host, used['id'], used['method'], when(used['started_at']), into), err=True)
+        show_launched(client, job, wait, as_json)
+
+
+def restore_instant(text: str):
+    """--to as an aware UTC datetime: 'YYYY-MM-DD HH:MM:SS' (UTC) or ISO 8601 with a zone; exit 2 otherwise."""
+    import datetime as dt
+    value = text.strip()
+    try:
+        moment = dt.datetime.fromisoformat(value[:-1] + '+00:00' if value.endswith('Z') else value)
+    except ValueError:
+        fail("--to %r is not a time: give 'YYYY-MM-DD HH:MM:SS' (UTC)" % text[:100])
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from runner_service.schemas import CronMode, HostRun
+from runner_service.schemas import CronMode, HostRun, QueryInstant
 
 # A host as the store names it: the inventory's hostname, no blanks, NUL, slashes or backslashes
 # (names Ansible patterns and tag-filtered inventories can carry).
@@ -260,3 +260,33 @@ class RulesChecked(BaseModel):
     errors: list[str] = Field(description='why the file cannot be used (when not valid)')
     order: list[str] = Field(default_factory=list)
     hosts: list[RulesCheckHost] = Field(default_factory=list)
+
+
+# A host a restore names: an inventory host name that is a single host, never a pattern (no ',', '!',
+# '&', '*', '?', '[', '~' or a leading '@').
+RestoreHost = Annotated[str, StringConstraints(min_length=1, max_length=255,
+                                               pattern=r'^[A-Za-z0-9_][A-Za-z0-9_.:%\-]{0,254}$')]
+
+
+class RestoreRequest(BaseModel):
+    """POST /api/v1/backups/restore: restore `host`'s backup to an instant (`to`, UTC) or a GTID."""
+
+    model_config = ConfigDict(extra='forbid', populate_by_name=True)
+
+    host: RestoreHost = Field(description='the backed-up host (its name in the catalog and the inventory)')
+    to: QueryInstant | None = Field(default=None, description='restore every transaction up to this instant '
+                                    '(to the second; naive is UTC)')
+    to_gtid: Annotated[str, StringConstraints(pattern=r'^\d{1,10}-\d{1,10}-\d{1,20}$')] | None = Field(
+        default=None, description='restore up to and including this MariaDB GTID')
+    backup: StrictInt | None = Field(default=None, ge=1, description='the backup id to start from (default: the '
+                                     'newest successful one before the target)')
+    into: RestoreHost = Field(default='scratch', description="'scratch' (a sandbox) or an inventory host (admin)")
+    schema_name: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r'^[A-Za-z0-9_$\-]+$')] | None \
+        = Field(default=None, alias='schema', description='one database of a logical backup')
+    force: StrictBool = Field(default=False, description='restore over a server that has the databases, a binary '
+                              'log or replicas')
+
+
+class RestoreLaunched(BaseModel):
+    job: dict[str, Any]
+    backup: BackupOut

@@ -200,3 +200,9 @@ def test_restore_tests_are_recorded_on_the_backup(store):
     with pytest.raises(ValueError, match='restore test status'):
         store.backups.set_restore_test(backup['id'], 'maybe')
     assert store.backups.set_restore_test(424242, 'failed') is None
+
+def test_one_backup_by_id(store):
+    recorded = store.backups.record('db-get', method='logical', started_at=dt.datetime(2026, 12, 1, 1, 0),
+                                    path='/srv/backups/db-get/x')
+    assert store.backups.get(recorded['id']) == recorded
+    assert store.backups.get(recorded['id'] + 1000) is None

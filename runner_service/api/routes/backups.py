@@ -1,5 +1,5 @@
 """/api/v1/backups: the backup catalog, every attempt newest first, and each host's restorable window,
-for viewers; pins.
+for viewers; pins; restores as jobs, for operators (into scratch) and admins (into a server).
 
 Pinning (POST .../keep) is for operators: it only keeps a backup, as manual tags only label a host.
 Unpinning (DELETE .../keep) is for admins: it hands the backup back to retention, which may then
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from runner_service.api.deps import Admin, BackupsDep, Operator, Viewer
+from runner_service.api.deps import Admin, BackupsDep, Jobs, Operator, RuntimeDep, Viewer
 from runner_service.api.errors import error_responses
-from runner_service.fleet.schemas import BackupOut, BackupPage, WindowList
+from runner_service.api.routes.jobs import job_view
+from runner_service.fleet.restores import RestoreService
+from runner_service.fleet.schemas import BackupOut, BackupPage, RestoreLaunched, RestoreRequest, WindowList
 from runner_service.schemas import QueryInstant
 
 router = APIRouter(prefix='/api/v1/backups', tags=['backups'])
@@ -66,3 +68,17 @@ def keep(backup_id: BackupId, backups: BackupsDep, caller: Operator) -> BackupOu
 def unkeep(backup_id: BackupId, backups: BackupsDep, caller: Admin) -> BackupOut:
     """Unpin a backup: retention may remove it again. Admins only. Audited."""
     return BackupOut(**backups.keep(backup_id, False, caller['name']))
+
+
+@router.post('/restore', status_code=201, response_model=RestoreLaunched, responses=error_responses(
+             400, 401, 403, 404, 409, 422))
+def restore(body: RestoreRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator,
+            response: Response) -> RestoreLaunched:
+    """Restore a host's backup as a job (playbooks/restore.yml): the newest successful backup started before
+    `to` (or before `to_gtid`, or `backup`), replayed up to that point and verified. Into `scratch` (a sandbox)
+    for operators; into an inventory host (a server restored over) for admins."""
+    job, backup = RestoreService(runtime).launch(body.host, caller, to=body.to, to_gtid=body.to_gtid,
+                                                 backup_id=body.backup, into=body.into, schema=body.schema_name,
+                                                 force=body.force)
+    response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
+    return RestoreLaunched(job=job_view(job, jobs.listening()).model_dump(mode='json'), backup=BackupOut(**backup))

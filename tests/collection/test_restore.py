@@ -1,0 +1,200 @@
+"""dbfleet.mysql.mysql_restore through real ansible-playbook runs: a scratch schema of the local fleet's
+primary backed up (logical and physical), written to, a table dropped by accident, its binlogs archived;
+then restored into sandboxes (one schema; a physical backup), over the machine's MariaDB (the bug of the
+hand recipe: ERROR 1050 when the restore went to the binlog and later tables were not dropped), and
+refused when the chain or the options are wrong."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from tests.collection.restore_helpers import (
+    accident,
+    create_schema,
+    drop_schema,
+    execute,
+    fetch_binlogs,
+    figures,
+    scratch_schema_name,
+)
+from tests.conftest import REPO, VENV_BIN, ansible_env
+
+pytestmark = pytest.mark.fleet
+
+MACHINE = dict(login_host='127.0.0.1', login_port=3306, login_user='root')
+SOURCE = dict(login_host='127.0.0.1', login_port=33061, login_user='dbfleet_backup', login_password='backup-pw-Secret4')
+
+
+def playbook(*args):
+    completed = subprocess.run([str(VENV_BIN / 'ansible-playbook'), *args], cwd=REPO, env=ansible_env(),
+                               capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+
+
+def backup(fleet, dest, **options):
+    """One backup of the primary with mysql_backup as root over its socket; its directory."""
+    task = dict(login_unix_socket=str(fleet.instance('primary').socket), login_user=fleet.os_user, dest=str(dest),
+                name='primary', **options)
+    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [{'dbfleet.mysql.mysql_backup': task}]}]
+    path = Path(dest) / 'backup-play.yml'
+    path.write_text(json.dumps(play))
+    playbook('-i', 'localhost,', '-c', 'local', '-e', 'ansible_python_interpreter=%s' % sys.executable, str(path))
+    [manifest] = sorted(Path(dest, 'primary').glob('*/*-%s/manifest.json' % options.get('method', 'logical')))
+    return manifest.parent, json.loads(manifest.read_text())
+
+
+@pytest.fixture(scope='module')
+def history(fleet, tmp_path_factory):
+    """Two scratch schemas; a logical backup of both and a physical one of the instance; writes to both,
+    a rotation, the accident; the binlogs from the older backup's file archived beside the backups."""
+    dest = tmp_path_factory.mktemp('repository')
+    schema, other = scratch_schema_name(), scratch_schema_name()
+    create_schema(fleet, schema)
+    create_schema(fleet, other)
+    try:
+        logical_dir, logical = backup(fleet, dest, databases=[schema, other])
+        physical_dir, physical = backup(fleet, dest, method='physical')
+        execute(fleet, ["INSERT INTO orders (note) VALUES ('other-after')", 'CREATE TABLE other_later (id INT)',
+                        'FLUSH BINARY LOGS'], database=other)
+        moments = accident(fleet, schema)
+        binlogs = fetch_binlogs(fleet, dest / 'primary', logical['binlog_file'], dest)
+        yield dict(dest=dest, schema=schema, other=other, logical_dir=logical_dir, logical=logical,
+                   physical_dir=physical_dir, physical=physical, binlogs=binlogs, **moments)
+    finally:
+        drop_schema(fleet, schema)
+        drop_schema(fleet, other)
+
+
+def restore(run_module, **args):
+    """The module's registered result."""
+    run = run_module({'controller': {}}, args, module='dbfleet.mysql.mysql_restore')
+    assert 'controller' in run.results, run.output[-3000:]
+    return run.results['controller']
+
+
+def target_text(history):
+    return history['target'].strftime('%Y-%m-%d %H:%M:%S')
+
+
+def test_one_schema_of_a_logical_backup_to_an_instant(run_module, history):
+    result = restore(run_module, backup=str(history['logical_dir']), schema=history['schema'],
+                     stop_datetime=target_text(history), source=SOURCE)
+    assert not result.get('failed'), result['msg']
+    schema = history['schema']
+    assert result['schemas'] == [schema]
+    # Only that schema: the other's tables are not there, and its later row was filtered out of the replay
+    # (applied, it would fail for want of the table).
+    assert result['verification']['tables'] == history['before_drop']
+    assert result['verification']['objects']['restored'] == {schema: dict(tables=3, views=1, routines=1,
+                                                                          triggers=1, events=0)}
+    assert len(result['replayed']['files']) == 2 and result['replayed']['events'] > 0
+    assert result['loaded']['sql_bytes'] < history['logical']['uncompressed_bytes']
+    assert any('vs the source' in line for line in result['verification']['compared'])
+
+
+def test_a_physical_backup_restored_and_replayed_in_a_sandbox(run_module, history):
+    result = restore(run_module, backup=str(history['physical_dir']), stop_datetime=target_text(history))
+    assert not result.get('failed'), result['msg']
+    schema = history['schema']
+    assert {name: figures for name, figures in result['verification']['tables'].items()
+            if name.startswith(schema + '.')} == history['before_drop']
+    assert result['verification']['check_table']['errors'] == []
+    assert set(result['seconds']) >= {'extract', 'prepare', 'copy_back', 'sandbox', 'replay', 'verify'}
+    assert result['replayed']['files'][0] == history['physical']['binlog_file']
+
+
+def test_over_a_server_it_drops_the_databases_first_so_the_replay_never_hits_error_1050(run_module, history):
+    schema = history['schema']
+    with contextlib.closing(pymysql.connect(host='127.0.0.1', port=3306, user='root', autocommit=True)) as machine:
+        with machine.cursor() as cursor:
+            # A server restored before: the table created after the backup is there already.
+            cursor.execute('CREATE DATABASE `%s`' % schema)
+            cursor.execute('CREATE TABLE `%s`.later (id INT PRIMARY KEY)' % schema)
+        try:
+            refused = restore(run_module, backup=str(history['logical_dir']), target='server', schema=schema,
+                              stop_datetime=target_text(history), **MACHINE)
+            assert refused['failed']
+            assert 'refusing to restore over root@127.0.0.1:3306 without force' in refused['msg']
+            assert 'it has the databases %s, which will be dropped and replaced' % schema in refused['msg']
+            assert 'With force: true this restore would drop the databases %s on root@127.0.0.1:3306; load ' \
+                   'dump.sql.gz (database %s only) with sql_log_bin=0; replay ' % (schema, schema) in refused['msg']
+            result = restore(run_module, backup=str(history['logical_dir']), target='server', schema=schema,
+                             stop_datetime=target_text(history), force=True, **MACHINE)
+            assert not result.get('failed'), result['msg']
+            assert result['dropped'] == [schema]
+            assert result['verification']['tables'] == history['before_drop']
+        finally:
+            with machine.cursor() as cursor:
+                cursor.execute('DROP DATABASE IF EXISTS `%s`' % schema)
+
+
+def test_a_server_with_a_binlog_and_replicas_is_refused_without_force(run_module, fleet, history):
+    result = restore(run_module, backup=str(history['logical_dir']), target='server', schema=history['schema'],
+                     login_unix_socket=str(fleet.instance('primary').socket), login_user=fleet.os_user)
+    assert result['failed'] and 'without force' in result['msg']
+    assert 'it writes a binary log' in result['msg'] and 'it has replicas' in result['msg']
+
+
+def test_a_broken_chain_is_refused_before_anything_is_restored(run_module, history, tmp_path):
+    files = sorted(path.name for path in history['binlogs'].iterdir())
+    assert len(files) >= 3, files
+    cases = {
+        'gap': (lambda binlogs: (binlogs / files[1]).unlink(), 'is missing from'),
+        'first': (lambda binlogs: (binlogs / files[0]).unlink(), 'the backup\'s binlog file) is missing'),
+        'cut': (lambda binlogs: _truncate(binlogs / files[0]), 'is cut short'),
+        'damaged': (lambda binlogs: (binlogs / (files[0] + '.json')).write_text(json.dumps(
+            {'file': files[0], 'bytes': 1, 'sha256': '0' * 64})), 'does not match its manifest'),
+    }
+    for name, (damage, message) in cases.items():
+        binlogs = tmp_path / name
+        shutil.copytree(history['binlogs'], binlogs)
+        damage(binlogs)
+        result = restore(run_module, backup=str(history['logical_dir']), binlog_dir=str(binlogs),
+                         stop_datetime=target_text(history))
+        assert result['failed'] and message in result['msg'], (name, result['msg'])
+        assert 'sandbox' not in result
+    later = restore(run_module, backup=str(history['logical_dir']), stop_datetime='2999-01-01 00:00:00')
+    assert later['failed'] and 'after the newest archived event' in later['msg']
+    before = restore(run_module, backup=str(history['logical_dir']), stop_datetime='2001-01-01 00:00:00')
+    assert before['failed'] and 'is before the backup' in before['msg']
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) - 40])
+
+
+def test_hostile_options_are_refused(run_module, history, tmp_path):
+    logical, physical = str(history['logical_dir']), str(history['physical_dir'])
+    fake = tmp_path / 'fake'
+    fake.mkdir()
+    (fake / 'manifest.json').write_text(json.dumps({'method': 'logical', 'archive': '../../../etc/passwd',
+                                                    'compress': 'none'}))
+    cases = [
+        (dict(backup='relative/dir'), 'must be the absolute path'),
+        (dict(backup=str(tmp_path)), 'has no manifest.json'),
+        (dict(backup=str(fake)), 'names an unexpected archive'),
+        (dict(backup=logical, schema='a`b'), 'is not a database name'),
+        (dict(backup=logical, schema='mysql'), 'is not a database name'),
+        (dict(backup=logical, schema='absent'), 'has no database absent'),
+        (dict(backup=physical, schema=history['schema']), 'is physical'),
+        (dict(backup=physical, target='server', **MACHINE), 'into a sandbox only'),
+        (dict(backup=logical, stop_datetime='yesterday'), 'must be a UTC time'),
+        (dict(backup=logical, stop_datetime='2026-02-30 00:00:00'), 'not a real date'),
+        (dict(backup=logical, stop_gtid='0-1-x; DROP DATABASE'), 'is not a MariaDB GTID'),
+        (dict(backup=logical, stop_gtid='0-1-1', stop_datetime='2026-01-01 00:00:00'), 'mutually exclusive'),
+        (dict(backup=logical, source={'login_host': 'x', 'shell': 'rm'}), 'unknown: shell'),
+        (dict(backup=logical, target='server', keep_sandbox=True, **MACHINE), 'keep_sandbox applies'),
+        (dict(backup=logical, stop_gtid='0-1-1'), 'is already in the backup'),
+    ]
+    for args, message in cases:
+        result = restore(run_module, **args)
+        assert result.get('failed') and message in result['msg'], (args, result.get('msg'))

@@ -1,0 +1,173 @@
+"""Restores as jobs through the real API, a worker and ansible-playbook against the local fleet's primary:
+a backup, more writes, a table dropped by accident, the binlogs archived, and the server brought back to
+one second before the drop in a scratch sandbox (`dbfleet backups restore HOST --to ...`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from tests.collection.restore_helpers import (
+    accident,
+    create_schema,
+    drop_schema,
+    fetch_binlogs,
+    manifest_of,
+    scratch_schema_name,
+)
+from tests.service.harness import Service
+
+pytestmark = pytest.mark.fleet
+
+
+@pytest.fixture(scope='module')
+def service(tmp_path_factory, fleet):
+    service = Service(tmp_path_factory.mktemp('service'), workers=1).start()
+    yield service
+    service.stop()
+
+
+def ok(service, role, method, path, status=200, **kwargs):
+    with service.client(role) as client:
+        response = client.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def module_result(service, job_id, action='dbfleet.mysql.mysql_restore'):
+    for event in service.events(job_id):
+        data = event.get('data') or {}
+        if data.get('task_action') == action and event['event'] in ('runner_on_ok', 'runner_on_failed'):
+            return data.get('res') or {}
+    raise AssertionError('no %s result in job %s' % (action, job_id))
+
+
+@pytest.fixture(scope='module')
+def history(service, fleet, tmp_path_factory):
+    """A scratch schema on the primary, backed up through a job (recorded in the service's catalog), then
+    written to, a table dropped by accident, more rows, and the binlogs archived under the backup's host dir."""
+    dest = tmp_path_factory.mktemp('repository')
+    schema = scratch_schema_name()
+    create_schema(fleet, schema)
+    try:
+        # The store's hosts are the restore template's inventory (inventories/fleet.fleet.yml).
+        ok(service, 'admin', 'PUT', '/api/v1/hosts/primary', json={'address': '127.0.0.1', 'port': 33061})
+        job = ok(service, 'admin', 'POST', '/api/v1/jobs', 201, json={
+            'playbook': 'playbooks/backup.yml', 'inventory': 'inventories/local_fleet.yml', 'limit': 'primary',
+            'extra_vars': {'dbfleet_backup_dest': str(dest), 'dbfleet_backup_databases': [schema],
+                           'dbfleet_backup_retention_count': 100}})
+        assert service.wait(job['id'], timeout=300)['status'] == 'successful'
+        [backup] = ok(service, 'viewer', 'GET', '/api/v1/backups', params={'host': 'primary'})['backups']
+        manifest = manifest_of(backup['path'])
+        moments = accident(fleet, schema)
+        binlogs = fetch_binlogs(fleet, dest / 'primary', manifest['binlog_file'], dest)
+        yield dict(schema=schema, dest=dest, backup=backup, manifest=manifest, binlogs=binlogs,
+                   **moments)
+    finally:
+        drop_schema(fleet, schema)
+
+
+def test_a_dropped_table_comes_back_as_it_was_one_second_before_the_drop(service, history):
+    target = history['target'].strftime('%Y-%m-%d %H:%M:%S')
+    launched = service.dbfleet('backups', 'restore', 'primary', '--to', target, '--json',
+                               token=service.tokens['operator'])
+    assert launched.returncode == 0, launched.stderr
+    answer = json.loads(launched.stdout)
+    assert answer['backup']['id'] == history['backup']['id'] and answer['job']['template'] == 'restore'
+    job = service.wait(answer['job']['id'], timeout=600)
+    result = module_result(service, job['id'])
+    assert job['status'] == 'successful', result.get('msg')
+    schema = history['schema']
+    restored = result['verification']['tables']
+    # The dropped table is back, as it was; the rows and the table written before the drop are there
+    # (orders as it was just before the drop: 5 rows, the same checksum), the row written after it is not.
+    assert restored == history['before_drop']
+    assert restored['%s.precious' % schema][0] == 2 and restored['%s.orders' % schema][0] == 5
+    assert restored['%s.later' % schema][0] == 1
+    assert result['backup']['path'] == history['backup']['path']
+    assert result['replayed']['files'][0] == history['manifest']['binlog_file']
+    assert result['replayed']['events'] > 0 and result['stop_point']['requested'] == target
+    assert result['stop_point']['last_event_at'] <= history['target'].strftime('%Y-%m-%dT%H:%M:%SZ')
+    verification = result['verification']
+    assert verification['ok'] and verification['check_table'] == {'tables': 3, 'errors': []}
+    assert verification['objects']['reference'] == 'source'
+    assert verification['objects']['restored'][schema] == dict(tables=3, views=1, routines=1, triggers=1, events=0)
+    assert set(result['seconds']) >= {'sandbox', 'load', 'replay', 'verify'}
+    [entry] = ok(service, 'admin', 'GET', '/api/v1/audit', params={'action': 'backup.restore', 'limit': 1})['entries']
+    assert entry['actor'] == 'operator' and entry['detail']['job'] == job['id']
+
+
+def test_to_gtid_restores_up_to_and_including_that_transaction(service, history):
+    # The first transaction after the backup: the two 'after' rows.
+    domain, server, sequence = history['manifest']['gtid'].split('-')
+    wanted = '%s-%s-%d' % (domain, server, int(sequence) + 1)
+    waited = service.dbfleet('backups', 'restore', 'primary', '--to-gtid', wanted, '--wait',
+                             token=service.tokens['operator'], timeout=600)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    job_id = waited.stdout.split()[0] if waited.stdout.split() else None
+    [job] = ok(service, 'viewer', 'GET', '/api/v1/jobs', params={'playbook': 'playbooks/restore.yml',
+                                                                 'limit': 1})['jobs']
+    result = module_result(service, job['id'])
+    assert job_id is None or job_id == job['id'] or job['id'] in waited.stdout
+    assert result['stop_point']['gtid'].endswith(wanted) and result['replayed']['stop_gtid'] == wanted
+    assert result['replayed']['events'] >= 3
+
+
+def test_refusals_through_the_api(service, history):
+    target = history['target'].strftime('%Y-%m-%d %H:%M:%S')
+    body = {'host': 'primary', 'to': target}
+    with service.client('viewer') as client:
+        assert client.post('/api/v1/backups/restore', json=body).status_code == 403
+    with service.client(None) as client:
+        assert client.post('/api/v1/backups/restore', json=body).status_code == 401
+    agent = json.loads(service.dbfleet('tokens', 'create', 'agent-restore', '--role', 'agent', '--host', 'primary',
+                                       '--json', check=True).stdout)['token']
+    with service.client(None) as client:
+        client.headers['Authorization'] = 'Bearer %s' % agent
+        assert client.post('/api/v1/backups/restore', json=body).status_code == 403
+    refused = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 403, json={**body, 'into': 'replica'})
+    assert 'needs admin' in refused['detail']
+    for hostile in ({'host': 'primary,replica', 'to': target}, {'host': '@/etc/passwd', 'to': target},
+                    {'host': 'primary'}, {'host': 'primary', 'to': target, 'to_gtid': '0-1-2'},
+                    {'host': 'primary', 'to_gtid': '0-1-2; DROP'}, {'host': 'primary', 'to': target,
+                                                                       'schema': 'a`b'},
+                    {'host': 'primary', 'to': target, 'into': 'x!y'}, {'host': 'primary', 'to': 12345},
+                    {'host': 'primary', 'to': target, 'extra': 1}):
+        assert ok(service, 'operator', 'POST', '/api/v1/backups/restore', 422, json=hostile)['detail']
+    early = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 404,
+               json={'host': 'primary', 'to': '2001-01-01T00:00:00Z'})
+    assert 'no successful backup started before 2001-01-01 00:00:00 UTC' in early['detail']
+    assert ok(service, 'operator', 'POST', '/api/v1/backups/restore', 404,
+              json={'host': 'nohost', 'to': target})['detail']
+    assert ok(service, 'operator', 'POST', '/api/v1/backups/restore', 404,
+              json={'host': 'primary', 'to': target, 'backup': 999999})['detail']
+    # The CLI: one line, exit 2.
+    cli = service.dbfleet('backups', 'restore', 'primary', '--to', 'yesterday', token=service.tokens['operator'])
+    assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and 'not a time' in cli.stderr
+    cli = service.dbfleet('backups', 'restore', 'primary', token=service.tokens['operator'])
+    assert cli.returncode == 2 and '--to' in cli.stderr
+
+
+def test_a_target_after_the_archive_fails_the_job_saying_why(service, history):
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=400)).strftime('%Y-%m-%d %H:%M:%S')
+    launched = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 201, json={'host': 'primary', 'to': later})
+    job = service.wait(launched['job']['id'], timeout=300)
+    assert job['status'] == 'failed'
+    assert 'after the newest archived event' in module_result(service, job['id'])['msg']
+
+
+def test_admins_restore_over_an_inventory_host_which_refuses_without_force(service, history):
+    """A bare job of playbooks/restore.yml (not the operators' template); the replica writes a binlog, so the
+    module refuses before changing anything and says what it would do."""
+    ok(service, 'admin', 'PUT', '/api/v1/hosts/replica', json={'address': '127.0.0.1', 'port': 33062})
+    launched = ok(service, 'admin', 'POST', '/api/v1/backups/restore', 201,
+                  json={'host': 'primary', 'to': history['target'].strftime('%Y-%m-%dT%H:%M:%SZ'),
+                        'into': 'replica', 'schema': history['schema']})
+    assert launched['job']['template'] is None and launched['job']['playbook'] == 'playbooks/restore.yml'
+    job = service.wait(launched['job']['id'], timeout=300)
+    message = module_result(service, job['id'])['msg']
+    assert job['status'] == 'failed'
+    assert 'refusing to restore over dbfleet_monitor@127.0.0.1:33062 without force: it writes a binary log' in message
+    assert 'With force: true this restore would drop the databases %s' % history['schema'] in message
