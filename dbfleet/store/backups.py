@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_datetime, check_limit
+from dbfleet.store.copies import copies_of
 from dbfleet.store.cursors import page_cursor, parse_page_cursor
 from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, Backup
 from dbfleet.store.transactions import Transactions
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
-                 'binlog_file', 'binlog_position', 'gtid', 'error')
+                 'binlog_file', 'binlog_position', 'gtid', 'error', 'source_replica', 'source_gtid')
 MAX_ERROR_LENGTH = 8000   # the tail of a tool's stderr is what matters; MySQL's TEXT stops at 64 KB anyway
 MAX_LIST = 1000
 _SHA256 = re.compile(r'[0-9a-f]{64}')
@@ -63,7 +64,7 @@ class Backups:
         query = select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit)
         if host is not None:
             query = query.where(Backup.host == host)
-        return self._transactions.run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
+        return self._transactions.run(lambda session: _with_copies(session, list(session.scalars(query))))
 
     def catalog(self, host: str | None = None, method: str | None = None, status: str | None = None,
                 since: dt.datetime | None = None, until: dt.datetime | None = None, limit: int = 50,
@@ -92,7 +93,7 @@ class Backups:
             rows = list(session.scalars(query))
             more = len(rows) > limit
             rows = rows[:limit]
-            return {'backups': [_backup_dict(row) for row in rows],
+            return {'backups': _with_copies(session, rows),
                     'next_cursor': page_cursor(rows[-1].started_at, rows[-1].id) if more else None}
 
         return self._transactions.run(work)
@@ -193,7 +194,8 @@ def _check_backup(host: Any, fields: dict) -> dict:
     if checksum is not None and (not isinstance(checksum, str) or not _SHA256.fullmatch(checksum)):
         raise ValueError('backup of %s: checksum must be a SHA-256 hex digest (64 lowercase hex characters), got %r'
                          % (host, checksum))
-    for name, length in (('path', None), ('binlog_file', NAME_LENGTH), ('gtid', None), ('error', None)):
+    for name, length in (('path', None), ('binlog_file', NAME_LENGTH), ('gtid', None), ('error', None),
+                         ('source_replica', NAME_LENGTH), ('source_gtid', None)):
         value = values[name]
         if value is not None and not isinstance(value, str):
             raise ValueError('backup of %s: %s must be a string, got %r' % (host, name, value))
@@ -208,4 +210,11 @@ def _backup_dict(row: Backup) -> dict:
     return dict(id=row.id, host=row.host, method=row.method, status=row.status, started_at=row.started_at,
                 finished_at=row.finished_at, duration_seconds=row.duration_seconds, bytes=row.bytes, path=row.path,
                 checksum=row.checksum, binlog_file=row.binlog_file, binlog_position=row.binlog_position, gtid=row.gtid,
-                error=row.error, created_at=row.created_at)
+                error=row.error, created_at=row.created_at, source_replica=row.source_replica,
+                source_gtid=row.source_gtid)
+
+
+def _with_copies(session: Session, rows: list[Backup]) -> list[dict]:
+    """The backups' dicts, each with `copies` (its off-host copies, dbfleet.store.copies)."""
+    copies = copies_of(session, [row.id for row in rows])
+    return [dict(_backup_dict(row), copies=copies[row.id]) for row in rows]

@@ -287,7 +287,9 @@ class Fleet:
     """The local fleet under `base` (default <repo>/var/fleet)."""
 
     def __init__(self, base: Path | None = None):
-        self.base = Path(base).resolve() if base else DEFAULT_BASE
+        # Resolved: a checkout whose var/fleet links to another's shares its servers, which are
+        # recognised by the paths on their command lines (the linked-to ones).
+        self.base = Path(base).resolve() if base else DEFAULT_BASE.resolve()
         self.instances = make_instances(self.base)
         self.os_user = pwd.getpwuid(os.geteuid()).pw_name
         self.mariadbd = shutil.which('mariadbd') or '/usr/sbin/mariadbd'

@@ -49,7 +49,8 @@ class ActionModule(ActionBase):
             return result
         try:
             with open_store() as store:
-                store.backups.record(host, **fields)
+                # backup_copy records the backup's copies against this id.
+                result['backup_id'] = store.backups.record(host, **fields)['id']
             result['recorded'] = True
         except (StoreError, ValueError) as exc:
             result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))
@@ -70,7 +71,8 @@ def backup_fields(result, args):
                     finished_at=_when(manifest['finished']), duration_seconds=manifest['duration_seconds'],
                     bytes=manifest['bytes'], path=result.get('path'), checksum=manifest['sha256'],
                     binlog_file=manifest.get('binlog_file'), binlog_position=manifest.get('binlog_position'),
-                    gtid=manifest.get('gtid'))
+                    gtid=manifest.get('gtid'), source_replica=(manifest.get('source') or {}).get('replica'),
+                    source_gtid=(manifest.get('source') or {}).get('gtid'))
     attempt = result.get('backup') or {}
     now = datetime.datetime.now(datetime.timezone.utc)
     method = attempt.get('method') or args.get('method') or 'logical'

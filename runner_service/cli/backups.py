@@ -33,11 +33,18 @@ def backups_list(host: Optional[str] = typer.Option(None, '--host', help='Only t
     if as_json:
         print_json(page)
         return
-    rows = table('started', 'host', 'method', 'status', 'seconds', 'size', 'path')
+    rows = table('started', 'host', 'method', 'status', 'seconds', 'size', 'copies', 'path')
     for backup in page['backups']:
         rows.add_row(when(backup['started_at']), backup['host'], backup['method'], backup['status'],
                      '%.1f' % backup['duration_seconds'] if backup['duration_seconds'] is not None else '-',
-                     human_bytes(backup['bytes']), backup['error'] or backup['path'] or '-')
+                     human_bytes(backup['bytes']), copies_cell(backup.get('copies') or []),
+                     backup['error'] or backup['path'] or '-')
     print_wide(rows)
     if page['next_cursor'] is not None:
         console.print('older attempts: --cursor %s' % page['next_cursor'])
+
+
+def copies_cell(copies: list[dict]) -> str:
+    """'offsite ok, s3 FAILED': each repository's latest copy of the backup."""
+    latest = {copy['repository']: copy['status'] for copy in copies}
+    return ', '.join('%s %s' % (name, 'ok' if status == 'ok' else 'FAILED') for name, status in latest.items()) or '-'

@@ -112,6 +112,15 @@ class HostRunOut(HostRun):
     job_id: str
 
 
+class BackupCopyOut(BaseModel):
+    repository: str
+    location: str
+    status: str
+    sha256: str | None = None
+    verified_at: dt.datetime | None = None
+    error: str | None = None
+
+
 class BackupOut(BaseModel):
     id: int
     host: str
@@ -128,6 +137,10 @@ class BackupOut(BaseModel):
     gtid: str | None = None
     error: str | None = None
     created_at: dt.datetime
+    source_replica: str | None = Field(default=None, description='prefer=replica: the replica it was taken from')
+    source_gtid: str | None = Field(default=None, description="the GTID position that replica had reached")
+    copies: list[BackupCopyOut] = Field(default_factory=list, description='its off-host copies, each verified by '
+                                        'SHA-256 (status ok) or failed with why')
 
 
 class BackupPage(BaseModel):
