@@ -18,7 +18,7 @@ from tests.store.conftest import MARIADB, mariadb_url
 
 TABLES = {'alembic_version', 'hosts', 'fact_snapshots', 'tags', 'host_tags', 'tag_events', 'jobs', 'job_dependencies',
           'job_events', 'job_host_results', 'audit_log', 'job_tags', 'api_tokens', 'schedules', 'schedule_slots',
-          'job_host_runs', 'pools', 'pool_leases', 'maintenance_windows', 'backups', 'cron_runs', 'job_templates',
+          'job_host_runs', 'pools', 'pool_leases', 'maintenance_windows', 'backups', 'backup_copies', 'cron_runs', 'job_templates',
           'credentials', 'notifiers', 'notifications', 'notification_deliveries', 'notify_cursors'}
 
 
