@@ -27,8 +27,11 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         wrap_async = self._task.async_val and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(module_name=MODULE, module_args=self._task.args,
+        args, notes = self._with_replicas(dict(self._task.args), task_vars)
+        result = merge_hash(result, self._execute_module(module_name=MODULE, module_args=args,
                                                          task_vars=task_vars, wrap_async=wrap_async))
+        if notes:
+            result.setdefault('warnings', []).extend(notes)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result['recorded'] = False
@@ -55,6 +58,25 @@ class ActionModule(ActionBase):
         except (StoreError, ValueError) as exc:
             result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))
         return result
+
+
+    @staticmethod
+    def _with_replicas(args, task_vars):
+        """prefer=replica without replicas: the host's replicas from the store's facts (dbfleet.replicas)."""
+        if args.get('prefer') != 'replica' or args.get('replicas'):
+            return args, []
+        host = task_vars.get('inventory_hostname')
+        try:
+            from dbfleet.replicas import replicas_of
+            from dbfleet.store import StoreError, open_store
+        except ImportError as exc:
+            return args, ['prefer=replica: no replicas given, and %s' % needs_base('finding them in the store', exc)]
+        try:
+            with open_store() as store:
+                args['replicas'] = replicas_of(store, host)
+        except (StoreError, ValueError) as exc:
+            return args, ['prefer=replica: no replicas given, and the dbfleet store could not say (%s)' % exc]
+        return args, []
 
 
 def _when(text):

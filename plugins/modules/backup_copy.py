@@ -79,6 +79,8 @@ options:
     required: true
 requirements:
   - rsync and ssh (ssh repositories), rclone (rclone repositories) on the host running the module
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller, to record the copies
+    in the store (without it the copies are made and a warning says they were not recorded)
 '''
 
 EXAMPLES = r'''
@@ -135,10 +137,9 @@ msg:
   type: str
 '''
 
-import datetime
-
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import iso, utcnow
 from ansible_collections.dbfleet.mysql.plugins.module_utils.copies import (
     CopyError,
     backup_item,
@@ -149,7 +150,7 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.copies import (
 
 
 def _now():
-    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return iso(utcnow())
 
 
 def main():

@@ -119,6 +119,8 @@ options:
   replicas:
     description:
       - Candidate replicas for O(prefer=replica), as C(host:port) (the same login options are used).
+      - When empty, the action plugin takes the hosts whose latest facts in the dbfleet store show a replication
+        channel from this host's address and port (least lagging first).
     type: list
     elements: str
     default: []

@@ -203,3 +203,21 @@ def test_prefer_replica_without_a_healthy_one_backs_up_the_server_with_a_warning
     assert 'SLAVE MONITOR' in json.dumps(result.get('warnings')) and BACKUP_USER in result['manifest']['server']
     bad = run_backup_module(run_module, tmp_path, databases=['crm'], prefer='replica', replicas=['nohostport'])
     assert 'is not host:port' in bad.results['primary']['msg']
+
+
+def test_prefer_replica_finds_the_replicas_in_the_stores_facts(fleet, run_module, tmp_path):
+    """No replicas given: the inspection's facts in the store say the replica replicates from the primary."""
+    from tests.conftest import REPO, VENV_BIN, ansible_env
+    inspected = subprocess.run([str(VENV_BIN / 'ansible-playbook'), '-i', str(REPO / 'inventories' / 'local_fleet.yml'),
+                                str(REPO / 'playbooks' / 'inspect.yml'), '--limit', 'primary,replica'],
+                               cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600)
+    assert inspected.returncode == 0, inspected.stdout[-3000:]
+    run = run_module({'primary': backup_host('primary')},
+                     dict(login_host='{{ login_host }}', login_port='{{ login_port }}', login_user='{{ login_user }}',
+                          login_password='{{ login_password }}', config_file='', dest=str(tmp_path),
+                          name='{{ inventory_hostname }}', databases=['crm'], prefer='replica',
+                          monitor_login_user=MONITOR_USER, monitor_login_password=MONITOR_PASSWORD),
+                     module='dbfleet.mysql.mysql_backup')
+    result = run.results['primary']
+    assert run.rc == 0, run.output
+    assert result['manifest']['source']['replica'] == '127.0.0.1:%d' % INSTANCES['replica'].port
