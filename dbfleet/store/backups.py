@@ -2,7 +2,8 @@
 
 `store.backups` (Backups) has the Store's habits: every public method is one short
 transaction, returns plain dicts {id, host, method, status, started_at, finished_at,
-duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at},
+duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at,
+source_replica, source_gtid, copies (its off-host copies, dbfleet.store.copies)},
 datetimes are aware UTC (naive ones are taken as UTC), and bad input is a ValueError.
 
 Failed attempts are kept too (status 'failed' with the error), so a host's history shows them;
@@ -53,7 +54,7 @@ class Backups:
             row = Backup(host=host, created_at=utcnow(), **values)
             session.add(row)
             session.flush()
-            return _backup_dict(row)
+            return dict(_backup_dict(row), copies=[])  # as list() and catalog() give it: none yet
 
         return self._transactions.run(work, write=True)
 
