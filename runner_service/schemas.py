@@ -796,7 +796,7 @@ class TemplatePlan(BatchPlan):
         return self
 
 
-CredentialKind = Literal['ssh', 'mysql', 'vault', 'become']
+CredentialKind = Literal['ssh', 'mysql', 'vault', 'become', 'age_identity']
 # A credential's secret text: a key or certificate is a few KiB, a password a line.
 SecretText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 
@@ -813,6 +813,8 @@ class CredentialCreate(BaseModel):
     ssh_key: SecretText | None = Field(default=None, description='ssh: the private key (OpenSSH or PEM)')
     passphrase: SecretText | None = Field(default=None, description="ssh: the key's passphrase")
     password: SecretText | None = Field(default=None, description='mysql, vault, become: the password')
+    identity: SecretText | None = Field(default=None, description='age_identity: the age private key '
+                                        '(AGE-SECRET-KEY-1...) that opens encrypted backups')
     client_cert: SecretText | None = Field(default=None, description='mysql: a TLS client certificate (PEM)')
     client_key: SecretText | None = Field(default=None, description='mysql: its private key (PEM)')
     ca_cert: SecretText | None = Field(default=None, description="mysql: the CA of the server's certificate (PEM)")
@@ -832,8 +834,9 @@ class CredentialOut(BaseModel):
     vault_id: str | None = None
     become_method: str | None = None
     become_user: str | None = None
-    fingerprint: str = Field(description="ssh: the key's SHA256 fingerprint as ssh-keygen -l prints it; others: a "
-                             'keyed hash that changes when the secret does')
+    fingerprint: str = Field(description="ssh: the key's SHA256 fingerprint as ssh-keygen -l prints it; age_identity: "
+                             'its public key (age1..., the recipient to encrypt backups to); others: a keyed hash '
+                             'that changes when the secret does')
     created_at: dt.datetime
     created_by: str | None = None
     links: dict[str, str]

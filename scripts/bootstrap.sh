@@ -30,6 +30,8 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)  # Redis through Sentinel, no single point of failure
 command -v chromium >/dev/null || missing+=(chromium)  # the portal's browser tests (Playwright drives the system browser)
+command -v age >/dev/null || missing+=(age)  # backups encrypted at rest (mysql_backup encrypt_recipients)
+command -v rclone >/dev/null || missing+=(rclone)  # off-host copies of backups to rclone remotes
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"

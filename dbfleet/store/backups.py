@@ -3,7 +3,8 @@
 `store.backups` (Backups) has the Store's habits: every public method is one short
 transaction, returns plain dicts {id, host, method, status, started_at, finished_at,
 duration_seconds, bytes, path, checksum, binlog_file, binlog_position, gtid, error, created_at,
-pinned, removed_at, partial_path, kept_partial, restore_tested_at, restore_test_status},
+pinned, removed_at, partial_path, kept_partial, restore_tested_at, restore_test_status, source_replica,
+source_gtid, copies (its off-host copies, dbfleet.store.copies)},
 datetimes are aware UTC (naive ones are taken as UTC), and bad input is a ValueError.
 
 Failed attempts are kept too (status 'failed' with the error, and the partial directory it left),
@@ -24,12 +25,14 @@ from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_datetime, check_limit
+from dbfleet.store.copies import copies_of
 from dbfleet.store.cursors import page_cursor, parse_page_cursor
 from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, RESTORE_TEST_STATUSES, Backup
 from dbfleet.store.transactions import Transactions
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
-                 'binlog_file', 'binlog_position', 'gtid', 'error', 'partial_path', 'kept_partial')
+                 'binlog_file', 'binlog_position', 'gtid', 'error', 'partial_path', 'kept_partial', 'source_replica',
+                 'source_gtid')
 MAX_ERROR_LENGTH = 8000   # the tail of a tool's stderr is what matters; MySQL's TEXT stops at 64 KB anyway
 MAX_LIST = 1000
 _SHA256 = re.compile(r'[0-9a-f]{64}')
@@ -54,7 +57,7 @@ class Backups:
             row = Backup(host=host, created_at=utcnow(), **values)
             session.add(row)
             session.flush()
-            return _backup_dict(row)
+            return dict(_backup_dict(row), copies=[])  # as list() and catalog() give it: none yet
 
         return self._transactions.run(work, write=True)
 
@@ -65,12 +68,12 @@ class Backups:
         query = select(Backup).order_by(Backup.started_at.desc(), Backup.id.desc()).limit(limit)
         if host is not None:
             query = query.where(Backup.host == host)
-        return self._transactions.run(lambda session: [_backup_dict(row) for row in session.scalars(query)])
+        return self._transactions.run(lambda session: _with_copies(session, list(session.scalars(query))))
 
     def get(self, backup_id: int) -> dict | None:
         """One attempt by id, or None."""
         backup_id = _check_id(backup_id)
-        return self._transactions.run(lambda session: _maybe_dict(session.get(Backup, backup_id)))
+        return self._transactions.run(lambda session: _maybe_dict(session, session.get(Backup, backup_id)))
 
     def set_pinned(self, backup_id: int, pinned: bool) -> dict | None:
         """Pin (retention never removes it) or unpin a backup; the row after, or None when there is
@@ -90,7 +93,7 @@ class Backups:
                                  % (backup_id, utc(row.removed_at).isoformat()))
             row.pinned = pinned
             session.flush()
-            return _backup_dict(row)
+            return _with_copies(session, [row])[0]
 
         return self._transactions.run(work, write=True)
 
@@ -132,7 +135,7 @@ class Backups:
                 return None
             row.restore_tested_at, row.restore_test_status = at, status
             session.flush()
-            return _backup_dict(row)
+            return _with_copies(session, [row])[0]
 
         return self._transactions.run(work, write=True)
 
@@ -170,7 +173,7 @@ class Backups:
             rows = list(session.scalars(query))
             more = len(rows) > limit
             rows = rows[:limit]
-            return {'backups': [_backup_dict(row) for row in rows],
+            return {'backups': _with_copies(session, rows),
                     'next_cursor': page_cursor(rows[-1].started_at, rows[-1].id) if more else None}
 
         return self._transactions.run(work)
@@ -231,8 +234,8 @@ def _check_id(backup_id: Any) -> int:
     return backup_id
 
 
-def _maybe_dict(row: Backup | None) -> dict | None:
-    return None if row is None else _backup_dict(row)
+def _maybe_dict(session: Session, row: Backup | None) -> dict | None:
+    return None if row is None else _with_copies(session, [row])[0]
 
 
 def _check_host(host: Any) -> str:
@@ -281,7 +284,8 @@ def _check_backup(host: Any, fields: dict) -> dict:
     if checksum is not None and (not isinstance(checksum, str) or not _SHA256.fullmatch(checksum)):
         raise ValueError('backup of %s: checksum must be a SHA-256 hex digest (64 lowercase hex characters), got %r'
                          % (host, checksum))
-    for name, length in (('path', None), ('binlog_file', NAME_LENGTH), ('gtid', None), ('error', None)):
+    for name, length in (('path', None), ('binlog_file', NAME_LENGTH), ('gtid', None), ('error', None),
+                         ('source_replica', NAME_LENGTH), ('source_gtid', None)):
         value = values[name]
         if value is not None and not isinstance(value, str):
             raise ValueError('backup of %s: %s must be a string, got %r' % (host, name, value))
@@ -308,4 +312,11 @@ def _backup_dict(row: Backup) -> dict:
                 checksum=row.checksum, binlog_file=row.binlog_file, binlog_position=row.binlog_position, gtid=row.gtid,
                 error=row.error, created_at=row.created_at, pinned=bool(row.pinned), removed_at=row.removed_at,
                 partial_path=row.partial_path, kept_partial=bool(row.kept_partial),
-                restore_tested_at=row.restore_tested_at, restore_test_status=row.restore_test_status)
+                restore_tested_at=row.restore_tested_at, restore_test_status=row.restore_test_status,
+                source_replica=row.source_replica, source_gtid=row.source_gtid)
+
+
+def _with_copies(session: Session, rows: list[Backup]) -> list[dict]:
+    """The backups' dicts, each with `copies` (its off-host copies, dbfleet.store.copies)."""
+    copies = copies_of(session, [row.id for row in rows])
+    return [dict(_backup_dict(row), copies=copies[row.id]) for row in rows]

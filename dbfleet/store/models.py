@@ -54,7 +54,7 @@ SLOT_OUTCOMES = ('fired', 'skipped', 'missed')
 # Who took a slot: the scheduler (fired or skipped it) or crontab (ran it); a missed slot, nobody.
 SLOT_CLAIMANTS = ('platform', 'crontab')
 WINDOW_KINDS = ('recurring', 'absolute')
-CREDENTIAL_KINDS = ('ssh', 'mysql', 'vault', 'become')
+CREDENTIAL_KINDS = ('ssh', 'mysql', 'vault', 'become', 'age_identity')
 TOKEN_ROLES = ('viewer', 'operator', 'admin', 'agent')  # the first three ranked; agent stands apart
 RANKED_ROLES = TOKEN_ROLES[:3]  # viewer < operator < admin: each may do what the ones before it may
 HOST_RESULT_COUNTS = ('ok', 'changed', 'failed', 'unreachable', 'skipped', 'rescued', 'ignored')
@@ -593,6 +593,9 @@ class Backup(Base):
     # Filled by restore drills.
     restore_tested_at: Mapped[dt.datetime | None] = mapped_column()
     restore_test_status: Mapped[str | None] = mapped_column(String(8))
+    # prefer=replica: the replica the backup was taken from (host:port) and the GTID position it had reached.
+    source_replica: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    source_gtid: Mapped[str | None] = mapped_column(Text)
 
 
 BINLOG_GAP_KINDS = ('purged', 'gtid', 'server')
@@ -639,6 +642,34 @@ class BinlogArchiveState(Base):
     current_file: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     gaps: Mapped[dict | None] = mapped_column(NullableJSON)
     checked_at: Mapped[dt.datetime] = mapped_column()
+
+
+COPY_STATUSES = ('ok', 'failed')
+
+
+class BackupCopy(Base):
+    """One file (a backup's archive, or an archived binlog file) copied to one repository, and
+    whether its SHA-256 there was checked against the manifest's."""
+
+    __tablename__ = 'backup_copies'
+    __table_args__ = (
+        CheckConstraint(_in('status', COPY_STATUSES), name='status'),
+        Index(None, 'backup_id'),
+        Index(None, 'host', 'binlog_file'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    backup_id: Mapped[int | None] = mapped_column(BigId, ForeignKey('backups.id', ondelete='CASCADE'))
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    binlog_file: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    repository: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    location: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    verified_at: Mapped[dt.datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column()
 
 
 CRON_RUN_STATUSES = ('running', 'ok', 'failed', 'skipped')

@@ -15,6 +15,7 @@
     store.notifications  notifiers, notifications and their deliveries    (notifications.py)
     store.backups    backup attempts                                        (backups.py)
     store.binlogs    the binary log archive of each host and its lag        (binlogs.py)
+    store.copies     off-host copies of backups and binlog files            (copies.py)
     store.cron       runs of bridged crontab entries                        (cron.py)
     store.metrics    the figures /metrics exposes, aggregated in SQL        (metrics.py)
 
@@ -33,6 +34,7 @@ from sqlalchemy.engine import Engine
 from dbfleet.store.audit import Audit
 from dbfleet.store.backups import Backups
 from dbfleet.store.binlogs import Binlogs
+from dbfleet.store.copies import Copies
 from dbfleet.store.credentials import Credentials
 from dbfleet.store.cron import Cron
 from dbfleet.store.errors import masked
@@ -72,6 +74,7 @@ class Store:
         self.tokens = Tokens(self.transactions)
         self.backups = Backups(self.transactions)
         self.binlogs = Binlogs(self.transactions)
+        self.copies = Copies(self.transactions)
         self.cron = Cron(self.transactions)
         self.credentials = Credentials(self.transactions)
         self.metrics = Metrics(self.transactions)

@@ -33,10 +33,13 @@ class ActionModule(ActionBase):
         wrap_async = self._task.async_val and not self._connection.has_native_async
         host = task_vars.get('inventory_hostname')
         args, warning = self._with_pins(host, dict(self._task.args))
+        args, notes = self._with_replicas(args, task_vars)
         result = merge_hash(result, self._execute_module(module_name=MODULE, module_args=args,
                                                          task_vars=task_vars, wrap_async=wrap_async))
         if warning:
             result.setdefault('warnings', []).append(warning)
+        if notes:
+            result.setdefault('warnings', []).extend(notes)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         result['recorded'] = False
@@ -60,7 +63,8 @@ class ActionModule(ActionBase):
             with open_store() as store:
                 for attempt in abandoned:
                     store.backups.record(host, **attempt)
-                store.backups.record(host, **fields)
+                # backup_copy records the backup's copies against this id.
+                result['backup_id'] = store.backups.record(host, **fields)['id']
                 if result.get('removed'):
                     store.backups.mark_removed(host, result['removed'])
             result['recorded'] = True
@@ -90,6 +94,24 @@ class ActionModule(ActionBase):
         return args, ('retention skipped for %s: its pinned backups could not be read from the dbfleet store (%s)'
                       % (host, problem))
 
+    @staticmethod
+    def _with_replicas(args, task_vars):
+        """prefer=replica without replicas: the host's replicas from the store's facts (dbfleet.replicas)."""
+        if args.get('prefer') != 'replica' or args.get('replicas'):
+            return args, []
+        host = task_vars.get('inventory_hostname')
+        try:
+            from dbfleet.replicas import replicas_of
+            from dbfleet.store import StoreError, open_store
+        except ImportError as exc:
+            return args, ['prefer=replica: no replicas given, and %s' % needs_base('finding them in the store', exc)]
+        try:
+            with open_store() as store:
+                args['replicas'] = replicas_of(store, host)
+        except (StoreError, ValueError) as exc:
+            return args, ['prefer=replica: no replicas given, and the dbfleet store could not say (%s)' % exc]
+        return args, []
+
 
 def _when(text):
     if not text:
@@ -105,7 +127,8 @@ def backup_fields(result, args):
                     finished_at=_when(manifest['finished']), duration_seconds=manifest['duration_seconds'],
                     bytes=manifest['bytes'], path=result.get('path'), checksum=manifest['sha256'],
                     binlog_file=manifest.get('binlog_file'), binlog_position=manifest.get('binlog_position'),
-                    gtid=manifest.get('gtid'))
+                    gtid=manifest.get('gtid'), source_replica=(manifest.get('source') or {}).get('replica'),
+                    source_gtid=(manifest.get('source') or {}).get('gtid'))
     attempt = result.get('backup') or {}
     now = datetime.datetime.now(datetime.timezone.utc)
     method = attempt.get('method') or args.get('method') or 'logical'

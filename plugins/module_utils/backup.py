@@ -21,6 +21,7 @@ are in `Tool`; everything else is the same for every flavour.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -116,6 +117,98 @@ class Compression(object):
         return [self.binary] + self._decompress_args + [path] if self.binary else None
 
 
+# -- encryption and pace --------------------------------------------------------------------
+
+# An age X25519 recipient: 'age1' and 58 bech32 characters (the public key); nothing else is taken,
+# so a value can never be an option or a file name on age's command line.
+AGE_RECIPIENT = re.compile(r'^age1[02-9ac-hj-np-z]{58}$')
+AGE_SUFFIX = '.age'
+AGE_HEADER = b'age-encryption.org/v1\n'
+
+
+class Encryption(object):
+    """`age -r KEY ...`: whoever holds the archive without the private key reads nothing. Only the
+    public keys reach the host writing the backup, so a worker writes backups it cannot read."""
+
+    name = 'age'
+
+    def __init__(self, binary, recipients):
+        self.binary = binary
+        self.recipients = list(recipients)
+
+    @classmethod
+    def resolve(cls, recipients, which):
+        """None without recipients; BackupError for a recipient that is not an age public key or a missing age."""
+        if not recipients:
+            return None
+        for recipient in recipients:
+            if not isinstance(recipient, str) or not AGE_RECIPIENT.match(recipient):
+                raise BackupError('encrypt_recipients must be age public keys (age1 and 58 letters and digits, as '
+                                  'age-keygen -y prints them), got %r' % (str(recipient)[:80],))
+        binary = which('age')
+        if not binary:
+            raise BackupError('encrypt_recipients needs the age program on %s, which is not installed: install the '
+                              'age package' % socket.gethostname())
+        return cls(binary, recipients)
+
+    @property
+    def encrypt_command(self):
+        command = [self.binary]
+        for recipient in self.recipients:
+            command += ['-r', recipient]
+        return command
+
+
+def check_age_header(path, recipients):
+    """What can be checked of an age file without its private key: the version line, one X25519
+    stanza per recipient, and the header's end (its MAC line). BackupError saying what is wrong."""
+    with open(path, 'rb') as handle:
+        head = handle.read(64 * 1024)
+    if not head.startswith(AGE_HEADER):
+        raise BackupError('verification failed: %s is not an age file (its first line is not %r)'
+                          % (path, AGE_HEADER.decode().strip()))
+    lines = head.split(b'\n')
+    stanzas = [line for line in lines if line.startswith(b'-> X25519 ')]
+    if not any(line.startswith(b'--- ') for line in lines):
+        raise BackupError('verification failed: the age header of %s has no end (no "---" line)' % path)
+    if len(stanzas) != len(recipients):
+        raise BackupError('verification failed: %s is encrypted to %d recipient(s), the backup asked for %d'
+                          % (path, len(stanzas), len(recipients)))
+
+
+class Throttle(object):
+    """Paces a stream to `bytes_per_second`: after each chunk, sleeps until the bytes passed so far
+    are due. `clock` and `sleep` are injectable (tests pace a stream without waiting for it)."""
+
+    def __init__(self, bytes_per_second, clock=time.monotonic, sleep=time.sleep):
+        if bytes_per_second <= 0:
+            raise ValueError('a throttle needs a positive rate')
+        self.rate = float(bytes_per_second)
+        self._clock = clock
+        self._sleep = sleep
+        self.started = None
+        self.bytes = 0
+        self.slept = 0.0
+
+    def passed(self, count):
+        now = self._clock()
+        if self.started is None:
+            self.started = now
+        self.bytes += count
+        ahead = self.started + self.bytes / self.rate - now
+        if ahead > 0:
+            self._sleep(ahead)
+            self.slept += ahead
+
+
+MIB = 1024 * 1024
+
+
+def throttle_for(mb_per_second):
+    """The Throttle of a logical dump's stream (the uncompressed dump), or None for no limit."""
+    return Throttle(mb_per_second * MIB) if mb_per_second else None
+
+
 # -- dump and backup tools -----------------------------------------------------------------
 
 TOOL_CANDIDATES = {
@@ -179,8 +272,18 @@ class Tool(object):
 
     # physical ------------------------------------------------------------------------------
 
-    def backup_arguments(self, target_dir, datadir):
-        return ['--backup', '--stream=xbstream', '--target-dir=%s' % target_dir, '--datadir=%s' % datadir]
+    def backup_arguments(self, target_dir, datadir, throttle_mb_per_second=None):
+        arguments = ['--backup', '--stream=xbstream', '--target-dir=%s' % target_dir, '--datadir=%s' % datadir]
+        if throttle_mb_per_second:
+            arguments.append('--throttle=%d' % self.throttle_operations(throttle_mb_per_second))
+        return arguments
+
+    def throttle_operations(self, mb_per_second):
+        """--throttle counts I/O operations (a read and a write of one chunk) per second, not bytes:
+        mariabackup copies data files 64 pages (1 MiB of 16 KiB pages) at a time, xtrabackup 10 MB
+        chunks (Percona's documentation). Rounded up, at least 1: never slower than asked."""
+        chunk_mib = 1.0 if self.name in ('mariabackup', 'mariadb-backup') else 10.0
+        return max(1, int(-(-float(mb_per_second) // chunk_mib)))
 
 
 def find_tool(method, which, run, server_flavour=None):
@@ -416,12 +519,14 @@ def _write_all(descriptor, data):
         view = view[written:]
 
 
-def _pump(source, sink, ends, failures):
-    """Copy the tool's output into the compressor, keeping the stream's ends."""
+def _pump(source, sink, ends, failures, throttle=None):
+    """Copy the tool's output into the compressor, keeping the stream's ends (and its pace)."""
     try:
         for chunk in iter(lambda: source.read(CHUNK), b''):
             if ends is not None:
                 ends.feed(chunk)
+            if throttle is not None:
+                throttle.passed(len(chunk))
             sink.write(chunk)
     except (OSError, ValueError) as exc:  # the compressor died (its exit status tells) or the run was aborted
         failures.append(exc)
@@ -464,11 +569,14 @@ class StreamResult(object):
         self.ends = None
         self.stderr_tail = ''
         self.compressor_stderr_tail = ''
+        self.stages = []
 
 
-def stream_to_archive(argv, compression, archive_path, scratch, secret=None, keep_ends=True):
-    """Run `argv`, compress its output and write it to `archive_path` (created, 0600).
-    DiskFull on ENOSPC/EDQUOT; the caller removes the partial archive."""
+def stream_to_archive(argv, compression, archive_path, scratch, secret=None, keep_ends=True, encryption=None,
+                      throttle=None):
+    """Run `argv`, compress its output (then encrypt it, with an `Encryption`) and write it to
+    `archive_path` (created, 0600): one pipeline, no clear copy on disk. `throttle` (a Throttle)
+    paces the tool's output. DiskFull on ENOSPC/EDQUOT; the caller removes the partial archive."""
     result = StreamResult()
     result.ends = StreamEnds() if keep_ends else None
     stderr_path = os.path.join(scratch, 'tool.stderr')
@@ -481,19 +589,33 @@ def stream_to_archive(argv, compression, archive_path, scratch, secret=None, kee
             producer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                         close_fds=True)
         source = producer.stdout
-        if compression.compress_command:
+        # The compressor and the encryptor as one shell-free pipeline: compressor | age.
+        stages = [command for command in (compression.compress_command,
+                                          encryption.encrypt_command if encryption else None) if command]
+        if stages:
+            first_stdin = subprocess.PIPE
+            previous = None
             with open(compressor_stderr_path, 'wb') as stderr:
-                compressor = subprocess.Popen(compression.compress_command, stdin=subprocess.PIPE,
-                                              stdout=subprocess.PIPE, stderr=stderr, close_fds=True)
-            pump = threading.Thread(target=_pump, args=(producer.stdout, compressor.stdin, result.ends, failures))
+                for command in stages:
+                    stage = subprocess.Popen(command, stdin=first_stdin if previous is None else previous.stdout,
+                                             stdout=subprocess.PIPE, stderr=stderr, close_fds=True)
+                    if previous is not None:
+                        previous.stdout.close()  # the next stage holds it now
+                    result.stages.append(stage)
+                    previous = stage
+            compressor = result.stages[0]
+            pump = threading.Thread(target=_pump, args=(producer.stdout, compressor.stdin, result.ends, failures,
+                                                        throttle))
             pump.daemon = True
             pump.start()
-            source = compressor.stdout
+            source = result.stages[-1].stdout
         descriptor = os.open(archive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             for chunk in iter(lambda: source.read(CHUNK), b''):
                 if compressor is None and result.ends is not None:
                     result.ends.feed(chunk)
+                if compressor is None and throttle is not None:
+                    throttle.passed(len(chunk))
                 _write_all(descriptor, chunk)
                 digest.update(chunk)
                 result.bytes += len(chunk)
@@ -501,24 +623,25 @@ def stream_to_archive(argv, compression, archive_path, scratch, secret=None, kee
         finally:
             os.close(descriptor)
     except OSError as exc:
-        _stop(producer)
-        _stop(compressor)
+        for process in [producer] + result.stages:
+            _stop(process)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFull('disk full while writing %s (%d bytes written): %s'
                            % (archive_path, result.bytes, os.strerror(exc.errno)))
         raise
     except BaseException:
-        _stop(producer)
-        _stop(compressor)
+        for process in [producer] + result.stages:
+            _stop(process)
         raise
     finally:
         if pump is not None:
             pump.join()
-        for process in (producer, compressor):
+        for process in [producer] + result.stages[-1:]:
             if process is not None and process.stdout is not None:
                 process.stdout.close()
     result.rc = producer.wait()
-    result.compressor_rc = compressor.wait() if compressor is not None else 0
+    # The first stage that failed (the encryptor fails when the compressor does not).
+    result.compressor_rc = next((rc for rc in [stage.wait() for stage in result.stages] if rc != 0), 0)
     result.sha256 = digest.hexdigest()
     result.stderr_tail = _tail(stderr_path, secret)
     if compressor is not None:
@@ -563,6 +686,16 @@ class _Decompressed(object):
     def abort(self):
         self.stream.close()
         _stop(self._process)
+
+
+def verify_encrypted(path, sha256, encryption):
+    """What can be verified of an encrypted archive without its private key: the SHA-256 and the
+    age header. A dump's completion line was checked in the stream, before encryption."""
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise BackupError('verification failed: the SHA-256 of %s is %s, the manifest says %s' % (path, actual, sha256))
+    check_age_header(path, encryption.recipients)
+    return dict(verification='sha256 and age header only: the content cannot be read without the private key')
 
 
 def verify_archive(path, method, compression, sha256, scratch):
@@ -719,6 +852,77 @@ def read_server(connection):
                       databases=[name for name in databases if name not in SYSTEM_SCHEMAS])
 
 
+def _replica_status(connection):
+    """(SHOW SLAVE STATUS row or None, GTID position the replica has applied, hostname, datadir)."""
+    with connection.cursor() as cursor:
+        cursor.execute('SHOW SLAVE STATUS')
+        status = cursor.fetchone()
+        try:
+            cursor.execute('SELECT @@gtid_slave_pos AS gtid')  # MariaDB
+        except Exception:  # MySQL: no gtid_slave_pos; what it has executed is its position
+            cursor.execute('SELECT @@gtid_executed AS gtid')
+        gtid = cursor.fetchone()['gtid']
+        cursor.execute('SELECT @@hostname AS hostname, @@datadir AS datadir')
+        row = cursor.fetchone()
+    return status, gtid or None, row['hostname'], row['datadir']
+
+
+def choose_replica(params, connect, target):
+    """For prefer=replica: ({replica, gtid, lag_seconds, login_host, login_port} of the first healthy
+    replica of `params['replicas']` (host:port), or None; notes saying why each other was passed
+    over). Healthy: both replication threads running and Seconds_Behind_Master known and at most
+    max_replica_lag_seconds. A physical backup takes only a replica whose datadir is on this host."""
+    notes = []
+    limit = params.get('max_replica_lag_seconds')
+    limit = 60 if limit is None else limit
+    for candidate in params.get('replicas') or []:
+        host, _, port = str(candidate).rpartition(':')
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise BackupError('replicas: %r is not host:port (for example db2.example.com:3306)' % (candidate,))
+        check = dict(params, login_host=host, login_port=int(port), login_unix_socket=None)
+        if params.get('monitor_login_user'):
+            check.update(login_user=params['monitor_login_user'], login_password=params.get('monitor_login_password'))
+        try:
+            connection = connect(check)
+        except Exception as exc:
+            notes.append('replica %s passed over: %s' % (candidate, redact(str(exc), check.get('login_password'))))
+            continue
+        try:
+            status, gtid, hostname, datadir = _replica_status(connection)
+        except Exception as exc:
+            notes.append('replica %s passed over: cannot read its replication status (%s); grant SLAVE MONITOR '
+                         '(MariaDB) or REPLICATION CLIENT (MySQL) to the account, or give monitor_login_user'
+                         % (candidate, redact(str(exc), check.get('login_password'))))
+            continue
+        finally:
+            connection.close()
+        if not status:
+            notes.append('replica %s passed over: it replicates from no server' % candidate)
+            continue
+        running = (status.get('Slave_IO_Running') or status.get('Replica_IO_Running'),
+                   status.get('Slave_SQL_Running') or status.get('Replica_SQL_Running'))
+        lag = status.get('Seconds_Behind_Master', status.get('Seconds_Behind_Source'))
+        if running != ('Yes', 'Yes'):
+            notes.append('replica %s passed over: replication is not running (IO %s, SQL %s)'
+                         % (candidate, running[0], running[1]))
+            continue
+        if lag is None or int(lag) > limit:
+            notes.append('replica %s passed over: it lags %s s, more than max_replica_lag_seconds=%d'
+                         % (candidate, 'an unknown number of' if lag is None else lag, limit))
+            continue
+        if params.get('method') == 'physical':
+            try:
+                check_local_server(ServerInfo(None, None, None, datadir, hostname, []), candidate)
+            except BackupError:
+                notes.append('replica %s passed over: a physical backup must run on its host (%s), not here'
+                             % (candidate, hostname))
+                continue
+        return dict(replica=candidate, gtid=gtid, lag_seconds=int(lag), login_host=host, login_port=int(port)), notes
+    notes.append('no healthy replica of %s among %s: backed up from the server itself'
+                 % (target, ', '.join(map(str, params.get('replicas') or [])) or 'none given'))
+    return None, notes
+
+
 def choose_databases(server, requested, target):
     if not requested:
         if not server.databases:
@@ -843,8 +1047,9 @@ def write_manifest(directory, manifest):
 class Plan(object):
     """What a run will do, known before anything is written (all that check mode reports)."""
 
-    def __init__(self, params, server, tool, compression, databases, started):
+    def __init__(self, params, server, tool, compression, databases, started, encryption=None):
         self.params = params
+        self.encryption = encryption
         self.server = server
         self.tool = tool
         self.compression = compression
@@ -857,7 +1062,8 @@ class Plan(object):
         self.dest = os.path.normpath(params['dest'])
         self.host_dir = os.path.join(self.dest, self.name)
         self.path = backup_path(self.dest, self.name, started, self.method)
-        self.archive_name = ARCHIVE_BASENAMES[self.method] + compression.suffix
+        self.source = None  # {replica, gtid, lag_seconds} when taken from a replica (prefer=replica)
+        self.archive_name = ARCHIVE_BASENAMES[self.method] + compression.suffix + (AGE_SUFFIX if encryption else '')
 
     def check_dest(self):
         """What check mode can find out about dest without writing."""
@@ -911,7 +1117,9 @@ def run_backup(plan, target, outcome=None):
                 result, position = _physical(plan, defaults, archive, scratch.path, target)
             dumped = time.monotonic()
             details = {}
-            if params.get('verify', True):
+            if params.get('verify', True) and plan.encryption:
+                details = verify_encrypted(archive, result.sha256, plan.encryption)
+            elif params.get('verify', True):
                 details = verify_archive(archive, plan.method, plan.compression, result.sha256, scratch.path)
                 if plan.method == 'physical':
                     recorded = binlog_info_position(details['xbstream']['kept'].get('xtrabackup_binlog_info')
@@ -944,6 +1152,14 @@ def run_backup(plan, target, outcome=None):
                 manifest['uncompressed_bytes'] = result.ends.bytes
             if details.get('xbstream'):
                 manifest['files'] = details['xbstream']['files']
+            if plan.encryption:
+                manifest.update(encrypted=plan.encryption.name, recipients=plan.encryption.recipients)
+            if details.get('verification'):
+                manifest['verification'] = details['verification']
+            if plan.source is not None:
+                manifest['source'] = plan.source
+            if params.get('throttle_mb_per_second'):
+                manifest['throttle_mb_per_second'] = params['throttle_mb_per_second']
             write_manifest(partial, manifest)
         # The lock stays held through its open descriptor until the rename is done.
         for name in (ATTEMPT, LOCK):
@@ -1006,7 +1222,8 @@ def _logical(plan, defaults, archive, scratch, outcome, target):
     while True:
         argv = ([plan.tool.path, '--defaults-file=%s' % defaults]
                 + plan.tool.dump_arguments(plan.databases, with_position))
-        result = stream_to_archive(argv, plan.compression, archive, scratch, secret=secret)
+        result = stream_to_archive(argv, plan.compression, archive, scratch, secret=secret,
+                                   encryption=plan.encryption, throttle=throttle_for(plan.params.get('throttle_mb_per_second')))
         failure = _tool_failed(plan.tool, result)
         if failure and with_position and result.rc != 0 and position_refused(result.stderr_tail):
             os.unlink(archive)
@@ -1033,12 +1250,76 @@ def _physical(plan, defaults, archive, scratch, target):
     work_dir = os.path.join(scratch, 'target')
     os.mkdir(work_dir, 0o700)
     argv = ([plan.tool.path, '--defaults-file=%s' % defaults]
-            + plan.tool.backup_arguments(work_dir, plan.server.datadir))
+            + plan.tool.backup_arguments(work_dir, plan.server.datadir, plan.params.get('throttle_mb_per_second')))
     result = stream_to_archive(argv, plan.compression, archive, scratch, secret=plan.params.get('login_password'),
-                               keep_ends=False)
+                               keep_ends=False, encryption=plan.encryption)
     failure = _tool_failed(plan.tool, result)
     if failure:
         raise BackupError('physical backup of %s failed: %s' % (target, failure))
     with open(os.path.join(scratch, 'tool.stderr'), 'rb') as log:
         position = parse_backup_position(log.read().decode('utf-8', 'replace'))
     return result, position
+
+
+# -- reading a backup back -------------------------------------------------------------------
+
+@contextlib.contextmanager
+def open_backup_stream(path, identity_file=None):
+    """The backup's content as a readable binary stream: the dump (or xbstream) decrypted and
+    decompressed on the fly, never written anywhere (`age -d -i IDENTITY archive | gzip -dc`).
+    `path` is a backup directory (its manifest names the archive, compression and encryption)
+    or an archive file (read by its suffixes). An encrypted archive needs `identity_file`, an age
+    identity (AGE-SECRET-KEY-1...) in a file; restores write a credential's to a 0600 file.
+    BackupError, after the stream is read, when a stage failed (a wrong key, a corrupt archive)."""
+    if os.path.isdir(path):
+        with open(os.path.join(path, MANIFEST)) as handle:
+            manifest = json.load(handle)
+        archive = os.path.join(path, manifest['archive'])
+        compress, encrypted = manifest.get('compress') or 'none', manifest.get('encrypted')
+    else:
+        archive = path
+        name = path[:-len(AGE_SUFFIX)] if path.endswith(AGE_SUFFIX) else path
+        encrypted = 'age' if name != path else None
+        compress = next((key for key, spec in Compression._SPECS.items() if spec[0] and name.endswith(spec[0])), 'none')
+    commands = []
+    if encrypted:
+        if encrypted != 'age':
+            raise BackupError('%s is encrypted with %s, which this version cannot read' % (archive, encrypted))
+        if not identity_file:
+            raise BackupError('%s is encrypted with age: give the identity (the private key) that opens it'
+                              % archive)
+        commands.append(['age', '-d', '-i', identity_file, archive])
+    decompress = Compression(compress, Compression._SPECS[compress][1]).decompress_command('-' if commands else archive)
+    if decompress:
+        commands.append([part for part in decompress if part != '-'] if commands else decompress)
+    with PrivateDir() as scratch:
+        processes, errors = [], []
+        if not commands:
+            stream = open(archive, 'rb')
+        else:
+            previous = None
+            for index, command in enumerate(commands):
+                errors.append(os.path.join(scratch.path, 'stage%d.stderr' % index))
+                with open(errors[-1], 'wb') as stderr:
+                    process = subprocess.Popen(command, stdin=previous.stdout if previous else subprocess.DEVNULL,
+                                               stdout=subprocess.PIPE, stderr=stderr, close_fds=True)
+                if previous is not None:
+                    previous.stdout.close()
+                processes.append(process)
+                previous = process
+            stream = processes[-1].stdout
+        try:
+            yield stream
+        except BaseException:
+            stream.close()
+            for process in processes:
+                _stop(process)
+            raise
+        while stream.read(CHUNK):
+            pass
+        stream.close()
+        for process, errors_path, command in zip(processes, errors, commands):
+            if process.wait() != 0:
+                raise BackupError('cannot read %s: %s exited with status %d: %s'
+                                  % (archive, os.path.basename(command[0]), process.returncode,
+                                     _tail(errors_path, None) or 'no error output'))

@@ -119,6 +119,54 @@ options:
         and it must be a complete dump (its C(-- Dump completed) footer) or a readable xbstream (every chunk's CRC).
     type: bool
     default: true
+  encrypt_recipients:
+    description:
+      - age public keys (C(age1...), as C(age-keygen -y) prints them). With any, the archive is streamed through
+        C(age -r KEY ...) after compression and written encrypted (C(dump.sql.gz.age)); no clear copy is ever
+        written. The host writing the backup needs only the public keys, so it cannot read what it wrote.
+      - Verification then checks the SHA-256 and the age header only (the content needs the private key); a dump's
+        completion line is still checked, in the stream before encryption. The manifest records C(encrypted=age),
+        the recipients and C(verification).
+    type: list
+    elements: str
+    default: []
+  throttle_mb_per_second:
+    description:
+      - Limit the backup's read rate. C(logical) paces the dump stream the module reads (the uncompressed dump) to
+        this many MiB per second; C(physical) passes C(--throttle) to mariabackup (I/O operations of 1 MiB) or
+        xtrabackup (10 MB chunks), rounded up.
+    type: float
+  prefer:
+    description:
+      - C(replica) takes the backup from a healthy replica of the server among O(replicas) (both replication
+        threads running, lag at most O(max_replica_lag_seconds)), recording which one and its GTID position in the
+        manifest's C(source); when none is healthy, from the server itself, with a warning.
+      - A physical backup can only use a replica whose data directory is on the host the module runs on.
+    type: str
+    choices: [self, replica]
+    default: self
+  replicas:
+    description:
+      - Candidate replicas for O(prefer=replica), as C(host:port) (the same login options are used).
+      - When empty, the action plugin takes the hosts whose latest facts in the dbfleet store show a replication
+        channel from this host's address and port (least lagging first).
+    type: list
+    elements: str
+    default: []
+  max_replica_lag_seconds:
+    description:
+      - The most a replica may lag (C(Seconds_Behind_Master)) to be used.
+    type: int
+    default: 60
+  monitor_login_user:
+    description:
+      - Account that reads a candidate replica's status (C(SHOW SLAVE STATUS) needs C(SLAVE MONITOR) on MariaDB),
+        when the backup account may not. Default is O(login_user).
+    type: str
+  monitor_login_password:
+    description:
+      - Its password.
+    type: str
 seealso:
   - module: dbfleet.mysql.mysql_facts
 notes:
@@ -262,6 +310,28 @@ manifest:
       type: str
       returned: success
       sample: 0-1-1234
+    encrypted:
+      description: C(age) when the archive is encrypted (O(encrypt_recipients)).
+      type: str
+      returned: when encrypted
+    recipients:
+      description: The age public keys it is encrypted to.
+      type: list
+      elements: str
+      returned: when encrypted
+    verification:
+      description: What verification could not check, for an encrypted archive (its content, without the private key).
+      type: str
+      returned: when encrypted and verified
+    source:
+      description: With O(prefer=replica), the replica the backup was taken from (C(replica), C(host:port)), its GTID
+        position (C(gtid)) and lag (C(lag_seconds)) when chosen.
+      type: dict
+      returned: when taken from a replica
+    throttle_mb_per_second:
+      description: The throttle the backup ran under.
+      type: float
+      returned: when throttled
     warnings:
       description: What the backup lacks and why (for example a binlog position the account could not read).
       type: list
@@ -290,6 +360,10 @@ backup:
     partial_path when O(keep_partial) kept its partial directory).
   returned: failure
   type: dict
+backup_id:
+  description: The backup's id in the dbfleet store (what M(dbfleet.mysql.backup_copy) records its copies against).
+  returned: when recorded
+  type: int
 recorded:
   description: Whether the action plugin recorded the backup in the dbfleet store.
   returned: always
@@ -310,11 +384,13 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
     METHODS,
     BackupError,
     Compression,
+    Encryption,
     Outcome,
     Plan,
     check_local_server,
     check_name,
     choose_databases,
+    choose_replica,
     default_name,
     find_tool,
     iso,
@@ -358,6 +434,13 @@ def main():
         keep_paths=dict(type='list', elements='path', default=[]),
         keep_partial=dict(type='bool', default=False),
         verify=dict(type='bool', default=True),
+        encrypt_recipients=dict(type='list', elements='str', default=[]),
+        throttle_mb_per_second=dict(type='float'),
+        prefer=dict(type='str', choices=['self', 'replica'], default='self'),
+        replicas=dict(type='list', elements='str', default=[]),
+        max_replica_lag_seconds=dict(type='int', default=60),
+        monitor_login_user=dict(type='str'),
+        monitor_login_password=dict(type='str', no_log=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=MYSQL_MUTUALLY_EXCLUSIVE)
@@ -383,6 +466,10 @@ def main():
         fail(problem)
     if params['method'] == 'physical' and params['databases']:
         fail('databases applies to logical backups only: a physical backup copies the whole instance')
+    if params['throttle_mb_per_second'] is not None and not 0 < params['throttle_mb_per_second'] <= 100000:
+        fail('throttle_mb_per_second must be more than 0 (MiB per second), got %s' % params['throttle_mb_per_second'])
+    if params['max_replica_lag_seconds'] < 0:
+        fail('max_replica_lag_seconds must be 0 or more, got %d' % params['max_replica_lag_seconds'])
     if not os.path.isabs(params['dest']):
         fail('dest must be an absolute path, got %s' % params['dest'])
     if not module.check_mode:
@@ -400,6 +487,18 @@ def main():
 
     try:
         compression = Compression.resolve(params['compress'], module.get_bin_path)
+        encryption = Encryption.resolve(params['encrypt_recipients'], module.get_bin_path)
+        source = None
+        if params['prefer'] == 'replica':
+            source, notes = choose_replica(params, mysql_connect, target)
+            for note in notes:
+                module.warn(note)
+            if source is not None:
+                # The dump reads the replica; the manifest says so (and which GTID it had reached).
+                params['login_host'], params['login_port'] = source['login_host'], source['login_port']
+                params['login_unix_socket'] = None
+                target = describe_target(params)
+                source = dict((key, source[key]) for key in ('replica', 'gtid', 'lag_seconds'))
         connection = mysql_connect(params)
         try:
             server = read_server(connection)
@@ -411,7 +510,8 @@ def main():
             databases = list(server.databases)
         else:
             databases = choose_databases(server, params['databases'], target)
-        plan = Plan(params, server, tool, compression, databases, started)
+        plan = Plan(params, server, tool, compression, databases, started, encryption)
+        plan.source = source
         if module.check_mode:
             plan.check_dest()
             expired = plan.expired(utcnow())

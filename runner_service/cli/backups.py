@@ -39,11 +39,11 @@ def backups_list(host: Optional[str] = typer.Option(None, '--host', help='Only t
     if as_json:
         print_json(page)
         return
-    rows = table('id', 'started', 'host', 'method', 'status', 'seconds', 'size', 'flags', 'path')
+    rows = table('id', 'started', 'host', 'method', 'status', 'seconds', 'size', 'copies', 'flags', 'path')
     for backup in page['backups']:
         rows.add_row(str(backup['id']), when(backup['started_at']), backup['host'], backup['method'], backup['status'],
                      '%.1f' % backup['duration_seconds'] if backup['duration_seconds'] is not None else '-',
-                     human_bytes(backup['bytes']), flags(backup) or '-',
+                     human_bytes(backup['bytes']), copies_cell(backup.get('copies') or []), flags(backup) or '-',
                      backup['error'] or backup['path'] or '-')
     print_wide(rows)
     if page['next_cursor'] is not None:
@@ -122,6 +122,7 @@ def _aware(value):
     moment = dt.datetime.fromisoformat(value.replace('Z', '+00:00'))
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
+
 def flags(backup: dict) -> str:
     """pinned, removed, partial kept, restore-tested: what the catalog says beyond the attempt."""
     found = []
@@ -173,6 +174,8 @@ def show_backup(backup: dict, as_json: bool) -> None:
     for name, value in backup.items():
         rows.add_row(name, '-' if value is None else str(value))
     print_wide(rows)
+
+
 @backups_app.command('restore', short_help='Restore a host\'s backup to an instant or a GTID, as a job.')
 def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
                     to: Optional[str] = typer.Option(None, '--to', help="The instant, UTC: '2026-12-04 03:12:00'."),
@@ -218,3 +221,9 @@ def restore_instant(text: str):
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return moment.astimezone(dt.timezone.utc)
+
+
+def copies_cell(copies: list[dict]) -> str:
+    """'offsite ok, s3 FAILED': each repository's latest copy of the backup."""
+    latest = {copy['repository']: copy['status'] for copy in copies}
+    return ', '.join('%s %s' % (name, 'ok' if status == 'ok' else 'FAILED') for name, status in latest.items()) or '-'

@@ -7,6 +7,7 @@ line (where `ps` and shell history would show it):
     dbfleet credentials create backup-login --kind mysql --user backup --password-file backup.pw
     dbfleet credentials create prod-vault --kind vault --vault-id prod --password-file vault.pw
     dbfleet credentials create sudo --kind become --password-file sudo.pw
+    dbfleet credentials create backup-key --kind age_identity --identity-file backup.agekey
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _show(credential: dict) -> None:
 @credentials_app.command('create', short_help='Store a credential, sealed (needs an admin token).')
 def credentials_create(
         name: str = NAME_ARGUMENT,
-        kind: str = typer.Option(..., '--kind', help='ssh, mysql, vault or become.'),
+        kind: str = typer.Option(..., '--kind', help='ssh, mysql, vault, become or age_identity.'),
         key_file: Optional[str] = typer.Option(None, '--key-file', help='ssh: the private key file.'),
         passphrase_file: Optional[str] = typer.Option(None, '--passphrase-file', help="ssh: a file holding the "
                                                       "key's passphrase."),
@@ -58,6 +59,8 @@ def credentials_create(
         vault_id: Optional[str] = typer.Option(None, '--vault-id', help='vault: the vault id it opens.'),
         become_method: Optional[str] = typer.Option(None, '--become-method', help='become: sudo, su, ...'),
         become_user: Optional[str] = typer.Option(None, '--become-user', help='become: the user to become.'),
+        identity_file: Optional[str] = typer.Option(None, '--identity-file', help='age_identity: the age key file '
+                                                    '(age-keygen -o FILE).'),
         as_json: bool = JSON_OPTION) -> None:
     """Create a credential; its secret is sealed by the service and never shown again."""
     from runner_service.schemas import CredentialCreate
@@ -80,8 +83,17 @@ def credentials_create(
             fields['password'] = _password(password_file, '--password-file', 'MySQL password of %s' % username)
     elif kind in ('vault', 'become'):
         fields['password'] = _password(password_file, '--password-file', '%s password' % kind)
+    elif kind == 'age_identity':
+        if identity_file is None:
+            fail('an age_identity credential needs --identity-file (the file age-keygen wrote)')
+        # age-keygen writes comments (creation time, public key) before the key itself.
+        keys = [line.strip() for line in read_secret(identity_file, '--identity-file').splitlines()
+                if line.strip() and not line.startswith('#')]
+        if len(keys) != 1:
+            fail('--identity-file must hold exactly one age private key, it holds %d' % len(keys))
+        fields['identity'] = keys[0]
     else:
-        fail('--kind must be ssh, mysql, vault or become, not %r' % kind[:40])
+        fail('--kind must be ssh, mysql, vault, become or age_identity, not %r' % kind[:40])
     request = request_model(CredentialCreate, whole='credential', name=name, kind=kind,
                             **{key: value for key, value in fields.items() if value is not None})
     _show(api_answer(lambda client: client.create_credential(request), as_json))

@@ -5,6 +5,8 @@ fingerprint that identifies it without revealing it.
     mysql   a MySQL login: user and password, or a TLS client certificate and key (and a CA)
     vault   an Ansible Vault password, with the vault id it opens
     become  a privilege escalation password, with the become method and user
+    age_identity  an age private key (AGE-SECRET-KEY-1...) that opens encrypted backups, for restores;
+            its public key (the recipient backups are encrypted to) is its fingerprint
 
 `split(kind, fields)` returns (public, secret, fingerprint): `public` is what the API may show,
 `secret` what is sealed. An SSH key that does not parse, an encrypted key without its
@@ -16,19 +18,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import subprocess
 from typing import Any, Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-KINDS = ('ssh', 'mysql', 'vault', 'become')
+KINDS = ('ssh', 'mysql', 'vault', 'become', 'age_identity')
 # The fields each kind takes: (public ones, secret ones, required ones).
 FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
     'ssh': (('username',), ('ssh_key', 'passphrase'), ('ssh_key',)),
     'mysql': (('username',), ('password', 'client_cert', 'client_key', 'ca_cert'), ('username',)),
     'vault': (('vault_id',), ('password',), ('password',)),
     'become': (('become_method', 'become_user'), ('password',), ('password',)),
+    'age_identity': ((), ('identity',), ('identity',)),
 }
+# An age X25519 identity as age-keygen writes it: bech32, upper case.
+AGE_IDENTITY = re.compile(r'^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$')
 # Ansible's become plugins (ansible-doc -t become -l, ansible-core and community.general).
 BECOME_METHODS = ('sudo', 'su', 'doas', 'pbrun', 'pfexec', 'dzdo', 'ksu', 'runas', 'machinectl', 'sesu', 'pmrun',
                   'sudosu')
@@ -65,6 +71,8 @@ def split(kind: str, fields: dict[str, Any], digest: Callable[[bytes], str]) -> 
     _CHECKS[kind](public, secret)
     if kind == 'ssh':
         fingerprint = ssh_fingerprint(load_ssh_key(secret['ssh_key'], secret.get('passphrase')))
+    elif kind == 'age_identity':
+        fingerprint = age_recipient(secret['identity'])
     else:
         fingerprint = 'HMAC-SHA256:' + digest(('%s\0%s' % (kind, '\0'.join(
             '%s=%s' % item for item in sorted(secret.items())))).encode())[:16]
@@ -156,6 +164,26 @@ def _check_become(public: dict, secret: dict) -> None:
     _check_one_line(secret, 'password')
 
 
+def _check_age_identity(public: dict, secret: dict) -> None:
+    secret['identity'] = secret['identity'].strip()
+    if not AGE_IDENTITY.match(secret['identity']):
+        raise CredentialInvalid('identity must be one age private key, AGE-SECRET-KEY-1 and 58 letters and digits '
+                                '(the last line age-keygen writes)')
+
+
+def age_recipient(identity: str) -> str:
+    """The public key (age1...) of an identity, as age-keygen -y prints it: what backups are encrypted
+    to, shown as the credential's fingerprint. CredentialInvalid when age-keygen refuses it."""
+    try:
+        done = subprocess.run(['age-keygen', '-y'], input=identity + '\n', capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        raise CredentialInvalid('an age_identity credential needs age-keygen on the API host (Debian package '
+                                'age)') from None
+    if done.returncode != 0 or not done.stdout.strip().startswith('age1'):
+        raise CredentialInvalid('identity is not an age private key that age-keygen can read') from None
+    return done.stdout.strip()
+
+
 def _check_user(public: dict, name: str) -> None:
     if name in public and not USER_NAME.match(public[name]):
         raise CredentialInvalid('%s must be a user name (letters, digits, _ . @ -; at most 128)' % name)
@@ -167,4 +195,5 @@ def _check_one_line(secret: dict, name: str) -> None:
         raise CredentialInvalid('%s must be one line' % name)
 
 
-_CHECKS = {'ssh': _check_ssh, 'mysql': _check_mysql, 'vault': _check_vault, 'become': _check_become}
+_CHECKS = {'ssh': _check_ssh, 'mysql': _check_mysql, 'vault': _check_vault, 'become': _check_become,
+           'age_identity': _check_age_identity}

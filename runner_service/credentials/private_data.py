@@ -11,6 +11,8 @@ their removal when the run ends however it ends.
   `--vault-id ID@file` (or `--vault-password-file file`).
 - become: the password in a 0600 file, `--become-password-file file` (never on a command line
   or in the environment), with `--become-method` / `--become-user` when set.
+- age_identity: the private key in a 0600 file under the run's `credentials/` directory, its path
+  as the extra var `dbfleet_age_identity_file` (what a restore hands to open_backup_stream / age -d -i).
 - mysql: `login_user` and `login_password`, the variables the collection's playbooks hand to
   every dbfleet.mysql module, merged into the run's extra vars file (0600, see
   runner_service.worker.run), so they win over inventory variables; docs/decisions.md says why.
@@ -105,6 +107,10 @@ class RunCredentials:
                 for field in ('ca_cert', 'client_cert', 'client_key'):
                     if field in secret:  # PEM text: the modules write it where they run, for their run only
                         extra_vars['login_%s_data' % field] = secret[field]
+            elif kind == 'age_identity':
+                directory = directory or private_directory(private_dir / CREDENTIALS_DIR)
+                extra_vars['dbfleet_age_identity_file'] = str(_write_secret(directory / 'age_identity',
+                                                                            secret['identity']))
             else:
                 directory = directory or private_directory(private_dir / CREDENTIALS_DIR)
                 path = _write_secret(directory / ('%s_password' % kind), secret['password'])

@@ -112,6 +112,15 @@ class HostRunOut(HostRun):
     job_id: str
 
 
+class BackupCopyOut(BaseModel):
+    repository: str
+    location: str
+    status: str
+    sha256: str | None = None
+    verified_at: dt.datetime | None = None
+    error: str | None = None
+
+
 class BackupOut(BaseModel):
     id: int
     host: str
@@ -134,6 +143,10 @@ class BackupOut(BaseModel):
     kept_partial: bool = Field(default=False, description='the partial directory was kept (keep_partial)')
     restore_tested_at: dt.datetime | None = None
     restore_test_status: str | None = Field(default=None, description='ok or failed, from restore drills')
+    source_replica: str | None = Field(default=None, description='prefer=replica: the replica it was taken from')
+    source_gtid: str | None = Field(default=None, description="the GTID position that replica had reached")
+    copies: list[BackupCopyOut] = Field(default_factory=list, description='its off-host copies, each verified by '
+                                        'SHA-256 (status ok) or failed with why')
 
 
 class BackupPage(BaseModel):

@@ -23,6 +23,7 @@ NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'dbfleet/
 CONTROLLER_PLUGINS = {'plugins/action/fleet_tags.py': 'plugins/modules/fleet_tags.py',
                       'plugins/action/mysql_backup.py': 'plugins/modules/mysql_backup.py',
                       'plugins/action/binlog_archive.py': 'plugins/modules/binlog_archive.py',
+                      'plugins/action/backup_copy.py': 'plugins/modules/backup_copy.py',
                       'plugins/inventory/fleet.py': 'plugins/inventory/fleet.py'}
 
 

@@ -385,3 +385,34 @@ def _children(pid: int) -> list[int]:
         except OSError:
             return None
     return [child for child in _descendants(pid) if parent(child) == pid]
+
+
+def test_an_age_identity_credential_opens_what_was_encrypted_to_it_and_is_never_shown(service, tmp_path):
+    """The API shows the identity's public key (what backups are encrypted to), never the key; a run
+    gets it as a 0600 file named by dbfleet_age_identity_file, gone when the run ends."""
+    key_file = tmp_path / 'backup.agekey'
+    subprocess.run(['age-keygen', '-o', str(key_file)], check=True, capture_output=True)
+    identity = [line for line in key_file.read_text().splitlines() if line.startswith('AGE-SECRET-KEY-1')][0]
+    recipient = subprocess.run(['age-keygen', '-y', str(key_file)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    for role in ('viewer', 'operator'):
+        assert post(service, role, name='restore-key', kind='age_identity', identity=identity).status_code == 403
+    bad = post(service, name='restore-key', kind='age_identity', identity='AGE-SECRET-KEY-1 not a key')
+    assert bad.status_code == 422 and 'identity must be one age private key' in bad.text and 'not a key' not in bad.text
+    credential = created(service, name='restore-key', kind='age_identity', identity=identity)
+    assert credential['fingerprint'] == recipient and credential['kind'] == 'age_identity'
+    with service.client('admin') as client:
+        shown = client.get('/api/v1/credentials').text + client.get('/api/v1/credentials/restore-key').text
+    assert identity not in shown and identity[16:] not in shown and recipient in shown
+
+    encrypted = tmp_path / 'note.age'
+    subprocess.run(['age', '-r', recipient, '-o', str(encrypted)], input=b'the restored secret note', check=True)
+    survey = [{'name': 'encrypted_file', 'type': 'string', 'default': str(encrypted)}]
+    assert template(service, 'age-open', 'age_identity.yml', credentials=['restore-key'], survey=survey,
+                    inventory='tests/service/inventory.yml', limit='node1').status_code == 201
+    job = service.wait(launch(service, 'age-open')['id'])
+    output = stdout(service, job['id'])
+    assert job['status'] == 'successful', (job['status_reason'], output)
+    assert 'opened: the restored secret note; key file mode 600' in output
+    assert identity not in output and identity not in json.dumps(service.events(job['id']))
+    assert secret_files(service, job['id']) == []

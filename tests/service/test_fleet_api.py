@@ -430,3 +430,19 @@ def test_an_added_host_links_to_its_operations(service):
     targets = {link['operationRef']: link['parameters'] for link in links.values()}
     for path, method in (('', 'get'), ('', 'delete'), ('~1profile', 'get')):
         assert targets['#/paths/~1api~1v1~1hosts~1{name}%s/%s' % (path, method)] == {'name': '$response.body#/name'}
+
+
+def test_a_backup_lists_its_off_host_copies_for_every_role(service):
+    with open_store(service.store_url) as store:
+        backup = store.backups.record('db-copies', method='logical', started_at=T0, finished_at=T0,
+                                      checksum='a' * 64, source_replica='db-copies-r:3306', source_gtid='0-1-9')
+        store.copies.record('db-copies', 'vault', 'root@backup1:/srv/db-copies/dump.sql.gz', 'ok', backup_id=backup['id'],
+                            sha256='a' * 64, verified_at=T0)
+        store.copies.record('db-copies', 's3', 's3:bucket/db-copies/dump.sql.gz', 'failed', backup_id=backup['id'],
+                            error='rclone copyto s3 exited with status 1: AccessDenied')
+    for role in ('viewer', 'operator', 'admin'):
+        (listed,) = ok(service, role, 'GET', '/api/v1/backups', params={'host': 'db-copies'})['backups']
+        assert [(copy['repository'], copy['status']) for copy in listed['copies']] == [('vault', 'ok'), ('s3', 'failed')]
+        assert listed['copies'][1]['error'].endswith('AccessDenied') and listed['copies'][0]['sha256'] == 'a' * 64
+        assert listed['source_replica'] == 'db-copies-r:3306' and listed['source_gtid'] == '0-1-9'
+    assert call(service, 'agent', 'GET', '/api/v1/backups').status_code == 403

@@ -18,8 +18,8 @@ from tests.store.conftest import MARIADB, mariadb_url
 
 TABLES = {'alembic_version', 'hosts', 'fact_snapshots', 'tags', 'host_tags', 'tag_events', 'jobs', 'job_dependencies',
           'job_events', 'job_host_results', 'audit_log', 'job_tags', 'api_tokens', 'schedules', 'schedule_slots',
-          'job_host_runs', 'pools', 'pool_leases', 'maintenance_windows', 'backups', 'cron_runs', 'job_templates',
-          'credentials', 'notifiers', 'notifications', 'notification_deliveries', 'notify_cursors',
+          'job_host_runs', 'pools', 'pool_leases', 'maintenance_windows', 'backups', 'backup_copies', 'cron_runs',
+          'job_templates', 'credentials', 'notifiers', 'notifications', 'notification_deliveries', 'notify_cursors',
           'binlogs', 'binlog_archive_state'}
 
 
@@ -52,7 +52,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0018'
+    assert migrate.head() == '0019'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
