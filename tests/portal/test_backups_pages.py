@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from dbfleet.clock import utcnow
+from dbfleet.store import open_store
 from tests.portal.helpers import record_backups
 
 pytestmark = pytest.mark.service
@@ -29,6 +30,16 @@ def backups(service):
                    + [(night - dt.timedelta(days=day), None, 'mysqldump: Error 1045: Access denied\n')
                       for day in (2, 1, 0)])
     record_backups(service, 'db-fresh', [(now - dt.timedelta(hours=1), 512 * 1024 ** 2, None)])
+    # db-big's binary logs are archived from before its oldest backup to ten minutes ago: any instant
+    # between is restorable; db-fresh has no archive: only its backup's instant.
+    store = open_store(service.store_url, migrate=False)
+    try:
+        for number, first, last in ((42, night - dt.timedelta(days=7), night - dt.timedelta(days=1)),
+                                    (43, night - dt.timedelta(days=1), now - dt.timedelta(minutes=10))):
+            store.binlogs.record('db-big', 'mysql-bin.%06d' % number, first_event_at=first, last_event_at=last,
+                                 bytes=1024, sha256='0' * 64, archived_at=last)
+    finally:
+        store.close()
 
 
 def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
@@ -46,10 +57,13 @@ def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
     expect(broken.locator('td.failures')).to_contain_text('Access denied')
     expect(page.locator('tr.backup-host[data-host=db-fresh] td.size')).to_have_text('512.0 MiB')
     expect(page.locator('tr.backup-host[data-host=db-fresh] svg.sparkline')).to_have_count(0)  # one point: no trend
+    expect(big.locator('td.window')).to_contain_text('any instant (binlog chain unbroken)')
+    expect(page.locator('tr.backup-host[data-host=db-fresh] td.window')).to_contain_text("the backup's instant only")
     portal.shot('backups')
 
     big.locator('a').click()
     expect(page.locator('tr.attempt')).to_have_count(7)
+    expect(page.locator('#window')).to_contain_text('any instant (binlog chain unbroken)')
     expect(page.locator('svg.sparkline')).to_have_count(1)
     portal.shot('backups-host')
 

@@ -1,5 +1,6 @@
 """Backups: per host its last successful backup, its age, the size trend of its recent backups
-(a small SVG line) and its failures; a host's page lists its attempts."""
+(a small SVG line), its restorable window (from its backups and binlog archive) and its failures;
+a host's page shows its window, the gaps in its archive and its attempts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dbfleet.clock import utcnow
 from dbfleet.profiles import human_bytes
 from runner_service.jobs import backups_overview
 from runner_service.errors import NotFound
+from runner_service.fleet.backups import BackupCatalog
 from runner_service.fleet.schemas import HOST_NAME_PATTERN
 from runner_service.portal.rendering import NavEntry, PortalRoute, render
 from runner_service.portal.session import PageCaller
@@ -27,18 +29,22 @@ ATTEMPTS = 100
 @router.get('/backups')
 def backup_list(request: Request, caller: PageCaller) -> Response:
     now = utcnow()
-    hosts = backups_overview.by_host(request.app.state.runtime.store, now)
+    store = request.app.state.runtime.store
+    hosts = backups_overview.by_host(store, now)
+    windows = {window['host']: window for window in BackupCatalog(store).windows()['windows']}
     return render(request, caller, 'backups/list.html', {
-        'hosts': hosts, 'trends': {host['host']: sparkline(host['sizes']) for host in hosts},
+        'hosts': hosts, 'windows': windows, 'trends': {host['host']: sparkline(host['sizes']) for host in hosts},
         'human_bytes': human_bytes, 'stale_after': backups_overview.STALE_AFTER.total_seconds(), 'recent': backups_overview.RECENT})
 
 
 @router.get('/backups/{host}')
 def host_backups(request: Request, caller: PageCaller, host: Host) -> Response:
-    attempts = request.app.state.runtime.store.backups.list(host, limit=ATTEMPTS)
+    store = request.app.state.runtime.store
+    attempts = store.backups.list(host, limit=ATTEMPTS)
     if not attempts:
         raise NotFound('no backup of host %r is recorded' % host)
+    (window,) = BackupCatalog(store).windows(host=host)['windows']
     trend = sparkline([attempt['bytes'] for attempt in reversed(attempts)
                        if attempt['status'] == 'ok' and attempt['bytes'] is not None])
     return render(request, caller, 'backups/host.html', {'host': host, 'attempts': attempts, 'trend': trend,
-                                                         'human_bytes': human_bytes})
+                                                         'human_bytes': human_bytes, 'window': window})
