@@ -99,6 +99,17 @@ class ScratchServer:
     def binlogs(self) -> list[str]:
         return [row[0] for row in self.execute('SHOW BINARY LOGS')]
 
+    def purge_to(self, name: str, timeout: float = 60) -> None:
+        """PURGE BINARY LOGS TO `name`, again until the logs before it are gone: MariaDB keeps a rotated
+        log until its binlog checkpoint has moved past it, and one a dump thread still reads."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.execute("PURGE BINARY LOGS TO '%s'" % name)
+            if self.binlogs()[0] == name:
+                return
+            assert time.monotonic() < deadline, 'the logs before %s were not purged: %s' % (name, self.binlogs())
+            time.sleep(0.2)
+
     def login(self) -> dict:
         """The archive account's login options, as module parameters."""
         return dict(login_host='127.0.0.1', login_port=self.port, login_user=ARCHIVE_USER,

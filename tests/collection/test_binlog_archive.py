@@ -192,7 +192,7 @@ def test_a_log_purged_before_it_was_archived_is_a_gap(scratch, tmp_path, store_u
     # Two logs come and go before the archive looks again.
     write_and_flush(scratch)
     write_and_flush(scratch)
-    scratch.execute("PURGE BINARY LOGS TO 'mysql-bin.000004'")
+    scratch.purge_to('mysql-bin.000004')
     assert scratch.binlogs() == ['mysql-bin.000004']
     rc, output = archive(dest, store_url, '-v', inventory=inventory)
     assert rc == 0, output
