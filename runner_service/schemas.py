@@ -538,7 +538,8 @@ class Slot(BaseModel):
 
 
 class PlanPreviewRequest(BaseModel):
-    """The hosts: a list, a tag expression over the store, or a playbook with its inventory (and limit)."""
+    """The hosts: a list, a tag expression over the store, a playbook with its inventory (and
+    limit), a template, or a schedule (its template's or its job's hosts, lanes and window end)."""
 
     model_config = ConfigDict(extra='forbid')
 
@@ -547,15 +548,20 @@ class PlanPreviewRequest(BaseModel):
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
     limit: HostPattern | None = None
-    lanes: StrictInt = Field(ge=1, le=200)
-    start: Instant | None = Field(default=None, description='default: now')
+    template: TemplateName | None = Field(default=None, description='a job template: its hosts and plan')
+    schedule: str | None = Field(default=None, min_length=1, max_length=255, description='a schedule, by id or '
+                                 'name: its job\'s (or template\'s) hosts and plan, starting at its next fire')
+    lanes: StrictInt | None = Field(default=None, ge=1, le=200, description='required unless the template or '
+                                    'schedule has lanes')
+    start: Instant | None = Field(default=None, description='default: now (a schedule: its next fire)')
     window_end: Instant | None = None
 
     @model_validator(mode='after')
     def _one_source(self):
-        given = [name for name in ('hosts', 'tags', 'playbook') if getattr(self, name) is not None]
+        given = [name for name in ('hosts', 'tags', 'playbook', 'template', 'schedule')
+                 if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError('give hosts, tags, or playbook with inventory: exactly one')
+            raise ValueError('give hosts, tags, playbook with inventory, template or schedule: exactly one')
         if self.playbook is not None and self.inventory is None:
             raise ValueError('a playbook needs its inventory')
         if self.playbook is None and (self.inventory is not None or self.limit is not None):
@@ -565,8 +571,11 @@ class PlanPreviewRequest(BaseModel):
 
 class PlannedHost(BaseModel):
     host: str
-    estimate_seconds: float
-    source: Literal['history', 'size', 'default']
+    estimate_seconds: float = Field(description='overhead_seconds + the work (its backups\' durations, or size)')
+    source: Literal['history', 'size', 'default'] = Field(description='where the work estimate came from')
+    overhead_seconds: float = Field(default=0.0, description='start-up cost of its run: its recent runs\' wall '
+                                    'time minus their backups\' duration')
+    overhead_source: Literal['host', 'fleet', 'default', 'none'] = 'none'
     start: dt.datetime
     end: dt.datetime
 
@@ -577,6 +586,32 @@ class PlannedLane(BaseModel):
     hosts: list[PlannedHost]
 
 
+class LaneAccuracy(BaseModel):
+    lane: int
+    hosts: int
+    estimated_seconds: float
+    actual_seconds: float
+    ratio: float | None = Field(default=None, description='actual / estimated')
+
+
+class RunAccuracy(BaseModel):
+    job_id: str
+    started_at: dt.datetime
+    estimated_seconds: float = Field(description='the longest lane by the estimates made when it ran')
+    actual_seconds: float = Field(description='the job\'s run time, started to finished')
+    ratio: float | None = Field(default=None, description='actual / estimated: above 1 is slower than estimated')
+    lanes: list[LaneAccuracy]
+
+
+class PlanAccuracy(BaseModel):
+    of: str = Field(description='which past runs: the template, schedule, or playbook and inventory')
+    runs: list[RunAccuracy] = Field(description='the last 10 that ran in lanes, newest first')
+    median_ratio: float | None = None
+    lane_ratio_median: float | None = None
+    lane_ratio_min: float | None = None
+    lane_ratio_max: float | None = None
+
+
 class PlanPreview(BaseModel):
     start: dt.datetime
     finish: dt.datetime
@@ -585,6 +620,8 @@ class PlanPreview(BaseModel):
     window_end: dt.datetime | None = None
     fits: bool | None = Field(default=None, description='whether the predicted finish is before window_end')
     warning: str | None = None
+    accuracy: PlanAccuracy | None = Field(default=None, description='how the estimates of the same template, '
+                                          'schedule, or playbook and inventory held in their last 10 runs')
 
 
 class PoolSet(BaseModel):

@@ -37,6 +37,7 @@ from dbfleet.store.models import (
     JobHostResult,
     JobHostRun,
     JobTag,
+    ScheduleSlot,
 )
 from dbfleet.store.transactions import Transactions, chunked, upsert
 
@@ -394,6 +395,40 @@ class Jobs:
 
         return self._transactions.run(work)
 
+
+    def planned_history(self, template: str | None = None, schedule_id: str | None = None,
+                        playbook: str | None = None, inventory: str | None = None, limit: int = 10) -> list[dict]:
+        """The `limit` most recent jobs that ended and ran in lanes, of one template, of one
+        schedule's slots, or of one playbook and inventory (either may be left out), newest
+        first: [{id, status, started_at, finished_at, runs: [host runs as host_runs gives them]}].
+        These are what a plan preview compares its past estimates with."""
+        check_limit(limit)
+        query = (select(Job.id, Job.status, Job.started_at, Job.finished_at)
+                 .where(Job.status.in_(('successful', 'failed')), Job.started_at.is_not(None),
+                        Job.finished_at.is_not(None),
+                        Job.id.in_(select(JobHostRun.job_id).where(JobHostRun.lane.is_not(None))))
+                 .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+        if template is not None:
+            query = query.where(Job.template == check_text(template, 'template', NAME_LENGTH))
+        if schedule_id is not None:
+            query = query.where(Job.id.in_(select(ScheduleSlot.job_id).where(
+                ScheduleSlot.schedule_id == check_text(schedule_id, 'schedule'))))
+        if playbook is not None:
+            query = query.where(Job.playbook == check_text(playbook, 'playbook', PATH_LENGTH))
+        if inventory is not None:
+            query = query.where(Job.inventory == check_text(inventory, 'inventory'))
+        columns = [column for column in JobHostRun.__table__.columns]
+
+        def work(session: Session) -> list[dict]:
+            jobs = [row._asdict() for row in session.execute(query)]
+            runs: dict[str, list[dict]] = defaultdict(list)
+            for row in chunked([job['id'] for job in jobs], lambda chunk: select(*columns).where(
+                    JobHostRun.job_id.in_(chunk)).order_by(JobHostRun.lane, JobHostRun.started_at), session, rows=True):
+                item = row._asdict()
+                runs[item.pop('job_id')].append(item)
+            return [dict(job, runs=runs.get(job['id'], [])) for job in jobs]
+
+        return self._transactions.run(work)
 
     # -- one host's history ----------------------------------------------------------------
 

@@ -287,7 +287,8 @@ class Fleet:
     """The local fleet under `base` (default <repo>/var/fleet)."""
 
     def __init__(self, base: Path | None = None):
-        self.base = Path(base).resolve() if base else DEFAULT_BASE
+        # Resolved: a var/fleet that links to another checkout's fleet adopts its servers.
+        self.base = Path(base or DEFAULT_BASE).resolve()
         self.instances = make_instances(self.base)
         self.os_user = pwd.getpwuid(os.geteuid()).pw_name
         self.mariadbd = shutil.which('mariadbd') or '/usr/sbin/mariadbd'

@@ -41,6 +41,8 @@ DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', pri
                 retry_backoff=10, survey=[])
 # Plan fields a job's BatchPlan has as they are (the window end is computed at each launch).
 PLAN_FIELDS = ('lanes', 'rolling', 'max_fail_percentage', 'pool')
+# How a template's plan (or a schedule) says when its runs' window ends, relative to each launch.
+WINDOW_FIELDS = ('window_end_after', 'window_end_at', 'window_timezone')
 
 
 def check_scope(token: dict, template: str | None) -> None:

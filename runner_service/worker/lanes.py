@@ -421,9 +421,16 @@ class PlanRunner:
                   'estimate_seconds': estimate}, **fields) for name in names])
 
 
+# The fleet's recent runs whose start-up overhead stands in for a host without its own.
+FLEET_OVERHEAD_RUNS = 100
+
+
 def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
-    """Estimates from the store: recent backup durations, data sizes from facts, the fleet's throughput."""
+    """Estimates from the store: recent backup durations, data sizes from facts, the fleet's
+    throughput, and each host's start-up overhead (its recent runs', else the fleet's)."""
     durations = store.backups.durations(hosts)
+    overheads = store.backups.overheads(hosts)
+    fleet_overheads = store.backups.overheads(last=FLEET_OVERHEAD_RUNS)['']
     history: dict[str, list[tuple[float, float]]] = {}
     for backup in store.backups.list(limit=500):
         if backup.get('status') == 'ok' and backup.get('bytes') and backup.get('duration_seconds'):
@@ -432,7 +439,7 @@ def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
     sizes = {record['name']: record['facts'].get('schemas.totals.total_bytes')
              for record in store.hosts.inventory(fact_paths=['schemas.totals.total_bytes']) if record['name'] in wanted}
     return planner.estimate(hosts, durations, {host: size for host, size in sizes.items() if size},
-                            planner.throughput(history))
+                            planner.throughput(history), overheads=overheads, fleet_overheads=fleet_overheads)
 
 
 def list_hosts(settings, playbook: str, inventory: str, limit: str | None) -> list[str]:
