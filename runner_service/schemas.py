@@ -348,6 +348,13 @@ class ScheduleDependency(BaseModel):
                                                         'latest run succeeded, failed, or ended in any way')
 
 
+HH_MM = r'^([01][0-9]|2[0-3]):[0-5][0-9]$'
+WINDOW_END_AFTER = ('no host of a run starts later than this many seconds after its slot (those running then '
+                    'finish; a deadline kills them instead); the run needs a plan (lanes or rolling)')
+WINDOW_END_AT = ('no host of a run starts after this time of day (HH:MM in the schedule\'s time zone, the next one '
+                 'after its slot); the run needs a plan (lanes or rolling)')
+
+
 class SchedulePolicies(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
@@ -369,6 +376,14 @@ class SchedulePolicies(BaseModel):
                                             'the latest run of these schedules (as a job\'s depends_on does)')
     notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its slots\' and its '
                                                  'jobs\' events: {"slot_missed": [NAME...], "failed": [...], ...}')
+    window_end_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description=WINDOW_END_AFTER)
+    window_end_at: str | None = Field(default=None, pattern=HH_MM, description=WINDOW_END_AT)
+
+    @model_validator(mode='after')
+    def _one_window_end(self):
+        if self.window_end_after is not None and self.window_end_at is not None:
+            raise ValueError('give window_end_after or window_end_at, not both')
+        return self
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -435,6 +450,9 @@ class ScheduleUpdate(BaseModel):
     limit: HostPattern | None = Field(default=None, description='narrows the template\'s hosts')
     notify: TemplateSubscriptions | None = Field(default=None, description='replaces who hears of its events (null: '
                                                  'nobody)')
+    window_end_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description=WINDOW_END_AFTER +
+                                               ' (null: none)')
+    window_end_at: str | None = Field(default=None, pattern=HH_MM, description=WINDOW_END_AT + ' (null: none)')
 
     @model_validator(mode='after')
     def _not_both(self):
@@ -461,6 +479,8 @@ class ScheduleOut(BaseModel):
                                                                      'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
+    window_end_after: int | None = Field(default=None, description='no host starts this long after the slot')
+    window_end_at: str | None = Field(default=None, description='no host starts after this time of day')
     notify: dict[str, list[str]] | None = None
     paused: bool
     next_fire_at: dt.datetime | None = None
@@ -644,7 +664,8 @@ class HostRun(BaseModel):
     host: str
     lane: int | None = None
     batch: int | None = None
-    status: Literal['pending', 'running', 'ok', 'failed', 'not_run', 'worker_lost']
+    status: Literal['pending', 'running', 'ok', 'failed', 'not_run', 'worker_lost', 'skipped'] = Field(
+        description='skipped: not started, the plan\'s window had ended')
     estimate_seconds: float | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None

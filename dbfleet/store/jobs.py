@@ -365,7 +365,8 @@ class Jobs:
 
     def set_host_runs(self, job_id: str, runs: Sequence[dict]) -> None:
         """Create or replace the job's host runs: {host, lane, batch, status, estimate_seconds,
-        started_at, finished_at, detail, worker} (status: pending, running, ok, failed, not_run, worker_lost;
+        started_at, finished_at, detail, worker} (status: pending, running, ok, failed, not_run, worker_lost,
+        skipped (not started: the plan's window had ended);
         worker: host/pid of the worker that ran it)."""
         rows = [dict(job_id=job_id, host=check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
                      batch=run.get('batch'), status=check_text(run['status'], 'status', 12),

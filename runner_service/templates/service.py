@@ -252,16 +252,20 @@ class TemplateService:
         public, secret = sealed_split(definition['survey'], extra_vars)
         return {'template': name, 'extra_vars': public, 'limit': limit}, secret
 
-    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, **fields) -> tuple[dict, bool]:
+    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, closes: dt.datetime | None = None,
+                    **fields) -> tuple[dict, bool]:
         """The job of a schedule's slot that names a template: its stored values (secrets unsealed)
         checked against the template as it is now; `fields` (deadline, depends_on, idempotency_key)
-        set on the JobCreate. Times relative to a launch count from the slot."""
+        set on the JobCreate; `closes`: the schedule's window end, over the template's. Times relative
+        to a launch count from the slot."""
         name = schedule['job']['template']
         values = {**(schedule['job'].get('extra_vars') or {}), **self.runtime.secrets.open(schedule['secret_vars'])}
         definition = {**DEFAULTS, **self.get(name)['definition']}
         request, secret = self.job_request(name, definition, values, schedule['job'].get('limit'), slot)
         request = request.model_copy(update={key: value for key, value in fields.items()
                                               if value is not None or key != 'deadline'})
+        if closes is not None and request.plan is not None:  # the schedule's own window end
+            request.plan = request.plan.model_copy(update={'window_end': closes})
         return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret),
                                 credentials=definition.get('credentials'))
 

@@ -115,3 +115,17 @@ def test_bad_plans_are_refused(service):
                                                     'plan': {'rolling': ['abc']}})
     assert both.status_code == 422 and 'not both' in both.json()['detail']
     assert percent.status_code == 422 and 'percentage' in percent.json()['detail']
+
+
+def test_a_job_whose_window_has_ended_starts_no_host_and_says_so(service):
+    """The window end is not a deadline: the job runs, starts no host after it, and fails naming
+    the hosts it skipped (tests/service/test_window_end.py passes the end while hosts run)."""
+    job = service.launch('hello.yml', inventory=MANY, limit='host1,host2',
+                         plan={'lanes': 2, 'window_end': '2026-01-01T02:00:00Z'})
+    done = service.wait(job['id'], timeout=300)
+    assert done['status'] == 'failed'
+    assert done['status_reason'] == ('the window ended at 2026-01-01T02:00:00Z: 2 host(s) not started (skipped): '
+                                     'host1, host2')
+    timeline = runs(service, job['id'])
+    assert {run['status'] for run in timeline} == {'skipped'}
+    assert all('window ended' in run['detail'] and run['started_at'] is None for run in timeline)
