@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from dbfleet.durations import TimeSpecError, parse_duration
 from runner_service.extra_vars import check_extra_vars
 from runner_service.host_patterns import check_host_pattern
 
@@ -61,7 +62,7 @@ HostPattern = Annotated[str, StringConstraints(min_length=1, max_length=10000), 
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$'),
                      AfterValidator(check_host_pattern)]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
-                    'dependency_failed', 'worker_lost']
+                    'dependency_failed', 'worker_lost', 'awaiting_approval', 'rejected', 'expired']
 Role = Literal['viewer', 'operator', 'admin', 'agent']
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
@@ -178,6 +179,19 @@ class Timings(BaseModel):
     run_seconds: float | None = None
 
 
+class JobApproval(BaseModel):
+    timeout_seconds: int
+    expires_at: dt.datetime | None = Field(default=None, description='it ends expired unless approved by then')
+    decided_by: str | None = Field(default=None, description='the admin who approved or rejected it')
+    decided_at: dt.datetime | None = None
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    reason: str | None = Field(default=None, min_length=1, max_length=2000, description='why (required to reject)')
+
+
 class JobOut(BaseModel):
     id: str
     status: JobStatus
@@ -216,6 +230,8 @@ class JobOut(BaseModel):
                                          'ran from, with DBFLEET_PROJECT_URL; null: not fetched (yet), or a local '
                                          'project directory')
     cancel_requested: bool
+    approval: JobApproval | None = Field(default=None, description='a job of a template that requires approval: '
+                                         'until when it waits, who approved or rejected it')
     waiting_for_worker: bool | None = Field(
         default=None, description='queued on a queue no live worker listens to: it will not start until one does '
                                   '(/healthz names such queues); null when Redis cannot say')
@@ -833,6 +849,33 @@ class SurveyVariable(BaseModel):
                                 'regular expression the whole value must match')
 
 
+class TemplateApproval(BaseModel):
+    """Its jobs wait (awaiting_approval, in no queue) until an admin other than the launcher approves."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    required: StrictBool = False
+    timeout: StrictInt | str = Field(default='4h', description='how long a job waits for approval before it ends '
+                                     'expired: seconds, or 30m, 4h, 2d')
+
+    @model_validator(mode='after')
+    def _timeout(self):
+        approval_seconds(self.timeout)
+        return self
+
+
+def approval_seconds(timeout: int | str) -> int:
+    """A template's approval timeout in seconds (60 s to 30 days)."""
+    if isinstance(timeout, str):
+        try:
+            timeout = int(parse_duration(timeout).total_seconds())
+        except TimeSpecError as exc:
+            raise ValueError('approval.timeout: %s' % exc) from None
+    if not 60 <= timeout <= 30 * 86400:
+        raise ValueError('approval.timeout must be from 60 s to 30 days, got %d s' % timeout)
+    return timeout
+
+
 class TemplatePlan(BatchPlan):
     """A template's batch plan: as a job's, but its window end is relative to each launch."""
 
@@ -930,6 +973,8 @@ class TemplateFields(BaseModel):
                                                    'runs get, by name: at most one of each kind')
     notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its jobs\' events: '
                                                  '{"failed": [NAME...], "recovered": [...], "timed_out": [...]}')
+    approval: TemplateApproval | None = Field(default=None, description='{"required": true, "timeout": "4h"}: each '
+                                              'job waits awaiting_approval until a second admin approves it')
 
 
 class TemplateCreate(TemplateFields):

@@ -30,7 +30,7 @@ from runner_service.jobs.service import JobService
 from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.triggers import TriggerError, zone
-from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
+from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate, approval_seconds
 from runner_service.secret_box import MASK, split_extra_vars
 from runner_service.templates.survey import SurveyError, apply_survey, check_survey, password_names
 
@@ -72,6 +72,12 @@ def window_end(plan: dict, now: dt.datetime) -> dt.datetime | None:
             end = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(hour, minute), tzinfo=tz)
         return end.astimezone(dt.timezone.utc)
     return None
+
+
+def required_approval(definition: dict) -> int | None:
+    """Seconds a job of this template waits for an admin's approval; None: it needs none."""
+    approval = definition.get('approval') or {}
+    return approval_seconds(approval.get('timeout', '4h')) if approval.get('required') else None
 
 
 def sealed_split(survey: list[dict], values: dict) -> tuple[dict, dict]:
@@ -158,7 +164,8 @@ class TemplateService:
                                                idempotency_key=request.idempotency_key)
         job, created = self.jobs.launch(job_request, token['name'], template=name,
                                         sealed_secrets=self.runtime.secrets.seal(secret),
-                                        credentials=definition.get('credentials'))
+                                        credentials=definition.get('credentials'),
+                                        approval_seconds=required_approval(definition))
         if created:
             self.store.audit.record(token['name'], 'template.launch', name,
                                     {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
@@ -267,7 +274,8 @@ class TemplateService:
         if closes is not None and request.plan is not None:  # the schedule's own window end
             request.plan = request.plan.model_copy(update={'window_end': closes})
         return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret),
-                                credentials=definition.get('credentials'))
+                                credentials=definition.get('credentials'),
+                                approval_seconds=required_approval(definition))
 
     # -- checks --------------------------------------------------------------------------
 

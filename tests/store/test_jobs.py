@@ -762,3 +762,38 @@ def test_the_cli_prunes_events_by_age(store, store_url):
     assert [store.events.last_seq(old['id']), store.events.last_seq(recent['id'])] == [0, 2]
     assert 'not a duration' in refused(store_url, 'store', 'prune-events', '--older-than', 'soon')
     assert 'longer than zero' in refused(store_url, 'store', 'prune-events', '--older-than', '0d')
+
+
+def test_a_job_needing_approval_waits_outside_the_queue_until_decided(store):
+    spec = {'playbook': 'playbooks/restore.yml', 'inventory': 'inventories/x.yml', 'approval_timeout_seconds': 3600}
+    job, _ = store.jobs.create(spec, created_by='alice')
+    assert job['status'] == 'awaiting_approval' and job['enqueued_at'] is None
+    assert job['approval_expires_at'] - job['created_at'] == dt.timedelta(seconds=3600)
+    assert store.jobs.pending() == []  # the reconciler never queues it
+    approved = store.jobs.decide_approval(job['id'], True, 'bob')
+    assert approved['status'] == 'queued' and approved['enqueued_at'] is not None
+    assert (approved['approval_decided_by'], approved['status_reason']) == ('bob', 'approved by bob')
+    assert store.jobs.decide_approval(job['id'], False, 'carol', 'too late') is None  # decided already
+
+    rejected, _ = store.jobs.create(spec, created_by='alice')
+    rejected = store.jobs.decide_approval(rejected['id'], False, 'bob', 'not during the sale')
+    assert rejected['status'] == 'rejected' and rejected['finished_at'] is not None
+    assert rejected['status_reason'] == 'rejected by bob: not during the sale'
+
+    # Approved while what it depends on still runs: it waits for it, as a new job would.
+    upstream, _ = store.jobs.create({'playbook': 'a.yml', 'inventory': 'i.yml'})
+    later, _ = store.jobs.create(spec, depends_on=[(upstream['id'], 'success')])
+    assert later['status'] == 'awaiting_approval'
+    assert store.jobs.decide_approval(later['id'], True, 'bob')['status'] == 'waiting'
+
+
+def test_approval_expires_and_cancel_and_deadlines_reach_jobs_awaiting_it(store):
+    spec = {'playbook': 'playbooks/restore.yml', 'inventory': 'inventories/x.yml', 'approval_timeout_seconds': 600}
+    job, _ = store.jobs.create(spec)
+    assert store.jobs.expire_approvals(job['created_at'] + dt.timedelta(seconds=599)) == []
+    [expired] = store.jobs.expire_approvals(job['created_at'] + dt.timedelta(seconds=600))
+    assert expired['status'] == 'expired' and 'no admin approved it within 600 s' in expired['status_reason']
+    other, _ = store.jobs.create(spec)
+    assert store.jobs.request_cancel(other['id'])['status'] == 'canceled'
+    late, _ = store.jobs.create(dict(spec, deadline=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+    assert [job['id'] for job in store.jobs.overdue()] == [late['id']]
