@@ -141,7 +141,9 @@ def accuracy(service: Service, count: int) -> list[str]:
              'estimated, 1.00 is exact, above 1 slower than estimated; per lane the same. Run 1 of each has no',
              'start-up measured yet (the default 3 s per host); later runs add each host\'s measured start-up',
              '(its last runs\' wall time minus their backups\' own duration). Before this, an estimate was the',
-             'backup\'s own duration alone: the "work only" column.', '',
+             'backup\'s own duration alone: the "work only" column. Run 1 of the work hosts has no start-up of',
+             'its own yet and takes the fleet\'s recent median: the local fleet\'s backups just before, which cost',
+             'more to start than a `sleep` (hence its low ratio); run 2 has its own.', '',
              '| plan | estimated | took | ratio | lane ratios | per-host estimate |', '|---|---|---|---|---|---|']
     dest = ROOT / 'var' / 'bench' / 'accuracy-backups'
     dest.mkdir(parents=True, exist_ok=True)

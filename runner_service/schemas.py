@@ -68,7 +68,7 @@ TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
 # What a template subscribes notifiers to (runner_service.notify): for each event of its jobs, their names.
 TemplateEvent = Literal['failed', 'recovered', 'timed_out', 'window_overrun', 'window_overrun_predicted',
-                        'slot_missed', 'slot_skipped']
+                        'slot_missed', 'slot_skipped', 'awaiting_approval']
 TemplateSubscriptions = dict[TemplateEvent, Annotated[list[TemplateName], Field(max_length=20)]]
 
 

@@ -528,3 +528,22 @@ def test_the_cli_creates_lists_shows_tests_and_deletes(service, tmp_path):
         assert service.dbfleet('templates', 'delete', 'cli-notified', token=admin).returncode == 0
         gone = service.dbfleet('notifiers', 'delete', 'cli-hook', token=admin)
         assert gone.returncode == 0 and 'deleted' in gone.stdout
+
+
+def test_a_job_awaiting_approval_is_told_once_to_its_templates_notifiers(service, hook):
+    created(service, '/api/v1/templates', name='guarded', playbook='tests/service/playbooks/hello.yml',
+            inventory='tests/service/inventory.yml', limit='node1', approval={'required': True, 'timeout': '1h'},
+            notify={'awaiting_approval': ['ops-hook']})
+    response = api(service, 'POST', '/api/v1/templates/guarded/launch', role='operator', json={})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    try:
+        found = wait_for(lambda: settled(service, job['id'], 'awaiting_approval'), 'no awaiting_approval notification')
+        assert found['deliveries'][0]['status'] == 'delivered'
+        [received] = [r for r in hook.accepted() if job_of(r) == job['id']]
+        assert received['json']['event'] == 'awaiting_approval' and received['signed']
+        assert 'awaits the approval of a second admin' in received['json']['text']
+        assert received['json']['job']['launched_by'] == 'operator'
+    finally:
+        api(service, 'POST', '/api/v1/jobs/%s/cancel' % job['id'])
+    assert [n['job_id'] for n in notifications(service, event='awaiting_approval')] == [job['id']]
