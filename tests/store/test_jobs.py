@@ -46,6 +46,14 @@ def job_in(store, status) -> dict:
         return store.jobs.transition(launch(store)['id'], 'running')
     if status == 'canceled':
         return store.jobs.request_cancel(launch(store)['id'])
+    if status == 'awaiting_approval':
+        return launch(store, approval_timeout_seconds=600)
+    if status == 'rejected':
+        return store.jobs.decide_approval(job_in(store, 'awaiting_approval')['id'], False, 'bob', 'no')
+    if status == 'expired':
+        waiting = job_in(store, 'awaiting_approval')
+        return next(job for job in store.jobs.expire_approvals(waiting['approval_expires_at'])
+                    if job['id'] == waiting['id'])
     if status == 'dependency_failed':
         failed = run(store, launch(store), 'failed')
         job = launch(store, depends_on=[(failed['id'], 'success')])
@@ -210,7 +218,7 @@ def test_a_job_runs_and_ends_with_timestamps(store):
 def test_every_move_in_the_table_and_no_other(store):
     for from_status in JOB_STATUSES:
         for to_status in JOB_STATUSES:
-            if to_status == 'waiting':
+            if to_status == 'awaiting_approval':
                 continue  # refused outright, below
             job = job_in(store, from_status)
             assert job['status'] == from_status
@@ -231,8 +239,9 @@ def test_transition_refuses_bad_requests(store):
         store.jobs.transition(job['id'], 'running', expect={'queued', 'successful'})
     with pytest.raises(ValueError, match="expect: unknown job status 'bogus'"):
         store.jobs.transition(job['id'], 'running', expect={'bogus'})
-    with pytest.raises(ValueError, match='no job moves to waiting: a job waits only from its creation'):
-        store.jobs.transition(job['id'], 'waiting')
+    with pytest.raises(ValueError, match='no job moves to awaiting_approval: a job is awaiting_approval only from '
+                                         'its creation'):
+        store.jobs.transition(job['id'], 'awaiting_approval')
     with pytest.raises(ValueError, match='transition: cannot set attempt; it sets worker, return_code'):
         store.jobs.transition(job['id'], 'running', attempt=3)
     with pytest.raises(ValueError, match="return_code must be an integer, got '0'"):
