@@ -40,7 +40,7 @@ def test_a_viewer_sees_the_week_with_predicted_finishes_and_a_maintenance_window
     expect(lanes).to_have_count(7)  # one a night
     running = page.locator('tr.slot:not(.blocked)[data-schedule=nightly-lanes]')
     expect(running).to_have_count(6)
-    expect(running.first.locator('td.finish')).to_contain_text('24m 00s')
+    expect(running.first.locator('td.finish')).to_contain_text('24m 06s')  # and 3 s of start-up each
     expect(running.first).to_contain_text('4 hosts in 2 lanes')
     expect(page.locator('tr.slot[data-schedule=nightly-lanes] .status-failed')).to_have_count(0)
     one_lane = page.locator('tr.slot[data-schedule=nightly-one-lane]')
