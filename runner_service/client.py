@@ -31,6 +31,7 @@ from runner_service.fleet.schemas import (
 )
 from runner_service.notify_schemas import NotificationOut, NotifierCreate, NotifierOut
 from runner_service.schemas import (
+    ApprovalDecision,
     AuditPage,
     CredentialCreate,
     CredentialOut,
@@ -189,6 +190,11 @@ class ApiClient:
     def relaunch(self, job_id: str, hosts: str = 'all') -> dict:
         body = Relaunch(hosts=hosts).model_dump(mode='json')
         return self._call(JobOut, 'POST', '%s/%s/relaunch' % (JOBS, job_id), json=body)
+
+    def decide(self, job_id: str, approve: bool, reason: str | None = None) -> dict:
+        """Approve or reject (with a reason) a job awaiting approval (admin, not its launcher)."""
+        body = ApprovalDecision(reason=reason).model_dump(mode='json', exclude_none=True)
+        return self._call(JobOut, 'POST', '%s/%s/%s' % (JOBS, job_id, 'approve' if approve else 'reject'), json=body)
 
     def runs(self, job_id: str) -> list[dict]:
         """A planned job's timeline: each host's lane or batch, status, estimate, start and end."""

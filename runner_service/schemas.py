@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from dbfleet.durations import TimeSpecError, parse_duration
 from runner_service.extra_vars import check_extra_vars
 from runner_service.host_patterns import check_host_pattern
 
@@ -61,13 +62,13 @@ HostPattern = Annotated[str, StringConstraints(min_length=1, max_length=10000), 
 HostName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r'^\S+$'),
                      AfterValidator(check_host_pattern)]
 JobStatus = Literal['queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out',
-                    'dependency_failed', 'worker_lost']
+                    'dependency_failed', 'worker_lost', 'awaiting_approval', 'rejected', 'expired']
 Role = Literal['viewer', 'operator', 'admin', 'agent']
 TemplateName = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                 pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')]
 # What a template subscribes notifiers to (runner_service.notify): for each event of its jobs, their names.
 TemplateEvent = Literal['failed', 'recovered', 'timed_out', 'window_overrun', 'window_overrun_predicted',
-                        'slot_missed', 'slot_skipped']
+                        'slot_missed', 'slot_skipped', 'awaiting_approval']
 TemplateSubscriptions = dict[TemplateEvent, Annotated[list[TemplateName], Field(max_length=20)]]
 
 
@@ -178,6 +179,19 @@ class Timings(BaseModel):
     run_seconds: float | None = None
 
 
+class JobApproval(BaseModel):
+    timeout_seconds: int
+    expires_at: dt.datetime | None = Field(default=None, description='it ends expired unless approved by then')
+    decided_by: str | None = Field(default=None, description='the admin who approved or rejected it')
+    decided_at: dt.datetime | None = None
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+
+    reason: str | None = Field(default=None, min_length=1, max_length=2000, description='why (required to reject)')
+
+
 class JobOut(BaseModel):
     id: str
     status: JobStatus
@@ -216,6 +230,8 @@ class JobOut(BaseModel):
                                          'ran from, with DBFLEET_PROJECT_URL; null: not fetched (yet), or a local '
                                          'project directory')
     cancel_requested: bool
+    approval: JobApproval | None = Field(default=None, description='a job of a template that requires approval: '
+                                         'until when it waits, who approved or rejected it')
     waiting_for_worker: bool | None = Field(
         default=None, description='queued on a queue no live worker listens to: it will not start until one does '
                                   '(/healthz names such queues); null when Redis cannot say')
@@ -348,6 +364,13 @@ class ScheduleDependency(BaseModel):
                                                         'latest run succeeded, failed, or ended in any way')
 
 
+HH_MM = r'^([01][0-9]|2[0-3]):[0-5][0-9]$'
+WINDOW_END_AFTER = ('no host of a run starts later than this many seconds after its slot (those running then '
+                    'finish; a deadline kills them instead); the run needs a plan (lanes or rolling)')
+WINDOW_END_AT = ('no host of a run starts after this time of day (HH:MM in the schedule\'s time zone, the next one '
+                 'after its slot); the run needs a plan (lanes or rolling)')
+
+
 class SchedulePolicies(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
@@ -369,6 +392,14 @@ class SchedulePolicies(BaseModel):
                                             'the latest run of these schedules (as a job\'s depends_on does)')
     notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its slots\' and its '
                                                  'jobs\' events: {"slot_missed": [NAME...], "failed": [...], ...}')
+    window_end_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description=WINDOW_END_AFTER)
+    window_end_at: str | None = Field(default=None, pattern=HH_MM, description=WINDOW_END_AT)
+
+    @model_validator(mode='after')
+    def _one_window_end(self):
+        if self.window_end_after is not None and self.window_end_at is not None:
+            raise ValueError('give window_end_after or window_end_at, not both')
+        return self
 
 
 class ScheduleCreate(SchedulePolicies):
@@ -435,6 +466,9 @@ class ScheduleUpdate(BaseModel):
     limit: HostPattern | None = Field(default=None, description='narrows the template\'s hosts')
     notify: TemplateSubscriptions | None = Field(default=None, description='replaces who hears of its events (null: '
                                                  'nobody)')
+    window_end_after: StrictInt | None = Field(default=None, ge=1, le=7 * 86400, description=WINDOW_END_AFTER +
+                                               ' (null: none)')
+    window_end_at: str | None = Field(default=None, pattern=HH_MM, description=WINDOW_END_AT + ' (null: none)')
 
     @model_validator(mode='after')
     def _not_both(self):
@@ -461,6 +495,8 @@ class ScheduleOut(BaseModel):
                                                                      'later one is a whole number of intervals')
     after: list[ScheduleDependency] = Field(default_factory=list)
     window_policy: str
+    window_end_after: int | None = Field(default=None, description='no host starts this long after the slot')
+    window_end_at: str | None = Field(default=None, description='no host starts after this time of day')
     notify: dict[str, list[str]] | None = None
     paused: bool
     next_fire_at: dt.datetime | None = None
@@ -538,7 +574,8 @@ class Slot(BaseModel):
 
 
 class PlanPreviewRequest(BaseModel):
-    """The hosts: a list, a tag expression over the store, or a playbook with its inventory (and limit)."""
+    """The hosts: a list, a tag expression over the store, a playbook with its inventory (and
+    limit), a template, or a schedule (its template's or its job's hosts, lanes and window end)."""
 
     model_config = ConfigDict(extra='forbid')
 
@@ -547,15 +584,20 @@ class PlanPreviewRequest(BaseModel):
     playbook: str | None = Field(default=None, min_length=1, max_length=512)
     inventory: str | None = Field(default=None, min_length=1, max_length=512)
     limit: HostPattern | None = None
-    lanes: StrictInt = Field(ge=1, le=200)
-    start: Instant | None = Field(default=None, description='default: now')
+    template: TemplateName | None = Field(default=None, description='a job template: its hosts and plan')
+    schedule: str | None = Field(default=None, min_length=1, max_length=255, description='a schedule, by id or '
+                                 'name: its job\'s (or template\'s) hosts and plan, starting at its next fire')
+    lanes: StrictInt | None = Field(default=None, ge=1, le=200, description='required unless the template or '
+                                    'schedule has lanes')
+    start: Instant | None = Field(default=None, description='default: now (a schedule: its next fire)')
     window_end: Instant | None = None
 
     @model_validator(mode='after')
     def _one_source(self):
-        given = [name for name in ('hosts', 'tags', 'playbook') if getattr(self, name) is not None]
+        given = [name for name in ('hosts', 'tags', 'playbook', 'template', 'schedule')
+                 if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError('give hosts, tags, or playbook with inventory: exactly one')
+            raise ValueError('give hosts, tags, playbook with inventory, template or schedule: exactly one')
         if self.playbook is not None and self.inventory is None:
             raise ValueError('a playbook needs its inventory')
         if self.playbook is None and (self.inventory is not None or self.limit is not None):
@@ -565,8 +607,11 @@ class PlanPreviewRequest(BaseModel):
 
 class PlannedHost(BaseModel):
     host: str
-    estimate_seconds: float
-    source: Literal['history', 'size', 'default']
+    estimate_seconds: float = Field(description='overhead_seconds + the work (its backups\' durations, or size)')
+    source: Literal['history', 'size', 'default'] = Field(description='where the work estimate came from')
+    overhead_seconds: float = Field(default=0.0, description='start-up cost of its run: its recent runs\' wall '
+                                    'time minus their backups\' duration')
+    overhead_source: Literal['host', 'fleet', 'default', 'none'] = 'none'
     start: dt.datetime
     end: dt.datetime
 
@@ -577,6 +622,32 @@ class PlannedLane(BaseModel):
     hosts: list[PlannedHost]
 
 
+class LaneAccuracy(BaseModel):
+    lane: int
+    hosts: int
+    estimated_seconds: float
+    actual_seconds: float
+    ratio: float | None = Field(default=None, description='actual / estimated')
+
+
+class RunAccuracy(BaseModel):
+    job_id: str
+    started_at: dt.datetime
+    estimated_seconds: float = Field(description='the longest lane by the estimates made when it ran')
+    actual_seconds: float = Field(description='the job\'s run time, started to finished')
+    ratio: float | None = Field(default=None, description='actual / estimated: above 1 is slower than estimated')
+    lanes: list[LaneAccuracy]
+
+
+class PlanAccuracy(BaseModel):
+    of: str = Field(description='which past runs: the template, schedule, or playbook and inventory')
+    runs: list[RunAccuracy] = Field(description='the last 10 that ran in lanes, newest first')
+    median_ratio: float | None = None
+    lane_ratio_median: float | None = None
+    lane_ratio_min: float | None = None
+    lane_ratio_max: float | None = None
+
+
 class PlanPreview(BaseModel):
     start: dt.datetime
     finish: dt.datetime
@@ -585,6 +656,8 @@ class PlanPreview(BaseModel):
     window_end: dt.datetime | None = None
     fits: bool | None = Field(default=None, description='whether the predicted finish is before window_end')
     warning: str | None = None
+    accuracy: PlanAccuracy | None = Field(default=None, description='how the estimates of the same template, '
+                                          'schedule, or playbook and inventory held in their last 10 runs')
 
 
 class PoolSet(BaseModel):
@@ -607,7 +680,8 @@ class HostRun(BaseModel):
     host: str
     lane: int | None = None
     batch: int | None = None
-    status: Literal['pending', 'running', 'ok', 'failed', 'not_run', 'worker_lost']
+    status: Literal['pending', 'running', 'ok', 'failed', 'not_run', 'worker_lost', 'skipped'] = Field(
+        description='skipped: not started, the plan\'s window had ended')
     estimate_seconds: float | None = None
     started_at: dt.datetime | None = None
     finished_at: dt.datetime | None = None
@@ -775,6 +849,33 @@ class SurveyVariable(BaseModel):
                                 'regular expression the whole value must match')
 
 
+class TemplateApproval(BaseModel):
+    """Its jobs wait (awaiting_approval, in no queue) until an admin other than the launcher approves."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    required: StrictBool = False
+    timeout: StrictInt | str = Field(default='4h', description='how long a job waits for approval before it ends '
+                                     'expired: seconds, or 30m, 4h, 2d')
+
+    @model_validator(mode='after')
+    def _timeout(self):
+        approval_seconds(self.timeout)
+        return self
+
+
+def approval_seconds(timeout: int | str) -> int:
+    """A template's approval timeout in seconds (60 s to 30 days)."""
+    if isinstance(timeout, str):
+        try:
+            timeout = int(parse_duration(timeout).total_seconds())
+        except TimeSpecError as exc:
+            raise ValueError('approval.timeout: %s' % exc) from None
+    if not 60 <= timeout <= 30 * 86400:
+        raise ValueError('approval.timeout must be from 60 s to 30 days, got %d s' % timeout)
+    return timeout
+
+
 class TemplatePlan(BatchPlan):
     """A template's batch plan: as a job's, but its window end is relative to each launch."""
 
@@ -875,6 +976,8 @@ class TemplateFields(BaseModel):
                                                    'runs get, by name: at most one of each kind')
     notify: TemplateSubscriptions | None = Field(default=None, description='notifiers told of its jobs\' events: '
                                                  '{"failed": [NAME...], "recovered": [...], "timed_out": [...]}')
+    approval: TemplateApproval | None = Field(default=None, description='{"required": true, "timeout": "4h"}: each '
+                                              'job waits awaiting_approval until a second admin approves it')
 
 
 class TemplateCreate(TemplateFields):

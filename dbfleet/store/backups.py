@@ -27,7 +27,8 @@ from dbfleet.clock import utc, utcnow
 from dbfleet.store.checks import check_datetime, check_limit
 from dbfleet.store.copies import copies_of
 from dbfleet.store.cursors import page_cursor, parse_page_cursor
-from dbfleet.store.models import BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, RESTORE_TEST_STATUSES, Backup
+from dbfleet.store.models import (BACKUP_METHODS, BACKUP_STATUSES, NAME_LENGTH, RESTORE_TEST_STATUSES, Backup,
+                                  JobHostRun)
 from dbfleet.store.transactions import Transactions
 
 BACKUP_FIELDS = ('method', 'status', 'started_at', 'finished_at', 'duration_seconds', 'bytes', 'path', 'checksum',
@@ -206,6 +207,47 @@ class Backups:
             if names is not None:
                 return dict((name, found.get(name, [])) for name in names)
             return dict(found)
+
+        return self._transactions.run(work)
+
+    def overheads(self, hosts: Iterable[str] | None = None, last: int = 5) -> dict[str, list[float]]:
+        """{host: start-up seconds of its `last` most recent runs in planned jobs that took a
+        backup, newest first}: each run's wall time (job_host_runs started_at to finished_at) minus
+        the duration of the successful backup of that host that started within it. With `hosts`,
+        every one of them is a key; without, the fleet's `last` most recent runs under the key ''."""
+        if isinstance(last, bool) or not isinstance(last, int) or not 1 <= last <= MAX_LIST:
+            raise ValueError('last must be an integer from 1 to %d, got %r' % (MAX_LIST, last))
+        names = None if hosts is None else sorted({_check_host(host) for host in hosts})
+
+        def rows(session: Session, chunk: list[str] | None) -> list:
+            partition = JobHostRun.host if chunk is not None else None
+            rank = func.row_number().over(partition_by=partition,
+                                          order_by=(JobHostRun.started_at.desc(), Backup.id.desc())).label('rank')
+            ranked = (select(JobHostRun.host, JobHostRun.started_at, JobHostRun.finished_at,
+                             Backup.duration_seconds, rank)
+                      .join(Backup, and_(Backup.host == JobHostRun.host, Backup.status == 'ok',
+                                         Backup.duration_seconds.is_not(None),
+                                         Backup.started_at >= JobHostRun.started_at,
+                                         Backup.started_at <= JobHostRun.finished_at))
+                      .where(JobHostRun.status == 'ok', JobHostRun.started_at.is_not(None),
+                             JobHostRun.finished_at.is_not(None)))
+            if chunk is not None:
+                ranked = ranked.where(JobHostRun.host.in_(chunk))
+            ranked = ranked.subquery()
+            return session.execute(select(ranked.c.host, ranked.c.started_at, ranked.c.finished_at,
+                                          ranked.c.duration_seconds).where(ranked.c.rank <= last)
+                                   .order_by(ranked.c.host, ranked.c.rank)).all()
+
+        def work(session: Session) -> dict[str, list[float]]:
+            found: dict[str, list[float]] = defaultdict(list)
+            chunks = [None] if names is None else [names[start:start + _CHUNK] for start in range(0, len(names), _CHUNK)]
+            for chunk in chunks:
+                for host, started, finished, seconds in rows(session, chunk):
+                    wall = (utc(finished) - utc(started)).total_seconds()
+                    found[host if chunk is not None else ''].append(max(0.0, wall - float(seconds)))
+            if names is not None:
+                return dict((name, found.get(name, [])) for name in names)
+            return {'': found.get('', [])}
 
         return self._transactions.run(work)
 

@@ -4,6 +4,11 @@
        │          │                                                                 │
        ├──▶ dependency_failed, canceled, timed_out                                  │
        │          └──▶ canceled, timed_out                     (retry) queued ◀─────┘
+    awaiting_approval ──▶ (approved) queued | waiting | dependency_failed
+            └──▶ rejected, expired, canceled, timed_out
+
+A job of a template that requires approval is created awaiting_approval and is in no queue
+until an admin approves it; it is then decided as a new job would be (its dependencies).
 
 TRANSITIONS is the one definition of it. A job is *final* when its status is terminal and
 will not change again: worker_lost is final only once its retries are used up or it was
@@ -19,19 +24,23 @@ from sqlalchemy import select
 
 from dbfleet.store.models import Job
 
-TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'})
+TERMINAL_STATUSES = frozenset({'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost',
+                               'rejected', 'expired'})
 # to_status: the statuses a job may move to it from. Terminal statuses never move again,
 # except worker_lost back to queued while it has retries left (the retry path).
 TRANSITIONS: dict[str, frozenset[str]] = {
-    'waiting': frozenset(),  # only ever the status a job is created with
-    'queued': frozenset({'waiting', 'worker_lost'}),
+    'awaiting_approval': frozenset(),  # only ever the status a job is created with
+    'waiting': frozenset({'awaiting_approval'}),  # created so, or approved before its dependencies ended
+    'queued': frozenset({'waiting', 'worker_lost', 'awaiting_approval'}),
     'running': frozenset({'queued'}),
     'successful': frozenset({'running'}),
     'failed': frozenset({'running'}),
-    'canceled': frozenset({'waiting', 'queued', 'running'}),
-    'timed_out': frozenset({'waiting', 'queued', 'running'}),
-    'dependency_failed': frozenset({'waiting'}),
+    'canceled': frozenset({'waiting', 'queued', 'running', 'awaiting_approval'}),
+    'timed_out': frozenset({'waiting', 'queued', 'running', 'awaiting_approval'}),
+    'dependency_failed': frozenset({'waiting', 'awaiting_approval'}),
     'worker_lost': frozenset({'running'}),
+    'rejected': frozenset({'awaiting_approval'}),
+    'expired': frozenset({'awaiting_approval'}),
 }
 # depends_on `on:` -> the final statuses of the dependency that let the dependent run.
 SATISFIED_BY: dict[str, frozenset[str]] = {

@@ -37,6 +37,7 @@ from dbfleet.store.models import (
     JobHostResult,
     JobHostRun,
     JobTag,
+    ScheduleSlot,
 )
 from dbfleet.store.transactions import Transactions, chunked, upsert
 
@@ -46,7 +47,7 @@ QUEUE_LENGTH = 64
 SPEC_DEFAULTS: dict[str, Any] = dict(
     inventory_kind='file', limit_pattern=None, extra_vars=None, check_mode=False, diff_mode=False, forks=None,
     timeout_seconds=None, deadline=None, queue='default', priority=0, max_retries=0, retry_backoff_seconds=0,
-    relaunch_of=None, secret_vars=None, plan=None, template=None, credentials=None,
+    relaunch_of=None, secret_vars=None, plan=None, template=None, credentials=None, approval_timeout_seconds=None,
 )
 SPEC_REQUIRED = ('playbook', 'inventory')
 # What transition(**fields) may set alongside the status.
@@ -75,7 +76,8 @@ class Jobs:
         extra_vars (already redacted), check_mode, diff_mode, forks, timeout_seconds, deadline,
         queue, priority (higher runs first), max_retries, retry_backoff_seconds, relaunch_of,
         secret_vars (sealed text, runner_service.secret_box), template (the job template that launched it),
-        credentials (the names of the credentials its run gets).
+        credentials (the names of the credentials its run gets), approval_timeout_seconds (it waits
+        awaiting_approval, out of any queue, until approved (decide_approval) or this long has passed).
         depends_on: (job_id, on) pairs or {job_id, on} dicts, on = success | failure | always.
         tags: the tag names a tag-expression inventory refers to (jobs.list(tag=...) finds them).
 
@@ -109,7 +111,12 @@ class Jobs:
                 raise ValueError('depends_on: no job %s in the store' % ', '.join(missing))
             now = utcnow()
             status, reason = decide(dependencies, upstream)
+            expires = None
+            if values['approval_timeout_seconds'] is not None and status != 'dependency_failed':
+                status, reason = 'awaiting_approval', None
+                expires = now + dt.timedelta(seconds=values['approval_timeout_seconds'])
             job = Job(id=uuid.uuid4().hex, **values, status=status, created_at=now, status_reason=reason,
+                      approval_expires_at=expires,
                       enqueued_at=now if status == 'queued' else None,
                       finished_at=now if status in TERMINAL_STATUSES else None,
                       idempotency_key=idempotency_key, created_by=created_by, attempt=0, cancel_requested=False)
@@ -189,7 +196,7 @@ class Jobs:
             raise ValueError('unknown job status %r: use one of %s' % (to_status, ', '.join(JOB_STATUSES)))
         legal = TRANSITIONS[to_status]
         if not legal:
-            raise ValueError('no job moves to %s: a job waits only from its creation' % to_status)
+            raise ValueError('no job moves to %s: a job is %s only from its creation' % (to_status, to_status))
         expected = legal if expect is None else _check_statuses(expect, 'expect')
         illegal = sorted(expected - legal)
         if illegal or not expected:
@@ -252,7 +259,8 @@ class Jobs:
     def overdue(self, now: dt.datetime | None = None) -> list[dict]:
         """Waiting or queued jobs whose deadline has passed before they could start."""
         now = utc(now) or utcnow()
-        query = select(Job).where(Job.status.in_(('waiting', 'queued')), Job.deadline <= now).order_by(Job.id)
+        query = select(Job).where(Job.status.in_(('waiting', 'queued', 'awaiting_approval')),
+                                  Job.deadline <= now).order_by(Job.id)
         return self._transactions.run(lambda session: _job_dicts(session, list(session.scalars(query))))
 
     def request_cancel(self, job_id: str) -> dict | None:
@@ -264,12 +272,60 @@ class Jobs:
             job = _locked_job(session, job_id)
             if job is None:
                 return None
-            if job.status in ('queued', 'waiting'):
+            if job.status in ('queued', 'waiting', 'awaiting_approval'):
                 move(job, 'canceled', utcnow(), {'status_reason': 'canceled before it started'})
             elif job.status in ('running', 'worker_lost'):
                 job.cancel_requested = True
             session.flush()
             return _job_dicts(session, [job])[0]
+
+        return self._transactions.run(work, write=True)
+
+    def decide_approval(self, job_id: str, approve: bool, by: str, reason: str | None = None) -> dict | None:
+        """An admin's decision on a job awaiting approval: approved, it moves on as a new job would
+        (queued, waiting for its dependencies, or dependency_failed); rejected, it ends `rejected`
+        with `reason`. Returns the job, None when it was not awaiting approval (any more)."""
+        check_text(by, 'by', NAME_LENGTH)
+        if reason is not None:
+            check_text(reason, 'reason')
+
+        def work(session: Session) -> dict | None:
+            job = _locked_job(session, job_id)
+            if job is None:
+                raise UnknownJob(job_id)
+            if job.status != 'awaiting_approval':
+                return None
+            now = utcnow()
+            if approve:
+                dependencies = {row.depends_on_id: row.on for row in session.scalars(
+                    select(JobDependency).where(JobDependency.job_id == job.id))}
+                upstream = {row.id: row for row in session.execute(
+                    final_columns().where(Job.id.in_(list(dependencies))).order_by(Job.id)
+                    .with_for_update(read=True))} if dependencies else {}
+                status, why = decide(dependencies, upstream)
+                move(job, status, now, {'status_reason': why or 'approved by %s' % by})
+            else:
+                move(job, 'rejected', now, {'status_reason': 'rejected by %s: %s' % (by, reason or 'no reason given')})
+            job.approval_decided_by, job.approval_decided_at = by, now
+            session.flush()
+            return _job_dicts(session, [job])[0]
+
+        return self._transactions.run(work, write=True)
+
+    def expire_approvals(self, now: dt.datetime | None = None) -> list[dict]:
+        """Jobs whose approval did not come in time end `expired`; returns them."""
+        now = utc(now) or utcnow()
+
+        def work(session: Session) -> list[dict]:
+            jobs = list(session.scalars(select(Job).where(Job.status == 'awaiting_approval',
+                                                          Job.approval_expires_at <= now)
+                                        .order_by(Job.id).with_for_update()))
+            for job in jobs:
+                move(job, 'expired', now, {'status_reason': 'no admin approved it within %d s (by %s)' % (
+                    job.approval_timeout_seconds or 0,
+                    utc(job.approval_expires_at).isoformat(timespec='seconds').replace('+00:00', 'Z'))})
+            session.flush()
+            return _job_dicts(session, jobs)
 
         return self._transactions.run(work, write=True)
 
@@ -370,7 +426,8 @@ class Jobs:
 
     def set_host_runs(self, job_id: str, runs: Sequence[dict]) -> None:
         """Create or replace the job's host runs: {host, lane, batch, status, estimate_seconds,
-        started_at, finished_at, detail, worker} (status: pending, running, ok, failed, not_run, worker_lost;
+        started_at, finished_at, detail, worker} (status: pending, running, ok, failed, not_run, worker_lost,
+        skipped (not started: the plan's window had ended);
         worker: host/pid of the worker that ran it)."""
         rows = [dict(job_id=job_id, host=check_text(run['host'], 'host', NAME_LENGTH), lane=run.get('lane'),
                      batch=run.get('batch'), status=check_text(run['status'], 'status', 12),
@@ -400,6 +457,40 @@ class Jobs:
 
         return self._transactions.run(work)
 
+
+    def planned_history(self, template: str | None = None, schedule_id: str | None = None,
+                        playbook: str | None = None, inventory: str | None = None, limit: int = 10) -> list[dict]:
+        """The `limit` most recent jobs that ended and ran in lanes, of one template, of one
+        schedule's slots, or of one playbook and inventory (either may be left out), newest
+        first: [{id, status, started_at, finished_at, runs: [host runs as host_runs gives them]}].
+        These are what a plan preview compares its past estimates with."""
+        check_limit(limit)
+        query = (select(Job.id, Job.status, Job.started_at, Job.finished_at)
+                 .where(Job.status.in_(('successful', 'failed')), Job.started_at.is_not(None),
+                        Job.finished_at.is_not(None),
+                        Job.id.in_(select(JobHostRun.job_id).where(JobHostRun.lane.is_not(None))))
+                 .order_by(Job.created_at.desc(), Job.id.desc()).limit(limit))
+        if template is not None:
+            query = query.where(Job.template == check_text(template, 'template', NAME_LENGTH))
+        if schedule_id is not None:
+            query = query.where(Job.id.in_(select(ScheduleSlot.job_id).where(
+                ScheduleSlot.schedule_id == check_text(schedule_id, 'schedule'))))
+        if playbook is not None:
+            query = query.where(Job.playbook == check_text(playbook, 'playbook', PATH_LENGTH))
+        if inventory is not None:
+            query = query.where(Job.inventory == check_text(inventory, 'inventory'))
+        columns = [column for column in JobHostRun.__table__.columns]
+
+        def work(session: Session) -> list[dict]:
+            jobs = [row._asdict() for row in session.execute(query)]
+            runs: dict[str, list[dict]] = defaultdict(list)
+            for row in chunked([job['id'] for job in jobs], lambda chunk: select(*columns).where(
+                    JobHostRun.job_id.in_(chunk)).order_by(JobHostRun.lane, JobHostRun.started_at), session, rows=True):
+                item = row._asdict()
+                runs[item.pop('job_id')].append(item)
+            return [dict(job, runs=runs.get(job['id'], [])) for job in jobs]
+
+        return self._transactions.run(work)
 
     # -- one host's history ----------------------------------------------------------------
 
@@ -517,7 +608,7 @@ def _check_spec(spec: Any) -> dict[str, Any]:
     for name in ('check_mode', 'diff_mode'):
         if not isinstance(values[name], bool):
             raise ValueError('job spec: %s must be true or false, got %r' % (name, values[name]))
-    for name in ('forks', 'timeout_seconds'):
+    for name in ('forks', 'timeout_seconds', 'approval_timeout_seconds'):
         if values[name] is not None:
             check_int(values[name], 'job spec: ' + name, minimum=1)
     if values['deadline'] is not None:

@@ -94,7 +94,8 @@ def upgrade(url: str | URL | Engine, revision: str = 'head') -> None:
 
 def _upgrade(engine: Engine, revision: str) -> None:
     try:
-        with write_engine(engine).connect() as connection, _migration_lock(connection):
+        with write_engine(engine).connect() as connection, _migration_lock(connection), \
+                sqlite_foreign_keys_off(connection):
             with connection.begin():
                 command.upgrade(alembic_config(connection), revision)
     except DBAPIError as error:
@@ -149,6 +150,28 @@ def _connected(url: str | URL | Engine):
         yield engine
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def sqlite_foreign_keys_off(connection: Connection):
+    """On SQLite, foreign keys off around a migration (outside its transaction, where the pragma
+    has no effect), as SQLite's documentation asks for schema changes: a migration that rebuilds a
+    table (Alembic's batch mode: copy, drop, rename) would otherwise cascade the drop into every
+    row that refers to it (dropping `jobs` deletes the jobs' events, host runs, results). The
+    references are checked before the connection goes back with them on."""
+    if connection.dialect.name != 'sqlite':
+        yield
+        return
+    raw = connection.connection.dbapi_connection  # autocommit (isolation_level None, engine.py)
+    raw.execute('PRAGMA foreign_keys = OFF')
+    try:
+        yield
+        broken = raw.execute('PRAGMA foreign_key_check').fetchall()
+        if broken:
+            raise StoreError('the migration left %d rows referring to rows that do not exist (first: %r)'
+                             % (len(broken), broken[0]))
+    finally:
+        raw.execute('PRAGMA foreign_keys = ON')
 
 
 @contextlib.contextmanager

@@ -44,7 +44,7 @@ from dbfleet.clock import utc
 TAG_KINDS = ('manual', 'rule', 'derived')
 NAME_LENGTH = 255
 JOB_STATUSES = ('queued', 'waiting', 'running', 'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed',
-                'worker_lost')
+                'worker_lost', 'awaiting_approval', 'rejected', 'expired')
 INVENTORY_KINDS = ('file', 'tags')
 DEPENDENCY_CONDITIONS = ('success', 'failure', 'always')
 SCHEDULE_KINDS = ('cron', 'interval', 'once')
@@ -275,6 +275,12 @@ class Job(Base):
     credentials: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
     # The git commit the job's last run used (DBFLEET_PROJECT_URL); None: a local project directory.
     project_revision: Mapped[str | None] = mapped_column(String(40))
+    # A job of a template that requires approval: how long it may wait for one (None: no approval
+    # needed), until when, and the admin who approved or rejected it.
+    approval_timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    approval_expires_at: Mapped[dt.datetime | None] = mapped_column()
+    approval_decided_by: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    approval_decided_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class JobDependency(Base):

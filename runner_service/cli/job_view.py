@@ -147,6 +147,9 @@ def show_launched(client, job: dict, wait: bool, as_json: bool) -> None:
     if job.get('waiting_for_worker') and not as_json:
         typer.echo('warning: no worker listens to queue %s: job %s waits until one does (dbfleet worker --queue %s)'
                    % (job['queue'], job['id'], job['queue']), err=True)
+    if job['status'] == 'awaiting_approval' and not as_json:
+        typer.echo('job %s awaits approval by a second admin until %s: dbfleet jobs approve|reject %s'
+                   % (job['id'], (job.get('approval') or {}).get('expires_at'), job['id']), err=wait)
     if wait:
         raise typer.Exit(wait_for_end(client, job, as_json))
     if as_json:

@@ -186,6 +186,32 @@ def jobs_cancel(job_id: str = JOB_ID_ARGUMENT, as_json: bool = JSON_OPTION) -> N
         typer.echo('job %s %s: cancel requested, its processes are stopped within seconds' % (job_id, job['status']))
 
 
+@jobs_app.command('approve', short_help='Let a job awaiting approval run (admin, not its launcher).')
+def jobs_approve(job_id: str = JOB_ID_ARGUMENT,
+                 reason: Optional[str] = typer.Option(None, '--reason', help='Why (kept in the audit log).'),
+                 as_json: bool = JSON_OPTION) -> None:
+    """Approve a job awaiting approval (its template requires it): it is queued, or waits for its
+    dependencies. An admin token other than the launcher's."""
+    _decide(job_id, True, reason, as_json)
+
+
+@jobs_app.command('reject', short_help='End a job awaiting approval, rejected (admin, not its launcher).')
+def jobs_reject(job_id: str = JOB_ID_ARGUMENT,
+                reason: str = typer.Option(..., '--reason', help='Why: shown with the job and in the audit log.'),
+                as_json: bool = JSON_OPTION) -> None:
+    """Reject a job awaiting approval: it ends `rejected` with the reason."""
+    _decide(job_id, False, reason, as_json)
+
+
+def _decide(job_id: str, approve: bool, reason: str | None, as_json: bool) -> None:
+    with api_client() as client:
+        job = client.decide(job_id, approve, reason)
+    if as_json:
+        print_json(job)
+    else:
+        typer.echo('job %s %s: %s' % (job_id, 'approved' if approve else 'rejected', job['status']))
+
+
 @jobs_app.command('relaunch', short_help='Run a job again, on all its hosts or the failed ones.')
 def jobs_relaunch(job_id: str = JOB_ID_ARGUMENT,
                   failed: bool = typer.Option(False, '--failed', help='Only its failed and unreachable hosts.'),

@@ -33,6 +33,10 @@ SCHEDULE_OPTIONS = {
     'jitter': optional(str, '--jitter', help='Delay each slot by up to this many seconds.'),
     'deadline_after': optional(str, '--deadline-after', help='Kill each run this long after its slot (seconds, or '
                                                              '2h).'),
+    'window_end_after': optional(str, '--window-end-after', help='No host of a run starts this long after its slot '
+                                 '(seconds, or 2h); those running finish. Needs a plan (--lanes, --rolling).'),
+    'window_end_at': optional(str, '--window-end-at', help='No host of a run starts after this time of day (HH:MM in '
+                              '--tz); those running finish. Needs a plan.'),
     'window_policy': optional(str, '--window-policy', help='A slot inside a maintenance window: skip (the default) '
                                                            'or defer.'),
     'after': (Optional[list[str]], typer.Option(None, '--after', metavar='SCHEDULE[:on]', help='Each run waits for the latest run of this '
@@ -50,9 +54,9 @@ def _schedule_fields(options: dict, required: bool) -> dict:
                            options.get('every')), 'once': ('--at ISO', options.get('at'))}, required)
     fields = {'kind': trigger[0], 'expression': trigger[1]} if trigger else {}
     fields.update(timezone=options.get('tz'), overlap=options.get('overlap'), catch_up=options.get('catch_up'),
-                  window_policy=options.get('window_policy'))
+                  window_policy=options.get('window_policy'), window_end_at=options.get('window_end_at'))
     for field, name in (('misfire_grace_seconds', 'misfire_grace'), ('jitter_seconds', 'jitter'),
-                        ('deadline_after', 'deadline_after')):
+                        ('deadline_after', 'deadline_after'), ('window_end_after', 'window_end_after')):
         if options.get(name) is not None:
             fields[field] = parse_seconds(options[name], '--%s' % name.replace('_', '-'))
     if options.get('after'):
@@ -93,6 +97,8 @@ def _show_schedule(schedule: dict) -> None:
         'overlap': schedule['overlap'], 'misfire grace s': schedule['misfire_grace_seconds'],
         'catch up': schedule['catch_up'], 'jitter s': schedule['jitter_seconds'] or None,
         'deadline after s': schedule['deadline_after'], 'window policy': schedule.get('window_policy'),
+        'no host starts after': ('%s s after the slot' % schedule['window_end_after'] if schedule.get('window_end_after')
+                                 else schedule.get('window_end_at')),
         'after': ', '.join('%s (%s)' % (item['schedule'], item['on']) for item in schedule.get('after') or []) or None,
         'notify': subscriptions_text(schedule.get('notify')),
         'next fire': '-' if schedule['paused'] else zoned(schedule['next_fire_at'], zone),

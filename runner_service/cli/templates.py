@@ -69,6 +69,10 @@ def _fields(playbook: str | None, options: dict) -> dict:
         fields['plan'] = plan
     if options.get('notify'):
         fields['notify'] = parse_subscriptions(options['notify'])
+    if options.get('approval') is not None or options.get('approval_timeout') is not None:
+        fields['approval'] = {'required': bool(options.get('approval', True))}
+        if options.get('approval_timeout') is not None:
+            fields['approval']['timeout'] = options['approval_timeout']
     return fields
 
 
@@ -84,6 +88,8 @@ def _show(template: dict) -> None:
         'credentials': ', '.join(template.get('credentials') or []) or None,
         'plan': json.dumps(template['plan'], sort_keys=True) if template.get('plan') else None,
         'notify': subscriptions_text(template.get('notify')),
+        'approval': ('required, within %s' % template['approval'].get('timeout', '4h')
+                     if (template.get('approval') or {}).get('required') else None),
         'created': template['created_at'], 'created by': template.get('created_by'),
         'updated': template['updated_at'], 'updated by': template.get('updated_by'),
     })
@@ -117,10 +123,14 @@ DEFINITION_OPTIONS = {
     'lanes': optional(int, '--lanes', help='Split the hosts into N lanes.'),
     'rolling': optional(str, '--rolling', help='Rolling batches, e.g. 1,5,20%.'),
     'pool': optional(str, '--pool', help='Each host run holds a slot of this pool.'),
-    'window_end_after': optional(str, '--window-end-after', help='Each run should be over this long after its '
-                                                                 'launch (2h).'),
-    'window_end_at': optional(str, '--window-end-at', help='Each run should be over by this time of day (HH:MM, in '
-                                                           '--window-tz).'),
+    'window_end_after': optional(str, '--window-end-after', help='No host of a run starts this long after its '
+                                                                 'launch (2h); those running finish.'),
+    'approval': optional(bool, '--require-approval/--no-approval', help='Each job waits awaiting_approval until '
+                         'an admin other than its launcher approves it (dbfleet jobs approve).'),
+    'approval_timeout': optional(str, '--approval-timeout', help='How long a job waits for approval before it '
+                                 'ends expired (30m, 4h, 2d; default 4h).'),
+    'window_end_at': optional(str, '--window-end-at', help='No host of a run starts after this time of day (HH:MM, '
+                                                           'in --window-tz); those running finish.'),
     'window_timezone': optional(str, '--window-tz', help='IANA zone of --window-end-at (default UTC).'),
     'credentials': optional(list[str], '--credential', help='A credential its runs get (repeat; at most one of '
                                                             'each kind). On edit, the list replaces the old one.'),

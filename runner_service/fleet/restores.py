@@ -30,6 +30,8 @@ from runner_service.templates.service import TemplateService
 TEMPLATE = 'restore'
 PLAYBOOK = 'playbooks/restore.yml'
 SCRATCH = 'scratch'
+# A restore over a server waits this long for a second admin's approval (then it expires).
+APPROVAL_SECONDS = 4 * 3600
 GTID = re.compile(r'^(\d{1,10})-(\d{1,10})-(\d{1,20})$')
 # The template as seeded: every host the store knows (inventories/fleet.fleet.yml); a launch names one.
 TEMPLATE_DEFINITION = dict(
@@ -143,7 +145,8 @@ class RestoreService:
             target = {'tags': definition['tags']} if definition.get('tags') else {'inventory': definition['inventory']}
             request = JobCreate(playbook=PLAYBOOK, limit=host, extra_vars=values,
                                 timeout=definition.get('timeout'), **target)
-            job, _created = JobService(self.runtime).launch(request, token['name'])
+            # A server is restored over only once a second admin approved it (the job waits awaiting_approval).
+            job, _created = JobService(self.runtime).launch(request, token['name'], approval_seconds=APPROVAL_SECONDS)
         self.store.audit.record(token['name'], 'backup.restore', host,
                                 {'job': job['id'], 'backup': backup['id'], 'into': into, 'schema': schema,
                                  'to': values.get('dbfleet_restore_stop_datetime'), 'to_gtid': to_gtid})

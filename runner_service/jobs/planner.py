@@ -1,9 +1,13 @@
 """Batch plans: how the hosts of one job are split and ordered.
 
 - lanes: N lanes that each run their hosts one after another, balanced to finish together.
-  The estimate of a host is its recent backup durations when known (median of the last few),
-  else its data size from facts divided by the fleet's observed throughput (bytes per second
-  over recent backups), else the fleet's median estimate. Hosts go longest first, each to the
+  The estimate of a host is its start-up overhead plus its work. The work is its recent backup
+  durations when known (median of the last few), else its data size from facts divided by the
+  fleet's observed throughput (bytes per second over recent backups), else the fleet's median
+  work. The overhead is what a host's run costs beyond the backup itself (ansible-playbook's
+  start, facts, connecting, recording): measured as a run's wall time minus the duration of the
+  backup it took, the median of the host's recent runs, else the fleet's recent median, else
+  DEFAULT_OVERHEAD_SECONDS. Hosts go longest first, each to the
   lane that frees first (LPT: within 4/3 of the optimum in the worst case, and close to the
   lower bound max(longest host, total / N) when hosts are many).
 - rolling: batches in order, like Ansible's `serial` (sizes or percentages, the last repeating),
@@ -22,13 +26,23 @@ from dataclasses import dataclass, field
 
 DEFAULT_THROUGHPUT = 50 * 1024 * 1024  # bytes per second, until the fleet's own backups say otherwise
 DEFAULT_SECONDS = 60.0  # a host nothing is known about, in a fleet nothing is known about
+# Start-up cost of one host's run before any is measured: ansible-playbook's own start (~0.7 s
+# here), gathering facts, the dbfleet modules' imports and the store writes; 3-4 s measured on
+# the local fleet (docs/benchmarks.md).
+DEFAULT_OVERHEAD_SECONDS = 3.0
 
 
 @dataclass
 class Estimate:
     host: str
-    seconds: float
-    source: str  # 'history', 'size' or 'default'
+    seconds: float  # overhead_seconds + the work
+    source: str  # of the work: 'history', 'size' or 'default'
+    overhead_seconds: float = 0.0
+    overhead_source: str = 'none'  # 'host', 'fleet', 'default' ('none': not estimated)
+
+    @property
+    def work_seconds(self) -> float:
+        return self.seconds - self.overhead_seconds
 
 
 @dataclass
@@ -49,8 +63,11 @@ def throughput(history: dict[str, list[tuple[float, float]]]) -> float:
 
 
 def estimate(hosts: list[str], durations: dict[str, list[float]], sizes: dict[str, float],
-             bytes_per_second: float = DEFAULT_THROUGHPUT) -> list[Estimate]:
-    """Seconds each host is expected to take (see the module doc for the order of sources)."""
+             bytes_per_second: float = DEFAULT_THROUGHPUT, overheads: dict[str, list[float]] | None = None,
+             fleet_overheads: list[float] | None = None) -> list[Estimate]:
+    """Seconds each host is expected to take (see the module doc for the order of sources).
+    overheads: {host: start-up seconds of its recent runs, newest first}; fleet_overheads: the
+    fleet's recent ones. Without either (None), no overhead is added."""
     estimates = []
     for host in hosts:
         known = [seconds for seconds in durations.get(host, []) if seconds and seconds > 0]
@@ -65,6 +82,17 @@ def estimate(hosts: list[str], durations: dict[str, list[float]], sizes: dict[st
     for item in estimates:
         if item.source == 'default':
             item.seconds = fallback
+    if overheads is not None or fleet_overheads is not None:
+        fleet = [seconds for seconds in fleet_overheads or () if seconds >= 0]
+        for item in estimates:
+            own = [seconds for seconds in (overheads or {}).get(item.host, []) if seconds >= 0]
+            if own:
+                item.overhead_seconds, item.overhead_source = statistics.median(own[:5]), 'host'
+            elif fleet:
+                item.overhead_seconds, item.overhead_source = statistics.median(fleet), 'fleet'
+            else:
+                item.overhead_seconds, item.overhead_source = DEFAULT_OVERHEAD_SECONDS, 'default'
+            item.seconds += item.overhead_seconds
     return estimates
 
 
@@ -154,6 +182,44 @@ def timeline(plan: list[Lane], start: dt.datetime) -> list[dict]:
         for item in lane.hosts:
             end = at + dt.timedelta(seconds=item.seconds)
             rows.append({'lane': lane.index, 'host': item.host, 'estimate_seconds': round(item.seconds, 3),
-                         'source': item.source, 'start': at, 'end': end})
+                         'source': item.source, 'overhead_seconds': round(item.overhead_seconds, 3),
+                         'overhead_source': item.overhead_source, 'start': at, 'end': end})
             at = end
     return rows
+
+
+def ratio(actual: float, estimated: float) -> float | None:
+    return round(actual / estimated, 3) if estimated > 0 else None
+
+
+def accuracy(jobs: list[dict]) -> dict:
+    """How past estimates held: for each job that ran in lanes ({id, started_at, finished_at,
+    runs: [{lane, estimate_seconds, started_at, finished_at, status}]}), the estimated total (its
+    longest lane's estimates) against its run time (started to finished), and each lane's
+    estimate against its wall time (its first host's start to its last host's end); ratios are
+    actual / estimated (above 1: slower than estimated). Jobs whose hosts did not all run are
+    left out (the lane times would mean nothing)."""
+    measured = []
+    for job in jobs:
+        runs = [run for run in job['runs'] if run.get('lane') is not None]
+        if not runs or any(run.get('estimate_seconds') is None or run.get('started_at') is None
+                           or run.get('finished_at') is None for run in runs):
+            continue
+        lanes = []
+        for index in sorted({run['lane'] for run in runs}):
+            mine = [run for run in runs if run['lane'] == index]
+            estimated = sum(run['estimate_seconds'] for run in mine)
+            actual = (max(run['finished_at'] for run in mine) - min(run['started_at'] for run in mine)).total_seconds()
+            lanes.append({'lane': index, 'hosts': len(mine), 'estimated_seconds': round(estimated, 3),
+                          'actual_seconds': round(actual, 3), 'ratio': ratio(actual, estimated)})
+        estimated = max(lane['estimated_seconds'] for lane in lanes)
+        actual = (job['finished_at'] - job['started_at']).total_seconds()
+        measured.append({'job_id': job['id'], 'started_at': job['started_at'], 'estimated_seconds': estimated,
+                         'actual_seconds': round(actual, 3), 'ratio': ratio(actual, estimated), 'lanes': lanes})
+    totals = [item['ratio'] for item in measured if item['ratio'] is not None]
+    lane_ratios = [lane['ratio'] for item in measured for lane in item['lanes'] if lane['ratio'] is not None]
+    return {'runs': measured,
+            'median_ratio': round(statistics.median(totals), 3) if totals else None,
+            'lane_ratio_median': round(statistics.median(lane_ratios), 3) if lane_ratios else None,
+            'lane_ratio_min': min(lane_ratios) if lane_ratios else None,
+            'lane_ratio_max': max(lane_ratios) if lane_ratios else None}

@@ -77,12 +77,17 @@ def reconcile(runtime: Runtime, presence: Presence | None = None) -> dict[str, i
     """One pass. Without `presence`, every queued job is checked against Redis."""
     started = utcnow()
     store = runtime.store
-    counts = {'released': 0, 'timed_out': 0, 'lost': 0, 'enqueued': 0}
+    counts = {'released': 0, 'timed_out': 0, 'lost': 0, 'enqueued': 0, 'expired': 0}
     released = store.jobs.ready_dependents()
     lifecycle.enqueue(runtime, released)
     counts['released'] = len(released)
+    for job in store.jobs.expire_approvals():
+        store.audit.record('dbfleet', 'job.expire', job['id'], {'template': job['template'],
+                                                                'launched_by': job['created_by']})
+        lifecycle.released(runtime, job['id'])
+        counts['expired'] += 1
     for job in store.jobs.overdue():
-        if lifecycle.finish(runtime, job['id'], 'timed_out', expect=('waiting', 'queued'),
+        if lifecycle.finish(runtime, job['id'], 'timed_out', expect=('waiting', 'queued', 'awaiting_approval'),
                             status_reason='deadline passed before the job could start') is not None:
             counts['timed_out'] += 1
     for job in store.jobs.stale_running(runtime.settings.lost_after_seconds):

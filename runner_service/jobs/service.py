@@ -19,14 +19,14 @@ from pydantic import ValidationError
 
 from dbfleet.clock import utcnow
 from dbfleet.paths import checkout_collections
-from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool
+from dbfleet.store import TERMINAL_STATUSES, UnknownJob, UnknownPool, UnknownTemplate
 from dbfleet.tags import TagExpression, TagExpressionError, parse_tag_expression
-from runner_service.errors import BadRequest, Conflict, NotFound, ServiceError, TooLarge, Unprocessable
+from runner_service.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceError, TooLarge, Unprocessable
 from runner_service.extra_vars import excerpt
 from runner_service.host_patterns import HostPatternError, narrow
 from runner_service.jobs import lifecycle
 from runner_service.runtime import Runtime
-from runner_service.schemas import JobCreate, JobTemplate
+from runner_service.schemas import JobCreate, JobTemplate, approval_seconds
 from runner_service.secret_box import split_extra_vars
 
 PLAYBOOK_SUFFIXES = ('.yml', '.yaml')
@@ -77,11 +77,13 @@ class JobService:
 
     def launch(self, request: JobCreate, actor: str, relaunch_of: str | None = None,
                sealed_secrets: str | None = None, template: str | None = None,
-               credentials: list[str] | None = None) -> tuple[dict, bool]:
+               credentials: list[str] | None = None, approval_seconds: int | None = None) -> tuple[dict, bool]:
         """Check the request, record the job, queue it; returns (job, created). A known
         idempotency key returns the job it made before (created False). `template`: the job
         template the request was made from (runner_service.templates.service), recorded with the job;
-        `credentials`: the names of the credentials its run gets (the template's)."""
+        `credentials`: the names of the credentials its run gets (the template's);
+        `approval_seconds`: the job waits awaiting_approval (not queued) until an admin other than
+        `actor` approves it (approve), at most this long."""
         if request.idempotency_key:
             existing = self._by_key(request.idempotency_key)
             if existing is not None:
@@ -91,7 +93,8 @@ class JobService:
             raise BadRequest('deadline %s is already past' % request.deadline.isoformat())
         public, secret = split_extra_vars(request.extra_vars)
         spec.update(extra_vars=public, deadline=request.deadline, relaunch_of=relaunch_of, template=template,
-                    secret_vars=sealed_secrets or self.runtime.secrets.seal(secret), credentials=credentials or None)
+                    secret_vars=sealed_secrets or self.runtime.secrets.seal(secret), credentials=credentials or None,
+                    approval_timeout_seconds=approval_seconds)
         try:
             job, created = self.store.jobs.create(
                 spec, depends_on=[(dependency.job_id, dependency.on) for dependency in request.depends_on],
@@ -164,8 +167,49 @@ class JobService:
             raise Unprocessable('job %s cannot be relaunched: %s' % (
                 job_id, '; '.join(error['msg'] for error in exc.errors()[:3]))) from None
         job, _ = self.launch(request, actor, relaunch_of=job_id, sealed_secrets=old['secret_vars'],
-                             template=old['template'], credentials=old['credentials'])
+                             template=old['template'], credentials=old['credentials'],
+                             approval_seconds=self._approval_again(old))
         return job
+
+    def _approval_again(self, old: dict) -> int | None:
+        """A relaunch needs approval when the job did, or its template does now."""
+        seconds = old.get('approval_timeout_seconds')
+        if old.get('template'):
+            try:
+                approval = self.store.templates.get(old['template'])['definition'].get('approval') or {}
+            except UnknownTemplate:
+                approval = {}
+            if approval.get('required'):
+                seconds = approval_seconds(approval.get('timeout', '4h'))
+        return seconds
+
+    # -- approval ------------------------------------------------------------------------
+
+    def decide(self, job_id: str, approve: bool, caller: dict, reason: str | None = None) -> dict:
+        """An admin approves or rejects a job awaiting approval (the route checks the role). The
+        launcher may not decide on their own job (403: a second admin must); a job not awaiting
+        approval is 409. Approved, it is queued (or waits for its dependencies); both are audited."""
+        job = self.get(job_id)
+        verb = 'approve' if approve else 'reject'
+        if job['created_by'] == caller['name']:
+            raise Forbidden('token %r launched job %s: a second admin must %s it (the launcher may cancel it)'
+                            % (caller['name'], job_id, verb))
+        if job['status'] != 'awaiting_approval':
+            raise Conflict('job %s is %s, not awaiting approval: nothing to %s' % (job_id, job['status'], verb))
+        if not approve and not reason:
+            raise Unprocessable('rejecting job %s needs a reason' % job_id)
+        decided = self.store.jobs.decide_approval(job_id, approve, caller['name'], reason)
+        if decided is None:
+            current = self.get(job_id)
+            raise Conflict('job %s is %s now: another admin decided first, or it expired' % (job_id, current['status']))
+        self.store.audit.record(caller['name'], 'job.%s' % verb, job_id, {
+            'template': job['template'], 'launched_by': job['created_by'], 'status': decided['status'],
+            'reason': (reason or '')[:500] or None})
+        if decided['status'] == 'queued':
+            lifecycle.enqueue(self.runtime, [decided])
+        elif decided['status'] in TERMINAL_STATUSES:
+            lifecycle.released(self.runtime, job_id)
+        return decided
 
     def cancel(self, job_id: str, actor: str) -> dict:
         """A waiting or queued job is canceled at once and leaves its queue; a running one is

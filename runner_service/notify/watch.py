@@ -18,6 +18,7 @@ clocks) and the events they make:
     queue_unattended  a job has waited DBFLEET_LOST_AFTER_SECONDS in a queue no live worker listens
                   to (once per such wait: its key names the queue and that job)
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
+    awaiting_approval  a job of a template that requires approval waits for an admin's (once a job)
 
 Each event goes to the notifiers the job's template and schedule (a slot's schedule and its
 template) name for it (`notify`) and to those that take it for everything (a notifier's `events`). It is stored
@@ -47,6 +48,7 @@ BACKUP_CURSOR = 'backups'
 OVERLAP = dt.timedelta(seconds=60)
 FIRST_LOOK_BACK = dt.timedelta(minutes=10)  # the first pass ever: jobs that ended this recently
 BATCH = 2000
+BATCH_APPROVALS = 200  # jobs awaiting approval read a pass (each told once)
 EVENT_OF_STATUS = {'failed': 'failed', 'timed_out': 'timed_out', 'worker_lost': 'worker_lost'}
 WORDS = {'failed': 'failed', 'timed_out': 'timed out', 'worker_lost': 'lost its worker',
          'recovered': 'succeeded after a failure'}
@@ -71,6 +73,7 @@ class Watcher:
         backups = notifications.recorded_backups((notifications.cursor(BACKUP_CURSOR) or first) - OVERLAP, limit=BATCH)
         notifiers = notifications.notifiers()
         stored = self._notice_queues(notifiers)
+        stored += self._notice_approvals(notifiers)
         running = [job for job in notifications.running_planned() if (job.get('plan') or {}).get('window_end')]
         jobs = jobs + running
         if not jobs and not slots and not runs and not backups:
@@ -153,6 +156,33 @@ class Watcher:
             stored += self.store.notifications.record(
                 'queue:%s:%s' % (queue, oldest['id']), 'queue_unattended', subject, payload, recipients,
                 job_id=oldest['id'], now=self.clock()) is not None
+        return stored
+
+    def _notice_approvals(self, notifiers: list[dict]) -> int:
+        """Jobs waiting for an admin's approval: told once each, to the notifiers taking
+        awaiting_approval and those their template names for it."""
+        waiting = self.store.jobs.list(status='awaiting_approval', limit=BATCH_APPROVALS)['jobs']
+        stored, templates = 0, {}
+        for job in waiting:
+            subscribed = (self._template(job['template'], templates) or {}).get('notify') or {}
+            recipients = [notifier['name'] for notifier in notifiers if 'awaiting_approval' in notifier['events']]
+            recipients += subscribed.get('awaiting_approval') or []
+            if not recipients:
+                continue
+            expires = job['approval_expires_at'].isoformat() if job['approval_expires_at'] else None
+            subject = '[dbfleet] job %s awaits approval%s' % (
+                job['id'][:8], ' (template %s)' % job['template'] if job['template'] else '')
+            text = ('Job %s of %s, launched by %s, awaits the approval of a second admin until %s: `dbfleet jobs '
+                    'approve %s` or `dbfleet jobs reject %s --reason ...`.' % (
+                        job['id'], 'template %s' % job['template'] if job['template'] else 'playbook %s'
+                        % job['playbook'], job['created_by'], expires, job['id'], job['id']))
+            payload = {'text': text, 'link': '/api/v1/jobs/%s' % job['id'],
+                       'job': {'id': job['id'], 'status': job['status'], 'template': job['template'],
+                               'playbook': job['playbook'], 'launched_by': job['created_by'],
+                               'approval_expires_at': expires}}
+            stored += self.store.notifications.record(
+                'job:%s:awaiting_approval' % job['id'], 'awaiting_approval', subject, payload,
+                sorted(set(recipients)), template=job['template'], job_id=job['id'], now=self.clock()) is not None
         return stored
 
     def _notice_backup(self, backup: dict, notifiers: list[dict], windows: list[Window]) -> int:

@@ -32,11 +32,11 @@ from runner_service.errors import ServiceError
 from runner_service.jobs.service import JobService, schedule_key
 from runner_service.runtime import Runtime
 from runner_service.schedules.provenance import crontab_mode
-from runner_service.schedules.service import SCHEDULE_ONLY
+from runner_service.schedules.service import SCHEDULE_ONLY, SCHEDULE_WINDOW
 from runner_service.schedules.triggers import TriggerError, trigger_of, zone
 from runner_service.schedules.windows import Block, WindowService, block_reason, deferred_next
 from runner_service.schemas import Dependency, JobCreate, JobTemplate
-from runner_service.templates.service import TemplateService
+from runner_service.templates.service import TemplateService, window_end
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +206,18 @@ class Scheduler:
                 return record
             claimed = True
         key = schedule_key(schedule['id'], slot)
+        # The schedule's own window end (relative to the slot) wins over its template's.
+        closes = window_end({**{name: schedule['job'].get(name) for name in SCHEDULE_WINDOW},
+                             'window_timezone': schedule['timezone']}, slot)
         try:
             if template.get('template'):  # checked against the template as it is now
                 job, _ = self.templates.launch_slot(schedule, slot, actor, deadline=deadline, depends_on=depends_on,
-                                                    idempotency_key=key)
+                                                    idempotency_key=key, closes=closes)
             else:
                 request = JobCreate(**JobTemplate(**template).model_dump(), deadline=deadline, depends_on=depends_on,
                                     idempotency_key=key)
+                if closes is not None and request.plan is not None:
+                    request.plan = request.plan.model_copy(update={'window_end': closes})
                 job, _ = self.jobs.launch(request, actor, sealed_secrets=schedule['secret_vars'])
         except (ServiceError, ValueError) as exc:
             return self._settle(schedule, slot, claimed, 'skipped', reason='could not launch: %s'

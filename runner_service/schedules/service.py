@@ -22,12 +22,14 @@ from runner_service.templates.service import TemplateService
 
 MAX_PREVIEW = 100
 # Kept in a schedule's stored job beside the launch template: not part of a launch request.
-SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after')
+# When no host of a run starts any more (runner_service.worker.lanes), relative to each slot.
+SCHEDULE_WINDOW = ('window_end_after', 'window_end_at')
+SCHEDULE_ONLY = ('deadline_after', 'start_at', 'after') + SCHEDULE_WINDOW
 # What an operator may change in a schedule: when it fires and how its slots behave. What it
 # runs (the job: playbook, extra vars, a crontab entry's command, stdin, user, environment), its
 # name, deadline and dependencies are an admin's.
 TIMING_FIELDS = frozenset({'kind', 'expression', 'timezone', 'start_at', 'overlap', 'misfire_grace_seconds',
-                           'catch_up', 'jitter_seconds', 'window_policy'})
+                           'catch_up', 'jitter_seconds', 'window_policy'} | set(SCHEDULE_WINDOW))
 
 
 class ScheduleService:
@@ -52,6 +54,8 @@ class ScheduleService:
         else:
             job, sealed = self._template(request.job, request.deadline_after, anchor,
                                          after=self._after(request.after))
+        job.update({key: getattr(request, key) for key in SCHEDULE_WINDOW})
+        self._check_window(job)
         first = self._trigger(dict(timing, job=job)).next_after(now - dt.timedelta(microseconds=1))
         if first is None:
             raise BadRequest('%s %r never fires from now on' % (request.kind, request.expression))
@@ -107,6 +111,10 @@ class ScheduleService:
                                                    after=after)
             if request.job is not None:
                 fields['secret_vars'] = sealed
+        window = {key: changes[key] if key in changes else current['job'].get(key) for key in SCHEDULE_WINDOW}
+        if 'job' in fields or set(changes) & set(SCHEDULE_WINDOW):
+            fields['job'] = dict(fields.get('job', current['job']), **window)
+            self._check_window(fields['job'])
         job = fields.get('job', current['job'])
         anchor_changed = job.get('start_at') != (anchor.isoformat() if anchor else None)
         if anchor_changed:
@@ -122,6 +130,20 @@ class ScheduleService:
             schedule = self._set_window_policy(schedule['id'], changes['window_policy'])
         self.store.audit.record(actor, 'schedule.update', schedule['name'], sorted(changes))
         return schedule
+
+    def _check_window(self, job: dict) -> None:
+        """A window end stops starting hosts, which only a plan's runs can do: refused (400) without one."""
+        if not any(job.get(key) for key in SCHEDULE_WINDOW):
+            return
+        if job.get('template'):
+            plan = (self.store.templates.get(job['template'])['definition'].get('plan') or {})
+        else:
+            plan = job.get('plan') or {}
+        if not (plan.get('lanes') or plan.get('rolling') or plan.get('pool')):
+            raise BadRequest('window_end_after / window_end_at: no host starts after the window end only in a run '
+                             'with a plan (lanes, rolling or a pool): without one the play runs all its hosts at '
+                             'once; give the %s a plan, or use deadline_after' % (
+                                 'template' if job.get('template') else 'job'))
 
     def _notify(self, notify: dict | None) -> dict | None:
         """Who hears of the schedule's events, checked: every notifier named exists (422 naming one that does not)."""

@@ -30,7 +30,7 @@ from runner_service.jobs.service import JobService
 from runner_service.notify.service import NotifierService
 from runner_service.runtime import Runtime
 from runner_service.schedules.triggers import TriggerError, zone
-from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
+from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate, approval_seconds
 from runner_service.secret_box import MASK, split_extra_vars
 from runner_service.templates.survey import SurveyError, apply_survey, check_survey, password_names
 
@@ -41,6 +41,8 @@ DEFAULTS = dict(allow_limit=False, check=False, diff=False, queue='default', pri
                 retry_backoff=10, survey=[])
 # Plan fields a job's BatchPlan has as they are (the window end is computed at each launch).
 PLAN_FIELDS = ('lanes', 'rolling', 'max_fail_percentage', 'pool')
+# How a template's plan (or a schedule) says when its runs' window ends, relative to each launch.
+WINDOW_FIELDS = ('window_end_after', 'window_end_at', 'window_timezone')
 
 
 def check_scope(token: dict, template: str | None) -> None:
@@ -70,6 +72,12 @@ def window_end(plan: dict, now: dt.datetime) -> dt.datetime | None:
             end = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(hour, minute), tzinfo=tz)
         return end.astimezone(dt.timezone.utc)
     return None
+
+
+def required_approval(definition: dict) -> int | None:
+    """Seconds a job of this template waits for an admin's approval; None: it needs none."""
+    approval = definition.get('approval') or {}
+    return approval_seconds(approval.get('timeout', '4h')) if approval.get('required') else None
 
 
 def sealed_split(survey: list[dict], values: dict) -> tuple[dict, dict]:
@@ -156,7 +164,8 @@ class TemplateService:
                                                idempotency_key=request.idempotency_key)
         job, created = self.jobs.launch(job_request, token['name'], template=name,
                                         sealed_secrets=self.runtime.secrets.seal(secret),
-                                        credentials=definition.get('credentials'))
+                                        credentials=definition.get('credentials'),
+                                        approval_seconds=required_approval(definition))
         if created:
             self.store.audit.record(token['name'], 'template.launch', name,
                                     {'job': job['id'], 'limit': (request.limit or '')[:200] or None,
@@ -250,18 +259,23 @@ class TemplateService:
         public, secret = sealed_split(definition['survey'], extra_vars)
         return {'template': name, 'extra_vars': public, 'limit': limit}, secret
 
-    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, **fields) -> tuple[dict, bool]:
+    def launch_slot(self, schedule: dict, slot: dt.datetime, actor: str, closes: dt.datetime | None = None,
+                    **fields) -> tuple[dict, bool]:
         """The job of a schedule's slot that names a template: its stored values (secrets unsealed)
         checked against the template as it is now; `fields` (deadline, depends_on, idempotency_key)
-        set on the JobCreate. Times relative to a launch count from the slot."""
+        set on the JobCreate; `closes`: the schedule's window end, over the template's. Times relative
+        to a launch count from the slot."""
         name = schedule['job']['template']
         values = {**(schedule['job'].get('extra_vars') or {}), **self.runtime.secrets.open(schedule['secret_vars'])}
         definition = {**DEFAULTS, **self.get(name)['definition']}
         request, secret = self.job_request(name, definition, values, schedule['job'].get('limit'), slot)
         request = request.model_copy(update={key: value for key, value in fields.items()
                                               if value is not None or key != 'deadline'})
+        if closes is not None and request.plan is not None:  # the schedule's own window end
+            request.plan = request.plan.model_copy(update={'window_end': closes})
         return self.jobs.launch(request, actor, template=name, sealed_secrets=self.runtime.secrets.seal(secret),
-                                credentials=definition.get('credentials'))
+                                credentials=definition.get('credentials'),
+                                approval_seconds=required_approval(definition))
 
     # -- checks --------------------------------------------------------------------------
 

@@ -17,7 +17,11 @@ the host it was running is worker_lost, run again on another worker when the job
 allow, and the lane's other hosts go on elsewhere.
 
 Rolling batches run one after another in the coordinator, one run per batch, and stop when a
-batch fails more than the plan allows. With a pool, every host run first takes a slot of the
+batch fails more than the plan allows.
+
+A plan's window_end is when the run's window closes: after it no host (or batch) starts, those
+running finish, and the hosts not started are recorded `skipped` with the reason (the job fails
+naming them). A deadline is another thing: it kills what runs. With a pool, every host run first takes a slot of the
 pool, which the store keeps for the whole fleet (waiting while it is full, as long as the job
 is not canceled or past its deadline), and gives it back after.
 
@@ -31,8 +35,9 @@ import logging
 import os
 import sys
 import threading
+import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from dbfleet.clock import utcnow
@@ -55,6 +60,8 @@ class PlanResult:
     rc: int
     status: str  # successful | failed
     lost: list[str]  # hosts whose worker was lost while running them and that were not run again
+    skipped: list[str] = field(default_factory=list)  # hosts not started: the plan's window had ended
+    window_end: dt.datetime | None = None
 
 
 class PlanError(Exception):
@@ -103,11 +110,14 @@ class LaneSpread:
 
 
 class PlanRunner:
-    def __init__(self, control: RunControl, job: dict, store, kwargs: dict, spread: LaneSpread | None = None):
+    def __init__(self, control: RunControl, job: dict, store, kwargs: dict, spread: LaneSpread | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow):
         self.control = control
         self.job = job
         self.store = store
         self.plan = job['plan']
+        self.clock = clock  # tests pass their own time: the window end is read against it
+        self.window_end = _instant(self.plan.get('window_end'))
         self.spread = spread
         self.kwargs = dict(kwargs, rotate_artifacts=0)  # concurrent runs must not rotate each other away
         self.failures = 0
@@ -127,8 +137,10 @@ class PlanRunner:
             count = self.plan.get('lanes') or self._pool_slots() or 1
             self._lanes(hosts, count)
         rc = max(self.rcs, default=0)
-        return PlanResult(rc=rc, status='successful' if rc == 0 and not self.failures else 'failed',
-                          lost=sorted(self.lost))
+        # Helpers on other workers record their skipped hosts too: the store has them all.
+        skipped = sorted(run['host'] for run in self.store.jobs.host_runs(self.job['id']) if run['status'] == 'skipped')
+        return PlanResult(rc=rc, status='successful' if rc == 0 and not self.failures and not skipped else 'failed',
+                          lost=sorted(self.lost), skipped=skipped, window_end=self.window_end)
 
     # -- hosts and estimates ---------------------------------------------------------------
 
@@ -358,12 +370,17 @@ class PlanRunner:
             if not self.control.abandoning():
                 self._mark(names, where, 'not_run', detail='the job was %s first' % self.control.stop_reason)
             return 0, 0
+        if self._window_closed(names, where):
+            return 0, 0
         holder = '%s:%s' % (self.job['id'], limit)[:255]
         pool = self.plan.get('pool')
         if pool and not self._take_slot(pool, holder):
             if not self.control.abandoning():
                 self._mark(names, where, 'not_run', detail='the job was %s while waiting for pool %s'
                            % (self.control.stop_reason, pool))
+            return 0, 0
+        if pool and self._window_closed(names, where, waited=pool):
+            self.control.release_lease(pool, holder)
             return 0, 0
         started = utcnow()
         self._mark(names, where, 'running', started_at=started, detail=note)
@@ -403,6 +420,15 @@ class PlanRunner:
                        detail='; '.join(filter(None, [detail, note])) or None)
         return len(failed_hosts & set(names)), runner.rc or 0
 
+    def _window_closed(self, names: list[str], where: dict, waited: str | None = None) -> bool:
+        """True (and `names` recorded skipped) once the plan's window has ended: no host starts after it."""
+        if self.window_end is None or self.clock() < self.window_end:
+            return False
+        self._mark(names, where, 'skipped', detail='not started: the window ended at %s%s (the plan\'s window_end: '
+                   'no host starts after it, those running finish)' % (
+                       _iso(self.window_end), ' while it waited for pool %s' % waited if waited else ''))
+        return True
+
     def _take_slot(self, pool: str, holder: str) -> bool:
         while self.control.stop_reason is None:
             if self.control.hold_lease(pool, holder):
@@ -414,16 +440,35 @@ class PlanRunner:
     def _mark(self, names: list[str], where: dict, status: str, **fields) -> None:
         if not names:
             return
-        fields.setdefault('worker', self.control.worker if status not in ('pending', 'not_run') else None)
+        fields.setdefault('worker', self.control.worker if status not in ('pending', 'not_run', 'skipped') else None)
         estimate = where.get('estimate_seconds')
         self.store.jobs.set_host_runs(self.job['id'], [
             dict({'host': name, 'lane': where.get('lane'), 'batch': where.get('batch'), 'status': status,
                   'estimate_seconds': estimate}, **fields) for name in names])
 
 
+# The fleet's recent runs whose start-up overhead stands in for a host without its own.
+FLEET_OVERHEAD_RUNS = 100
+
+
+def _instant(value) -> dt.datetime | None:
+    """A plan's time as stored (ISO text in the job's JSON), aware UTC."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    parsed = dt.datetime.fromisoformat(value.replace('Z', '+00:00'))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat(timespec='seconds').replace('+00:00', 'Z')
+
+
 def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
-    """Estimates from the store: recent backup durations, data sizes from facts, the fleet's throughput."""
+    """Estimates from the store: recent backup durations, data sizes from facts, the fleet's
+    throughput, and each host's start-up overhead (its recent runs', else the fleet's)."""
     durations = store.backups.durations(hosts)
+    overheads = store.backups.overheads(hosts)
+    fleet_overheads = store.backups.overheads(last=FLEET_OVERHEAD_RUNS)['']
     history: dict[str, list[tuple[float, float]]] = {}
     for backup in store.backups.list(limit=500):
         if backup.get('status') == 'ok' and backup.get('bytes') and backup.get('duration_seconds'):
@@ -432,7 +477,7 @@ def estimate_hosts(store, hosts: list[str]) -> list[planner.Estimate]:
     sizes = {record['name']: record['facts'].get('schemas.totals.total_bytes')
              for record in store.hosts.inventory(fact_paths=['schemas.totals.total_bytes']) if record['name'] in wanted}
     return planner.estimate(hosts, durations, {host: size for host, size in sizes.items() if size},
-                            planner.throughput(history))
+                            planner.throughput(history), overheads=overheads, fleet_overheads=fleet_overheads)
 
 
 def list_hosts(settings, playbook: str, inventory: str, limit: str | None) -> list[str]:

@@ -174,6 +174,12 @@ class JobRun:
             return 'timed_out', rc, 'deadline %s reached: the play was killed' % _iso(self.deadline)
         if runner.status == 'successful' and rc == 0 and not self._failed_hosts():
             return 'successful', rc, None
+        skipped = getattr(runner, 'skipped', None)
+        if skipped:
+            failed = self._failed_hosts()
+            return 'failed', rc, ('the window ended at %s: %d host(s) not started (skipped): %s%s'
+                                  % (_iso(runner.window_end), len(skipped), _names(skipped),
+                                     '; failed or unreachable: %s' % _names(failed) if failed else ''))
         lost = getattr(runner, 'lost', None)
         if lost:
             failed = self._failed_hosts()

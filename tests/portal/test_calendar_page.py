@@ -40,14 +40,14 @@ def test_a_viewer_sees_the_week_with_predicted_finishes_and_a_maintenance_window
     expect(lanes).to_have_count(7)  # one a night
     running = page.locator('tr.slot:not(.blocked)[data-schedule=nightly-lanes]')
     expect(running).to_have_count(6)
-    expect(running.first.locator('td.finish')).to_contain_text('24m 00s')
+    expect(running.first.locator('td.finish')).to_contain_text('24m 06s')  # and 3 s of start-up each
     expect(running.first).to_contain_text('4 hosts in 2 lanes')
     expect(page.locator('tr.slot[data-schedule=nightly-lanes] .status-failed')).to_have_count(0)
     one_lane = page.locator('tr.slot[data-schedule=nightly-one-lane]')
     expect(one_lane).to_have_count(7)
     overrun = page.locator('tr.slot:not(.blocked)[data-schedule=nightly-one-lane]').first
     expect(overrun.locator('td.finish')).to_contain_text('overruns')
-    expect(overrun.locator('td.finish')).to_contain_text('48m 00s')
+    expect(overrun.locator('td.finish')).to_contain_text('48m 12s')  # and 3 s of start-up each
     expect(page.locator('.maintenance').first).to_contain_text('sunday-maintenance')
     expect(page.locator('tr.slot.blocked')).to_have_count(2)  # the Sunday night of each
     skipped = page.locator('tr.slot.blocked').first

@@ -53,10 +53,11 @@ def test_the_week_at_a_fixed_time(runtime):
     assert [slot.at.day for slot in nightly['deferred']] == [2, 3, 4, 5, 6, 7, 8]
     tuesday_deferred, tuesday_skipped = nightly['deferred'][0], nightly['skipped'][0]
     assert (tuesday_deferred.blocked_by, tuesday_deferred.action) == ('tuesday', 'defer')
-    # Two hosts of 10 min in one lane: 20 min from the window's end at 03:00.
-    assert tuesday_deferred.finish == dt.datetime(2027, 3, 2, 3, 20, tzinfo=UTC)
+    # Two hosts of 10 min in one lane, and each one's start-up (nothing measured: the default): 20 min
+    # and 2 x 3 s from the window's end at 03:00.
+    assert tuesday_deferred.finish == dt.datetime(2027, 3, 2, 3, 20, 6, tzinfo=UTC)
     assert (tuesday_skipped.action, tuesday_skipped.finish) == ('skip', None)
-    assert nightly['skipped'][1].finish == dt.datetime(2027, 3, 3, 2, 20, tzinfo=UTC)
+    assert nightly['skipped'][1].finish == dt.datetime(2027, 3, 3, 2, 20, 6, tzinfo=UTC)
     [window] = [item for day in week['days'] for item in day.windows]
     assert window['name'] == 'tuesday' and window['start'] == dt.datetime(2027, 3, 2, 1, 0, tzinfo=UTC)
     on_file = next(slot for slot in slots if slot.schedule['name'] == 'on-file')

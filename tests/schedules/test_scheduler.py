@@ -393,3 +393,29 @@ def test_the_reconciler_prunes_old_events_when_asked(runtime):
     finally:
         reconciler.stop()
     assert runtime.store.jobs.get(job['id'])['status'] == 'successful'
+
+
+def test_a_schedules_window_end_reaches_each_run_from_its_slot(runtime):
+    """No host of a run starts after its window end (runner_service.worker.lanes): the schedule
+    carries it relative to each slot, as seconds or a time of day in its zone."""
+    planned = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory_many.yml',
+                          plan={'lanes': 2})
+    schedule = create(runtime, name='windowed', job=planned, window_end_after=1800)
+    assert schedule_view(schedule).window_end_after == 1800 and 'window_end_after' not in schedule_view(schedule).job
+    slot = schedule['next_fire_at']
+    [outcome] = Scheduler(runtime).tick(slot)
+    job = runtime.store.jobs.get(outcome['job_id'])
+    assert job['plan'] == {'lanes': 2, 'window_end': (slot + dt.timedelta(seconds=1800)).isoformat().replace(
+        '+00:00', 'Z')}
+    service = ScheduleService(runtime)
+    at = service.update('windowed', ScheduleUpdate(window_end_at='05:30', window_end_after=None), 'admin')
+    assert (at['job']['window_end_at'], at['job']['window_end_after']) == ('05:30', None)
+    assert at['job']['plan']['lanes'] == 2  # what it runs is kept
+    # Changing what it runs keeps the window end.
+    kept = service.update('windowed', ScheduleUpdate(deadline_after=7200), 'admin')
+    assert kept['job']['window_end_at'] == '05:30'
+    # Without a plan the play starts all its hosts at once: nothing could stop starting them.
+    with pytest.raises(BadRequest, match='plan'):
+        create(runtime, name='no-plan', job=JobTemplate(playbook='tests/service/playbooks/hello.yml',
+                                                        inventory='tests/service/inventory_many.yml'),
+               window_end_after=60)

@@ -175,17 +175,17 @@ def test_pools_set_list_and_delete(service):
 
 
 def test_plan_preview_warns_when_the_run_overruns_its_window(service):
-    hosts = ','.join('planned%d' % index for index in range(1, 9))  # unknown: 60 s each
+    hosts = ','.join('planned%d' % index for index in range(1, 9))  # unknown: 60 s each and 3 s of start-up
     completed = cli(service, 'plans', 'preview', '--hosts', hosts, '--lanes', '3', '--start', '2026-11-28T01:00:00Z',
                     '--window-end', '2026-11-28T01:00:30Z', role='viewer')
     lanes = [line.split() for line in completed.stdout.splitlines() if line[:1].isdigit()]
     assert [words[0] for words in lanes] == ['0', '1', '2']
     assert sorted(word.strip(',') for words in lanes for word in words if word.startswith('planned')) == \
         sorted(hosts.split(','))
-    assert 'predicted finish: 2026-11-28 01:03:00+00:00 (180 s)' in completed.stdout
-    assert 'lower bound: 160 s' in completed.stdout
+    assert 'predicted finish: 2026-11-28 01:03:09+00:00 (189 s)' in completed.stdout
+    assert 'lower bound: 168 s' in completed.stdout
     assert 'window ends: 2026-11-28 01:00:30+00:00: overruns' in completed.stdout
-    assert 'warning: predicted to overrun the window by 150 s' in completed.stdout
+    assert 'warning: predicted to overrun the window by 159 s' in completed.stdout
     assert completed.stderr.startswith('dbfleet: warning: predicted to overrun the window')
 
     fits = cli(service, 'plans', 'preview', '--hosts', hosts, '--lanes', '8', '--start', '2026-11-28T01:00:00Z',

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 import yaml
 
+from runner_service.jobs import planner
 from runner_service.worker.lanes import _list_hosts
 from tests.service.harness import PLAYBOOKS, intervals, most_at_once, runs
 
@@ -94,10 +95,14 @@ def test_plan_preview_predicts_the_finish_against_a_window(service):
         bad = viewer.post('/api/v1/plans/preview', json={'lanes': 2})
     assert sorted(host['host'] for lane in preview['lanes'] for host in lane['hosts']) == HOSTS
     assert len(preview['lanes']) == 3
-    # Nothing known about these hosts: 60 s each by default, 3 lanes of 8 hosts: 180 s > 30 s.
+    # Nothing known about these hosts: 60 s each by default and the default start-up, 3 lanes of 8
+    # hosts: 3 x 63 s > 30 s.
+    each = 60 + planner.DEFAULT_OVERHEAD_SECONDS
     assert preview['fits'] is False and 'overrun the window' in preview['warning']
-    assert dt.datetime.fromisoformat(preview['finish']) == start + dt.timedelta(seconds=180)
-    assert preview['lower_bound_seconds'] == 160
+    assert dt.datetime.fromisoformat(preview['finish']) == start + dt.timedelta(seconds=3 * each)
+    assert preview['lower_bound_seconds'] == pytest.approx(8 * each / 3, abs=0.001)
+    assert {host['overhead_source'] for lane in preview['lanes'] for host in lane['hosts']} == {'default'}
+    assert preview['accuracy'] is None  # a list of hosts has no past runs to compare with
     assert sorted(host['host'] for lane in by_playbook['lanes'] for host in lane['hosts']) == ['host1', 'host2']
     assert bad.status_code == 422
 
@@ -110,3 +115,17 @@ def test_bad_plans_are_refused(service):
                                                     'plan': {'rolling': ['abc']}})
     assert both.status_code == 422 and 'not both' in both.json()['detail']
     assert percent.status_code == 422 and 'percentage' in percent.json()['detail']
+
+
+def test_a_job_whose_window_has_ended_starts_no_host_and_says_so(service):
+    """The window end is not a deadline: the job runs, starts no host after it, and fails naming
+    the hosts it skipped (tests/service/test_window_end.py passes the end while hosts run)."""
+    job = service.launch('hello.yml', inventory=MANY, limit='host1,host2',
+                         plan={'lanes': 2, 'window_end': '2026-01-01T02:00:00Z'})
+    done = service.wait(job['id'], timeout=300)
+    assert done['status'] == 'failed'
+    assert done['status_reason'] == ('the window ended at 2026-01-01T02:00:00Z: 2 host(s) not started (skipped): '
+                                     'host1, host2')
+    timeline = runs(service, job['id'])
+    assert {run['status'] for run in timeline} == {'skipped'}
+    assert all('window ended' in run['detail'] and run['started_at'] is None for run in timeline)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import httpx
 import pytest
 
 from tests.collection.restore_helpers import (
@@ -166,7 +167,19 @@ def test_admins_restore_over_an_inventory_host_which_refuses_without_force(servi
                   json={'host': 'primary', 'to': history['target'].strftime('%Y-%m-%dT%H:%M:%SZ'),
                         'into': 'replica', 'schema': history['schema']})
     assert launched['job']['template'] is None and launched['job']['playbook'] == 'playbooks/restore.yml'
-    job = service.wait(launched['job']['id'], timeout=300)
+    # Over a server: nothing runs until a second admin approves; the one who asked cannot.
+    job_id = launched['job']['id']
+    assert launched['job']['status'] == 'awaiting_approval'
+    with service.client('admin') as admin:
+        own = admin.post('/api/v1/jobs/%s/approve' % job_id, json={})
+        assert own.status_code == 403, own.text
+        made = admin.post('/api/v1/tokens', json={'name': 'restore-second-admin', 'role': 'admin'})
+        assert made.status_code == 201, made.text
+    with httpx.Client(base_url=service.url, timeout=60,
+                      headers={'Authorization': 'Bearer %s' % made.json()['token']}) as second:
+        approved = second.post('/api/v1/jobs/%s/approve' % job_id, json={'reason': 'restore drill'})
+    assert approved.status_code == 200, approved.text
+    job = service.wait(job_id, timeout=300)
     message = module_result(service, job['id'])['msg']
     assert job['status'] == 'failed'
     assert 'refusing to restore over dbfleet_monitor@127.0.0.1:33062 without force: it writes a binary log' in message

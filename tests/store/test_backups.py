@@ -206,3 +206,31 @@ def test_one_backup_by_id(store):
                                     path='/srv/backups/db-get/x')
     assert store.backups.get(recorded['id']) == recorded
     assert store.backups.get(recorded['id'] + 1000) is None
+
+def _planned_run(store, job_id_host_runs, host, start, wall, backup_seconds, status='ok'):
+    """A host run of `wall` seconds from T0+start that took a backup of `backup_seconds` inside it."""
+    job, runs = job_id_host_runs
+    began = T0 + dt.timedelta(seconds=start)
+    runs.append({'host': host, 'lane': 0, 'status': status, 'estimate_seconds': 1.0, 'started_at': began,
+                 'finished_at': began + dt.timedelta(seconds=wall)})
+    if backup_seconds is not None:
+        store.backups.record(host, method='logical', started_at=began + dt.timedelta(seconds=1),
+                             duration_seconds=backup_seconds)
+
+
+def test_start_up_overheads_are_run_wall_time_minus_the_backup(store):
+    job, _ = store.jobs.create({'playbook': 'playbooks/backup.yml', 'inventory': 'inventories/x.yml'})
+    runs: list = []
+    _planned_run(store, (job, runs), 'db1', 0, 4.5, 1.0)
+    _planned_run(store, (job, runs), 'db2', 10, 7.0, 2.5)
+    _planned_run(store, (job, runs), 'db3', 20, 9.0, None)       # no backup in it: not a measure
+    _planned_run(store, (job, runs), 'db3', 40, 9.0, 1.0, 'failed')  # failed: not a measure
+    store.jobs.set_host_runs(job['id'], runs)
+    other, _ = store.jobs.create({'playbook': 'playbooks/backup.yml', 'inventory': 'inventories/x.yml'})
+    later: list = []
+    _planned_run(store, (other, later), 'db1', 100, 6.0, 1.0)
+    store.jobs.set_host_runs(other['id'], later)
+    found = store.backups.overheads(['db1', 'db3', 'db9'])
+    assert found == {'db1': [5.0, 3.5], 'db3': [], 'db9': []}  # newest first
+    assert sorted(store.backups.overheads(last=100)['']) == [3.5, 4.5, 5.0]
+    assert store.backups.overheads(last=1)[''] == [5.0]

@@ -46,6 +46,14 @@ def job_in(store, status) -> dict:
         return store.jobs.transition(launch(store)['id'], 'running')
     if status == 'canceled':
         return store.jobs.request_cancel(launch(store)['id'])
+    if status == 'awaiting_approval':
+        return launch(store, approval_timeout_seconds=600)
+    if status == 'rejected':
+        return store.jobs.decide_approval(job_in(store, 'awaiting_approval')['id'], False, 'bob', 'no')
+    if status == 'expired':
+        waiting = job_in(store, 'awaiting_approval')
+        return next(job for job in store.jobs.expire_approvals(waiting['approval_expires_at'])
+                    if job['id'] == waiting['id'])
     if status == 'dependency_failed':
         failed = run(store, launch(store), 'failed')
         job = launch(store, depends_on=[(failed['id'], 'success')])
@@ -210,7 +218,7 @@ def test_a_job_runs_and_ends_with_timestamps(store):
 def test_every_move_in_the_table_and_no_other(store):
     for from_status in JOB_STATUSES:
         for to_status in JOB_STATUSES:
-            if to_status == 'waiting':
+            if to_status == 'awaiting_approval':
                 continue  # refused outright, below
             job = job_in(store, from_status)
             assert job['status'] == from_status
@@ -231,8 +239,9 @@ def test_transition_refuses_bad_requests(store):
         store.jobs.transition(job['id'], 'running', expect={'queued', 'successful'})
     with pytest.raises(ValueError, match="expect: unknown job status 'bogus'"):
         store.jobs.transition(job['id'], 'running', expect={'bogus'})
-    with pytest.raises(ValueError, match='no job moves to waiting: a job waits only from its creation'):
-        store.jobs.transition(job['id'], 'waiting')
+    with pytest.raises(ValueError, match='no job moves to awaiting_approval: a job is awaiting_approval only from '
+                                         'its creation'):
+        store.jobs.transition(job['id'], 'awaiting_approval')
     with pytest.raises(ValueError, match='transition: cannot set attempt; it sets worker, return_code'):
         store.jobs.transition(job['id'], 'running', attempt=3)
     with pytest.raises(ValueError, match="return_code must be an integer, got '0'"):
@@ -764,3 +773,38 @@ def test_the_cli_prunes_events_by_age(store, store_url):
     assert [store.events.last_seq(old['id']), store.events.last_seq(recent['id'])] == [0, 2]
     assert 'not a duration' in refused(store_url, 'store', 'prune-events', '--older-than', 'soon')
     assert 'longer than zero' in refused(store_url, 'store', 'prune-events', '--older-than', '0d')
+
+
+def test_a_job_needing_approval_waits_outside_the_queue_until_decided(store):
+    spec = {'playbook': 'playbooks/restore.yml', 'inventory': 'inventories/x.yml', 'approval_timeout_seconds': 3600}
+    job, _ = store.jobs.create(spec, created_by='alice')
+    assert job['status'] == 'awaiting_approval' and job['enqueued_at'] is None
+    assert job['approval_expires_at'] - job['created_at'] == dt.timedelta(seconds=3600)
+    assert store.jobs.pending() == []  # the reconciler never queues it
+    approved = store.jobs.decide_approval(job['id'], True, 'bob')
+    assert approved['status'] == 'queued' and approved['enqueued_at'] is not None
+    assert (approved['approval_decided_by'], approved['status_reason']) == ('bob', 'approved by bob')
+    assert store.jobs.decide_approval(job['id'], False, 'carol', 'too late') is None  # decided already
+
+    rejected, _ = store.jobs.create(spec, created_by='alice')
+    rejected = store.jobs.decide_approval(rejected['id'], False, 'bob', 'not during the sale')
+    assert rejected['status'] == 'rejected' and rejected['finished_at'] is not None
+    assert rejected['status_reason'] == 'rejected by bob: not during the sale'
+
+    # Approved while what it depends on still runs: it waits for it, as a new job would.
+    upstream, _ = store.jobs.create({'playbook': 'a.yml', 'inventory': 'i.yml'})
+    later, _ = store.jobs.create(spec, depends_on=[(upstream['id'], 'success')])
+    assert later['status'] == 'awaiting_approval'
+    assert store.jobs.decide_approval(later['id'], True, 'bob')['status'] == 'waiting'
+
+
+def test_approval_expires_and_cancel_and_deadlines_reach_jobs_awaiting_it(store):
+    spec = {'playbook': 'playbooks/restore.yml', 'inventory': 'inventories/x.yml', 'approval_timeout_seconds': 600}
+    job, _ = store.jobs.create(spec)
+    assert store.jobs.expire_approvals(job['created_at'] + dt.timedelta(seconds=599)) == []
+    [expired] = store.jobs.expire_approvals(job['created_at'] + dt.timedelta(seconds=600))
+    assert expired['status'] == 'expired' and 'no admin approved it within 600 s' in expired['status_reason']
+    other, _ = store.jobs.create(spec)
+    assert store.jobs.request_cancel(other['id'])['status'] == 'canceled'
+    late, _ = store.jobs.create(dict(spec, deadline=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+    assert [job['id'] for job in store.jobs.overdue()] == [late['id']]

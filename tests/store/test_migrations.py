@@ -47,12 +47,16 @@ def execute(url, statement):
 
 
 def downgrade(url, revision):
-    with transaction(url) as connection:
-        command.downgrade(migrate.alembic_config(connection), revision)
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection, migrate.sqlite_foreign_keys_off(connection), connection.begin():
+            command.downgrade(migrate.alembic_config(connection), revision)
+    finally:
+        engine.dispose()
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0019'
+    assert migrate.head() == '0020'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
@@ -307,3 +311,35 @@ def test_0014_records_the_worker_of_each_host_run_and_going_back_drops_it(store_
     with transaction(store_url) as connection:
         assert 'worker' not in {column['name'] for column in sa.inspect(connection).get_columns('job_host_runs')}
         assert connection.execute(sa.text('SELECT COUNT(*) FROM job_host_runs')).scalar() == 2
+
+
+def test_0020_rebuilds_jobs_for_approval_statuses_and_keeps_every_row_that_refers_to_them(store_url):
+    """SQLite rebuilds `jobs` to change its status check: the rows that refer to jobs (host runs,
+    tags, dependencies) must all still be there afterwards, both ways."""
+    migrate.upgrade(store_url, '0016')
+    rows = ("INSERT INTO jobs (id, playbook, inventory, inventory_kind, extra_vars, check_mode, diff_mode, queue, "
+            "priority, status, created_at, attempt, max_retries, retry_backoff_seconds, cancel_requested) VALUES "
+            "('{0}', 'p.yml', 'i.yml', 'file', '{{}}', 0, 0, 'default', 0, 'queued', '2026-12-01 00:00:00', 0, 0, 0, 0)")
+    with transaction(store_url) as connection:
+        for job_id in ('j1', 'j2'):
+            connection.execute(sa.text(rows.format(job_id)))
+        connection.execute(sa.text("INSERT INTO job_host_runs (job_id, host, lane, status) VALUES ('j1', 'db1', 0, 'ok')"))
+        connection.execute(sa.text("INSERT INTO job_tags (job_id, tag) VALUES ('j1', 'large')"))
+        connection.execute(sa.text("INSERT INTO job_dependencies (job_id, depends_on_id, `on`) "
+                                   "VALUES ('j2', 'j1', 'always')".replace('`', '"' if 'sqlite' in store_url else '`')))
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store:
+        assert [run['host'] for run in store.jobs.host_runs('j1')] == ['db1']
+        assert store.jobs.get('j2')['depends_on'] == [{'job_id': 'j1', 'on': 'always'}]
+        waiting, _ = store.jobs.create({'playbook': 'p.yml', 'inventory': 'i.yml', 'approval_timeout_seconds': 60},
+                                       depends_on=[('j1', 'always')])
+        assert waiting['status'] == 'awaiting_approval'
+    downgrade(store_url, '0016')
+
+    def count(sql: str) -> int:
+        with transaction(store_url) as connection:
+            return connection.execute(sa.text(sql)).scalar()
+
+    assert count("SELECT COUNT(*) FROM jobs WHERE status = 'canceled'") == 1  # no status the old schema knows
+    assert count("SELECT COUNT(*) FROM job_host_runs") == count("SELECT COUNT(*) FROM job_tags") == 1
+    assert count("SELECT COUNT(*) FROM job_dependencies") == 2

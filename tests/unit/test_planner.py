@@ -79,3 +79,56 @@ def test_timeline_chains_each_lane():
     rows = {row['host']: row for row in planner.timeline(lanes, start)}
     assert rows['a']['end'] == start + dt.timedelta(seconds=60)
     assert rows['c']['start'] == rows['b']['end'] == start + dt.timedelta(seconds=30)
+
+
+def test_estimates_add_each_hosts_measured_start_up_else_the_fleets():
+    estimates = planner.estimate(['a', 'b', 'c'], durations={'a': [10], 'b': [20], 'c': [30]}, sizes={},
+                                 overheads={'a': [3.0, 4.0, 5.0], 'b': [], 'c': []}, fleet_overheads=[1.0, 2.0, 9.0])
+    by_host = {item.host: item for item in estimates}
+    assert (by_host['a'].seconds, by_host['a'].overhead_seconds, by_host['a'].overhead_source) == (14.0, 4.0, 'host')
+    assert (by_host['b'].seconds, by_host['b'].overhead_source, by_host['b'].work_seconds) == (22.0, 'fleet', 20.0)
+    # Nothing measured anywhere: the default start-up, not zero.
+    alone = planner.estimate(['x'], {'x': [5]}, {}, overheads={'x': []}, fleet_overheads=[])[0]
+    assert (alone.seconds, alone.overhead_source) == (5 + planner.DEFAULT_OVERHEAD_SECONDS, 'default')
+    # Callers that give no overheads get the work alone, as before.
+    assert planner.estimate(['x'], {'x': [5]}, {})[0].seconds == 5
+
+
+def test_a_lane_of_short_backups_is_dominated_by_start_up():
+    """Three one-second backups that each take 4.6 s end to end (the 3-host plan of issue 16): the
+    estimate follows the measured runs, not the backups' own durations."""
+    estimates = planner.estimate(['a', 'b', 'c'], durations={host: [1.0] for host in 'abc'}, sizes={},
+                                 overheads={host: [3.6, 3.5, 3.7] for host in 'abc'}, fleet_overheads=[])
+    lane, = planner.lanes(estimates, 1)
+    assert lane.seconds == pytest.approx(3 * 4.6)
+
+
+def _at(seconds: float) -> dt.datetime:
+    return dt.datetime(2026, 12, 5, 2, 0, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=seconds)
+
+
+def _run(lane, estimate, start, end, status='ok'):
+    return {'lane': lane, 'estimate_seconds': estimate, 'started_at': _at(start), 'finished_at': _at(end),
+            'status': status}
+
+
+def test_accuracy_compares_each_run_and_lane_with_its_estimate():
+    jobs = [
+        {'id': 'j2', 'started_at': _at(0), 'finished_at': _at(25),
+         'runs': [_run(0, 5, 1, 11), _run(0, 5, 11, 21), _run(1, 10, 1, 24)]},
+        {'id': 'j1', 'started_at': _at(0), 'finished_at': _at(10),
+         'runs': [_run(0, 5, 0, 5), _run(1, 5, 0, 10)]},
+        # a host that never ran: left out
+        {'id': 'j0', 'started_at': _at(0), 'finished_at': _at(10),
+         'runs': [_run(0, 5, 0, 5), {'lane': 0, 'estimate_seconds': 5, 'started_at': None, 'finished_at': None}]},
+    ]
+    report = planner.accuracy(jobs)
+    assert [run['job_id'] for run in report['runs']] == ['j2', 'j1']
+    newest = report['runs'][0]
+    assert (newest['estimated_seconds'], newest['actual_seconds'], newest['ratio']) == (10, 25, 2.5)
+    assert [(lane['lane'], lane['estimated_seconds'], lane['actual_seconds'], lane['ratio'])
+            for lane in newest['lanes']] == [(0, 10, 20, 2.0), (1, 10, 23, 2.3)]
+    assert report['median_ratio'] == pytest.approx((2.5 + 2.0) / 2)
+    assert (report['lane_ratio_min'], report['lane_ratio_max']) == (1.0, 2.3)
+    assert planner.accuracy([]) == {'runs': [], 'median_ratio': None, 'lane_ratio_median': None,
+                                    'lane_ratio_min': None, 'lane_ratio_max': None}

@@ -16,14 +16,16 @@ from dbfleet.clock import utc
 from dbfleet.store import TERMINAL_STATUSES
 from runner_service import tokens
 from runner_service.api import shutdown
-from runner_service.api.deps import Credentials, Jobs, Operator, RuntimeDep, Templates, Viewer, need_admin
+from runner_service.api.deps import Admin, Credentials, Jobs, Operator, RuntimeDep, Templates, Viewer, need_admin
 from runner_service.api.errors import error_responses
 from runner_service.errors import BadRequest
 from runner_service.job_queue import events_channel
 from runner_service.jobs.service import JobService, check_caller_key
 from runner_service.schemas import (
+    ApprovalDecision,
     EventPage,
     HostRun,
+    JobApproval,
     JobCreate,
     JobOut,
     JobPage,
@@ -64,10 +66,15 @@ def job_view(job: dict, listening=None) -> JobOut:
         timings=job['timings'], worker=job['worker'], return_code=job['return_code'], created_by=job['created_by'],
         relaunch_of=job['relaunch_of'], plan=job['plan'], project_revision=job.get('project_revision'),
         cancel_requested=job['cancel_requested'],
+        approval=JobApproval(timeout_seconds=job['approval_timeout_seconds'], expires_at=job['approval_expires_at'],
+                             decided_by=job['approval_decided_by'], decided_at=job['approval_decided_at'])
+        if job.get('approval_timeout_seconds') else None,
         hosts=job['host_results'], template=job.get('template'), credentials=job.get('credentials') or [],
         waiting_for_worker=waiting_for_worker,
         links={'self': base, 'events': base + '/events', 'stdout': base + '/stdout', 'cancel': base + '/cancel',
-               'relaunch': base + '/relaunch'},
+               'relaunch': base + '/relaunch',
+               **({'approve': base + '/approve', 'reject': base + '/reject'}
+                  if job['status'] == 'awaiting_approval' else {})},
     )
 
 
@@ -163,6 +170,19 @@ def runs(job_id: JobId, jobs: Jobs, caller: Viewer) -> list[HostRun]:
 def cancel(job_id: JobId, jobs: Jobs, caller: Operator) -> JobOut:
     """A queued or waiting job is canceled now; a running one has its processes killed within seconds."""
     return job_view(jobs.cancel(job_id, caller['name']))
+
+
+@router.post('/{job_id}/approve', response_model=JobOut, responses=ERRORS)
+def approve(job_id: JobId, jobs: Jobs, caller: Admin, body: ApprovalDecision | None = None) -> JobOut:
+    """Admin: let a job awaiting approval run (it is queued, or waits for its dependencies). The
+    admin who launched it may not (403): a second admin must."""
+    return job_view(jobs.decide(job_id, True, caller, (body or ApprovalDecision()).reason), jobs.listening())
+
+
+@router.post('/{job_id}/reject', response_model=JobOut, responses=ERRORS)
+def reject(job_id: JobId, body: ApprovalDecision, jobs: Jobs, caller: Admin) -> JobOut:
+    """Admin: a job awaiting approval ends `rejected` with the reason given (required)."""
+    return job_view(jobs.decide(job_id, False, caller, body.reason))
 
 
 @router.post('/{job_id}/relaunch', status_code=201, response_model=JobOut, responses=ERRORS)

@@ -13,7 +13,7 @@ from runner_service import tokens
 from runner_service.api.deps import Operator, Schedules, Viewer
 from runner_service.api.errors import error_responses
 from runner_service.errors import Forbidden
-from runner_service.schedules.service import SCHEDULE_ONLY, TIMING_FIELDS, ScheduleService
+from runner_service.schedules.service import SCHEDULE_ONLY, SCHEDULE_WINDOW, TIMING_FIELDS, ScheduleService
 from runner_service.schemas import BlockedTime, Preview, ScheduleCreate, ScheduleOut, ScheduleUpdate, Slot
 from runner_service.templates.service import check_scope
 
@@ -26,8 +26,10 @@ def schedule_view(schedule: dict) -> ScheduleOut:
     job = {key: value for key, value in schedule['job'].items() if key not in SCHEDULE_ONLY}
     base = '/api/v1/schedules/%s' % schedule['id']
     return ScheduleOut(**{key: value for key, value in schedule.items() if key in ScheduleOut.model_fields
-                          and key not in ('job', 'links', 'deadline_after', 'after', 'start_at')},
+                          and key not in ('job', 'links', 'deadline_after', 'after', 'start_at')
+                          + SCHEDULE_WINDOW},
                        job=job, deadline_after=schedule['job'].get('deadline_after'),
+                       **{key: schedule['job'].get(key) for key in SCHEDULE_WINDOW},
                        start_at=schedule['job'].get('start_at'),
                        after=schedule['job'].get('after') or [],
                        links={'self': base, 'preview': base + '/preview', 'slots': base + '/slots'})

@@ -121,6 +121,21 @@ def cancel(request: Request, caller: FormCaller, job_id: JobId) -> Response:
     return RedirectResponse('/jobs/%s' % job_id, status_code=303)
 
 
+@router.post('/jobs/{job_id}/approve')
+def approve(request: Request, caller: FormCaller, job_id: JobId) -> Response:
+    caller.need('admin')
+    _services(request).decide(job_id, True, caller.record)
+    return RedirectResponse('/jobs/%s' % job_id, status_code=303)
+
+
+@router.post('/jobs/{job_id}/reject')
+def reject(request: Request, caller: FormCaller, job_id: JobId,
+           reason: Annotated[str, Form(min_length=1, max_length=2000)]) -> Response:
+    caller.need('admin')
+    _services(request).decide(job_id, False, caller.record, reason)
+    return RedirectResponse('/jobs/%s' % job_id, status_code=303)
+
+
 @router.post('/jobs/{job_id}/relaunch')
 def relaunch(request: Request, caller: FormCaller, job_id: JobId,
              hosts: Annotated[Literal['all', 'failed'], Form()] = 'failed') -> Response:
