@@ -876,7 +876,7 @@ def choose_replica(params, connect, target):
     limit = params.get('max_replica_lag_seconds')
     limit = 60 if limit is None else limit
     for candidate in params.get('replicas') or []:
-        host, _, port = str(candidate).rpartition(':')
+        host, _colon, port = str(candidate).rpartition(':')
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise BackupError('replicas: %r is not host:port (for example db2.example.com:3306)' % (candidate,))
         check = dict(params, login_host=host, login_port=int(port), login_unix_socket=None)

@@ -136,7 +136,8 @@ def binlog_items(dest, name, skip=()):
 
 def _run(argv, env=None):
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT, env=env)
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT, env=env,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, '', str(exc)
     return done.returncode, done.stdout.decode('utf-8', 'replace'), done.stderr.decode('utf-8', 'replace')
@@ -233,8 +234,8 @@ def copy_items(spec, items, now):
             remote, error = target.remote_sha256(item)
             result['sha256'] = remote
             if error is None and remote != item.sha256:
-                error = 'the copy at %s has SHA-256 %s, the manifest says %s' % (result['location'], remote,
-                                                                               item.sha256)
+                error = 'the copy at %s has SHA-256 %s, the manifest says %s' % (
+                    result['location'], remote, item.sha256)
         if error is None:
             result.update(status='ok', verified_at=now())
         else:

@@ -16,8 +16,8 @@ description:
     C(manifest.json)) and, with O(binlogs=true), every completed archived binlog file of the host
     (C(<dest>/<name>/binlogs/<file>) with its C(<file>.json)) to each repository of O(repositories).
   - C(ssh) repositories are directories on a backup host, written with C(rsync -e ssh) with host key checking always
-    on (O(repositories[].known_hosts)). The key is the ssh-agent's (a dbfleet C(ssh) credential's, forwarded to the
-    host for this task only) or O(repositories[].identity_file).
+    on (C(known_hosts) of the repository). The key is the ssh-agent's (a dbfleet C(ssh) credential's, forwarded to the
+    host for this task only) or its C(identity_file).
   - C(rclone) repositories are rclone remotes (S3, GCS, Azure Blob, SFTP, ...) configured in an rclone config file.
   - Each copy is verified - the remote file's SHA-256 must equal the manifest's (C(sha256sum) on the backup host,
     C(rclone hashsum sha256 --download)) - and reported in RV(copies); the action plugin records them in the dbfleet
@@ -191,12 +191,12 @@ def main():
         module.exit_json(changed=planned > 0, copies=[], msg='would copy %d file(s) to %s'
                          % (planned, ', '.join(spec['name'] for spec in repositories)))
     failed = [copy for copy in copies if copy['status'] != 'ok']
-    summary = '%d of %d cop%s verified in %s' % (len(copies) - len(failed), len(copies),
-                                                'y' if len(copies) == 1 else 'ies',
-                                                ', '.join(spec['name'] for spec in repositories))
+    summary = '%d of %d cop%s verified in %s' % (
+        len(copies) - len(failed), len(copies), 'y' if len(copies) == 1 else 'ies',
+        ', '.join(spec['name'] for spec in repositories))
     if failed:
-        module.fail_json(msg='copy failed: %s; %s' % ('; '.join('%s: %s' % (copy['repository'], copy['error'])
-                                                               for copy in failed[:5]), summary),
+        reasons = '; '.join('%s: %s' % (copy['repository'], copy['error']) for copy in failed[:5])
+        module.fail_json(msg='copy failed: %s; %s' % (reasons, summary),
                          copies=copies, changed=len(failed) < len(copies))
     module.exit_json(changed=bool(copies), copies=copies, msg=summary)
 
