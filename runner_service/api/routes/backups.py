@@ -51,20 +51,20 @@ def windows(backups: BackupsDep, caller: Viewer,
     return WindowList(**backups.windows(host=host))
 
 
-@router.get('/{backup_id}', response_model=BackupOut, responses=ONE_ERRORS)
+@router.get('/{backup_id:int}', response_model=BackupOut, responses=ONE_ERRORS)
 def one(backup_id: BackupId, backups: BackupsDep, caller: Viewer) -> BackupOut:
     """One attempt, removed or not."""
     return BackupOut(**backups.get(backup_id))
 
 
-@router.post('/{backup_id}/keep', response_model=BackupOut, responses=ONE_ERRORS)
+@router.post('/{backup_id:int}/keep', response_model=BackupOut, responses=ONE_ERRORS)
 def keep(backup_id: BackupId, backups: BackupsDep, caller: Operator) -> BackupOut:
     """Pin a backup: retention never removes it (the next backup run of its host hands its path to
     the module). 422 for a failed attempt or a backup already removed. Audited."""
     return BackupOut(**backups.keep(backup_id, True, caller['name']))
 
 
-@router.delete('/{backup_id}/keep', response_model=BackupOut, responses=ONE_ERRORS)
+@router.delete('/{backup_id:int}/keep', response_model=BackupOut, responses=ONE_ERRORS)
 def unkeep(backup_id: BackupId, backups: BackupsDep, caller: Admin) -> BackupOut:
     """Unpin a backup: retention may remove it again. Admins only. Audited."""
     return BackupOut(**backups.keep(backup_id, False, caller['name']))
