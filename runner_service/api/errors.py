@@ -44,7 +44,10 @@ def allowed_methods(request: Request) -> str:
     # The portal's pages are left out of the document: install() lists them in app.state.page_routes.
     served = [(template, [method.lower() for method in page_methods])
               for template, page_methods in getattr(request.app.state, 'page_routes', ())]
-    for template, operations in [*request.app.openapi().get('paths', {}).items(), *served]:
+    documented = [*request.app.openapi().get('paths', {}).items(), *served]
+    # A path served literally (/api/v1/backups/restore) is not also a parameter's value (/{backup_id}).
+    literal = [(template, operations) for template, operations in documented if template == path]
+    for template, operations in literal or documented:
         if re.fullmatch(re.sub(r'\\\{[^/]+?\\\}', '[^/]+', re.escape(template)), path):
             methods.update(method.upper() for method in operations if method in HTTP_METHODS)
     if 'GET' in methods:
