@@ -83,7 +83,7 @@ def test_jobs_queues_and_durations_are_what_ran(service):
     templated = [run_seconds(job) for job in ended[:2]]
     assert value(samples, 'dbfleet_job_duration_seconds_gcount', template='hello') == 2
     assert value(samples, 'dbfleet_job_duration_seconds_gsum', template='hello') == pytest.approx(sum(templated),
-                                                                                                   abs=1e-3)
+                                                                                                   abs=1e-5)
     assert value(samples, 'dbfleet_job_duration_seconds_bucket', template='hello', le='+Inf') == 2
     for bound in ('1.0', '5.0', '15.0', '60.0'):
         assert value(samples, 'dbfleet_job_duration_seconds_bucket', template='hello', le=bound) == \

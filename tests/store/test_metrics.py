@@ -95,3 +95,15 @@ def test_an_empty_store_has_figures_too(store):
     found = figures(store)
     assert found == dict(jobs=[], queues={}, durations={}, lateness={'count': 0, 'sum': 0.0, 'buckets': [0, 0, 0]},
                          slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[], archive_lag=[])
+
+
+def test_durations_are_exact_to_the_microsecond_across_a_second(store):
+    """SQLite's date functions round to the millisecond; a run from .999999 of one second to .000001
+    of the next is 2 microseconds, not 0 (nor 1 s), and a sum of many stays exact."""
+    job, _ = store.jobs.create({**SPEC, 'template': 'edge'})
+    start = T0.replace(microsecond=999999)
+    store.jobs.transition(job['id'], 'running', worker='w1', started_at=start)
+    store.jobs.transition(job['id'], 'successful', finished_at=start + dt.timedelta(microseconds=2))
+    for _ in range(3):
+        ran(store, 1.000123, template='edge')
+    assert figures(store)['durations']['edge']['sum'] == pytest.approx(3.000371, abs=1e-9)
