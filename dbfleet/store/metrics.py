@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from dbfleet.clock import utc
 from dbfleet.store.elapsed import elapsed_seconds
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
-from dbfleet.store.models import (Backup, BinlogArchiveState, Job, JobEvent, NotificationDelivery, Pool, PoolLease,
-                                   Schedule, ScheduleSlot)
+from dbfleet.store.models import (Backup, BinlogArchiveState, Drill, Job, JobEvent, NotificationDelivery, Pool,
+                                   PoolLease, Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
 LIVE_STATUSES = ('queued', 'waiting', 'running')
@@ -37,7 +37,8 @@ class Metrics:
         durations: {template: histogram}, lateness: histogram, slots: [(schedule, outcome, count)],
         pools: [(pool, slots, in use)], events_stored: int, backups: [(host, last ok at, its bytes)],
         crontab: [(host, mode, count)], deliveries: [(notifier, status, count)], archive_lag: [(host, seconds
-        behind)] of each binlog archive that has a file}; a histogram is
+        behind)] of each binlog archive that has a file, drills: [(host, last ok drill's end or None, its RTO, its
+        RPO, whether the newest drill failed)] of each host with a successful backup}; a histogram is
         {count, sum, buckets: [count <= bound]}."""
         now, since = utc(now), utc(since)
 
@@ -48,7 +49,8 @@ class Metrics:
                         pools=_pools(session, now - dt.timedelta(seconds=lease_ttl)),
                         events_stored=session.scalar(select(func.max(JobEvent.id))) or 0,
                         backups=_backups(session), crontab=_crontab(session, crontab_origin),
-                        deliveries=_deliveries(session, since), archive_lag=_archive_lag(session))
+                        deliveries=_deliveries(session, since), archive_lag=_archive_lag(session),
+                        drills=_drills(session))
 
         return self._transactions.run(work)
 
@@ -129,6 +131,26 @@ def _archive_lag(session: Session) -> list[tuple[str, float]]:
     query = (select(BinlogArchiveState.host, BinlogArchiveState.lag_seconds)
              .where(BinlogArchiveState.lag_seconds.is_not(None)).order_by(BinlogArchiveState.host))
     return [(host, float(lag)) for host, lag in session.execute(query)]
+
+
+def _drills(session: Session) -> list[tuple[str, dt.datetime | None, float | None, float | None, bool]]:
+    """Each host with a successful backup: its newest successful drill's end, RTO and RPO (None when never),
+    and whether its newest drill failed."""
+    hosts = [host for (host,) in session.execute(select(Backup.host).where(Backup.status == 'ok').distinct()
+                                                 .order_by(Backup.host))]
+    newest_ok = {host: drill_id for host, drill_id in session.execute(
+        select(Drill.host, func.max(Drill.id)).where(Drill.status == 'ok').group_by(Drill.host))}
+    newest = {host: drill_id for host, drill_id in session.execute(select(Drill.host, func.max(Drill.id))
+                                                                   .group_by(Drill.host))}
+    ids = set(newest_ok.values()) | set(newest.values())
+    rows = {row.id: row for row in session.scalars(select(Drill).where(Drill.id.in_(ids)))} if ids else {}
+    found = []
+    for host in hosts:
+        good = rows.get(newest_ok.get(host))
+        last = rows.get(newest.get(host))
+        found.append((host, utc(good.finished_at) if good else None, good.rto_seconds if good else None,
+                      good.rpo_seconds if good else None, bool(last is not None and last.status == 'failed')))
+    return found
 
 
 def _backups(session: Session) -> list[tuple[str, dt.datetime | None, int | None]]:

@@ -678,6 +678,40 @@ class BackupCopy(Base):
     created_at: Mapped[dt.datetime] = mapped_column()
 
 
+DRILL_STATUSES = ('ok', 'failed')
+
+
+class Drill(Base):
+    """One restore drill of a host: its newest backup restored into a sandbox and replayed to a point
+    of its restorable window (dbfleet.mysql.restore_drill). rto_seconds: the measured recovery time
+    (restore, replay and verification); restored_to: the instant the restored data is at; rpo_seconds:
+    how old that data was when the drill started (what a restore then would have lost)."""
+
+    __tablename__ = 'drills'
+    __table_args__ = (
+        CheckConstraint(_in('status', DRILL_STATUSES), name='status'),
+        Index(None, 'host', 'started_at'),
+        Index(None, 'started_at'),
+        MYSQL_TABLE_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    host: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    backup_id: Mapped[int | None] = mapped_column(BigId, ForeignKey('backups.id', ondelete='SET NULL'))
+    job_id: Mapped[str | None] = mapped_column(String(JOB_ID_LENGTH))
+    status: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[dt.datetime] = mapped_column()
+    finished_at: Mapped[dt.datetime] = mapped_column()
+    rto_seconds: Mapped[float | None] = mapped_column(Double)
+    restored_to: Mapped[dt.datetime | None] = mapped_column()
+    restored_gtid: Mapped[str | None] = mapped_column(Text)
+    rpo_seconds: Mapped[float | None] = mapped_column(Double)
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # Seconds per phase (sandbox, load, replay, verify...) and what the verification compared.
+    detail: Mapped[Any] = mapped_column(NullableJSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 CRON_RUN_STATUSES = ('running', 'ok', 'failed', 'skipped')
 CRON_RUN_VIA = ('observe', 'fallback')
 

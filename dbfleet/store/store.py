@@ -16,6 +16,7 @@
     store.backups    backup attempts                                        (backups.py)
     store.binlogs    the binary log archive of each host and its lag        (binlogs.py)
     store.copies     off-host copies of backups and binlog files            (copies.py)
+    store.drills     restore drills: RTO, RPO, what each host last had tested (drills.py)
     store.cron       runs of bridged crontab entries                        (cron.py)
     store.metrics    the figures /metrics exposes, aggregated in SQL        (metrics.py)
 
@@ -35,6 +36,7 @@ from dbfleet.store.audit import Audit
 from dbfleet.store.backups import Backups
 from dbfleet.store.binlogs import Binlogs
 from dbfleet.store.copies import Copies
+from dbfleet.store.drills import Drills
 from dbfleet.store.credentials import Credentials
 from dbfleet.store.cron import Cron
 from dbfleet.store.errors import masked
@@ -75,6 +77,7 @@ class Store:
         self.backups = Backups(self.transactions)
         self.binlogs = Binlogs(self.transactions)
         self.copies = Copies(self.transactions)
+        self.drills = Drills(self.transactions)
         self.cron = Cron(self.transactions)
         self.credentials = Credentials(self.transactions)
         self.metrics = Metrics(self.transactions)

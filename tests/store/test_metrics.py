@@ -86,6 +86,14 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
     store.binlogs.set_state('db1', 42.5, 'mysql-bin.000003', [], T0)
     store.binlogs.set_state('db2', None, 'mysql-bin.000001', [], T0)  # nothing archived yet: left out
     assert figures(store)['archive_lag'] == [('db1', 42.5)]
+    # Drills: db1 (a successful backup) drilled ok then failed; db2 never backed up: not there.
+    assert figures(store)['drills'] == [('db1', None, None, None, False)]
+    good_end = T0 + dt.timedelta(days=1, seconds=30)
+    store.drills.record('db1', 'ok', T0 + dt.timedelta(days=1), good_end, rto_seconds=30.0,
+                        restored_to=T0 + dt.timedelta(hours=23))
+    assert figures(store)['drills'] == [('db1', good_end, 30.0, 3600.0, False)]
+    store.drills.record('db1', 'failed', T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=2, seconds=5))
+    assert figures(store)['drills'] == [('db1', good_end, 30.0, 3600.0, True)]
     # A lease nobody renewed for the TTL is a dead holder's: not in use.
     stale = figures(store, now=dt.datetime.now(UTC) + dt.timedelta(seconds=61))
     assert stale['pools'] == [('backups', 4, 0), ('idle', 2, 0)]
@@ -94,7 +102,8 @@ def test_slots_lateness_pools_events_backups_and_crontab_entries(store):
 def test_an_empty_store_has_figures_too(store):
     found = figures(store)
     assert found == dict(jobs=[], queues={}, durations={}, lateness={'count': 0, 'sum': 0.0, 'buckets': [0, 0, 0]},
-                         slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[], archive_lag=[])
+                         slots=[], pools=[], events_stored=0, backups=[], crontab=[], deliveries=[], archive_lag=[],
+                         drills=[])
 
 
 def test_durations_are_exact_to_the_microsecond_across_a_second(store):

@@ -20,7 +20,7 @@ TABLES = {'alembic_version', 'hosts', 'fact_snapshots', 'tags', 'host_tags', 'ta
           'job_events', 'job_host_results', 'audit_log', 'job_tags', 'api_tokens', 'schedules', 'schedule_slots',
           'job_host_runs', 'pools', 'pool_leases', 'maintenance_windows', 'backups', 'backup_copies', 'cron_runs',
           'job_templates', 'credentials', 'notifiers', 'notifications', 'notification_deliveries', 'notify_cursors',
-          'binlogs', 'binlog_archive_state'}
+          'binlogs', 'binlog_archive_state', 'drills'}
 
 
 def table_names(url):
@@ -56,7 +56,7 @@ def downgrade(url, revision):
 
 
 def test_upgrade_creates_the_schema_at_head(store_url):
-    assert migrate.head() == '0020'
+    assert migrate.head() == '0021'
     assert migrate.current(store_url) is None
     migrate.upgrade(store_url)
     assert migrate.current(store_url) == migrate.head()
