@@ -51,7 +51,8 @@ def chains(binlogs: list[dict]) -> list[list[dict]]:
 
 def window(host: str, backups: list[dict], binlogs: list[dict], reported_gaps: list[dict] = ()) -> dict:
     """{host, start, end, from_backup, chain (bool: binlogs reach from start to end), open_gap (the archive
-    reported a gap after its newest file: no restore past it until a new backup), newest_backup,
+    reported a gap after its newest file: no restore past it until a new backup), newest_backup, replayable
+    (the ids of the backups the newest chain can replay from),
     archived: number of archived files, newest_archived_event, gaps}. `reported_gaps` are those the
     archive's last pass saw before any file after them was archived (store.binlogs.state)."""
     # A backup retention removed (removed_at) is no longer there to restore from.
@@ -63,7 +64,7 @@ def window(host: str, backups: list[dict], binlogs: list[dict], reported_gaps: l
     gaps = [dict(row['gap'], file=row['file']) for run in runs[1:] for row in run[:1] if row.get('gap')]
     known = {(gap['kind'], gap['file']) for gap in gaps}
     gaps += [dict(gap) for gap in reported_gaps if (gap.get('kind'), gap.get('file')) not in known]
-    result = dict(host=host, start=None, end=None, from_backup=None, chain=False, open_gap=False,
+    result = dict(host=host, start=None, end=None, from_backup=None, chain=False, open_gap=False, replayable=[],
                   newest_backup=newest_backup,
                   archived=sum(len(run) for run in runs),
                   newest_archived_event=newest_chain[-1]['last_event_at'] if newest_chain else None, gaps=gaps)
@@ -77,12 +78,29 @@ def window(host: str, backups: list[dict], binlogs: list[dict], reported_gaps: l
                     and first[1] <= _order(backup['binlog_file'])[1] <= last[1] + 1]
         if eligible:
             end = max(newest_chain[-1]['last_event_at'], consistent_point(eligible[-1]))
-            result.update(start=consistent_point(eligible[0]), end=end, from_backup=eligible[0]['id'], chain=True)
+            result.update(start=consistent_point(eligible[0]), end=end, from_backup=eligible[0]['id'], chain=True,
+                          replayable=[backup['id'] for backup in eligible])
             return result
     if newest_backup is not None:
         point = consistent_point(newest_backup)
         result.update(start=point, end=point, from_backup=newest_backup['id'])
     return result
+
+
+def drill_point(host_window: dict) -> tuple[dict | None, dt.datetime | None]:
+    """(backup, stop instant) a restore drill of the host restores: its newest backup, replayed to the
+    window's end (the newest archived event, to the second) when the chain replays from that backup and
+    the archive goes past its consistent point; else the backup alone (stop None). (None, None) without
+    a backup that has a path to restore from."""
+    newest = host_window.get('newest_backup')
+    if newest is None or not newest.get('path'):
+        return None, None
+    end = host_window.get('end')
+    if host_window.get('chain') and newest['id'] in host_window.get('replayable', ()) and end is not None:
+        end = _time(end).replace(microsecond=0)
+        if end > consistent_point(newest):
+            return newest, end
+    return newest, None
 
 
 def problems(host_window: dict, now: dt.datetime, max_age: dt.timedelta) -> list[tuple[int, str]]:

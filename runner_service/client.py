@@ -15,6 +15,10 @@ from pydantic import TypeAdapter, ValidationError
 from runner_service.fleet.schemas import (
     BackupOut,
     BackupPage,
+    DrillLaunched,
+    DrillList,
+    DrillRequest,
+    DrillSchedule,
     HostDeleted,
     HostPage,
     HostRecord,
@@ -403,6 +407,21 @@ class ApiClient:
     def keep_backup(self, backup_id: int, pinned: bool) -> dict:
         """Pin (POST) or unpin (DELETE) a backup."""
         return self._call(BackupOut, 'POST' if pinned else 'DELETE', _path(BACKUPS, str(backup_id), 'keep'))
+
+    def drill_backups(self, request: DrillRequest) -> dict:
+        """{job}: the restore drill job launched (or the one of the same idempotency key)."""
+        return self._call(DrillLaunched, 'POST', BACKUPS + '/drills', json=request.model_dump(mode='json',
+                                                                                                exclude_none=True))
+
+    def schedule_drills(self, request: DrillSchedule) -> dict:
+        """The schedule made: the `drill` template every day in a window."""
+        return self._call(ScheduleOut, 'POST', BACKUPS + '/drills/schedule',
+                          json=request.model_dump(mode='json', exclude_none=True))
+
+    def drills(self, host: str | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
+        """Restore drills, newest first."""
+        return self._call(DrillList, 'GET', BACKUPS + '/drills',
+                          params=_params(dict(host=host, status=status, limit=limit)))['drills']
 
     def restore_backup(self, request: RestoreRequest) -> dict:
         """{job, backup}: the restore job launched and the backup it starts from."""

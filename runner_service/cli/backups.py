@@ -1,6 +1,7 @@
 """`dbfleet backups list|show|check|show-id|keep|unkeep`: the backup catalog, newest first, each host's
 restorable window, a Nagios-style check and pins, through the API when DBFLEET_API_URL is set (and --store
-is not), else from the store. `dbfleet backups restore`: a restore as a job, through the API."""
+is not), else from the store. `dbfleet backups restore`: a restore as a job; `dbfleet backups drill|drills`:
+restore drills as a job (or a daily schedule) and their results - through the API."""
 
 from __future__ import annotations
 
@@ -208,6 +209,119 @@ def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
             typer.echo('restoring %s from backup %d (%s, started %s) into %s' % (
                 host, used['id'], used['method'], when(used['started_at']), into), err=True)
         show_launched(client, job, wait, as_json)
+
+
+@backups_app.command('drill', short_help='Restore drills of the hosts matching --tags, in lanes, as a job.')
+def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag expression: 'large and not "
+                                                     "maintenance' (default: every host of the drill template)."),
+                  limit: Optional[str] = typer.Option(None, '--limit', help='Narrow further: an Ansible host pattern '
+                                                      '(tag groups: tag_large:&tag_primary).'),
+                  lanes: Optional[int] = typer.Option(None, '--lanes', min=1, max=200, help='Lanes side by side, '
+                                                      'balanced by backup size (default: the template\'s, 1).'),
+                  window: Optional[str] = typer.Option(None, '--window', help='HH:MM-HH:MM: no host starts after the '
+                                                       'end; now must be inside it (or give --schedule).'),
+                  timezone: str = typer.Option('UTC', '--timezone', help='IANA zone of --window.'),
+                  schedule: Optional[str] = typer.Option(None, '--schedule', help='Instead of now: a schedule of '
+                                                         'this name, every day in --window.'),
+                  wait: bool = typer.Option(False, '--wait', help='Follow the job to its end.'),
+                  as_json: bool = JSON_OPTION) -> None:
+    """Restore drills through the API: each host's newest backup restored into a sandbox, replayed to its newest
+    archived event and verified; the recovery time (RTO) and the data's age (RPO) recorded, the backup marked
+    restore-tested. Now as one job (prints its id; with --wait its result), or with --schedule every day in
+    --window. Exit code: 2 refused; with --wait 0 successful, 1 otherwise."""
+    import datetime as dt
+
+    from runner_service.cli.inputs import request_model
+    from runner_service.cli.job_view import show_launched
+    from runner_service.fleet.schemas import DrillRequest, DrillSchedule
+    span = drill_window(window, timezone) if window else None
+    if schedule is not None:
+        if span is None:
+            fail('--schedule needs --window HH:MM-HH:MM: when the drills start, and after when no host starts')
+        if tags is not None:
+            fail('a schedule narrows the drill template\'s hosts with --limit (tag groups: tag_large:&tag_primary); '
+                 '--tags is for a drill now')
+        if lanes is not None:
+            fail('the lanes of a scheduled drill are the drill template\'s plan (an admin: dbfleet templates edit '
+                 'drill --lanes N); --lanes is for a drill now')
+        request = request_model(DrillSchedule, whole='drill schedule', name=schedule, start=span[0], end=span[1],
+                                timezone=timezone, limit=limit)
+        with api_client() as client:
+            made = client.schedule_drills(request)
+        if as_json:
+            print_json(made)
+        else:
+            typer.echo('%s: drills every day at %s %s, no host starting after %s; next %s' % (
+                made['name'], span[0], timezone, span[1], when(made.get('next_fire_at'))))
+        return
+    window_end = None
+    if span is not None:
+        window_end = window_end_now(dt.datetime.now(dt.timezone.utc), span, timezone)
+        if window_end is None:
+            fail('now is outside the window %s-%s (%s): drill now without --window, or every day with --schedule NAME'
+                 % (span[0], span[1], timezone))
+    request = request_model(DrillRequest, whole='drill', tags=tags, limit=limit, lanes=lanes, window_end=window_end)
+    with api_client() as client:
+        launched = client.drill_backups(request)
+        if as_json and not wait:
+            print_json(launched)
+            return
+        show_launched(client, launched['job'], wait, as_json)
+
+
+@backups_app.command('drills')
+def backups_drills(host: Optional[str] = typer.Option(None, '--host', help='Only this host.'),
+                   status: Optional[str] = typer.Option(None, '--status', help='ok or failed.'),
+                   limit: int = typer.Option(50, '--limit', min=1, max=1000, help='At most this many, newest first.'),
+                   as_json: bool = JSON_OPTION) -> None:
+    """Restore drills, newest first: host, backup, status, recovery time (RTO), the data's age (RPO)."""
+    with api_client() as client:
+        found = client.drills(host=host, status=status, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    rows = table('id', 'started', 'host', 'backup', 'status', 'RTO s', 'restored to', 'RPO s', 'error')
+    for drill in found:
+        rows.add_row(str(drill['id']), when(drill['started_at']), drill['host'], str(drill['backup_id'] or '-'),
+                     drill['status'], '%.1f' % drill['rto_seconds'] if drill['rto_seconds'] is not None else '-',
+                     when(drill['restored_to']) if drill['restored_to'] else '-',
+                     '%.0f' % drill['rpo_seconds'] if drill['rpo_seconds'] is not None else '-',
+                     (drill['error'] or '-')[:200])
+    print_wide(rows)
+
+
+def drill_window(text: str, timezone: str) -> tuple[str, str]:
+    """--window 'HH:MM-HH:MM' as (start, end); exit 2 otherwise (the zone too)."""
+    import re
+
+    from runner_service.schedules.triggers import TriggerError, zone
+    match = re.fullmatch(r'\s*(([01][0-9]|2[0-3]):[0-5][0-9])\s*-\s*(([01][0-9]|2[0-3]):[0-5][0-9])\s*', text)
+    if not match:
+        fail('--window %r is not HH:MM-HH:MM (02:00-05:00)' % text[:100])
+    if match.group(1) == match.group(3):
+        fail('--window %s: start and end are the same' % text.strip())
+    try:
+        zone(timezone)
+    except TriggerError as exc:
+        fail('--timezone: %s' % exc)
+    return match.group(1), match.group(3)
+
+
+def window_end_now(now, span: tuple[str, str], timezone: str):
+    """The end (aware UTC) of the daily window `span` (HH:MM, HH:MM in `timezone`) that `now` is in, or None
+    when `now` is outside it. A window may cross midnight (22:00-02:00)."""
+    import datetime as dt
+
+    from runner_service.schedules.triggers import zone
+    tz = zone(timezone)
+    local = now.astimezone(tz)
+    start, end = (dt.time(*(int(part) for part in text.split(':'))) for text in span)
+    for day in (local.date() - dt.timedelta(days=1), local.date()):
+        opens = dt.datetime.combine(day, start, tzinfo=tz)
+        closes = dt.datetime.combine(day + dt.timedelta(days=1) if end <= start else day, end, tzinfo=tz)
+        if opens <= local < closes:
+            return closes.astimezone(dt.timezone.utc)
+    return None
 
 
 def restore_instant(text: str):

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
-from runner_service.schemas import CronMode, HostRun, QueryInstant
+from runner_service.schemas import CronMode, HostPattern, HostRun, Instant, QueryInstant
 
 # A host as the store names it: the inventory's hostname, no blanks, NUL, slashes or backslashes
 # (names Ansible patterns and tag-filtered inventories can carry).
@@ -208,6 +208,8 @@ class Profile(BaseModel):
     runs: list[HostRunOut] = Field(description='its recent runs in planned jobs (lanes, batches)')
     backups: list[BackupOut] = Field(description='recent backup attempts, newest first')
     cron_entries: list[HostCronEntry] = Field(description='its crontab entries bridged onto dbfleet')
+    restore_drills: 'DrillState | None' = Field(default=None, description='when its backups were last '
+                                                'restore-tested, and its newest drills (null: no successful backup)')
 
 
 class TagOut(BaseModel):
@@ -303,3 +305,71 @@ class RestoreRequest(BaseModel):
 class RestoreLaunched(BaseModel):
     job: dict[str, Any]
     backup: BackupOut
+
+
+class DrillRequest(BaseModel):
+    """POST /api/v1/backups/drills: restore drills of the hosts matching `tags` (or `limit`), as one job of the
+    `drill` template in lanes balanced by backup size."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    tags: str | None = Field(default=None, min_length=1, max_length=2000, description='a tag expression: drill the '
+                             'hosts of the store that match it (default: every host of the drill template)')
+    limit: HostPattern | None = Field(default=None, description='narrow the hosts further (an Ansible host pattern)')
+    lanes: StrictInt | None = Field(default=None, ge=1, le=200, description='lanes run side by side, balanced by '
+                                    'backup size (default: the template\'s, else 1)')
+    window_end: Instant | None = Field(default=None, description='no host starts its drill after this time')
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class DrillOut(BaseModel):
+    id: int
+    host: str
+    backup_id: int | None = None
+    job_id: str | None = None
+    status: str = Field(description='ok: restored and verified; failed: error says why')
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    rto_seconds: float | None = Field(default=None, description='the measured recovery time: restore, replay and '
+                                      'verification')
+    restored_to: dt.datetime | None = Field(default=None, description='the instant the restored data is at')
+    restored_gtid: str | None = None
+    rpo_seconds: float | None = Field(default=None, description='how old that data was when the drill started')
+    bytes: int | None = Field(default=None, description="the backup's size")
+    detail: dict[str, Any] | None = Field(default=None, description='seconds per phase, what was compared')
+    error: str | None = None
+
+
+class DrillState(BaseModel):
+    last_ok_at: dt.datetime | None = Field(default=None, description='last restore-tested: the end of its newest '
+                                           'successful drill')
+    untested_since: dt.datetime | None = Field(default=None, description='that, or its first backup when never '
+                                               'drilled: what "untested for N days" counts from')
+    first_backup_at: dt.datetime | None = None
+    recent: list[DrillOut] = Field(default_factory=list, description='its newest drills')
+
+
+class DrillList(BaseModel):
+    drills: list[DrillOut]
+
+
+class DrillLaunched(BaseModel):
+    job: dict[str, Any]
+
+
+class DrillSchedule(BaseModel):
+    """POST /api/v1/backups/drills/schedule: a schedule that launches the `drill` template every day at `start`;
+    no host starts its drill after `end` (those running then finish)."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    name: str = Field(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
+    start: str = Field(pattern=r'^([01][0-9]|2[0-3]):[0-5][0-9]$', description='HH:MM: when the drills start')
+    end: str = Field(pattern=r'^([01][0-9]|2[0-3]):[0-5][0-9]$', description='HH:MM: no host starts after it')
+    timezone: str = Field(default='UTC', min_length=1, max_length=64, description='IANA zone of start and end')
+    limit: HostPattern | None = Field(default=None, description="narrow the template's hosts: an Ansible host "
+                                      'pattern, tag groups included (tag_large:&tag_primary)')
+    paused: StrictBool = False
+
+
+Profile.model_rebuild()

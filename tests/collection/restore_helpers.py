@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -139,3 +140,24 @@ def sandbox_rows(sandbox: dict, query: str):
                                             autocommit=True)) as connection, connection.cursor() as cursor:
         cursor.execute(query)
         return cursor.fetchall()
+
+
+def record_archive(store_url: str, host: str, binlogs: Path) -> list[dict]:
+    """Give the fetched binlogs (all but the newest, which the server still writes) the manifests the binlog
+    archive writes - the collection's own reading of each file - and record them in the store as one archive
+    pass would, so that the host has a restorable window. The manifests, oldest first."""
+    from ansible_collections.dbfleet.mysql.plugins.module_utils import binlog_archive as archive
+
+    from dbfleet.store import open_store
+    names = sorted((path.name for path in binlogs.iterdir() if not path.name.endswith('.json')),
+                   key=archive.binlog_number)
+    now = dt.datetime.now(dt.timezone.utc)
+    manifests = []
+    for name in names[:-1]:
+        manifest = archive.manifest_for(str(binlogs / name), shutil.which('mariadb-binlog'), now)
+        archive.write_json_atomically(str(binlogs / name) + '.json', manifest)
+        manifests.append(manifest)
+    with open_store(store_url) as store:
+        store.binlogs.record_pass(host, dict(archived=manifests, gaps=[], lag_seconds=0.0, current_file=names[-1],
+                                             path=str(binlogs)), now)
+    return manifests

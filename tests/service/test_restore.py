@@ -16,6 +16,7 @@ from tests.collection.restore_helpers import (
     drop_schema,
     fetch_binlogs,
     manifest_of,
+    record_archive,
     scratch_schema_name,
 )
 from tests.service.harness import Service
@@ -31,9 +32,10 @@ def service(tmp_path_factory, fleet):
 
 
 def ok(service, role, method, path, status=200, **kwargs):
+    """The JSON answer of a request, whose status is `status` (or one of them)."""
     with service.client(role) as client:
         response = client.request(method, path, **kwargs)
-    assert response.status_code == status, response.text
+    assert response.status_code in (status if isinstance(status, tuple) else (status,)), response.text
     return response.json()
 
 
@@ -184,3 +186,69 @@ def test_admins_restore_over_an_inventory_host_which_refuses_without_force(servi
     assert job['status'] == 'failed'
     assert 'refusing to restore over dbfleet_monitor@127.0.0.1:33062 without force: it writes a binary log' in message
     assert 'With force: true this restore would drop the databases %s' % history['schema'] in message
+
+
+def test_a_drill_restores_the_newest_backup_to_the_end_of_its_window_and_records_rto_and_rpo(service, history):
+    """The binlogs archived (manifests, recorded): the window runs from the backup to the newest archived event;
+    an operator's drill restores the backup, replays to that event, verifies, and records it."""
+    manifests = record_archive(service.store_url, 'primary', history['binlogs'])
+    [window] = ok(service, 'viewer', 'GET', '/api/v1/backups/windows', params={'host': 'primary'})['windows']
+    assert window['chain'] and window['from_backup'] == history['backup']['id']
+    newest_event = manifests[-1]['last_event_at']
+    assert window['end'] == newest_event
+    with service.client('viewer') as client:
+        assert client.post('/api/v1/backups/drills', json={'limit': 'primary'}).status_code == 403
+    for hostile in ({'tags': 'and or'}, {'lanes': 0}, {'limit': '@/etc/passwd'}, {'tags': 'primary', 'extra': 1},
+                    {'window_end': '2001-01-01T00:00:00Z'}, {'lanes': '2'}):
+        refused = ok(service, 'operator', 'POST', '/api/v1/backups/drills', (400, 422), json=hostile)
+        assert refused['detail'], hostile
+    waited = service.dbfleet('backups', 'drill', '--limit', 'primary', '--lanes', '1', '--wait',
+                             token=service.tokens['operator'], timeout=900)
+    [drill] = ok(service, 'viewer', 'GET', '/api/v1/backups/drills', params={'host': 'primary'})['drills']
+    assert waited.returncode == 0, (waited.stdout + waited.stderr)[-3000:] + str(drill.get('error'))
+    job = ok(service, 'viewer', 'GET', '/api/v1/jobs/%s' % drill['job_id'])
+    assert job['template'] == 'drill' and job['status'] == 'successful' and job['plan']['lanes'] == 1
+    result = module_result(service, job['id'], action='dbfleet.mysql.restore_drill')
+    assert result['recorded'] and result['drill']['id'] == drill['id']
+    assert drill['status'] == 'ok' and drill['backup_id'] == history['backup']['id']
+    assert drill['restored_to'] == newest_event  # the end of the window, to the second
+    assert drill['rto_seconds'] > 0 and drill['rpo_seconds'] > 0
+    started = dt.datetime.fromisoformat(drill['started_at'].replace('Z', '+00:00'))
+    restored_to = dt.datetime.fromisoformat(newest_event.replace('Z', '+00:00'))
+    assert drill['rpo_seconds'] == pytest.approx((started - restored_to).total_seconds(), abs=1e-3)
+    assert manifests[-1]['file'] in result['restore']['replayed']['files']
+    assert result['restore']['verification']['ok'] and drill['detail']['seconds']['replay'] >= 0
+    # The dropped table stayed dropped: the drill restored the end of the window, after the accident.
+    assert '%s.precious' % history['schema'] not in result['restore']['verification']['tables']
+    backup = ok(service, 'viewer', 'GET', '/api/v1/backups/%d' % history['backup']['id'])
+    assert backup['restore_test_status'] == 'ok' and backup['restore_tested_at'] == drill['finished_at']
+    profile = ok(service, 'viewer', 'GET', '/api/v1/hosts/primary/profile')
+    assert profile['restore_drills']['last_ok_at'] == drill['finished_at']
+    assert profile['restore_drills']['recent'][0]['id'] == drill['id']
+    listed = service.dbfleet('backups', 'drills', '--host', 'primary', token=service.tokens['viewer'])
+    assert listed.returncode == 0 and 'primary' in listed.stdout and ' ok ' in listed.stdout, listed.stdout
+    [entry] = ok(service, 'admin', 'GET', '/api/v1/audit', params={'action': 'backup.drill', 'limit': 1})['entries']
+    assert entry['actor'] == 'operator' and entry['detail']['job'] == job['id']
+
+
+def test_a_drill_schedule_runs_the_drill_template_every_day_in_its_window(service):
+    made = ok(service, 'operator', 'POST', '/api/v1/backups/drills/schedule', 201,
+              json={'name': 'nightly-drill', 'start': '02:00', 'end': '05:00', 'timezone': 'Europe/Paris',
+                    'limit': 'primary'})
+    assert made['job']['template'] == 'drill' and made['kind'] == 'cron' and made['expression'] == '0 2 * * *'
+    assert made['timezone'] == 'Europe/Paris' and made['window_end_at'] == '05:00'
+    assert made['job']['limit'] == 'primary'
+    assert made['overlap'] == 'forbid'
+    for hostile in ({'name': 'x', 'start': '02:00', 'end': '02:00'}, {'name': 'x', 'start': '2am', 'end': '05:00'},
+                    {'name': 'x', 'start': '02:00', 'end': '05:00', 'timezone': 'Mars/Olympus'},
+                    {'name': 'nightly-drill', 'start': '03:00', 'end': '05:00'}):
+        refused = ok(service, 'operator', 'POST', '/api/v1/backups/drills/schedule', (400, 409, 422), json=hostile)
+        assert refused['detail'], hostile
+    with service.client('viewer') as client:
+        assert client.post('/api/v1/backups/drills/schedule',
+                           json={'name': 'y', 'start': '02:00', 'end': '05:00'}).status_code == 403
+    cli = service.dbfleet('backups', 'drill', '--schedule', 'other', '--window', '02:00-05:00', '--tags', 'large',
+                          token=service.tokens['operator'])
+    assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and '--limit' in cli.stderr
+    cli = service.dbfleet('backups', 'drill', '--window', '25:00-05:00', token=service.tokens['operator'])
+    assert cli.returncode == 2 and 'HH:MM-HH:MM' in cli.stderr

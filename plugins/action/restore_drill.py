@@ -1,0 +1,126 @@
+# -*- coding: utf-8 -*-
+# Copyright: dbfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""dbfleet.mysql.restore_drill: on the controller, pick the host's newest backup and a point of its
+restorable window from the dbfleet store (dbfleet.restorable), run dbfleet.mysql.mysql_restore into a
+sandbox where the task runs, time it, and record the drill (store.drills: RTO, RPO; the backup marked
+restore-tested). Unlike the recording of a backup, a drill cannot go without the store: it is where
+the backup is chosen from, and where the drill's result is the point of it."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import time
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import needs_base
+
+RESTORE = 'dbfleet.mysql.mysql_restore'
+ARGUMENT_SPEC = dict(replay=dict(type='bool', default=True), binlog_dir=dict(type='path'),
+                     checksum_tables=dict(type='bool', default=True), source=dict(type='dict', no_log=False))
+RESTORE_RESULT = ('backup', 'replayed', 'stop_point', 'verification', 'seconds', 'loaded', 'schemas', 'warnings')
+JOB_ID = re.compile(r'^[0-9a-f]{32}$')
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _iso(value):
+    return value.astimezone(datetime.timezone.utc).isoformat().replace('+00:00', 'Z') if value else None
+
+
+def _event_time(text):
+    """mysql_restore's last_event_at ('YYYY-MM-DDTHH:MM:SSZ') as an aware datetime; None if absent."""
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+
+
+class ActionModule(ActionBase):
+
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        host = task_vars.get('inventory_hostname')
+        result['recorded'] = False
+        try:
+            from dbfleet import restorable
+            from dbfleet.store import StoreError, open_store
+        except ImportError as exc:
+            return dict(result, failed=True, msg='restore drill of %s: %s' % (host, needs_base('the dbfleet store', exc)))
+        try:
+            with open_store() as store:
+                state = store.binlogs.state(host)
+                window = restorable.window(host, store.backups.list(host=host, limit=1000), store.binlogs.list(host),
+                                           state['gaps'] if state else [])
+        except (StoreError, ValueError) as exc:
+            return dict(result, failed=True, msg='restore drill of %s: the dbfleet store: %s' % (host, exc))
+        backup, stop = restorable.drill_point(window)
+        if backup is None:
+            return dict(result, skipped=True, msg='%s has no successful backup to drill (dbfleet backups check '
+                                                  'reports it)' % host)
+        if not args['replay']:
+            stop = None
+        point = stop.strftime('%Y-%m-%d %H:%M:%S') if stop else None
+        module_args = dict(backup=backup['path'], target='sandbox', checksum_tables=args['checksum_tables'])
+        for name in ('binlog_dir', 'source'):
+            if args.get(name) is not None:
+                module_args[name] = args[name]
+        if point:
+            module_args['stop_datetime'] = point
+        described = 'backup %d (%s)%s' % (backup['id'], backup['path'], ' to %s UTC' % point if point else '')
+        if self._task.check_mode:
+            return dict(result, changed=False, msg='would drill %s of %s' % (described, host),
+                        backup_id=backup['id'], stop_datetime=point)
+
+        started, clock = _utcnow(), time.monotonic()
+        restored = self._execute_module(module_name=RESTORE, module_args=module_args, task_vars=task_vars)
+        rto = round(time.monotonic() - clock, 3)
+        finished = _utcnow()
+        self._remove_tmp_path(self._connection._shell.tmpdir)
+        failed = bool(restored.get('failed') or restored.get('unreachable'))
+        stop_point = restored.get('stop_point') or {}
+        try:
+            restored_to = _event_time(stop_point.get('last_event_at')) if point else None
+        except (TypeError, ValueError):
+            restored_to = None
+        if restored_to is None and not failed:
+            restored_to = restorable.consistent_point(backup)
+        gtid = stop_point.get('gtid') or (restored.get('backup') or {}).get('gtid')
+        job_id = os.environ.get('DBFLEET_JOB_ID', '')
+        detail = dict(seconds=restored.get('seconds'), stop_datetime=point,
+                      compared=(restored.get('verification') or {}).get('compared'))
+        result['restore'] = {key: restored[key] for key in RESTORE_RESULT if key in restored}
+        error = str(restored.get('msg') or 'the restore failed')[-4000:] if failed else None
+        try:
+            with open_store() as store:
+                drill = store.drills.record(host, 'failed' if failed else 'ok', started, finished,
+                                            backup_id=backup['id'], job_id=job_id if JOB_ID.match(job_id) else None,
+                                            rto_seconds=None if failed else rto, restored_to=restored_to,
+                                            restored_gtid=gtid if isinstance(gtid, str) else None,
+                                            bytes=backup.get('bytes'), detail=detail, error=error)
+            result['recorded'] = True
+        except (StoreError, ValueError) as exc:
+            drill = None
+            result.setdefault('warnings', []).append('restore drill of %s not recorded in the dbfleet store: %s'
+                                                     % (host, exc))
+            failed = True
+            error = error or 'not recorded: %s' % exc
+        if drill is not None:
+            result['drill'] = {key: _iso(value) if isinstance(value, datetime.datetime) else value
+                               for key, value in drill.items() if key != 'detail'}
+        result['changed'] = True
+        if failed:
+            return dict(result, failed=True, msg='restore drill of %s: %s FAILED: %s' % (host, described, error))
+        rpo = drill['rpo_seconds'] if drill else None
+        return dict(result, msg='restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of '
+                                '%s, %s old when the drill started (RPO)'
+                    % (host, described, rto, _iso(restored_to), '%.0f s' % rpo if rpo is not None else 'unknown'))
