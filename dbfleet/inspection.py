@@ -14,6 +14,7 @@ from functools import lru_cache
 from dbfleet.durations import TimeSpecError, parse_point_in_time
 from dbfleet.store import StoreError, open_store
 from dbfleet.store.binlogs import archive_fact
+from dbfleet.store.drills import drill_fact
 from dbfleet.tags import HostContext, RulesError, is_valid_tag_name, load_rules
 
 
@@ -133,12 +134,15 @@ def _apply_rules(store, request: TagRequest) -> TagOutcome:
 
 
 def rule_facts(store, host: str, facts: dict | None) -> dict | None:
-    """The facts the tag rules read of `host`: those gathered on it, plus facts.binlog_archive from its
-    binlog archive's last pass in the store (not something the host itself knows)."""
-    fact = archive_fact(store.binlogs.state(host))
-    if fact is None:
+    """The facts the tag rules read of `host`: those gathered on it, plus what the store knows and the host
+    itself does not - facts.binlog_archive from its binlog archive's last pass, facts.restore_drill from
+    its restore drills (since when its backups went untested)."""
+    extra = dict(binlog_archive=archive_fact(store.binlogs.state(host)),
+                 restore_drill=drill_fact(store.drills.state(host)))
+    extra = {name: value for name, value in extra.items() if value is not None}
+    if not extra:
         return facts
-    return dict(facts or {}, binlog_archive=fact)
+    return dict(facts or {}, **extra)
 
 
 def _apply_manual(store, request: TagRequest) -> TagOutcome:

@@ -46,7 +46,18 @@ def host_profile(store, name: str, history: int = 20) -> dict:
         tags=tags_by_dimension,
         tag_history=store.tags.events(host=name, limit=history),
         snapshots=len(store.facts.history(name, limit=1000)),
+        restore_drills=drill_summary(store, name),
     )
+
+
+def drill_summary(store, name: str, recent: int = 5) -> dict | None:
+    """{last_ok_at (last restore-tested), untested_since, first_backup_at, recent: its newest drills} of a host
+    with a successful backup; None without one."""
+    state = store.drills.state(name)
+    if state is None:
+        return None
+    return dict(last_ok_at=state['last_ok_at'], untested_since=state['untested_since'],
+                first_backup_at=state['first_backup_at'], recent=store.drills.list(host=name, limit=recent))
 
 
 def human_bytes(value) -> str:

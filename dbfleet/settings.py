@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     keep_notifications_days: float | None = Field(default=90, gt=0, description='notifications stored more '
                                                   'than this many days ago, whose deliveries are all over, are deleted '
                                                   'with their deliveries by the API\'s reconciler, hourly')
+    untested_backup_days: float = Field(default=30, gt=0, description='a host with a successful backup and no '
+                                        'successful restore drill for this many days (counted from its first backup '
+                                        'when never drilled) is told to the notifiers that take backup_untested; the '
+                                        'tag rule untested_backup has its own threshold (vars.untested_backup_days)')
     max_extra_vars_bytes: int = Field(default=65536, ge=1024, description='size cap of a job\'s extra_vars as JSON')
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description='a request body larger than this is '
                                    'refused (413) before it is parsed')

@@ -17,7 +17,7 @@ NotifierKind = Literal['webhook', 'email', 'slack']
 # subscribes notifiers to its own jobs' events: schemas.TemplateEvent).
 NotifierEvent = Literal['failed', 'recovered', 'timed_out', 'window_overrun', 'window_overrun_predicted', 'worker_lost',
                         'slot_missed', 'slot_skipped', 'cron_missed', 'cron_failed', 'queue_unattended',
-                        'backup_anomaly', 'awaiting_approval']
+                        'backup_anomaly', 'awaiting_approval', 'backup_untested']
 SecretText = Annotated[str, StringConstraints(min_length=1, max_length=65536)]
 # One address, never a header of its own (no CR/LF, no comma lists).
 MailAddress = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r'^[^@\s,;<>]+@[^@\s,;<>]+$')]

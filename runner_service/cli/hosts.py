@@ -108,6 +108,14 @@ def hosts_profile(host: str, as_json: bool = JSON_OPTION, store: Optional[str] =
              lambda backup: (when(backup['started_at']), backup['method'], backup['status'],
                              '%.1f' % backup['duration_seconds'] if backup['duration_seconds'] is not None else '-',
                              human_bytes(backup['bytes'])))
+    drills = profile.get('restore_drills')
+    if drills is not None:
+        console.print('last restore-tested: %s' % (when(drills['last_ok_at']) if drills['last_ok_at'] else
+                                                   'never (first backup %s)' % when(drills['first_backup_at'])))
+        _section('restore drills', drills['recent'], ('started', 'backup', 'status', 'RTO s', 'RPO s'),
+                 lambda drill: (when(drill['started_at']), str(drill['backup_id'] or '-'), drill['status'],
+                                '%.1f' % drill['rto_seconds'] if drill['rto_seconds'] is not None else '-',
+                                '%.0f' % drill['rpo_seconds'] if drill['rpo_seconds'] is not None else '-'))
     _section('crontab entries', profile['cron_entries'], ('entry', 'mode', 'line', 'schedule', 'next'),
              lambda entry: (entry['name'], entry['mode'], str(entry['line']), entry['expression'],
                             when(entry['next_fire_at'])))

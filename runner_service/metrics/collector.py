@@ -163,6 +163,26 @@ def store_families(figures: dict) -> Iterable[Metric]:
         archive_lag.add_metric([host], seconds)
     yield archive_lag
 
+    tested = GaugeMetricFamily('dbfleet_backup_restore_tested_timestamp_seconds', 'When the last successful restore '
+                               'drill of each host with a backup ended (Unix time; 0: never drilled)', labels=['host'])
+    recovery = GaugeMetricFamily('dbfleet_drill_recovery_seconds', 'Measured recovery time (RTO) of each host\'s last '
+                                 'successful restore drill: restore, replay and verification', labels=['host'])
+    data_age = GaugeMetricFamily('dbfleet_drill_data_age_seconds', 'Age of the data each host\'s last successful '
+                                 'restore drill got back, when it started (RPO)', labels=['host'])
+    failing = GaugeMetricFamily('dbfleet_drill_last_failed', '1 when the newest restore drill of the host failed',
+                                labels=['host'])
+    for host, tested_at, rto, rpo, last_failed in figures['drills']:
+        tested.add_metric([host], tested_at.timestamp() if tested_at is not None else 0)
+        if rto is not None:
+            recovery.add_metric([host], rto)
+        if rpo is not None:
+            data_age.add_metric([host], rpo)
+        failing.add_metric([host], 1 if last_failed else 0)
+    yield tested
+    yield recovery
+    yield data_age
+    yield failing
+
     crontab = GaugeMetricFamily('dbfleet_crontab_entries', 'Crontab entries bridged to the platform, by host and '
                                 'mode: observe (crontab runs it), takeover (the platform does), reverted',
                                 labels=['host', 'mode'])

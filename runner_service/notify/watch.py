@@ -19,6 +19,8 @@ clocks) and the events they make:
                   to (once per such wait: its key names the queue and that job)
     slot_skipped  a slot skipped: a maintenance window, an overlap policy, a failed launch
     awaiting_approval  a job of a template that requires approval waits for an admin's (once a job)
+    backup_untested  a host's backups have had no successful restore drill for DBFLEET_UNTESTED_BACKUP_DAYS
+                  (counted from its first backup when never drilled): once until a drill succeeds again
 
 Each event goes to the notifiers the job's template and schedule (a slot's schedule and its
 template) name for it (`notify`) and to those that take it for everything (a notifier's `events`). It is stored
@@ -31,6 +33,7 @@ skipped by a window is not silenced by it: the skip is the news.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Callable
 
 from dbfleet.clock import utcnow
@@ -74,6 +77,7 @@ class Watcher:
         notifiers = notifications.notifiers()
         stored = self._notice_queues(notifiers)
         stored += self._notice_approvals(notifiers)
+        stored += self._notice_untested(notifiers)
         running = [job for job in notifications.running_planned() if (job.get('plan') or {}).get('window_end')]
         jobs = jobs + running
         if not jobs and not slots and not runs and not backups:
@@ -183,6 +187,33 @@ class Watcher:
             stored += self.store.notifications.record(
                 'job:%s:awaiting_approval' % job['id'], 'awaiting_approval', subject, payload,
                 sorted(set(recipients)), template=job['template'], job_id=job['id'], now=self.clock()) is not None
+        return stored
+
+    def _notice_untested(self, notifiers: list[dict]) -> int:
+        """Hosts whose backups went untested too long (asked of the store only when a notifier takes
+        backup_untested). One notification per host and lapse: its key holds the instant counted from."""
+        recipients = [notifier['name'] for notifier in notifiers if 'backup_untested' in notifier['events']]
+        if not recipients:
+            return 0
+        days = self.runtime.settings.untested_backup_days
+        now = self.clock()
+        stored = 0
+        for host, state in sorted(self.store.drills.states().items()):
+            since = state['untested_since']
+            if since is None or now - since <= dt.timedelta(days=days):
+                continue
+            last = state['last']
+            never = state['last_ok_at'] is None
+            subject = '[dbfleet] backups of %s not restore-tested for %d days' % (host, (now - since).days)
+            text = ('No successful restore drill of %s since %s%s: run one (`dbfleet backups drill --limit %s`).'
+                    % (host, since.isoformat(), ' (its first backup; never drilled)' if never else '', host))
+            payload = {'text': text, 'host': host, 'link': '/api/v1/backups/drills?host=%s' % host,
+                       'untested_since': since.isoformat(), 'never_drilled': never,
+                       'last_drill': {'id': last['id'], 'status': last['status'],
+                                      'finished_at': last['finished_at'].isoformat()} if last else None}
+            stored += self.store.notifications.record(
+                'host:%s:backup_untested:%s' % (host_key(host), since.isoformat()), 'backup_untested', subject, payload,
+                recipients, now=now) is not None
         return stored
 
     def _notice_backup(self, backup: dict, notifiers: list[dict], windows: list[Window]) -> int:
@@ -316,6 +347,11 @@ class Watcher:
         previous = self.store.notifications.previous_end(job['template'], job['finished_at'], job['id'])
         return previous in (None, 'successful')
 
+
+
+def host_key(host: str) -> str:
+    """A host's name in a notification key (at most 255 characters): a long one by its digest."""
+    return host if len(host) <= 150 else 'sha256-%s' % hashlib.sha256(host.encode()).hexdigest()[:32]
 
 
 def window_end_of(job: dict) -> dt.datetime | None:

@@ -109,8 +109,9 @@ def test_prometheus_scrapes_the_jobs_just_run_and_loads_the_alert_rules(service,
                                                                           for job in jobs)
         groups = prometheus.get('/api/v1/rules')['groups']
         assert sorted(rule['name'] for group in groups for rule in group['rules']) == [
-            'DbfleetBackupTooOld', 'DbfleetBinlogArchiveLagging', 'DbfleetMetricsSourceDown',
-            'DbfleetNotificationsFailing', 'DbfleetQueueWithoutWorker', 'DbfleetScheduleMissedSlots']
+            'DbfleetBackupTooOld', 'DbfleetBackupUntested', 'DbfleetBinlogArchiveLagging', 'DbfleetMetricsSourceDown',
+            'DbfleetNotificationsFailing', 'DbfleetQueueWithoutWorker', 'DbfleetRestoreDrillFailed',
+            'DbfleetScheduleMissedSlots']
         assert all(rule['health'] != 'err' for group in groups for rule in group['rules'])
 
 

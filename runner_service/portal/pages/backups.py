@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from dbfleet.clock import utcnow
-from dbfleet.profiles import human_bytes
+from dbfleet.profiles import drill_summary, human_bytes
 from runner_service.jobs import backups_overview
 from runner_service.errors import NotFound
 from runner_service.fleet.backups import BackupCatalog
@@ -47,4 +47,5 @@ def host_backups(request: Request, caller: PageCaller, host: Host) -> Response:
     trend = sparkline([attempt['bytes'] for attempt in reversed(attempts)
                        if attempt['status'] == 'ok' and attempt['bytes'] is not None])
     return render(request, caller, 'backups/host.html', {'host': host, 'attempts': attempts, 'trend': trend,
-                                                         'human_bytes': human_bytes, 'window': window})
+                                                         'human_bytes': human_bytes, 'window': window,
+                                                         'drills': drill_summary(store, host)})
