@@ -38,6 +38,10 @@ def backups(service):
                                     (43, night - dt.timedelta(days=1), now - dt.timedelta(minutes=10))):
             store.binlogs.record('db-big', 'mysql-bin.%06d' % number, first_event_at=first, last_event_at=last,
                                  bytes=1024, sha256='0' * 64, archived_at=last)
+        # db-big's newest backup was drilled last night: restored to the archive's end in 95 s.
+        newest = store.backups.list('db-big', limit=1)[0]
+        store.drills.record('db-big', 'ok', night + dt.timedelta(hours=1), night + dt.timedelta(hours=1, seconds=95),
+                            backup_id=newest['id'], rto_seconds=95.0, restored_to=night + dt.timedelta(minutes=50))
     finally:
         store.close()
 
@@ -65,7 +69,15 @@ def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
     expect(page.locator('tr.attempt')).to_have_count(7)
     expect(page.locator('#window')).to_contain_text('any instant (binlog chain unbroken)')
     expect(page.locator('svg.sparkline')).to_have_count(1)
+    expect(page.locator('tr.drill')).to_have_count(1)
+    expect(page.locator('tr.drill')).to_contain_text('1m 35s')  # the RTO
+    expect(page.locator('#restore-tested')).not_to_contain_text('never')
+    expect(page.locator('tr.attempt td.tested').first).to_contain_text('ok 20')
+    expect(page.locator('tr.attempt td.tested').nth(1)).to_have_text('')
     portal.shot('backups-host')
+    portal.goto('/backups/db-fresh')
+    expect(page.locator('#restore-tested')).to_contain_text('never')
+    expect(page.locator('tr.drill')).to_have_count(0)
 
 
 def test_the_backup_pages_refuse_odd_hosts(service, backups):

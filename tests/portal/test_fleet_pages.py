@@ -97,6 +97,7 @@ def test_hosts_filter_by_tag_expression_and_open_a_profile(fleet_store, portal):
     expect(page.locator('h1')).to_contain_text('db-big-1')
     expect(page.locator('table.profile-facts')).to_contain_text('10.11.6-MariaDB')
     expect(page.locator('table.profile-tags')).to_contain_text('large')
+    expect(page.locator('#restore-tested')).to_contain_text('never (first backup')  # backed up, never drilled
     portal.shot('host-profile')
     refused = portal.get('/hosts', tags='large and (')
     assert refused.status_code == 400 and 'tag filter' in refused.text

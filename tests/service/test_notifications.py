@@ -388,6 +388,30 @@ def test_a_backup_far_from_its_hosts_history_is_told(service, hook):
     assert len(notifications(service, event='backup_anomaly')) == 1  # the four before it were ordinary
 
 
+def test_backups_untested_for_30_days_are_told_once_per_host(service, hook):
+    created(service, '/api/v1/notifiers', name='drill-hook', kind='webhook', url=hook.url + '/drills',
+            events=['backup_untested'])
+    long_ago = dt.datetime(2026, 1, 5, 2, 0, tzinfo=dt.timezone.utc)  # more than 30 days before any run of this
+    now = dt.datetime.now(dt.timezone.utc)
+    with open_store(service.store_url) as store:
+        for host in ('db-never', 'db-drilled', 'db-lapsed'):
+            store.backups.record(host, method='logical', started_at=long_ago, bytes=10)
+        store.backups.record('db-new', method='logical', started_at=now, bytes=10)
+        drilled = store.backups.list('db-drilled', limit=1)[0]
+        store.drills.record('db-drilled', 'ok', now, now, backup_id=drilled['id'], rto_seconds=1.0)
+        store.drills.record('db-lapsed', 'ok', long_ago, long_ago + dt.timedelta(minutes=1), rto_seconds=60.0)
+        store.drills.record('db-lapsed', 'failed', now, now, error='verification FAILED')
+    told = wait_for(lambda: (lambda found: found if len(found) == 2 and all(
+        n['deliveries'][0]['status'] == 'delivered' for n in found) else None)(
+            notifications(service, event='backup_untested')), 'the untested hosts were not told')
+    assert sorted(notification['subject'].split()[3] for notification in told) == ['db-lapsed', 'db-never']
+    bodies = {r['json']['host']: r['json'] for r in hook.accepted() if r['path'] == '/drills'}
+    assert sorted(bodies) == ['db-lapsed', 'db-never']
+    assert bodies['db-never']['never_drilled'] is True and bodies['db-never']['last_drill'] is None
+    assert bodies['db-lapsed']['last_drill']['status'] == 'failed'
+    assert bodies['db-lapsed']['untested_since'] == (long_ago + dt.timedelta(minutes=1)).isoformat()
+
+
 def test_a_schedule_names_the_notifiers_of_its_own_jobs(service, hook):
     created(service, '/api/v1/templates', name='quiet-fail', playbook='tests/service/playbooks/fail_on.yml',
             inventory='tests/service/inventory.yml',

@@ -129,6 +129,23 @@ def test_archive_lagging_reads_the_archives_lag(defaults):
         'facts.binlog_archive.lag_seconds is missing (facts.binlog_archive is missing)'
 
 
+def test_untested_backup_counts_from_the_last_good_drill_or_the_first_backup(defaults):
+    def drilled(days_ago):
+        context = host(role='primary')
+        since = NOW - days_ago * 86400
+        return HostContext(context.name, dict(context.facts, restore_drill={
+            'untested_since': since, 'last_ok_at': None, 'first_backup_at': since, 'last_status': None}), {},
+            frozenset())
+
+    assert 'untested_backup' in defaults.evaluate(drilled(30.5), now=NOW).tags
+    assert defaults.evaluate(drilled(30.5), now=NOW).tags['untested_backup'] == {
+        'facts.restore_drill.untested_since': NOW - 30.5 * 86400, 'vars.untested_backup_days': 30}
+    assert 'untested_backup' not in defaults.evaluate(drilled(29), now=NOW).tags
+    without = defaults.evaluate(host(role='primary'), now=NOW)  # no successful backup: nothing to drill
+    assert 'untested_backup' not in without.tags
+    assert 'facts.restore_drill is missing' in without.explanations['untested_backup'].reason
+
+
 def test_large_small_and_backup_heavy(defaults):
     large_primary = defaults.evaluate(host(role='primary', total_bytes=56 * GIB), now=NOW)
     assert {'large', 'primary', 'backup_heavy'} <= set(large_primary.tags)

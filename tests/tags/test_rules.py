@@ -39,11 +39,12 @@ def test_default_rules_load_with_the_documented_tags_and_kinds():
         'high_risk': 'rule', 'out_of_warranty': 'rule', 'large': 'rule', 'small': 'rule', 'primary': 'rule',
         'replica': 'rule', 'standalone': 'rule', 'lagging': 'rule', 'read_only': 'rule',
         'critical': 'derived', 'backup_heavy': 'derived', 'archive_lagging': 'rule',
+        'untested_backup': 'rule',
     }
     assert ruleset.rule('critical').depends_on == frozenset({'high_risk', 'primary'})
     assert ruleset.rule('backup_heavy').depends_on == frozenset({'large', 'primary'})
     assert ruleset.variables == {'high_risk_days': 1095, 'large_gb': 50, 'small_gb': 1, 'lagging_seconds': 300,
-                                 'archive_lag_seconds': 900}
+                                 'archive_lag_seconds': 900, 'untested_backup_days': 30}
 
 
 def test_default_path_comes_from_settings():

@@ -185,3 +185,29 @@ def test_check_flags_old_backups_missing_backups_and_a_failed_drill():
                      'CRITICAL db1: newest backup is 29h50m old (policy 26h00m)',
                      'CRITICAL db2: no successful backup',
                      'CRITICAL db3: the last restore drill of the newest backup failed']
+
+
+# -- what a restore drill restores ---------------------------------------------------------------
+
+def test_a_drill_restores_the_newest_backup_to_the_end_of_the_window_to_the_second():
+    backups = [backup(1, T0, 'mysql-bin.000001', path='/b/1'), backup(2, T0 + dt.timedelta(hours=12),
+                                                                       'mysql-bin.000002', path='/b/2')]
+    binlogs = [binlog(1, 0, 10), binlog(2, 10, 20), binlog(3, 20, 30)]
+    binlogs[-1]['last_event_at'] += dt.timedelta(microseconds=250000)
+    chosen, stop = restorable.drill_point(restorable.window('db7', backups, binlogs))
+    assert chosen['id'] == 2 and stop == T0 + dt.timedelta(hours=30)
+
+
+def test_a_drill_restores_the_backup_alone_off_the_chain_or_with_nothing_archived_after_it():
+    gap = dict(kind='server', detail='the server id changed', previous='mysql-bin.000002', at=None)
+    off_chain = restorable.window('db7', [backup(1, T0, 'mysql-bin.000001', path='/b/1')],
+                                  [binlog(1, 0, 10), binlog(2, 10, 20), binlog(3, 20, 30, gap=gap)])
+    assert restorable.drill_point(off_chain) == (off_chain['newest_backup'], None)
+    newest_after_archive = restorable.window('db7', [backup(1, T0 + dt.timedelta(hours=40), 'mysql-bin.000004',
+                                                            path='/b/1')], [binlog(1, 0, 10), binlog(2, 10, 20),
+                                                                            binlog(3, 20, 30)])
+    chosen, stop = restorable.drill_point(newest_after_archive)
+    assert chosen['id'] == 1 and stop is None
+    assert restorable.drill_point(restorable.window('db7', [], [binlog(1, 0, 10)])) == (None, None)
+    failed_only = restorable.window('db7', [backup(1, T0, 'mysql-bin.000001', status='failed', path=None)], [])
+    assert restorable.drill_point(failed_only) == (None, None)
