@@ -9,8 +9,10 @@ store and the secret key from the platform, nothing else shared), the database h
 by playbooks/prepare_hosts.yml over SSH. Then, with the CLI: an admin token, the fleet's SSH
 key as a credential (passphrase and all), a `nightly-backup-ssh` template over
 inventories/ssh_fleet.yml in LANES lanes on queue dc1, launched by an operator token and
-followed to its end; its timeline shows which worker host ran each lane. Everything it started
-is stopped at the end; the fleet stays up (`make fleet-stop`).
+followed to its end; its timeline shows which worker host ran each lane. Then restore drills of
+the hosts just backed up (`dbfleet backups drill --lanes 2`: each newest backup restored into a
+sandbox on its database host over SSH, verified, its RTO recorded), in lanes over both workers.
+Everything it started is stopped at the end; the fleet stays up (`make fleet-stop`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ BIN = Path(sys.executable).parent
 WORKER_HOSTS = ('worker1', 'worker2')
 LANES = int(os.environ.get('LANES', '4'))
 TEMPLATE = 'nightly-backup-ssh'
+DRILL_LANES = int(os.environ.get('DRILL_LANES', '2'))
 
 
 def say(text: str) -> None:
@@ -140,6 +143,7 @@ def main() -> int:
         ok = job['status'] == 'successful' and set(lanes_of) == set(WORKER_HOSTS)
         if not ok:
             print('ssh demo: expected a successful backup with lanes on both worker hosts', file=sys.stderr)
+        ok = drills(admin, env, launched['id']) and ok
         hold(env['DBFLEET_API_URL'])
         return 0 if ok else 1
     finally:
@@ -160,6 +164,41 @@ def main() -> int:
             if process.poll() is None:
                 process.kill()
         platform.stop()
+
+
+def drills(admin: dict, env: dict, backup_job: str) -> bool:
+    """Restore drills of the hosts the backup job backed up, as an operator would run them: the `drill`
+    template made by the admin for the SSH fleet (its inventory, queue dc1, the fleet's key), launched
+    with `dbfleet backups drill` in DRILL_LANES lanes; True when every host's drill was restored and verified."""
+    dbfleet(admin, 'templates', 'create', 'drill', 'playbooks/drill.yml', '-i', 'inventories/ssh_fleet.yml',
+            '--limit', 'mysql', '--allow-limit', '--queue', 'dc1', '--lanes', str(DRILL_LANES), '--credential',
+            'fleet-key', '--description', 'restore drills of the SSH fleet: newest backups restored into sandboxes')
+    operator = dict(env, DBFLEET_TOKEN=dbfleet(admin, 'tokens', 'create', 'demo-drills', '--role', 'operator',
+                                               '--template', 'drill', capture=True))
+    say('restore drills of the hosts just backed up: %d lanes over the dc1 workers' % DRILL_LANES)
+    launched = json.loads(dbfleet(operator, 'backups', 'drill', '--lanes', str(DRILL_LANES), '--json', capture=True))
+    job_id = launched['job']['id']
+    say('its page: %s/jobs/%s' % (env['DBFLEET_API_URL'], job_id))
+    subprocess.run([str(BIN / 'dbfleet'), 'jobs', 'logs', job_id, '--follow'], env=operator, cwd=REPO,
+                   stdout=subprocess.DEVNULL)
+    dbfleet(operator, 'backups', 'drills', '--limit', '20')
+    with httpx.Client(base_url=env['DBFLEET_API_URL'],
+                      headers={'Authorization': 'Bearer %s' % operator['DBFLEET_TOKEN']}) as client:
+        job = client.get('/api/v1/jobs/%s' % job_id).json()
+        backed_up = {run['host'] for run in client.get('/api/v1/jobs/%s/runs' % backup_job).json()
+                     if run['status'] == 'ok'}
+        found = [drill for drill in client.get('/api/v1/backups/drills', params={'limit': 100}).json()['drills']
+                 if drill['job_id'] == job_id]
+    good = {drill['host'] for drill in found if drill['status'] == 'ok' and drill['rto_seconds']}
+    say('the drills ended %s: %d of %d hosts restored and verified, RTO %s' % (
+        job['status'], len(good), len(backed_up), ', '.join('%s %.1f s' % (drill['host'], drill['rto_seconds'])
+                                                            for drill in sorted(found, key=lambda d: d['host'])
+                                                            if drill['rto_seconds'])))
+    if job['status'] != 'successful' or not backed_up or good != backed_up:
+        print('ssh demo: expected a successful drill of every host backed up (%s), got %s'
+              % (', '.join(sorted(backed_up)), ', '.join(sorted(good)) or 'none'), file=sys.stderr)
+        return False
+    return True
 
 
 def hold(url: str) -> None:

@@ -57,7 +57,8 @@ class NetFleet:
         fleet_id = default_fleet_id() if fleet_id is None else fleet_id
         self.spec = spec if spec is not None else os.environ.get('FLEET_HOSTS')
         self.topology: Topology = build(self.spec, fleet_id)
-        self.dir = Path(base) if base else REPO / 'var' / 'netfleet' / str(fleet_id)
+        # Resolved, as the local fleet's: checkouts share one fleet through a var/netfleet symlink.
+        self.dir = (Path(base) if base else REPO / 'var' / 'netfleet' / str(fleet_id)).resolve()
         self.ssh_dir = self.dir / 'ssh'
 
     # --- paths and names ------------------------------------------------------------------------

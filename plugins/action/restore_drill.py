@@ -95,7 +95,8 @@ class ActionModule(ActionBase):
         if restored_to is None and not failed:
             restored_to = restorable.consistent_point(backup)
         gtid = stop_point.get('gtid') or (restored.get('backup') or {}).get('gtid')
-        job_id = os.environ.get('DBFLEET_JOB_ID', '')
+        # A lane another worker runs marks its processes JOB/lanes-PID.
+        job_id = os.environ.get('DBFLEET_JOB_ID', '').split('/')[0]
         detail = dict(seconds=restored.get('seconds'), stop_datetime=point,
                       compared=(restored.get('verification') or {}).get('compared'))
         result['restore'] = {key: restored[key] for key in RESTORE_RESULT if key in restored}

@@ -106,8 +106,9 @@ def drills(runtime: RuntimeDep, caller: Viewer,
     return DrillList(drills=DrillService(runtime).list(host=host, status=status, limit=limit))
 
 
-@router.post('/drills', status_code=201, response_model=DrillLaunched, responses=error_responses(
-             400, 401, 403, 404, 409, 422))
+@router.post('/drills', status_code=201, response_model=DrillLaunched, responses={
+    **error_responses(400, 401, 403, 404, 409, 422),
+    200: {'model': DrillLaunched, 'description': 'the job an earlier launch with this idempotency_key made'}})
 def drill(body: DrillRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator, response: Response) -> DrillLaunched:
     """Restore drills as one job of the template `drill` (playbooks/drill.yml): each matching host's newest
     backup restored into a sandbox and replayed to the newest archived event, verified, recorded with its
