@@ -18,7 +18,41 @@ hypothesis_settings.register_profile('dbfleet', database=None)
 hypothesis_settings.load_profile('dbfleet')
 
 REPO = Path(__file__).resolve().parent.parent
+# scripts/run_tests.sh runs the suite as two groups side by side (DBFLEET_TEST_GROUP): 'fleet', every
+# test that needs the local or the namespace fleet (one session starts and stops them), plus the
+# directories that make both groups take about as long (scripts/run_tests.sh's last line says how long);
+# and 'rest'. Without the variable, every test.
+FLEET_FIXTURES = frozenset({'fleet', 'netfleet', 'local_fleet'})
+FLEET_MARKERS = ('fleet', 'netfleet')
+FLEET_DIRECTORIES = frozenset({'collection', 'netfleet', 'install'})
+BALANCE_DIRECTORIES = frozenset({'portal', 'schedules', 'unit'})
+TEST_GROUPS = ('fleet', 'rest')
 VENV_BIN = Path(sys.executable).parent
+
+
+def in_fleet_group(item) -> bool:
+    """Whether a test runs in the 'fleet' group: it takes a fleet fixture (directly or through another
+    fixture), carries a fleet marker, lives where every test drives a fleet, or balances the groups."""
+    if FLEET_FIXTURES & set(getattr(item, 'fixturenames', ())):
+        return True
+    if any(item.get_closest_marker(name) for name in FLEET_MARKERS):
+        return True
+    parts = Path(str(item.path)).resolve().relative_to(REPO / 'tests').parts
+    return len(parts) > 1 and parts[0] in FLEET_DIRECTORIES | BALANCE_DIRECTORIES
+
+
+def pytest_collection_modifyitems(config, items):
+    group = os.environ.get('DBFLEET_TEST_GROUP')
+    if not group:
+        return
+    if group not in TEST_GROUPS:
+        raise pytest.UsageError('DBFLEET_TEST_GROUP=%s: it is one of %s' % (group, ', '.join(TEST_GROUPS)))
+    kept, left = [], []
+    for item in items:
+        (kept if in_fleet_group(item) == (group == 'fleet') else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(scope='session')
