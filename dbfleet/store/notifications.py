@@ -117,9 +117,12 @@ class Notifications:
             return None
 
     def list(self, limit: int = 100, notifier: str | None = None, event: str | None = None,
-             notification_id: int | None = None) -> list[dict]:
-        """Notifications newest first, each with its deliveries (only those to `notifier` if given)."""
+             notification_id: int | None = None, before: int | None = None) -> list[dict]:
+        """Notifications newest first, each with its deliveries (only those to `notifier` if given);
+        `before`: only those older than that notification id (the next page)."""
         check_limit(limit)
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise ValueError('before must be a notification id (a positive integer), got %r' % (before,))
 
         def work(session: Session) -> list[dict]:
             query = select(Notification).order_by(Notification.id.desc()).limit(limit)
@@ -127,6 +130,8 @@ class Notifications:
                 query = query.where(Notification.event == event)
             if notification_id is not None:
                 query = query.where(Notification.id == notification_id)
+            if before is not None:
+                query = query.where(Notification.id < before)
             if notifier is not None:
                 query = query.where(Notification.id.in_(
                     select(NotificationDelivery.notification_id).where(NotificationDelivery.notifier == notifier)))

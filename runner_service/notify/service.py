@@ -86,10 +86,12 @@ class NotifierService:
         self.store.audit.record(actor, 'notifier.test', name, {'notification': notification['id']})
         return self.notification(notification['id'], name)
 
-    def notifications(self, limit: int = 100, notifier: str | None = None, event: str | None = None) -> list[dict]:
+    def notifications(self, limit: int = 100, notifier: str | None = None, event: str | None = None,
+                      before: int | None = None) -> list[dict]:
+        """Newest first; `before`: older than that notification id (the next page)."""
         if notifier is not None:
             self.get(notifier)
-        return self.store.notifications.list(limit=limit, notifier=notifier, event=event)
+        return self.store.notifications.list(limit=limit, notifier=notifier, event=event, before=before)
 
     def notification(self, notification_id: int, notifier: str | None = None) -> dict:
         found = self.store.notifications.list(limit=1, notifier=notifier, notification_id=notification_id)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from dbfleet.store import open_store
 from runner_service.portal.session import csrf_for
 from tests.portal.helpers import api
 from tests.service.harness import Service, wait_for
@@ -102,7 +103,7 @@ def test_hostile_query_values_answer_4xx_pages(portal, hook):
     portal.login('viewer')
     for params, status in (({'event': 'failed;drop'}, 422), ({'event': 'x' * 100}, 422),
                            ({'notifier': '../../etc/passwd'}, 422), ({'notifier': 'n' * 300}, 422),
-                           ({'notifier': 'nobody'}, 404)):
+                           ({'notifier': 'nobody'}, 404), ({'before': '0'}, 422), ({'before': 'x'}, 422)):
         answer = portal.get('/notifications', **params)
         assert answer.status_code == status, (params, answer.text)
         assert answer.headers['content-type'].startswith('text/html')
@@ -146,3 +147,29 @@ def test_an_admin_sends_a_test_and_sees_it_delivered(portal, hook):
     expect(newest.locator('td.attempts')).to_have_text('1')
     expect(page.locator('tr.notification')).to_have_count(3)
     portal.shot('notifications')
+
+
+def test_older_notifications_page_by_a_hundred(portal, hook, service):
+    """150 more notifications: the page shows the newest 100 and a link to the older ones, which
+    goes on from the last id shown, keeping the filter; the API pages the same way (`before`)."""
+    with open_store(service.store_url) as store:
+        for number in range(150):
+            store.notifications.record('paging:%d' % number, 'paging_check', 'paging %d' % number, {}, [])
+    portal.login('viewer')
+    page = portal.goto('/notifications?event=paging_check')
+    rows = page.locator('tr.notification')
+    expect(rows).to_have_count(100)
+    expect(rows.first.locator('td.subject')).to_have_text('paging 149')
+    expect(page.locator('a.newest')).to_have_count(0)
+    page.locator('a.older').click()
+    expect(rows).to_have_count(50)
+    expect(rows.first.locator('td.subject')).to_have_text('paging 49')
+    expect(rows.last.locator('td.subject')).to_have_text('paging 0')
+    expect(page.locator('a.older')).to_have_count(0)  # the oldest page
+    assert 'event=paging_check' in page.url
+    page.locator('a.newest').click()
+    expect(rows).to_have_count(100)
+    first = api(service, 'GET', '/api/v1/notifications?event=paging_check&limit=100', None, role='viewer')
+    rest = api(service, 'GET', '/api/v1/notifications?event=paging_check&limit=100&before=%d' % first[-1]['id'],
+               None, role='viewer')
+    assert [n['subject'] for n in first + rest] == ['paging %d' % number for number in range(149, -1, -1)]

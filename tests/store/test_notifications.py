@@ -107,3 +107,14 @@ def test_the_cli_prunes_notifications_by_age(store, store_url):
     assert [n['key'] for n in store.notifications.list()] == ['job:8:failed']
     assert 'not a duration' in refused(store_url, 'store', 'prune-notifications', '--older-than', 'soon')
     assert 'longer than zero' in refused(store_url, 'store', 'prune-notifications', '--older-than', '0d')
+
+
+def test_notifications_page_from_before_an_id(store):
+    ids = [store.notifications.record('page:%d' % number, 'failed', 'n%d' % number, {}, [])['id']
+           for number in range(5)]
+    assert [n['subject'] for n in store.notifications.list(limit=2)] == ['n4', 'n3']
+    assert [n['subject'] for n in store.notifications.list(limit=2, before=ids[3])] == ['n2', 'n1']
+    assert store.notifications.list(before=ids[0]) == []
+    for wrong in (0, -1, '3', True):
+        with pytest.raises(ValueError, match='before'):
+            store.notifications.list(before=wrong)

@@ -20,5 +20,9 @@ def list_notifications(notifiers: Notifiers, caller: Viewer,
                        limit: Annotated[int, Query(ge=1, le=1000, description='at most this many, newest first')] = 100,
                        event: Annotated[str | None, Query(max_length=32, description='only this event: failed, '
                                                           'recovered, timed_out, worker_lost, test')] = None,
+                       before: Annotated[int | None, Query(ge=1, le=2 ** 63 - 1, description='only notifications '
+                                                           'older than this id: the next page is before the '
+                                                           'last id of this one')] = None,
                        ) -> list[NotificationOut]:
-    return [NotificationOut(**notification) for notification in notifiers.notifications(limit, event=event)]
+    return [NotificationOut(**notification)
+            for notification in notifiers.notifications(limit, event=event, before=before)]

@@ -23,11 +23,14 @@ NotifierName = r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$'
 @router.get('/notifications')
 def notification_list(request: Request, caller: PageCaller,
                       event: Annotated[str, Query(max_length=32, pattern=r'^[a-z_]*$')] = '',
-                      notifier: Annotated[str, Query(max_length=255, pattern=NotifierName + '|^$')] = '') -> Response:
+                      notifier: Annotated[str, Query(max_length=255, pattern=NotifierName + '|^$')] = '',
+                      before: Annotated[int | None, Query(ge=1, le=2 ** 63 - 1)] = None) -> Response:
     service = NotifierService(request.app.state.runtime)
-    notifications = service.notifications(PAGE, notifier=notifier or None, event=event or None)
+    notifications = service.notifications(PAGE, notifier=notifier or None, event=event or None, before=before)
+    older = notifications[-1]['id'] if len(notifications) == PAGE else None
     return render(request, caller, 'notifications/list.html', {
-        'notifications': notifications, 'filters': {'event': event, 'notifier': notifier},
+        'notifications': notifications, 'filters': {'event': event, 'notifier': notifier}, 'older': older,
+        'paged': before is not None,
         'notifiers': service.list() if caller.can('admin') else None})
 
 
