@@ -9,6 +9,7 @@ import hmac
 import json
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
@@ -17,6 +18,9 @@ import httpx
 SIGNATURE_HEADER = 'X-Dbfleet-Signature'
 EVENT_HEADER = 'X-Dbfleet-Event'
 DELIVERY_HEADER = 'X-Dbfleet-Delivery'
+# A webhook's whole request (connect, send, the answer's status and headers) takes at most this many
+# timeouts; the outbox's claim on a delivery outlives it (outbox.py).
+WHOLE_REQUEST_STEPS = 3
 
 
 class DeliveryFailed(Exception):
@@ -51,13 +55,39 @@ def send(notifier: dict, secret: dict, payload: dict, delivery_id: int, timeout:
 
 
 def _post(url: str, body: bytes, headers: dict, timeout: float, what: str, secret: dict) -> None:
+    """POST within `timeout` per step and WHOLE_REQUEST_STEPS x `timeout` in all: each read has its
+    timeout, so a receiver that sends its answer's headers a byte at a time would otherwise hold the
+    sender (and the delivery's claim) for days. Past the deadline the connection is closed under the
+    request, which then fails."""
+    outcome: dict = {}
     try:
-        # Streamed and closed unread: only the status counts, and an answer may be endless.
-        with httpx.stream('POST', url, content=body, headers=headers, timeout=timeout,
-                          follow_redirects=False) as answer:
-            status = answer.status_code
-    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # a URL httpx cannot parse or IDNA-encode
+        client = httpx.Client(timeout=timeout, follow_redirects=False)
+    except (httpx.HTTPError, ValueError) as exc:
         raise DeliveryFailed('%s: %s' % (what, _safe(exc, secret))) from None
+
+    def request() -> None:
+        try:
+            # Streamed and closed unread: only the status counts, and an answer may be endless.
+            with client.stream('POST', url, content=body, headers=headers) as answer:
+                outcome['status'] = answer.status_code
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which sorts it
+            outcome['error'] = exc
+
+    worker = threading.Thread(target=request, name='notify-post', daemon=True)
+    deadline = WHOLE_REQUEST_STEPS * timeout
+    worker.start()
+    worker.join(deadline)
+    late = worker.is_alive()
+    client.close()  # past the deadline: closes the socket under the request, which ends with an error
+    worker.join(timeout)
+    if late:
+        raise DeliveryFailed('%s did not answer within %.0f s' % (what, deadline))
+    error = outcome.get('error')
+    if isinstance(error, (httpx.HTTPError, httpx.InvalidURL, UnicodeError)):  # a URL httpx cannot parse or encode
+        raise DeliveryFailed('%s: %s' % (what, _safe(error, secret))) from None
+    if error is not None:
+        raise error
+    status = outcome['status']
     if not 200 <= status < 300:
         raise DeliveryFailed('%s answered HTTP %d' % (what, status))
 

@@ -98,6 +98,45 @@ def test_a_webhook_answer_is_not_read_past_its_status():
         assert receiver.hung_up.wait(timeout=30 * PATIENCE)
 
 
+def test_a_receiver_that_trickles_its_headers_fails_the_delivery_at_the_whole_requests_deadline():
+    """Each read has the timeout; a receiver that sends its status line and then a header byte every
+    half second never lets one expire. The whole request has WHOLE_REQUEST_STEPS timeouts, then the
+    connection is closed under it: the delivery fails, the sender is free long before its claim ends."""
+    import socket
+    import time
+
+    from runner_service.notify.senders import WHOLE_REQUEST_STEPS
+    listener = socket.create_server(('127.0.0.1', 0))
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b'HTTP/1.1 200 OK\r\n')
+            while not stop.is_set():
+                try:
+                    connection.sendall(b'X')
+                except OSError:
+                    return
+                stop.wait(0.5)
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    origin = 'http://127.0.0.1:%d' % listener.getsockname()[1]
+    url = origin + '/in'
+    began = time.monotonic()
+    try:
+        with pytest.raises(DeliveryFailed) as failed:
+            send({'kind': 'webhook', 'public': {'url': url}}, {}, {'event': 'test', 'subject': 's', 'text': 't'}, 1, 2)
+    finally:
+        stop.set()
+        listener.close()
+    assert str(failed.value) == 'webhook %s did not answer within %d s' % (origin, WHOLE_REQUEST_STEPS * 2)
+    # Not before the deadline (each read succeeded), and well before the claim (6 timeouts + 30 s) ends.
+    assert WHOLE_REQUEST_STEPS * 2 <= time.monotonic() - began < 6 * 2 + 30
+
+
 def test_a_delivery_that_breaks_the_sender_unexpectedly_fails_alone_and_the_outbox_goes_on(tmp_path):
     from dbfleet.settings import Settings
     from dbfleet.store import open_store
