@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 
 from dbfleet.clock import utcnow
 from dbfleet.paths import checkout_collections
-from dbfleet.store import Store
+from dbfleet.store import Store, StoreError
 
 log = logging.getLogger('dbfleet.archive')
 
 POLL_SECONDS = 2.0
+# How often `--tags` is matched against the store again (a failover's new primary is picked up).
+REFRESH_SECONDS = 60.0
 BACKOFF_SECONDS = (1, 2, 4, 8, 15, 30, 60)
 STDERR_TAIL = 1500
 
@@ -231,17 +233,52 @@ def _which(name: str) -> str | None:
 
 
 def run_archive(store: Store, dest: str, defaults_file: str, hosts: list[str], stop: threading.Event,
-                poll_seconds: float = POLL_SECONDS) -> dict[str, HostStreamer]:
-    """Stream every host (by name; address and port from the store when it has them) until `stop` is set."""
-    streamers = {}
-    for name in hosts:
+                poll_seconds: float = POLL_SECONDS, tags=None, refresh_seconds: float = REFRESH_SECONDS,
+                streamer=None) -> dict[str, HostStreamer]:
+    """Stream every host named (by name; address and port from the store when it has them) and every host of
+    the store the tag expression `tags` matches, until `stop` is set. The tag expression is read again every
+    `refresh_seconds`: a host that comes to match it (the new primary after a failover, once inspected) gets
+    a stream; one that no longer does has its stream stopped, its archive kept. Returns every streamer
+    started. `streamer` builds one (HostStreamer)."""
+    make = streamer or HostStreamer
+    started: dict[str, HostStreamer] = {}
+    running: dict[str, tuple[threading.Thread, threading.Event]] = {}
+
+    def wanted() -> set[str]:
+        names = set(hosts)
+        if tags is not None:
+            try:
+                names |= {host['name'] for host in store.hosts.inventory(fact_paths=()) if tags.matches(host['tags'])}
+            except (StoreError, ValueError) as exc:  # the store is away: keep what runs, look again later
+                log.warning('archive: the hosts matching %s could not be read (%s): keeping %s', tags,
+                            exc, ', '.join(sorted(running)) or 'none')
+                names |= set(running)
+        return names
+
+    def start(name: str) -> None:
         record = store.hosts.get(name)
         target = Target(name, record.get('address') if record else None, record.get('port') if record else None)
-        streamers[name] = HostStreamer(target, dest, defaults_file, store, stop, poll_seconds=poll_seconds)
-    threads = [threading.Thread(target=streamer.run, name='archive-%s' % name, daemon=True)
-               for name, streamer in streamers.items()]
-    for thread in threads:
+        own_stop = threading.Event()
+        started[name] = make(target, dest, defaults_file, store, own_stop, poll_seconds=poll_seconds)
+        thread = threading.Thread(target=started[name].run, name='archive-%s' % name, daemon=True)
+        running[name] = (thread, own_stop)
         thread.start()
-    for thread in threads:
+        log.info('archive: streaming %s', name)
+
+    def finish(name: str) -> None:
+        thread, own_stop = running.pop(name)
+        own_stop.set()
         thread.join()
-    return streamers
+
+    while True:
+        names = wanted()
+        for name in sorted(names - set(running)):
+            start(name)
+        for name in sorted(set(running) - names):
+            log.info('archive: %s no longer matches %s: its stream stops, its archive stays', name, tags)
+            finish(name)
+        if stop.wait(refresh_seconds if tags is not None else None):
+            break
+    for name in sorted(running):
+        finish(name)
+    return started

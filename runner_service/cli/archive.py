@@ -13,8 +13,13 @@ archive_app = typer.Typer(help='The binary log archive.', no_args_is_help=True)
 
 
 @archive_app.command('run')
-def archive_run(host: List[str] = typer.Option(..., '--host', help='A primary to stream (its store address and '
+def archive_run(host: List[str] = typer.Option([], '--host', help='A primary to stream (its store address and '
                                                'port, if any, are used); repeat for several.'),
+                tags: Optional[str] = typer.Option(None, '--tags', help="And every host of the store this tag "
+                                                   "expression matches ('primary'), read again every --refresh "
+                                                   'seconds: a failover\'s new primary is picked up.'),
+                refresh: float = typer.Option(60.0, '--refresh', min=5, max=3600, help='Seconds between two '
+                                              'readings of --tags.'),
                 dest: str = typer.Option(..., '--dest', help='The backup repository: <dest>/<host>/binlogs/.'),
                 defaults_file: str = typer.Option(os.path.expanduser('~/.my.cnf'), '--defaults-file',
                                                   help='MySQL option file with the login (user, password, socket, '
@@ -23,7 +28,8 @@ def archive_run(host: List[str] = typer.Option(..., '--host', help='A primary to
                                            'rotated files.'),
                 store: Optional[str] = typer.Option(None, '--store', help='The store (default DBFLEET_STORE_URL).'),
                 ) -> None:
-    """Stream the hosts' binary logs until SIGTERM or SIGINT, restarting each stream after a drop."""
+    """Stream the hosts' binary logs until SIGTERM or SIGINT, restarting each stream after a drop: the hosts
+    named and those --tags matches (a host that stops matching has its stream stopped, its archive kept)."""
     import logging
     import signal
     import threading
@@ -37,6 +43,15 @@ def archive_run(host: List[str] = typer.Option(..., '--host', help='A primary to
     if os.stat(defaults_file).st_mode & 0o077:
         fail('--defaults-file %s is readable by others: chmod 600 it' % defaults_file)
     from runner_service.archive.streamer import archive_logic, run_archive
+    if not host and tags is None:
+        fail('give the primaries to stream: --host NAME (repeat) or --tags EXPRESSION (e.g. primary)')
+    expression = None
+    if tags is not None:
+        from dbfleet.tags import TagExpressionError, parse_tag_expression
+        try:
+            expression = parse_tag_expression(tags)
+        except TagExpressionError as exc:
+            fail('--tags: %s' % exc)
     for name in host:
         if name in ('.', '..') or '/' in name or '\0' in name or not name.strip():
             fail('--host must be a host name (no slash, not . or ..), got %r' % name)
@@ -49,4 +64,5 @@ def archive_run(host: List[str] = typer.Option(..., '--host', help='A primary to
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())
     with opened_store(store) as opened:
-        run_archive(opened, dest, defaults_file, list(host), stop, poll_seconds=poll)
+        run_archive(opened, dest, defaults_file, list(host), stop, poll_seconds=poll, tags=expression,
+                    refresh_seconds=refresh)

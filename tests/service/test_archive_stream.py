@@ -41,8 +41,10 @@ def wait_for(what, check, timeout=TIMEOUT):
 class Streamer:
     """`dbfleet archive run` in the background, its output in a file."""
 
-    def __init__(self, tmp_path: Path, host: str, defaults_text: str, store_url: str):
+    def __init__(self, tmp_path: Path, host: str, defaults_text: str, store_url: str, tags: str | None = None):
         self.dest = tmp_path / 'backups'
+        # --tags: the host is found in the store by its tags, as a unit streaming every primary does.
+        self.selection = ['--tags', tags] if tags else ['--host', host]
         self.defaults = tmp_path / ('%s.cnf' % host)
         self.defaults.write_text(defaults_text)
         self.defaults.chmod(0o600)
@@ -56,7 +58,7 @@ class Streamer:
 
     def start(self) -> 'Streamer':
         self.process = subprocess.Popen(
-            [sys.executable, '-m', 'runner_service.cli', 'archive', 'run', '--host', self.host, '--dest',
+            [sys.executable, '-m', 'runner_service.cli', 'archive', 'run', *self.selection, '--dest',
              str(self.dest), '--defaults-file', str(self.defaults), '--poll', '0.5', '--store', self.store_url],
             cwd=REPO, stdout=self.log.open('a'), stderr=subprocess.STDOUT, start_new_session=True,
             env=dict(os.environ, PYTHONPATH='%s:%s' % (REPO / 'collections', REPO)))
@@ -109,8 +111,10 @@ def test_the_primary_is_streamed_and_a_killed_stream_comes_back_without_a_gap(tm
     except pymysql.err.MySQLError as exc:
         pytest.skip('the local fleet is not running (python -m devtools.fleet start): %s' % exc)
     schema = 'archive_stream_%s' % uuid.uuid4().hex[:10]
+    with open_store(store_url) as store:
+        store.tags.add('primary', 'primary', who='test')  # what an inspection of the fleet records
     streamer = Streamer(tmp_path, 'primary', '[client]\nuser=%s\nsocket=%s\n' % (
-        os.environ.get('USER') or 'root', fleet.instance('primary').socket), store_url)
+        os.environ.get('USER') or 'root', fleet.instance('primary').socket), store_url, tags='primary')
     with contextlib.closing(admin), admin.cursor() as cursor:
         before = dump_threads(cursor)
         cursor.execute('SHOW BINARY LOGS')
