@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc
@@ -64,6 +64,23 @@ class Binlogs:
         query = (select(Binlog).where(Binlog.host == host)
                  .order_by(Binlog.last_event_at.desc(), Binlog.file.desc()).limit(limit))
         return self._transactions.run(lambda session: [_binlog_dict(row) for row in session.scalars(query)][::-1])
+
+    def forget(self, host: str, files: list[str]) -> int:
+        """Take out of the catalog the archived files of `host` that retention removed from the disk (they
+        can no longer be replayed); how many rows went."""
+        _check_host(host)
+        names = sorted({str(name) for name in files})
+        if not names:
+            return 0
+
+        def work(session: Session) -> int:
+            removed = 0
+            for start in range(0, len(names), 500):
+                removed += session.execute(delete(Binlog).where(Binlog.host == host, Binlog.file.in_(
+                    names[start:start + 500]))).rowcount
+            return removed
+
+        return self._transactions.run(work, write=True)
 
     def newest_by_host(self) -> dict[str, dict]:
         """{host: its newest archived file}, for every host with an archive."""

@@ -12,6 +12,7 @@ is for - but then retention is skipped, since the pinned backups are unknown."""
 from __future__ import annotations
 
 import datetime
+import os
 
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
@@ -67,6 +68,8 @@ class ActionModule(ActionBase):
                 result['backup_id'] = store.backups.record(host, **fields)['id']
                 if result.get('removed'):
                     store.backups.mark_removed(host, result['removed'])
+                if result.get('removed_binlogs'):  # no longer replayable: out of the restorable window's chain
+                    store.binlogs.forget(host, [os.path.basename(path) for path in result['removed_binlogs']])
             result['recorded'] = True
         except (StoreError, ValueError) as exc:
             result.setdefault('warnings', []).append('backup of %s not recorded in the dbfleet store: %s' % (host, exc))

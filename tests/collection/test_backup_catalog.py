@@ -195,6 +195,10 @@ def test_retention_by_window_keeps_pins_and_a_minimum_and_prunes_the_binlog_arch
         rows = dict((path, store.backups.record(HOST, method='logical', started_at=now - days * day, path=path))
                     for path, days in ((recent, 2), (base, 8), (old, 12), (pinned, 20), (marked, 25), (older, 30)))
         store.backups.set_pinned(rows[pinned]['id'], True)
+        for number in range(1, 10):  # the archive's files as the binlog archive recorded them
+            store.binlogs.record(HOST, 'mysql-bin.%06d' % number, first_event_at=now - (31 - number) * day,
+                                 last_event_at=now - (30 - number) * day, bytes=1, sha256='0' * 64, archived_at=now,
+                                 path=os.path.join(dest, HOST, 'binlogs', 'mysql-bin.%06d' % number))
 
     run = run_backup_module(run_module, dest, hosts=(HOST,), databases=['tenant_001'], retention_window_days=7,
                             retention_count=1, retention_days=1)
@@ -210,6 +214,8 @@ def test_retention_by_window_keeps_pins_and_a_minimum_and_prunes_the_binlog_arch
         after = dict((row['path'], row) for row in store.backups.list(HOST))
     assert after[old]['removed_at'] is not None and after[older]['removed_at'] is not None
     assert all(after[path]['removed_at'] is None for path in (recent, base, pinned, marked))
+    with open_store(private_store) as store:  # the removed file is out of the catalog's chain, the others stay
+        assert [row['file'] for row in store.binlogs.list(HOST)] == ['mysql-bin.%06d' % n for n in range(2, 10)]
 
     # Unpinned, and with a minimum of fulls: the window alone decides, the two newest stay anyway.
     with open_store(private_store) as store:

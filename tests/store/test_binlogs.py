@@ -85,3 +85,13 @@ def test_bad_state_is_a_value_error(store):
         store.binlogs.set_state('db1', 1, 'x; DROP', [], T0)
     with pytest.raises(ValueError, match='a gap is'):
         store.binlogs.set_state('db1', 1, None, [{'kind': 'purged'}], T0)
+
+
+def test_files_retention_removed_are_forgotten_and_only_those(store):
+    for number in (1, 2, 3):
+        record(store, 'db1', number, number)
+    record(store, 'db2', 1, 1)
+    assert store.binlogs.forget('db1', ['mysql-bin.000001', 'mysql-bin.000002', 'mysql-bin.000099']) == 2
+    assert [row['file'] for row in store.binlogs.list('db1')] == ['mysql-bin.000003']
+    assert [row['file'] for row in store.binlogs.list('db2')] == ['mysql-bin.000001']
+    assert store.binlogs.forget('db1', []) == 0
