@@ -73,7 +73,8 @@ class RestoreService:
         self.store = runtime.store
 
     def base_backup(self, host: str, to: dt.datetime | None, to_gtid: str | None, backup_id: int | None) -> dict:
-        """The backup a restore of `host` starts from; NotFound / Unprocessable saying why none fits."""
+        """The backup a restore of `host` starts from: the newest successful one started at or before `to`
+        (within its second), or before `to_gtid`, or `backup_id`; NotFound / Unprocessable saying why none fits."""
         if backup_id is not None:
             backup = self.store.backups.get(backup_id)
             if backup is None or backup['host'] != host:
@@ -83,9 +84,12 @@ class RestoreService:
                                     '--host %s --status ok)' % (backup_id, host, (backup['error'] or '')[:200], host))
             return backup
         domain_sequence = parse_gtid(to_gtid) if to_gtid else None
+        # `to` is to the second and means its end (every transaction written in it is applied): a backup
+        # started within that second restores to it (seen when a restore aimed at the second a backup ran).
+        until = to + dt.timedelta(seconds=1) if to is not None else None
         cursor = None
         while True:
-            page = self.store.backups.catalog(host=host, status='ok', until=to, limit=200, cursor=cursor)
+            page = self.store.backups.catalog(host=host, status='ok', until=until, limit=200, cursor=cursor)
             for backup in page['backups']:
                 if not backup['path']:
                     continue
