@@ -99,43 +99,40 @@ class Drills:
         return self.states([host]).get(host)
 
     def states(self, hosts: Iterable[str] | None = None) -> dict[str, dict]:
-        """{host: {last (its newest drill, or None), last_ok_at, first_backup_at, untested_since}} for the
+        """{host: {last (its newest drill, or None), last_ok, last_ok_at, first_backup_at, untested_since}} for the
         hosts with a successful backup (all of them, or those of `hosts`). untested_since: the end of
         its newest successful drill, or its first successful backup's start when never drilled - what
         "not restore-tested for N days" counts from."""
         wanted = None if hosts is None else sorted(set(hosts))
+        return self._transactions.run(lambda session: drill_states(session, wanted))
 
-        def chunks():
-            if wanted is None:
-                yield None
-            else:
-                for start in range(0, len(wanted), _CHUNK):
-                    yield wanted[start:start + _CHUNK]
 
-        def work(session: Session) -> dict[str, dict]:
-            found: dict[str, dict] = {}
-            for chunk in chunks():
-                if chunk == []:
-                    continue
-                first = select(Backup.host, func.min(Backup.started_at)).where(Backup.status == 'ok')
-                last_ok = select(Drill.host, func.max(Drill.finished_at)).where(Drill.status == 'ok')
-                newest = select(Drill.host, func.max(Drill.id))
-                if chunk is not None:
-                    first = first.where(Backup.host.in_(chunk))
-                    last_ok = last_ok.where(Drill.host.in_(chunk))
-                    newest = newest.where(Drill.host.in_(chunk))
-                firsts = dict(session.execute(first.group_by(Backup.host)).all())
-                oks = dict(session.execute(last_ok.group_by(Drill.host)).all())
-                newest_ids = [drill_id for _host, drill_id in session.execute(newest.group_by(Drill.host)).all()]
-                lasts = {row.host: drill_dict(row) for row in
-                         session.scalars(select(Drill).where(Drill.id.in_(newest_ids)))} if newest_ids else {}
-                for host, first_at in firsts.items():
-                    ok_at = utc(oks.get(host))
-                    found[host] = dict(last=lasts.get(host), last_ok_at=ok_at, first_backup_at=utc(first_at),
-                                       untested_since=ok_at or utc(first_at))
-            return found
-
-        return self._transactions.run(work)
+def drill_states(session: Session, hosts: list[str] | None = None) -> dict[str, dict]:
+    """Store.drills.states in an open session (store.metrics reads it in its own): {host: {last, last_ok
+    (its newest drill, its newest successful one, or None), last_ok_at, first_backup_at, untested_since}} of
+    the hosts with a successful backup, all or those of `hosts`."""
+    found: dict[str, dict] = {}
+    chunks = [None] if hosts is None else [hosts[start:start + _CHUNK] for start in range(0, len(hosts), _CHUNK)]
+    for chunk in chunks:
+        first = select(Backup.host, func.min(Backup.started_at)).where(Backup.status == 'ok')
+        newest_ok = select(Drill.host, func.max(Drill.id)).where(Drill.status == 'ok')
+        newest = select(Drill.host, func.max(Drill.id))
+        if chunk is not None:
+            first = first.where(Backup.host.in_(chunk))
+            newest_ok = newest_ok.where(Drill.host.in_(chunk))
+            newest = newest.where(Drill.host.in_(chunk))
+        firsts = dict(session.execute(first.group_by(Backup.host)).all())
+        ok_ids = dict(session.execute(newest_ok.group_by(Drill.host)).all())
+        last_ids = dict(session.execute(newest.group_by(Drill.host)).all())
+        ids = set(ok_ids.values()) | set(last_ids.values())
+        rows = {row.id: drill_dict(row) for row in session.scalars(select(Drill).where(Drill.id.in_(ids)))} \
+            if ids else {}
+        for host, first_at in firsts.items():
+            last_ok = rows.get(ok_ids.get(host))
+            ok_at = last_ok['finished_at'] if last_ok else None
+            found[host] = dict(last=rows.get(last_ids.get(host)), last_ok=last_ok, last_ok_at=ok_at,
+                               first_backup_at=utc(first_at), untested_since=ok_at or utc(first_at))
+    return found
 
 
 def drill_fact(state: dict | None) -> dict | None:

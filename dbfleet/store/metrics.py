@@ -16,10 +16,11 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc
+from dbfleet.store.drills import drill_states
 from dbfleet.store.elapsed import elapsed_seconds
 from dbfleet.store.job_lifecycle import TERMINAL_STATUSES
-from dbfleet.store.models import (Backup, BinlogArchiveState, Drill, Job, JobEvent, NotificationDelivery, Pool,
-                                   PoolLease, Schedule, ScheduleSlot)
+from dbfleet.store.models import (Backup, BinlogArchiveState, Job, JobEvent, NotificationDelivery, Pool, PoolLease,
+                                   Schedule, ScheduleSlot)
 from dbfleet.store.transactions import Transactions
 
 LIVE_STATUSES = ('queued', 'waiting', 'running')
@@ -136,20 +137,11 @@ def _archive_lag(session: Session) -> list[tuple[str, float]]:
 def _drills(session: Session) -> list[tuple[str, dt.datetime | None, float | None, float | None, bool]]:
     """Each host with a successful backup: its newest successful drill's end, RTO and RPO (None when never),
     and whether its newest drill failed."""
-    hosts = [host for (host,) in session.execute(select(Backup.host).where(Backup.status == 'ok').distinct()
-                                                 .order_by(Backup.host))]
-    newest_ok = {host: drill_id for host, drill_id in session.execute(
-        select(Drill.host, func.max(Drill.id)).where(Drill.status == 'ok').group_by(Drill.host))}
-    newest = {host: drill_id for host, drill_id in session.execute(select(Drill.host, func.max(Drill.id))
-                                                                   .group_by(Drill.host))}
-    ids = set(newest_ok.values()) | set(newest.values())
-    rows = {row.id: row for row in session.scalars(select(Drill).where(Drill.id.in_(ids)))} if ids else {}
     found = []
-    for host in hosts:
-        good = rows.get(newest_ok.get(host))
-        last = rows.get(newest.get(host))
-        found.append((host, utc(good.finished_at) if good else None, good.rto_seconds if good else None,
-                      good.rpo_seconds if good else None, bool(last is not None and last.status == 'failed')))
+    for host, state in sorted(drill_states(session).items()):
+        good, last = state['last_ok'], state['last']
+        found.append((host, state['last_ok_at'], good['rto_seconds'] if good else None,
+                      good['rpo_seconds'] if good else None, bool(last is not None and last['status'] == 'failed')))
     return found
 
 

@@ -43,7 +43,7 @@ def test_states_count_from_the_last_good_drill_or_the_first_backup(store):
     store.drills.record('failing', 'failed', T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=1, seconds=5))
     states = store.drills.states()
     assert set(states) == {'never', 'tested', 'failing'}  # a host without a successful backup has no state
-    assert states['never'] == dict(last=None, last_ok_at=None, first_backup_at=T0, untested_since=T0)
+    assert states['never'] == dict(last=None, last_ok=None, last_ok_at=None, first_backup_at=T0, untested_since=T0)
     assert states['tested']['last']['status'] == 'failed' and states['tested']['last_ok_at'] == good_end
     assert states['tested']['untested_since'] == good_end
     assert states['failing']['untested_since'] == T0 + dt.timedelta(hours=1)
