@@ -83,12 +83,12 @@ def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
 def test_the_backup_pages_refuse_odd_hosts(service, backups):
     cookies = {'dbfleet_session': service.tokens['viewer']}
     for host in ('..%2f..%2fetc', 'a' * 300, '%3Cscript%3E', 'db big'):
-        answer = httpx.get(service.url + '/backups/' + host, cookies=cookies)
+        answer = httpx.get(service.url + '/backups/' + host, cookies=cookies, timeout=60)
         assert answer.status_code in (404, 422), host
         assert '<script>' not in answer.text
-    answer = httpx.get(service.url + '/backups/db-none', cookies=cookies)
+    answer = httpx.get(service.url + '/backups/db-none', cookies=cookies, timeout=60)
     assert answer.status_code == 404 and 'no backup of host' in answer.text
-    assert httpx.get(service.url + '/backups').status_code == 303
+    assert httpx.get(service.url + '/backups', timeout=60).status_code == 303
 
 
 def test_a_host_named_by_its_ipv6_address_has_its_backup_page(service):
@@ -96,7 +96,7 @@ def test_a_host_named_by_its_ipv6_address_has_its_backup_page(service):
     '-', so a host the fleet API accepts (an IPv6 address, a name with ':' or '@') got a 422."""
     record_backups(service, '2001:db8::7', [(utcnow().replace(microsecond=0) - dt.timedelta(hours=2), GIB, None)])
     cookies = {'dbfleet_session': service.tokens['viewer']}
-    listed = httpx.get(service.url + '/backups', cookies=cookies)
+    listed = httpx.get(service.url + '/backups', cookies=cookies, timeout=60)
     assert 'href="/backups/2001%3Adb8%3A%3A7"' in listed.text
-    answer = httpx.get(service.url + '/backups/2001%3Adb8%3A%3A7', cookies=cookies)
+    answer = httpx.get(service.url + '/backups/2001%3Adb8%3A%3A7', cookies=cookies, timeout=60)
     assert answer.status_code == 200 and '2001:db8::7' in answer.text

@@ -78,25 +78,25 @@ def test_the_pages_refuse_what_the_api_refuses(service, entries):
     entry = next(iter(entries.values()))
     mode_url = service.url + '/crontab/%s/mode' % entry['schedule_id']
     viewer = service.tokens['viewer']
-    answer = httpx.post(mode_url, data={'mode': 'takeover', 'csrf_token': csrf_for(viewer)}, cookies=_session(service, 'viewer'))
+    answer = httpx.post(mode_url, data={'mode': 'takeover', 'csrf_token': csrf_for(viewer)}, cookies=_session(service, 'viewer'), timeout=60)
     assert answer.status_code == 403 and 'needs operator' in answer.text
-    answer = httpx.post(mode_url, data={'mode': 'takeover'}, cookies=_session(service, 'operator'))
+    answer = httpx.post(mode_url, data={'mode': 'takeover'}, cookies=_session(service, 'operator'), timeout=60)
     assert answer.status_code == 403 and 'CSRF' in answer.text
     operator = service.tokens['operator']
     answer = httpx.post(mode_url, data={'mode': 'rm -rf', 'csrf_token': csrf_for(operator)},
-                        cookies=_session(service, 'operator'))
+                        cookies=_session(service, 'operator'), timeout=60)
     assert answer.status_code == 422
     for host in ('../../etc/passwd', 'a' * 300, 'db1 or 1=1', 'db1\x00'):
-        answer = httpx.get(service.url + '/crontab', params={'host': host}, cookies=_session(service, 'viewer'))
+        answer = httpx.get(service.url + '/crontab', params={'host': host}, cookies=_session(service, 'viewer'), timeout=60)
         assert answer.status_code == 422, host
     # A name a crontab import takes (any but space, slash, NUL) is a filter, shown escaped.
     for host in ('<script>alert(1)', 'fe80::1', 'db@dc1'):
-        answer = httpx.get(service.url + '/crontab', params={'host': host}, cookies=_session(service, 'viewer'))
+        answer = httpx.get(service.url + '/crontab', params={'host': host}, cookies=_session(service, 'viewer'), timeout=60)
         assert answer.status_code == 200, host
         assert '<script>alert' not in answer.text
-    answer = httpx.get(service.url + '/crontab/no-such-entry', cookies=_session(service, 'viewer'))
+    answer = httpx.get(service.url + '/crontab/no-such-entry', cookies=_session(service, 'viewer'), timeout=60)
     assert answer.status_code == 404 and 'no crontab entry' in answer.text
-    answer = httpx.get(service.url + '/crontab/%2e%2e%2f%2e%2e', cookies=_session(service, 'viewer'))
+    answer = httpx.get(service.url + '/crontab/%2e%2e%2f%2e%2e', cookies=_session(service, 'viewer'), timeout=60)
     assert answer.status_code == 404
-    assert httpx.get(service.url + '/crontab').status_code == 303  # no session: the login page
-    assert httpx.get(service.url + '/crontab?host=db-cron9', cookies=_session(service, 'viewer')).status_code == 200
+    assert httpx.get(service.url + '/crontab', timeout=60).status_code == 303  # no session: the login page
+    assert httpx.get(service.url + '/crontab?host=db-cron9', cookies=_session(service, 'viewer'), timeout=60).status_code == 200

@@ -41,7 +41,7 @@ def test_every_page_forbids_framing_and_inline_script(service, portal):
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and 'unsafe' not in policy
     assert headers['cache-control'] == 'no-store'
     # The login page too, before any session.
-    assert httpx.get(service.url + '/login').headers['x-frame-options'] == 'DENY'
+    assert httpx.get(service.url + '/login', timeout=60).headers['x-frame-options'] == 'DENY'
 
 
 def test_a_wrong_or_agent_token_is_refused_and_logout_ends_the_session(service, portal):
@@ -63,7 +63,7 @@ def test_a_wrong_or_agent_token_is_refused_and_logout_ends_the_session(service, 
 
 
 def test_a_login_post_without_its_csrf_cookie_is_refused(service):
-    response = httpx.post(service.url + '/login', data={'token': service.tokens['viewer'], 'csrf_token': 'x'})
+    response = httpx.post(service.url + '/login', data={'token': service.tokens['viewer'], 'csrf_token': 'x'}, timeout=60)
     assert response.status_code == 403
     assert 'dbfleet_session' not in response.cookies
 
@@ -94,7 +94,7 @@ def test_a_session_whose_token_expired_is_sent_to_the_login_page(service, portal
     page = portal.goto('/jobs')
     expect(page).to_have_url(re.compile(r'/login\?reason=expired$'))
     expect(page.locator('#login-message')).to_contain_text('expired')
-    response = httpx.get(service.url + '/jobs/rows', cookies={'dbfleet_session': token}, headers={'HX-Request': 'true'})
+    response = httpx.get(service.url + '/jobs/rows', cookies={'dbfleet_session': token}, headers={'HX-Request': 'true'}, timeout=60)
     assert response.status_code == 401 and response.headers['HX-Redirect'] == '/login?reason=expired'
 
 
@@ -102,10 +102,10 @@ def test_an_agent_token_set_as_the_session_cookie_reads_nothing(service):
     agent = json.loads(service.dbfleet('tokens', 'create', 'agent-db8', '--role', 'agent', '--host', 'db8', '--json',
                                        check=True).stdout)['token']
     for path in ('/jobs', '/hosts', '/schedules', '/templates', '/audit'):
-        response = httpx.get(service.url + path, cookies={'dbfleet_session': agent})
+        response = httpx.get(service.url + path, cookies={'dbfleet_session': agent}, timeout=60)
         assert response.status_code == 303 and response.headers['location'] == '/login?reason=agent', path
     forged = httpx.post(service.url + '/schedules/x/pause', cookies={'dbfleet_session': agent},
-                        data={'csrf_token': 'x'})
+                        data={'csrf_token': 'x'}, timeout=60)
     assert forged.status_code == 303 and forged.headers['location'] == '/login?reason=agent'
 
 
@@ -113,6 +113,6 @@ def test_an_agent_token_set_as_the_session_cookie_reads_nothing(service):
                                                    ('GET', '/jobs/x/cancel', {'POST'})])
 def test_a_page_asked_with_a_method_it_does_not_serve_names_those_it_does(service, method, path, allowed):
     """The 405's Allow came from the OpenAPI document alone, which leaves the portal's pages out: it was empty."""
-    response = httpx.request(method, service.url + path)
+    response = httpx.request(method, service.url + path, timeout=60)
     assert response.status_code == 405
     assert set(response.headers['Allow'].split(', ')) == allowed

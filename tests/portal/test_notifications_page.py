@@ -112,7 +112,7 @@ def test_hostile_query_values_answer_4xx_pages(portal, hook):
                                               '--json', check=True).stdout)['token']
     for method, path in (('GET', '/notifications'), ('POST', '/notifiers/ops-hook/test')):
         answer = httpx.request(method, portal.service.url + path, cookies={'dbfleet_session': agent},
-                               data={'csrf_token': csrf_for(agent)} if method == 'POST' else None)
+                               data={'csrf_token': csrf_for(agent)} if method == 'POST' else None, timeout=60)
         assert answer.status_code == 303 and answer.headers['location'] == '/login?reason=agent', (method, path)
     portal.context.clear_cookies()
     portal.login('admin')

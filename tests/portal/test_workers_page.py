@@ -61,7 +61,7 @@ def test_a_viewer_sees_workers_queues_and_pool_leases(portal, busy):
 
 
 def test_the_live_part_needs_a_session(service):
-    answer = httpx.get(service.url + '/workers/live', headers={'HX-Request': 'true'})
+    answer = httpx.get(service.url + '/workers/live', headers={'HX-Request': 'true'}, timeout=60)
     assert answer.status_code == 401 and answer.headers['HX-Redirect'] == '/login'
-    answer = httpx.get(service.url + '/workers/live', cookies={'dbfleet_session': 'dbf_' + 'x' * 43})
+    answer = httpx.get(service.url + '/workers/live', cookies={'dbfleet_session': 'dbf_' + 'x' * 43}, timeout=60)
     assert answer.status_code == 303 and answer.headers['location'] == '/login?reason=unknown'

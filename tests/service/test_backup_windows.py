@@ -78,7 +78,7 @@ def test_windows_for_every_reading_role_and_not_for_an_agent(service):
     assert windows['db-y']['start'] is None and windows['db-y']['newest_backup'] is None
     with service.client('agent') as client:
         assert client.get('/api/v1/backups/windows').status_code == 403
-    assert httpx.get(service.url + '/api/v1/backups/windows').status_code == 401
+    assert httpx.get(service.url + '/api/v1/backups/windows', timeout=60).status_code == 401
 
 
 def test_one_host_and_hostile_input(service):

@@ -425,7 +425,7 @@ def test_backup_filters_out_of_bounds_are_refused(service, params, status):
 
 
 def test_an_added_host_links_to_its_operations(service):
-    document = httpx.get(service.url + '/openapi.json').json()
+    document = httpx.get(service.url + '/openapi.json', timeout=60).json()
     links = document['paths']['/api/v1/hosts/{name}']['put']['responses']['200']['links']
     targets = {link['operationRef']: link['parameters'] for link in links.values()}
     for path, method in (('', 'get'), ('', 'delete'), ('~1profile', 'get')):

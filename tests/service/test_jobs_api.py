@@ -260,10 +260,10 @@ def test_bad_bodies_are_refused_with_reasons(service):
 
 def test_roles_are_enforced(service):
     body = {'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY, 'limit': 'node1'}
-    anonymous = httpx.post(service.url + '/api/v1/jobs', json=body)
+    anonymous = httpx.post(service.url + '/api/v1/jobs', json=body, timeout=60)
     assert anonymous.status_code == 401 and 'no bearer token' in anonymous.json()['detail']
     assert anonymous.headers['www-authenticate'] == 'Bearer'
-    wrong = httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer dbf_nonsense'})
+    wrong = httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer dbf_nonsense'}, timeout=60)
     assert wrong.status_code == 401 and 'unknown or revoked' in wrong.json()['detail']
     with service.client('viewer') as viewer:
         assert viewer.get('/api/v1/jobs').status_code == 200
@@ -281,10 +281,10 @@ def test_roles_are_enforced(service):
         assert created.status_code == 201
         token = created.json()['token']
         assert 'token' not in admin.get('/api/v1/tokens').json()[0]
-        assert httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer ' + token}).status_code == 200
+        assert httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer ' + token}, timeout=60).status_code == 200
         assert admin.delete('/api/v1/tokens/chatbot').status_code == 200
         assert admin.delete('/api/v1/tokens/nobody').status_code == 404
-    assert httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer ' + token}).status_code == 401
+    assert httpx.get(service.url + '/api/v1/jobs', headers={'Authorization': 'Bearer ' + token}, timeout=60).status_code == 401
     job_id = launched.json()['id']
     service.wait(job_id)
     with open_store(service.store_url) as store:

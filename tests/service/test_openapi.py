@@ -21,7 +21,7 @@ DEEP = '(' * 1000 + 'mysql'  # within the 2000 characters a tags field takes
 
 
 def test_the_openapi_document_describes_errors(service):
-    document = httpx.get(service.url + '/openapi.json').json()
+    document = httpx.get(service.url + '/openapi.json', timeout=60).json()
     launch = document['paths']['/api/v1/jobs']['post']
     assert {'201', '400', '401', '403', '413', '422'} <= set(launch['responses'])
     assert launch['responses']['400']['content']['application/json']['schema']['$ref'].endswith('/Problem')
@@ -29,7 +29,7 @@ def test_the_openapi_document_describes_errors(service):
 
 
 def test_created_resources_link_to_their_operations(service):
-    document = httpx.get(service.url + '/openapi.json').json()
+    document = httpx.get(service.url + '/openapi.json', timeout=60).json()
     links = document['paths']['/api/v1/jobs']['post']['responses']['201']['links']
     targets = {link['operationRef']: link['parameters'] for link in links.values()}
     for path, method in (('{job_id}', 'get'), ('{job_id}~1events', 'get'), ('{job_id}~1cancel', 'post'),

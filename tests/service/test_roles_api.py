@@ -307,6 +307,6 @@ def test_a_revoked_or_expired_token_ends_its_open_event_stream(service, how):
     assert kind == 'unauthorized' and data['reason'] == how, (kind, data)
     assert token not in json.dumps(data)
     assert took < 30, 'ended %.1f s after the token went (the stream re-checks every 2 s)' % took
-    again = httpx.get(service.url + '/api/v1/jobs/%s/events' % job['id'], headers=bearer(token))
+    again = httpx.get(service.url + '/api/v1/jobs/%s/events' % job['id'], headers=bearer(token), timeout=60)
     assert again.status_code == 401 and ('expired' if how == 'expired' else 'revoked') in again.json()['detail']
     service.wait(job['id'])

@@ -77,11 +77,11 @@ def test_up_runs_api_workers_and_a_private_redis_and_stops_them_all(tmp_path):
         assert 'dbfleet-default' in info.stdout and '2 workers' in info.stdout, info.stdout + info.stderr
 
         response = httpx.post(url + '/api/v1/jobs', headers={'Authorization': 'Bearer ' + token},
-                              json={'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY})
+                              json={'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY}, timeout=60)
         assert response.status_code == 201, response.text
         job_url = url + '/api/v1/jobs/' + response.json()['id']
         deadline = time.monotonic() + 120
-        while (status := httpx.get(job_url, headers={'Authorization': 'Bearer ' + token}).json()['status']) in (
+        while (status := httpx.get(job_url, headers={'Authorization': 'Bearer ' + token}, timeout=60).json()['status']) in (
                 'queued', 'running'):
             assert time.monotonic() < deadline
             time.sleep(0.3)
