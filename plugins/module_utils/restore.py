@@ -16,7 +16,10 @@ server's databases are dropped before its dump is loaded over it, so that tables
 backup cannot stop the replay with `ERROR 1050 Table ... already exists`.
 
 The dump streams from its decompressor straight into the client (no second copy on disk); only a
-single-schema restore passes it through Python, to cut that schema's sections out of it.
+single-schema restore passes it through Python, to cut that schema's sections out of it. An archive
+encrypted with age (mysql_backup's encrypt_recipients) is decrypted in the same stream
+(`age -d -i IDENTITY archive | gzip -dc | client`): the identity, given as the module's no_log
+`age_identity`, lives in a 0600 file of the restore's private directory while it runs.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import threading
 import time
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
+    AGE_SUFFIX,
     COMPRESSIONS,
     MANIFEST,
     Compression,
@@ -47,7 +51,9 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import SYSTEM_
 
 SANDBOX_READY_TIMEOUT = 300
 SANDBOX_STOP_TIMEOUT = 120
-ARCHIVE_NAME = re.compile(r'^(dump\.sql|backup\.xbstream)(\.gz|\.zst)?$')
+ARCHIVE_NAME = re.compile(r'^(dump\.sql|backup\.xbstream)(\.gz|\.zst)?(\.age)?$')
+# An age identity file: comment lines and at least one X25519 secret key (what age-keygen writes).
+AGE_SECRET_KEY = re.compile(r'^AGE-SECRET-KEY-1[0-9A-Z]{58}$', re.M)
 SCHEMA_NAME = re.compile(r'^[^`/\\\x00.]{1,64}$')
 STOP_DATETIME = re.compile(r'^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(Z|\+00:00)?$')
 SECTION = re.compile(rb'^-- Current Database: `((?:[^`]|``)+)`\s*$')
@@ -127,6 +133,10 @@ class BackupDir(object):
         if not isinstance(archive, str) or not ARCHIVE_NAME.match(archive) or \
                 (archive.startswith('dump') != (manifest['method'] == 'logical')):
             raise RestoreError('the manifest of backup %s names an unexpected archive %r' % (self.path, archive))
+        self.encrypted = manifest.get('encrypted')
+        if self.encrypted not in (None, 'age') or (self.encrypted == 'age') != archive.endswith(AGE_SUFFIX):
+            raise RestoreError('the manifest of backup %s says encrypted %r for the archive %s: this version reads '
+                               'age-encrypted archives (.age) and clear ones' % (self.path, self.encrypted, archive))
         if manifest.get('compress') not in COMPRESSIONS:
             raise RestoreError('the manifest of backup %s has an unknown compression %r'
                                % (self.path, manifest.get('compress')))
@@ -161,8 +171,9 @@ def _which(which, names, package):
 class Tools(object):
     """The programs a restore runs, found once."""
 
-    def __init__(self, which, physical=False, sandbox=False):
+    def __init__(self, which, physical=False, sandbox=False, encrypted=False):
         self.client = _which(which, ('mariadb', 'mysql'), 'mariadb-client')
+        self.age = _which(which, ('age',), 'age') if encrypted else None
         self.binlog = which('mariadb-binlog') or which('mysqlbinlog')
         self.which = which
         if sandbox:
@@ -195,51 +206,69 @@ def _run(argv, what, env=None, stdin=None, cwd=None, secret=None, scratch=None, 
 
 
 class Pipeline(object):
-    """producer | [python filter] | consumer, with each side's exit status and error output."""
+    """producer | [producer ...] | [python filter] | consumer, with each stage's exit status and error
+    output. `producers` is one command or a list of commands chained in order (age -d | gzip -dc)."""
 
-    def __init__(self, producer, consumer, scratch, filter_=None, env=None, secret=None, producer_stdin=None):
-        self.producer_argv, self.consumer_argv = producer, consumer
+    def __init__(self, producers, consumer, scratch, filter_=None, env=None, secret=None, producer_stdin=None):
+        self.producers = producers if producers and isinstance(producers[0], list) else [producers]
+        self.consumer_argv = consumer
         self.scratch, self.filter, self.env, self.secret = scratch, filter_, env, secret
         self.producer_stdin = producer_stdin
         self.bytes = 0
 
     def run(self, what):
-        producer_log = os.path.join(self.scratch, 'producer.log')
+        logs = [os.path.join(self.scratch, 'producer%d.log' % index) for index in range(len(self.producers))]
         consumer_log = os.path.join(self.scratch, 'consumer.log')
-        failures = []
-        with open(producer_log, 'wb') as perr, open(consumer_log, 'wb') as cerr:
-            producer = subprocess.Popen(self.producer_argv, stdin=self.producer_stdin or subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=perr, env=self.env, close_fds=True)
-            if self.filter is None:
-                consumer = subprocess.Popen(self.consumer_argv, stdin=producer.stdout, stdout=cerr, stderr=cerr,
-                                            env=self.env, close_fds=True)
-                producer.stdout.close()   # the consumer holds it now; a dead consumer stops the producer
-                pump = None
-            else:
-                consumer = subprocess.Popen(self.consumer_argv, stdin=subprocess.PIPE, stdout=cerr, stderr=cerr,
-                                            env=self.env, close_fds=True)
-                pump = threading.Thread(target=self._pump, args=(producer.stdout, consumer.stdin, failures))
-                pump.daemon = True
-                pump.start()
-            try:
-                consumer_rc = consumer.wait()
-                if pump is not None:
-                    pump.join()
-                producer_rc = producer.wait()
-            except BaseException:
-                for process in (producer, consumer):
-                    if process.poll() is None:
-                        process.kill()
-                    process.wait()
-                raise
+        failures, started = [], []
+        try:
+            previous = None
+            for argv, log in zip(self.producers, logs):
+                with open(log, 'wb') as stderr:
+                    stdin = previous.stdout if previous is not None else (self.producer_stdin or subprocess.DEVNULL)
+                    process = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr,
+                                               env=self.env, close_fds=True)
+                if previous is not None:
+                    previous.stdout.close()   # the next stage holds it now: a dead reader stops the writer
+                started.append(process)
+                previous = process
+            with open(consumer_log, 'wb') as cerr:
+                if self.filter is None:
+                    consumer = subprocess.Popen(self.consumer_argv, stdin=previous.stdout, stdout=cerr, stderr=cerr,
+                                                env=self.env, close_fds=True)
+                    previous.stdout.close()
+                    pump = None
+                else:
+                    consumer = subprocess.Popen(self.consumer_argv, stdin=subprocess.PIPE, stdout=cerr, stderr=cerr,
+                                                env=self.env, close_fds=True)
+                    pump = threading.Thread(target=self._pump, args=(previous.stdout, consumer.stdin, failures))
+                    pump.daemon = True
+                    pump.start()
+            started.append(consumer)
+            consumer_rc = consumer.wait()
+            if pump is not None:
+                pump.join()
+            producer_rcs = [process.wait() for process in started[:-1]]
+        except BaseException:
+            for process in started:
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+            raise
+        # A producer that failed by itself (a wrong key makes age fail, then gzip on an empty stream) is
+        # named; one killed by SIGPIPE only lost its reader. A failed consumer is named first, as the
+        # restore's error (its SQL error), with the first producer that failed beside it.
+        failed = ['%s exited with status %d: %s' % (os.path.basename(argv[0]), rc,
+                                                    _tail(log, self.secret) or 'no output')
+                  for argv, rc, log in zip(self.producers, producer_rcs, logs) if rc not in (0, -signal.SIGPIPE)]
         if consumer_rc != 0:
-            raise RestoreError('%s failed: %s exited with status %d: %s' % (
+            raise RestoreError('%s failed: %s exited with status %d: %s%s' % (
                 what, os.path.basename(self.consumer_argv[0]), consumer_rc,
-                _tail(consumer_log, self.secret) or 'no output'))
-        if producer_rc != 0:
-            raise RestoreError('%s failed: %s exited with status %d: %s' % (
-                what, os.path.basename(self.producer_argv[0]), producer_rc,
-                _tail(producer_log, self.secret) or 'no output'))
+                _tail(consumer_log, self.secret) or 'no output', '; reading it, %s' % failed[0] if failed else ''))
+        if failed:
+            raise RestoreError('%s failed: %s' % (what, failed[0]))
+        if any(producer_rcs):
+            argv, rc = next((argv, rc) for argv, rc in zip(self.producers, producer_rcs) if rc)
+            raise RestoreError('%s failed: %s exited with status %d' % (what, os.path.basename(argv[0]), rc))
         if failures:
             raise RestoreError('%s failed: %s' % (what, failures[0]))
 
@@ -581,7 +610,18 @@ class Restore(object):
         self.stop_datetime = parse_stop_datetime(params['stop_datetime']) if params.get('stop_datetime') else None
         self.stop_gtid = params.get('stop_gtid')
         self.schemas = restored_schemas(self.backup, self.schema)
-        self.tools = Tools(which, physical=self.backup.method == 'physical', sandbox=self.sandboxed)
+        self.identity, self.identity_file = params.get('age_identity'), None
+        if self.backup.encrypted:
+            recipients = ', '.join(str(key)[:70] for key in (self.backup.manifest.get('recipients') or [])[:5])
+            if not self.identity:
+                raise RestoreError('backup %s is encrypted with age (to %s): give age_identity, the private key of one '
+                                   'of its recipients (a dbfleet age_identity credential on the restore template)'
+                                   % (self.backup.path, recipients or 'recipients the manifest does not name'))
+            if not AGE_SECRET_KEY.search(self.identity):
+                raise RestoreError('age_identity is not an age identity: it holds no AGE-SECRET-KEY-1... line (the '
+                                   'file age-keygen writes)')
+        self.tools = Tools(which, physical=self.backup.method == 'physical', sandbox=self.sandboxed,
+                           encrypted=bool(self.backup.encrypted))
         self.replay = None
         if self.stop_datetime is not None or self.stop_gtid:
             self._plan_replay()
@@ -659,6 +699,8 @@ class Restore(object):
         sandbox = None
         keep = bool(self.params.get('keep_sandbox'))
         with PrivateDir() as scratch:
+            if self.backup.encrypted:
+                self.identity_file = scratch.write_secret('age_identity', self.identity.strip() + '\n')
             try:
                 if self.sandboxed:
                     clock = time.monotonic()
@@ -711,11 +753,9 @@ class Restore(object):
             finally:
                 connection.close()
             self.result['dropped'] = list(self.schemas)
-        compression = Compression.resolve(self.backup.manifest['compress'], self.tools.which)
         client = [self.tools.client, '--defaults-file=%s' % defaults, '--init-command=SET SESSION sql_log_bin=0',
                   '--max-allowed-packet=1G']
-        decompress = compression.decompress_command(self.backup.archive) or ['cat', self.backup.archive]
-        pipeline = Pipeline(decompress, client, scratch, filter_=schema_sections(self.schema) if self.schema else None,
+        pipeline = Pipeline(self._reader(), client, scratch, filter_=schema_sections(self.schema) if self.schema else None,
                             secret=login.get('login_password'))
         pipeline.run('loading %s' % self.backup.archive)
         self.result['loaded'] = dict(archive=self.backup.archive, archive_bytes=os.path.getsize(self.backup.archive),
@@ -723,13 +763,20 @@ class Restore(object):
                                      self.backup.manifest.get('uncompressed_bytes'))
         self._phase('load', clock)
 
+    def _reader(self):
+        """The commands whose output is the archive's content: [age -d,] the decompressor, or cat."""
+        compression = Compression.resolve(self.backup.manifest['compress'], self.tools.which)
+        if not self.backup.encrypted:
+            return [compression.decompress_command(self.backup.archive) or ['cat', self.backup.archive]]
+        decompress = compression.decompress_command('-')
+        return [[self.tools.age, '-d', '-i', self.identity_file, self.backup.archive]] + ([decompress] if decompress
+                                                                                          else [])
+
     def _physical(self, sandbox, scratch):
         clock = time.monotonic()
         extracted = os.path.join(scratch, 'backup')
         os.mkdir(extracted, 0o700)
-        compression = Compression.resolve(self.backup.manifest['compress'], self.tools.which)
-        decompress = compression.decompress_command(self.backup.archive) or ['cat', self.backup.archive]
-        Pipeline(decompress, [self.tools.mbstream, '-x', '-C', extracted], scratch).run(
+        Pipeline(self._reader(), [self.tools.mbstream, '-x', '-C', extracted], scratch).run(
             'extracting %s' % self.backup.archive)
         self._phase('extract', clock)
         clock = time.monotonic()
@@ -856,18 +903,13 @@ class Restore(object):
             return None, 'the source was not reachable: row counts and checksums were not compared'
 
     def _dump_objects(self):
-        compression = Compression.resolve(self.backup.manifest['compress'], self.tools.which)
-        command = compression.decompress_command(self.backup.archive)
-        if command is None:
-            with open(self.backup.archive, 'rb') as stream:
-                return count_dump_objects(stream, self.schemas)
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL)
+        """Objects per schema counted in the dump itself (decrypted and decompressed as it is read)."""
+        from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import BackupError, open_backup_stream
         try:
-            return count_dump_objects(process.stdout, self.schemas)
-        finally:
-            process.stdout.close()
-            process.wait()
+            with open_backup_stream(self.backup.path, self.identity_file) as stream:
+                return count_dump_objects(stream, self.schemas)
+        except BackupError as exc:
+            raise RestoreError('reading the dump of %s to verify the restore failed: %s' % (self.backup.path, exc))
 
 
 def _tree_bytes(path):

@@ -81,6 +81,14 @@ options:
       - Restore over an existing server that has the backup's databases, a binary log or replicas.
     type: bool
     default: false
+  age_identity:
+    description:
+      - The age identity (private key, C(AGE-SECRET-KEY-1...), as C(age-keygen) writes it) that opens a backup encrypted
+        by M(dbfleet.mysql.mysql_backup)'s O(dbfleet.mysql.mysql_backup#module:encrypt_recipients). Required for such a
+        backup, ignored for a clear one. It is decrypted in the stream (C(age -d | gzip -dc | mariadb)); the key is
+        kept in a 0600 file of the restore's private directory while it runs, never logged. The C(restore) and
+        C(drill) templates take it from a dbfleet C(age_identity) credential.
+    type: str
   check_sha256:
     description:
       - Check the archive against the manifest's SHA-256 before restoring.
@@ -105,7 +113,7 @@ notes:
     by unix socket; a physical backup must allow that login (the source's C(root@localhost) via unix_socket).
   - A point-in-time recovery needs C(mariadb-binlog) and the binlog archive of dbfleet.mysql.binlog_archive.
 requirements:
-  - mariadb client, PyMySQL on the host running the module
+  - mariadb client, PyMySQL on the host running the module; age for an encrypted backup
 '''
 
 EXAMPLES = r'''
@@ -258,6 +266,7 @@ def main():
         check_sha256=dict(type='bool', default=True),
         checksum_tables=dict(type='bool', default=True),
         source=dict(type='dict', no_log=False),
+        age_identity=dict(type='str', no_log=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=MYSQL_MUTUALLY_EXCLUSIVE + [['stop_datetime', 'stop_gtid']])

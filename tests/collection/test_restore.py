@@ -2,7 +2,8 @@
 primary backed up (logical and physical), written to, a table dropped by accident, its binlogs archived;
 then restored into sandboxes (one schema; a physical backup), over the machine's MariaDB (the bug of the
 hand recipe: ERROR 1050 when the restore went to the binlog and later tables were not dropped), and
-refused when the chain or the options are wrong."""
+refused when the chain or the options are wrong; backups encrypted with age restored with their identity,
+refused without it or with another key."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def playbook(*args):
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
 
 
+def age_key() -> tuple[str, str]:
+    """(identity, public key) of a new age key pair."""
+    made = subprocess.run(['age-keygen'], capture_output=True, text=True, check=True, timeout=30)
+    identity = made.stdout
+    return identity, next(line.split(': ')[1] for line in identity.splitlines() if 'public key' in line)
+
+
 def backup(fleet, dest, **options):
     """One backup of the primary with mysql_backup as root over its socket; its directory."""
     task = dict(login_unix_socket=str(fleet.instance('primary').socket), login_user=fleet.os_user, dest=str(dest),
@@ -62,12 +70,19 @@ def history(fleet, tmp_path_factory):
     try:
         logical_dir, logical = backup(fleet, dest, databases=[schema, other])
         physical_dir, physical = backup(fleet, dest, method='physical')
+        # The same two, encrypted to an age key (another repository: its binlog_dir is given).
+        identity, public = age_key()
+        sealed = tmp_path_factory.mktemp('encrypted')
+        encrypted_logical_dir, _ = backup(fleet, sealed, databases=[schema], encrypt_recipients=[public])
+        encrypted_physical_dir, _ = backup(fleet, sealed, method='physical', encrypt_recipients=[public])
         execute(fleet, ["INSERT INTO orders (note) VALUES ('other-after')", 'CREATE TABLE other_later (id INT)',
                         'FLUSH BINARY LOGS'], database=other)
         moments = accident(fleet, schema)
         binlogs = fetch_binlogs(fleet, dest / 'primary', logical['binlog_file'], dest)
         yield dict(dest=dest, schema=schema, other=other, logical_dir=logical_dir, logical=logical,
-                   physical_dir=physical_dir, physical=physical, binlogs=binlogs, **moments)
+                   physical_dir=physical_dir, physical=physical, binlogs=binlogs, identity=identity,
+                   encrypted_logical_dir=encrypted_logical_dir, encrypted_physical_dir=encrypted_physical_dir,
+                   **moments)
     finally:
         drop_schema(fleet, schema)
         drop_schema(fleet, other)
@@ -165,6 +180,38 @@ def test_a_broken_chain_is_refused_before_anything_is_restored(run_module, histo
     assert later['failed'] and 'after the newest archived event' in later['msg']
     before = restore(run_module, backup=str(history['logical_dir']), stop_datetime='2001-01-01 00:00:00')
     assert before['failed'] and 'is before the backup' in before['msg']
+
+
+def test_an_encrypted_backup_restores_with_its_age_identity_and_never_without(run_module, history):
+    schema = history['schema']
+    logical, physical = str(history['encrypted_logical_dir']), str(history['encrypted_physical_dir'])
+    assert list(Path(logical).glob('dump.sql.gz.age')) and list(Path(physical).glob('backup.xbstream.gz.age'))
+    # Decrypted in the stream, replayed to one second before the drop from the archive beside the clear backups.
+    result = restore(run_module, backup=logical, schema=schema, age_identity=history['identity'],
+                     stop_datetime=target_text(history), binlog_dir=str(history['binlogs']), source=SOURCE)
+    assert not result.get('failed'), result['msg']
+    assert result['verification']['tables'] == history['before_drop'] and result['verification']['ok']
+    assert result['verification']['objects']['restored'][schema] == dict(tables=3, views=1, routines=1, triggers=1,
+                                                                        events=0)
+    result = restore(run_module, backup=physical, age_identity=history['identity'])
+    assert not result.get('failed'), result['msg']
+    assert {name for name in result['verification']['tables'] if name.startswith(schema + '.')} == \
+        {'%s.%s' % (schema, table) for table in ('orders', 'precious')}
+    assert set(result['seconds']) >= {'extract', 'prepare', 'copy_back'}
+
+    # Without the identity: refused before anything starts, naming the recipient; with another key: age's own
+    # error, nothing restored; a value that is no identity at all is refused as such. The key is never shown.
+    refused = restore(run_module, backup=logical)
+    assert refused['failed'] and 'is encrypted with age (to age1' in refused['msg'] and 'give age_identity' in \
+        refused['msg'] and 'sandbox' not in refused
+    other, _ = age_key()
+    wrong = restore(run_module, backup=physical, age_identity=other)
+    assert wrong['failed'] and 'age exited with status 1' in wrong['msg'] and 'no identity matched' in wrong['msg']
+    assert 'sandbox' not in wrong
+    junk = restore(run_module, backup=logical, age_identity='AGE-SECRET-KEY-1 not a key')
+    assert junk['failed'] and 'is not an age identity' in junk['msg']
+    for outcome in (result, refused, wrong, junk):
+        assert 'AGE-SECRET-KEY' not in json.dumps(outcome)
 
 
 def _truncate(path):
