@@ -103,6 +103,48 @@ def drill_point(host_window: dict) -> tuple[dict | None, dt.datetime | None]:
     return newest, None
 
 
+DRILL_POINTS = ('end', 'inside')
+
+
+def drill_target(host_window: dict, backups: list[dict], point='end', draw=None) -> tuple[dict | None,
+                                                                                        dt.datetime | None]:
+    """(backup, stop instant) a drill to `point` restores: 'end' - drill_point (the newest backup to the
+    window's end); 'inside' - an instant drawn uniformly between the window's start and its end, to the
+    second (`draw()` gives a number in [0, 1), random.random by default); or an aware datetime inside the
+    window. The base is the newest backup the chain replays from whose consistent point falls before the
+    instant's second ends (the instant means its whole second, as for a restore). A window that is one
+    backup's instant (no chain) drills that backup as it is for 'inside'; ValueError for a datetime
+    outside the window, or with no chain to reach it."""
+    if isinstance(point, str) and point == 'end':
+        return drill_point(host_window)
+    if isinstance(point, str) and point != 'inside':
+        raise ValueError('a drill point is end, inside or an instant, got %r' % point[:40])
+    start, end = host_window.get('start'), host_window.get('end')
+    if not host_window.get('chain') or start is None or end is None:
+        if point == 'inside':
+            return drill_point(host_window)
+        raise ValueError('%s has no binlog chain from a backup: a drill can restore its newest backup as it is, '
+                         'not an instant' % host_window.get('host'))
+    first, last = _time(start).replace(microsecond=0), _time(end).replace(microsecond=0)
+    if point == 'inside':
+        import random
+        span = int((last - first).total_seconds())
+        offset = min(int((draw or random.random)() * (span + 1)), span) if span > 0 else 0
+        instant = first + dt.timedelta(seconds=offset)
+    else:
+        instant = point.astimezone(dt.timezone.utc).replace(microsecond=0)
+        if not first <= instant <= last:
+            raise ValueError('%s is outside the restorable window of %s (%s .. %s)' % (
+                instant.strftime('%Y-%m-%d %H:%M:%S'), host_window.get('host'), first.strftime('%Y-%m-%d %H:%M:%S'),
+                last.strftime('%Y-%m-%d %H:%M:%S')))
+    replayable = set(host_window.get('replayable') or ())
+    bases = [backup for backup in backups if backup.get('id') in replayable and backup.get('path')
+             and consistent_point(backup) < instant + dt.timedelta(seconds=1)]
+    if not bases:
+        return drill_point(host_window)
+    return max(bases, key=consistent_point), instant
+
+
 def problems(host_window: dict, now: dt.datetime, max_age: dt.timedelta) -> list[tuple[int, str]]:
     """[(WARNING | CRITICAL, what)] for one host's window: no successful backup, the newest older than
     `max_age`, a gap after the newest backup (no point-in-time restore to now), a gap that shortens the

@@ -36,9 +36,12 @@ class Drills:
     def record(self, host: str, status: str, started_at: dt.datetime, finished_at: dt.datetime,
                backup_id: int | None = None, job_id: str | None = None, rto_seconds: float | None = None,
                restored_to: dt.datetime | None = None, restored_gtid: str | None = None,
-               bytes: int | None = None, detail: dict | None = None, error: str | None = None) -> dict:
-        """Record one drill; rpo_seconds is computed (started_at - restored_to). With backup_id (a
-        backup of `host`), that backup is marked restore-tested with the drill's status and end."""
+               bytes: int | None = None, detail: dict | None = None, error: str | None = None,
+               data_age: bool = True) -> dict:
+        """Record one drill; rpo_seconds is computed (started_at - restored_to) when `data_age` (a drill to
+        the newest data it could reach: that age is what a restore now would lose; not for a drill to an
+        instant chosen inside the window). With backup_id (a backup of `host`), that backup is marked
+        restore-tested with the drill's status and end."""
         if not isinstance(host, str) or not host or len(host) > NAME_LENGTH:
             raise ValueError('drill: host must be a non-empty string of at most %d characters' % NAME_LENGTH)
         if status not in DRILL_STATUSES:
@@ -63,7 +66,7 @@ class Drills:
             raise ValueError('drill: detail must be a mapping')
         if error is not None and not isinstance(error, str):
             raise ValueError('drill: error must be a string')
-        rpo = (started_at - restored_to).total_seconds() if restored_to is not None else None
+        rpo = (started_at - restored_to).total_seconds() if restored_to is not None and data_age else None
 
         def work(session: Session) -> dict:
             if backup_id is not None:

@@ -19,9 +19,11 @@ from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import 
 
 RESTORE = 'dbfleet.mysql.mysql_restore'
 ARGUMENT_SPEC = dict(replay=dict(type='bool', default=True), binlog_dir=dict(type='path'),
-                     checksum_tables=dict(type='bool', default=True), source=dict(type='dict', no_log=False))
+                     checksum_tables=dict(type='bool', default=True), source=dict(type='dict', no_log=False),
+                     age_identity=dict(type='str', no_log=True), point=dict(type='str', default='end'))
 RESTORE_RESULT = ('backup', 'replayed', 'stop_point', 'verification', 'seconds', 'loaded', 'schemas', 'warnings')
 JOB_ID = re.compile(r'^[0-9a-f]{32}$')
+INSTANT = re.compile(r'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$')
 
 
 def _utcnow():
@@ -30,6 +32,15 @@ def _utcnow():
 
 def _iso(value):
     return value.astimezone(datetime.timezone.utc).isoformat().replace('+00:00', 'Z') if value else None
+
+
+def _point(text):
+    """The point option: 'end', 'inside' or an aware UTC instant; ValueError otherwise."""
+    if text in ('end', 'inside'):
+        return text
+    if not isinstance(text, str) or not INSTANT.match(text):
+        raise ValueError('point must be end, inside or an instant YYYY-MM-DD HH:MM:SS (UTC), got %r' % str(text)[:40])
+    return datetime.datetime.strptime(text, '%Y-%m-%d %H:%M:%S').replace(tzinfo=datetime.timezone.utc)
 
 
 def _event_time(text):
@@ -52,6 +63,10 @@ class ActionModule(ActionBase):
         host = task_vars.get('inventory_hostname')
         result['recorded'] = False
         try:
+            wanted = _point(args['point'])
+        except ValueError as exc:
+            return dict(result, failed=True, msg='restore drill of %s: %s' % (host, exc))
+        try:
             from dbfleet import restorable
             from dbfleet.store import StoreError, open_store
         except ImportError as exc:
@@ -59,11 +74,14 @@ class ActionModule(ActionBase):
         try:
             with open_store() as store:
                 state = store.binlogs.state(host)
-                window = restorable.window(host, store.backups.list(host=host, limit=1000), store.binlogs.list(host),
-                                           state['gaps'] if state else [])
+                backups = store.backups.list(host=host, limit=1000)
+                window = restorable.window(host, backups, store.binlogs.list(host), state['gaps'] if state else [])
         except (StoreError, ValueError) as exc:
             return dict(result, failed=True, msg='restore drill of %s: the dbfleet store: %s' % (host, exc))
-        backup, stop = restorable.drill_point(window)
+        try:
+            backup, stop = restorable.drill_target(window, backups, wanted)
+        except ValueError as exc:
+            return dict(result, failed=True, msg='restore drill of %s: %s' % (host, exc))
         if backup is None:
             return dict(result, skipped=True, msg='%s has no successful backup to drill (dbfleet backups check '
                                                   'reports it)' % host)
@@ -71,7 +89,7 @@ class ActionModule(ActionBase):
             stop = None
         point = stop.strftime('%Y-%m-%d %H:%M:%S') if stop else None
         module_args = dict(backup=backup['path'], target='sandbox', checksum_tables=args['checksum_tables'])
-        for name in ('binlog_dir', 'source'):
+        for name in ('binlog_dir', 'source', 'age_identity'):
             if args.get(name) is not None:
                 module_args[name] = args[name]
         if point:
@@ -97,7 +115,10 @@ class ActionModule(ActionBase):
         gtid = stop_point.get('gtid') or (restored.get('backup') or {}).get('gtid')
         # A lane another worker runs marks its processes JOB/lanes-PID.
         job_id = os.environ.get('DBFLEET_JOB_ID', '').split('/')[0]
-        detail = dict(seconds=restored.get('seconds'), stop_datetime=point,
+        # A drill to the window's end measures the data a restore now would lose (RPO); one to an instant
+        # inside the window proves the older backups and the longer replays, and its data age is no RPO.
+        at_end = args['point'] == 'end'
+        detail = dict(seconds=restored.get('seconds'), stop_datetime=point, point=args['point'],
                       compared=(restored.get('verification') or {}).get('compared'))
         result['restore'] = {key: restored[key] for key in RESTORE_RESULT if key in restored}
         error = str(restored.get('msg') or 'the restore failed')[-4000:] if failed else None
@@ -107,7 +128,8 @@ class ActionModule(ActionBase):
                                             backup_id=backup['id'], job_id=job_id if JOB_ID.match(job_id) else None,
                                             rto_seconds=None if failed else rto, restored_to=restored_to,
                                             restored_gtid=gtid if isinstance(gtid, str) else None,
-                                            bytes=backup.get('bytes'), detail=detail, error=error)
+                                            bytes=backup.get('bytes'), detail=detail, error=error,
+                                            data_age=at_end)
             result['recorded'] = True
         except (StoreError, ValueError) as exc:
             drill = None
@@ -122,6 +144,10 @@ class ActionModule(ActionBase):
         if failed:
             return dict(result, failed=True, msg='restore drill of %s: %s FAILED: %s' % (host, described, error))
         rpo = drill['rpo_seconds'] if drill else None
+        if not at_end:
+            return dict(result, msg='restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of '
+                                    '%s, the instant asked for (%s)' % (host, described, rto, _iso(restored_to),
+                                                                       args['point']))
         return dict(result, msg='restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of '
                                 '%s, %s old when the drill started (RPO)'
                     % (host, described, rto, _iso(restored_to), '%.0f s' % rpo if rpo is not None else 'unknown'))

@@ -48,6 +48,20 @@ options:
     description:
       - Login options of the server the backup was taken from, to verify the restored data against.
     type: dict
+  point:
+    description:
+      - Which instant of the host's restorable window the drill restores. V(end) - the newest backup replayed to the
+        newest archived event (its data age when the drill started is the RPO recorded). V(inside) - an instant drawn
+        at random between the window's start and its end, from the newest backup before it: over many nights every
+        backup and replay length of the window gets proven. Or an instant C(YYYY-MM-DD HH:MM:SS) (UTC) inside the
+        window. A drill to an instant records no RPO (the data is as old as asked).
+    type: str
+    default: end
+  age_identity:
+    description:
+      - The age identity (private key) that opens encrypted backups, as for M(dbfleet.mysql.mysql_restore); never
+        logged. C(playbooks/drill.yml) reads it from the run's C(age_identity) credential.
+    type: str
 seealso:
   - module: dbfleet.mysql.mysql_restore
   - module: dbfleet.mysql.binlog_archive
@@ -93,7 +107,9 @@ from ansible.module_utils.basic import AnsibleModule
 def main():
     module = AnsibleModule(argument_spec=dict(replay=dict(type='bool', default=True), binlog_dir=dict(type='path'),
                                               checksum_tables=dict(type='bool', default=True),
-                                              source=dict(type='dict', no_log=False)),
+                                              source=dict(type='dict', no_log=False),
+                                              age_identity=dict(type='str', no_log=True),
+                                              point=dict(type='str', default='end')),
                            supports_check_mode=True)
     module.fail_json(msg='dbfleet.mysql.restore_drill runs on the controller through its action plugin (it reads '
                          'the dbfleet store); this module file holds its documentation only')

@@ -223,10 +223,14 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
                   timezone: str = typer.Option('UTC', '--timezone', help='IANA zone of --window.'),
                   schedule: Optional[str] = typer.Option(None, '--schedule', help='Instead of now: a schedule of '
                                                          'this name, every day in --window.'),
+                  point: Optional[str] = typer.Option(None, '--point', help="Which instant of each host's "
+                                                      'restorable window: end (the newest archived event, the '
+                                                      'default), inside (one drawn at random inside it, from the '
+                                                      "backup before it) or 'YYYY-MM-DD HH:MM:SS' (UTC)."),
                   wait: bool = typer.Option(False, '--wait', help='Follow the job to its end.'),
                   as_json: bool = JSON_OPTION) -> None:
     """Restore drills through the API: each host's newest backup restored into a sandbox, replayed to its newest
-    archived event and verified; the recovery time (RTO) and the data's age (RPO) recorded, the backup marked
+    archived event (or --point inside: an instant drawn inside its window, from the backup before it) and verified; the recovery time (RTO) and the data's age (RPO) recorded, the backup marked
     restore-tested. Now as one job (prints its id; with --wait its result), or with --schedule every day in
     --window. Exit code: 2 refused; with --wait 0 successful, 1 otherwise."""
     import datetime as dt
@@ -245,7 +249,7 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
             fail('the lanes of a scheduled drill are the drill template\'s plan (an admin: dbfleet templates edit '
                  'drill --lanes N); --lanes is for a drill now')
         request = request_model(DrillSchedule, whole='drill schedule', name=schedule, start=span[0], end=span[1],
-                                timezone=timezone, limit=limit)
+                                timezone=timezone, limit=limit, point=point)
         with api_client() as client:
             made = client.schedule_drills(request)
         if as_json:
@@ -260,7 +264,8 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
         if window_end is None:
             fail('now is outside the window %s-%s (%s): drill now without --window, or every day with --schedule NAME'
                  % (span[0], span[1], timezone))
-    request = request_model(DrillRequest, whole='drill', tags=tags, limit=limit, lanes=lanes, window_end=window_end)
+    request = request_model(DrillRequest, whole='drill', tags=tags, limit=limit, lanes=lanes, window_end=window_end,
+                            point=point)
     with api_client() as client:
         launched = client.drill_backups(request)
         if as_json and not wait:

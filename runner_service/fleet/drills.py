@@ -1,10 +1,11 @@
 """Restore drills as jobs: `POST /api/v1/backups/drills` and `dbfleet backups drill --tags ... --lanes N`.
 
 A drill restores each host's newest backup into a sandbox, replayed to the newest archived event of
-its restorable window, verifies it and records the measured recovery time (dbfleet.mysql.restore_drill,
+its restorable window (or, with point `inside`, to an instant drawn inside the window from the backup
+before it), verifies it and records the measured recovery time (dbfleet.mysql.restore_drill,
 playbooks/drill.yml). It runs as a job of the template `drill` (seeded here when missing, like the
-`restore` template: every host of the store, a limit allowed, no survey - nothing a launch sets can aim
-it at a server), in lanes balanced by backup size. Any operator may launch it; a schedule naming the
+`restore` template: every host of the store, a limit allowed, a survey of one variable - the point -
+so nothing a launch sets can aim it at a server), in lanes balanced by backup size. Any operator may launch it; a schedule naming the
 template runs it every night (`dbfleet backups drill --schedule NAME --window 02:00-05:00`). The drills
 recorded are listed here too, newest first.
 """
@@ -21,11 +22,15 @@ from runner_service.errors import BadRequest, Unprocessable
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
 from runner_service.schedules.service import ScheduleService
-from runner_service.schemas import BatchPlan, JobCreate, ScheduleCreate, TemplateCreate
+from runner_service.schemas import BatchPlan, JobCreate, ScheduleCreate, TemplateCreate, TemplateUpdate
 from runner_service.templates.service import DEFAULTS, TemplateService, check_scope, required_approval
 
 TEMPLATE = 'drill'
 PLAYBOOK = 'playbooks/drill.yml'
+POINT_VARIABLE = dict(name='dbfleet_drill_point', type='string', default='end', max_length=19,
+                      pattern=r'end|inside|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}',
+                      description='end (the newest backup to the newest archived event), inside (an instant drawn '
+                                  'inside the restorable window) or an instant YYYY-MM-DD HH:MM:SS UTC')
 TEMPLATE_DEFINITION = dict(
     description='restore drills: each host\'s newest backup restored into a sandbox, replayed to the newest '
                 'archived event, verified; RTO and RPO recorded (dbfleet backups drill)',
@@ -34,6 +39,7 @@ TEMPLATE_DEFINITION = dict(
     allow_limit=True,
     timeout=12 * 3600,
     plan={'lanes': 1},
+    survey=[POINT_VARIABLE],
 )
 
 
@@ -43,16 +49,23 @@ class DrillService:
         self.store = runtime.store
 
     def template(self, actor: str) -> dict:
-        """The template `drill`, seeded when missing."""
+        """The template `drill`, seeded when missing; one seeded before drills had a point gets its variable."""
+        templates = TemplateService(self.runtime)
         try:
-            return self.store.templates.get(TEMPLATE)
+            template = self.store.templates.get(TEMPLATE)
         except UnknownTemplate:
-            return TemplateService(self.runtime).create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
+            return templates.create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
+        survey = template['definition'].get('survey') or []
+        if not any(variable.get('name') == POINT_VARIABLE['name'] for variable in survey):
+            template = templates.update(TEMPLATE, TemplateUpdate(survey=survey + [POINT_VARIABLE]), actor)
+        return template
 
     def launch(self, token: dict, tags: str | None = None, limit: str | None = None, lanes: int | None = None,
-               window_end: dt.datetime | None = None, idempotency_key: str | None = None) -> tuple[dict, bool]:
+               window_end: dt.datetime | None = None, idempotency_key: str | None = None,
+               point: str | None = None) -> tuple[dict, bool]:
         """(job, created): a job of the `drill` template over the hosts matching `tags` (else the template's),
-        narrowed by `limit`, in `lanes` (else the template's), starting no host after `window_end`."""
+        narrowed by `limit`, in `lanes` (else the template's), starting no host after `window_end`, each
+        drilled to `point` (else the template's default, the window's end)."""
         now = utcnow()
         if window_end is not None and window_end <= now:
             raise BadRequest('window_end %s is already past' % window_end.isoformat())
@@ -60,7 +73,9 @@ class DrillService:
         self.template(token['name'])
         check_scope(token, TEMPLATE)
         definition = {**DEFAULTS, **templates.get(TEMPLATE)['definition']}
-        request, secret = templates.job_request(TEMPLATE, definition, {}, limit, now, idempotency_key=idempotency_key)
+        values = {POINT_VARIABLE['name']: point} if point is not None else {}
+        request, secret = templates.job_request(TEMPLATE, definition, values, limit, now,
+                                                idempotency_key=idempotency_key)
         plan = request.plan.model_dump() if request.plan is not None else {}
         if lanes is not None:
             plan.update(lanes=lanes, rolling=None, max_fail_percentage=None)
@@ -80,11 +95,12 @@ class DrillService:
         if created:
             self.store.audit.record(token['name'], 'backup.drill', TEMPLATE,
                                     {'job': job['id'], 'tags': (tags or '')[:200] or None,
-                                     'limit': (limit or '')[:200] or None, 'lanes': plan.get('lanes')})
+                                     'limit': (limit or '')[:200] or None, 'lanes': plan.get('lanes'),
+                                     'point': point})
         return job, created
 
     def schedule(self, token: dict, name: str, start: str, end: str, timezone: str = 'UTC',
-                 limit: str | None = None, paused: bool = False) -> dict:
+                 limit: str | None = None, paused: bool = False, point: str | None = None) -> dict:
         """A daily schedule of the `drill` template: a slot at `start` (HH:MM in `timezone`), no host starting
         after the next `end`; a slot is skipped while the previous drill still runs, none caught up."""
         if start == end:
@@ -96,7 +112,8 @@ class DrillService:
         try:
             request = ScheduleCreate(name=name, kind='cron', expression='%d %d * * *' % (minute, hour),
                                      timezone=timezone, template=TEMPLATE, limit=limit, paused=paused,
-                                     window_end_at=end, overlap='forbid', catch_up='skip')
+                                     window_end_at=end, overlap='forbid', catch_up='skip',
+                                     extra_vars={POINT_VARIABLE['name']: point} if point is not None else None)
         except ValidationError as exc:
             raise Unprocessable('drill schedule: %s' % '; '.join(error['msg'] for error in exc.errors()[:3])) \
                 from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from runner_service.schemas import CronMode, HostPattern, HostRun, Instant, QueryInstant
 
@@ -307,6 +307,18 @@ class RestoreLaunched(BaseModel):
     backup: BackupOut
 
 
+def _real_instant(value: str) -> str:
+    if value not in ('end', 'inside'):
+        dt.datetime.strptime(value, '%Y-%m-%d %H:%M:%S')  # ValueError: not a real date and time
+    return value
+
+
+DrillPoint = Annotated[str, Field(pattern=r'^(end|inside|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})$', description=(
+    'the instant of each host\'s restorable window a drill restores: end (the newest backup to the newest archived '
+    'event, the default), inside (an instant drawn at random inside the window, from the backup before it) or '
+    'YYYY-MM-DD HH:MM:SS (UTC)')), AfterValidator(_real_instant)]
+
+
 class DrillRequest(BaseModel):
     """POST /api/v1/backups/drills: restore drills of the hosts matching `tags` (or `limit`), as one job of the
     `drill` template in lanes balanced by backup size."""
@@ -320,6 +332,7 @@ class DrillRequest(BaseModel):
                                     'backup size (default: the template\'s, else 1)')
     window_end: Instant | None = Field(default=None, description='no host starts its drill after this time')
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    point: DrillPoint | None = None
 
 
 class DrillOut(BaseModel):
@@ -370,6 +383,7 @@ class DrillSchedule(BaseModel):
     limit: HostPattern | None = Field(default=None, description="narrow the template's hosts: an Ansible host "
                                       'pattern, tag groups included (tag_large:&tag_primary)')
     paused: StrictBool = False
+    point: DrillPoint | None = None
 
 
 Profile.model_rebuild()

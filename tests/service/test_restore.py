@@ -199,7 +199,8 @@ def test_a_drill_restores_the_newest_backup_to_the_end_of_its_window_and_records
     with service.client('viewer') as client:
         assert client.post('/api/v1/backups/drills', json={'limit': 'primary'}).status_code == 403
     for hostile in ({'tags': 'and or'}, {'lanes': 0}, {'limit': '@/etc/passwd'}, {'tags': 'primary', 'extra': 1},
-                    {'window_end': '2001-01-01T00:00:00Z'}, {'lanes': '2'}):
+                    {'window_end': '2001-01-01T00:00:00Z'}, {'lanes': '2'}, {'point': 'yesterday'},
+                    {'point': '2026-02-30 00:00:00'}, {'point': 'end; rm -rf /'}):
         refused = ok(service, 'operator', 'POST', '/api/v1/backups/drills', (400, 422), json=hostile)
         assert refused['detail'], hostile
     waited = service.dbfleet('backups', 'drill', '--limit', 'primary', '--lanes', '1', '--wait',
@@ -231,6 +232,34 @@ def test_a_drill_restores_the_newest_backup_to_the_end_of_its_window_and_records
     assert entry['actor'] == 'operator' and entry['detail']['job'] == job['id']
 
 
+def test_a_drill_to_an_instant_inside_the_window_brings_the_dropped_table_back(service, history):
+    """A `drill` template seeded before drills had a point (no survey) gets its point variable at the next drill;
+    a drill to one second before the drop restores the table the accident dropped, and records no RPO."""
+    record_archive(service.store_url, 'primary', history['binlogs'])
+    with service.client('admin') as admin:
+        admin.delete('/api/v1/templates/drill')
+        made = admin.post('/api/v1/templates', json={
+            'name': 'drill', 'playbook': 'playbooks/drill.yml', 'inventory': 'inventories/fleet.fleet.yml',
+            'allow_limit': True, 'plan': {'lanes': 1}})
+        assert made.status_code == 201 and made.json()['survey'] == [], made.text
+    target = history['target'].strftime('%Y-%m-%d %H:%M:%S')
+    waited = service.dbfleet('backups', 'drill', '--limit', 'primary', '--point', target, '--wait',
+                             token=service.tokens['operator'], timeout=900)
+    drill = ok(service, 'viewer', 'GET', '/api/v1/backups/drills', params={'host': 'primary', 'limit': 1})['drills'][0]
+    assert waited.returncode == 0, (waited.stdout + waited.stderr)[-3000:] + str(drill.get('error'))
+    survey = ok(service, 'viewer', 'GET', '/api/v1/templates/drill')['survey']
+    assert [variable['name'] for variable in survey] == ['dbfleet_drill_point']
+    result = module_result(service, drill['job_id'], action='dbfleet.mysql.restore_drill')
+    assert drill['status'] == 'ok' and drill['backup_id'] == history['backup']['id']
+    assert drill['detail']['point'] == target and drill['rpo_seconds'] is None
+    assert drill['restored_to'] <= history['target'].strftime('%Y-%m-%dT%H:%M:%SZ')
+    assert result['restore']['verification']['tables'] == history['before_drop']
+    assert 'the instant asked for' in result['msg']
+    cli = service.dbfleet('backups', 'drill', '--limit', 'primary', '--point', 'tomorrow',
+                          token=service.tokens['operator'])
+    assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and 'point' in cli.stderr
+
+
 def test_a_drill_schedule_runs_the_drill_template_every_day_in_its_window(service):
     made = ok(service, 'operator', 'POST', '/api/v1/backups/drills/schedule', 201,
               json={'name': 'nightly-drill', 'start': '02:00', 'end': '05:00', 'timezone': 'Europe/Paris',
@@ -239,6 +268,9 @@ def test_a_drill_schedule_runs_the_drill_template_every_day_in_its_window(servic
     assert made['timezone'] == 'Europe/Paris' and made['window_end_at'] == '05:00'
     assert made['job']['limit'] == 'primary'
     assert made['overlap'] == 'forbid'
+    inside = ok(service, 'operator', 'POST', '/api/v1/backups/drills/schedule', 201,
+                json={'name': 'inside-drill', 'start': '03:00', 'end': '05:00', 'point': 'inside'})
+    assert inside['job']['extra_vars'] == {'dbfleet_drill_point': 'inside'}
     for hostile in ({'name': 'x', 'start': '02:00', 'end': '02:00'}, {'name': 'x', 'start': '2am', 'end': '05:00'},
                     {'name': 'x', 'start': '02:00', 'end': '05:00', 'timezone': 'Mars/Olympus'},
                     {'name': 'nightly-drill', 'start': '03:00', 'end': '05:00'}):

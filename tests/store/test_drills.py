@@ -28,6 +28,11 @@ def test_a_drill_records_rto_rpo_and_marks_the_backup(store):
     tested = store.backups.get(first['id'])
     assert tested['restore_test_status'] == 'ok' and tested['restore_tested_at'] == drill['finished_at']
     assert store.drills.list(host='db1') == [drill]
+    # A drill to an instant chosen inside the window: its data is as old as asked, which is no RPO.
+    inside = store.drills.record('db1', 'ok', started, started + dt.timedelta(seconds=50), backup_id=first['id'],
+                                 rto_seconds=50.0, restored_to=T0 + dt.timedelta(hours=2), data_age=False,
+                                 detail={'point': 'inside'})
+    assert inside['rpo_seconds'] is None and inside['restored_to'] == T0 + dt.timedelta(hours=2)
 
 
 def test_states_count_from_the_last_good_drill_or_the_first_backup(store):

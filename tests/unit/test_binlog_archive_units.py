@@ -1,9 +1,12 @@
 """The pure parts of the binlog archive: reading mariadb-binlog's text, finding gaps, the lag, the
-restorable window and `backups check`'s verdicts; times are given, never read from the clock."""
+restorable window and `backups check`'s verdicts, the instant a drill restores; times are given, never read
+from the clock."""
 
 from __future__ import annotations
 
 import datetime as dt
+
+import pytest
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import (
     binlog_number,
@@ -211,3 +214,52 @@ def test_a_drill_restores_the_backup_alone_off_the_chain_or_with_nothing_archive
     assert restorable.drill_point(restorable.window('db7', [], [binlog(1, 0, 10)])) == (None, None)
     failed_only = restorable.window('db7', [backup(1, T0, 'mysql-bin.000001', status='failed', path=None)], [])
     assert restorable.drill_point(failed_only) == (None, None)
+
+
+# -- what a restore drill restores -------------------------------------------------------------------
+
+def drill_history():
+    """Backups at 0 h and 24 h on one chain to 30 h (the second with a path, the first too)."""
+    backups = [backup(1, T0, 'mysql-bin.000001', path='/b/1'),
+               backup(2, T0 + dt.timedelta(hours=24), 'mysql-bin.000003', path='/b/2')]
+    binlogs = [binlog(1, 0, 10), binlog(2, 10, 20), binlog(3, 20, 30)]
+    return backups, restorable.window('db7', backups, binlogs)
+
+
+def test_a_drill_to_the_end_restores_the_newest_backup_to_the_newest_archived_event():
+    backups, found = drill_history()
+    chosen, stop = restorable.drill_target(found, backups, 'end')
+    assert (chosen['id'], stop) == (2, T0 + dt.timedelta(hours=30)) == (
+        restorable.drill_point(found)[0]['id'], restorable.drill_point(found)[1])
+
+
+@pytest.mark.parametrize('draw, base, stop', [
+    (0.0, 1, T0),                                           # the window's first second: the oldest backup
+    (0.5, 1, T0 + dt.timedelta(hours=15)),                  # before the second backup: replayed from the first
+    (0.9, 2, T0 + dt.timedelta(hours=27)),                  # after it: from the second, the shorter replay
+    (0.999999999, 2, T0 + dt.timedelta(hours=30)),          # never past the window's end
+])
+def test_a_drill_inside_the_window_draws_an_instant_and_starts_from_the_backup_before_it(draw, base, stop):
+    backups, found = drill_history()
+    chosen, instant = restorable.drill_target(found, backups, 'inside', draw=lambda: draw)
+    assert (chosen['id'], instant) == (base, stop)
+
+
+def test_a_drill_to_a_given_instant_must_be_inside_the_window():
+    backups, found = drill_history()
+    # An instant within the second a backup started restores from that backup (the instant means its whole second).
+    chosen, instant = restorable.drill_target(found, backups, T0 + dt.timedelta(hours=24, microseconds=500))
+    assert (chosen['id'], instant) == (2, T0 + dt.timedelta(hours=24))
+    for outside in (T0 - dt.timedelta(seconds=1), T0 + dt.timedelta(hours=30, seconds=1)):
+        with pytest.raises(ValueError, match='is outside the restorable window of db7'):
+            restorable.drill_target(found, backups, outside)
+    with pytest.raises(ValueError, match='a drill point is end, inside or an instant'):
+        restorable.drill_target(found, backups, 'yesterday')
+
+
+def test_without_a_chain_a_drill_inside_restores_the_backup_as_it_is_and_an_instant_is_refused():
+    backups = [backup(4, T0, 'mysql-bin.000009', path='/b/4')]
+    found = restorable.window('db7', backups, [])
+    assert restorable.drill_target(found, backups, 'inside', draw=lambda: 0.7) == (backups[0], None)
+    with pytest.raises(ValueError, match='has no binlog chain'):
+        restorable.drill_target(found, backups, T0)

@@ -111,11 +111,13 @@ def drills(runtime: RuntimeDep, caller: Viewer,
     200: {'model': DrillLaunched, 'description': 'the job an earlier launch with this idempotency_key made'}})
 def drill(body: DrillRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator, response: Response) -> DrillLaunched:
     """Restore drills as one job of the template `drill` (playbooks/drill.yml): each matching host's newest
-    backup restored into a sandbox and replayed to the newest archived event, verified, recorded with its
-    RTO and RPO, and the backup marked restore-tested; in lanes balanced by backup size. For operators.
+    backup restored into a sandbox and replayed to the newest archived event (or to `point`: an instant drawn
+    inside the window, or given), verified, recorded with its RTO (and RPO), and the backup marked
+    restore-tested; in lanes balanced by backup size. For operators.
     The same idempotency_key gives back the same job (200)."""
     job, created = DrillService(runtime).launch(caller, tags=body.tags, limit=body.limit, lanes=body.lanes,
-                                                window_end=body.window_end, idempotency_key=body.idempotency_key)
+                                                window_end=body.window_end, idempotency_key=body.idempotency_key,
+                                                point=body.point)
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
     if not created:
         response.status_code = 200
@@ -130,4 +132,4 @@ def drill_schedule(body: DrillSchedule, runtime: RuntimeDep, caller: Operator) -
     seeded when missing); the schedule is then managed like any other (/api/v1/schedules)."""
     return schedule_view(DrillService(runtime).schedule(caller, body.name, body.start, body.end,
                                                         timezone=body.timezone, limit=body.limit,
-                                                        paused=body.paused))
+                                                        paused=body.paused, point=body.point))
