@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
-from runner_service.api.deps import Admin, Jobs, Operator, Templates, Viewer
+from runner_service.api.deps import Admin, Jobs, Operator, RuntimeDep, Templates, Viewer
 from runner_service.api.errors import error_responses
 from runner_service.api.routes.jobs import job_view
+from runner_service.fleet.builtin_templates import seed_if_builtin
 from runner_service.jobs.service import check_caller_key
 from runner_service.schemas import JobOut, TemplateCreate, TemplateLaunch, TemplateOut, TemplateUpdate
 from runner_service.templates.service import DEFAULTS
@@ -43,8 +44,11 @@ def show(name: Name, templates: Templates, caller: Viewer) -> TemplateOut:
 
 
 @router.patch('/{name}', response_model=TemplateOut, responses=ERRORS)
-def update(name: Name, body: TemplateUpdate, templates: Templates, caller: Admin) -> TemplateOut:
-    """Only the fields given change; null clears a default; inventory replaces tags and back."""
+def update(name: Name, body: TemplateUpdate, templates: Templates, runtime: RuntimeDep,
+           caller: Admin) -> TemplateOut:
+    """Only the fields given change; null clears a default; inventory replaces tags and back. dbfleet's own
+    templates (`restore`, `drill`) are seeded first when they were never used."""
+    seed_if_builtin(runtime, name, caller['name'])
     return template_view(templates.update(name, body, caller['name']))
 
 
