@@ -69,7 +69,7 @@ def test_up_runs_api_workers_and_a_private_redis_and_stops_them_all(tmp_path):
             assert line and time.monotonic() < deadline, 'up not ready: %r' % line
         assert line.startswith('dbfleet up: ready: API on %s, 2 worker(s), scheduler passing' % url), line
         # It said so only once all three were up: healthy at the first look.
-        health = httpx.get(url + '/healthz', timeout=5).json()
+        health = httpx.get(url + '/healthz', timeout=60).json()
         assert health['status'] == 'ok' and health['workers']['count'] == 2 and health['scheduler']['alive'] == 1
         health = healthy(url, workers=2)
         assert health['workers']['queues'] == ['dbfleet-default']
