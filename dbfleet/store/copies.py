@@ -4,7 +4,8 @@
 binlog_file, repository, location, sha256, status ('ok' | 'failed'), verified_at, error,
 created_at} - ok only once the remote file's SHA-256 was found equal to the manifest's. A
 backup's copies are listed with it in the catalog (`copies_of`); a binlog file's by host and
-file name (the binlog archive keeps its own table).
+file name (the binlog archive keeps its own table). What retention removed from a repository
+leaves it (`forget`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from dbfleet.clock import utc, utcnow
@@ -68,6 +69,30 @@ class Copies:
             session.add(row)
             session.flush()
             return copy_dict(row)
+
+        return self._transactions.run(work, write=True)
+
+    def forget(self, host: str, repositories: Iterable[str], backup_paths: Iterable[str] = (),
+               binlog_files: Iterable[str] = ()) -> int:
+        """Drop the rows of the copies retention removed from `repositories`: those of the host's backups
+        at `backup_paths` and of its `binlog_files`. Returns how many rows went."""
+        repositories, paths, files = sorted(set(repositories)), sorted(set(backup_paths)), sorted(set(binlog_files))
+        if not repositories or not (paths or files):
+            return 0
+
+        def work(session: Session) -> int:
+            gone = 0
+            for start in range(0, len(paths), _CHUNK):
+                ids = select(Backup.id).where(Backup.host == host, Backup.path.in_(paths[start:start + _CHUNK]))
+                gone += session.execute(delete(BackupCopy).where(
+                    BackupCopy.host == host, BackupCopy.repository.in_(repositories),
+                    BackupCopy.backup_id.in_(ids)).execution_options(synchronize_session=False)).rowcount
+            for start in range(0, len(files), _CHUNK):
+                gone += session.execute(delete(BackupCopy).where(
+                    BackupCopy.host == host, BackupCopy.repository.in_(repositories),
+                    BackupCopy.binlog_file.in_(files[start:start + _CHUNK])).execution_options(
+                        synchronize_session=False)).rowcount
+            return gone
 
         return self._transactions.run(work, write=True)
 

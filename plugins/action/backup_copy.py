@@ -56,7 +56,8 @@ class ActionModule(ActionBase):
         result['recorded'] = False
         if warnings:
             result.setdefault('warnings', []).extend(warnings)
-        if self._task.check_mode or result.get('skipped') or not store_module or not result.get('copies'):
+        pruned = [entry['repository'] for entry in result.get('pruned') or [] if entry.get('status') == 'ok']
+        if self._task.check_mode or result.get('skipped') or not store_module or not (result.get('copies') or pruned):
             return result
         try:
             with store_module[1]() as store:
@@ -68,6 +69,9 @@ class ActionModule(ActionBase):
                                         backup_id=int(backup_id) if backup_id is not None else None,
                                         binlog_file=copy.get('binlog_file'), sha256=copy.get('sha256'),
                                         verified_at=_when(copy.get('verified_at')), error=copy.get('error'))
+                # What retention removed from a repository is no copy any more.
+                store.copies.forget(host, pruned, backup_paths=args.get('removed') or [],
+                                    binlog_files=args.get('removed_binlogs') or [])
             result['recorded'] = True
         except (store_module[0], ValueError, TypeError) as exc:
             result.setdefault('warnings', []).append('copies of %s not recorded in the dbfleet store: %s' % (host, exc))

@@ -145,9 +145,9 @@ class ActionModule(ActionBase):
             return dict(result, failed=True, msg='restore drill of %s: %s FAILED: %s' % (host, described, error))
         rpo = drill['rpo_seconds'] if drill else None
         if not at_end:
-            return dict(result, msg='restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of '
-                                    '%s, the instant asked for (%s)' % (host, described, rto, _iso(restored_to),
-                                                                       args['point']))
+            message = 'restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of %s, the ' \
+                      'instant asked for (%s)' % (host, described, rto, _iso(restored_to), args['point'])
+            return dict(result, msg=message)
         return dict(result, msg='restore drill of %s: %s restored and verified in %.1f s (RTO); the data is as of '
                                 '%s, %s old when the drill started (RPO)'
                     % (host, described, rto, _iso(restored_to), '%.0f s' % rpo if rpo is not None else 'unknown'))

@@ -11,6 +11,10 @@ backup (archive and manifest.json), `<name>/binlogs/<file>` and `<file>.json` fo
 A copy counts only once the remote file's SHA-256 equals the manifest's: `ssh host sha256sum`
 for SSH, `rclone hashsum sha256 --download` for rclone (every backend, also those that keep no
 SHA-256: the remote file is read back and hashed here).
+
+Retention follows the host's: what mysql_backup's retention removed from the local disk (backup
+directories, archived binlogs) is removed from each repository too (`prune`), so a repository never
+keeps more than the policy says and never loses what the policy keeps.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ _USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$')
 # rclone remote:path, the remote a configured name.
 _REMOTE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_. -]{0,63}:[^\0\n]*$')
 _SHA256 = re.compile(r'^([0-9a-f]{64})\s+\*?(.+)$')
+# The last two components of a backup directory (<day>/<time>-<method>) and an archived binlog's name:
+# nothing else is ever removed from a repository.
+_BACKUP_DIR = re.compile(r'^\d{4}-\d{2}-\d{2}/\d{8}T\d{6}Z-(logical|physical)(-\d{1,4})?$')
+_BINLOG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.\d{1,10}$')
 ERROR_CHARS = 1500
 TIMEOUT = 6 * 3600
 
@@ -134,6 +142,29 @@ def binlog_items(dest, name, skip=()):
     return items
 
 
+def removed_dirs(name, paths):
+    """The repository-relative directories (<name>/<day>/<time>-<method>) of removed local backup
+    paths; CopyError for a path that is not a backup directory."""
+    relative = []
+    for path in paths:
+        tail = '/'.join(os.path.normpath(str(path)).split('/')[-2:])
+        if not _BACKUP_DIR.match(tail):
+            raise CopyError('removed: %r is not a backup directory (<dest>/<name>/<day>/<time>-<method>)'
+                            % str(path)[:200])
+        relative.append('%s/%s' % (name, tail))
+    return relative
+
+
+def removed_binlog_files(name, files):
+    """<name>/binlogs/<file> and its .json for each removed archived binlog; CopyError for another name."""
+    relative = []
+    for entry in files:
+        if not isinstance(entry, str) or not _BINLOG.match(entry):
+            raise CopyError('removed_binlogs: %r is not a binlog file name' % str(entry)[:200])
+        relative += ['%s/binlogs/%s' % (name, entry), '%s/binlogs/%s.json' % (name, entry)]
+    return relative
+
+
 def _run(argv, env=None):
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT, env=env,
@@ -176,6 +207,19 @@ class SshRepository(object):
             return _failure('rsync to %s' % self.target, rc, err)
         return None
 
+    def remove(self, directories, files):
+        """Remove backup directories and files (relative to the root); an error text or None. Missing ones
+        are no error (removed before, or never copied); emptied day directories go too."""
+        root = self.spec['path']
+        paths = [os.path.join(root, relative) for relative in list(directories) + list(files)]
+        days = sorted({os.path.dirname(os.path.join(root, relative)) for relative in directories})
+        command = 'rm -rf -- %s' % ' '.join(shlex.quote(path) for path in paths)
+        if days:
+            command += '; rmdir --ignore-fail-on-non-empty -- %s 2>/dev/null; true' % ' '.join(
+                shlex.quote(day) for day in days)
+        rc, _out, err = _run(self.ssh_command() + [self.target, '--', command])
+        return _failure('ssh rm on %s' % self.target, rc, err) if rc != 0 else None
+
     def remote_sha256(self, item):
         remote = os.path.join(self.spec['path'], item.relative_dir, os.path.basename(item.main))
         rc, out, err = _run(self.ssh_command() + [self.target, '--', 'sha256sum -- %s' % shlex.quote(remote)])
@@ -207,6 +251,20 @@ class RcloneRepository(object):
                 return _failure('rclone copyto %s' % self.spec['remote'], rc, err)
         return None
 
+    def remove(self, directories, files):
+        """`rclone purge` each directory and `rclone deletefile` each file; one already gone is no error."""
+        for relative in directories:
+            parent, leaf = relative.rsplit('/', 1)
+            rc, _out, err = _run(self.rclone() + ['purge', self.location(parent, leaf)])
+            if rc != 0 and not _gone(err):
+                return _failure('rclone purge on %s' % self.spec['remote'], rc, err)
+        for relative in files:
+            parent, leaf = relative.rsplit('/', 1)
+            rc, _out, err = _run(self.rclone() + ['deletefile', self.location(parent, leaf)])
+            if rc != 0 and not _gone(err):
+                return _failure('rclone deletefile on %s' % self.spec['remote'], rc, err)
+        return None
+
     def remote_sha256(self, item):
         remote = self.location(item.relative_dir, os.path.basename(item.main))
         rc, out, err = _run(self.rclone() + ['hashsum', 'sha256', '--download', remote])
@@ -214,6 +272,12 @@ class RcloneRepository(object):
             return None, _failure('rclone hashsum on %s' % self.spec['remote'], rc, err)
         match = _SHA256.match(out.strip().splitlines()[0] if out.strip() else '')
         return (match.group(1), None) if match else (None, 'rclone hashsum printed no checksum for %s' % remote)
+
+
+def _gone(err):
+    """rclone's error text for a path that is not there."""
+    text = err.lower()
+    return 'not found' in text or 'no such file' in text
 
 
 def repository(spec):
@@ -242,3 +306,11 @@ def copy_items(spec, items, now):
             result['error'] = error
         results.append(result)
     return results
+
+
+def prune(spec, directories, files):
+    """Remove from the repository what retention removed locally; a result dict: repository, removed
+    (the repository-relative paths), status ok or failed, error."""
+    error = repository(spec).remove(directories, files) if directories or files else None
+    return dict(repository=spec['name'], kind=spec['kind'], removed=list(directories) + list(files),
+                status='failed' if error else 'ok', error=error)

@@ -22,6 +22,9 @@ description:
   - Each copy is verified - the remote file's SHA-256 must equal the manifest's (C(sha256sum) on the backup host,
     C(rclone hashsum sha256 --download)) - and reported in RV(copies); the action plugin records them in the dbfleet
     store. The task fails when any copy failed; the backup itself is not touched and stays recorded as it was.
+  - Retention follows the host's - the backup directories and archived binlogs the backup's retention removed
+    locally (O(removed), O(removed_binlogs)) are removed from every repository too (RV(pruned)), and their copies leave
+    the store. A repository where that fails fails the task, saying so.
 author:
   - dbfleet developers (@dbfleet)
 attributes:
@@ -66,6 +69,20 @@ options:
         fills it from the dbfleet store when not given."
     type: dict
     default: {}
+  removed:
+    description:
+      - Backup directories retention removed locally (RV(dbfleet.mysql.mysql_backup#module:removed)) - removed from
+        each repository as C(<name>/<day>/<time>-<method>); anything else is refused.
+    type: list
+    elements: str
+    default: []
+  removed_binlogs:
+    description:
+      - Archived binlog files retention removed locally (RV(dbfleet.mysql.mysql_backup#module:removed_binlogs)) -
+        removed from each repository with their C(.json).
+    type: list
+    elements: str
+    default: []
   repositories:
     description:
       - Where to copy. Each has a C(name) (1 to 64 letters, digits, C(_ . -)) and a C(kind).
@@ -127,6 +144,28 @@ copies:
     error:
       description: Why the copy failed.
       type: str
+pruned:
+  description: Per repository, what retention removed there.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    repository:
+      description: The repository's name.
+      type: str
+    kind:
+      description: C(ssh) or C(rclone).
+      type: str
+    removed:
+      description: The paths removed, relative to the repository's root.
+      type: list
+      elements: str
+    status:
+      description: C(ok) or C(failed).
+      type: str
+    error:
+      description: Why the removal failed.
+      type: str
 recorded:
   description: Whether the action plugin recorded the copies in the dbfleet store.
   returned: always
@@ -146,6 +185,9 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.copies import (
     binlog_items,
     check_repositories,
     copy_items,
+    prune,
+    removed_binlog_files,
+    removed_dirs,
 )
 
 
@@ -161,6 +203,8 @@ def main():
         backup_id=dict(type='int'),
         binlogs=dict(type='bool', default=True),
         verified_binlogs=dict(type='dict', default={}),
+        removed=dict(type='list', elements='str', default=[]),
+        removed_binlogs=dict(type='list', elements='str', default=[]),
         repositories=dict(type='list', elements='dict', required=True),
     ), supports_check_mode=True)
     params = module.params
@@ -171,8 +215,10 @@ def main():
         if '/' in params['name'] or params['name'] in ('', '.', '..'):
             raise CopyError('name %r cannot be a directory name' % params['name'])
         backup = backup_item(params['path'], params['dest'], params['name']) if params['path'] else None
+        directories = removed_dirs(params['name'], params['removed'])
+        files = removed_binlog_files(params['name'], params['removed_binlogs'])
     except (CopyError, OSError, ValueError, KeyError) as exc:
-        module.fail_json(msg='cannot copy the backup of %s: %s' % (params['name'], exc), copies=[])
+        module.fail_json(msg='cannot copy the backup of %s: %s' % (params['name'], exc), copies=[], pruned=[])
     copies = []
     planned = 0
     for spec in repositories:
@@ -183,22 +229,32 @@ def main():
                 items += binlog_items(params['dest'], params['name'], skip)
             except (OSError, ValueError, KeyError) as exc:
                 module.fail_json(msg='cannot read the archived binlogs of %s: %s' % (params['name'], exc),
-                                 copies=copies)
+                                 copies=copies, pruned=[])
         planned += len(items)
         if not module.check_mode:
             copies += copy_items(spec, items, _now)
     if module.check_mode:
-        module.exit_json(changed=planned > 0, copies=[], msg='would copy %d file(s) to %s'
-                         % (planned, ', '.join(spec['name'] for spec in repositories)))
+        module.exit_json(changed=planned > 0 or bool(directories or files), copies=[], pruned=[],
+                         msg='would copy %d file(s) to %s%s' % (
+                             planned, ', '.join(spec['name'] for spec in repositories),
+                             ' and remove %d backup(s), %d binlog file(s) there' % (len(directories), len(files) // 2)
+                             if directories or files else ''))
+    pruned = [prune(spec, directories, files) for spec in repositories] if directories or files else []
     failed = [copy for copy in copies if copy['status'] != 'ok']
+    unpruned = [entry for entry in pruned if entry['status'] != 'ok']
     summary = '%d of %d cop%s verified in %s' % (
         len(copies) - len(failed), len(copies), 'y' if len(copies) == 1 else 'ies',
         ', '.join(spec['name'] for spec in repositories))
-    if failed:
-        reasons = '; '.join('%s: %s' % (copy['repository'], copy['error']) for copy in failed[:5])
-        module.fail_json(msg='copy failed: %s; %s' % (reasons, summary),
-                         copies=copies, changed=len(failed) < len(copies))
-    module.exit_json(changed=bool(copies), copies=copies, msg=summary)
+    if pruned:
+        summary += '; retention removed %d backup(s), %d binlog file(s) from %d of %d repositories' % (
+            len(directories), len(files) // 2, len(pruned) - len(unpruned), len(pruned))
+    if failed or unpruned:
+        reasons = '; '.join(['%s: %s' % (copy['repository'], copy['error']) for copy in failed[:5]]
+                            + ['%s: removing what retention removed: %s' % (entry['repository'], entry['error'])
+                               for entry in unpruned[:5]])
+        module.fail_json(msg='copy failed: %s; %s' % (reasons, summary), copies=copies, pruned=pruned,
+                         changed=len(failed) < len(copies) or len(unpruned) < len(pruned))
+    module.exit_json(changed=bool(copies or pruned), copies=copies, pruned=pruned, msg=summary)
 
 
 if __name__ == '__main__':

@@ -52,7 +52,7 @@ options:
     description:
       - Which instant of the host's restorable window the drill restores. V(end) - the newest backup replayed to the
         newest archived event (its data age when the drill started is the RPO recorded). V(inside) - an instant drawn
-        at random between the window's start and its end, from the newest backup before it: over many nights every
+        at random between the window's start and its end, from the newest backup before it - over many nights every
         backup and replay length of the window gets proven. Or an instant C(YYYY-MM-DD HH:MM:SS) (UTC) inside the
         window. A drill to an instant records no RPO (the data is as old as asked).
     type: str

@@ -1,7 +1,8 @@
 """Off-host copies: playbooks/backup.yml backs up the local fleet's primary (encrypted with age) and its
 copy step puts the backup and the archived binlogs on the namespace fleet's backup host, over SSH
 (rsync, host key checking on) and through an rclone SFTP remote, each verified by SHA-256 there and
-recorded in the store; a repository whose host key is unknown fails the copy step, not the backup."""
+recorded in the store; a repository whose host key is unknown fails the copy step, not the backup; what
+retention removes locally is removed from the repositories too, and its copies leave the store."""
 
 from __future__ import annotations
 
@@ -71,9 +72,10 @@ def archived_binlog(fleet, dest: Path) -> tuple[str, str]:
     return files[0].name, digest
 
 
-def run_backup(dest, store_url, repositories, agent_socket, recipients=()):
+def run_backup(dest, store_url, repositories, agent_socket, recipients=(), keep=7):
     variables = dict(dbfleet_backup_dest=str(dest), dbfleet_backup_databases=['crm'],
-                     dbfleet_backup_repositories=repositories, dbfleet_backup_encrypt_recipients=list(recipients))
+                     dbfleet_backup_repositories=repositories, dbfleet_backup_encrypt_recipients=list(recipients),
+                     dbfleet_backup_retention_count=keep)
     command = [str(VENV_BIN / 'ansible-playbook'), '-i', str(INVENTORY), str(PLAYBOOK), '--limit', 'primary',
                '-e', json.dumps(variables)]
     done = subprocess.run(command, cwd=REPO, env=ansible_env(DBFLEET_STORE_URL=store_url, SSH_AUTH_SOCK=agent_socket),
@@ -152,5 +154,20 @@ def test_backup_and_binlogs_copied_to_the_backup_host_verified_and_recorded(loca
         assert status['stranger'][0] == 'failed' and 'Host key verification failed' in status['stranger'][1]
         assert [copy['repository'] for copy in binlog_copies if copy['status'] == 'failed'] == ['stranger']
         assert len(binlog_copies) == 3, 'vault and sftp had it verified already'
+
+        # Retention keeps one: the two older backups leave the disk, both repositories and the store.
+        older = [backup, newest]
+        rc, output = run_backup(dest, store_url, repositories[:2], agent, keep=1)
+        assert rc == 0, output[-5000:]
+        assert 'retention removed 2 backup(s)' in output and 'from 2 of 2 repositories' in output
+        with open_store(store_url) as store:
+            rows = store.backups.list(host='primary')
+        kept = rows[0]
+        assert kept['removed_at'] is None and all(row['removed_at'] for row in rows[1:])
+        assert {row['id']: [copy['repository'] for copy in row['copies'] if copy['repository'] != 'stranger']
+                for row in rows} == {kept['id']: ['vault', 'sftp'], backup['id']: [], newest['id']: []}
+        for root in (remote_root, rclone_root):
+            there = netfleet.ssh(BACKUP_HOST, 'cd %s/primary && ls -d */*-logical*' % root).stdout.split()
+            assert there == [os.path.relpath(kept['path'], dest / 'primary')], (root, there, older)
     finally:
         netfleet.ssh(BACKUP_HOST, 'rm -rf %s %s' % (remote_root, rclone_root), check=False)

@@ -61,3 +61,22 @@ def test_a_copy_names_a_backup_of_its_own_host(store):
     made = backup(store, 'db2')
     with pytest.raises(ValueError, match='no backup %d of host db1' % made['id']):
         store.copies.record('db1', 'vault', 'root@b1:/x', 'ok', backup_id=made['id'])
+
+
+def test_what_retention_removed_from_a_repository_leaves_the_store(store):
+    old, kept = backup(store, path='/srv/db1/2026-12-01/x-logical'), backup(store, path='/srv/db1/2026-12-05/y-logical')
+    other = backup(store, 'db2', path='/srv/db1/2026-12-01/x-logical')  # another host's backup at the same path
+    for made in (old, kept):
+        for repository in ('vault', 's3'):
+            store.copies.record('db1', repository, '%s:%s' % (repository, made['path']), 'ok', backup_id=made['id'],
+                                sha256=SHA, verified_at=T0)
+    store.copies.record('db2', 'vault', 'vault:x', 'ok', backup_id=other['id'], sha256=SHA, verified_at=T0)
+    for name in ('mysql-bin.000001', 'mysql-bin.000002'):
+        store.copies.record('db1', 'vault', 'vault:%s' % name, 'ok', binlog_file=name, sha256=SHA, verified_at=T0)
+    # Pruned in vault only (s3 failed): vault's copies of the old backup and binlog go, s3's stay.
+    assert store.copies.forget('db1', ['vault'], backup_paths=[old['path']], binlog_files=['mysql-bin.000001']) == 2
+    copies = {row['id']: [(c['repository']) for c in row['copies']] for row in store.backups.list('db1')}
+    assert copies == {old['id']: ['s3'], kept['id']: ['vault', 's3']}
+    assert [c['binlog_file'] for c in store.copies.of_binlogs('db1')] == ['mysql-bin.000002']
+    assert [c['repository'] for c in store.backups.list('db2')[0]['copies']] == ['vault']
+    assert store.copies.forget('db1', [], backup_paths=[kept['path']]) == 0
