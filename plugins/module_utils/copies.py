@@ -25,6 +25,8 @@ import re
 import shlex
 import subprocess
 
+from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import parse_backup_dir
+
 KINDS = ('ssh', 'rclone')
 _NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 # A host name or address for ssh (never an option: no leading '-'), and a user name.
@@ -33,9 +35,8 @@ _USER = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$')
 # rclone remote:path, the remote a configured name.
 _REMOTE = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_. -]{0,63}:[^\0\n]*$')
 _SHA256 = re.compile(r'^([0-9a-f]{64})\s+\*?(.+)$')
-# The last two components of a backup directory (<day>/<time>-<method>) and an archived binlog's name:
+# An archived binlog's name; with a backup directory (backup.parse_backup_dir: <day>/<time>-<method>)
 # nothing else is ever removed from a repository.
-_BACKUP_DIR = re.compile(r'^\d{4}-\d{2}-\d{2}/\d{8}T\d{6}Z-(logical|physical)(-\d{1,4})?$')
 _BINLOG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.\d{1,10}$')
 ERROR_CHARS = 1500
 TIMEOUT = 6 * 3600
@@ -147,8 +148,9 @@ def removed_dirs(name, paths):
     paths; CopyError for a path that is not a backup directory."""
     relative = []
     for path in paths:
-        tail = '/'.join(os.path.normpath(str(path)).split('/')[-2:])
-        if not _BACKUP_DIR.match(tail):
+        normalized = os.path.normpath(str(path))
+        tail = '/'.join(normalized.split('/')[-2:])
+        if parse_backup_dir(normalized) is None:
             raise CopyError('removed: %r is not a backup directory (<dest>/<name>/<day>/<time>-<method>)'
                             % str(path)[:200])
         relative.append('%s/%s' % (name, tail))

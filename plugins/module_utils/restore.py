@@ -207,10 +207,10 @@ def _run(argv, what, env=None, stdin=None, cwd=None, secret=None, scratch=None, 
 
 class Pipeline(object):
     """producer | [producer ...] | [python filter] | consumer, with each stage's exit status and error
-    output. `producers` is one command or a list of commands chained in order (age -d | gzip -dc)."""
+    output. `producers` is a list of commands chained in order (age -d | gzip -dc), at least one."""
 
     def __init__(self, producers, consumer, scratch, filter_=None, env=None, secret=None, producer_stdin=None):
-        self.producers = producers if producers and isinstance(producers[0], list) else [producers]
+        self.producers = producers
         self.consumer_argv = consumer
         self.scratch, self.filter, self.env, self.secret = scratch, filter_, env, secret
         self.producer_stdin = producer_stdin
@@ -807,7 +807,7 @@ class Restore(object):
             client = [self.tools.client, '--defaults-file=%s' % defaults, '--binary-mode',
                       '--init-command=SET SESSION sql_log_bin=0', '--max-allowed-packet=1G']
             # mariadb-binlog prints event times in the local time zone: UTC, like everything else here.
-            Pipeline(producer, client, scratch, env=dict(os.environ, TZ='UTC'),
+            Pipeline([producer], client, scratch, env=dict(os.environ, TZ='UTC'),
                      secret=login.get('login_password')).run('replaying the binary logs')
         else:
             outcome['files'] = []
