@@ -15,17 +15,26 @@ SHA-256: the remote file is read back and hashed here).
 Retention follows the host's: what mysql_backup's retention removed from the local disk (backup
 directories, archived binlogs) is removed from each repository too (`prune`), so a repository never
 keeps more than the policy says and never loses what the policy keeps.
+
+A restore from a repository (the backup_fetch module, when the host's own disk lost its backups) goes
+the other way (`fetch`): the backup directory and the archived binlogs from its position on are
+downloaded into a staging directory in the same layout, and each file counts only when its SHA-256 is
+its manifest's (and the archive's the catalog's, when given).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import parse_backup_dir
+from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import binlog_number, sha256_of
 
 KINDS = ('ssh', 'rclone')
 _NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
@@ -222,6 +231,24 @@ class SshRepository(object):
         rc, _out, err = _run(self.ssh_command() + [self.target, '--', command])
         return _failure('ssh rm on %s' % self.target, rc, err) if rc != 0 else None
 
+    def list(self, relative_dir):
+        """The names in a directory of the repository (none when it is missing); (names, error)."""
+        remote_dir = os.path.join(self.spec['path'], relative_dir)
+        rc, out, err = _run(self.ssh_command() + [self.target, '--', 'cd -- %s 2>/dev/null || exit 0; ls -1A'
+                                                  % shlex.quote(remote_dir)])
+        if rc != 0:
+            return None, _failure('ssh ls on %s' % self.target, rc, err)
+        return [line for line in out.splitlines() if line], None
+
+    def download(self, relatives, local_root):
+        """Copy files (relative to the root) under `local_root`, same layout; an error text or None."""
+        listing = _file_list(relatives, local_root)
+        rc, _out, err = _run(['rsync', '--protect-args', '--times', '--chmod=D700,F600', '--files-from=%s' % listing,
+                              '-e', ' '.join(shlex.quote(part) for part in self.ssh_command()),
+                              '%s:%s/' % (self.target, self.spec['path']), local_root + '/'])
+        os.unlink(listing)
+        return _failure('rsync from %s' % self.target, rc, err) if rc != 0 else None
+
     def remote_sha256(self, item):
         remote = os.path.join(self.spec['path'], item.relative_dir, os.path.basename(item.main))
         rc, out, err = _run(self.ssh_command() + [self.target, '--', 'sha256sum -- %s' % shlex.quote(remote)])
@@ -267,6 +294,22 @@ class RcloneRepository(object):
                 return _failure('rclone deletefile on %s' % self.spec['remote'], rc, err)
         return None
 
+    def list(self, relative_dir):
+        """The file names in a directory of the remote (none when it is missing); (names, error)."""
+        parent, leaf = relative_dir.rsplit('/', 1)
+        rc, out, err = _run(self.rclone() + ['lsf', '--files-only', self.location(parent, leaf)])
+        if rc != 0:
+            return ([], None) if _gone(err) else (None, _failure('rclone lsf on %s' % self.spec['remote'], rc, err))
+        return [line for line in out.splitlines() if line], None
+
+    def download(self, relatives, local_root):
+        """`rclone copy` of files (relative to the remote's root) under `local_root`; an error text or None."""
+        listing = _file_list(relatives, local_root)
+        rc, _out, err = _run(self.rclone() + ['copy', '--no-traverse', '--files-from-raw', listing,
+                                              self.spec['remote'], local_root])
+        os.unlink(listing)
+        return _failure('rclone copy from %s' % self.spec['remote'], rc, err) if rc != 0 else None
+
     def remote_sha256(self, item):
         remote = self.location(item.relative_dir, os.path.basename(item.main))
         rc, out, err = _run(self.rclone() + ['hashsum', 'sha256', '--download', remote])
@@ -274,6 +317,14 @@ class RcloneRepository(object):
             return None, _failure('rclone hashsum on %s' % self.spec['remote'], rc, err)
         match = _SHA256.match(out.strip().splitlines()[0] if out.strip() else '')
         return (match.group(1), None) if match else (None, 'rclone hashsum printed no checksum for %s' % remote)
+
+
+def _file_list(relatives, local_root):
+    """A file of the relative paths, one a line, for rsync --files-from / rclone --files-from-raw."""
+    descriptor, path = tempfile.mkstemp(prefix='.files-', dir=local_root)
+    with os.fdopen(descriptor, 'w') as handle:
+        handle.write(''.join(relative + '\n' for relative in relatives))
+    return path
 
 
 def _gone(err):
@@ -316,3 +367,113 @@ def prune(spec, directories, files):
     error = repository(spec).remove(directories, files) if directories or files else None
     return dict(repository=spec['name'], kind=spec['kind'], removed=list(directories) + list(files),
                 status='failed' if error else 'ok', error=error)
+
+
+def backup_relative_dir(path):
+    """<name>/<day>/<time>-<method> of a backup directory's path (the catalog's, or already relative);
+    CopyError when it is not named like one."""
+    normalized = os.path.normpath(str(path or ''))
+    parts = normalized.split('/')
+    if len(parts) < 3 or parse_backup_dir(normalized) is None or not _NAME.match(parts[-3]) \
+            or parts[-3] in ('.', '..'):
+        raise CopyError('backup %r is not a backup directory (<dest>/<name>/<day>/<time>-<method>)' % str(path)[:200])
+    return '/'.join(parts[-3:])
+
+
+def _load_json(path):
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CopyError('cannot read %s fetched from the repository: %s' % (os.path.basename(path), exc))
+    if not isinstance(document, dict):
+        raise CopyError('%s fetched from the repository is not a manifest' % os.path.basename(path))
+    return document
+
+
+def _first_event_at(manifest):
+    """An archived binlog's first event time (aware UTC), None when its manifest has none."""
+    text = manifest.get('first_event_at')
+    try:
+        return datetime.datetime.strptime(text[:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
+def _replay_files(names, start_file, manifests, stop_datetime):
+    """The binlog files a replay from `start_file` needs, oldest first: the series from it on, each with its
+    manifest, up to the first one that begins after `stop_datetime` (included: it shows the archive reaches
+    that instant)."""
+    start = binlog_number(start_file)
+    chosen = []
+    for name in sorted((n for n in names if binlog_number(n) and binlog_number(n)[0] == start[0]
+                        and binlog_number(n)[1] >= start[1] and n in manifests), key=lambda n: binlog_number(n)[1]):
+        chosen.append(name)
+        begins = _first_event_at(manifests[name])
+        if stop_datetime is not None and begins is not None and begins > stop_datetime:
+            break
+    return chosen
+
+
+def fetch(spec, backup, staging, sha256=None, binlogs=False, stop_datetime=None):
+    """Download a backup (and with `binlogs` the archived binlogs its replay needs) from a repository into a
+    new directory under `staging`: {'root', 'path' (the staged backup directory), 'binlog_dir', 'files', 'bytes'}.
+    CopyError when something is missing or a file's SHA-256 is not its manifest's (the staged copy is
+    removed then)."""
+    relative = backup_relative_dir(backup)
+    name = relative.split('/', 1)[0]
+    target = repository(spec)
+    if not os.path.isdir(staging):
+        os.makedirs(staging, mode=0o700)
+    root = tempfile.mkdtemp(prefix='restore-', dir=staging)
+    try:
+        return _fetch_into(target, spec['name'], relative, name, root, sha256, binlogs, stop_datetime)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _fetch_into(target, repository_name, relative, name, root, sha256, binlogs, stop_datetime):
+    binlog_dir = '%s/binlogs' % name
+    error = target.download(['%s/manifest.json' % relative], root)
+    if error or not os.path.isfile(os.path.join(root, relative, 'manifest.json')):
+        raise CopyError('backup %s is not in repository %s%s' % (relative, repository_name, ': ' + error if error else ''))
+    manifest = _load_json(os.path.join(root, relative, 'manifest.json'))
+    archive = manifest.get('archive')
+    if not isinstance(archive, str) or '/' in archive or archive.startswith('.'):
+        raise CopyError('the manifest of %s in repository %s names no archive file' % (relative, repository_name))
+    if sha256 and manifest.get('sha256') != sha256:
+        raise CopyError('the manifest of %s in repository %s says SHA-256 %s, the catalog %s: not the backup the '
+                        'catalog recorded' % (relative, repository_name, manifest.get('sha256'), sha256))
+    wanted, series = ['%s/%s' % (relative, archive)], []
+    start_file = manifest.get('binlog_file')
+    if binlogs and start_file and binlog_number(start_file):
+        names, error = target.list(binlog_dir)
+        if error:
+            raise CopyError(error)
+        jsons = ['%s/%s' % (binlog_dir, entry) for entry in names
+                 if entry.endswith('.json') and binlog_number(entry[:-5]) and entry[:-5] in names]
+        if jsons:
+            error = target.download(jsons, root)
+            if error:
+                raise CopyError(error)
+        manifests = {os.path.basename(path)[:-5]: _load_json(os.path.join(root, path)) for path in jsons}
+        series = _replay_files(names, start_file, manifests, stop_datetime)
+        wanted += ['%s/%s' % (binlog_dir, entry) for entry in series]
+    error = target.download(wanted, root)
+    if error:
+        raise CopyError(error)
+    total = 0
+    checks = [('%s/%s' % (relative, archive), manifest.get('sha256'))]
+    checks += [('%s/%s' % (binlog_dir, entry), manifests[entry].get('sha256')) for entry in series]
+    for path, expected in checks:
+        local = os.path.join(root, path)
+        if not os.path.isfile(local):
+            raise CopyError('%s did not arrive from repository %s' % (path, repository_name))
+        digest, size = sha256_of(local)
+        if digest != expected:
+            raise CopyError('%s from repository %s has SHA-256 %s, its manifest says %s: the copy is damaged'
+                            % (path, repository_name, digest, expected))
+        total += size
+    return dict(root=root, path=os.path.join(root, relative), binlog_dir=os.path.join(root, binlog_dir),
+                files=[path for path, _expected in checks], bytes=total)

@@ -187,6 +187,8 @@ def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
                     schema: Optional[str] = typer.Option(None, '--schema', help='One database (logical backups).'),
                     force: bool = typer.Option(False, '--force', help='Restore over a server with the databases, a '
                                                'binary log or replicas.'),
+                    repository: Optional[str] = typer.Option(None, '--from', help='Restore from the verified copy in '
+                                                             'this repository (the host\'s own backups lost).'),
                     wait: bool = typer.Option(False, '--wait', help='Follow the job to its end.'),
                     as_json: bool = JSON_OPTION) -> None:
     """Launch a restore through the API: the newest successful backup of HOST started before the target, its
@@ -198,7 +200,8 @@ def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
     if (to is None) == (to_gtid is None):
         fail('give --to TIME or --to-gtid GTID (exactly one)')
     request = request_model(RestoreRequest, whole='restore', host=host, to=restore_instant(to) if to else None,
-                            to_gtid=to_gtid, backup=backup, into=into, schema=schema, force=force)
+                            to_gtid=to_gtid, backup=backup, into=into, schema=schema, force=force,
+                            **{'from': repository})
     with api_client() as client:
         launched = client.restore_backup(request)
         job, used = launched['job'], launched['backup']
@@ -206,8 +209,9 @@ def backups_restore(host: str = typer.Argument(..., help='The backed-up host.'),
             print_json(launched)
             return
         if not as_json:
-            typer.echo('restoring %s from backup %d (%s, started %s) into %s' % (
-                host, used['id'], used['method'], when(used['started_at']), into), err=True)
+            typer.echo('restoring %s from backup %d (%s, started %s%s) into %s' % (
+                host, used['id'], used['method'], when(used['started_at']),
+                ', its copy in %s' % repository if repository else '', into), err=True)
         show_launched(client, job, wait, as_json)
 
 

@@ -12,6 +12,10 @@ playbooks/restore.yml (dbfleet.mysql.mysql_restore) on that host as a job:
 - into an inventory host (a server restored over) as a bare job of the same playbook and inventory,
   which needs an admin, and `force` when the server has the databases, a binary log or replicas
   (the module refuses otherwise, saying what it would do).
+
+With a repository (`from`), only backups with a verified copy there are candidates, and the playbook
+fetches the backup and the binlogs from it (dbfleet.mysql.backup_fetch), checked against the catalog's
+SHA-256: the way back when the host's own disk lost them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from runner_service import tokens
 from runner_service.errors import Forbidden, NotFound, Unprocessable
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
-from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch
+from runner_service.schemas import JobCreate, TemplateCreate, TemplateLaunch, TemplateUpdate
 from runner_service.templates.service import TemplateService
 
 TEMPLATE = 'restore'
@@ -33,6 +37,11 @@ SCRATCH = 'scratch'
 # A restore over a server waits this long for a second admin's approval (then it expires).
 APPROVAL_SECONDS = 4 * 3600
 GTID = re.compile(r'^(\d{1,10})-(\d{1,10})-(\d{1,20})$')
+# A restore from a repository's copy: added to a template seeded before restores could do that.
+FROM_VARIABLES = [
+    dict(name='dbfleet_restore_from', type='string', pattern=r'[A-Za-z0-9_.-]{1,64}'),
+    dict(name='dbfleet_restore_sha256', type='string', pattern=r'[0-9a-f]{64}'),
+]
 # The template as seeded: every host the store knows (inventories/fleet.fleet.yml); a launch names one.
 TEMPLATE_DEFINITION = dict(
     description='restore a backup into a scratch sandbox, to an instant or a GTID, and verify it '
@@ -48,8 +57,13 @@ TEMPLATE_DEFINITION = dict(
         dict(name='dbfleet_restore_stop_gtid', type='string', pattern=r'\d{1,10}-\d{1,10}-\d{1,20}'),
         dict(name='dbfleet_restore_schema', type='string', max_length=64, pattern=r'[A-Za-z0-9_$-]+'),
         dict(name='dbfleet_restore_into', type='choice', choices=[SCRATCH], default=SCRATCH),
-    ],
+    ] + FROM_VARIABLES,
 )
+
+
+def copied_to(backup: dict, repository: str) -> bool:
+    """Whether the catalog has a verified copy of the backup in the repository."""
+    return any(copy['repository'] == repository and copy['status'] == 'ok' for copy in backup.get('copies') or [])
 
 
 def parse_gtid(text: str) -> tuple[int, int, int]:
@@ -72,9 +86,11 @@ class RestoreService:
         self.runtime = runtime
         self.store = runtime.store
 
-    def base_backup(self, host: str, to: dt.datetime | None, to_gtid: str | None, backup_id: int | None) -> dict:
+    def base_backup(self, host: str, to: dt.datetime | None, to_gtid: str | None, backup_id: int | None,
+                    repository: str | None = None) -> dict:
         """The backup a restore of `host` starts from: the newest successful one started at or before `to`
-        (within its second), or before `to_gtid`, or `backup_id`; NotFound / Unprocessable saying why none fits."""
+        (within its second), or before `to_gtid`, or `backup_id` - with a verified copy in `repository` when
+        given; NotFound / Unprocessable saying why none fits."""
         if backup_id is not None:
             backup = self.store.backups.get(backup_id)
             if backup is None or backup['host'] != host:
@@ -82,6 +98,10 @@ class RestoreService:
             if backup['status'] != 'ok' or not backup['path']:
                 raise Unprocessable('backup %d of %s failed (%s): choose a successful one (dbfleet backups list '
                                     '--host %s --status ok)' % (backup_id, host, (backup['error'] or '')[:200], host))
+            if repository is not None and not copied_to(backup, repository):
+                raise Unprocessable('backup %d of %s has no verified copy in repository %s (its copies: %s)' % (
+                    backup_id, host, repository, ', '.join(sorted({copy['repository'] for copy in backup.get('copies')
+                                                                   or [] if copy['status'] == 'ok'})) or 'none'))
             return backup
         domain_sequence = parse_gtid(to_gtid) if to_gtid else None
         # `to` is to the second and means its end (every transaction written in it is applied): a backup
@@ -91,7 +111,7 @@ class RestoreService:
         while True:
             page = self.store.backups.catalog(host=host, status='ok', until=until, limit=200, cursor=cursor)
             for backup in page['backups']:
-                if not backup['path']:
+                if not backup['path'] or (repository is not None and not copied_to(backup, repository)):
                     continue
                 if domain_sequence is not None:
                     done = sequence_in(backup['gtid'], domain_sequence[0])
@@ -101,21 +121,30 @@ class RestoreService:
             cursor = page['next_cursor']
             if cursor is None:
                 break
-        raise NotFound('%s has no successful backup %s: take one (playbooks/backup.yml) or restore to a later point'
-                       % (host[:200], 'started before %s' % to.strftime('%Y-%m-%d %H:%M:%S UTC') if to else
+        raise NotFound('%s has no successful backup%s %s: take one (playbooks/backup.yml) or restore to a later point'
+                       % (host[:200], ' with a verified copy in repository %s' % repository if repository else '',
+                          'started before %s' % to.strftime('%Y-%m-%d %H:%M:%S UTC') if to else
                           'before GTID %s' % to_gtid if to_gtid else 'in the catalog'))
 
     def template(self, actor: str) -> dict:
-        """The template `restore`, seeded when missing."""
+        """The template `restore`, seeded when missing; one seeded before restores from a repository gets
+        their variables."""
+        templates = TemplateService(self.runtime)
         try:
-            return self.store.templates.get(TEMPLATE)
+            template = self.store.templates.get(TEMPLATE)
         except UnknownTemplate:
-            return TemplateService(self.runtime).create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
+            return templates.create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
+        survey = template['definition'].get('survey') or []
+        names = {variable.get('name') for variable in survey}
+        missing = [variable for variable in FROM_VARIABLES if variable['name'] not in names]
+        if missing:
+            template = templates.update(TEMPLATE, TemplateUpdate(survey=survey + missing), actor)
+        return template
 
     def launch(self, host: str, token: dict, to: dt.datetime | None = None, to_gtid: str | None = None,
                backup_id: int | None = None, into: str = SCRATCH, schema: str | None = None,
-               force: bool = False) -> tuple[dict, dict]:
-        """(job, backup) of a restore of `host`'s backup."""
+               force: bool = False, repository: str | None = None) -> tuple[dict, dict]:
+        """(job, backup) of a restore of `host`'s backup (from its copy in `repository` when given)."""
         if (to is None) == (to_gtid is None):
             raise Unprocessable('give the point to restore to: to (an instant, UTC) or to_gtid, exactly one')
         if to is not None:
@@ -125,7 +154,7 @@ class RestoreService:
         if into != SCRATCH and not tokens.allows(token['role'], 'admin'):
             raise Forbidden('token %r has role %s; restoring into %s (a server, not a scratch sandbox) needs admin; '
                             'operators restore into scratch' % (token['name'], token['role'], into[:200]))
-        backup = self.base_backup(host, to, to_gtid, backup_id)
+        backup = self.base_backup(host, to, to_gtid, backup_id, repository)
         if backup['method'] == 'physical' and (schema or into != SCRATCH):
             raise Unprocessable('backup %d is physical: it restores whole, into scratch only (no schema, no server)'
                                 % backup['id'])
@@ -136,6 +165,10 @@ class RestoreService:
             values['dbfleet_restore_stop_gtid'] = to_gtid
         if schema:
             values['dbfleet_restore_schema'] = schema
+        if repository is not None:
+            values['dbfleet_restore_from'] = repository
+            if backup['checksum']:
+                values['dbfleet_restore_sha256'] = backup['checksum']
         template = self.template(token['name'])
         if into == SCRATCH:
             job, _created = TemplateService(self.runtime).launch(TEMPLATE, TemplateLaunch(extra_vars=values,
@@ -153,5 +186,6 @@ class RestoreService:
             job, _created = JobService(self.runtime).launch(request, token['name'], approval_seconds=APPROVAL_SECONDS)
         self.store.audit.record(token['name'], 'backup.restore', host,
                                 {'job': job['id'], 'backup': backup['id'], 'into': into, 'schema': schema,
-                                 'to': values.get('dbfleet_restore_stop_datetime'), 'to_gtid': to_gtid})
+                                 'to': values.get('dbfleet_restore_stop_datetime'), 'to_gtid': to_gtid,
+                                 'from': repository})
         return job, backup

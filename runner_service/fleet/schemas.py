@@ -300,6 +300,10 @@ class RestoreRequest(BaseModel):
         = Field(default=None, alias='schema', description='one database of a logical backup')
     force: StrictBool = Field(default=False, description='restore over a server that has the databases, a binary '
                               'log or replicas')
+    repository: Annotated[str, StringConstraints(pattern=r'^[A-Za-z0-9_.-]{1,64}$')] | None = Field(
+        default=None, alias='from', description='restore from the copy in this repository (its name in '
+        'dbfleet_backup_repositories) instead of the host\'s own disk: the newest backup with a verified copy there, '
+        'fetched with the binlogs its replay needs')
 
 
 class RestoreLaunched(BaseModel):

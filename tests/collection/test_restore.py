@@ -3,11 +3,13 @@ primary backed up (logical and physical), written to, a table dropped by acciden
 then restored into sandboxes (one schema; a physical backup), over the machine's MariaDB (the bug of the
 hand recipe: ERROR 1050 when the restore went to the binlog and later tables were not dropped), and
 refused when the chain or the options are wrong; backups encrypted with age restored with their identity,
-refused without it or with another key."""
+refused without it or with another key; a backup and its binlogs brought back from a repository by
+playbooks/restore.yml when the host lost its own."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ from tests.collection.restore_helpers import (
 from tests.conftest import REPO, VENV_BIN, ansible_env
 
 pytestmark = pytest.mark.fleet
+UTC = dt.timezone.utc
 
 MACHINE = dict(login_host='127.0.0.1', login_port=3306, login_user='root')
 SOURCE = dict(login_host='127.0.0.1', login_port=33061, login_user='dbfleet_backup', login_password='backup-pw-Secret4')
@@ -218,6 +221,69 @@ def test_an_encrypted_backup_restores_with_its_age_identity_and_never_without(ru
 def _truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[:len(data) - 40])
+
+
+def repository_of(history, root: Path) -> Path:
+    """A repository as the copy step leaves it: the logical backup and every archived binlog from its file on,
+    each with its manifest. The backup's path relative to it."""
+    from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import binlog_number, manifest_for
+    relative = Path(*history['logical_dir'].parts[-3:])
+    shutil.copytree(history['logical_dir'], root / relative)
+    binlogs = root / 'primary' / 'binlogs'
+    binlogs.mkdir()
+    for path in sorted(history['binlogs'].iterdir()):
+        if binlog_number(path.name):
+            shutil.copy2(path, binlogs / path.name)
+            manifest = manifest_for(str(binlogs / path.name), shutil.which('mariadb-binlog'), dt.datetime.now(UTC))
+            (binlogs / (path.name + '.json')).write_text(json.dumps(manifest))
+    return relative
+
+
+def restore_play(tmp_path, **variables) -> tuple[str, dict]:
+    """restore.yml on the local fleet's primary with these extra vars, through ansible-runner: (its status,
+    {task name: result} of the tasks that ran)."""
+    import tempfile
+
+    import ansible_runner
+    run = ansible_runner.run(private_data_dir=tempfile.mkdtemp(dir=tmp_path), project_dir=str(REPO),
+                             playbook='playbooks/restore.yml', inventory=str(REPO / 'inventories' / 'local_fleet.yml'),
+                             limit='primary', extravars=variables, envvars=ansible_env(), quiet=True, timeout=900)
+    results = {event['event_data']['task']: event['event_data'].get('res', {}) for event in run.events
+               if event['event'] in ('runner_on_ok', 'runner_on_failed', 'runner_on_skipped')}
+    return run.status, results
+
+
+def test_a_backup_comes_back_from_a_repository_when_the_host_lost_its_own(history, tmp_path):
+    root = tmp_path / 'offsite'
+    relative = repository_of(history, root)
+    staging = tmp_path / 'staging'
+    config = tmp_path / 'rclone.conf'  # a remote of the local backend: the same commands as any other
+    config.write_text('[offsite]\ntype = local\n')
+    variables = dict(dbfleet_restore_backup='/a/lost/disk/%s' % relative, dbfleet_restore_from='offsite',
+                     dbfleet_restore_stop_datetime=target_text(history), dbfleet_restore_staging=str(staging),
+                     dbfleet_restore_sha256=history['logical']['sha256'],
+                     dbfleet_backup_repositories=[dict(name='offsite', kind='rclone', remote='offsite:%s' % root,
+                                                       config=str(config))])
+    status, results = restore_play(tmp_path, **variables)
+    assert status == 'successful', {task: result.get('msg') for task, result in results.items()}
+    restored = results['Restore, replay and verify']
+    fetched = results['Fetch the backup and the binlogs from the repository']
+    assert fetched['files'][0] == '%s/%s' % (relative, history['logical']['archive'])
+    assert set(restored['replayed']['files']) <= {Path(name).name for name in fetched['files'][1:]}
+    assert restored['replayed']['events'] > 0
+    # The table dropped by accident is back as it was, from the repository's copy, and nothing stays staged.
+    assert {name: figures for name, figures in restored['verification']['tables'].items()
+            if name.startswith(history['schema'] + '.')} == history['before_drop']
+    assert restored['backup']['path'] == '%s/%s' % (fetched['staging_dir'], relative)
+    assert list(staging.iterdir()) == []
+    # Not the backup the catalog recorded (another SHA-256), or not in the repository: refused, nothing restored.
+    status, results = restore_play(tmp_path, **dict(variables, dbfleet_restore_sha256='0' * 64))
+    assert status == 'failed' and 'not the backup the catalog recorded' in \
+        results['Fetch the backup and the binlogs from the repository']['msg']
+    assert 'Restore, replay and verify' not in results and list(staging.iterdir()) == []
+    status, results = restore_play(tmp_path, **dict(variables, dbfleet_restore_from='elsewhere'))
+    assert status == 'failed' and "no repository named 'elsewhere': the repositories are offsite" in \
+        results['Fetch the backup and the binlogs from the repository']['msg']
 
 
 def test_hostile_options_are_refused(run_module, history, tmp_path):

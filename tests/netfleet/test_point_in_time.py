@@ -65,7 +65,11 @@ def setting(netfleet, platform, prepared, tmp_path_factory):
     if not (directory / 'group_vars').exists():
         (directory / 'group_vars').symlink_to(REPO / 'inventories' / 'group_vars')
     key = Fernet.generate_key().decode()
-    stream = None
+    stream = {}
+
+    def stop_stream():
+        if stream.get('pid') is not None:
+            stop_remote(netfleet, HOST, stream.pop('pid'))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('DBFLEET_SECRET_KEY', key)
         service = Service(tmp_path_factory.mktemp('pitr-service'), workers=1, store_url=platform.store_url,
@@ -75,15 +79,14 @@ def setting(netfleet, platform, prepared, tmp_path_factory):
             # The archive on the primary itself, as root over its socket (a systemd unit would run it there).
             netfleet.run_inside(HOST, ['sh', '-c', 'umask 077; mkdir -p /etc/dbfleet; printf "[client]\\nuser=root\\n'
                                        'socket=/run/mysqld/mysqld.sock\\n" > /etc/dbfleet/archive.cnf'])
-            stream = netfleet.spawn(HOST, [sys.executable, '-m', 'runner_service.cli', 'archive', 'run', '--host', HOST,
+            stream['pid'] = netfleet.spawn(HOST, [sys.executable, '-m', 'runner_service.cli', 'archive', 'run', '--host', HOST,
                                            '--dest', dest, '--defaults-file', '/etc/dbfleet/archive.cnf',
                                            '--poll', '1'],
                                     service.directory / 'archive-db1.log', env=remote_env(service, key))
             yield dict(service=service, dest=dest, remote_root=remote_root, identity=identity, public=public,
-                       inventory='%s/ssh_fleet.yml' % SSH_DIR)
+                       inventory='%s/ssh_fleet.yml' % SSH_DIR, stop_stream=stop_stream)
         finally:
-            if stream is not None:
-                stop_remote(netfleet, HOST, stream)
+            stop_stream()
             service.stop()
             netfleet.run_inside(HOST, ['rm', '-rf', dest, '/etc/dbfleet/archive.cnf'], check=False)
             netfleet.run_inside(BACKUP_HOST, ['rm', '-rf', remote_root], check=False)
@@ -112,6 +115,19 @@ def module_result(service, job_id: str, action: str) -> dict:
         if data.get('task_action') == action and event['event'] in ('runner_on_ok', 'runner_on_failed'):
             return data.get('res') or {}
     raise AssertionError('no %s result in job %s' % (action, job_id))
+
+
+def restore_through_api(service, target: dt.datetime, backup: dict, schema: str, more: dict | None = None):
+    """An operator's restore of db1 to `target` (from `backup`): (the job, the mysql_restore result, {table:
+    rows} of `schema` restored)."""
+    answer = request(service, 'operator', 'POST', '/api/v1/backups/restore', 201,
+                     json={'host': HOST, 'to': target.strftime('%Y-%m-%d %H:%M:%S'), **(more or {})})
+    assert answer['backup']['id'] == backup['id']
+    job = service.wait(answer['job']['id'], timeout=900)
+    result = module_result(service, job['id'], 'dbfleet.mysql.mysql_restore')
+    assert job['status'] == 'successful', result.get('msg')
+    return job, result, {name.split('.', 1)[1]: figures[0] for name, figures in result['verification']['tables'].items()
+                         if name.startswith(schema + '.')}
 
 
 def test_a_table_dropped_on_an_ssh_host_comes_back_as_it_was_one_second_before(netfleet, setting):
@@ -186,14 +202,7 @@ def test_a_table_dropped_on_an_ssh_host_comes_back_as_it_was_one_second_before(n
         restore_template = request(service, 'viewer', 'GET', '/api/v1/templates/restore', 200)
         assert restore_template['inventory'] == setting['inventory'] and restore_template['survey']
         assert restore_template['credentials'] == ['fleet-key', 'backup-key']
-        answer = request(service, 'operator', 'POST', '/api/v1/backups/restore', 201,
-                         json={'host': HOST, 'to': target.strftime('%Y-%m-%d %H:%M:%S')})
-        assert answer['backup']['id'] == backup['id']
-        restored = service.wait(answer['job']['id'], timeout=900)
-        result = module_result(service, restored['id'], 'dbfleet.mysql.mysql_restore')
-        assert restored['status'] == 'successful', result.get('msg')
-        tables = {name.split('.', 1)[1]: figures[0] for name, figures in result['verification']['tables'].items()
-                  if name.startswith(schema + '.')}
+        restored, result, tables = restore_through_api(service, target, backup, schema)
         # The dropped table is back with its two rows; the rows written before the drop are there, the one
         # written after it is not.
         assert tables == expected == {'orders': 4, 'precious': 2, 'later': 1}
@@ -209,8 +218,25 @@ def test_a_table_dropped_on_an_ssh_host_comes_back_as_it_was_one_second_before(n
         assert drill['status'] == 'ok' and drill['backup_id'] == backup['id'] and drill['rto_seconds'] > 0
         assert utc(drill['restored_to']) >= dropped_second
 
+        # db1's disk is lost with its backups and archive. Its archived binlogs had been shipped to backup1
+        # (playbooks/binlog_copy.yml, scheduled beside the stream; the stream stopped first, as it would
+        # with the disk): the backup and the binlogs come back from the vault, and the table with them.
+        setting['stop_stream']()
+        request(service, 'admin', 'POST', '/api/v1/templates', 201, json={
+            'name': 'ship-binlogs', 'playbook': 'playbooks/binlog_copy.yml', 'inventory': setting['inventory'],
+            'limit': HOST, 'credentials': ['fleet-key']})
+        shipped = request(service, 'operator', 'POST', '/api/v1/templates/ship-binlogs/launch', 201, json={})
+        assert service.wait(shipped['id'], timeout=600)['status'] == 'successful'
+        netfleet.ssh(HOST, 'rm -rf %s' % shlex.quote('%s/%s' % (setting['dest'], HOST)))
+        from_vault, result, tables = restore_through_api(service, target, backup, schema, {'from': 'vault'})
+        assert tables == expected and result['verification']['ok'] and result['replayed']['events'] > 0
+        fetched = module_result(service, from_vault['id'], 'dbfleet.mysql.backup_fetch')
+        assert fetched['files'][0] == '%s/dump.sql.gz.age' % relative and len(fetched['files']) > 1, fetched
+        assert result['backup']['path'] == '%s/%s' % (fetched['staging_dir'], relative)
+        assert netfleet.ssh(HOST, 'ls -A %s/.staging' % shlex.quote(setting['dest'])).stdout.split() == []
+
         # The identity never shows: not in any job's output or events, not in the credential's answers.
-        for job_id in (job['id'], restored['id'], drill_job['id']):
+        for job_id in (job['id'], restored['id'], drill_job['id'], from_vault['id']):
             with service.client('admin') as admin:
                 text = admin.get('/api/v1/jobs/%s/stdout' % job_id).text
                 events = admin.get('/api/v1/jobs/%s/events' % job_id, params={'limit': 1000}).text

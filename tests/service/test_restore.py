@@ -137,8 +137,19 @@ def test_refusals_through_the_api(service, history):
                     {'host': 'primary', 'to_gtid': '0-1-2; DROP'}, {'host': 'primary', 'to': target,
                                                                        'schema': 'a`b'},
                     {'host': 'primary', 'to': target, 'into': 'x!y'}, {'host': 'primary', 'to': 12345},
-                    {'host': 'primary', 'to': target, 'extra': 1}):
+                    {'host': 'primary', 'to': target, 'extra': 1}, {'host': 'primary', 'to': target, 'from': '../x'},
+                    {'host': 'primary', 'to': target, 'from': 'a b'}, {'host': 'primary', 'to': target, 'from': ''}):
         assert ok(service, 'operator', 'POST', '/api/v1/backups/restore', 422, json=hostile)['detail']
+    # From a repository: only a backup with a verified copy there (this one was never copied).
+    uncopied = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 404, json={**body, 'from': 'vault'})
+    assert 'no successful backup with a verified copy in repository vault started before' in uncopied['detail']
+    named = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 422,
+               json={**body, 'from': 'vault', 'backup': history['backup']['id']})
+    assert named['detail'] == 'backup %d of primary has no verified copy in repository vault (its copies: none)' % \
+        history['backup']['id']
+    cli = service.dbfleet('backups', 'restore', 'primary', '--to', target, '--from', 'vault; rm',
+                          token=service.tokens['operator'])
+    assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and cli.stderr.startswith('dbfleet: --from: ')
     early = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 404,
                json={'host': 'primary', 'to': '2001-01-01T00:00:00Z'})
     assert 'no successful backup started before 2001-01-01 00:00:00 UTC' in early['detail']

@@ -88,10 +88,11 @@ def restore(body: RestoreRequest, runtime: RuntimeDep, jobs: Jobs, caller: Opera
             response: Response) -> RestoreLaunched:
     """Restore a host's backup as a job (playbooks/restore.yml): the newest successful backup started before
     `to` (or before `to_gtid`, or `backup`), replayed up to that point and verified. Into `scratch` (a sandbox)
-    for operators; into an inventory host (a server restored over) for admins."""
+    for operators; into an inventory host (a server restored over) for admins. With `from`, the backup and binlogs
+    come from that repository's verified copy (the host's own disk lost)."""
     job, backup = RestoreService(runtime).launch(body.host, caller, to=body.to, to_gtid=body.to_gtid,
                                                  backup_id=body.backup, into=body.into, schema=body.schema_name,
-                                                 force=body.force)
+                                                 force=body.force, repository=body.repository)
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
     return RestoreLaunched(job=job_view(job, jobs.listening()).model_dump(mode='json'), backup=BackupOut(**backup))
 
