@@ -27,6 +27,7 @@ mariadb-dump in backup.py), never on a command line or in the environment.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -205,6 +206,28 @@ def load_manifests(directory):
     return sorted(found, key=lambda manifest: binlog_number(manifest['file']))
 
 
+LOCK_FILE = '.archive.lock'
+
+
+class ArchiveBusy(ArchiveError):
+    """Another writer (a stream, or a pass) holds the archive directory."""
+
+
+def hold_archive(directory):
+    """An exclusive lock on the archive directory (flock of <directory>/.archive.lock), held while the returned
+    descriptor stays open (os.close releases it; so does the process's end): one writer at a time, a stream
+    or a pass - two would fetch the same file into the same path, and a manifest could hash a file the other
+    is rewriting. ArchiveBusy when another holds it."""
+    descriptor = os.open(os.path.join(directory, LOCK_FILE), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise ArchiveBusy('another archiver writes %s (a `dbfleet archive run` stream or a binlog_archive pass)'
+                          % directory)
+    return descriptor
+
+
 def ensure_dir(directory):
     """The archive directory, 0750, created with its parents when missing."""
     os.makedirs(directory, mode=0o750, exist_ok=True)
@@ -364,8 +387,9 @@ def fetch(tool_path, defaults_file, directory, name, password=None, timeout=3600
 
 def archive_pass(params, connection, tool_path, directory, check_mode=False, now=None):
     """One pass: every complete log the server still lists and the archive lacks is fetched, read and
-    given its manifest. Returns {archived: [manifest...], pending: [name...] (check mode), gaps,
-    lag_seconds, current_file, complete: number of archived files}."""
+    given its manifest, holding the archive's lock (hold_archive). Returns {archived: [manifest...], pending:
+    [name...] (check mode), gaps, lag_seconds, current_file, complete: number of archived files, busy: why
+    nothing was fetched when another archiver held the lock, else None}."""
     logs = server_logs(connection)
     names = [name for name, _size in logs]
     for name in names:
@@ -379,19 +403,27 @@ def archive_pass(params, connection, tool_path, directory, check_mode=False, now
         newest = binlog_number(manifests[-1]['file'])
         # Files older than the newest archived one are history the archive started after; never refetched.
         wanted = [name for name in wanted if binlog_number(name) > newest]
-    archived = []
+    archived, busy = [], None
+    lock = None
     if not check_mode and wanted:
-        ensure_dir(directory)
-        with PrivateDir() as private:
-            defaults_file = private.write_secret('client.cnf', defaults_file_text(params))
-            for name in wanted:
-                path = fetch(tool_path, defaults_file, directory, name, password=params.get('login_password'))
-                manifest = manifest_for(path, tool_path, utcnow())
-                write_json_atomically(path + '.json', manifest)
-                archived.append(manifest)
-                manifests.append(manifest)
+        try:
+            lock = hold_archive(ensure_dir(directory))
+        except ArchiveBusy as exc:
+            busy = '%s: the pass left %d complete file(s) to it' % (exc, len(wanted))
+    if lock is not None:
+        try:
+            with PrivateDir() as private:
+                defaults_file = private.write_secret('client.cnf', defaults_file_text(params))
+                for name in wanted:
+                    path = fetch(tool_path, defaults_file, directory, name, password=params.get('login_password'))
+                    manifest = manifest_for(path, tool_path, utcnow())
+                    write_json_atomically(path + '.json', manifest)
+                    archived.append(manifest)
+                    manifests.append(manifest)
+        finally:
+            os.close(lock)
     manifests.sort(key=lambda manifest: binlog_number(manifest['file']))
     gaps = detect_gaps(manifests, names)
-    return dict(archived=archived, pending=wanted if check_mode else [], gaps=gaps, current_file=current,
+    return dict(archived=archived, pending=wanted if check_mode else [], gaps=gaps, current_file=current, busy=busy,
                 lag_seconds=lag_seconds(manifests, current, now or utcnow()), complete=len(manifests),
                 newest=manifests[-1] if manifests else None)

@@ -105,6 +105,13 @@ gaps:
   returned: success
   type: list
   elements: dict
+busy:
+  description:
+    - Why this pass fetched nothing - another archiver (a C(dbfleet archive run) stream, or another pass) held the
+      archive directory's lock (C(.archive.lock)); null otherwise. One writer at a time; a stream makes passes
+      unnecessary.
+  returned: success
+  type: str
 current_file:
   description: The server's current binary log (being written; archived once the server rotates past it).
   returned: success
@@ -193,6 +200,8 @@ def main():
                          % (target, getattr(exc, 'filename', None) or directory, exc.strerror or exc))
     for gap in outcome['gaps']:
         module.warn('archive gap before %s: %s' % (gap['file'], gap['detail']))
+    if outcome['busy']:
+        module.warn(outcome['busy'])
     if module.check_mode:
         msg = 'would archive %d binary log(s) of %s into %s' % (len(outcome['pending']), target, directory)
     else:

@@ -171,7 +171,17 @@ class HostStreamer:
 
     def run(self) -> None:
         failures = 0
+        lock = None
         try:
+            # One writer per archive directory: a pass (binlog_archive.yml) or another stream holding it
+            # is waited for, never written beside.
+            while lock is None and not self.stop.is_set():
+                try:
+                    lock = self.logic.hold_archive(self.directory)
+                except self.logic.ArchiveBusy as exc:
+                    self.state.last_error = str(exc)
+                    log.warning('%s: %s; waiting for it', self.target.name, exc)
+                    self.stop.wait(self.backoff[-1])
             while not self.stop.is_set():
                 try:
                     server = self.server_logs()
@@ -191,6 +201,8 @@ class HostStreamer:
                 self.stop.wait(self.backoff[min(failures, len(self.backoff) - 1)])
         finally:
             self._terminate()
+            if lock is not None:
+                os.close(lock)
             for name in os.listdir(self._private):
                 os.unlink(os.path.join(self._private, name))
             os.rmdir(self._private)

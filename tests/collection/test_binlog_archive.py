@@ -128,7 +128,8 @@ def test_a_complete_log_of_the_primary_is_archived_with_its_manifest(fleet, writ
     assert manifest['first_event_at'] <= manifest['last_event_at'] <= manifest['archived_at']
     assert stat.S_IMODE(raw.stat().st_mode) == 0o600 and stat.S_IMODE(directory.stat().st_mode) == 0o750
     # Every complete log is archived, the current one is not, and nothing is incomplete.
-    server_logs = sorted(path.name for path in directory.iterdir() if not path.name.endswith('.json'))
+    server_logs = sorted(path.name for path in directory.iterdir() if not path.name.endswith('.json')
+                         and path.name != '.archive.lock')
     assert all((directory / (log + '.json')).is_file() for log in server_logs)
     assert result['current_file'] not in server_logs and result['gaps'] == []
     assert result['recorded'] is True and result['lag_seconds'] >= 0
@@ -146,6 +147,32 @@ def test_a_complete_log_of_the_primary_is_archived_with_its_manifest(fleet, writ
     again = registered(output)['primary']
     assert again['archived'] == [] and again['changed'] is False
     assert json.loads(manifest_path.read_text()) == manifest
+
+
+def test_a_pass_never_writes_beside_another_archiver(fleet, written_and_flushed, tmp_path, store_url):
+    """While another archiver (a stream: here this test) holds the directory's lock, a pass fetches nothing
+    and says why; once it is released, the pass archives."""
+    from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import ArchiveBusy, hold_archive
+    dest = tmp_path / 'backups'
+    directory = dest / 'primary' / 'binlogs'
+    directory.mkdir(parents=True)
+    lock = hold_archive(str(directory))
+    try:
+        with pytest.raises(ArchiveBusy):
+            hold_archive(str(directory))
+        rc, output = archive(dest, store_url, '-v', '--limit', 'primary', extra_vars=primary_as_root(fleet))
+        assert rc == 0, output
+        busy = registered(output)['primary']
+        assert busy['archived'] == [] and busy['changed'] is False
+        assert 'another archiver writes %s' % directory in busy['busy'] and 'left' in busy['busy']
+        assert not (directory / written_and_flushed['file']).exists()
+    finally:
+        os.close(lock)
+    rc, output = archive(dest, store_url, '-v', '--limit', 'primary', extra_vars=primary_as_root(fleet))
+    assert rc == 0, output
+    done = registered(output)['primary']
+    assert written_and_flushed['file'] in [manifest['file'] for manifest in done['archived']]
+    assert done['busy'] is None
 
 
 def test_check_mode_names_what_it_would_fetch_and_writes_nothing(fleet, written_and_flushed, tmp_path, store_url):

@@ -18,7 +18,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import detect_gaps, load_manifests
+from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import (
+    ArchiveBusy,
+    detect_gaps,
+    hold_archive,
+    load_manifests,
+)
 from dbfleet.store import open_store
 from devtools.fleet import Fleet
 from tests.conftest import REPO
@@ -136,6 +141,9 @@ def test_the_primary_is_streamed_and_a_killed_stream_comes_back_without_a_gap(tm
             assert (streamer.directory / flushed).read_bytes() == on_server
             assert manifest['sha256'] == hashlib.sha256(on_server).hexdigest() and manifest['bytes'] == len(on_server)
             assert int(manifest['first_gtid'].split('-')[2]) <= written <= int(manifest['last_gtid'].split('-')[2])
+            # The stream holds the directory: a pass (or a second stream) never writes beside it.
+            with pytest.raises(ArchiveBusy, match='another archiver writes'):
+                hold_archive(str(streamer.directory))
 
             # mariadb-binlog does not reconnect: the supervisor restarts it, and nothing is lost.
             for thread in ours:
