@@ -1263,6 +1263,24 @@ def _physical(plan, defaults, archive, scratch, target):
 
 # -- reading a backup back -------------------------------------------------------------------
 
+def reader_commands(archive, compression, encrypted=None, identity_file=None, age='age'):
+    """The commands whose chained output is an archive's content - `age -d -i IDENTITY archive` when it is
+    encrypted, then the decompressor (reading the archive, or the stage before it); [] for a plain archive,
+    read as it is. BackupError for an encryption this version cannot read, or age without an identity."""
+    commands = []
+    if encrypted:
+        if encrypted != 'age':
+            raise BackupError('%s is encrypted with %s, which this version cannot read' % (archive, encrypted))
+        if not identity_file:
+            raise BackupError('%s is encrypted with age: give the identity (the private key) that opens it'
+                              % archive)
+        commands.append([age, '-d', '-i', identity_file, archive])
+    decompress = compression.decompress_command('-' if commands else archive)
+    if decompress:
+        commands.append(decompress)
+    return commands
+
+
 @contextlib.contextmanager
 def open_backup_stream(path, identity_file=None):
     """The backup's content as a readable binary stream: the dump (or xbstream) decrypted and
@@ -1281,17 +1299,8 @@ def open_backup_stream(path, identity_file=None):
         name = path[:-len(AGE_SUFFIX)] if path.endswith(AGE_SUFFIX) else path
         encrypted = 'age' if name != path else None
         compress = next((key for key, spec in Compression._SPECS.items() if spec[0] and name.endswith(spec[0])), 'none')
-    commands = []
-    if encrypted:
-        if encrypted != 'age':
-            raise BackupError('%s is encrypted with %s, which this version cannot read' % (archive, encrypted))
-        if not identity_file:
-            raise BackupError('%s is encrypted with age: give the identity (the private key) that opens it'
-                              % archive)
-        commands.append(['age', '-d', '-i', identity_file, archive])
-    decompress = Compression(compress, Compression._SPECS[compress][1]).decompress_command('-' if commands else archive)
-    if decompress:
-        commands.append([part for part in decompress if part != '-'] if commands else decompress)
+    commands = reader_commands(archive, Compression(compress, Compression._SPECS[compress][1]), encrypted,
+                               identity_file)
     with PrivateDir() as scratch:
         processes, errors = [], []
         if not commands:

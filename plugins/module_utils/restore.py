@@ -41,10 +41,13 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
     AGE_SUFFIX,
     COMPRESSIONS,
     MANIFEST,
+    BackupError,
     Compression,
     _tail,
     defaults_file_text,
+    open_backup_stream,
     option_value,
+    reader_commands,
     sha256_file,
 )
 from ansible_collections.dbfleet.mysql.plugins.module_utils.facts import SYSTEM_SCHEMAS
@@ -766,11 +769,12 @@ class Restore(object):
     def _reader(self):
         """The commands whose output is the archive's content: [age -d,] the decompressor, or cat."""
         compression = Compression.resolve(self.backup.manifest['compress'], self.tools.which)
-        if not self.backup.encrypted:
-            return [compression.decompress_command(self.backup.archive) or ['cat', self.backup.archive]]
-        decompress = compression.decompress_command('-')
-        return [[self.tools.age, '-d', '-i', self.identity_file, self.backup.archive]] + ([decompress] if decompress
-                                                                                          else [])
+        try:
+            commands = reader_commands(self.backup.archive, compression, self.backup.encrypted, self.identity_file,
+                                       age=self.tools.age)
+        except BackupError as exc:
+            raise RestoreError(str(exc))
+        return commands or [['cat', self.backup.archive]]
 
     def _physical(self, sandbox, scratch):
         clock = time.monotonic()
@@ -904,7 +908,6 @@ class Restore(object):
 
     def _dump_objects(self):
         """Objects per schema counted in the dump itself (decrypted and decompressed as it is read)."""
-        from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import BackupError, open_backup_stream
         try:
             with open_backup_stream(self.backup.path, self.identity_file) as stream:
                 return count_dump_objects(stream, self.schemas)
