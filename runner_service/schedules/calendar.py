@@ -4,26 +4,36 @@ windows' occurrences, and for a schedule whose job runs in lanes over tagged hos
 planner's predicted finish of each run against the run's window end.
 
 The prediction is the plan preview's (/api/v1/plans/preview): estimates from the hosts' past
-backups and data sizes, the lanes balanced by them. A job over an inventory file is not
-predicted: listing its hosts runs Ansible, too slow for a page (the plan preview does it)."""
+backups and data sizes, the lanes balanced by them. The hosts of a job over an inventory file are
+listed by Ansible as the plan preview does (`ansible-playbook --list-hosts`, bounded in time and
+memory), once per playbook, inventory and limit every LISTED_SECONDS: a page shows the week without
+running Ansible each time, and an inventory edited since is listed again within minutes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import dataclass, field
 
+from runner_service.bounded import MemoryLimit, TimeLimit
 from runner_service.errors import ServiceError
+from runner_service.host_patterns import HostPatternError, narrow
 from runner_service.jobs import planner
 from runner_service.jobs.service import JobService
 from runner_service.runtime import Runtime
 from runner_service.schedules.triggers import TriggerError, preview, trigger_of
 from runner_service.schedules.windows import WindowService
 from runner_service.templates.service import DEFAULTS, window_end
-from runner_service.worker.lanes import estimate_hosts
+from runner_service.worker.lanes import PlanError, estimate_hosts, list_hosts
 
 DAYS = 7
 # Fire times shown per schedule: an every-minute schedule would otherwise fill the week.
 MOST_PER_SCHEDULE = 50
+# How long the hosts Ansible listed for (project, playbook, inventory, limit) are used again.
+LISTED_SECONDS = 600.0
+_listed: dict[tuple, tuple[float, list[str]]] = {}
+_listed_lock = threading.Lock()
 
 
 @dataclass
@@ -106,15 +116,41 @@ def predict(runtime: Runtime, schedule: dict) -> Prediction:
     if not plan.get('lanes'):
         return Prediction(None)
     tags = _tags(runtime, schedule)
-    if tags is None:
-        return Prediction(None, note='runs over an inventory file: see its plan preview')
     try:
-        hosts = JobService(runtime).hosts_matching(tags)
+        hosts = JobService(runtime).hosts_matching(tags) if tags is not None else _inventory_hosts(runtime, schedule)
         estimates = estimate_hosts(runtime.store, hosts)
-    except (ServiceError, ValueError) as exc:
+    except (ServiceError, ValueError, PlanError, HostPatternError) as exc:
         return Prediction(None, note=str(getattr(exc, 'detail', exc))[:200])
+    except (TimeLimit, MemoryLimit):
+        return Prediction(None, note='listing the inventory\'s hosts took more time or memory than an API call '
+                                     'may use (DBFLEET_ANSIBLE_CALL_SECONDS / _MEMORY_BYTES)')
+    if not hosts:
+        return Prediction(None, note='no host matches')
     lanes = planner.lanes(estimates, min(plan['lanes'], len(hosts)))
     return Prediction(max(lane.seconds for lane in lanes), hosts=len(hosts), lanes=len(lanes))
+
+
+def _inventory_hosts(runtime: Runtime, schedule: dict) -> list[str]:
+    """The hosts the schedule's job reaches in its inventory file, as Ansible lists them (cached)."""
+    jobs = JobService(runtime)
+    project = jobs.project_root()
+    if project is None:
+        raise ValueError('runs over an inventory file of the git project, which the API host does not keep: '
+                         'no prediction')
+    template = _template(runtime, schedule)
+    job = template if template is not None else schedule['job']
+    # A template's slot runs with the schedule's limit within the template's (as a launch does).
+    limit = narrow(template.get('limit'), schedule['job'].get('limit')) if template is not None else job.get('limit')
+    key = (str(project), job['playbook'], job['inventory'], limit)
+    now = time.monotonic()
+    with _listed_lock:
+        cached = _listed.get(key)
+    if cached is not None and now - cached[0] < LISTED_SECONDS:
+        return cached[1]
+    hosts = list_hosts(runtime.settings, job['playbook'], job['inventory'], limit)
+    with _listed_lock:
+        _listed[key] = (now, hosts)
+    return hosts
 
 
 def _fire_times(schedule: dict, now: dt.datetime, end: dt.datetime) -> tuple[list[dt.datetime], bool]:

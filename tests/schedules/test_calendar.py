@@ -1,15 +1,17 @@
 """The week's calendar at a fixed time: fire times, what a maintenance window does to them
 (skip: no run; defer: the run at the window's end, its finish predicted from there), plan
-predictions over tagged hosts, and the notes where there is none."""
+predictions over tagged hosts and over an inventory file's hosts, and the notes where there is none."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from runner_service.jobs import planner
 from runner_service.schedules import calendar
 from runner_service.schedules.triggers import trigger_of
 from runner_service.schedules.windows import WindowService
 from runner_service.schemas import JobTemplate, WindowCreate
+from runner_service.worker.lanes import estimate_hosts
 from tests.schedules.helpers import create
 
 UTC = dt.timezone.utc
@@ -60,6 +62,30 @@ def test_the_week_at_a_fixed_time(runtime):
     assert nightly['skipped'][1].finish == dt.datetime(2027, 3, 3, 2, 20, 6, tzinfo=UTC)
     [window] = [item for day in week['days'] for item in day.windows]
     assert window['name'] == 'tuesday' and window['start'] == dt.datetime(2027, 3, 2, 1, 0, tzinfo=UTC)
+    # Over an inventory file: its hosts as Ansible lists them (node1..3, nothing measured: the default
+    # estimate each), in two lanes - the same as the plan preview of that job.
     on_file = next(slot for slot in slots if slot.schedule['name'] == 'on-file')
-    assert on_file.finish is None
-    assert 'inventory file' in week['predictions'][on_file.schedule['id']].note
+    prediction = week['predictions'][on_file.schedule['id']]
+    assert (prediction.hosts, prediction.lanes) == (3, 2) and prediction.seconds > 0
+    estimates = estimate_hosts(runtime.store, ['node1', 'node2', 'node3'])
+    assert prediction.seconds == max(lane.seconds for lane in planner.lanes(estimates, 2))
+    assert on_file.finish == on_file.at + dt.timedelta(seconds=prediction.seconds)
+
+
+def test_an_inventory_files_hosts_are_listed_once_and_a_limit_matching_nothing_is_said(runtime, monkeypatch):
+    listings = []
+    real = calendar.list_hosts
+    monkeypatch.setattr(calendar, 'list_hosts', lambda *args: listings.append(args[1:]) or real(*args))
+    monkeypatch.setattr(calendar, '_listed', {})
+    for name, limit in (('one-node', 'node1'), ('no-node', 'nohost')):
+        schedule = create(runtime, name=name, expression='0 3 * * *', job=JobTemplate(
+            playbook=PLAYBOOK, inventory='tests/service/inventory.yml', limit=limit, plan={'lanes': 2}))
+        runtime.store.schedules.update(schedule['id'], next_fire_at=trigger_of(schedule).next_after(NOW))
+    first, again = calendar.week(runtime, NOW), calendar.week(runtime, NOW)
+    by_name = {schedule['name']: schedule['id'] for schedule in runtime.store.schedules.list()}
+    assert (first['predictions'][by_name['one-node']].hosts, again['predictions'][by_name['one-node']].lanes) == (1, 1)
+    note = again['predictions'][by_name['no-node']].note
+    assert again['predictions'][by_name['no-node']].seconds is None and 'listing the hosts failed' in note
+    # node1's listing is kept; the failed one is asked again (it may be fixed by the next look).
+    assert listings.count((PLAYBOOK, 'tests/service/inventory.yml', 'node1')) == 1
+    assert listings.count((PLAYBOOK, 'tests/service/inventory.yml', 'nohost')) == 2

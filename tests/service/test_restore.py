@@ -10,6 +10,8 @@ import json
 import httpx
 import pytest
 
+from dbfleet.store import open_store
+from runner_service.fleet.restores import FROM_VARIABLES
 from tests.collection.restore_helpers import (
     accident,
     create_schema,
@@ -22,6 +24,7 @@ from tests.collection.restore_helpers import (
 from tests.service.harness import Service
 
 pytestmark = pytest.mark.fleet
+FROM_NAMES = {variable['name'] for variable in FROM_VARIABLES}
 
 
 @pytest.fixture(scope='module')
@@ -295,3 +298,26 @@ def test_a_drill_schedule_runs_the_drill_template_every_day_in_its_window(servic
     assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and '--limit' in cli.stderr
     cli = service.dbfleet('backups', 'drill', '--window', '25:00-05:00', token=service.tokens['operator'])
     assert cli.returncode == 2 and 'HH:MM-HH:MM' in cli.stderr
+
+
+def test_a_restore_from_a_repository_on_a_template_seeded_before_it_learns_its_variables(service, history):
+    """The `restore` template of a store seeded before restores from a repository lacks their survey
+    variables: the first such restore adds them. The repository must be one of the inventory's
+    (dbfleet_backup_repositories): here it is not, and the job fails saying which there are."""
+    template = ok(service, 'viewer', 'GET', '/api/v1/templates/restore')
+    older = [variable for variable in template['survey'] if variable['name'] not in FROM_NAMES]
+    assert ok(service, 'admin', 'PATCH', '/api/v1/templates/restore', json={'survey': older})['survey'] == older
+    with open_store(service.store_url) as store:
+        store.copies.record('primary', 'vault', 'backup1:/srv/dbfleet/x', 'ok', backup_id=history['backup']['id'],
+                            sha256=history['backup']['checksum'], verified_at=dt.datetime.now(dt.timezone.utc))
+    answer = ok(service, 'operator', 'POST', '/api/v1/backups/restore', 201,
+                json={'host': 'primary', 'to': history['target'].strftime('%Y-%m-%d %H:%M:%S'), 'from': 'vault'})
+    assert answer['job']['extra_vars']['dbfleet_restore_from'] == 'vault'
+    assert answer['job']['extra_vars']['dbfleet_restore_sha256'] == history['backup']['checksum']
+    assert FROM_NAMES <= {variable['name'] for variable in ok(service, 'viewer', 'GET',
+                                                              '/api/v1/templates/restore')['survey']}
+    job = service.wait(answer['job']['id'], timeout=600)
+    fetched = module_result(service, job['id'], 'dbfleet.mysql.backup_fetch')
+    assert job['status'] == 'failed' and "no repository named 'vault'" in fetched['msg']
+    [entry] = ok(service, 'admin', 'GET', '/api/v1/audit', params={'action': 'backup.restore', 'limit': 1})['entries']
+    assert entry['detail']['from'] == 'vault'
