@@ -41,11 +41,17 @@ class ScratchServer:
     def config(self) -> Path:
         return self.base / 'my.cnf'
 
+    @property
+    def tmpdir(self) -> Path:
+        """Its own: mariadb-install-db beside another one in a shared /tmp fails now and then."""
+        return self.base / 'tmp'
+
     def _write_config(self) -> None:
+        self.tmpdir.mkdir(exist_ok=True)
         self.config.write_text('\n'.join([
             '[mariadbd]', 'port = %d' % self.port, 'bind-address = 127.0.0.1', 'socket = %s' % self.socket,
             'datadir = %s' % self.datadir, 'pid-file = %s' % (self.base / 'mysqld.pid'),
-            'log-error = %s' % (self.base / 'error.log'), 'server-id = %d' % self.server_id, 'skip-name-resolve',
+            'tmpdir = %s' % self.tmpdir, 'log-error = %s' % (self.base / 'error.log'), 'server-id = %d' % self.server_id, 'skip-name-resolve',
             'performance_schema = OFF', 'innodb_buffer_pool_size = 16M', 'innodb_log_file_size = 8M',
             'log-bin = mysql-bin', 'binlog_format = ROW', 'gtid_strict_mode = ON', 'max_connections = 50', '']))
 

@@ -77,6 +77,10 @@ class Instance:
         return self.base / 'error.log'
 
     @property
+    def tmpdir(self) -> Path:
+        return self.base / 'tmp'
+
+    @property
     def tls_files(self) -> TLSFiles:
         return TLSFiles(self.base.parent / 'tls')
 
@@ -119,6 +123,9 @@ def render_config(instance: Instance) -> str:
         'socket = %s' % instance.socket,
         'pid-file = %s' % instance.pid_file,
         'datadir = %s' % instance.datadir,
+        # Its own: mariadb-install-db beside another one (a test's scratch server, a restore's sandbox) in a
+        # shared /tmp fails now and then ("Unknown table 'mysql.tmp_proxies_priv'").
+        'tmpdir = %s' % instance.tmpdir,
         'log-error = %s' % instance.error_log,
         'server-id = %d' % instance.server_id,
         'skip-name-resolve',
@@ -429,6 +436,7 @@ class Fleet:
             yield
 
     def _write_config(self, instance: Instance):
+        instance.tmpdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         text = render_config(instance)
         path = instance.defaults_file
         if path.exists() and path.read_text() == text:

@@ -359,6 +359,9 @@ class Sandbox(object):
         self.client_file = os.path.join(self.home, 'client.cnf')
         self.error_log = os.path.join(self.home, 'error.log')
         self.pid_file = os.path.join(self.home, 'mysqld.pid')
+        # Its own temporary directory: mariadb-install-db run beside another (drills in lanes) in a shared
+        # /tmp failed about one time in six ("Unknown table 'mysql.tmp_proxies_priv'").
+        self.tmpdir = os.path.join(self.home, 'tmp')
         self.port = free_port()
         self.pid = None
         self.user = _os_user()
@@ -367,11 +370,14 @@ class Sandbox(object):
         lines = ['# dbfleet.mysql.mysql_restore: a sandbox server for one restore', '[client-server]',
                  'socket = %s' % self.socket, 'port = %d' % self.port, '', '[mariadbd]',
                  'bind-address = 127.0.0.1', 'datadir = %s' % self.datadir, 'pid-file = %s' % self.pid_file,
+                 'tmpdir = %s' % self.tmpdir,
                  'log-error = %s' % self.error_log, 'skip-log-bin', 'skip-name-resolve', 'skip-slave-start',
                  'event-scheduler = OFF', 'performance_schema = OFF', 'server-id = %d' % (4000 + os.getpid() % 4000),
                  'character-set-server = utf8mb4', 'collation-server = utf8mb4_general_ci',
                  'innodb_buffer_pool_size = 256M', 'innodb_log_file_size = 256M',
                  'innodb_flush_log_at_trx_commit = 2', 'max_allowed_packet = 1G', 'table_open_cache_instances = 1']
+        if not os.path.isdir(self.tmpdir):
+            os.mkdir(self.tmpdir, 0o700)
         with open(self.defaults_file, 'w') as handle:
             handle.write('\n'.join(lines) + '\n')
         with open(self.client_file, 'w') as handle:
