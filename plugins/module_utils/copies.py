@@ -32,6 +32,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import parse_backup_dir
 from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import binlog_number, sha256_of
@@ -49,6 +50,9 @@ _SHA256 = re.compile(r'^([0-9a-f]{64})\s+\*?(.+)$')
 _BINLOG = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,200}\.\d{1,10}$')
 ERROR_CHARS = 1500
 TIMEOUT = 6 * 3600
+# A fetch's staging directory, and how long one is kept untouched before a later fetch removes it.
+STAGED_PREFIX = 'restore-'
+STALE_SECONDS = 24 * 3600
 
 
 class CopyError(Exception):
@@ -415,9 +419,10 @@ def _replay_files(names, start_file, manifests, stop_datetime):
     return chosen
 
 
-def fetch(spec, backup, staging, sha256=None, binlogs=False, stop_datetime=None):
+def fetch(spec, backup, staging, sha256=None, binlogs=False, stop_datetime=None, now=None):
     """Download a backup (and with `binlogs` the archived binlogs its replay needs) from a repository into a
-    new directory under `staging`: {'root', 'path' (the staged backup directory), 'binlog_dir', 'files', 'bytes'}.
+    new directory under `staging`: {'root', 'path' (the staged backup directory), 'binlog_dir', 'files', 'bytes',
+    'swept' (stale directories of earlier fetches removed, sweep_staging)}.
     CopyError when something is missing or a file's SHA-256 is not its manifest's (the staged copy is
     removed then)."""
     relative = backup_relative_dir(backup)
@@ -425,12 +430,30 @@ def fetch(spec, backup, staging, sha256=None, binlogs=False, stop_datetime=None)
     target = repository(spec)
     if not os.path.isdir(staging):
         os.makedirs(staging, mode=0o700)
-    root = tempfile.mkdtemp(prefix='restore-', dir=staging)
+    swept = sweep_staging(staging, now=now)
+    root = tempfile.mkdtemp(prefix=STAGED_PREFIX, dir=staging)
     try:
-        return _fetch_into(target, spec['name'], relative, name, root, sha256, binlogs, stop_datetime)
+        fetched = _fetch_into(target, spec['name'], relative, name, root, sha256, binlogs, stop_datetime)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+    fetched['swept'] = swept
+    return fetched
+
+
+def sweep_staging(staging, now=None):
+    """Remove what fetches left behind in `staging` - a restore killed before its playbook removed its
+    directory (SIGKILL skips that) - once untouched for STALE_SECONDS, far longer than a restore may run;
+    the paths removed."""
+    now = time.time() if now is None else now
+    swept = []
+    for entry in sorted(os.listdir(staging)):
+        path = os.path.join(staging, entry)
+        if entry.startswith(STAGED_PREFIX) and os.path.isdir(path) and not os.path.islink(path) \
+                and now - os.lstat(path).st_mtime > STALE_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+            swept.append(path)
+    return swept
 
 
 def _fetch_into(target, repository_name, relative, name, root, sha256, binlogs, stop_datetime):

@@ -20,7 +20,8 @@ description:
     C(.json) manifests), up to the first one that begins after O(stop_datetime) when given.
   - Every file counts only when its SHA-256 is its manifest's, and the backup's manifest must say the SHA-256
     the catalog recorded (O(sha256)); otherwise the task fails and the staged copy is removed. The caller removes
-    RV(staging_dir) when the restore is done (C(playbooks/restore.yml) does).
+    RV(staging_dir) when the restore is done (C(playbooks/restore.yml) does); what a killed restore left there is
+    removed by a later fetch once it is a day old (RV(swept)).
   - C(ssh) repositories are read with C(rsync -e ssh) (host key checking always on), C(rclone) repositories with
     C(rclone copy).
 author:
@@ -108,6 +109,13 @@ bytes:
   description: Their total size.
   returned: success
   type: int
+swept:
+  description:
+    - Directories earlier fetches left in O(staging) (a restore killed before it removed its own) untouched for a day,
+      removed by this one.
+  returned: success
+  type: list
+  elements: str
 seconds:
   description: How long the fetch took.
   returned: success
@@ -159,6 +167,7 @@ def main():
     seconds = round(time.monotonic() - started, 3)
     module.exit_json(changed=True, path=fetched['path'], binlog_dir=fetched['binlog_dir'],
                      staging_dir=fetched['root'], files=fetched['files'], bytes=fetched['bytes'], seconds=seconds,
+                     swept=fetched['swept'],
                      msg='fetched %d file(s), %d bytes, from %s in %.1f s, each verified by SHA-256'
                      % (len(fetched['files']), fetched['bytes'], params['repository'], seconds))
 

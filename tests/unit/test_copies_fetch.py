@@ -90,3 +90,19 @@ def test_another_backup_than_the_catalogs_or_a_missing_one_is_refused(repo, tmp_
 def test_only_a_backup_directory_is_ever_fetched(path):
     with pytest.raises(CopyError, match='is not a backup directory'):
         backup_relative_dir(path)
+
+
+def test_what_a_killed_restore_left_staged_goes_once_a_day_old_and_nothing_else(repo, tmp_path):
+    import os
+    import time
+    staging = tmp_path / 'staging'
+    old, recent, other = staging / 'restore-old1', staging / 'restore-recent', staging / 'keep-me'
+    for directory in (old, recent, other):
+        (directory / 'db7').mkdir(parents=True)
+    now = time.time()
+    for directory in (old, other):
+        os.utime(directory, (now - 2 * 86400, now - 2 * 86400))
+    result = fetch(spec(repo), BACKUP, str(staging), now=now)
+    assert result['swept'] == [str(old)]
+    assert sorted(path.name for path in staging.iterdir()) == sorted(['restore-recent', 'keep-me',
+                                                                      os.path.basename(result['root'])])
