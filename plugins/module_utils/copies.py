@@ -24,7 +24,6 @@ its manifest's (and the archive's the catalog's, when given).
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import re
@@ -36,6 +35,7 @@ import time
 
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import parse_backup_dir
 from ansible_collections.dbfleet.mysql.plugins.module_utils.binlog_archive import binlog_number, sha256_of
+from ansible_collections.dbfleet.mysql.plugins.module_utils.restore import ARCHIVE_NAME, parse_iso
 
 KINDS = ('ssh', 'rclone')
 _NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
@@ -395,25 +395,19 @@ def _load_json(path):
     return document
 
 
-def _first_event_at(manifest):
-    """An archived binlog's first event time (aware UTC), None when its manifest has none."""
-    text = manifest.get('first_event_at')
-    try:
-        return datetime.datetime.strptime(text[:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
-    except (TypeError, ValueError):
-        return None
-
-
 def _replay_files(names, start_file, manifests, stop_datetime):
     """The binlog files a replay from `start_file` needs, oldest first: the series from it on, each with its
     manifest, up to the first one that begins after `stop_datetime` (included: it shows the archive reaches
     that instant)."""
-    start = binlog_number(start_file)
+    base, first = binlog_number(start_file)
+    numbered = sorted((binlog_number(name)[1], name) for name in names if name in manifests
+                      and binlog_number(name) and binlog_number(name)[0] == base)
     chosen = []
-    for name in sorted((n for n in names if binlog_number(n) and binlog_number(n)[0] == start[0]
-                        and binlog_number(n)[1] >= start[1] and n in manifests), key=lambda n: binlog_number(n)[1]):
+    for number, name in numbered:
+        if number < first:
+            continue
         chosen.append(name)
-        begins = _first_event_at(manifests[name])
+        begins = parse_iso(manifests[name].get('first_event_at'))
         if stop_datetime is not None and begins is not None and begins > stop_datetime:
             break
     return chosen
@@ -463,7 +457,7 @@ def _fetch_into(target, repository_name, relative, name, root, sha256, binlogs, 
         raise CopyError('backup %s is not in repository %s%s' % (relative, repository_name, ': ' + error if error else ''))
     manifest = _load_json(os.path.join(root, relative, 'manifest.json'))
     archive = manifest.get('archive')
-    if not isinstance(archive, str) or '/' in archive or archive.startswith('.'):
+    if not isinstance(archive, str) or not ARCHIVE_NAME.match(archive):
         raise CopyError('the manifest of %s in repository %s names no archive file' % (relative, repository_name))
     if sha256 and manifest.get('sha256') != sha256:
         raise CopyError('the manifest of %s in repository %s says SHA-256 %s, the catalog %s: not the backup the '

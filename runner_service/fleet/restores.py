@@ -61,9 +61,9 @@ TEMPLATE_DEFINITION = dict(
 )
 
 
-def copied_to(backup: dict, repository: str) -> bool:
-    """Whether the catalog has a verified copy of the backup in the repository."""
-    return any(copy['repository'] == repository and copy['status'] == 'ok' for copy in backup.get('copies') or [])
+def verified_in(backup: dict) -> set[str]:
+    """The repositories where the catalog has a verified copy of the backup."""
+    return {copy['repository'] for copy in backup.get('copies') or [] if copy['status'] == 'ok'}
 
 
 def parse_gtid(text: str) -> tuple[int, int, int]:
@@ -98,10 +98,9 @@ class RestoreService:
             if backup['status'] != 'ok' or not backup['path']:
                 raise Unprocessable('backup %d of %s failed (%s): choose a successful one (dbfleet backups list '
                                     '--host %s --status ok)' % (backup_id, host, (backup['error'] or '')[:200], host))
-            if repository is not None and not copied_to(backup, repository):
+            if repository is not None and repository not in verified_in(backup):
                 raise Unprocessable('backup %d of %s has no verified copy in repository %s (its copies: %s)' % (
-                    backup_id, host, repository, ', '.join(sorted({copy['repository'] for copy in backup.get('copies')
-                                                                   or [] if copy['status'] == 'ok'})) or 'none'))
+                    backup_id, host, repository, ', '.join(sorted(verified_in(backup))) or 'none'))
             return backup
         domain_sequence = parse_gtid(to_gtid) if to_gtid else None
         # `to` is to the second and means its end (every transaction written in it is applied): a backup
@@ -111,7 +110,7 @@ class RestoreService:
         while True:
             page = self.store.backups.catalog(host=host, status='ok', until=until, limit=200, cursor=cursor)
             for backup in page['backups']:
-                if not backup['path'] or (repository is not None and not copied_to(backup, repository)):
+                if not backup['path'] or (repository is not None and repository not in verified_in(backup)):
                     continue
                 if domain_sequence is not None:
                     done = sequence_in(backup['gtid'], domain_sequence[0])
