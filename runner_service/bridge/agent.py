@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dbfleet.clock import utcnow
-from dbfleet.settings import Settings
-from runner_service.bridge.cron_exec import REPORT_TIMEOUT
 from runner_service.bridge.crontab import edit, files, parse
+from runner_service.bridge.host_api import AgentConfig, HostApi, HostApiError
 from runner_service.bridge.spool import Spool, WatchdogState, is_unreachable
 
 
@@ -37,11 +36,6 @@ def wrapper_path() -> str:
     if found:
         return os.path.abspath(found)
     raise RuntimeError('cannot find the dbfleet executable beside %s or on PATH' % sys.executable)
-
-
-def client_for(settings: Settings, timeout: float = REPORT_TIMEOUT):
-    from runner_service.client import ApiClient
-    return ApiClient(settings.api_url, settings.token or '', timeout=timeout)
 
 
 # -- making the crontab files match the platform -------------------------------------------------
@@ -137,40 +131,38 @@ def apply(changes: list[FileChange]) -> list[FileChange]:
 
 # -- the watchdog --------------------------------------------------------------------------------
 
-def watchdog(settings: Settings, host: str, threshold: float, wrapper: str | None = None) -> dict:
-    """One watchdog pass; what it saw and did."""
-    from runner_service.client import ApiError
-    spool = Spool(settings.cron_spool)
+def watchdog(config: AgentConfig, threshold: float | None = None, wrapper: str | None = None) -> dict:
+    """One watchdog pass for config.host; what it saw and did. `threshold`: seconds without the
+    platform before the taken-over entries go back to crontab (default: config.fallback_seconds)."""
+    threshold = config.fallback_seconds if threshold is None else threshold
+    spool = Spool(config.spool)
     state = WatchdogState.load(spool.directory)
     now = utcnow()
-    client = client_for(settings)
+    api = HostApi(config, agent='dbfleet-watchdog')
     try:
-        try:
-            entries = client.cron_entries(host)
-        except ApiError as exc:
-            if not is_unreachable(exc):
-                raise
-            state.down_since = state.down_since or now.isoformat()
-            down = (now - dt.datetime.fromisoformat(state.down_since)).total_seconds()
-            took_back = not state.fallback and down >= threshold
-            if took_back:
-                state.fallback = True
-            written = apply(plan_sync(state.entries, state.fallback_ids, wrapper)) if state.fallback else []
-            state.save(spool.directory)
-            return {'platform': 'unreachable', 'detail': exc.detail, 'down_seconds': round(down, 1),
-                    'fallback': state.fallback, 'fallback_started': took_back,
-                    'fallback_entries': sorted(state.fallback_ids), 'files_written': len(written),
-                    'spooled': len(spool.pending())}
-        handed_back = state.fallback
-        state.fallback, state.down_since, state.last_ok = False, None, now.isoformat()
-        state.entries = [{key: entry[key] for key in ('schedule_id', 'name', 'mode', 'file', 'line', 'original')}
-                         for entry in entries]
-        delivered, rejected = spool.deliver(client.cron_report)
-        changes = plan_sync(entries, set(), wrapper)
-        written = apply(changes)
+        entries = api.entries(config.host)
+    except HostApiError as exc:
+        if not is_unreachable(exc):
+            raise
+        state.down_since = state.down_since or now.isoformat()
+        down = (now - dt.datetime.fromisoformat(state.down_since)).total_seconds()
+        took_back = not state.fallback and down >= threshold
+        if took_back:
+            state.fallback = True
+        written = apply(plan_sync(state.entries, state.fallback_ids, wrapper)) if state.fallback else []
         state.save(spool.directory)
-        return {'platform': 'ok', 'fallback': False, 'handed_back': handed_back, 'reports_delivered': delivered,
-                'reports_rejected': rejected, 'files_written': len(written),
-                'notes': [note for change in changes for note in change.notes]}
-    finally:
-        client.close()
+        return {'platform': 'unreachable', 'detail': exc.detail, 'down_seconds': round(down, 1),
+                'fallback': state.fallback, 'fallback_started': took_back,
+                'fallback_entries': sorted(state.fallback_ids), 'files_written': len(written),
+                'spooled': len(spool.pending())}
+    handed_back = state.fallback
+    state.fallback, state.down_since, state.last_ok = False, None, now.isoformat()
+    state.entries = [{key: entry[key] for key in ('schedule_id', 'name', 'mode', 'file', 'line', 'original')}
+                     for entry in entries]
+    delivered, rejected = spool.deliver(api.report)
+    changes = plan_sync(entries, set(), wrapper)
+    written = apply(changes)
+    state.save(spool.directory)
+    return {'platform': 'ok', 'fallback': False, 'handed_back': handed_back, 'reports_delivered': delivered,
+            'reports_rejected': rejected, 'files_written': len(written),
+            'notes': [note for change in changes for note in change.notes]}

@@ -139,6 +139,39 @@ def test_the_agent_runs_the_cron_wrapper_without_the_service(wheel, tmp_path):
     assert console.returncode == 0, console.stderr
 
 
+def test_the_agent_install_holds_every_host_command_and_nothing_of_the_service(wheel, tmp_path):
+    venv = make_venv(tmp_path / 'venv', '%s[agent]' % wheel)
+    env = clean_env(tmp_path / 'home', venv, DBFLEET_VAR_DIR=tmp_path / 'state', DBFLEET_TOKEN='agent-token',
+                    DBFLEET_API_URL='http://127.0.0.1:9', DBFLEET_HOST='db1')
+    for name in ('typer', 'rich', 'httpx', 'fastapi', 'rq', 'ansible_runner'):
+        assert run([venv / 'bin' / 'python', '-c', 'import %s' % name], check=False, cwd=tmp_path,
+                   env=env).returncode != 0, name
+    dbfleet = venv / 'bin' / 'dbfleet'
+    # The watchdog with the platform away: it says so and keeps the state for its fallback.
+    watchdog = run([dbfleet, 'cron', 'watchdog'], check=False, cwd=tmp_path, env=env)
+    assert watchdog.returncode == 0, watchdog.stderr
+    assert json.loads(watchdog.stdout)['platform'] == 'unreachable'
+    assert (tmp_path / 'state' / 'cron-spool' / 'watchdog.state').is_file()
+    crontab = tmp_path / 'crontab'
+    crontab.write_text('*/5 * * * * /usr/local/bin/backup.sh\n')
+    for args in (['sync'], ['diff'], ['import', '--path', str(crontab), '--path-user', '--json']):
+        refused = run([dbfleet, 'cron', *args], check=False, cwd=tmp_path, env=env)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert refused.stderr.startswith('dbfleet: the API at http://127.0.0.1:9 did not answer') \
+            and len(refused.stderr.splitlines()) == 1, (args, refused.stderr)
+    assert crontab.read_text() == '*/5 * * * * /usr/local/bin/backup.sh\n'
+    for args in (['cron', 'sync', '--help'], ['cron', 'import', '--help'], ['cron', 'watchdog', '--help']):
+        shown = run([dbfleet, *args], check=False, cwd=tmp_path, env=env)
+        assert shown.returncode == 0 and shown.stdout.startswith('usage: dbfleet cron %s' % args[1]), shown
+    listed = run([dbfleet, 'cron', '--help'], check=False, cwd=tmp_path, env=env)
+    assert listed.returncode == 0 and all(name in listed.stdout for name in ('exec', 'import', 'sync', 'watchdog'))
+    # The platform's commands need the service's libraries: one line saying which extra.
+    for args in (['jobs', 'list'], ['cron', 'list'], ['version']):
+        other = run([dbfleet, *args], check=False, cwd=tmp_path, env=env)
+        assert other.returncode == 2 and 'needs dbfleet[service]' in other.stderr \
+            and len(other.stderr.splitlines()) == 1, (args, other.stderr)
+
+
 # -- the whole service, installed, against the local fleet -------------------------------------------
 
 @pytest.fixture(scope='module')

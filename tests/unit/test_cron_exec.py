@@ -1,5 +1,6 @@
 """The wrapper crontab runs (runner_service.bridge.cron_exec): it reads the configuration as the
-settings do, talks to a real HTTP server, and spools exactly the reports worth sending later."""
+settings do (runner_service.bridge.host_api), talks to a real HTTP server, and spools exactly the
+reports worth sending later."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from dbfleet.settings import Settings
 from runner_service.bridge import cron_exec
+from runner_service.bridge.host_api import AgentConfig, read_config
 from runner_service.bridge.spool import Spool
 
 CLEAN = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': '/root'}
@@ -27,7 +29,8 @@ def settings_answer(environ: dict) -> tuple:
     os.environ.update(environ)
     try:
         settings = Settings(_env_file=environ.get('DBFLEET_CONFIG') or '/etc/dbfleet/dbfleet.env')
-        return settings.api_url, settings.token, settings.host, Path(settings.cron_spool)
+        return (settings.api_url, settings.token, settings.host, Path(settings.cron_spool),
+                settings.cron_fallback_seconds)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -41,7 +44,8 @@ CASES = {
                       'DBFLEET_CRON_SPOOL=/var/spool/x\n'),
     'environment wins over the file': ({'DBFLEET_TOKEN': 'tok-env', 'DBFLEET_VAR_DIR': '/srv/state'},
                                        'DBFLEET_TOKEN=tok-file\nDBFLEET_API_URL=http://10.0.0.5:8080\n'
-                                       'DBFLEET_VAR_DIR=/srv/other\n'),
+                                       'DBFLEET_VAR_DIR=/srv/other\nDBFLEET_CRON_FALLBACK_SECONDS=90\n'),
+    'fallback from the environment': ({'DBFLEET_CRON_FALLBACK_SECONDS': '12.5'}, None),
     'names in any case, export, comments': ({}, '# the agent\nexport dbfleet_api_url=http://10.0.0.6:80\n'
                                                 "dbfleet_token='tok'   # inline\nOTHER=1\n"),
     'empty token': ({'DBFLEET_TOKEN': ''}, 'DBFLEET_TOKEN=tok-file\n'),
@@ -54,9 +58,10 @@ def test_the_wrapper_reads_the_configuration_as_the_settings_do(case, tmp_path):
     environ = dict(CLEAN, DBFLEET_CONFIG=str(tmp_path / 'dbfleet.env'), **environ)
     if file_text is not None:
         (tmp_path / 'dbfleet.env').write_text(file_text)
-    config = cron_exec.read_config(environ)
-    assert (config.api_url, config.token, config.host, config.spool) == settings_answer(environ)
-    assert cron_exec.read_config(environ, host='given').host == 'given'
+    config = read_config(environ)
+    assert (config.api_url, config.token, config.host, config.spool, config.fallback_seconds) == \
+        settings_answer(environ)
+    assert read_config(environ, host='given').host == 'given'
 
 
 class Api:
@@ -98,8 +103,8 @@ def api():
     server.close()
 
 
-def config_for(url: str, spool: Path, token: str | None = 'agent-token') -> cron_exec.AgentConfig:
-    return cron_exec.AgentConfig(api_url=url, token=token, host='db1', spool=spool)
+def config_for(url: str, spool: Path, token: str | None = 'agent-token') -> AgentConfig:
+    return AgentConfig(api_url=url, token=token, host='db1', spool=spool)
 
 
 def test_reports_reach_the_api_with_the_token_under_the_url_s_path(api, tmp_path):
