@@ -21,15 +21,13 @@ import yaml
 from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import MANIFEST, backup_path, read_xbstream
 
 from dbfleet.store import open_store
-from devtools.fleet import INSTANCES, LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance
+from devtools.fleet import LIMITED_PASSWORD, LIMITED_USER, Fleet, Instance
 from devtools.fleet.harness import _terminate
 from devtools.fleet.seed import BACKUP_PASSWORD, BACKUP_USER, PRIMARY_SCHEMAS
-from tests.conftest import REPO, VENV_BIN, ansible_env
+from tests.collection.backup_helpers import backup_host, module_args, playbook, run_backup_module
 
 pytestmark = pytest.mark.fleet
 
-PLAYBOOK = REPO / 'playbooks' / 'backup.yml'
-INVENTORY = REPO / 'inventories' / 'local_fleet.yml'
 PRIMARY_DATABASES = sorted(PRIMARY_SCHEMAS + ('dbfleet_fleet',))
 MANIFEST_KEYS = {'manifest_version', 'name', 'server', 'server_version', 'method', 'tool', 'databases', 'compress',
                  'archive', 'bytes', 'sha256', 'started', 'finished', 'duration_seconds', 'verify_seconds',
@@ -43,22 +41,6 @@ def private_store(tmp_path, monkeypatch):
     url = 'sqlite:///%s' % (tmp_path / 'store.db')
     monkeypatch.setenv('DBFLEET_STORE_URL', url)
     return url
-
-
-def playbook(dest, store_url, *args, inventories=(), extra_vars=None, background=False):
-    """ansible-playbook playbooks/backup.yml over the local fleet (plus `inventories`)."""
-    command = [str(VENV_BIN / 'ansible-playbook'), '-i', str(INVENTORY)]
-    for inventory in inventories:
-        command += ['-i', str(inventory)]
-    variables = dict(dbfleet_backup_dest=str(dest))
-    variables.update(extra_vars or {})
-    command += [str(PLAYBOOK), '-e', json.dumps(variables), *args]
-    env = ansible_env(DBFLEET_STORE_URL=store_url)
-    if background:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    return completed.returncode, completed.stdout + completed.stderr
 
 
 def recap(output, host):
@@ -365,24 +347,6 @@ def test_a_physical_backup_of_the_primary_can_be_prepared(fleet, tmp_path, priva
 
 
 # -- the module on its own ---------------------------------------------------------------------
-
-def backup_host(name, user=BACKUP_USER, password=BACKUP_PASSWORD, **extra):
-    values = dict(login_host='127.0.0.1', login_port=INSTANCES[name].port, login_user=user, login_password=password)
-    values.update(extra)
-    return values
-
-
-def module_args(dest, **extra):
-    args = dict(login_host='{{ login_host }}', login_port='{{ login_port }}', login_user='{{ login_user }}',
-                login_password='{{ login_password }}', config_file='', dest=str(dest), name='{{ inventory_hostname }}')
-    args.update(extra)
-    return args
-
-
-def run_backup_module(run_module, dest, hosts=('primary',), extra_args=(), **args):
-    return run_module(dict((name, backup_host(name)) for name in hosts), module_args(dest, **args),
-                      extra_args=extra_args, module='dbfleet.mysql.mysql_backup')
-
 
 def fake_backup(dest, host, days_old, method='logical'):
     """A finished-looking backup started `days_old` days ago (retention reads names and manifests only)."""

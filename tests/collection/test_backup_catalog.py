@@ -21,7 +21,7 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import MANIFE
 from dbfleet.store import open_store
 from runner_service.jobs.lifecycle import JOB_ENV, kill_job_processes
 from devtools.fleet import LIMITED_PASSWORD, LIMITED_USER
-from tests.collection.test_backup import INVENTORY, PLAYBOOK, backup_host, module_args, playbook, run_backup_module
+from tests.collection.backup_helpers import INVENTORY, PLAYBOOK, backup_host, module_args, playbook, run_backup_module
 from tests.conftest import REPO, VENV_BIN, ansible_env
 
 pytestmark = pytest.mark.fleet

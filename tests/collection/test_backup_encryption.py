@@ -20,7 +20,7 @@ from ansible_collections.dbfleet.mysql.plugins.module_utils.backup import (
 
 from devtools.fleet import INSTANCES
 from devtools.fleet.seed import BACKUP_PASSWORD, BACKUP_USER, MONITOR_PASSWORD, MONITOR_USER
-from tests.collection.test_backup import backup_host, run_backup_module
+from tests.collection.backup_helpers import backup_host, run_backup_module
 
 pytestmark = pytest.mark.fleet
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.collection.test_backup import PLAYBOOK, INVENTORY
+from tests.collection.backup_helpers import PLAYBOOK, INVENTORY
 from tests.conftest import REPO, VENV_BIN, ansible_env
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.fleet]

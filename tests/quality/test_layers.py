@@ -13,7 +13,8 @@ The packages, top to bottom:
 Inside runner_service, top to bottom (a module may import its own layer's modules and any layer
 below, never one above):
 
-    console                        the `dbfleet` executable: `cron exec` to the wrapper, the rest to cli
+    console                        the `dbfleet` executable: a host's `cron exec|import|sync|diff|watchdog`
+                                   to bridge/host_cli, the rest to cli
     cli                            the `dbfleet` command: one module per command group
     processes                      starts each long-running process (API, workers, scheduler, `up`)
     api                            the HTTP layer: app, deps, routes; nothing outside cli/, api/ and
