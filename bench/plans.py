@@ -37,7 +37,7 @@ import yaml  # noqa: E402
 from bench.report import record  # noqa: E402
 from dbfleet.store import open_store  # noqa: E402
 from runner_service.jobs import planner  # noqa: E402
-from tests.service.harness import PLAYBOOKS, Service  # noqa: E402
+from devtools.service_harness import PLAYBOOKS, Service  # noqa: E402
 
 LANES = 5
 

@@ -3,7 +3,7 @@
 output in headless Chromium, and the browser's memory over --follow-seconds (default 600) of live
 follow while the job keeps writing output.
 
-A service (tests/service/harness.py: private Redis, SQLite store, `dbfleet api`, no worker) holds
+A service (devtools/service_harness.py: private Redis, SQLite store, `dbfleet api`, no worker) holds
 one job that stays queued on a queue no worker reads, so its page keeps following; its events are
 written into the store directly. The page is opened --opens times (a fresh browser context each:
 no cache), timed from navigation to the load event, with the figure the test asserts nothing about
@@ -33,7 +33,7 @@ from bench.report import record  # noqa: E402
 from dbfleet.store import open_store  # noqa: E402
 from runner_service.portal.job_log import MAX_LINES  # noqa: E402
 from tests.portal.browser import launch_chromium  # noqa: E402
-from tests.service.harness import Service  # noqa: E402
+from devtools.service_harness import Service  # noqa: E402
 
 COMMAND = '.venv/bin/python bench/portal.py'
 GOAL_SECONDS = 2.0

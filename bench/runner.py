@@ -2,7 +2,7 @@
 """Runner service: launch overhead, many jobs, event ingest, each against bare ansible-runner.
 
 Figures (defined in the shared benchmarks page), all measured in one run against a private
-service (tests/service/harness.py: redis-server, SQLite store, `dbfleet api`, 2 `dbfleet worker`):
+service (devtools/service_harness.py: redis-server, SQLite store, `dbfleet api`, 2 `dbfleet worker`):
 
 1. Launch overhead: N sequential one-host launches of tests/service/playbooks/hello.yml
    (limit node1). Service: from just before `POST /api/v1/jobs` to the arrival of the job's first
@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.report import record  # noqa: E402
-from tests.service.harness import INVENTORY, PLAYBOOKS, Service  # noqa: E402
+from devtools.service_harness import INVENTORY, PLAYBOOKS, Service  # noqa: E402
 
 HELLO = '%s/hello.yml' % PLAYBOOKS
 BENCH_DIR = 'var/bench'  # under the project (the API refuses anything else), git-ignored

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.report import record  # noqa: E402
 from bench.runner import HELLO, many_bare, percentile  # noqa: E402
-from tests.service.harness import INVENTORY, Service  # noqa: E402
+from devtools.service_harness import INVENTORY, Service  # noqa: E402
 
 COMMAND = '.venv/bin/python bench/scale.py'
 MARIADB = dict(host='127.0.0.1', port=3306, user='root', password='')

@@ -45,7 +45,7 @@ from bench.report import record  # noqa: E402
 from bench.runner import ENVVARS, percentile, timestamp  # noqa: E402
 from dbfleet.store import open_store  # noqa: E402
 from devtools.netfleet.harness import NetFleet  # noqa: E402
-from tests.service.harness import INVENTORY_DIRS, Service  # noqa: E402
+from devtools.service_harness import INVENTORY_DIRS, Service  # noqa: E402
 
 COMMAND = '.venv/bin/python bench/ssh.py'
 BENCH_DIR = 'var/bench-ssh/%s' % os.environ.get('NETFLEET_ID', '0')  # under the project, git-ignored

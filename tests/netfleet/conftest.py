@@ -124,7 +124,7 @@ def stop_remote(netfleet, host: str, pid: int, seconds: float = 30) -> None:
 def wait_until(predicate, what: str, timeout: float = 60):
     """`predicate()`'s first true value, polled; fails naming `what` after `timeout` (x PATIENCE)."""
     import time
-    from tests.service.harness import PATIENCE
+    from devtools.service_harness import PATIENCE
     deadline = time.monotonic() + timeout * PATIENCE
     while not (value := predicate()):
         assert time.monotonic() < deadline, 'timed out: %s' % what

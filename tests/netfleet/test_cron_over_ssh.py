@@ -14,7 +14,7 @@ import pytest
 from runner_service.bridge.crontab import parse
 from tests.conftest import REPO
 from tests.netfleet.conftest import VENV, output_of
-from tests.service.harness import PATIENCE, Service
+from devtools.service_harness import PATIENCE, Service
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 

@@ -26,7 +26,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from tests.netfleet.conftest import remote_env, stop_remote, wait_until
-from tests.service.harness import REPO, Service
+from devtools.service_harness import REPO, Service
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.netfleet.conftest import remote_env, stop_remote, wait_until
-from tests.service.harness import INVENTORY, PATIENCE, Service, live_event_names
+from devtools.service_harness import INVENTORY, PATIENCE, Service, live_event_names
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 

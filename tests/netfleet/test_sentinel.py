@@ -16,7 +16,7 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from tests.service.harness import PATIENCE, TERMINAL, Service
+from devtools.service_harness import PATIENCE, TERMINAL, Service
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 

@@ -19,7 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.netfleet.conftest import dbfleet_processes, remote_env, wait_until
-from tests.service.harness import INVENTORY, REPO, Service
+from devtools.service_harness import INVENTORY, REPO, Service
 
 pytestmark = [pytest.mark.netfleet, pytest.mark.service]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.service.harness import PATIENCE, REPO
+from devtools.service_harness import PATIENCE, REPO
 
 SCREENSHOTS = REPO / 'var' / 'screenshots'
 # Playwright's own waits (expect, wait_for_*) in ms: they end as soon as their condition holds.

@@ -1,4 +1,4 @@
-"""Browser tests of the portal: the real service (tests/service/harness.py) and a real headless
+"""Browser tests of the portal: the real service (devtools/service_harness.py) and a real headless
 Chromium (Debian's `chromium`, driven by Playwright with the system browser). Every page a test
 looks at is saved as a screenshot under var/screenshots/."""
 
@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tests.portal.browser import Portal, launch_chromium
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 
 @pytest.fixture(scope='module')

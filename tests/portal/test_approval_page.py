@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.portal.browser import WAIT_MS
-from tests.service.harness import INVENTORY, PLAYBOOKS
+from devtools.service_harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service
 GUARDED = {'name': 'guarded', 'playbook': '%s/hello.yml' % PLAYBOOKS, 'inventory': INVENTORY, 'limit': 'node1',

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.portal.helpers import NIGHT, api, record_backups, tag_hosts
-from tests.service.harness import PLAYBOOKS
+from devtools.service_harness import PLAYBOOKS
 
 pytestmark = pytest.mark.service
 LARGE = ['db-l1', 'db-l2', 'db-l3', 'db-l4']

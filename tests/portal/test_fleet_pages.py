@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from dbfleet.clock import utcnow
 from dbfleet.store import open_store
-from tests.service.harness import PLAYBOOKS
+from devtools.service_harness import PLAYBOOKS
 
 pytestmark = pytest.mark.service
 HOSTS = {  # name: (manual tags, data bytes)

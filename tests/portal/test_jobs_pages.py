@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from runner_service.secret_box import MASK
 from tests.portal.browser import WAIT_MS
-from tests.service.harness import PLAYBOOKS, TERMINAL
+from devtools.service_harness import PLAYBOOKS, TERMINAL
 
 pytestmark = pytest.mark.service
 PASSWORD = 'hunter2-portal-secret'

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from dbfleet.store import open_store
 from runner_service.portal.session import csrf_for
 from tests.portal.helpers import api
-from tests.service.harness import Service, wait_for
+from devtools.service_harness import Service, wait_for
 from tests.service.receivers import FAST_OUTBOX, WebhookReceiver
 
 pytestmark = pytest.mark.service

@@ -3,7 +3,7 @@ import pytest
 from dbfleet.settings import Settings
 from runner_service.processes import PrivateRedis
 from runner_service.runtime import Runtime
-from tests.service.harness import REPO
+from devtools.service_harness import REPO
 
 
 @pytest.fixture(scope='module')

@@ -62,7 +62,7 @@ from runner_service.runtime import Runtime
 from runner_service.schedules.loop import MISSED_RECORDED, Scheduler
 from runner_service.schedules.triggers import parse_trigger
 from runner_service.schemas import CronFile, CronImport, CronReport, JobTemplate, ScheduleCreate, ScheduleUpdate
-from tests.service.harness import REPO
+from devtools.service_harness import REPO
 
 UTC = dt.timezone.utc
 TEMPLATE = JobTemplate(playbook='tests/service/playbooks/hello.yml', inventory='tests/service/inventory.yml')

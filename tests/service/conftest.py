@@ -1,6 +1,6 @@
 import pytest
 
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 
 @pytest.fixture(scope='module')

@@ -16,7 +16,7 @@ import pytest
 
 from devtools.fleet.tls import ensure_tls_files, write_ca
 from runner_service.processes import PrivateRedis
-from tests.service.harness import PATIENCE, REPO, free_port
+from devtools.service_harness import PATIENCE, REPO, free_port
 
 pytestmark = pytest.mark.service
 

@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

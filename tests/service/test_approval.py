@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from dbfleet.store import open_store
 from dbfleet.store.engine import create_store_engine
-from tests.service.harness import INVENTORY, PLAYBOOKS
+from devtools.service_harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service
 TEMPLATE = {'name': 'guarded-hello', 'playbook': PLAYBOOKS + '/hello.yml', 'inventory': INVENTORY,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dbfleet.store import open_store
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

@@ -11,7 +11,7 @@ import pytest
 
 from dbfleet.store import open_store
 from tests.service.fleet_helpers import seed_fleet
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.helpers import one_line_error
-from tests.service.harness import INVENTORY, PLAYBOOKS, free_port
+from devtools.service_harness import INVENTORY, PLAYBOOKS, free_port
 
 pytestmark = pytest.mark.service
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.helpers import one_line_error
-from tests.service.harness import INVENTORY, PLAYBOOKS, Service
+from devtools.service_harness import INVENTORY, PLAYBOOKS, Service
 
 pytestmark = pytest.mark.service
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.service.harness import INVENTORY, PLAYBOOKS
+from devtools.service_harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service
 

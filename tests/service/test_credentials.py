@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.service.harness import PATIENCE, PLAYBOOKS, REPO, Service, job_processes
+from devtools.service_harness import PATIENCE, PLAYBOOKS, REPO, Service, job_processes
 
 pytestmark = pytest.mark.service
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from runner_service.bridge.crontab import parse
-from tests.service.harness import PATIENCE, Service
+from devtools.service_harness import PATIENCE, Service
 
 pytestmark = pytest.mark.service
 

@@ -13,7 +13,7 @@ import pytest
 from dbfleet.store import open_store
 from runner_service.fleet.schemas import MAX_RULES_TEXT
 from tests.service.fleet_helpers import HOSTS, T0, seed_fleet
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import SilentServer, one_line_error
-from tests.service.harness import PATIENCE, Service, free_port
+from devtools.service_harness import PATIENCE, Service, free_port
 
 pytestmark = pytest.mark.service
 

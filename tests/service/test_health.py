@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from dbfleet.store import open_store
-from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, Service
+from devtools.service_harness import INVENTORY, PLAYBOOKS, REPO, Service
 
 SLOW_SECONDS = '613.25'  # an inventory script's sleep, told apart from any other process by it
 LOOKUP = "{{ lookup('ansible.builtin.pipe', 'touch %s') }}"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dbfleet.store import open_store
-from tests.service.harness import INVENTORY, PLAYBOOKS, REPO, job_processes, live_event_names
+from devtools.service_harness import INVENTORY, PLAYBOOKS, REPO, job_processes, live_event_names
 
 pytestmark = pytest.mark.service
 

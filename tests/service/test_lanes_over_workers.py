@@ -14,8 +14,8 @@ import time
 import pytest
 
 from runner_service.worker.process_tree import descendants
-from tests.service.harness import PATIENCE, Service, job_processes, most_at_once, runs
-from tests.service.harness import intervals as spans
+from devtools.service_harness import PATIENCE, Service, job_processes, most_at_once, runs
+from devtools.service_harness import intervals as spans
 
 pytestmark = pytest.mark.service
 MANY = 'tests/service/inventory_many.yml'

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dbfleet.store import open_store
-from tests.service.harness import INVENTORY, PLAYBOOKS, Service
+from devtools.service_harness import INVENTORY, PLAYBOOKS, Service
 
 pytestmark = pytest.mark.service
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.service.harness import job_processes
+from devtools.service_harness import job_processes
 
 pytestmark = pytest.mark.service
 

@@ -16,7 +16,7 @@ import pytest
 
 from dbfleet.store import open_store
 from runner_service.jobs.planner import DEFAULT_OVERHEAD_SECONDS
-from tests.service.harness import PATIENCE, Service, free_port, job_processes, wait_for
+from devtools.service_harness import PATIENCE, Service, free_port, job_processes, wait_for
 from tests.service.receivers import FAST_OUTBOX as FAST, MailReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.service

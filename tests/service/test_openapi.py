@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.harness import INVENTORY, PLAYBOOKS
+from devtools.service_harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service
 SCHEMATHESIS = str(Path(sys.executable).parent / 'schemathesis')

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from tests.service.harness import runs
+from devtools.service_harness import runs
 
 pytestmark = pytest.mark.service
 HOSTS = ['primary', 'replica']

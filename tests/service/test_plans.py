@@ -10,7 +10,7 @@ import yaml
 
 from runner_service.jobs import planner
 from runner_service.worker.lanes import _list_hosts
-from tests.service.harness import PLAYBOOKS, intervals, most_at_once, runs
+from devtools.service_harness import PLAYBOOKS, intervals, most_at_once, runs
 
 pytestmark = pytest.mark.service
 MANY = 'tests/service/inventory_many.yml'

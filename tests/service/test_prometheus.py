@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.harness import PATIENCE, REPO, Service, free_port
+from devtools.service_harness import PATIENCE, REPO, Service, free_port
 
 pytestmark = [pytest.mark.service,
               pytest.mark.skipif(shutil.which('prometheus') is None or shutil.which('promtool') is None,

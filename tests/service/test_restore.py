@@ -21,7 +21,7 @@ from tests.collection.restore_helpers import (
     record_archive,
     scratch_schema_name,
 )
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.fleet
 FROM_NAMES = {variable['name'] for variable in FROM_VARIABLES}

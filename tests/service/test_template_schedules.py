@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.service.harness import INVENTORY, PLAYBOOKS, Service
+from devtools.service_harness import INVENTORY, PLAYBOOKS, Service
 
 pytestmark = pytest.mark.service
 EVERY_SECOND = {'kind': 'cron', 'expression': '* * * * * *', 'overlap': 'allow'}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbfleet.store import open_store
-from tests.service.harness import INVENTORY, PLAYBOOKS
+from devtools.service_harness import INVENTORY, PLAYBOOKS
 
 pytestmark = pytest.mark.service
 

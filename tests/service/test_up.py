@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.harness import INVENTORY, INVENTORY_DIRS, PLAYBOOKS, REPO, free_port
+from devtools.service_harness import INVENTORY, INVENTORY_DIRS, PLAYBOOKS, REPO, free_port
 
 pytestmark = pytest.mark.service
 BIN = Path(sys.executable).parent

@@ -11,7 +11,7 @@ import pytest
 from rq import Worker
 
 from runner_service.worker.process_tree import descendants
-from tests.service.harness import Service
+from devtools.service_harness import Service
 
 pytestmark = pytest.mark.service
 

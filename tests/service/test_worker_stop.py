@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.service.harness import PATIENCE, Service, job_processes
+from devtools.service_harness import PATIENCE, Service, job_processes
 
 pytestmark = pytest.mark.service
 

@@ -11,7 +11,7 @@ import time
 from dbfleet.store import open_store
 from dbfleet.tags import parse_tag_expression
 from runner_service.archive.streamer import run_archive
-from tests.service.harness import wait_for
+from devtools.service_harness import wait_for
 
 
 class Recorded:

@@ -14,7 +14,7 @@ from runner_service.errors import Unprocessable
 from runner_service.notify.kinds import split
 from runner_service.notify.senders import DeliveryFailed, send
 from runner_service.notify_schemas import NotifierCreate
-from tests.service.harness import PATIENCE, free_port
+from devtools.service_harness import PATIENCE, free_port
 from tests.service.receivers import EndlessReceiver, MailReceiver, WebhookReceiver
 
 

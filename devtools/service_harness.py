@@ -1,4 +1,4 @@
-"""A real dbfleet service for tests: a private redis-server, a SQLite store, `dbfleet api`
+"""A real dbfleet service for tests and benches: a private redis-server, a SQLite store, `dbfleet api`
 over HTTP on a free port and `dbfleet worker` processes, all started as a user would."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 from runner_service.job_queue import connect
 from runner_service.processes import PrivateRedis
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 TERMINAL = {'successful', 'failed', 'canceled', 'timed_out', 'dependency_failed', 'worker_lost'}
 PLAYBOOKS = 'tests/service/playbooks'
 INVENTORY = 'tests/service/inventory.yml'
