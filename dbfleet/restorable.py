@@ -38,6 +38,11 @@ def consistent_point(backup: dict) -> dt.datetime:
     return backup['started_at']
 
 
+def verified_in(backup: dict) -> set[str]:
+    """The repositories where the catalog has a verified copy of the backup."""
+    return {copy['repository'] for copy in backup.get('copies') or [] if copy.get('status') == 'ok'}
+
+
 def chains(binlogs: list[dict]) -> list[list[dict]]:
     """The archive's files in binlog order, split before every file that follows a gap."""
     ordered = sorted((row for row in binlogs if _order(row['file'])), key=lambda row: _order(row['file']))

@@ -410,13 +410,13 @@ class ApiClient:
 
     def drill_backups(self, request: DrillRequest) -> dict:
         """{job}: the restore drill job launched (or the one of the same idempotency key)."""
-        return self._call(DrillLaunched, 'POST', BACKUPS + '/drills', json=request.model_dump(mode='json',
-                                                                                                exclude_none=True))
+        return self._call(DrillLaunched, 'POST', BACKUPS + '/drills',
+                          json=request.model_dump(mode='json', by_alias=True, exclude_none=True))
 
     def schedule_drills(self, request: DrillSchedule) -> dict:
         """The schedule made: the `drill` template every day in a window."""
         return self._call(ScheduleOut, 'POST', BACKUPS + '/drills/schedule',
-                          json=request.model_dump(mode='json', exclude_none=True))
+                          json=request.model_dump(mode='json', by_alias=True, exclude_none=True))
 
     def drills(self, host: str | None = None, status: str | None = None, limit: int = 50) -> list[dict]:
         """Restore drills, newest first."""

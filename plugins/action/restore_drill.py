@@ -4,7 +4,9 @@
 """dbfleet.mysql.restore_drill: on the controller, pick the host's newest backup and a point of its
 restorable window from the dbfleet store (dbfleet.restorable), run dbfleet.mysql.mysql_restore into a
 sandbox where the task runs, time it, and record the drill (store.drills: RTO, RPO; the backup marked
-restore-tested). Unlike the recording of a backup, a drill cannot go without the store: it is where
+restore-tested). With `repository`, the pick is among the backups with a verified copy there, and the
+restore reads the copy playbooks/drill.yml fetched (`fetched`: dbfleet.mysql.backup_fetch's result) for
+the backup and point a check-mode run picked (`backup_id`, `stop_datetime`). Unlike the recording of a backup, a drill cannot go without the store: it is where
 the backup is chosen from, and where the drill's result is the point of it."""
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from ansible_collections.dbfleet.mysql.plugins.plugin_utils.base_package import 
 RESTORE = 'dbfleet.mysql.mysql_restore'
 ARGUMENT_SPEC = dict(replay=dict(type='bool', default=True), binlog_dir=dict(type='path'),
                      checksum_tables=dict(type='bool', default=True), source=dict(type='dict', no_log=False),
-                     age_identity=dict(type='str', no_log=True), point=dict(type='str', default='end'))
+                     age_identity=dict(type='str', no_log=True), point=dict(type='str', default='end'),
+                     repository=dict(type='str'), backup_id=dict(type='int'), stop_datetime=dict(type='str'),
+                     fetched=dict(type='dict'))
 RESTORE_RESULT = ('backup', 'replayed', 'stop_point', 'verification', 'seconds', 'loaded', 'schemas', 'warnings')
 JOB_ID = re.compile(r'^[0-9a-f]{32}$')
 INSTANT = re.compile(r'^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$')
+REPOSITORY_NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 
 
 def _utcnow():
@@ -48,6 +53,22 @@ def _event_time(text):
     if not text:
         return None
     return datetime.datetime.strptime(text, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+
+
+def _picked(backups, args):
+    """(backup, stop) a check-mode run picked: `backup_id` among `backups`, `stop_datetime` (or none)."""
+    found = [backup for backup in backups if backup.get('id') == args['backup_id'] and backup.get('status') == 'ok'
+             and backup.get('path') and not backup.get('removed_at')]
+    if not found:
+        raise ValueError('backup %d is not a successful backup of this host%s' % (
+            args['backup_id'], ' with a verified copy in repository %s' % args['repository']
+            if args['repository'] else ''))
+    stop = args['stop_datetime']
+    if stop in (None, ''):
+        return found[0], None
+    if not isinstance(stop, str) or not INSTANT.match(stop):
+        raise ValueError('stop_datetime must be an instant YYYY-MM-DD HH:MM:SS (UTC), got %r' % str(stop)[:40])
+    return found[0], datetime.datetime.strptime(stop, '%Y-%m-%d %H:%M:%S').replace(tzinfo=datetime.timezone.utc)
 
 
 class ActionModule(ActionBase):
@@ -75,16 +96,28 @@ class ActionModule(ActionBase):
             with open_store() as store:
                 state = store.binlogs.state(host)
                 backups = store.backups.list(host=host, limit=1000)
-                window = restorable.window(host, backups, store.binlogs.list(host), state['gaps'] if state else [])
+                binlogs = store.binlogs.list(host)
+                window = restorable.window(host, backups, binlogs, state['gaps'] if state else [])
         except (StoreError, ValueError) as exc:
             return dict(result, failed=True, msg='restore drill of %s: the dbfleet store: %s' % (host, exc))
+        repository = args['repository']
+        if repository is not None:
+            if not REPOSITORY_NAME.match(repository):
+                return dict(result, failed=True, msg='restore drill of %s: repository must be a repository name '
+                                                     '(letters, digits, _ . -), got %r' % (host, repository[:70]))
+            # The repository's copies stay there whatever local retention removed.
+            backups = [dict(backup, removed_at=None) for backup in backups
+                       if repository in restorable.verified_in(backup)]
+            window = restorable.window(host, backups, binlogs, state['gaps'] if state else [])
         try:
-            backup, stop = restorable.drill_target(window, backups, wanted)
+            backup, stop = _picked(backups, args) if args['backup_id'] is not None else \
+                restorable.drill_target(window, backups, wanted)
         except ValueError as exc:
             return dict(result, failed=True, msg='restore drill of %s: %s' % (host, exc))
         if backup is None:
-            return dict(result, skipped=True, msg='%s has no successful backup to drill (dbfleet backups check '
-                                                  'reports it)' % host)
+            where = ' with a verified copy in repository %s' % repository if repository else ''
+            return dict(result, skipped=True, msg='%s has no successful backup%s to drill (dbfleet backups check '
+                                                  'reports it)' % (host, where))
         if not args['replay']:
             stop = None
         point = stop.strftime('%Y-%m-%d %H:%M:%S') if stop else None
@@ -94,10 +127,21 @@ class ActionModule(ActionBase):
                 module_args[name] = args[name]
         if point:
             module_args['stop_datetime'] = point
-        described = 'backup %d (%s)%s' % (backup['id'], backup['path'], ' to %s UTC' % point if point else '')
+        if repository is not None and not self._task.check_mode:
+            fetched = args['fetched'] or {}
+            if not isinstance(fetched.get('path'), str) or not fetched['path']:
+                return dict(result, failed=True, msg='restore drill of %s from repository %s: no fetched copy '
+                                                     '(fetched: dbfleet.mysql.backup_fetch\'s result; playbooks/'
+                                                     'drill.yml fetches it)' % (host, repository))
+            module_args['backup'] = fetched['path']
+            if fetched.get('binlog_dir'):
+                module_args['binlog_dir'] = fetched['binlog_dir']
+        copy = ', its copy in %s' % repository if repository else ''
+        described = 'backup %d (%s%s)%s' % (backup['id'], backup['path'], copy, ' to %s UTC' % point if point else '')
         if self._task.check_mode:
             return dict(result, changed=False, msg='would drill %s of %s' % (described, host),
-                        backup_id=backup['id'], stop_datetime=point)
+                        backup_id=backup['id'], stop_datetime=point, backup_path=backup['path'],
+                        sha256=backup.get('checksum'))
 
         started, clock = _utcnow(), time.monotonic()
         restored = self._execute_module(module_name=RESTORE, module_args=module_args, task_vars=task_vars)
@@ -120,6 +164,8 @@ class ActionModule(ActionBase):
         at_end = args['point'] == 'end'
         detail = dict(seconds=restored.get('seconds'), stop_datetime=point, point=args['point'],
                       compared=(restored.get('verification') or {}).get('compared'))
+        if repository is not None:
+            detail['repository'] = repository
         result['restore'] = {key: restored[key] for key in RESTORE_RESULT if key in restored}
         error = str(restored.get('msg') or 'the restore failed')[-4000:] if failed else None
         try:

@@ -62,13 +62,36 @@ options:
       - The age identity (private key) that opens encrypted backups, as for M(dbfleet.mysql.mysql_restore); never
         logged. C(playbooks/drill.yml) reads it from the run's C(age_identity) credential.
     type: str
+  repository:
+    description:
+      - Drill the copies in this repository (its name in C(dbfleet_backup_repositories)) instead of the host's own
+        backups - proof that the off-host copy restores. The backup and the point are picked among the backups with
+        a verified copy there (the restorable window they give); the restore reads O(fetched). In check mode the
+        result names the pick (RV(backup_id), RV(stop_datetime), RV(backup_path), RV(sha256)) for
+        M(dbfleet.mysql.backup_fetch); C(playbooks/drill.yml) runs the three steps. The drill is recorded with the
+        repository in its detail.
+    type: str
+  backup_id:
+    description:
+      - Drill this backup (a check-mode run's RV(backup_id)) instead of picking one; with O(stop_datetime), to that
+        instant (none - the backup as it is).
+    type: int
+  stop_datetime:
+    description:
+      - With O(backup_id), the instant (C(YYYY-MM-DD HH:MM:SS), UTC) a check-mode run picked.
+    type: str
+  fetched:
+    description:
+      - With O(repository), what M(dbfleet.mysql.backup_fetch) returned - the staged backup (C(path)) and binlogs
+        (C(binlog_dir)) the restore reads.
+    type: dict
 seealso:
   - module: dbfleet.mysql.mysql_restore
   - module: dbfleet.mysql.binlog_archive
 notes:
   - Run by C(playbooks/drill.yml), the C(drill) template and C(dbfleet backups drill), in lanes balanced by backup size.
 requirements:
-  - the dbfleet package on the controller
+  - dbfleet>=0.1.0 (the base Python package, C(pip install 'dbfleet>=0.1.0')) on the controller, with its store
 '''
 
 EXAMPLES = r'''
@@ -82,6 +105,22 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+backup_id:
+  description: In check mode, the backup the drill would restore.
+  returned: in check mode, when the host had a backup
+  type: int
+stop_datetime:
+  description: In check mode, the instant the drill would replay to (UTC), none for the backup as it is.
+  returned: in check mode, when the host had a backup
+  type: str
+backup_path:
+  description: In check mode, the backup's directory as the catalog has it (for M(dbfleet.mysql.backup_fetch)).
+  returned: in check mode, when the host had a backup
+  type: str
+sha256:
+  description: In check mode, the SHA-256 of the backup's archive the catalog recorded.
+  returned: in check mode, when the host had a backup
+  type: str
 drill:
   description: The drill as recorded - host, backup_id, status, started_at, finished_at, rto_seconds, restored_to,
     restored_gtid, rpo_seconds, bytes.
@@ -109,7 +148,9 @@ def main():
                                               checksum_tables=dict(type='bool', default=True),
                                               source=dict(type='dict', no_log=False),
                                               age_identity=dict(type='str', no_log=True),
-                                              point=dict(type='str', default='end')),
+                                              point=dict(type='str', default='end'), repository=dict(type='str'),
+                                              backup_id=dict(type='int'), stop_datetime=dict(type='str'),
+                                              fetched=dict(type='dict')),
                            supports_check_mode=True)
     module.fail_json(msg='dbfleet.mysql.restore_drill runs on the controller through its action plugin (it reads '
                          'the dbfleet store); this module file holds its documentation only')

@@ -13,7 +13,9 @@ from runner_service import tokens
 from runner_service.bridge.platform import CronBridge
 from runner_service.credentials.service import CredentialService
 from runner_service.fleet.backups import BackupCatalog
+from runner_service.fleet.drills import DrillService
 from runner_service.fleet.hosts import HostService
+from runner_service.fleet.restores import RestoreService
 from runner_service.fleet.rules import RuleService
 from runner_service.fleet.tags import TagService
 from runner_service.jobs.service import JobService
@@ -74,6 +76,14 @@ def get_rules(runtime: Annotated[Runtime, Depends(get_runtime)]) -> RuleService:
 
 def get_backups(runtime: Annotated[Runtime, Depends(get_runtime)]) -> BackupCatalog:
     return BackupCatalog(runtime.store)
+
+
+def get_restores(runtime: Annotated[Runtime, Depends(get_runtime)]) -> RestoreService:
+    return RestoreService(runtime)
+
+
+def get_drills(runtime: Annotated[Runtime, Depends(get_runtime)]) -> DrillService:
+    return DrillService(runtime)
 
 
 async def authenticated(runtime: Annotated[Runtime, Depends(get_runtime)],
@@ -137,6 +147,8 @@ HostsDep = Annotated[HostService, Depends(get_hosts)]
 TagsDep = Annotated[TagService, Depends(get_tags)]
 RulesDep = Annotated[RuleService, Depends(get_rules)]
 BackupsDep = Annotated[BackupCatalog, Depends(get_backups)]
+Restores = Annotated[RestoreService, Depends(get_restores)]
+Drills = Annotated[DrillService, Depends(get_drills)]
 Notifiers = Annotated[NotifierService, Depends(get_notifiers)]
 # The caller's bearer token as sent (after a role dependency has checked it).
 Credentials = Annotated[HTTPAuthorizationCredentials, Depends(bearer)]

@@ -231,6 +231,9 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
                                                       'restorable window: end (the newest archived event, the '
                                                       'default), inside (one drawn at random inside it, from the '
                                                       "backup before it) or 'YYYY-MM-DD HH:MM:SS' (UTC)."),
+                  repository: Optional[str] = typer.Option(None, '--from', help='Drill the copies in this repository '
+                                                           'instead of the hosts\' own backups (fetched, checked, '
+                                                           'restored): proof that the off-host copy restores.'),
                   wait: bool = typer.Option(False, '--wait', help='Follow the job to its end.'),
                   as_json: bool = JSON_OPTION) -> None:
     """Restore drills through the API: each host's newest backup restored into a sandbox, replayed to its newest
@@ -253,7 +256,7 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
             fail('the lanes of a scheduled drill are the drill template\'s plan (an admin: dbfleet templates edit '
                  'drill --lanes N); --lanes is for a drill now')
         request = request_model(DrillSchedule, whole='drill schedule', name=schedule, start=span[0], end=span[1],
-                                timezone=timezone, limit=limit, point=point)
+                                timezone=timezone, limit=limit, point=point, **{'from': repository})
         with api_client() as client:
             made = client.schedule_drills(request)
         if as_json:
@@ -269,7 +272,7 @@ def backups_drill(tags: Optional[str] = typer.Option(None, '--tags', help="A tag
             fail('now is outside the window %s-%s (%s): drill now without --window, or every day with --schedule NAME'
                  % (span[0], span[1], timezone))
     request = request_model(DrillRequest, whole='drill', tags=tags, limit=limit, lanes=lanes, window_end=window_end,
-                            point=point)
+                            point=point, **{'from': repository})
     with api_client() as client:
         launched = client.drill_backups(request)
         if as_json and not wait:
@@ -289,9 +292,10 @@ def backups_drills(host: Optional[str] = typer.Option(None, '--host', help='Only
     if as_json:
         print_json(found)
         return
-    rows = table('id', 'started', 'host', 'backup', 'status', 'RTO s', 'restored to', 'RPO s', 'error')
+    rows = table('id', 'started', 'host', 'backup', 'from', 'status', 'RTO s', 'restored to', 'RPO s', 'error')
     for drill in found:
         rows.add_row(str(drill['id']), when(drill['started_at']), drill['host'], str(drill['backup_id'] or '-'),
+                     (drill['detail'] or {}).get('repository') or 'host',
                      drill['status'], '%.1f' % drill['rto_seconds'] if drill['rto_seconds'] is not None else '-',
                      when(drill['restored_to']) if drill['restored_to'] else '-',
                      '%.0f' % drill['rpo_seconds'] if drill['rpo_seconds'] is not None else '-',

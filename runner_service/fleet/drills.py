@@ -31,6 +31,11 @@ POINT_VARIABLE = dict(name='dbfleet_drill_point', type='string', default='end', 
                       pattern=r'end|inside|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}',
                       description='end (the newest backup to the newest archived event), inside (an instant drawn '
                                   'inside the restorable window) or an instant YYYY-MM-DD HH:MM:SS UTC')
+FROM_VARIABLE = dict(name='dbfleet_drill_from', type='string', pattern=r'[A-Za-z0-9_.-]{1,64}',
+                     description='drill the copies in this repository (one of dbfleet_backup_repositories) '
+                                 'instead of the host\'s own backups')
+# Added to a template seeded before drills had them.
+SURVEY = [POINT_VARIABLE, FROM_VARIABLE]
 TEMPLATE_DEFINITION = dict(
     description='restore drills: each host\'s newest backup restored into a sandbox, replayed to the newest '
                 'archived event, verified; RTO and RPO recorded (dbfleet backups drill)',
@@ -39,8 +44,14 @@ TEMPLATE_DEFINITION = dict(
     allow_limit=True,
     timeout=12 * 3600,
     plan={'lanes': 1},
-    survey=[POINT_VARIABLE],
+    survey=SURVEY,
 )
+
+
+def _values(point: str | None, repository: str | None) -> dict:
+    """The survey values of a drill: its point and repository when given."""
+    values = {POINT_VARIABLE['name']: point, FROM_VARIABLE['name']: repository}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 class DrillService:
@@ -49,23 +60,27 @@ class DrillService:
         self.store = runtime.store
 
     def template(self, actor: str) -> dict:
-        """The template `drill`, seeded when missing; one seeded before drills had a point gets its variable."""
+        """The template `drill`, seeded when missing; one seeded before drills had a point or a repository gets
+        those variables."""
         templates = TemplateService(self.runtime)
         try:
             template = self.store.templates.get(TEMPLATE)
         except UnknownTemplate:
             return templates.create(TemplateCreate(name=TEMPLATE, **TEMPLATE_DEFINITION), actor)
         survey = template['definition'].get('survey') or []
-        if not any(variable.get('name') == POINT_VARIABLE['name'] for variable in survey):
-            template = templates.update(TEMPLATE, TemplateUpdate(survey=survey + [POINT_VARIABLE]), actor)
+        names = {variable.get('name') for variable in survey}
+        missing = [variable for variable in SURVEY if variable['name'] not in names]
+        if missing:
+            template = templates.update(TEMPLATE, TemplateUpdate(survey=survey + missing), actor)
         return template
 
     def launch(self, token: dict, tags: str | None = None, limit: str | None = None, lanes: int | None = None,
                window_end: dt.datetime | None = None, idempotency_key: str | None = None,
-               point: str | None = None) -> tuple[dict, bool]:
+               point: str | None = None, repository: str | None = None) -> tuple[dict, bool]:
         """(job, created): a job of the `drill` template over the hosts matching `tags` (else the template's),
         narrowed by `limit`, in `lanes` (else the template's), starting no host after `window_end`, each
-        drilled to `point` (else the template's default, the window's end)."""
+        drilled to `point` (else the template's default, the window's end), from its copy in `repository`
+        when given."""
         now = utcnow()
         if window_end is not None and window_end <= now:
             raise BadRequest('window_end %s is already past' % window_end.isoformat())
@@ -73,7 +88,7 @@ class DrillService:
         self.template(token['name'])
         check_scope(token, TEMPLATE)
         definition = {**DEFAULTS, **templates.get(TEMPLATE)['definition']}
-        values = {POINT_VARIABLE['name']: point} if point is not None else {}
+        values = _values(point, repository)
         request, secret = templates.job_request(TEMPLATE, definition, values, limit, now,
                                                 idempotency_key=idempotency_key)
         plan = request.plan.model_dump() if request.plan is not None else {}
@@ -96,11 +111,12 @@ class DrillService:
             self.store.audit.record(token['name'], 'backup.drill', TEMPLATE,
                                     {'job': job['id'], 'tags': (tags or '')[:200] or None,
                                      'limit': (limit or '')[:200] or None, 'lanes': plan.get('lanes'),
-                                     'point': point})
+                                     'point': point, 'from': repository})
         return job, created
 
     def schedule(self, token: dict, name: str, start: str, end: str, timezone: str = 'UTC',
-                 limit: str | None = None, paused: bool = False, point: str | None = None) -> dict:
+                 limit: str | None = None, paused: bool = False, point: str | None = None,
+                 repository: str | None = None) -> dict:
         """A daily schedule of the `drill` template: a slot at `start` (HH:MM in `timezone`), no host starting
         after the next `end`; a slot is skipped while the previous drill still runs, none caught up."""
         if start == end:
@@ -113,7 +129,7 @@ class DrillService:
             request = ScheduleCreate(name=name, kind='cron', expression='%d %d * * *' % (minute, hour),
                                      timezone=timezone, template=TEMPLATE, limit=limit, paused=paused,
                                      window_end_at=end, overlap='forbid', catch_up='skip',
-                                     extra_vars={POINT_VARIABLE['name']: point} if point is not None else None)
+                                     extra_vars=_values(point, repository) or None)
         except ValidationError as exc:
             raise Unprocessable('drill schedule: %s' % '; '.join(error['msg'] for error in exc.errors()[:3])) \
                 from None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from dbfleet.restorable import verified_in
 from dbfleet.store import UnknownTemplate
 from runner_service import tokens
 from runner_service.errors import Forbidden, NotFound, Unprocessable
@@ -41,6 +42,10 @@ GTID = re.compile(r'^(\d{1,10})-(\d{1,10})-(\d{1,20})$')
 FROM_VARIABLES = [
     dict(name='dbfleet_restore_from', type='string', pattern=r'[A-Za-z0-9_.-]{1,64}'),
     dict(name='dbfleet_restore_sha256', type='string', pattern=r'[0-9a-f]{64}'),
+    # The repositories with a verified copy, comma-separated: restore.yml fetches from the first when the
+    # backup is not on the host's disk.
+    dict(name='dbfleet_restore_fallback', type='string', max_length=1040,
+         pattern=r'[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64}){0,15}'),
 ]
 # The template as seeded: every host the store knows (inventories/fleet.fleet.yml); a launch names one.
 TEMPLATE_DEFINITION = dict(
@@ -59,11 +64,6 @@ TEMPLATE_DEFINITION = dict(
         dict(name='dbfleet_restore_into', type='choice', choices=[SCRATCH], default=SCRATCH),
     ] + FROM_VARIABLES,
 )
-
-
-def verified_in(backup: dict) -> set[str]:
-    """The repositories where the catalog has a verified copy of the backup."""
-    return {copy['repository'] for copy in backup.get('copies') or [] if copy['status'] == 'ok'}
 
 
 def parse_gtid(text: str) -> tuple[int, int, int]:
@@ -143,7 +143,8 @@ class RestoreService:
     def launch(self, host: str, token: dict, to: dt.datetime | None = None, to_gtid: str | None = None,
                backup_id: int | None = None, into: str = SCRATCH, schema: str | None = None,
                force: bool = False, repository: str | None = None) -> tuple[dict, dict]:
-        """(job, backup) of a restore of `host`'s backup (from its copy in `repository` when given)."""
+        """(job, backup) of a restore of `host`'s backup (from its copy in `repository` when given; else from
+        the host's disk, or from a repository with a verified copy when the disk no longer has it)."""
         if (to is None) == (to_gtid is None):
             raise Unprocessable('give the point to restore to: to (an instant, UTC) or to_gtid, exactly one')
         if to is not None:
@@ -164,10 +165,13 @@ class RestoreService:
             values['dbfleet_restore_stop_gtid'] = to_gtid
         if schema:
             values['dbfleet_restore_schema'] = schema
+        verified = sorted(verified_in(backup))[:16]
         if repository is not None:
             values['dbfleet_restore_from'] = repository
-            if backup['checksum']:
-                values['dbfleet_restore_sha256'] = backup['checksum']
+        elif verified:  # used only when the host's disk no longer has the backup
+            values['dbfleet_restore_fallback'] = ','.join(verified)
+        if (repository is not None or verified) and backup['checksum']:
+            values['dbfleet_restore_sha256'] = backup['checksum']
         template = self.template(token['name'])
         if into == SCRATCH:
             job, _created = TemplateService(self.runtime).launch(TEMPLATE, TemplateLaunch(extra_vars=values,

@@ -279,6 +279,7 @@ class RulesChecked(BaseModel):
 
 # A host a restore names: an inventory host name that is a single host, never a pattern (no ',', '!',
 # '&', '*', '?', '[', '~' or a leading '@').
+RepositoryName = Annotated[str, StringConstraints(pattern=r'^[A-Za-z0-9_.-]{1,64}$')]
 RestoreHost = Annotated[str, StringConstraints(min_length=1, max_length=255,
                                                pattern=r'^[A-Za-z0-9_][A-Za-z0-9_.:%\-]{0,254}$')]
 
@@ -300,7 +301,7 @@ class RestoreRequest(BaseModel):
         = Field(default=None, alias='schema', description='one database of a logical backup')
     force: StrictBool = Field(default=False, description='restore over a server that has the databases, a binary '
                               'log or replicas')
-    repository: Annotated[str, StringConstraints(pattern=r'^[A-Za-z0-9_.-]{1,64}$')] | None = Field(
+    repository: RepositoryName | None = Field(
         default=None, alias='from', description='restore from the copy in this repository (its name in '
         'dbfleet_backup_repositories) instead of the host\'s own disk: the newest backup with a verified copy there, '
         'fetched with the binlogs its replay needs')
@@ -317,6 +318,9 @@ def _real_instant(value: str) -> str:
     return value
 
 
+DRILL_FROM = ('drill the copies in this repository (its name in dbfleet_backup_repositories) instead of the hosts\' '
+              'own backups: each host\'s newest backup with a verified copy there, fetched with the binlogs its replay '
+              'needs - proof that the off-host copy restores')
 DrillPoint = Annotated[str, Field(pattern=r'^(end|inside|\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})$', description=(
     'the instant of each host\'s restorable window a drill restores: end (the newest backup to the newest archived '
     'event, the default), inside (an instant drawn at random inside the window, from the backup before it) or '
@@ -327,7 +331,7 @@ class DrillRequest(BaseModel):
     """POST /api/v1/backups/drills: restore drills of the hosts matching `tags` (or `limit`), as one job of the
     `drill` template in lanes balanced by backup size."""
 
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', populate_by_name=True)
 
     tags: str | None = Field(default=None, min_length=1, max_length=2000, description='a tag expression: drill the '
                              'hosts of the store that match it (default: every host of the drill template)')
@@ -337,6 +341,7 @@ class DrillRequest(BaseModel):
     window_end: Instant | None = Field(default=None, description='no host starts its drill after this time')
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     point: DrillPoint | None = None
+    repository: RepositoryName | None = Field(default=None, alias='from', description=DRILL_FROM)
 
 
 class DrillOut(BaseModel):
@@ -378,7 +383,7 @@ class DrillSchedule(BaseModel):
     """POST /api/v1/backups/drills/schedule: a schedule that launches the `drill` template every day at `start`;
     no host starts its drill after `end` (those running then finish)."""
 
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=255, pattern=r'^[A-Za-z0-9][A-Za-z0-9_.:@-]*$')
     start: str = Field(pattern=r'^([01][0-9]|2[0-3]):[0-5][0-9]$', description='HH:MM: when the drills start')
@@ -388,6 +393,7 @@ class DrillSchedule(BaseModel):
                                       'pattern, tag groups included (tag_large:&tag_primary)')
     paused: StrictBool = False
     point: DrillPoint | None = None
+    repository: RepositoryName | None = Field(default=None, alias='from', description=DRILL_FROM)
 
 
 Profile.model_rebuild()

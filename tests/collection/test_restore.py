@@ -4,7 +4,7 @@ then restored into sandboxes (one schema; a physical backup), over the machine's
 hand recipe: ERROR 1050 when the restore went to the binlog and later tables were not dropped), and
 refused when the chain or the options are wrong; backups encrypted with age restored with their identity,
 refused without it or with another key; a backup and its binlogs brought back from a repository by
-playbooks/restore.yml when the host lost its own."""
+playbooks/restore.yml when the host lost its own, told where from or finding it missing."""
 
 from __future__ import annotations
 
@@ -248,8 +248,9 @@ def restore_play(tmp_path, **variables) -> tuple[str, dict]:
     run = ansible_runner.run(private_data_dir=tempfile.mkdtemp(dir=tmp_path), project_dir=str(REPO),
                              playbook='playbooks/restore.yml', inventory=str(REPO / 'inventories' / 'local_fleet.yml'),
                              limit='primary', extravars=variables, envvars=ansible_env(), quiet=True, timeout=900)
-    results = {event['event_data']['task']: event['event_data'].get('res', {}) for event in run.events
-               if event['event'] in ('runner_on_ok', 'runner_on_failed', 'runner_on_skipped')}
+    results = {event['event_data']['task']: event['event_data'].get('res', {'skipped': True} if event['event'] ==
+                                                                     'runner_on_skipped' else {})
+               for event in run.events if event['event'] in ('runner_on_ok', 'runner_on_failed', 'runner_on_skipped')}
     return run.status, results
 
 
@@ -284,6 +285,35 @@ def test_a_backup_comes_back_from_a_repository_when_the_host_lost_its_own(histor
     status, results = restore_play(tmp_path, **dict(variables, dbfleet_restore_from='elsewhere'))
     assert status == 'failed' and "no repository named 'elsewhere': the repositories are offsite" in \
         results['Fetch the backup and the binlogs from the repository']['msg']
+
+
+def test_a_backup_missing_from_the_disk_comes_from_the_first_repository_with_a_verified_copy(history, tmp_path):
+    """Not told where from (`dbfleet backups restore HOST --to T`), restore.yml uses the host's own copy when it is
+    there, and otherwise the first repository the catalog has a verified copy in (the restore template passes
+    them as dbfleet_restore_fallback), saying so."""
+    root = tmp_path / 'offsite'
+    relative = repository_of(history, root)
+    config = tmp_path / 'rclone.conf'
+    config.write_text('[offsite]\ntype = local\n')
+    variables = dict(dbfleet_restore_stop_datetime=target_text(history), dbfleet_restore_staging=str(tmp_path / 'st'),
+                     dbfleet_restore_sha256=history['logical']['sha256'], dbfleet_restore_fallback='offsite,elsewhere',
+                     dbfleet_backup_repositories=[dict(name='offsite', kind='rclone', remote='offsite:%s' % root,
+                                                       config=str(config))],
+                     dbfleet_restore_binlog_dir=str(history['binlogs']))
+    status, results = restore_play(tmp_path, **dict(variables, dbfleet_restore_backup=str(history['logical_dir'])))
+    assert status == 'successful', {task: result.get('msg') for task, result in results.items()}
+    assert results['Fetch the backup and the binlogs from the repository'].get('skipped')
+    assert results['Restore, replay and verify']['backup']['path'] == str(history['logical_dir'])
+    status, results = restore_play(tmp_path, **dict(variables, dbfleet_restore_backup='/a/lost/disk/%s' % relative))
+    assert status == 'successful', {task: result.get('msg') for task, result in results.items()}
+    assert "is not on primary's disk: restoring its verified copy in repository offsite" in \
+        results["Say that the host's own copy is missing"]['msg']
+    fetched = results['Fetch the backup and the binlogs from the repository']
+    assert fetched['files'][0] == '%s/%s' % (relative, history['logical']['archive'])
+    restored = results['Restore, replay and verify']
+    assert restored['backup']['path'] == '%s/%s' % (fetched['staging_dir'], relative)
+    assert {name: figures for name, figures in restored['verification']['tables'].items()
+            if name.startswith(history['schema'] + '.')} == history['before_drop']
 
 
 def test_hostile_options_are_refused(run_module, history, tmp_path):

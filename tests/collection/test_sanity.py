@@ -19,12 +19,21 @@ PLUGIN_DIRS = {'modules': 'module', 'action': 'module', 'inventory': 'inventory'
 # The Python packages are pip's to install (meta/requirements.txt), not the collection's to carry.
 NOT_SHIPPED = ('tests/', 'var/', '.venv', 'bench/', 'runner_service/', 'dbfleet/', 'devtools/', 'collections/', '.git/',
                'requirements.txt', 'pyproject.toml')
-# Controller-side plugins, each with the module (or itself) whose DOCUMENTATION declares the base package.
-CONTROLLER_PLUGINS = {'plugins/action/fleet_tags.py': 'plugins/modules/fleet_tags.py',
-                      'plugins/action/mysql_backup.py': 'plugins/modules/mysql_backup.py',
-                      'plugins/action/binlog_archive.py': 'plugins/modules/binlog_archive.py',
-                      'plugins/action/backup_copy.py': 'plugins/modules/backup_copy.py',
-                      'plugins/inventory/fleet.py': 'plugins/inventory/fleet.py'}
+
+
+def controller_plugins() -> dict[str, str]:
+    """Every controller-side plugin that imports the base package, with the module (or itself) whose
+    DOCUMENTATION must declare it: an action plugin's module of the same name, an inventory plugin itself."""
+    found = {}
+    for kind in ('action', 'inventory'):
+        for path in sorted((REPO / 'plugins' / kind).glob('*.py')):
+            if re.search(r'^\s*(from dbfleet[ .]|import dbfleet)', path.read_text(), re.M):
+                documented = path if kind == 'inventory' else REPO / 'plugins' / 'modules' / path.name
+                found[str(path.relative_to(REPO))] = str(documented.relative_to(REPO))
+    return found
+
+
+CONTROLLER_PLUGINS = controller_plugins()
 
 
 def run(args, cwd=REPO, timeout=900):

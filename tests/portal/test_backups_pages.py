@@ -42,6 +42,10 @@ def backups(service):
         newest = store.backups.list('db-big', limit=1)[0]
         store.drills.record('db-big', 'ok', night + dt.timedelta(hours=1), night + dt.timedelta(hours=1, seconds=95),
                             backup_id=newest['id'], rto_seconds=95.0, restored_to=night + dt.timedelta(minutes=50))
+        # and its copy in the vault an hour later (dbfleet backups drill --from vault).
+        store.drills.record('db-big', 'ok', night + dt.timedelta(hours=2), night + dt.timedelta(hours=2, seconds=130),
+                            backup_id=newest['id'], rto_seconds=130.0, restored_to=night + dt.timedelta(minutes=50),
+                            detail={'repository': 'vault'})
     finally:
         store.close()
 
@@ -69,8 +73,10 @@ def test_a_viewer_sees_each_hosts_last_backup_and_trend(portal, backups):
     expect(page.locator('tr.attempt')).to_have_count(7)
     expect(page.locator('#window')).to_contain_text('any instant (binlog chain unbroken)')
     expect(page.locator('svg.sparkline')).to_have_count(1)
-    expect(page.locator('tr.drill')).to_have_count(1)
-    expect(page.locator('tr.drill')).to_contain_text('1m 35s')  # the RTO
+    expect(page.locator('tr.drill')).to_have_count(2)
+    # Newest first: the vault's copy, then the host's own.
+    expect(page.locator('tr.drill td.drill-from')).to_have_text(['vault', 'host'])
+    expect(page.locator('tr.drill').nth(1)).to_contain_text('1m 35s')  # the RTO
     expect(page.locator('#restore-tested')).not_to_contain_text('never')
     expect(page.locator('tr.attempt td.tested').first).to_contain_text('ok 20')
     expect(page.locator('tr.attempt td.tested').nth(1)).to_have_text('')

@@ -214,7 +214,8 @@ def test_a_drill_restores_the_newest_backup_to_the_end_of_its_window_and_records
         assert client.post('/api/v1/backups/drills', json={'limit': 'primary'}).status_code == 403
     for hostile in ({'tags': 'and or'}, {'lanes': 0}, {'limit': '@/etc/passwd'}, {'tags': 'primary', 'extra': 1},
                     {'window_end': '2001-01-01T00:00:00Z'}, {'lanes': '2'}, {'point': 'yesterday'},
-                    {'point': '2026-02-30 00:00:00'}, {'point': 'end; rm -rf /'}):
+                    {'point': '2026-02-30 00:00:00'}, {'point': 'end; rm -rf /'}, {'from': '../vault'},
+                    {'from': ''}, {'from': 'x' * 65}, {'from': 7}):
         refused = ok(service, 'operator', 'POST', '/api/v1/backups/drills', (400, 422), json=hostile)
         assert refused['detail'], hostile
     waited = service.dbfleet('backups', 'drill', '--limit', 'primary', '--lanes', '1', '--wait',
@@ -248,7 +249,8 @@ def test_a_drill_restores_the_newest_backup_to_the_end_of_its_window_and_records
 
 def test_a_drill_to_an_instant_inside_the_window_brings_the_dropped_table_back(service, history):
     """A `drill` template seeded before drills had a point (no survey) gets its point variable at the next drill;
-    a drill to one second before the drop restores the table the accident dropped, and records no RPO."""
+    a drill to one second before the drop restores the table the accident dropped, and records no RPO.
+    (Its repository variable comes with it: drills of a repository's copy are tests/netfleet/test_point_in_time.py's.)"""
     record_archive(service.store_url, 'primary', history['binlogs'])
     with service.client('admin') as admin:
         admin.delete('/api/v1/templates/drill')
@@ -262,7 +264,7 @@ def test_a_drill_to_an_instant_inside_the_window_brings_the_dropped_table_back(s
     drill = ok(service, 'viewer', 'GET', '/api/v1/backups/drills', params={'host': 'primary', 'limit': 1})['drills'][0]
     assert waited.returncode == 0, (waited.stdout + waited.stderr)[-3000:] + str(drill.get('error'))
     survey = ok(service, 'viewer', 'GET', '/api/v1/templates/drill')['survey']
-    assert [variable['name'] for variable in survey] == ['dbfleet_drill_point']
+    assert [variable['name'] for variable in survey] == ['dbfleet_drill_point', 'dbfleet_drill_from']
     result = module_result(service, drill['job_id'], action='dbfleet.mysql.restore_drill')
     assert drill['status'] == 'ok' and drill['backup_id'] == history['backup']['id']
     assert drill['detail']['point'] == target and drill['rpo_seconds'] is None
@@ -285,6 +287,12 @@ def test_a_drill_schedule_runs_the_drill_template_every_day_in_its_window(servic
     inside = ok(service, 'operator', 'POST', '/api/v1/backups/drills/schedule', 201,
                 json={'name': 'inside-drill', 'start': '03:00', 'end': '05:00', 'point': 'inside'})
     assert inside['job']['extra_vars'] == {'dbfleet_drill_point': 'inside'}
+    copies = service.dbfleet('backups', 'drill', '--schedule', 'vault-drill', '--window', '04:00-06:00', '--from',
+                             'vault', '--json', token=service.tokens['operator'])
+    assert copies.returncode == 0, copies.stderr
+    assert json.loads(copies.stdout)['job']['extra_vars'] == {'dbfleet_drill_from': 'vault'}
+    cli = service.dbfleet('backups', 'drill', '--limit', 'primary', '--from', 'a vault', token=service.tokens['operator'])
+    assert cli.returncode == 2 and cli.stderr.count('\n') == 1 and 'from' in cli.stderr
     for hostile in ({'name': 'x', 'start': '02:00', 'end': '02:00'}, {'name': 'x', 'start': '2am', 'end': '05:00'},
                     {'name': 'x', 'start': '02:00', 'end': '05:00', 'timezone': 'Mars/Olympus'},
                     {'name': 'nightly-drill', 'start': '03:00', 'end': '05:00'}):

@@ -11,12 +11,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from runner_service.api.deps import Admin, BackupsDep, Jobs, Operator, RuntimeDep, Viewer
+from runner_service.api.deps import Admin, BackupsDep, Drills, Jobs, Operator, Restores, Viewer
 from runner_service.api.errors import error_responses
 from runner_service.api.routes.schedules import schedule_view
 from runner_service.api.routes.jobs import job_view
-from runner_service.fleet.drills import DrillService
-from runner_service.fleet.restores import RestoreService
 from runner_service.fleet.schemas import (
     BackupOut,
     BackupPage,
@@ -84,41 +82,42 @@ def unkeep(backup_id: BackupId, backups: BackupsDep, caller: Admin) -> BackupOut
 
 @router.post('/restore', status_code=201, response_model=RestoreLaunched, responses=error_responses(
              400, 401, 403, 404, 409, 422))
-def restore(body: RestoreRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator,
+def restore(body: RestoreRequest, restores: Restores, jobs: Jobs, caller: Operator,
             response: Response) -> RestoreLaunched:
     """Restore a host's backup as a job (playbooks/restore.yml): the newest successful backup started before
     `to` (or before `to_gtid`, or `backup`), replayed up to that point and verified. Into `scratch` (a sandbox)
     for operators; into an inventory host (a server restored over) for admins. With `from`, the backup and binlogs
     come from that repository's verified copy (the host's own disk lost)."""
-    job, backup = RestoreService(runtime).launch(body.host, caller, to=body.to, to_gtid=body.to_gtid,
-                                                 backup_id=body.backup, into=body.into, schema=body.schema_name,
-                                                 force=body.force, repository=body.repository)
+    job, backup = restores.launch(body.host, caller, to=body.to, to_gtid=body.to_gtid, backup_id=body.backup,
+                                  into=body.into, schema=body.schema_name, force=body.force,
+                                  repository=body.repository)
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
     return RestoreLaunched(job=job_view(job, jobs.listening()).model_dump(mode='json'), backup=BackupOut(**backup))
 
 
 @router.get('/drills', response_model=DrillList, responses=ERRORS)
-def drills(runtime: RuntimeDep, caller: Viewer,
+def drills(service: Drills, caller: Viewer,
            host: Annotated[str | None, Query(min_length=1, max_length=255, description='one host')] = None,
            status: Annotated[Literal['ok', 'failed'] | None, Query()] = None,
            limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> DrillList:
     """Restore drills, newest first: the backup restored, the recovery time measured (RTO), the instant the
     restored data is at and its age when the drill started (RPO)."""
-    return DrillList(drills=DrillService(runtime).list(host=host, status=status, limit=limit))
+    return DrillList(drills=service.list(host=host, status=status, limit=limit))
 
 
 @router.post('/drills', status_code=201, response_model=DrillLaunched, responses={
     **error_responses(400, 401, 403, 404, 409, 422),
     200: {'model': DrillLaunched, 'description': 'the job an earlier launch with this idempotency_key made'}})
-def drill(body: DrillRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator, response: Response) -> DrillLaunched:
+def drill(body: DrillRequest, service: Drills, jobs: Jobs, caller: Operator, response: Response) -> DrillLaunched:
     """Restore drills as one job of the template `drill` (playbooks/drill.yml): each matching host's newest
     backup restored into a sandbox and replayed to the newest archived event (or to `point`: an instant drawn
     inside the window, or given), verified, recorded with its RTO (and RPO), and the backup marked
-    restore-tested; in lanes balanced by backup size. For operators.
+    restore-tested; in lanes balanced by backup size. With `from`, each host's copy in that repository is
+    drilled instead (fetched, checked, restored; the drill records the repository). For operators.
     The same idempotency_key gives back the same job (200)."""
-    job, created = DrillService(runtime).launch(caller, tags=body.tags, limit=body.limit, lanes=body.lanes,
-                                                window_end=body.window_end, idempotency_key=body.idempotency_key,
-                                                point=body.point)
+    job, created = service.launch(caller, tags=body.tags, limit=body.limit, lanes=body.lanes,
+                                  window_end=body.window_end, idempotency_key=body.idempotency_key,
+                                  point=body.point, repository=body.repository)
     response.headers['Location'] = '/api/v1/jobs/%s' % job['id']
     if not created:
         response.status_code = 200
@@ -127,10 +126,10 @@ def drill(body: DrillRequest, runtime: RuntimeDep, jobs: Jobs, caller: Operator,
 
 @router.post('/drills/schedule', status_code=201, response_model=ScheduleOut, responses=error_responses(
              400, 401, 403, 409, 422))
-def drill_schedule(body: DrillSchedule, runtime: RuntimeDep, caller: Operator) -> ScheduleOut:
+def drill_schedule(body: DrillSchedule, service: Drills, caller: Operator) -> ScheduleOut:
     """A schedule that runs the `drill` template every day at `start` (HH:MM in `timezone`), no host starting
     after `end`, narrowed by `limit`; its lanes are the template's plan. For operators (the template is
     seeded when missing); the schedule is then managed like any other (/api/v1/schedules)."""
-    return schedule_view(DrillService(runtime).schedule(caller, body.name, body.start, body.end,
-                                                        timezone=body.timezone, limit=body.limit,
-                                                        paused=body.paused, point=body.point))
+    return schedule_view(service.schedule(caller, body.name, body.start, body.end, timezone=body.timezone,
+                                          limit=body.limit, paused=body.paused, point=body.point,
+                                          repository=body.repository))
