@@ -21,9 +21,11 @@ def main() -> None:
     except ModuleNotFoundError as exc:
         if exc.name not in ('typer', 'rich', 'httpx', 'click'):
             raise
-        if arguments[:1] == ['cron']:  # `dbfleet cron --help` and the like: the host commands' parser
-            from runner_service.bridge.host_cli import main as host_main
-            raise SystemExit(host_main(arguments[1:])) from None
+        helps = ([], ['--help'], ['-h'])
+        if arguments in helps or arguments[:1] == ['cron'] and arguments[1:] in helps:
+            from runner_service.bridge.host_cli import agent_help
+            sys.stdout.write(agent_help())
+            raise SystemExit(0 if arguments[-1:] in (['--help'], ['-h']) else 2) from None
         print('dbfleet: this install has the host agent only (dbfleet[agent]: `dbfleet cron %s`); the rest of the '
               'command line needs dbfleet[service] (%s is missing)' % ('|'.join(HOST_COMMANDS), exc.name),
               file=sys.stderr)

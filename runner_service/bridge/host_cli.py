@@ -129,6 +129,13 @@ def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     return root, {'exec': run, 'import': imported, 'sync': sync, 'diff': diff, 'watchdog': watchdog}
 
 
+def agent_help() -> str:
+    """What `dbfleet --help` says on an install of the host agent alone (no Typer there)."""
+    root, _commands = parsers()
+    return root.format_help() + ('\nThis install is the host agent (dbfleet[agent]): the other dbfleet commands '
+                                 'need dbfleet[service].\n')
+
+
 def main(argv: list[str]) -> int:
     """`dbfleet cron COMMAND ...` (argv: what follows `cron`); the exit code."""
     root, commands = parsers()
