@@ -97,7 +97,6 @@ class ActionModule(ActionBase):
                 state = store.binlogs.state(host)
                 backups = store.backups.list(host=host, limit=1000)
                 binlogs = store.binlogs.list(host)
-                window = restorable.window(host, backups, binlogs, state['gaps'] if state else [])
         except (StoreError, ValueError) as exc:
             return dict(result, failed=True, msg='restore drill of %s: the dbfleet store: %s' % (host, exc))
         repository = args['repository']
@@ -108,7 +107,10 @@ class ActionModule(ActionBase):
             # The repository's copies stay there whatever local retention removed.
             backups = [dict(backup, removed_at=None) for backup in backups
                        if repository in restorable.verified_in(backup)]
+        try:
             window = restorable.window(host, backups, binlogs, state['gaps'] if state else [])
+        except ValueError as exc:
+            return dict(result, failed=True, msg='restore drill of %s: the dbfleet store: %s' % (host, exc))
         try:
             backup, stop = _picked(backups, args) if args['backup_id'] is not None else \
                 restorable.drill_target(window, backups, wanted)

@@ -21,7 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from runner_service.bridge.host_api import IMPORT_TIMEOUT, ConfigError, HostApi, HostApiError, read_config
+from runner_service.bridge.host_api import (IMPORT_TIMEOUT, ConfigError, HostApi, HostApiError, positive_seconds,
+                                           read_config)
 
 # Each command with its line in `dbfleet cron --help` (runner_service.cli.cron lists them there).
 COMMANDS = {
@@ -66,7 +67,6 @@ def _grace(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    from runner_service.bridge.host_api import positive_seconds
     try:
         return positive_seconds(text, '--threshold')
     except ConfigError as exc:
